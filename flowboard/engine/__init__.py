@@ -1,0 +1,21 @@
+"""The engine: validate and compile a flow (plan), run it (runner), report progress (events), as data (states).
+
+```
+ Flow ──build_plan──▶ Plan (once per flow version)
+                        │
+ trigger items ──▶ Engine.run ──▶ ready-set loop ──▶ node.run(ctx, config, inputs)
+                        │              │
+                        │              ├─▶ Recorder.steps_finished   (store: SQLite / PostgreSQL)
+                        │              └─▶ EventBus.publish          (editor, runs page, API streams)
+                        ▼
+                    RunResult
+```
+"""
+
+from .events import Event, EventBus
+from .plan import Plan, PlannedNode, build_plan
+from .runner import Engine, Recorder, RunInfo
+from .states import RunResult, RunStatus, Step, StepStatus
+
+__all__ = ["Engine", "Event", "EventBus", "Plan", "PlannedNode", "Recorder", "RunInfo", "RunResult", "RunStatus",
+           "Step", "StepStatus", "build_plan"]

@@ -1,0 +1,70 @@
+"""The stream of run events that the editor, the runs page and the API subscribe to.
+
+Publishing costs nothing when nobody listens: the engine checks `bus.active` before building an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True, frozen=True)
+class Event:
+    kind: str  # run.started | node.started | node.finished | node.failed | node.skipped | run.finished
+    run_id: str
+    flow_id: str
+    node_id: str | None = None
+    status: str | None = None
+    count: int | None = None
+    message: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind, "run_id": self.run_id, "flow_id": self.flow_id}
+        for key in ("node_id", "status", "count", "message"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.data:
+            out["data"] = self.data
+        return out
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out to listeners; `stream()` adapts it to an async iterator for one consumer."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self._listeners)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def publish(self, event: Event) -> None:
+        for listener in tuple(self._listeners):
+            listener(event)
+
+    @contextlib.asynccontextmanager
+    async def stream(self, run_id: str | None = None) -> AsyncIterator[asyncio.Queue[Event]]:
+        queue: asyncio.Queue[Event] = asyncio.Queue()
+
+        def put(event: Event) -> None:
+            if run_id is None or event.run_id == run_id:
+                queue.put_nowait(event)
+
+        unsubscribe = self.subscribe(put)
+        try:
+            yield queue
+        finally:
+            unsubscribe()

@@ -1,0 +1,225 @@
+"""Validate a flow against the registry and compile it into a Plan, once per flow version.
+
+Everything that can be decided before a run is decided here: node types and versions, config models (validated once
+when they hold no expression), compiled expressions, ports, graph shape (networkx) and the wiring the scheduler walks.
+Every problem is reported at once, with its location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ValidationError
+
+from .. import expressions
+from ..errors import ExpressionError, FlowInvalid, NodeError, Problem, format_loc, problems_from_validation
+from ..model import Flow, Node, OnError
+from ..registry import Registry
+from ..sdk import Category, NodeType
+
+Scope = dict[str, Any]
+
+
+@dataclass(slots=True, eq=False)
+class PlannedNode:
+    node: Node
+    cls: type[NodeType]
+    impl: NodeType
+    static_config: BaseModel | None  # validated once, when the config holds no expression
+    config_fn: Callable[[Scope], Any] | None  # renders the raw config for one scope, when it holds expressions
+    input_ports: tuple[str, ...]
+    output_ports: tuple[str, ...]
+    # (source port, target node id, target port) for every outgoing edge
+    out_edges: list[tuple[str, str, str]] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)  # distinct downstream node ids
+    upstream: int = 0  # distinct upstream nodes
+    is_trigger: bool = False
+    is_sink: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.node.id
+
+    @property
+    def name(self) -> str:
+        return self.node.name or self.cls.title
+
+    def config_for(self, scope: Scope) -> Any:
+        """The node's config model for one scope; raises NodeError naming the field."""
+        if self.config_fn is None:
+            return self.static_config
+        raw = expressions.evaluate(self.config_fn, scope)
+        try:
+            return self.cls.Config.model_validate(raw)
+        except ValidationError as exc:
+            first = problems_from_validation(exc)[0]
+            raise NodeError(f"{first.loc}: {first.message} (after evaluating expressions)", field=first.loc) from None
+
+
+@dataclass(slots=True, eq=False)
+class Plan:
+    flow: Flow
+    nodes: dict[str, PlannedNode]
+    order: list[str]  # a topological order
+    triggers: list[str]
+    sinks: list[str]
+    uses_expressions: bool
+    upstream_counts: dict[str, int]
+    by_name: dict[str, str]  # display name -> node id, for `nodes['Look up']`
+
+    def default_trigger(self) -> str:
+        for nid in self.triggers:
+            if self.nodes[nid].cls.type == "trigger.manual":
+                return nid
+        return self.triggers[0]
+
+
+def build_plan(flow: Flow, registry: Registry) -> Plan:
+    """Check the whole flow and compile it. Raises FlowInvalid with every problem found."""
+    problems: list[Problem] = []
+    planned: dict[str, PlannedNode] = {}
+    uses_expressions = False
+
+    for index, node in enumerate(flow.nodes):
+        where = f"nodes[{index}]"
+        cls = registry.get(node.type, node.version)
+        if cls is None:
+            if node.type in registry:
+                have = ", ".join(str(v) for v in registry.versions(node.type))
+                problems.append(Problem(f"{where}.version", f"node type {node.type!r} has no version {node.version} "
+                                                            f"(this Flowboard has {have})", node.id))
+            else:
+                problems.append(Problem(f"{where}.type", f"unknown node type {node.type!r}; `flowboard nodes` lists "
+                                                         "the installed ones", node.id))
+            continue
+        static, config_fn, config_problems = _compile_config(cls, node, where)
+        problems.extend(config_problems)
+        uses_expressions = uses_expressions or config_fn is not None
+        outputs = tuple(cls.output_ports(node.config))
+        if node.settings.on_error is OnError.error_port and "error" not in outputs:
+            outputs = (*outputs, "error")
+        planned[node.id] = PlannedNode(node=node, cls=cls, impl=cls(), static_config=static, config_fn=config_fn,
+                                       input_ports=tuple(cls.inputs), output_ports=outputs,
+                                       is_trigger=cls.category is Category.trigger)
+
+    graph = nx.DiGraph()
+    graph.add_nodes_from(n.id for n in flow.nodes)
+    seen_edges: set[tuple[str, str, str, str]] = set()
+    for index, edge in enumerate(flow.edges):
+        where = f"edges[{index}]"
+        ids = {n.id for n in flow.nodes}
+        bad = False
+        for end, node_id in (("source", edge.source), ("target", edge.target)):
+            if node_id not in ids:
+                problems.append(Problem(f"{where}.{end}", f"there is no node with id {node_id!r}; connect to an "
+                                                          "existing node or delete this connection"))
+                bad = True
+        if bad:
+            continue
+        if edge.key in seen_edges:
+            problems.append(Problem(where, "this connection appears twice; delete one", edge.target))
+            continue
+        seen_edges.add(edge.key)
+        src, dst = planned.get(edge.source), planned.get(edge.target)
+        if src is not None and edge.source_port not in src.output_ports:
+            problems.append(Problem(f"{where}.source_port", f"node {edge.source!r} has no output {edge.source_port!r}"
+                                    f" (it has {_list(src.output_ports)})", edge.source))
+            bad = True
+        if dst is not None and edge.target_port not in dst.input_ports:
+            has = _list(dst.input_ports) if dst.input_ports else "none: it is a trigger"
+            problems.append(Problem(f"{where}.target_port", f"node {edge.target!r} has no input {edge.target_port!r}"
+                                    f" (it has {has})", edge.target))
+            bad = True
+        if edge.source == edge.target:
+            problems.append(Problem(where, f"node {edge.source!r} is connected to itself", edge.source))
+            continue
+        if not bad and src is not None and dst is not None:
+            src.out_edges.append((edge.source_port, edge.target, edge.target_port))
+        graph.add_edge(edge.source, edge.target)
+
+    problems.extend(_graph_problems(flow, graph, planned))
+    if problems:
+        raise FlowInvalid(problems)
+
+    order = list(nx.topological_sort(graph))
+    for nid, pn in planned.items():
+        pn.targets = list(dict.fromkeys(t for _, t, _ in pn.out_edges))
+        pn.is_sink = not pn.targets
+        for target in pn.targets:
+            planned[target].upstream += 1
+    return Plan(
+        flow=flow, nodes=planned, order=order,
+        triggers=[nid for nid in order if planned[nid].is_trigger],
+        sinks=[nid for nid in order if planned[nid].is_sink],
+        uses_expressions=uses_expressions,
+        upstream_counts={nid: pn.upstream for nid, pn in planned.items()},
+        by_name={pn.name: nid for nid, pn in planned.items()},
+    )
+
+
+def _compile_config(cls: type[NodeType], node: Node, where: str
+                    ) -> tuple[BaseModel | None, Callable[[Scope], Any] | None, list[Problem]]:
+    problems: list[Problem] = []
+    expr_paths = expressions.expression_paths(node.config)
+    config_fn = None
+    if expr_paths:
+        try:
+            config_fn = expressions.compile_value(node.config)
+        except ExpressionError:
+            for path in expr_paths:  # locate each bad one
+                value: Any = node.config
+                for part in path:
+                    value = value[part]
+                try:
+                    expressions.compile_string(value)
+                except ExpressionError as exc:
+                    problems.append(Problem(format_loc([where, "config", *path]), exc.message, node.id))
+    try:
+        static = cls.Config.model_validate(node.config)
+    except ValidationError as exc:
+        static = None
+        for problem, err in zip(problems_from_validation(exc, prefix=(where, "config"), node_id=node.id),
+                                exc.errors(), strict=True):
+            loc = tuple(err["loc"])
+            if not any(loc[: len(p)] == p or p[: len(loc)] == loc for p in expr_paths):
+                problems.append(problem)
+    return (None if config_fn else static), config_fn, problems
+
+
+def _graph_problems(flow: Flow, graph: nx.DiGraph, planned: dict[str, PlannedNode]) -> list[Problem]:
+    problems: list[Problem] = []
+    index = {n.id: i for i, n in enumerate(flow.nodes)}
+    try:
+        cycle = nx.find_cycle(graph)
+    except nx.NetworkXNoCycle:
+        cycle = None
+    if cycle:
+        path = " → ".join([a for a, _ in cycle] + [cycle[0][0]])
+        problems.append(Problem("edges", f"the connections form a loop ({path}); a flow must not lead back into "
+                                         "itself", cycle[0][0]))
+        return problems
+    triggers = [nid for nid, pn in planned.items() if pn.is_trigger]
+    for nid in triggers:
+        if graph.in_degree(nid):
+            problems.append(Problem(f"nodes[{index[nid]}]", f"trigger {nid!r} has an incoming connection; triggers "
+                                                            "start a flow and take no input", nid))
+    if not triggers:
+        if flow.nodes and len(planned) == len(flow.nodes):
+            problems.append(Problem("nodes", "the flow has no trigger; add one (e.g. a Manual trigger) so it can "
+                                             "start"))
+        return problems
+    reachable: set[str] = set(triggers)
+    for nid in triggers:
+        reachable |= nx.descendants(graph, nid)
+    for node in flow.nodes:
+        if node.id not in reachable and node.id in planned:
+            problems.append(Problem(f"nodes[{index[node.id]}]", f"node {node.id!r} cannot be reached from any "
+                                    "trigger; connect it or delete it", node.id))
+    return problems
+
+
+def _list(ports: tuple[str, ...]) -> str:
+    return ", ".join(repr(p) for p in ports)

@@ -1,0 +1,380 @@
+"""The ready-set scheduler: runs a Plan once.
+
+A node is ready when every distinct upstream node has finished or been skipped. Ready nodes run concurrently (bounded by
+the flow's `max_concurrency`); when only one node can run it is awaited inline, with no task, which is what keeps a
+chain's per-node cost low. A node whose inputs carried no item is skipped (branch not taken), visibly. Finished steps
+go to the recorder after each wave, before any node that depends on them starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import traceback
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import NodeError
+from ..model import OnError
+from ..sdk import Context, Items, Services
+from .events import Event, EventBus
+from .plan import Plan, PlannedNode
+from .states import RunResult, RunStatus, Step, StepStatus
+
+
+@dataclass(slots=True)
+class RunInfo:
+    run_id: str
+    flow_id: str
+    trigger: str
+    input: Items
+    started: float
+
+
+class Recorder(Protocol):
+    """What the engine asks of persistence. The store implements it; the engine never sees SQL."""
+
+    async def run_started(self, info: RunInfo) -> None: ...
+
+    async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
+        """`durable`: a node with side effects finished; write everything before the run goes on."""
+
+    async def run_finished(self, result: RunResult) -> None: ...
+
+
+class Engine:
+    """Runs plans. One per process; holds the shared services, the recorder and the event bus."""
+
+    def __init__(self, services: Services | None = None, recorder: Recorder | None = None,
+                 bus: EventBus | None = None):
+        self.services = services or Services()
+        self.recorder = recorder
+        self.bus = bus or EventBus()
+        self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._cancel_requested: set[str] = set()
+
+    async def run(self, plan: Plan, input_items: Items | None = None, *, run_id: str | None = None,
+                  trigger: str | None = None, done: dict[str, Step] | None = None,
+                  started: float | None = None) -> RunResult:
+        """Run `plan` from `trigger` (default: its manual trigger) with `input_items` as the trigger's input.
+        `done` holds steps finished before a crash: they are not run again."""
+        run = _Run(self, plan, run_id or uuid.uuid4().hex, trigger or plan.default_trigger(),
+                   input_items if input_items is not None else [], done or {}, started)
+        return await run.execute()
+
+    def cancel(self, run_id: str) -> bool:
+        task = self._tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        self._cancel_requested.add(run_id)
+        task.cancel()
+        return True
+
+    @property
+    def active_runs(self) -> list[str]:
+        return list(self._tasks)
+
+    async def aclose(self) -> None:
+        await self.services.aclose()
+
+
+class _Run:
+    __slots__ = ("cancel_event", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "inline", "input", "plan",
+                 "publish", "recorder", "remaining", "run_id", "scope_nodes", "started", "steps", "trigger", "unflushed")
+
+    def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
+                 done: dict[str, Step], started: float | None):
+        if trigger not in plan.nodes or not plan.nodes[trigger].is_trigger:
+            raise ValueError(f"{trigger!r} is not a trigger of flow {plan.flow.id!r}")
+        self.engine = engine
+        self.plan = plan
+        self.run_id = run_id
+        self.flow_id = plan.flow.id
+        self.trigger = trigger
+        self.input = input_items
+        self.done = done
+        self.started = started or time.time()
+        self.recorder = engine.recorder
+        self.publish = engine.bus.publish if engine.bus.active else None
+        self.remaining = dict(plan.upstream_counts)
+        self.inbox: dict[str, dict[str, Items]] = {}
+        self.steps: dict[str, Step] = {}
+        self.unflushed: list[Step] = []
+        self.durable = False
+        self.failure: Step | None = None
+        self.scope_nodes: dict[str, Any] = {}
+        self.cancel_event = asyncio.Event()
+        self.inline: tuple[PlannedNode, float] | None = None
+        self.info = RunInfo(run_id, self.flow_id, trigger, input_items, self.started)
+
+    # -- the loop ---------------------------------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        engine, plan = self.engine, self.plan
+        task = asyncio.current_task()
+        if task is not None:
+            engine._tasks[self.run_id] = task
+        running: dict[asyncio.Future[Step], PlannedNode] = {}
+        status = RunStatus.succeeded
+        try:
+            if self.recorder is not None:
+                await self.recorder.run_started(self.info)
+            if self.publish:
+                self.publish(Event("run.started", self.run_id, self.flow_id, status="running"))
+            ready: deque[str] = deque()
+            for nid in plan.triggers:
+                if nid != self.trigger:
+                    self._skip(plan.nodes[nid], ready)
+            ready.append(self.trigger)
+            limit = plan.flow.settings.max_concurrency
+            while ready or running:
+                while ready and len(running) < limit:
+                    pn = plan.nodes[ready.popleft()]
+                    if pn.id in self.done:
+                        self._finish(pn, self.done[pn.id], ready, restored=True)
+                    elif not pn.is_trigger and not self._has_input(pn):
+                        self._skip(pn, ready)
+                    elif not running and not ready:  # the only runnable node: no task needed
+                        self.inline = (pn, time.time())
+                        step = await self._run_node(pn)
+                        self.inline = None
+                        self._finish(pn, step, ready)
+                        if self.durable or self.failure is not None:
+                            break
+                    else:
+                        running[asyncio.ensure_future(self._run_node(pn))] = pn
+                if running and (not ready or len(running) >= limit):
+                    finished, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                    for fut in finished:
+                        self._finish(running.pop(fut), fut.result(), ready)
+                if self.durable:  # a side effect happened: write it down before anything builds on it
+                    await self._flush()
+                if self.failure is not None:
+                    status = RunStatus.failed
+                    await self._cancel_all(running)
+                    break
+        except asyncio.CancelledError:
+            if self.inline is not None:
+                pn, since = self.inline
+                self._record(pn, Step(self.run_id, pn.id, StepStatus.cancelled, since, time.time()))
+            await self._cancel_all(running)
+            if self.run_id not in engine._cancel_requested:
+                raise  # shutdown or crash: the run stays `running` in the store and resumes at the next start
+            engine._cancel_requested.discard(self.run_id)
+            status = RunStatus.cancelled
+        finally:
+            engine._tasks.pop(self.run_id, None)
+        return await self._conclude(status)
+
+    def _has_input(self, pn: PlannedNode) -> bool:
+        box = self.inbox.get(pn.id)
+        return box is not None and (pn.cls.runs_on_empty or any(box.values()))
+
+    async def _cancel_all(self, running: dict[asyncio.Future[Step], PlannedNode]) -> None:
+        self.cancel_event.set()
+        for fut in running:
+            fut.cancel()
+        now = time.time()
+        for fut, pn in running.items():
+            try:
+                self._record(pn, await fut)
+            except asyncio.CancelledError:
+                self._record(pn, Step(self.run_id, pn.id, StepStatus.cancelled, now, time.time()))
+        running.clear()
+
+    async def _flush(self) -> None:
+        steps, self.unflushed = self.unflushed, []
+        durable, self.durable = self.durable, False
+        await self.recorder.steps_finished(self.run_id, steps, durable)  # type: ignore[union-attr]
+
+    async def _conclude(self, status: RunStatus) -> RunResult:
+        error = None
+        if self.failure is not None:
+            error = {"node_id": self.failure.node_id, **(self.failure.error or {})}
+        elif status is RunStatus.cancelled:
+            error = {"message": "the run was cancelled"}
+        result = RunResult(self.run_id, self.flow_id, status, self.started, time.time(), self._output(), self.steps,
+                           error)
+        if self.recorder is not None:
+            if self.unflushed:
+                await self._flush()
+            await self.recorder.run_finished(result)
+        if self.publish:
+            self.publish(Event("run.finished", self.run_id, self.flow_id, status=status.value,
+                               message=error["message"] if error else None))
+        return result
+
+    def _output(self) -> Items:
+        for nid in reversed(self.plan.sinks):
+            step = self.steps.get(nid)
+            if step is not None and step.status is StepStatus.succeeded:
+                outputs = step.outputs
+                if len(outputs) == 1:
+                    return next(iter(outputs.values()))
+                return [item for items in outputs.values() for item in items]
+        return []
+
+    # -- one node ---------------------------------------------------------------------------------------------------
+
+    def _record(self, pn: PlannedNode, step: Step) -> None:
+        self.steps[pn.id] = step
+        if self.recorder is not None:
+            self.unflushed.append(step)
+            if pn.cls.side_effects:
+                self.durable = True
+
+    def _finish(self, pn: PlannedNode, step: Step, ready: deque[str], restored: bool = False) -> None:
+        if restored:
+            self.steps[pn.id] = step
+        else:
+            self._record(pn, step)
+        if step.status is StepStatus.failed and pn.node.settings.on_error is OnError.stop:
+            self.failure = step
+            return
+        outputs = step.outputs
+        inbox = self.inbox
+        for port, target, target_port in pn.out_edges:
+            items = outputs.get(port)
+            box = inbox.get(target)
+            if box is None:
+                box = inbox[target] = {}
+            if items:
+                if target_port in box:
+                    box[target_port].extend(items)
+                else:
+                    box[target_port] = list(items)
+            elif target_port not in box:
+                box[target_port] = []
+        self._release(pn, ready)
+        if self.plan.uses_expressions:
+            view = {"items": next(iter(outputs.values()), []) if outputs else [], "output": outputs,
+                    "status": step.status.value}
+            self.scope_nodes[pn.id] = view
+            self.scope_nodes[pn.name] = view
+        if self.publish:
+            kind = "node.failed" if step.status is StepStatus.failed else "node.finished"
+            self.publish(Event(kind, self.run_id, self.flow_id, pn.id, step.status.value, step.count,
+                               step.error["message"] if step.error else None))
+
+    def _skip(self, pn: PlannedNode, ready: deque[str]) -> None:
+        now = time.time()
+        self._record(pn, Step(self.run_id, pn.id, StepStatus.skipped, now, now))
+        self.inbox.pop(pn.id, None)
+        self._release(pn, ready)
+        if self.publish:
+            self.publish(Event("node.skipped", self.run_id, self.flow_id, pn.id, "skipped"))
+
+    def _release(self, pn: PlannedNode, ready: deque[str]) -> None:
+        remaining = self.remaining
+        for target in pn.targets:
+            left = remaining[target] - 1
+            remaining[target] = left
+            if left == 0:
+                ready.append(target)
+
+    async def _run_node(self, pn: PlannedNode) -> Step:
+        node = pn.node
+        settings = node.settings
+        if pn.is_trigger:
+            inputs: dict[str, Items] = {"main": self.input}
+        else:
+            inputs = self.inbox.pop(pn.id, None) or {}
+            for port in pn.input_ports:
+                if port not in inputs:
+                    inputs[port] = []
+        started = time.time()
+        if self.publish:
+            self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
+        if settings.disabled:
+            passed = inputs.get("main", [])
+            return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
+                        {pn.output_ports[0]: passed} if pn.output_ports else {})
+        attempt = 1
+        while True:
+            try:
+                if pn.config_fn is None:
+                    config = pn.static_config
+                    config_for = _constant(config)
+                else:
+                    config_for = self._config_for(pn, inputs)
+                    first = next((items[0] for items in inputs.values() if items), None)
+                    config = config_for(first)
+                ctx = Context(run_id=self.run_id, flow_id=self.flow_id, node_id=pn.id, node_name=pn.name,
+                              attempt=attempt, services=self.engine.services, config_for=config_for,
+                              cancelled=self.cancel_event)
+                if settings.timeout is None:
+                    result = await pn.impl.run(ctx, config, inputs)
+                else:
+                    try:
+                        async with asyncio.timeout(settings.timeout):
+                            result = await pn.impl.run(ctx, config, inputs)
+                    except TimeoutError:
+                        raise NodeError(f"timed out after {settings.timeout:g} s") from None
+                outputs = _outputs(pn, result)
+                return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = _error(pn, exc)
+                if attempt <= settings.retries:
+                    delay = settings.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                    attempt += 1
+                    await asyncio.sleep(delay)
+                    continue
+                return self._failed_step(pn, inputs, error, started, attempt)
+
+    def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
+                     attempt: int) -> Step:
+        outputs: dict[str, Items] = {}
+        mode = pn.node.settings.on_error
+        if mode is not OnError.stop:
+            failed = [{**item, "error": error} for items in inputs.values() for item in items] or [{"error": error}]
+            port = "error" if mode is OnError.error_port else (pn.output_ports[0] if pn.output_ports else None)
+            if port is not None:
+                outputs[port] = failed
+        return Step(self.run_id, pn.id, StepStatus.failed, started, time.time(), attempt, inputs, outputs, error)
+
+    def _config_for(self, pn: PlannedNode, inputs: dict[str, Items]) -> Any:
+        base = {"items": inputs.get("main") or next(iter(inputs.values()), []), "nodes": self.scope_nodes,
+                "input": self.input, "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
+
+        def config_for(item: Any) -> Any:
+            scope = dict(base)
+            scope["item"] = item if item is not None else {}
+            return pn.config_for(scope)
+
+        return config_for
+
+
+def _constant(config: Any) -> Any:
+    return lambda item: config
+
+
+def _outputs(pn: PlannedNode, result: Any) -> dict[str, Items]:
+    if type(result) is list:
+        if not pn.output_ports:
+            raise NodeError("this node has no outputs but returned items")
+        return {pn.output_ports[0]: result}
+    if type(result) is dict:
+        for port, items in result.items():
+            if port not in pn.output_ports:
+                raise NodeError(f"returned items for an output {port!r} it does not have")
+            if type(items) is not list:
+                raise NodeError(f"returned {type(items).__name__} for output {port!r}; outputs are lists of items")
+        return result
+    if result is None:
+        return {}
+    raise NodeError(f"returned {type(result).__name__}; a node returns a list of items or a dict of them per output")
+
+
+def _error(pn: PlannedNode, exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, NodeError):
+        err = exc.as_dict()
+    else:
+        err = {"message": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+               "trace": "".join(traceback.format_exception(exc, limit=-3))[-2000:]}
+    err["node_id"] = pn.id
+    return err

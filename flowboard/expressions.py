@@ -1,0 +1,191 @@
+"""Expressions in config fields: `{{ item.email }}`, `{{ nodes['Look up'].items[0].days_left }}`.
+
+This is the product's most sensitive boundary (n8n's worst vulnerabilities were expression escapes). Expressions run
+in Jinja2's immutable sandbox over plain JSON data only: no attribute starting with `_`, no `format`, no callables
+but JSON methods and a small set of filters, no globals, no file, module or environment access.
+
+A string that is exactly one `{{ … }}` keeps the expression's native type (a number stays a number); a string that
+mixes text and expressions renders to text. Everything is compiled once per flow version, at plan time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, Undefined, UndefinedError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+
+from .errors import ExpressionError
+
+_MARK = re.compile(r"{{|{%")
+_WHOLE = re.compile(r"^\s*{{(.*)}}\s*$", re.DOTALL)
+_UNSAFE_ATTRS = frozenset({"format", "format_map", "mro", "gi_frame", "gi_code", "cr_frame", "cr_code", "f_globals",
+                           "func_globals", "im_func"})
+_FILTERS = ("abs", "capitalize", "default", "d", "dictsort", "first", "float", "groupby", "int", "join", "last",
+            "length", "count", "list", "lower", "map", "max", "min", "replace", "reject", "rejectattr", "reverse",
+            "round", "select", "selectattr", "slice", "sort", "string", "sum", "title", "tojson", "trim", "truncate",
+            "unique", "upper", "batch", "wordcount", "items", "urlencode", "center", "indent", "striptags")
+_TESTS_DROP = ("callable",)
+MAX_OUTPUT = 1_000_000
+
+
+class _Missing(Undefined):
+    """A missing field reads as None (rendered as empty text), as in n8n; only a chained lookup on it fails."""
+
+    __slots__ = ()
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        # `'x' * 10**9` or `9 ** 9 ** 9` would take the server down: bound what one expression may build.
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 1000:
+                raise SecurityError("exponents above 1000 are not allowed in expressions")
+            return left**right
+        for seq, count in ((left, right), (right, left)):
+            if isinstance(seq, str | list) and isinstance(count, int) and len(seq) * count > MAX_OUTPUT:
+                raise SecurityError("the expression would build more than 1 MB")
+        return left * right
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # `nodes.lookup.items` means the key "items", not dict.items: JSON data reads keys first.
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if attr.startswith("_") or attr in _UNSAFE_ATTRS:
+            return False
+        if not isinstance(obj, dict | list | str | int | float | bool | type(None)):
+            return False  # only JSON data may be inspected
+        return super().is_safe_attribute(obj, attr, value)
+
+    def is_safe_callable(self, obj: Any) -> bool:
+        owner = getattr(obj, "__self__", None)
+        if not isinstance(owner, dict | list | str | int | float):
+            return False
+        return super().is_safe_callable(obj)
+
+
+def _make_env() -> _Sandbox:
+    env = _Sandbox(undefined=_Missing, autoescape=False, keep_trailing_newline=True)
+    env.globals.clear()
+    env.globals.update({"range": _safe_range, "dict": dict, "true": True, "false": False, "null": None})
+    env.filters = {name: env.filters[name] for name in _FILTERS if name in env.filters}
+    for name in _TESTS_DROP:
+        env.tests.pop(name, None)
+    return env
+
+
+def _safe_range(*args: int) -> range:
+    rng = range(*args)
+    if len(rng) > 10_000:
+        raise SecurityError("range() is limited to 10,000 numbers in expressions")
+    return rng
+
+
+_ENV = _make_env()
+
+Evaluator = Callable[[dict[str, Any]], Any]
+
+
+def has_expression(value: Any) -> bool:
+    if isinstance(value, str):
+        return _MARK.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_expression(v) for v in value)
+    return False
+
+
+def compile_string(text: str) -> Evaluator:
+    """Compile one config string. Raises ExpressionError (with Jinja's line info) on bad syntax."""
+    whole = _WHOLE.match(text)
+    try:
+        if whole and "{{" not in whole.group(1) and "}}" not in whole.group(1):
+            expr = _ENV.compile_expression(whole.group(1).strip(), undefined_to_none=False)
+            return lambda scope: _native(expr(**scope))
+        template = _ENV.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise ExpressionError(f"expression syntax: {exc.message}") from None
+
+    def render(scope: dict[str, Any]) -> str:
+        out = template.render(scope)
+        if len(out) > MAX_OUTPUT:
+            raise ExpressionError("the expression produced more than 1 MB of text")
+        return out
+
+    return render
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, Undefined):
+        return None
+    if isinstance(value, range):
+        return list(value)
+    return value
+
+
+def compile_value(value: Any) -> Callable[[dict[str, Any]], Any] | None:
+    """Compile a JSON config value into an evaluator, or None if it holds no expression."""
+    if isinstance(value, str):
+        return compile_string(value) if _MARK.search(value) else None
+    if isinstance(value, dict):
+        parts = {k: compile_value(v) for k, v in value.items()}
+        if not any(parts.values()):
+            return None
+        fixed = {k: v for k, v in value.items() if parts[k] is None}
+        live = [(k, f) for k, f in parts.items() if f is not None]
+
+        def eval_dict(scope: dict[str, Any]) -> dict[str, Any]:
+            out = dict(fixed)
+            for key, fn in live:
+                out[key] = fn(scope)
+            return out
+
+        return eval_dict
+    if isinstance(value, list):
+        items = [compile_value(v) for v in value]
+        if not any(items):
+            return None
+        pairs = list(zip(value, items, strict=True))
+        return lambda scope: [f(scope) if f is not None else v for v, f in pairs]
+    return None
+
+
+def evaluate(fn: Evaluator, scope: dict[str, Any]) -> Any:
+    try:
+        return fn(scope)
+    except ExpressionError:
+        raise
+    except SecurityError as exc:
+        raise ExpressionError(f"not allowed in an expression: {exc}") from None
+    except UndefinedError as exc:
+        raise ExpressionError(f"expression: {exc.message}") from None
+    except Exception as exc:
+        raise ExpressionError(f"expression failed: {type(exc).__name__}: {exc}") from None
+
+
+def expression_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Locations inside a config value that hold expressions (for plan-time checks)."""
+    if isinstance(value, str):
+        return [path] if _MARK.search(value) else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in expression_paths(v, (*path, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in expression_paths(v, (*path, i))]
+    return []
+
+
+def referenced_names(text: str) -> set[str]:
+    """Top-level names an expression string reads (for the editor's picker and for checks)."""
+    try:
+        ast = _ENV.parse(text)
+    except TemplateSyntaxError:
+        return set()
+    return {n.name for n in ast.find_all(nodes.Name) if n.ctx == "load"}

@@ -1,0 +1,61 @@
+"""Shared fixtures. Test-only node types live in tests/testnodes.py and are added to a copy of the real registry."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from flowboard.engine import Engine, build_plan
+from flowboard.model import parse_flow
+from flowboard.registry import Registry, load_builtins
+
+from . import testnodes
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def registry() -> Registry:
+    reg = Registry()
+    load_builtins(reg)
+    reg.register_module(testnodes)
+    return reg
+
+
+def make_flow(nodes: list[dict[str, Any]], edges: list[Any], **extra: Any) -> dict[str, Any]:
+    """A flow dict from short node and edge specs: edges as (source, target) or (source, port, target, port)."""
+    out_edges = []
+    for e in edges:
+        if isinstance(e, dict):
+            out_edges.append(e)
+        elif len(e) == 2:
+            out_edges.append({"source": e[0], "target": e[1]})
+        else:
+            out_edges.append({"source": e[0], "source_port": e[1], "target": e[2], "target_port": e[3]})
+    return {"name": extra.pop("name", "test flow"), "nodes": nodes, "edges": out_edges, **extra}
+
+
+@pytest.fixture
+def plan_of(registry: Registry):  # type: ignore[no-untyped-def]
+    def build(data: dict[str, Any]):  # type: ignore[no-untyped-def]
+        return build_plan(parse_flow(data), registry)
+
+    return build
+
+
+@pytest.fixture
+async def engine():  # type: ignore[no-untyped-def]
+    eng = Engine()
+    yield eng
+    await eng.aclose()
+
+
+def require_service(name: str, reachable: bool) -> None:
+    """Skip when a service is down on a developer machine; in CI a missing service is an error."""
+    if reachable:
+        return
+    if IN_CI:
+        pytest.fail(f"{name} is not reachable, and CI must run every test (.ci/run starts it)")
+    pytest.skip(f"{name} is not reachable")

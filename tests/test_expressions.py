@@ -1,0 +1,103 @@
+"""Expressions: native types where a user expects them, and no way out of the sandbox."""
+
+from __future__ import annotations
+
+import pytest
+
+from flowboard.errors import ExpressionError
+from flowboard.expressions import compile_string, compile_value, evaluate
+
+SCOPE = {
+    "item": {"email": "ada@example.com", "days": 12, "tags": ["a", "b"], "items": "key-not-method", "zip": "01234"},
+    "items": [{"n": 1}, {"n": 2}],
+    "nodes": {"Look up": {"items": [{"days_left": 3}]}, "lookup": {"items": [{"days_left": 3}]}},
+}
+
+
+def ev(text: str):  # type: ignore[no-untyped-def]
+    return evaluate(compile_string(text), SCOPE)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{{ item.email }}", "ada@example.com"),
+    ("{{ item.days }}", 12),
+    ("{{ item.days > 10 }}", True),
+    ("{{ item.tags }}", ["a", "b"]),
+    ("{{ item.zip }}", "01234"),  # text that looks like a number stays text
+    ("{{ item.items }}", "key-not-method"),  # JSON keys win over dict methods
+    ("{{ nodes['Look up'].items[0].days_left }}", 3),
+    ("{{ nodes.lookup.items[0].days_left + 1 }}", 4),
+    ("{{ items | map(attribute='n') | sum }}", 3),
+    ("Hello {{ item.email }}!", "Hello ada@example.com!"),
+    ("{{ item.missing }}", None),
+    ("[{{ item.missing }}]", "[]"),
+    ("{{ item.email | upper }}", "ADA@EXAMPLE.COM"),
+    ("{{ {'a': item.days} }}", {"a": 12}),
+])
+def test_values(text: str, expected: object) -> None:
+    assert ev(text) == expected
+
+
+def test_nested_config_values_are_compiled_once_and_rendered_per_scope() -> None:
+    fn = compile_value({"to": "{{ item.email }}", "fixed": 1, "list": ["x", "{{ item.days }}"]})
+    assert fn is not None
+    assert evaluate(fn, SCOPE) == {"to": "ada@example.com", "fixed": 1, "list": ["x", 12]}
+    assert compile_value({"plain": "no expression", "n": [1, 2]}) is None
+
+
+def test_syntax_error_is_reported_in_plain_words() -> None:
+    with pytest.raises(ExpressionError, match="expression syntax"):
+        compile_string("{{ item.email ")
+
+
+ESCAPES = [
+    "{{ item.__class__ }}",
+    "{{ item.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ items.__class__.__base__.__subclasses__() }}",
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ config.items() }}",
+    "{{ request.application.__globals__ }}",
+    "{{ '{0.__class__}'.format(item) }}",
+    "{{ 'x'.format_map(item) }}",
+    "{{ item.email.__add__ }}",
+    "{{ range.__self__ }}",
+    "{{ dict.__base__.__subclasses__() }}",
+    "{{ (item|attr('__class__')) }}",
+    "{{ item.pop('email') }}",
+    "{{ items.append(1) }}",
+    "{{ range(10**9) | list }}",
+    "{{ 'x' * 10**9 }}",
+    "{{ [1] * 100000000 }}",
+    "{{ 9 ** 9 ** 9 }}",
+]
+
+
+@pytest.mark.parametrize("payload", ESCAPES)
+def test_known_escape_payloads_are_refused(payload: str) -> None:
+    before = {**SCOPE["item"]}
+    try:
+        value = ev(payload)
+    except ExpressionError:
+        value = None
+    # Whatever came back must be plain data, never a class, function, module or the environment.
+    assert value is None or isinstance(value, str | int | float | bool | list | dict), repr(value)
+    text = repr(value)
+    assert "class" not in text and "function" not in text and "module" not in text and "uid=" not in text
+    assert SCOPE["item"] == before, "an expression changed the item"
+
+
+def test_environment_and_files_are_out_of_reach(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWBOARD_TEST_SECRET", "s3cret-value")
+    for payload in ["{{ environ }}", "{{ os.environ }}", "{{ open('/etc/passwd').read() }}",
+                    "{{ __import__('os').environ }}", "{% import 'os' as os %}{{ os }}",
+                    "{% include '/etc/passwd' %}"]:
+        try:
+            value = ev(payload)
+        except ExpressionError:
+            continue
+        assert "s3cret-value" not in repr(value) and "root:" not in repr(value)

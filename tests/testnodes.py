@@ -1,0 +1,108 @@
+"""Node types used only by the tests: small, deterministic, each exercising one engine behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field
+
+from flowboard.sdk import Category, Context, Inputs, NodeError, NodeType, Outputs
+
+
+class AddConfig(BaseModel):
+    field: str = "x"
+    value: Any = None
+
+
+class Add(NodeType):
+    """Sets one field on every item (the value may be an expression)."""
+
+    type = "test.add"
+    title = "Add field"
+    category = Category.logic
+    Config = AddConfig
+
+    async def run(self, ctx: Context, config: AddConfig, inputs: Inputs) -> Outputs:
+        return [{**item, config.field: cfg.value} for _, item, cfg in ctx.each(inputs["main"])]
+
+
+class SleepConfig(BaseModel):
+    seconds: float = 0.05
+    tag: str = ""
+
+
+class Sleep(NodeType):
+    """Sleeps, then records when it started and ended, to show overlap."""
+
+    type = "test.sleep"
+    title = "Sleep"
+    category = Category.logic
+    Config = SleepConfig
+    log: ClassVar[list[tuple[str, float, float]]] = []
+
+    async def run(self, ctx: Context, config: SleepConfig, inputs: Inputs) -> Outputs:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await asyncio.sleep(config.seconds)
+        Sleep.log.append((config.tag or ctx.node_id, start, loop.time()))
+        return [{**item, ctx.node_id: True} for item in inputs["main"]]
+
+
+class FlakyConfig(BaseModel):
+    fail_times: int = Field(1, description="fail this many attempts, then succeed")
+    key: str = "flaky"
+
+
+class Flaky(NodeType):
+    """Fails its first N attempts in a run (counted per key), then passes items through."""
+
+    type = "test.flaky"
+    title = "Flaky"
+    category = Category.integration
+    side_effects = True
+    Config = FlakyConfig
+    attempts: ClassVar[dict[str, int]] = {}
+
+    async def run(self, ctx: Context, config: FlakyConfig, inputs: Inputs) -> Outputs:
+        key = f"{ctx.run_id}:{config.key}"
+        Flaky.attempts[key] = Flaky.attempts.get(key, 0) + 1
+        if Flaky.attempts[key] <= config.fail_times:
+            raise NodeError(f"planned failure {Flaky.attempts[key]}")
+        return list(inputs["main"])
+
+
+class Boom(NodeType):
+    """Raises a plain Python exception, as a buggy third-party node would."""
+
+    type = "test.boom"
+    title = "Boom"
+    category = Category.logic
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        raise ZeroDivisionError("division by zero")
+
+
+class Branch(NodeType):
+    """Routes items with a truthy `ok` to `yes`, the rest to `no`."""
+
+    type = "test.branch"
+    title = "Branch"
+    category = Category.logic
+    outputs = ("yes", "no")
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        items = inputs["main"]
+        return {"yes": [i for i in items if i.get("ok")], "no": [i for i in items if not i.get("ok")]}
+
+
+class Join(NodeType):
+    """Two inputs, appended: a's items then b's."""
+
+    type = "test.join"
+    title = "Join"
+    category = Category.logic
+    inputs = ("a", "b")
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        return [*inputs["a"], *inputs["b"]]
