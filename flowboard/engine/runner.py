@@ -289,7 +289,7 @@ class _Run:
         if self.publish:
             self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
         if settings.disabled:
-            passed = inputs.get("main", [])
+            passed = [item for port in pn.input_ports for item in inputs.get(port, [])]
             return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
                         {pn.output_ports[0]: passed} if pn.output_ports else {})
         attempt = 1
