@@ -164,6 +164,12 @@ def _compile_config(cls: type[NodeType], node: Node, where: str
                     ) -> tuple[BaseModel | None, Callable[[Scope], Any] | None, list[Problem]]:
     problems: list[Problem] = []
     expr_paths = expressions.expression_paths(node.config)
+    for path in expr_paths:  # a field may refuse expressions (SQL text: values go in as bound parameters)
+        field = cls.Config.model_fields.get(str(path[0]))
+        extra = field.json_schema_extra if field is not None else None
+        if isinstance(extra, dict) and extra.get("expressions") is False:
+            problems.append(Problem(format_loc([where, "config", *path]), "expressions are not allowed here; "
+                                    f"{extra.get('instead', 'use a fixed value')}", node.id))
     config_fn = None
     if expr_paths:
         try:

@@ -1,0 +1,439 @@
+"""HTTP request: call any HTTP API once per item, concurrently, on the engine's shared client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import errno
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
+
+Scalar = str | int | float | bool | None
+T = TypeVar("T")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Pair(_Strict):
+    name: str = Field(min_length=1, description="Name of the parameter, header or field.")
+    value: Scalar = Field(None, description="Its value (an expression is allowed); empty (null) leaves it out.")
+
+
+KeyValues = Annotated[
+    list[Pair] | dict[str, Scalar],
+    Field(description="Name/value pairs: a list of {name, value} (a name may repeat) or an object."),
+]
+
+
+class NoBody(_Strict):
+    type: Annotated[Literal["none"], Field(description="Send no body.")] = "none"
+
+
+class JsonBody(_Strict):
+    type: Literal["json"] = Field(description="Send JSON (`Content-Type: application/json`).")
+    data: Any = Field(None, description="Any JSON value, or an expression such as `{{ item }}`.",
+                      json_schema_extra={"widget": "json"})
+
+
+class FormBody(_Strict):
+    type: Literal["form"] = Field(description="Send an URL-encoded form (`application/x-www-form-urlencoded`).")
+    fields: KeyValues = Field(default_factory=list, json_schema_extra={"widget": "key_value"})
+
+
+class MultipartFile(_Strict):
+    name: str = Field(min_length=1, description="Form field name of the file.")
+    filename: str = Field("file", min_length=1, description="File name the server sees.")
+    content: str = Field("", description="The file's content, as text or base64 (see `encoding`).")
+    encoding: Literal["text", "base64"] = Field("text", description="How `content` is written.")
+    content_type: str = Field("application/octet-stream", description="The file's media type.")
+
+
+class MultipartBody(_Strict):
+    type: Literal["multipart"] = Field(description="Send `multipart/form-data` (fields and files).")
+    fields: KeyValues = Field(default_factory=list, json_schema_extra={"widget": "key_value"})
+    files: list[MultipartFile] = Field(default_factory=list, description="Files to upload.")
+
+
+class RawBody(_Strict):
+    type: Literal["raw"] = Field(description="Send text as it is, with the content type you give.")
+    text: str = Field("", description="The body text.", json_schema_extra={"widget": "textarea"})
+    content_type: str = Field("text/plain", min_length=1, description="Its media type, e.g. `application/xml`.")
+
+
+Body = Annotated[NoBody | JsonBody | FormBody | MultipartBody | RawBody, Field(discriminator="type")]
+
+
+class HttpConfig(_Strict):
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
+        "GET", description="HTTP method.", json_schema_extra={"widget": "select"})
+    url: str = Field(description="Address to call, http:// or https://; expressions allowed, e.g. "
+                                 "`https://api.example.com/users/{{ item.id }}`.", json_schema_extra={"widget": "url"})
+    query: KeyValues = Field(default_factory=list, description="Query parameters added to the URL.",
+                             json_schema_extra={"widget": "key_value"})
+    headers: KeyValues = Field(default_factory=list, description="Request headers.",
+                               json_schema_extra={"widget": "key_value"})
+    body: Body = Field(default_factory=lambda: NoBody(), json_schema_extra={"widget": "union"},
+                       description="What to send: none, json, form, multipart or raw.")
+    credential: str | None = Field(None, description="Credential to authenticate with: bearer (token), basic "
+                                   "(user, password) or header (name, value). Its secrets never reach the output.",
+                                   json_schema_extra={"widget": "credential", "credential_types":
+                                                      ["bearer", "basic", "header"]})
+    timeout: float = Field(30, gt=0, le=3600, description="Seconds to wait for the whole answer before failing.")
+    response_format: Literal["auto", "json", "text", "base64"] = Field(
+        "auto", description="How to read the answer: auto (JSON when its content type says so, else text; bytes "
+        "that are not text as base64), json, text or base64.", json_schema_extra={"widget": "select"})
+    output: Literal["full", "body"] = Field(
+        "full", description="full: each item is {status, headers, body}. body: the answer's JSON object becomes "
+        "the item (any other answer becomes {body}).", json_schema_extra={"widget": "select"})
+    non_2xx: Literal["error", "data"] = Field(
+        "error", description="An answer with status 400 or more (or an unfollowed 3xx when redirects are followed): "
+        "error fails the node; data passes it on as an item.", json_schema_extra={"widget": "select"})
+    follow_redirects: bool = Field(True, description="Follow 3xx redirects (at most 20). Off: a 3xx is the answer.")
+    concurrency: int = Field(10, ge=1, le=100, description="Requests in flight at once (one request per item; "
+                             "the output keeps the items' order).")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip()
+        if "{{" in value or "{%" in value:
+            return value  # checked again once the expression is evaluated
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https"):
+            raise ValueError(f"must start with http:// or https:// (got {_shorten(value, 60)!r})")
+        if not parts.hostname:
+            raise ValueError(f"has no host name (got {_shorten(value, 60)!r})")
+        return value
+
+
+class HttpRequest(NodeType):
+    """Calls an HTTP API once for every input item, several at a time, and returns one item per answer.
+
+    Every field may hold expressions, evaluated for each item: `https://api.example.com/users/{{ item.id }}`. All
+    expressions are evaluated before the first request is sent, so a bad one stops the node before any side effect.
+
+    Output per item (`output: full`): `{"status": 200, "headers": {...}, "body": ...}`, the body parsed as JSON when
+    the answer's content type says so, text otherwise (base64 for bytes that are not text). With `output: body` the
+    answer's JSON object is the item. A status of 400 or more fails the node with the status, method, URL and the
+    start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out (`***`) wherever they
+    would appear in the output or in an error, even when the server echoes them back."""
+
+    type = "http.request"
+    title = "HTTP request"
+    category = Category.integration
+    icon = "http"
+    description = "Call an HTTP API for every item: any method, query, headers, JSON/form/multipart body, credentials."
+    Config = HttpConfig
+    side_effects = True
+
+    async def run(self, ctx: Context, config: HttpConfig, inputs: Inputs) -> Outputs:
+        items = inputs.get("main") or []
+        configs: list[HttpConfig] = [cfg for _, _, cfg in ctx.each(items)] if items else [config]
+        auths: dict[str, _Auth] = {}
+        for index, cfg in enumerate(configs):
+            if cfg.credential and cfg.credential not in auths:
+                auths[cfg.credential] = await _Auth.load(ctx, cfg.credential, index)
+        client = ctx.http
+
+        async def one(index: int) -> Item:
+            cfg = configs[index]
+            return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
+
+        return await run_bounded(len(configs), one, config.concurrency)
+
+
+async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency: int) -> list[T]:
+    """`fn(0) … fn(count-1)` with at most `concurrency` at once, results in index order. The first failure cancels
+    the rest and is raised (the lowest index if several failed together). No task at all for a single call."""
+    results: list[Any] = [None] * count
+    if count <= 1 or concurrency <= 1:
+        for index in range(count):
+            results[index] = await fn(index)
+        return results
+    indices = iter(range(count))
+
+    async def worker() -> None:
+        for index in indices:  # one shared iterator: each worker takes the next index when it is free
+            results[index] = await fn(index)
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, count))]
+    try:
+        done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+    except BaseException:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        raise
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.gather(*pending, return_exceptions=True)
+    errors = [exc for task in done if (exc := task.exception()) is not None]
+    if errors:
+        raise min(errors, key=lambda e: getattr(e, "item_index", None) or 0)
+    return results
+
+
+# -- one request --------------------------------------------------------------------------------------------------
+
+
+async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int) -> Item:
+    headers = _pairs(cfg.headers)
+    kwargs: dict[str, Any] = {}
+    body = cfg.body
+    if body.type == "json":
+        kwargs["content"] = _dump_json(body.data)
+        _default_header(headers, "Content-Type", "application/json")
+    elif body.type == "form":
+        kwargs["content"] = urlencode(_pairs(body.fields)).encode()
+        _default_header(headers, "Content-Type", "application/x-www-form-urlencoded")
+    elif body.type == "multipart":
+        files: list[tuple[str, Any]] = [(name, (None, value.encode())) for name, value in _pairs(body.fields)]
+        for f in body.files:
+            content = _b64decode(f.content, index) if f.encoding == "base64" else f.content.encode()
+            files.append((f.name, (f.filename, content, f.content_type)))
+        if files:
+            kwargs["files"] = files
+    elif body.type == "raw":
+        kwargs["content"] = body.text.encode()
+        _default_header(headers, "Content-Type", body.content_type)
+    query = _pairs(cfg.query)
+    method = cfg.method
+    try:
+        url = httpx.URL(cfg.url)
+        if query:  # added to the URL's own query (httpx's `params=` would replace it)
+            url = url.copy_merge_params(tuple(query))
+    except httpx.InvalidURL as exc:
+        raise _error(auth, f"url: {exc} ({_display_url(cfg.url)})", index) from None
+    if url.userinfo:  # user:password@ in the URL: sent as basic auth (the aiohttp transport refuses it in the URL)
+        if auth is None:
+            auth = _Auth.basic(url.username, url.password)
+        url = url.copy_with(username=None, password=None)
+    if auth is not None:
+        headers = [(k, v) for k, v in headers if k.lower() != auth.header.lower()]
+        headers.append((auth.header, auth.value))
+    try:
+        async with asyncio.timeout(cfg.timeout):
+            response = await client.request(method, url, headers=headers or None,
+                                            timeout=cfg.timeout, follow_redirects=cfg.follow_redirects, **kwargs)
+    except TimeoutError:
+        raise _error(auth, f"{method} {_display_url(cfg.url)}: no answer within {cfg.timeout:g} s", index) from None
+    except httpx.TooManyRedirects:
+        raise _error(auth, f"{method} {_display_url(cfg.url)}: more than 20 redirects", index) from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise _error(auth, _transport_message(exc, method, _display_url(cfg.url), cfg.timeout), index) from None
+    status = response.status_code
+    if not (200 <= status < 300 or (300 <= status < 400 and not cfg.follow_redirects)) and cfg.non_2xx == "error":
+        params = response.headers.get("content-type", "").partition(";")[2]
+        excerpt = " ".join(_decode(response.content[:400], params).split())
+        reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+        message = f"{method} {_display_url(cfg.url)} answered {status}{reason}"
+        raise _error(auth, message + (f": {_shorten(excerpt, 200)}" if excerpt else ""), index, data={"status": status})
+    payload = _read_body(response, cfg.response_format, method, cfg.url, index)
+    if cfg.output == "body":
+        item: Item = payload if isinstance(payload, dict) else {"body": payload}
+    else:
+        item = {"status": status, "headers": dict(response.headers), "body": payload}
+    return auth.redact(item) if auth is not None else item
+
+
+def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index: int) -> Any:
+    content = response.content
+    if fmt == "base64":
+        return base64.b64encode(content).decode("ascii")
+    content_type = response.headers.get("content-type", "")
+    media, _, params = content_type.partition(";")
+    media = media.strip().lower()
+    if fmt == "text":
+        return _decode(content, params)
+    if fmt == "json" or media == "application/json" or media.endswith("+json"):
+        if not content.strip():
+            return None
+        try:
+            return orjson.loads(content)
+        except orjson.JSONDecodeError:
+            if fmt == "json":
+                start = _shorten(" ".join(_decode(content[:400], params).split()), 80)
+                raise NodeError(f"{method} {_display_url(url)}: the answer is not JSON ({start!r})",
+                                item_index=index) from None
+            return _decode(content, params)
+    if not content:
+        return ""
+    if media.startswith("text/") or any(word in media for word in _TEXT_WORDS):
+        return _decode(content, params)
+    if not media.startswith(_BINARY_PREFIXES) and media not in _BINARY_TYPES:
+        try:  # no or an unknown content type: text if it decodes
+            return content.decode(_charset(params))
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return base64.b64encode(content).decode("ascii")
+
+
+def _decode(content: bytes, params: str) -> str:
+    """Bytes to text by the content type's charset (UTF-8 by default), bad bytes replaced. (httpx's `.text` costs
+    more than the rest of reading an answer.)"""
+    try:
+        return content.decode(_charset(params), errors="replace")
+    except LookupError:
+        return content.decode("utf-8", errors="replace")
+
+
+def _charset(params: str) -> str:
+    if "charset" in params.lower():
+        for param in params.split(";"):
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset" and value.strip(" \t\"'"):
+                return value.strip(" \t\"'")
+    return "utf-8"
+
+
+_TEXT_WORDS = ("xml", "javascript", "json", "yaml", "csv", "html", "x-www-form-urlencoded", "graphql", "ecmascript")
+_BINARY_PREFIXES = ("image/", "audio/", "video/", "font/")
+_BINARY_TYPES = frozenset({"application/octet-stream", "application/pdf", "application/zip", "application/gzip",
+                           "application/x-gzip", "application/x-tar", "application/wasm", "application/protobuf",
+                           "application/x-protobuf", "application/msgpack", "application/vnd.ms-excel"})
+
+
+def _transport_message(exc: BaseException, method: str, shown: str, timeout: float) -> str:
+    """Plain words for what went wrong below HTTP. The aiohttp transport reports a refused connection as
+    httpx.ConnectTimeout, so the cause chain decides, not the httpx class."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 10:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for err in chain:
+        if isinstance(err, TimeoutError):
+            return f"{method} {shown}: no answer within {timeout:g} s"
+    for err in chain:
+        if isinstance(err, ConnectionRefusedError) or (isinstance(err, OSError) and err.errno == errno.ECONNREFUSED):
+            return f"could not connect to {shown}: connection refused"
+        if isinstance(err, socket.gaierror):
+            return f"could not connect to {shown}: the host name {urlsplit(shown).hostname!r} was not found"
+    for err in reversed(chain):
+        if isinstance(err, OSError) and err.strerror:
+            return f"could not connect to {shown}: {err.strerror.lower()}"
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"could not connect to {shown}: {exc or type(exc).__name__}"
+    return f"{method} {shown}: the connection failed ({_shorten(str(exc) or type(exc).__name__, 200)})"
+
+
+# -- credentials --------------------------------------------------------------------------------------------------
+
+
+class _Auth:
+    """One credential turned into a header, plus the secret strings to blank out of outputs and errors."""
+
+    __slots__ = ("header", "secrets", "value")
+
+    def __init__(self, header: str, value: str, secrets: list[str]):
+        self.header = header
+        self.value = value
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    @classmethod
+    async def load(cls, ctx: Context, name: str, index: int) -> _Auth:
+        try:
+            fields = await ctx.credential(name)
+        except NodeError as exc:
+            exc.field = exc.field or "credential"
+            if exc.item_index is None:
+                exc.item_index = index
+            raise
+        kind = str(fields.get("type") or "").lower()
+        if not kind:
+            kind = "bearer" if "token" in fields else "basic" if "password" in fields else "header"
+        if kind == "bearer" and fields.get("token"):
+            token = str(fields["token"])
+            return cls("Authorization", f"Bearer {token}", [token])
+        if kind == "basic" and (fields.get("user") or fields.get("username")):
+            return cls.basic(str(fields.get("user") or fields.get("username")), str(fields.get("password") or ""))
+        if kind == "header" and fields.get("name") and fields.get("value") is not None:
+            value = str(fields["value"])
+            return cls(str(fields["name"]), value, [value])
+        raise NodeError(f"credential {name!r} does not fit an HTTP request: it needs type bearer (token), basic "
+                        "(user, password) or header (name, value)", item_index=index, field="credential")
+
+    @classmethod
+    def basic(cls, user: str, password: str) -> _Auth:
+        encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        return cls("Authorization", f"Basic {encoded}", [password, encoded])
+
+    def redact(self, value: Any) -> Any:
+        if not self.secrets:
+            return value
+        if isinstance(value, str):
+            for secret in self.secrets:
+                if secret in value:
+                    value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {self.redact(k): self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
+
+
+def _error(auth: _Auth | None, message: str, index: int, data: Any = None) -> NodeError:
+    if auth is not None:
+        message = auth.redact(message)
+    return NodeError(message, item_index=index, data=data)
+
+
+# -- small helpers ------------------------------------------------------------------------------------------------
+
+
+def _pairs(values: list[Pair] | dict[str, Scalar]) -> list[tuple[str, str]]:
+    pairs = values.items() if isinstance(values, dict) else ((p.name, p.value) for p in values)
+    return [(name, _text(value)) for name, value in pairs if value is not None]
+
+
+def _text(value: Scalar) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _default_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    lower = name.lower()
+    if not any(k.lower() == lower for k, _ in headers):
+        headers.append((name, value))
+
+
+def _dump_json(data: Any) -> bytes:
+    try:
+        return orjson.dumps(data)
+    except TypeError:  # ints beyond 64 bits and the like: the standard library copes
+        return json.dumps(data).encode()
+
+
+def _b64decode(text: str, index: int) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise NodeError("body.files: content is not valid base64", item_index=index, field="body") from None
+
+
+def _display_url(url: str) -> str:
+    """The URL for messages: without a password, at most 200 characters."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        url = urlunsplit(parts._replace(netloc=netloc))
+    return _shorten(url, 200)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
