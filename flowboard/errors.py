@@ -80,6 +80,18 @@ _PLAIN = {
 }
 
 
+_BOUNDS = {
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be more than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "string_too_short": "must have at least {min_length} characters",
+    "string_too_long": "must have at most {max_length} characters",
+    "too_short": "must have at least {min_length} entries",
+    "too_long": "must have at most {max_length} entries",
+}
+
+
 def format_loc(parts: Iterable[str | int]) -> str:
     out = ""
     for part in parts:
@@ -98,7 +110,10 @@ def problems_from_validation(exc: ValidationError, data: Any = None, prefix: Seq
         loc = [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))]
         kind = err["type"]
         message = _PLAIN.get(kind)
-        if kind == "value_error":
+        ctx = err.get("ctx", {})
+        if kind in _BOUNDS:
+            message = _BOUNDS[kind].format(**ctx)
+        elif kind == "value_error":
             message = str(err.get("ctx", {}).get("error", err["msg"]))
         elif kind in ("literal_error", "enum"):
             message = f"must be one of {err.get('ctx', {}).get('expected', '')}"

@@ -141,6 +141,8 @@ def parse_flow(data: str | bytes | dict[str, Any]) -> Flow:
             raise FlowInvalid([Problem("", f"the file is {len(data):,} bytes; a flow file may be at most "
                                            f"{MAX_FLOW_BYTES:,} bytes")])
         try:
+            if isinstance(data, bytes):
+                data = data.decode("utf-8")
             data = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""

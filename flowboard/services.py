@@ -1,0 +1,214 @@
+"""Services: what the UI, the API and the CLI call. They join the engine and the store; both stay ignorant of each other.
+
+One `Flowboard` per process. Plans are compiled once per flow version and cached, so a run never re-validates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .engine import Engine, EventBus, Plan, RunResult, RunStatus, StepStatus, build_plan
+from .errors import FlowInvalid, Problem
+from .model import Flow, dump_flow, parse_flow
+from .registry import Registry, default_registry
+from .sdk import Items, Services
+from .store import SqlRecorder, Store, database_url, make_engine
+from .triggers import Activations, WebhookTriggers
+
+log = logging.getLogger(__name__)
+
+
+class Flowboard:
+    """The application: registry, store, engine and event bus, wired once."""
+
+    def __init__(self, data_dir: Path | str | None = None, database: str | None = None,
+                 registry: Registry | None = None, record: bool = True):
+        self.data_dir = Path(data_dir) if data_dir else None
+        self.registry = registry or default_registry()
+        self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
+        self.bus = EventBus()
+        self.services = Services(credentials=self.store.get_credential)
+        self.recorder = SqlRecorder(self.store) if record else None
+        self.engine = Engine(self.services, self.recorder, self.bus)
+        self.triggers = Activations([WebhookTriggers()])
+        self.owner = self.store.owner
+        self._plans: dict[tuple[str, int], Plan] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._triggers_started = False
+
+    # -- flows ------------------------------------------------------------------------------------------------------
+
+    def check(self, flow: Flow) -> list[Problem]:
+        """Every problem that would stop the flow from running; empty when it can run."""
+        try:
+            build_plan(flow, self.registry)
+        except FlowInvalid as exc:
+            return exc.problems
+        return []
+
+    def parse(self, text: str | bytes | dict[str, Any]) -> Flow:
+        """Read a flow file and check it fully (types, ports, config, expressions, graph). Raises FlowInvalid."""
+        flow = parse_flow(text)
+        build_plan(flow, self.registry)
+        return flow
+
+    def import_flow(self, text: str | bytes | dict[str, Any], *, new_id: bool = False) -> tuple[Flow, int]:
+        """Import a flow file. Nothing is written unless the whole file is valid. An id already taken gets a new one."""
+        flow = self.parse(text)
+        if new_id or self.store.flow_exists(flow.id):
+            flow = flow.model_copy(update={"id": uuid.uuid4().hex[:12]})
+        return flow, self.store.save_flow(flow, expected_version=None, note="imported")
+
+    def export_flow(self, flow_id: str) -> str:
+        return dump_flow(self.store.get_flow(flow_id).flow)
+
+    def save_flow(self, flow: Flow, expected_version: int | None, note: str = "") -> int:
+        version = self.store.save_flow(flow, expected_version=expected_version, note=note)
+        if flow.id in self.triggers.active:  # an active flow answers with its newest valid version
+            try:
+                self.activate(flow.id)
+            except FlowInvalid as exc:
+                log.warning("flow %s stays active with its previous version: %s", flow.id, exc)
+        return version
+
+    def find_flow(self, key: str) -> str:
+        """A stored flow's id from its id or its exact name."""
+        if self.store.flow_exists(key):
+            return key
+        matches = [f.id for f in self.store.list_flows() if f.name == key]
+        if len(matches) == 1:
+            return matches[0]
+        from .store import NotFound
+
+        raise NotFound(f"no stored flow has the id or name {key!r}" if not matches
+                       else f"{len(matches)} flows are called {key!r}; use the id")
+
+    def plan(self, flow_id: str, version: int | None = None) -> Plan:
+        if version is None:
+            stored = self.store.get_flow(flow_id)
+            key = (flow_id, stored.version)
+            if key not in self._plans:
+                self._plans[key] = build_plan(stored.flow, self.registry)
+            return self._plans[key]
+        key = (flow_id, version)
+        if key not in self._plans:
+            self._plans[key] = build_plan(self.store.get_version(flow_id, version), self.registry)
+        return self._plans[key]
+
+    # -- activation (production triggers) ---------------------------------------------------------------------------
+
+    def activate(self, flow_id: str) -> None:
+        """Switch the flow's production triggers on (its newest version). Raises FlowInvalid with every problem,
+        ActivationConflict (a FlowInvalid) when another active flow holds one of its webhook routes."""
+        self.start_triggers()
+        stored = self.store.get_flow(flow_id)
+        self.triggers.activate(flow_id, stored.flow.name, stored.version, self.plan(flow_id, stored.version))
+        if not stored.active:
+            self.store.set_active(flow_id, True)
+
+    def deactivate(self, flow_id: str) -> None:
+        """No new runs from the flow's production triggers; runs already going finish."""
+        self.store.set_active(flow_id, False)
+        self.triggers.deactivate(flow_id)
+
+    def start_triggers(self) -> None:
+        """Serve the triggers of every flow stored as active (once; at server start)."""
+        if self._triggers_started:
+            return
+        self._triggers_started = True
+        for summary in self.store.list_flows():
+            if summary.active:
+                try:
+                    self.triggers.activate(summary.id, summary.name, summary.version, self.plan(summary.id))
+                except Exception as exc:
+                    log.error("active flow %s (%s) cannot be served: %s", summary.id, summary.name, exc)
+
+    def listen_test(self, flow_id: str, timeout: float = 120.0) -> asyncio.Future[RunResult]:
+        """Answer one call to the flow's `/webhook-test/<path>` URLs (its newest saved version, active or not). The
+        future resolves with that run's result; cancel it to stop listening. Gives up after `timeout` seconds."""
+        stored = self.store.get_flow(flow_id)
+        future: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        self.triggers.kind(WebhookTriggers).listen(flow_id, self.plan(flow_id, stored.version), stored.version,
+                                                   future)
+        handle = asyncio.get_running_loop().call_later(timeout, future.cancel)
+        future.add_done_callback(lambda _: handle.cancel())
+        return future
+
+    # -- runs -------------------------------------------------------------------------------------------------------
+
+    async def run_flow(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
+                       source: str = "manual") -> RunResult:
+        """Run a stored flow now and wait for it. The run is recorded and survives a crash."""
+        stored = self.store.get_flow(flow_id)
+        plan = self.plan(flow_id, stored.version)
+        run_id = uuid.uuid4().hex
+        trigger = trigger or plan.default_trigger()
+        self.store.create_run(run_id, flow_id, stored.version, trigger, input_items or [], source,
+                              status=RunStatus.running.value, owner=self.owner)
+        return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger)
+
+    def start_run(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
+                  source: str = "manual") -> asyncio.Task[RunResult]:
+        task = asyncio.ensure_future(self.run_flow(flow_id, input_items, trigger=trigger, source=source))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run_file(self, flow: Flow, input_items: Items | None = None, *, trigger: str | None = None
+                       ) -> RunResult:
+        """Run a flow that is not stored (`flowboard run FILE`): nothing is recorded."""
+        engine = Engine(self.services, None, self.bus)
+        return await engine.run(build_plan(flow, self.registry), input_items, trigger=trigger)
+
+    async def resume_unfinished(self) -> list[RunResult]:
+        """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again."""
+        results = []
+        for run in self.store.unfinished_runs():
+            if not self.store.claim_run(run.id, self.owner):
+                continue
+            try:
+                plan = self.plan(run.flow_id, run.flow_version)
+            except Exception as exc:  # the flow or its version is gone, or no longer valid
+                self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"})
+                continue
+            done = {nid: step for nid, step in self.store.get_steps(run.id).items()
+                    if step.status in _FINAL_STEP}
+            log.info("resuming run %s of flow %s (%d steps already done)", run.id, run.flow_id, len(done))
+            results.append(await self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done,
+                                                 started=run.started))
+        return results
+
+    def cancel(self, run_id: str) -> bool:
+        return self.engine.cancel(run_id)
+
+    async def aclose(self) -> None:
+        self.triggers.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.engine.aclose()
+        self.store.close()
+
+
+_FINAL_STEP = frozenset({StepStatus.succeeded, StepStatus.failed, StepStatus.skipped})
+
+
+def load_examples(app: Flowboard, folder: Path, names: Iterable[str] | None = None) -> int:
+    """Import the example flows on first start, so a new user has something to open."""
+    count = 0
+    for path in sorted(folder.glob("*.json")):
+        if names is not None and path.stem not in names:
+            continue
+        try:
+            flow = app.parse(path.read_text())
+        except FlowInvalid as exc:
+            log.error("example %s is invalid: %s", path.name, exc)
+            continue
+        if not app.store.flow_exists(flow.id):
+            app.store.save_flow(flow, expected_version=None, note="example")
+            count += 1
+    return count

@@ -1,0 +1,82 @@
+"""Where the database is and how to connect to it: SQLite in the data dir by default, PostgreSQL by URL.
+
+SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives the process being killed (SIGKILL, OOM, a crash),
+because the WAL is in the OS page cache; a power loss or kernel crash may lose the last few commits (never corrupt the
+file). That is the usual trade for a local tool; set `FLOWBOARD_DATABASE_URL` to PostgreSQL for more.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.pool import StaticPool
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+def resolve_data_dir(path: Path | str | None = None) -> Path:
+    """The data dir: `path`, else env `FLOWBOARD_DATA_DIR`, else `~/.flowboard`. Created if missing."""
+    chosen = Path(path or os.environ.get("FLOWBOARD_DATA_DIR") or Path.home() / ".flowboard").expanduser()
+    chosen.mkdir(parents=True, exist_ok=True)
+    return chosen
+
+
+def database_url(data_dir: Path | str | None = None) -> str:
+    """Env `FLOWBOARD_DATABASE_URL` if set, else SQLite at `<data dir>/flowboard.db`."""
+    url = os.environ.get("FLOWBOARD_DATABASE_URL")
+    if url:
+        return url
+    return f"sqlite:///{resolve_data_dir(data_dir) / 'flowboard.db'}"
+
+
+def normalize_url(url: str) -> str:
+    """PostgreSQL goes through psycopg 3: `postgresql://` and `postgres://` become `postgresql+psycopg://`."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, connect_args: dict[str, Any] | None = None, **kwargs: Any) -> sa.Engine:
+    """A SQLAlchemy engine for `url`, tuned for Flowboard (see the module docstring for SQLite's durability)."""
+    url = normalize_url(url)
+    args = dict(connect_args or {})
+    backend = sa.make_url(url).get_backend_name()
+    if backend == "sqlite":
+        args.setdefault("check_same_thread", False)
+        database = sa.make_url(url).database
+        if not database or database == ":memory:":  # one shared connection, or every checkout is a new empty db
+            kwargs.setdefault("poolclass", StaticPool)
+        engine = sa.create_engine(url, connect_args=args, **kwargs)
+        sa.event.listen(engine, "connect", _sqlite_on_connect)
+        return engine
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, connect_args=args, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def init_db(engine: sa.Engine) -> None:
+    """Create missing tables. No migrations yet: Alembic comes in once a schema has shipped to users; until then a
+    schema change means a fresh database."""
+    from sqlmodel import SQLModel
+
+    from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+    SQLModel.metadata.create_all(engine)

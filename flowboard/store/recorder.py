@@ -1,0 +1,378 @@
+"""The engine's Recorder on SQL: the hot path, so no ORM.
+
+Statements are compiled once from the table metadata (SQLAlchemy Core, per dialect, positional parameters) and run on
+one dedicated DBAPI connection with `executemany`; items are serialized with orjson as soon as a step is handed over.
+
+When things are written:
+- `run_started` and pure steps (`durable=False`) are buffered in memory, per run;
+- a durable call (a node with side effects finished) writes the run row and every buffered step of that run, and
+  commits before it returns, so a crash never makes a side effect run twice;
+- `run_finished` writes the final run row plus what is still buffered.
+Each write is ONE transaction. A run that only has pure steps therefore costs one transaction in all; it shows up in
+the database when it ends (or at its first side effect). Callers that need a run visible before that (a webhook run
+that was accepted, a queued run) create it first with `Store.create_run`, which this recorder then updates.
+
+SQLite writes run inline in the event loop (a commit in WAL mode with synchronous=NORMAL is tens of microseconds).
+PostgreSQL writes go to one writer thread, so the loop is never blocked on the network; writes that arrive while it is
+busy are committed together in one transaction (group commit), and each caller still waits for its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..engine.runner import RunInfo
+from ..engine.states import RunResult, Step
+from .store import Store
+from .tables import runs_t, steps_t
+
+RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
+               "started", "finished", "owner", "heartbeat")
+STEP_COLUMNS = ("run_id", "node_id", "status", "attempt", "started", "finished", "inputs", "outputs", "error")
+_KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the run was queued, maybe not later
+
+Row = Sequence[Any]
+Job = tuple[Row | None, list[Row]]  # (run row to upsert or None, step rows to upsert)
+_dumps = orjson.dumps
+log = logging.getLogger(__name__)
+
+
+def compile_statements(dialect_name: str) -> tuple[str, str]:
+    """The run and step upserts as SQL text for `dialect_name`, with positional parameters in column order."""
+    if dialect_name == "sqlite":
+        insert: Any = sqlite.insert
+        dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark")
+    elif dialect_name == "postgresql":
+        insert = postgresql.insert
+        dialect = postgresql.psycopg.dialect(paramstyle="format")
+    else:
+        raise ValueError(f"the recorder supports SQLite and PostgreSQL, not {dialect_name}")
+    statements = []
+    for table, columns, keys, keep in ((runs_t, RUN_COLUMNS, ["id"], _KEEP_IF_NULL),
+                                       (steps_t, STEP_COLUMNS, ["run_id", "node_id"], ())):
+        stmt = insert(table).values({c: sa.bindparam(c) for c in columns})
+        updates = {c: sa.func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
+                   for c in columns if c not in keys and c not in ("flow_id", "created")}
+        compiled = stmt.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
+        if tuple(compiled.positiontup or ()) != columns:
+            raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
+        statements.append(str(compiled))
+    return statements[0], statements[1]
+
+
+class _Pending:
+    __slots__ = ("run", "steps", "written")
+
+    def __init__(self, run: list[Any] | None):
+        self.run = run  # the run row's values in RUN_COLUMNS order
+        self.steps: list[Row] = []
+        self.written = False
+
+
+class SqlRecorder:
+    """Records runs and steps for the engine: `Engine(recorder=SqlRecorder(store))`. One per process and database.
+
+    `owner` defaults to the store's owner id (what `Store.heartbeat` and `Store.claim_run` use). `write_start=True`
+    writes the run row at `run_started` already (one more transaction per run) so running runs show up at once."""
+
+    def __init__(self, store: Store, owner: str | None = None, *, write_start: bool = False):
+        self.store = store
+        self.owner = owner or store.owner
+        self.write_start = write_start
+        self._run_sql, self._step_sql = compile_statements(store.dialect)
+        self._pg = store.dialect == "postgresql"
+        self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
+        self._conn: Any = None  # the DBAPI connection
+        self._pending: dict[str, _Pending] = {}
+        self._meta: dict[str, tuple[int | None, str | None]] = {}
+        self._writer = _Writer(self._execute) if self._pg else None
+        self._closed = False
+        store.recorders.add(self)
+
+    def annotate(self, run_id: str, *, flow_version: int | None = None, source: str | None = None) -> None:
+        """Say which flow version and source a run that was not created with `create_run` has; call before
+        `Engine.run`. (The engine's RunInfo does not carry them.)"""
+        self._meta[run_id] = (flow_version, source)
+
+    # -- the Recorder protocol --------------------------------------------------------------------------------------
+
+    async def run_started(self, info: RunInfo) -> None:
+        flow_version, source = self._meta.pop(info.run_id, (None, None))
+        now = time.time()
+        row = [info.run_id, info.flow_id, flow_version, "running", info.trigger, source, _json(info.input),
+               None, None, info.started, info.started, None, self.owner, now]
+        pending = self._pending.get(info.run_id)
+        if pending is None:
+            pending = self._pending[info.run_id] = _Pending(row)
+        else:
+            pending.run = row
+        if self.write_start:
+            await self._write(pending)
+
+    async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
+        pending = self._pending.get(run_id)
+        if pending is None:  # steps of a run this recorder did not see start (a single-node rerun, say)
+            pending = self._pending[run_id] = _Pending(None)
+        pending.steps.extend([_step_row(step) for step in steps])
+        if durable:
+            await self._write(pending)
+
+    async def run_finished(self, result: RunResult) -> None:
+        pending = self._pending.pop(result.run_id, None) or _Pending(None)
+        row = pending.run
+        if row is None:  # not seen starting: the upsert keeps what the store has for input, trigger, ...
+            row = pending.run = [result.run_id, result.flow_id, None, None, None, None, None, None, None,
+                                 result.started, result.started, None, self.owner, None]
+        error = result.error
+        output = _json(result.output, None)
+        if output is None:
+            output = _lenient(result.output)
+            error = error or {"message": "the run's output is not JSON data; it was stored as text where needed"}
+        row[3] = result.status.value
+        row[7] = output
+        row[8] = _json(error)
+        row[10] = result.started
+        row[11] = result.finished
+        await self._write(pending, final=True)
+
+    # -- writing ----------------------------------------------------------------------------------------------------
+
+    async def _write(self, pending: _Pending, final: bool = False) -> None:
+        if self._closed:
+            raise RuntimeError("the recorder is closed")
+        run = None
+        if pending.run is not None and (final or not pending.written):
+            pending.run[13] = time.time()
+            run = tuple(pending.run)
+        steps, pending.steps = pending.steps, []
+        if run is None and not steps:
+            return
+        if self._writer is None:
+            self._execute([(run, steps)])
+        else:
+            await self._writer.submit((run, steps))
+        pending.written = True
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            if self._closed:
+                raise RuntimeError("the recorder is closed")
+            self._raw = self.store.engine.raw_connection()
+            self._conn = self._raw.driver_connection
+            self._conn.rollback()  # start clean whatever the pool did (pre-ping)
+        return self._conn
+
+    def _execute(self, jobs: list[Job]) -> None:
+        """Write `jobs` in one transaction. On PostgreSQL, a dropped connection is replaced once."""
+        try:
+            self._transaction(jobs)
+        except Exception:
+            if not self._pg or self._conn is None or not (self._conn.closed or self._conn.broken):
+                raise
+            self._discard(invalidate=True)
+            self._transaction(jobs)
+
+    def _transaction(self, jobs: list[Job]) -> None:
+        conn = self._connection()
+        cursor = conn.cursor()
+        try:
+            if not self._pg:
+                cursor.execute("BEGIN IMMEDIATE")  # take the write lock now (waits up to busy_timeout)
+            for run, steps in jobs:
+                if run is not None:
+                    cursor.execute(self._run_sql, run)
+                if steps:
+                    cursor.executemany(self._step_sql, steps)
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def _discard(self, invalidate: bool = False) -> None:
+        raw, self._raw, self._conn = self._raw, None, None
+        if raw is not None:
+            with contextlib.suppress(Exception):
+                if invalidate:
+                    raw.invalidate()
+                else:
+                    raw.close()
+
+    def flush(self) -> None:
+        """Write everything buffered (runs still going stay `running`). Not for use while runs are in flight on
+        PostgreSQL; `close` calls it."""
+        jobs: list[Job] = []
+        for pending in self._pending.values():
+            run = tuple(pending.run) if pending.run is not None and not pending.written else None
+            if run is not None or pending.steps:
+                jobs.append((run, pending.steps))
+                pending.steps = []
+                pending.written = True
+        if not jobs:
+            return
+        try:
+            self._execute(jobs)
+        except Exception as exc:
+            if len(jobs) == 1:
+                raise
+            failed = [e for e in _one_by_one(self._execute, jobs) if e is not None]  # save what can be saved
+            if failed:
+                raise failed[0] from exc
+
+    def close(self) -> None:
+        """Write what is buffered (so an interrupted run resumes from there) and give the connection back."""
+        if self._closed:
+            return
+        if self._writer is not None:
+            self._writer.stop()
+        try:
+            self.flush()
+        except Exception:  # closing must not fail: say what was lost, then let go
+            log.exception("the recorder could not write its buffered steps while closing")
+        finally:
+            self._pending.clear()
+            self._closed = True
+            self._discard()
+
+    async def aclose(self) -> None:
+        if self._writer is None:
+            self.close()
+        else:
+            await asyncio.to_thread(self.close)
+
+
+class _Writer:
+    """One thread that owns the PostgreSQL writes: takes every job waiting, commits them together, answers each."""
+
+    def __init__(self, execute: Callable[[list[Job]], None]):
+        self._execute = execute
+        self._queue: queue.SimpleQueue[tuple[Job, asyncio.AbstractEventLoop, asyncio.Future[None]] | None] = \
+            queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="flowboard-recorder", daemon=True)
+        self._thread.start()
+
+    async def submit(self, job: Job) -> None:
+        if not self._thread.is_alive():
+            raise RuntimeError("the recorder is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((job, loop, future))
+        await future
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        while True:  # whatever slipped in while stopping is answered, not left waiting forever
+            try:
+                left = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if left is not None:
+                with contextlib.suppress(RuntimeError):
+                    left[1].call_soon_threadsafe(_resolve, left[2], RuntimeError("the recorder is closed"))
+
+    def _loop(self) -> None:
+        running = True
+        while running:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    running = False
+                    break
+                batch.append(more)
+            outcomes: list[BaseException | None]
+            try:
+                self._execute([job for job, _, _ in batch])
+                outcomes = [None] * len(batch)
+            except Exception as exc:
+                outcomes = [exc] if len(batch) == 1 else _one_by_one(self._execute, [job for job, _, _ in batch])
+            for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
+                with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                    loop.call_soon_threadsafe(_resolve, future, outcome)
+
+
+def _one_by_one(execute: Callable[[list[Job]], None], jobs: list[Job]) -> list[BaseException | None]:
+    """After a failed group commit: one job per transaction, so one bad job does not fail the others."""
+    outcomes: list[BaseException | None] = []
+    for job in jobs:
+        try:
+            execute([job])
+            outcomes.append(None)
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> None:
+    if future.done():
+        return
+    if outcome is None:
+        future.set_result(None)
+    else:
+        future.set_exception(outcome)
+
+
+# -- serialization ------------------------------------------------------------------------------------------------
+
+
+def _step_row(step: Step) -> Row:
+    try:
+        return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,
+                _dumps(step.inputs).decode(), _dumps(step.outputs).decode(),
+                None if step.error is None else _dumps(step.error).decode())
+    except TypeError as exc:  # orjson.JSONEncodeError: a node handed over something that is not JSON data
+        error = {"message": f"the node's items are not JSON data and were stored as text ({exc})",
+                 "node_id": step.node_id, "original_error": step.error}
+        return (step.run_id, step.node_id, "failed", step.attempt, step.started, step.finished,
+                _lenient(step.inputs), _lenient(step.outputs), _lenient(error))
+
+
+_MISSING: Any = object()
+
+
+def _json(value: Any, fallback: Any = _MISSING) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _dumps(value).decode()
+    except TypeError:
+        if fallback is not _MISSING:
+            return fallback
+        return _lenient(value)
+
+
+def _lenient(value: Any) -> str:
+    """JSON at any price: what orjson cannot write becomes a descriptive string."""
+    try:
+        return _dumps(value, default=_describe, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return _dumps({"unserializable": _describe(value)}).decode()
+
+
+def _describe(value: Any) -> str:
+    try:
+        text = repr(value)
+    except Exception:
+        text = "?"
+    return f"<{type(value).__name__}: {text[:200]}>"

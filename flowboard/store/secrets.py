@@ -1,0 +1,87 @@
+"""Credential encryption: Fernet (AES-128-CBC + HMAC-SHA256), so the database never holds a secret in clear.
+
+The key comes from env `FLOWBOARD_SECRET_KEY` or from `<data dir>/secret.key`, created with mode 0600 on first use.
+`FLOWBOARD_SECRET_KEY` may list several keys separated by commas to rotate: the first encrypts, any of them decrypts.
+Losing the key loses the credentials (not the flows or runs): back it up with the database.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from ..errors import FlowboardError
+
+KEY_ENV = "FLOWBOARD_SECRET_KEY"
+KEY_FILE = "secret.key"
+
+
+class SecretKeyError(FlowboardError):
+    """The secret key is missing, malformed, or not the key a credential was saved with."""
+
+
+def load_key(data_dir: Callable[[], Path]) -> MultiFernet:
+    """The Fernet keys from the environment, else from the key file in the data dir (created when missing)."""
+    raw = os.environ.get(KEY_ENV, "").strip()
+    where = f"env {KEY_ENV}"
+    if not raw:
+        path = data_dir() / KEY_FILE
+        where = str(path)
+        raw = _read_or_create(path)
+    keys = [k.strip() for k in raw.split(",") if k.strip()]
+    try:
+        return MultiFernet([Fernet(k) for k in keys])
+    except ValueError:
+        raise SecretKeyError(f"the secret key in {where} is not a Fernet key (32 url-safe base64-encoded bytes; make "
+                             "one with `python -c 'from cryptography.fernet import Fernet; "
+                             "print(Fernet.generate_key().decode())'`)") from None
+
+
+def _read_or_create(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    key = Fernet.generate_key()
+    try:  # O_EXCL: two processes starting at once agree on one key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key + b"\n")
+    return key.decode()
+
+
+class Secrets:
+    """Encrypts and decrypts credential data. The key is loaded on first use, so a store that never touches a
+    credential never creates a key file."""
+
+    def __init__(self, data_dir: Callable[[], Path]):
+        self._data_dir = data_dir
+        self._fernet: MultiFernet | None = None
+
+    @property
+    def fernet(self) -> MultiFernet:
+        if self._fernet is None:
+            self._fernet = load_key(self._data_dir)
+        return self._fernet
+
+    def encrypt(self, name: str, data: dict[str, Any]) -> str:
+        # the name goes inside the token, so a token copied onto another credential's row does not decrypt there
+        return self.fernet.encrypt(orjson.dumps({"name": name, "data": data})).decode()
+
+    def decrypt(self, name: str, token: str) -> dict[str, Any]:
+        try:
+            plain = orjson.loads(self.fernet.decrypt(token.encode()))
+        except InvalidToken:
+            raise SecretKeyError(f"credential {name!r} cannot be decrypted: it was saved with another secret key than "
+                                 f"the current one ({KEY_ENV} or {KEY_FILE} in the data dir)") from None
+        if not isinstance(plain, dict) or plain.get("name") != name:
+            raise SecretKeyError(f"credential {name!r} holds data saved for another credential; save it again")
+        data: dict[str, Any] = plain["data"]
+        return data

@@ -1,0 +1,432 @@
+"""The store: flows with their versions, runs with their steps, credentials and settings, over SQLAlchemy Core.
+
+A sync API; callers in an event loop run it in a thread. Each method is one short transaction (SQLite has one writer
+at a time, and the recorder writes from the event loop). Times are epoch seconds. The run recorder lives in
+`recorder.py`; it writes the same tables with precompiled SQL.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..engine.states import RunStatus, Step, StepStatus
+from ..errors import FlowboardError
+from ..model import Flow, dump_flow, parse_flow
+from .db import database_url, init_db, make_engine, resolve_data_dir
+from .secrets import Secrets
+from .tables import credentials_t, flows_t, runs_t, settings_t, steps_t, versions_t
+
+
+class StoreError(FlowboardError):
+    """Base of the store's errors."""
+
+
+class NotFound(StoreError, LookupError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class VersionConflict(StoreError):
+    """The flow was saved by someone else since it was loaded: reload it (or force with its current version)."""
+
+    def __init__(self, current_version: int):
+        self.current_version = current_version
+        super().__init__(f"the flow was changed meanwhile (now at version {current_version}); reload it before saving")
+
+
+@dataclass(slots=True)
+class FlowSummary:
+    id: str
+    name: str
+    description: str
+    active: bool
+    version: int
+    updated: float
+    last_run_status: RunStatus | None
+    last_run_at: float | None
+
+
+@dataclass(slots=True)
+class StoredFlow:
+    flow: Flow
+    version: int
+    active: bool
+    created: float
+    updated: float
+
+
+@dataclass(slots=True)
+class VersionInfo:
+    version: int
+    created: float
+    note: str
+
+
+@dataclass(slots=True)
+class RunRecord:
+    id: str
+    flow_id: str
+    flow_version: int | None
+    status: RunStatus
+    trigger: str | None
+    source: str | None
+    input: list[dict[str, Any]]
+    output: list[dict[str, Any]] | None
+    error: dict[str, Any] | None
+    created: float
+    started: float | None
+    finished: float | None
+    owner: str | None
+    heartbeat: float | None
+
+
+@dataclass(slots=True)
+class CredentialInfo:
+    name: str
+    type: str
+    created: float
+    updated: float
+
+
+#: Retention defaults. `None` turns a limit off. Only finished runs are ever deleted.
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "keep_days": 30,  # delete finished runs older than this
+    "keep_runs": 10_000,  # per flow, keep at most this many finished runs
+    "keep_success_data": True,  # False: drop the items of steps of succeeded runs (keep status and timing)
+}
+UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
+FINISHED = tuple(s.value for s in RunStatus if s.finished)
+_CHUNK = 500  # rows per delete transaction, so a big cleanup never holds SQLite's write lock for long
+
+
+def make_owner_id() -> str:
+    """Who runs a run: `host:pid:random`. The random part tells two stores of one process apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Store:
+    def __init__(self, url: str | sa.Engine | None = None, *, data_dir: Path | str | None = None):
+        self._data_dir = Path(data_dir) if data_dir is not None else None
+        if isinstance(url, sa.Engine):
+            self.engine = url
+        else:
+            self.engine = make_engine(url or database_url(self._data_dir))
+        self.dialect = self.engine.dialect.name
+        self.owner = make_owner_id()
+        self.secrets = Secrets(self.data_dir)
+        self.recorders: weakref.WeakSet[Any] = weakref.WeakSet()  # SqlRecorders on this store, closed with it
+        init_db(self.engine)
+
+    def data_dir(self) -> Path:
+        return resolve_data_dir(self._data_dir)
+
+    def close(self) -> None:
+        """Close the recorders made on this store (writing what they buffered), then every connection."""
+        for recorder in list(self.recorders):
+            recorder.close()
+        self.engine.dispose()
+
+    # -- flows ------------------------------------------------------------------------------------------------------
+
+    def list_flows(self) -> list[FlowSummary]:
+        last = sa.select(runs_t.c.status, runs_t.c.created).where(runs_t.c.flow_id == flows_t.c.id) \
+            .order_by(runs_t.c.created.desc()).limit(1)
+        query = sa.select(flows_t.c.id, flows_t.c.name, flows_t.c.description, flows_t.c.active, flows_t.c.version,
+                          flows_t.c.updated, last.with_only_columns(runs_t.c.status).scalar_subquery(),
+                          last.with_only_columns(runs_t.c.created).scalar_subquery()) \
+            .order_by(flows_t.c.name, flows_t.c.id)
+        with self.engine.connect() as conn:
+            return [FlowSummary(r[0], r[1], r[2], r[3], r[4], r[5], RunStatus(r[6]) if r[6] else None, r[7])
+                    for r in conn.execute(query)]
+
+    def flow_exists(self, flow_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(flows_t.c.id).where(flows_t.c.id == flow_id)).first() is not None
+
+    def get_flow(self, flow_id: str) -> StoredFlow:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(flows_t).where(flows_t.c.id == flow_id)).first()
+        if row is None:
+            raise NotFound(f"there is no flow {flow_id!r}")
+        return StoredFlow(parse_flow(row.document), row.version, row.active, row.created, row.updated)
+
+    def save_flow(self, flow: Flow, expected_version: int | None, note: str = "") -> int:
+        """Save a new version of `flow` and return its number. `expected_version` is the version the editor loaded;
+        if the stored one differs, raise VersionConflict and change nothing. None creates the flow."""
+        document = dump_flow(flow)
+        now = time.time()
+        with self.engine.begin() as conn:
+            if expected_version is None:
+                if conn.execute(sa.select(flows_t.c.id).where(flows_t.c.id == flow.id)).first() is not None:
+                    raise AlreadyExists(f"a flow with id {flow.id!r} exists already")
+                version = 1
+                try:
+                    conn.execute(flows_t.insert().values(id=flow.id, name=flow.name, description=flow.description,
+                                                         active=False, version=1, document=document, created=now,
+                                                         updated=now))
+                except sa.exc.IntegrityError:
+                    raise AlreadyExists(f"a flow with id {flow.id!r} exists already") from None
+            else:
+                version = expected_version + 1
+                done = conn.execute(flows_t.update()
+                                    .where(flows_t.c.id == flow.id, flows_t.c.version == expected_version)
+                                    .values(name=flow.name, description=flow.description, version=version,
+                                            document=document, updated=now))
+                if done.rowcount != 1:
+                    current = conn.execute(sa.select(flows_t.c.version).where(flows_t.c.id == flow.id)).scalar()
+                    if current is None:
+                        raise NotFound(f"there is no flow {flow.id!r}; save it as a new flow")
+                    raise VersionConflict(current)
+            conn.execute(versions_t.insert().values(flow_id=flow.id, version=version, document=document, created=now,
+                                                    note=note))
+        return version
+
+    def delete_flow(self, flow_id: str) -> None:
+        """Delete the flow, all its versions, and all its runs with their steps."""
+        with self.engine.begin() as conn:
+            run_ids = sa.select(runs_t.c.id).where(runs_t.c.flow_id == flow_id)
+            conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(run_ids)))
+            conn.execute(runs_t.delete().where(runs_t.c.flow_id == flow_id))
+            conn.execute(versions_t.delete().where(versions_t.c.flow_id == flow_id))
+            if conn.execute(flows_t.delete().where(flows_t.c.id == flow_id)).rowcount != 1:
+                raise NotFound(f"there is no flow {flow_id!r}")
+
+    def list_versions(self, flow_id: str) -> list[VersionInfo]:
+        """Newest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(versions_t.c.version, versions_t.c.created, versions_t.c.note)
+                                .where(versions_t.c.flow_id == flow_id).order_by(versions_t.c.version.desc())).all()
+            if not rows and conn.execute(sa.select(flows_t.c.id).where(flows_t.c.id == flow_id)).first() is None:
+                raise NotFound(f"there is no flow {flow_id!r}")
+        return [VersionInfo(*row) for row in rows]
+
+    def get_version(self, flow_id: str, version: int) -> Flow:
+        with self.engine.connect() as conn:
+            document = conn.execute(sa.select(versions_t.c.document).where(versions_t.c.flow_id == flow_id,
+                                                                             versions_t.c.version == version)).scalar()
+        if document is None:
+            raise NotFound(f"flow {flow_id!r} has no version {version}")
+        return parse_flow(document)
+
+    def set_active(self, flow_id: str, active: bool) -> None:
+        """Switch the flow's triggers on or off. Not a new version: `active` is not part of the flow file."""
+        with self.engine.begin() as conn:
+            if conn.execute(flows_t.update().where(flows_t.c.id == flow_id).values(active=active)).rowcount != 1:
+                raise NotFound(f"there is no flow {flow_id!r}")
+
+    # -- runs -------------------------------------------------------------------------------------------------------
+
+    def create_run(self, run_id: str, flow_id: str, flow_version: int | None, trigger: str | None,
+                   input: list[dict[str, Any]], source: str | None, status: RunStatus | str = RunStatus.queued,
+                   owner: str | None = None) -> RunRecord:
+        """Accept a run before it starts (queued), so a crash cannot lose it. The recorder fills it in later."""
+        record = RunRecord(run_id, flow_id, flow_version, RunStatus(status), trigger, source, input, None, None,
+                           time.time(), None, None, owner, time.time() if owner else None)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(runs_t.insert().values(
+                    id=run_id, flow_id=flow_id, flow_version=flow_version, status=record.status.value,
+                    trigger=trigger, source=source, input=input, created=record.created, owner=owner,
+                    heartbeat=record.heartbeat))
+        except sa.exc.IntegrityError:
+            raise AlreadyExists(f"a run with id {run_id!r} exists already") from None
+        return record
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"there is no run {run_id!r}")
+        return _run(row)
+
+    def list_runs(self, flow_id: str | None = None, status: RunStatus | str | Iterable[str] | None = None,
+                  source: str | None = None, since: float | None = None, limit: int = 50,
+                  offset: int = 0) -> list[RunRecord]:
+        """Newest first. `status` is one status or several; `since` is epoch seconds (runs created since)."""
+        query = sa.select(runs_t)
+        if flow_id is not None:
+            query = query.where(runs_t.c.flow_id == flow_id)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            query = query.where(runs_t.c.status.in_([RunStatus(s).value for s in statuses]))
+        if source is not None:
+            query = query.where(runs_t.c.source == source)
+        if since is not None:
+            query = query.where(runs_t.c.created >= since)
+        query = query.order_by(runs_t.c.created.desc(), runs_t.c.id).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_run(row) for row in conn.execute(query)]
+
+    def get_steps(self, run_id: str) -> dict[str, Step]:
+        """The run's recorded steps as the engine's Step records, in the order they finished."""
+        query = sa.select(steps_t).where(steps_t.c.run_id == run_id).order_by(steps_t.c.finished, steps_t.c.node_id)
+        with self.engine.connect() as conn:
+            return {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
+                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error)
+                    for row in conn.execute(query)}
+
+    def unfinished_runs(self) -> list[RunRecord]:
+        """Runs queued or running: after a crash, the ones to claim and resume. Oldest first."""
+        with self.engine.connect() as conn:
+            return [_run(row) for row in conn.execute(sa.select(runs_t).where(runs_t.c.status.in_(UNFINISHED))
+                                                      .order_by(runs_t.c.created, runs_t.c.id))]
+
+    def mark_run(self, run_id: str, status: RunStatus | str, error: dict[str, Any] | None = None) -> None:
+        """Set a run's status (e.g. crashed, cancelled); a final status also sets `finished`."""
+        status = RunStatus(status)
+        values: dict[str, Any] = {"status": status.value, "error": error}
+        if status.finished:
+            values["finished"] = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(**values)).rowcount != 1:
+                raise NotFound(f"there is no run {run_id!r}")
+
+    def delete_run(self, run_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id))
+            if conn.execute(runs_t.delete().where(runs_t.c.id == run_id)).rowcount != 1:
+                raise NotFound(f"there is no run {run_id!r}")
+
+    def claim_run(self, run_id: str, owner: str, stale_after: float = 30.0) -> bool:
+        """Take an unfinished run for `owner` (usually `self.owner`) before resuming it. Succeeds when the run has no
+        owner, is `owner`'s already, its owner's heartbeat is older than `stale_after` seconds, or its owner is a
+        process of this host that no longer exists. Atomic (compare-and-set), so two processes never both win."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs_t.c.status, runs_t.c.owner, runs_t.c.heartbeat)
+                               .where(runs_t.c.id == run_id)).first()
+        if row is None or row.status not in UNFINISHED:
+            return False
+        now = time.time()
+        if row.owner not in (None, owner) and not _owner_gone(row.owner, row.heartbeat, now - stale_after):
+            return False
+        with self.engine.begin() as conn:
+            done = conn.execute(runs_t.update().where(
+                runs_t.c.id == run_id, runs_t.c.status.in_(UNFINISHED),
+                runs_t.c.owner.is_not_distinct_from(row.owner),
+                runs_t.c.heartbeat.is_not_distinct_from(row.heartbeat),
+            ).values(owner=owner, heartbeat=now))
+            return done.rowcount == 1
+
+    def heartbeat(self, owner: str) -> int:
+        """Mark `owner` alive on every unfinished run it owns; returns how many. Call it every few seconds."""
+        with self.engine.begin() as conn:
+            return conn.execute(runs_t.update().where(runs_t.c.owner == owner, runs_t.c.status.in_(UNFINISHED))
+                                .values(heartbeat=time.time())).rowcount
+
+    def apply_retention(self) -> int:
+        """Apply the retention settings; returns how many runs were deleted. Unfinished runs are never touched."""
+        settings = self.get_settings()
+        doomed: set[str] = set()
+        with self.engine.connect() as conn:
+            if settings.get("keep_days") is not None:
+                cutoff = time.time() - float(settings["keep_days"]) * 86400
+                doomed.update(conn.execute(sa.select(runs_t.c.id).where(runs_t.c.status.in_(FINISHED),
+                                                                        runs_t.c.created < cutoff)).scalars())
+            if settings.get("keep_runs") is not None:
+                rank = sa.func.row_number().over(partition_by=runs_t.c.flow_id,
+                                                 order_by=(runs_t.c.created.desc(), runs_t.c.id.desc())).label("rank")
+                ranked = sa.select(runs_t.c.id, rank).where(runs_t.c.status.in_(FINISHED)).subquery()
+                doomed.update(conn.execute(sa.select(ranked.c.id).where(ranked.c.rank > int(settings["keep_runs"])))
+                              .scalars())
+        ids = sorted(doomed)
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i:i + _CHUNK]
+            with self.engine.begin() as conn:
+                conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(chunk)))
+                conn.execute(runs_t.delete().where(runs_t.c.id.in_(chunk), runs_t.c.status.in_(FINISHED)))
+        if not settings.get("keep_success_data", True):
+            succeeded = sa.select(runs_t.c.id).where(runs_t.c.status == RunStatus.succeeded.value)
+            empty: sa.ColumnElement[str] = sa.literal_column("'{}'")  # compared as text, not as JSON
+            with self.engine.begin() as conn:
+                conn.execute(steps_t.update().where(steps_t.c.run_id.in_(succeeded),
+                                                    sa.or_(steps_t.c.inputs != empty, steps_t.c.outputs != empty))
+                             .values(inputs={}, outputs={}))
+        return len(ids)
+
+    # -- settings ---------------------------------------------------------------------------------------------------
+
+    def get_settings(self) -> dict[str, Any]:
+        """Every setting: the retention defaults overlaid with what was saved."""
+        with self.engine.connect() as conn:
+            saved = {row.key: row.value for row in conn.execute(sa.select(settings_t))}
+        return {**DEFAULT_SETTINGS, **saved}
+
+    def set_settings(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Save some settings (the others keep their values); returns all of them."""
+        for key in ("keep_days", "keep_runs"):
+            value = values.get(key)
+            if key in values and value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                                        or value < 0):
+                raise ValueError(f"{key} must be a number of at least 0, or null for no limit")
+        if "keep_success_data" in values and not isinstance(values["keep_success_data"], bool):
+            raise ValueError("keep_success_data must be true or false")
+        with self.engine.begin() as conn:
+            for key, value in values.items():
+                if conn.execute(settings_t.update().where(settings_t.c.key == key).values(value=value)).rowcount == 0:
+                    conn.execute(settings_t.insert().values(key=key, value=value))
+        return self.get_settings()
+
+    # -- credentials ------------------------------------------------------------------------------------------------
+
+    def set_credential(self, name: str, type: str, data: dict[str, Any]) -> None:
+        """Create or replace a credential. `data` is encrypted before it reaches the database."""
+        token = self.secrets.encrypt(name, data)
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(credentials_t.update().where(credentials_t.c.name == name)
+                            .values(type=type, data=token, updated=now)).rowcount == 0:
+                conn.execute(credentials_t.insert().values(name=name, type=type, data=token, created=now, updated=now))
+
+    def get_credential(self, name: str) -> dict[str, Any] | None:
+        """The decrypted data, or None if there is no such credential. Raises SecretKeyError with the wrong key."""
+        with self.engine.connect() as conn:
+            token = conn.execute(sa.select(credentials_t.c.data).where(credentials_t.c.name == name)).scalar()
+        return None if token is None else self.secrets.decrypt(name, token)
+
+    def list_credentials(self) -> list[CredentialInfo]:
+        """Names and types, never the data."""
+        query = sa.select(credentials_t.c.name, credentials_t.c.type, credentials_t.c.created, credentials_t.c.updated)
+        with self.engine.connect() as conn:
+            return [CredentialInfo(*row) for row in conn.execute(query.order_by(credentials_t.c.name))]
+
+    def delete_credential(self, name: str) -> None:
+        with self.engine.begin() as conn:
+            if conn.execute(credentials_t.delete().where(credentials_t.c.name == name)).rowcount != 1:
+                raise NotFound(f"there is no credential {name!r}")
+
+
+def _run(row: Any) -> RunRecord:
+    return RunRecord(row.id, row.flow_id, row.flow_version, RunStatus(row.status), row.trigger, row.source,
+                     row.input if row.input is not None else [], row.output, row.error, row.created, row.started,
+                     row.finished, row.owner, row.heartbeat)
+
+
+def _owner_gone(owner: str, heartbeat: float | None, stale_before: float) -> bool:
+    """The owner stopped heartbeating, or it is a process of this host that does not exist any more."""
+    if heartbeat is None or heartbeat < stale_before:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or sys.platform == "win32":
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False

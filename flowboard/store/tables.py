@@ -1,0 +1,115 @@
+"""The tables. Times are epoch seconds (floats, UTC), like the engine's. JSON is stored as text written by orjson: the
+same bytes on SQLite and PostgreSQL, readable in any SQL shell, and fast to write from the recorder's raw SQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class JSONText(sa.TypeDecorator[Any]):
+    """JSON as text, through orjson. SQL NULL is Python None."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else orjson.dumps(value).decode()
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> Any:
+        return None if value is None else orjson.loads(value)
+
+
+def _time(nullable: bool = False, index: bool = False) -> Any:
+    return Field(default=None if nullable else 0.0, sa_type=sa.Double, nullable=nullable, index=index)
+
+
+def _json(nullable: bool = True) -> Any:
+    return Field(default=None, sa_type=JSONText, nullable=nullable)
+
+
+class FlowRow(SQLModel, table=True):
+    __tablename__ = "flows"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    description: str = Field(default="", sa_type=sa.Text)
+    active: bool = False
+    version: int = 1  # the current version number
+    document: str = Field(sa_type=sa.Text)  # the flow file exactly as `dump_flow` wrote it
+    created: float = _time()
+    updated: float = _time()
+
+
+class FlowVersionRow(SQLModel, table=True):
+    __tablename__ = "flow_versions"
+
+    flow_id: str = Field(foreign_key="flows.id", primary_key=True, max_length=64, ondelete="CASCADE")
+    version: int = Field(primary_key=True)
+    document: str = Field(sa_type=sa.Text)
+    created: float = _time()
+    note: str = Field(default="", sa_type=sa.Text)
+
+
+class RunRow(SQLModel, table=True):
+    """A run. No foreign key to `flows`: a flow file run from the command line need not be saved first."""
+
+    __tablename__ = "runs"
+    __table_args__ = (sa.Index("ix_runs_flow_created", "flow_id", "created"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    flow_id: str = Field(max_length=64)
+    flow_version: int | None = None
+    status: str = Field(max_length=16, index=True)  # a RunStatus value
+    trigger: str | None = Field(default=None, max_length=64)  # the trigger node's id
+    source: str | None = Field(default=None, max_length=32)  # manual, cli, webhook, schedule, ...
+    input: Any = _json()  # items
+    output: Any = _json()  # items
+    error: Any = _json()
+    created: float = _time(index=True)  # when the run was accepted (queued) or, without a queue, started
+    started: float | None = _time(nullable=True)
+    finished: float | None = _time(nullable=True)
+    owner: str | None = Field(default=None, max_length=200)  # the process that runs it (Store.owner)
+    heartbeat: float | None = _time(nullable=True)
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "steps"
+
+    run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=64, ondelete="CASCADE")
+    node_id: str = Field(primary_key=True, max_length=64)
+    status: str = Field(max_length=16)  # a StepStatus value
+    attempt: int = 1
+    started: float = _time()
+    finished: float = _time()
+    inputs: Any = _json()  # {port: items}
+    outputs: Any = _json()  # {port: items}
+    error: Any = _json()
+
+
+class CredentialRow(SQLModel, table=True):
+    __tablename__ = "credentials"
+
+    name: str = Field(primary_key=True, max_length=200)
+    type: str = Field(max_length=100)
+    data: str = Field(sa_type=sa.Text)  # a Fernet token: never the secret in clear
+    created: float = _time()
+    updated: float = _time()
+
+
+class SettingRow(SQLModel, table=True):
+    __tablename__ = "settings"
+
+    key: str = Field(primary_key=True, max_length=100)
+    value: Any = _json()
+
+
+flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
+versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
+runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
+steps_t: sa.Table = StepRow.__table__  # type: ignore[attr-defined]
+credentials_t: sa.Table = CredentialRow.__table__  # type: ignore[attr-defined]
+settings_t: sa.Table = SettingRow.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,253 @@
+"""The SQL recorder under the real engine, on SQLite and PostgreSQL: what is written, when, and what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from flowboard.engine import Engine, Plan, RunStatus, StepStatus, build_plan
+from flowboard.model import parse_flow
+from flowboard.registry import Registry, load_builtins
+from flowboard.sdk import Category, Context, Inputs, NodeType, Outputs
+from flowboard.store import NotFound, SqlRecorder, Store
+
+from . import testnodes
+from .conftest import make_flow
+from .test_store import BACKENDS, MakeStore, open_stores
+
+
+class Gate(NodeType):
+    """Waits until the test opens it: the run is caught mid-way, with everything before it finished."""
+
+    type = "test.gate"
+    title = "Gate"
+    category = Category.logic
+    entered: ClassVar[asyncio.Event]
+    opened: ClassVar[asyncio.Event]
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        Gate.entered.set()
+        await Gate.opened.wait()
+        return list(inputs["main"])
+
+
+class Weird(NodeType):
+    """Returns an item that is not JSON data, as a buggy node might."""
+
+    type = "test.weird"
+    title = "Weird"
+    category = Category.logic
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        return [{"thing": object(), "n": 1}]
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeStore]:
+    yield from open_stores(request.param, tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def store(make_store: MakeStore) -> Store:
+    return make_store()
+
+
+@pytest.fixture(scope="module")
+def reg() -> Registry:
+    registry = Registry()
+    load_builtins(registry)
+    registry.register_module(testnodes)
+    registry.register(Gate)
+    registry.register(Weird)
+    return registry
+
+
+@pytest.fixture
+def gate() -> type[Gate]:
+    Gate.entered, Gate.opened = asyncio.Event(), asyncio.Event()
+    return Gate
+
+
+def plan(reg: Registry, nodes: list[dict[str, Any]], edges: list[Any], flow_id: str = "f") -> Plan:
+    return build_plan(parse_flow(make_flow(nodes, edges, id=flow_id)), reg)
+
+
+START = {"id": "start", "type": "trigger.manual"}
+
+
+def add(node_id: str, value: Any = 1) -> dict[str, Any]:
+    return {"id": node_id, "type": "test.add", "config": {"field": node_id, "value": value}}
+
+
+async def test_a_run_round_trips_through_the_engine(store: Store, reg: Registry) -> None:
+    p = plan(reg, [START, add("a", "{{ item.n * 2 }}"), {"id": "split", "type": "test.branch"}, add("yes"), add("no"),
+                   {"id": "boom", "type": "test.boom", "settings": {"on_error": "continue"}}],
+             [("start", "a"), ("a", "split"), ("split", "yes", "yes", "main"), ("split", "no", "no", "main"),
+              ("yes", "boom")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    result = await engine.run(p, [{"n": 1, "ok": True}, {"n": 2, "ok": False, "text": "ünïcode"}])
+    assert result.status is RunStatus.succeeded
+    assert store.get_steps(result.run_id) == result.steps
+    assert store.get_steps(result.run_id)["no"].outputs["main"][0]["text"] == "ünïcode"
+    assert store.get_steps(result.run_id)["boom"].status is StepStatus.failed
+    record = store.get_run(result.run_id)
+    assert (record.status, record.flow_id, record.trigger, record.owner) == (RunStatus.succeeded, "f", "start",
+                                                                             store.owner)
+    assert (record.input, record.output, record.error) == ([{"n": 1, "ok": True}, {"n": 2, "ok": False,
+                                                                                    "text": "ünïcode"}],
+                                                           result.output, None)
+    assert (record.started, record.finished) == (result.started, result.finished)
+
+    failing = plan(reg, [START, {"id": "boom", "type": "test.boom"}, add("after")],
+                   [("start", "boom"), ("boom", "after")], flow_id="g")
+    failed = await engine.run(failing)
+    assert failed.status is RunStatus.failed
+    assert store.get_run(failed.run_id).error == failed.error
+    assert store.get_steps(failed.run_id) == failed.steps
+    await recorder.aclose()
+
+
+async def test_a_queued_run_is_filled_in_and_keeps_what_was_accepted(store: Store, reg: Registry) -> None:
+    p = plan(reg, [START, add("a")], [("start", "a")])
+    store.create_run("q1", "f", 3, "start", [{"x": 1}], "webhook")
+    assert [r.id for r in store.unfinished_runs()] == ["q1"]
+    recorder = SqlRecorder(store)
+    result = await Engine(recorder=recorder).run(p, [{"x": 1}], run_id="q1")
+    record = store.get_run("q1")
+    assert (record.status, record.flow_version, record.source, record.input) == (RunStatus.succeeded, 3, "webhook",
+                                                                                 [{"x": 1}])
+    assert record.output == result.output == [{"x": 1, "a": 1}]
+    assert store.unfinished_runs() == []
+    recorder.annotate("r2", flow_version=5, source="schedule")
+    await Engine(recorder=recorder).run(p, run_id="r2")
+    assert (store.get_run("r2").flow_version, store.get_run("r2").source) == (5, "schedule")
+    await recorder.aclose()
+
+
+async def test_pure_steps_wait_in_memory_a_side_effect_commits_everything(make_store: MakeStore, reg: Registry,
+                                                                          gate: type[Gate]) -> None:
+    store, other = make_store(), make_store()  # `other` reads through its own connections
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+
+    pure = plan(reg, [START, add("a"), {"id": "gate", "type": "test.gate"}], [("start", "a"), ("a", "gate")])
+    task = asyncio.ensure_future(engine.run(pure, run_id="pure"))
+    await gate.entered.wait()
+    with pytest.raises(NotFound):
+        await asyncio.to_thread(other.get_run, "pure")  # nothing durable happened: nothing written yet
+    gate.opened.set()
+    await task
+    assert set(await asyncio.to_thread(other.get_steps, "pure")) == {"start", "a", "gate"}
+
+    gate.entered.clear()
+    gate.opened.clear()
+    effect = plan(reg, [START, add("a"), {"id": "call", "type": "test.flaky", "config": {"fail_times": 0}},
+                        {"id": "gate", "type": "test.gate"}, add("b")],
+                  [("start", "a"), ("a", "call"), ("call", "gate"), ("gate", "b")])
+    task = asyncio.ensure_future(engine.run(effect, run_id="effect"))
+    await gate.entered.wait()
+    seen = await asyncio.to_thread(other.get_steps, "effect")
+    assert {nid: s.status for nid, s in seen.items()} == {"start": "succeeded", "a": "succeeded", "call": "succeeded"}
+    assert (await asyncio.to_thread(other.get_run, "effect")).status is RunStatus.running
+    gate.opened.set()
+    result = await task
+    assert await asyncio.to_thread(other.get_steps, "effect") == result.steps
+    await recorder.aclose()
+
+
+async def test_an_interrupted_run_is_kept_and_resumes_from_its_steps(store: Store, reg: Registry,
+                                                                     gate: type[Gate]) -> None:
+    p = plan(reg, [START, add("a"), {"id": "call", "type": "test.flaky", "config": {"fail_times": 0}},
+                   {"id": "gate", "type": "test.gate"}, add("b")],
+             [("start", "a"), ("a", "call"), ("call", "gate"), ("gate", "b")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    run_id = uuid.uuid4().hex  # Flaky counts attempts per run id, across tests
+    task = asyncio.ensure_future(engine.run(p, [{"n": 1}], run_id=run_id))
+    await gate.entered.wait()
+    task.cancel()  # a shutdown, not a user's cancel: the run stays `running`
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await recorder.aclose()
+
+    [run] = store.unfinished_runs()
+    assert (run.id, run.status, run.input, run.trigger) == (run_id, RunStatus.running, [{"n": 1}], "start")
+    assert store.claim_run(run.id, store.owner)
+    done = store.get_steps(run.id)
+    assert {nid: s.status for nid, s in done.items()} == {"start": "succeeded", "a": "succeeded", "call": "succeeded"}
+    gate.opened.set()
+    recorder = SqlRecorder(store)
+    result = await Engine(recorder=recorder).run(p, run.input, run_id=run.id, trigger=run.trigger, done=done,
+                                                 started=run.started)
+    assert result.status is RunStatus.succeeded and result.output == [{"n": 1, "a": 1, "b": 1}]
+    assert testnodes.Flaky.attempts[f"{run_id}:flaky"] == 1  # the side effect did not happen again
+    steps = store.get_steps(run.id)
+    assert steps == result.steps and set(steps) == {"start", "a", "call", "gate", "b"}
+    assert store.get_run(run.id).status is RunStatus.succeeded and store.unfinished_runs() == []
+    await recorder.aclose()
+
+
+async def test_items_that_are_not_json_are_recorded_as_an_error(store: Store, reg: Registry) -> None:
+    p = plan(reg, [START, {"id": "weird", "type": "test.weird"}, add("after")], [("start", "weird"),
+                                                                                  ("weird", "after")])
+    recorder = SqlRecorder(store)
+    result = await Engine(recorder=recorder).run(p)
+    assert result.status is RunStatus.succeeded  # the engine does not care; the record says what went wrong
+    weird = store.get_steps(result.run_id)["weird"]
+    assert weird.status is StepStatus.failed
+    assert weird.error is not None and "not JSON data" in weird.error["message"]
+    assert weird.outputs["main"][0]["thing"].startswith("<object: <object object at")
+    record = store.get_run(result.run_id)
+    assert record.status is RunStatus.succeeded and record.error is not None
+    assert record.output is not None and record.output[0]["n"] == 1
+    await recorder.aclose()
+
+
+async def test_many_concurrent_runs_are_all_recorded(store: Store, reg: Registry) -> None:
+    p = plan(reg, [START, add("a"), {"id": "call", "type": "test.flaky", "config": {"fail_times": 0}}, add("b")],
+             [("start", "a"), ("a", "call"), ("call", "b")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    results = await asyncio.gather(*[engine.run(p, [{"i": i}]) for i in range(60)])
+    runs = store.list_runs(limit=100)
+    assert len(runs) == 60 and {r.status for r in runs} == {RunStatus.succeeded}
+    for result in results[::7]:
+        assert store.get_steps(result.run_id) == result.steps
+    await recorder.aclose()
+
+
+async def test_write_start_shows_a_run_at_once_and_closing_the_store_closes_its_recorder(
+        store: Store, reg: Registry, gate: type[Gate]) -> None:
+    p = plan(reg, [START, {"id": "gate", "type": "test.gate"}], [("start", "gate")])
+    recorder = SqlRecorder(store, owner="me", write_start=True)
+    task = asyncio.ensure_future(Engine(recorder=recorder).run(p, run_id="early"))
+    await gate.entered.wait()
+    early = store.get_run("early")
+    assert (early.status, early.owner) == (RunStatus.running, "me")
+    assert early.heartbeat is not None and store.get_steps("early") == {}
+    gate.opened.set()
+    await task
+    assert store.get_run("early").status is RunStatus.succeeded
+    store.close()  # closes the recorder too
+    with pytest.raises(RuntimeError, match="closed"):
+        await Engine(recorder=recorder).run(p, run_id="late")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("make_store", ["postgresql"], indirect=True)
+async def test_a_dropped_postgresql_connection_is_replaced(store: Store, reg: Registry) -> None:
+    p = plan(reg, [START, add("a")], [("start", "a")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    await engine.run(p)
+    with store.engine.connect() as conn:  # what a server restart or an idle timeout does to it
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({recorder._conn.info.backend_pid})")
+    result = await engine.run(p)
+    assert store.get_run(result.run_id).status is RunStatus.succeeded
+    await recorder.aclose()
