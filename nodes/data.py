@@ -54,8 +54,11 @@ def _parent(root: Item, parts: list[str], create: bool) -> Any:
 
 def set_path(root: Item, path: str, value: Any) -> None:
     """Set a dotted path in `root` (a copy the caller owns), creating objects on the way."""
+    if path in root:
+        root[path] = value
+        return
     parts = split_path(path)
-    if path in root or not parts:
+    if not parts:
         root[path] = value
     elif len(parts) == 1:
         root[parts[0]] = value

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import functools
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -28,9 +29,10 @@ _TRUE = frozenset({"true", "yes", "y", "on", "1"})
 _FALSE = frozenset({"false", "no", "n", "off", "0"})
 
 
-def split_path(path: str) -> list[str]:
-    """`order.lines[0].qty` → ['order', 'lines', '0', 'qty']."""
-    return [part for part in _INDEX.sub(r".\1", path).split(".") if part != ""]
+@functools.lru_cache(maxsize=4096)
+def split_path(path: str) -> tuple[str, ...]:
+    """`order.lines[0].qty` → ('order', 'lines', '0', 'qty'). Cached: paths come from configs, a few per flow."""
+    return tuple(part for part in _INDEX.sub(r".\1", path).split(".") if part != "")
 
 
 def child(container: Any, part: str) -> Any:

@@ -15,7 +15,7 @@
 from .events import Event, EventBus
 from .plan import Plan, PlannedNode, build_plan
 from .runner import Engine, Recorder, RunInfo
-from .states import RunResult, RunStatus, Step, StepStatus
+from .states import RunResult, RunStatus, Step, StepStatus, derive_inputs
 
 __all__ = ["Engine", "Event", "EventBus", "Plan", "PlannedNode", "Recorder", "RunInfo", "RunResult", "RunStatus",
-           "Step", "StepStatus", "build_plan"]
+           "Step", "StepStatus", "build_plan", "derive_inputs"]

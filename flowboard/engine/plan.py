@@ -38,14 +38,13 @@ class PlannedNode:
     upstream: int = 0  # distinct upstream nodes
     is_trigger: bool = False
     is_sink: bool = False
+    id: str = ""
+    name: str = ""
 
-    @property
-    def id(self) -> str:
-        return self.node.id
+    def __post_init__(self) -> None:
+        self.id = self.node.id
+        self.name = self.node.name or self.cls.title
 
-    @property
-    def name(self) -> str:
-        return self.node.name or self.cls.title
 
     def config_for(self, scope: Scope) -> Any:
         """The node's config model for one scope; raises NodeError naming the field."""

@@ -77,3 +77,19 @@ class RunResult:
                 for node_id, s in self.steps.items()
             },
         }
+
+
+def derive_inputs(edges: list[tuple[str, str, str, str]], steps: dict[str, Step], run_input: list[dict[str, Any]],
+                  triggers: set[str]) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Each node's input items of a recorded run: the outputs of its upstream steps along the edges
+    (source, source port, target, target port); a trigger's input is the run's input."""
+    inputs: dict[str, dict[str, list[dict[str, Any]]]] = {nid: {} for nid in steps}
+    for nid in triggers:
+        if nid in inputs:
+            inputs[nid]["main"] = run_input
+    for source, source_port, target, target_port in edges:
+        upstream = steps.get(source)
+        if upstream is None or target not in inputs:
+            continue
+        inputs[target].setdefault(target_port, []).extend(upstream.outputs.get(source_port, []))
+    return inputs

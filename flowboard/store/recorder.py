@@ -338,8 +338,10 @@ def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> Non
 
 def _step_row(step: Step) -> Row:
     try:
+        # Inputs are not stored: they are the upstream steps' outputs along the flow's edges (as in n8n), derived
+        # when a run is shown (`engine.derive_inputs`). That halves what a run writes.
         return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,
-                _dumps(step.inputs).decode(), _dumps(step.outputs).decode(),
+                "{}", _dumps(step.outputs).decode(),
                 None if step.error is None else _dumps(step.error).decode())
     except TypeError as exc:  # orjson.JSONEncodeError: a node handed over something that is not JSON data
         error = {"message": f"the node's items are not JSON data and were stored as text ({exc})",

@@ -1,0 +1,269 @@
+"""The `flowboard` command. With no command it starts the server; see `flowboard --help`.
+
+Exit codes: 0 done (run succeeded), 1 the run failed, 2 invalid flow or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import FlowInvalid
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "data_dir", None):
+        os.environ["FLOWBOARD_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
+    command = args.command or "serve"
+    try:
+        return int(COMMANDS[command](args) or 0)
+    except FlowInvalid as exc:
+        _problems(exc)
+        return EXIT_INVALID
+    except _UsageError as exc:
+        print(f"flowboard: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        return 130
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder for the database and keys (default: $FLOWBOARD_DATA_DIR or "
+                                           "~/.flowboard)")
+    parser = argparse.ArgumentParser(prog="flowboard", parents=[common],
+                                     description="Build, run and watch flows. With no command: start the editor.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080)")
+    parser.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    parser.add_argument("--no-record", action="store_true", help="do not record runs (benchmarks; also "
+                                                                  "FLOWBOARD_RECORD=0)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="start the editor, API and triggers (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-browser", action="store_true")
+    serve.add_argument("--no-record", action="store_true")
+
+    run = sub.add_parser("run", parents=[common], help="run a flow file or a stored flow and print the result")
+    run.add_argument("flow", help="a flow file (FLOW.json) or the id or name of a stored flow")
+    run.add_argument("--input", help="input items: a JSON object or a list of objects (or @file.json)")
+    run.add_argument("--trigger", help="id of the trigger node to start from (default: the manual trigger)")
+
+    validate = sub.add_parser("validate", parents=[common], help="check a flow file and list every problem")
+    validate.add_argument("file")
+
+    imp = sub.add_parser("import", parents=[common], help="store a flow file (checked first; nothing is written if "
+                                                           "it is invalid)")
+    imp.add_argument("file")
+
+    exp = sub.add_parser("export", parents=[common], help="write a stored flow as a flow file")
+    exp.add_argument("flow", help="id or name of a stored flow")
+    exp.add_argument("-o", "--output", help="file to write (default: standard output)")
+
+    sub.add_parser("list", parents=[common], help="list stored flows")
+    sub.add_parser("schema", parents=[common], help="print the flow file's JSON Schema")
+    nodes = sub.add_parser("nodes", parents=[common], help="list the installed node types")
+    nodes.add_argument("--markdown", action="store_true", help="print the node reference as Markdown")
+    sub.add_parser("resume", parents=[common], help="finish runs that a crash interrupted")
+    act = sub.add_parser("activate", parents=[common], help="switch a stored flow's triggers on (webhooks answer at "
+                                                            "the next server start)")
+    act.add_argument("flow", help="id or name of a stored flow")
+    deact = sub.add_parser("deactivate", parents=[common], help="switch a stored flow's triggers off")
+    deact.add_argument("flow", help="id or name of a stored flow")
+    return parser
+
+
+def _problems(exc: FlowInvalid) -> None:
+    count = len(exc.problems)
+    print(f"The flow is not valid ({count} problem{'s' if count != 1 else ''}):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _input(value: str | None) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    text = _read_file(value[1:]).decode() if value.startswith("@") else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _UsageError(f"--input is not JSON: {exc.msg} at column {exc.colno}") from None
+    if isinstance(data, dict):
+        return [data]
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return data
+    raise _UsageError("--input must be a JSON object or a list of objects, e.g. '{\"name\": \"Ada\"}'")
+
+
+def _app(record: bool = True):  # type: ignore[no-untyped-def]
+    from .services import Flowboard
+
+    return Flowboard(record=record)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    items = _input(args.input)
+    path = Path(args.flow)
+    is_file = path.suffix == ".json" or path.exists()
+
+    async def go() -> Any:
+        app = _app(record=not is_file)
+        try:
+            if is_file:
+                flow = app.parse(_read_file(args.flow))
+                return await app.run_file(flow, items, trigger=args.trigger)
+            return await app.run_flow(_find(app, args.flow), items, trigger=args.trigger, source="cli")
+        finally:
+            await app.aclose()
+
+    result = asyncio.run(go())
+    print(json.dumps(result.summary(), indent=2, ensure_ascii=False, default=str))
+    return EXIT_OK if result.status.value == "succeeded" else EXIT_RUN_FAILED
+
+
+def _find(app: Any, key: str) -> str:
+    from .store import NotFound
+
+    try:
+        return str(app.find_flow(key))
+    except NotFound as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .engine import build_plan
+    from .model import parse_flow
+    from .registry import default_registry
+
+    flow = parse_flow(_read_file(args.file))
+    build_plan(flow, default_registry())
+    print(f"{args.file}: valid ({len(flow.nodes)} nodes, {len(flow.edges)} connections)")
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    app = _app()
+    try:
+        flow, version = app.import_flow(_read_file(args.file))
+    finally:
+        asyncio.run(app.aclose())
+    print(f"imported {flow.name!r} as {flow.id} (version {version})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    app = _app()
+    try:
+        text = app.export_flow(_find(app, args.flow))
+    finally:
+        asyncio.run(app.aclose())
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    app = _app()
+    try:
+        flows = app.store.list_flows()
+    finally:
+        asyncio.run(app.aclose())
+    if not flows:
+        print("no flows yet: `flowboard import FILE` or open the editor")
+    for f in flows:
+        last = f"{f.last_run_status} {f.last_run_at}" if f.last_run_status else "never run"
+        print(f"{f.id:14} v{f.version:<3} {'active  ' if f.active else 'inactive'} {f.name}  ({last})")
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .model import flow_schema
+
+    print(json.dumps(flow_schema(), indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    from .docs import node_reference
+    from .registry import default_registry
+
+    registry = default_registry()
+    if args.markdown:
+        sys.stdout.write(node_reference(registry))
+        return EXIT_OK
+    for entry in registry.catalog():
+        ports = f"{','.join(entry['inputs']) or '-'} → {','.join(entry['outputs'])}"
+        print(f"{entry['type']:20} v{entry['version']}  {entry['category']:11} {entry['title']:22} {ports:28} "
+              f"{entry['description']}")
+    return EXIT_OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    async def go() -> list[Any]:
+        app = _app()
+        try:
+            return await app.resume_unfinished()
+        finally:
+            await app.aclose()
+
+    results = asyncio.run(go())
+    for r in results:
+        print(f"run {r.run_id}: {r.status.value}")
+    if not results:
+        print("no interrupted runs")
+    return EXIT_OK if all(r.status.value == "succeeded" for r in results) else EXIT_RUN_FAILED
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .server import serve
+
+    return serve(host=args.host, port=args.port, open_browser=not args.no_browser,
+                 record=False if args.no_record else None)
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    app = _app()
+    try:
+        flow_id = _find(app, args.flow)
+        if args.command == "activate":
+            app.activate(flow_id)
+        else:
+            app.deactivate(flow_id)
+    finally:
+        asyncio.run(app.aclose())
+    print(f"{args.command}d {flow_id}")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "import": cmd_import, "export": cmd_export,
+    "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
+    "activate": cmd_activate, "deactivate": cmd_activate,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

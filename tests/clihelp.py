@@ -1,0 +1,34 @@
+"""Run the real `flowboard` command in a subprocess with its own data folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def env_for(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWBOARD_")}
+    env["FLOWBOARD_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def flowboard(data_dir: Path, *args: str, timeout: float = 60, input: str | None = None
+              ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flowboard", *args], env=env_for(data_dir), capture_output=True,
+                          text=True, timeout=timeout, input=input)
+
+
+def popen(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "flowboard", *args], env=env_for(data_dir),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result_json(proc: subprocess.CompletedProcess[str]) -> Any:
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"not JSON on stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}") from None

@@ -1,0 +1,126 @@
+"""The `flowboard` command as a user types it: run, validate, import, export, list, schema, nodes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .clihelp import flowboard, result_json
+
+GOOD = {
+    "id": "greet", "name": "Greet",
+    "nodes": [
+        {"id": "start", "type": "trigger.manual", "config": {"items": [{"name": "Ada"}]}},
+        {"id": "hello", "type": "data.set", "name": "Say hello",
+         "config": {"fields": [{"name": "greeting", "value": "Hello {{ item.name }}"}]}},
+    ],
+    "edges": [{"source": "start", "target": "hello"}],
+}
+
+
+def write(tmp_path: Path, name: str, data: object) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else
+                     (data if isinstance(data, str) else json.dumps(data)).encode())
+    return path
+
+
+def test_run_a_file_prints_the_result(tmp_path: Path) -> None:
+    path = write(tmp_path, "greet.json", GOOD)
+    proc = flowboard(tmp_path, "run", str(path))
+    assert proc.returncode == 0, proc.stderr
+    out = result_json(proc)
+    assert out["status"] == "succeeded"
+    assert out["output"] == [{"name": "Ada", "greeting": "Hello Ada"}]
+    assert out["steps"]["hello"] == {"status": "succeeded", "items": 1, "attempt": 1}
+
+    proc = flowboard(tmp_path, "run", str(path), "--input", '[{"name": "Grace"}, {"name": "Linus"}]')
+    assert [i["greeting"] for i in result_json(proc)["output"]] == ["Hello Grace", "Hello Linus"]
+
+
+def test_failed_run_exits_1_and_usage_errors_exit_2(tmp_path: Path) -> None:
+    failing = {**GOOD, "nodes": [*GOOD["nodes"], {"id": "call", "type": "http.request",
+                                                   "config": {"url": "http://127.0.0.1:9/nothing", "timeout": 2}}],
+               "edges": [*GOOD["edges"], {"source": "hello", "target": "call"}]}
+    proc = flowboard(tmp_path, "run", str(write(tmp_path, "fail.json", failing)))
+    assert proc.returncode == 1
+    out = result_json(proc)
+    assert out["status"] == "failed" and out["error"]["node_id"] == "call"
+
+    proc = flowboard(tmp_path, "run", str(write(tmp_path, "g.json", GOOD)), "--input", "{oops")
+    assert proc.returncode == 2 and "--input is not JSON" in proc.stderr
+    proc = flowboard(tmp_path, "run", "no-such-flow")
+    assert proc.returncode == 2 and "no stored flow has the id or name 'no-such-flow'" in proc.stderr
+
+
+def test_import_export_round_trip_and_list(tmp_path: Path) -> None:
+    path = write(tmp_path, "greet.json", GOOD)
+    proc = flowboard(tmp_path, "import", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 'Greet' as greet (version 1)" in proc.stdout
+    listing = flowboard(tmp_path, "list").stdout
+    assert "greet" in listing and "Greet" in listing and "never run" in listing
+
+    out = tmp_path / "out.json"
+    assert flowboard(tmp_path, "export", "Greet", "-o", str(out)).returncode == 0
+    again = tmp_path / "again.json"
+    flowboard(tmp_path, "import", str(out))  # same id: stored as a copy with a new id
+    assert flowboard(tmp_path, "export", "greet", "-o", str(again)).returncode == 0
+    assert out.read_bytes() == again.read_bytes()
+    assert json.loads(out.read_text())["nodes"][1]["config"] == GOOD["nodes"][1]["config"]
+
+    proc = flowboard(tmp_path, "run", "greet")  # a stored flow: the run is recorded
+    assert result_json(proc)["status"] == "succeeded"
+    assert "succeeded" in flowboard(tmp_path, "list").stdout
+
+
+BROKEN = {
+    "not JSON": ("{'name': 'x'", "this is not JSON at line 1, column 2"),
+    "wrong format": ({**GOOD, "format": 2}, "format: this Flowboard reads flow format 1, the file says 2"),
+    "unknown node type": ({**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "type": "data.sett"}]},
+                          "nodes[1].type: unknown node type 'data.sett'"),
+    "dangling edge": ({**GOOD, "edges": [{"source": "start", "target": "nowhere"}]},
+                      "edges[0].target: there is no node with id 'nowhere'"),
+    "cycle": ({**GOOD, "nodes": [*GOOD["nodes"], {**GOOD["nodes"][1], "id": "again"}],
+               "edges": [{"source": "start", "target": "hello"}, {"source": "hello", "target": "again"},
+                         {"source": "again", "target": "hello"}]}, "the connections form a loop"),
+    "wrong port": ({**GOOD, "edges": [{"source": "start", "source_port": "yes", "target": "hello"}]},
+                   "edges[0].source_port: node 'start' has no output 'yes' (it has 'main')"),
+    "bad config": ({**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "config": {"fields": "greeting"}}]},
+                   "nodes[1].config.fields: must be a list"),
+    "bad expression": ({**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "config": {
+        "fields": [{"name": "g", "value": "Hello {{ item.name "}]}}]},
+        "nodes[1].config.fields[0].value: expression syntax"),
+    "10 MB of junk": (b"\x00\x9f junk " * (10 * 1024 * 1024 // 8), "a flow file may be at most"),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_files_are_rejected_with_a_located_message_and_nothing_is_stored(tmp_path: Path, case: str) -> None:
+    data, expected = BROKEN[case]
+    path = write(tmp_path, "broken.json", data)
+    for command in ("validate", "import", "run"):
+        proc = flowboard(tmp_path, command, str(path))
+        assert proc.returncode == 2, f"{command}: {proc.stdout} {proc.stderr}"
+        assert "The flow is not valid" in proc.stderr
+        assert expected in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert "no flows yet" in flowboard(tmp_path, "list").stdout
+
+
+def test_validate_good_and_schema_and_nodes(tmp_path: Path) -> None:
+    proc = flowboard(tmp_path, "validate", str(write(tmp_path, "g.json", GOOD)))
+    assert proc.returncode == 0 and "valid (2 nodes, 1 connections)" in proc.stdout
+    schema = json.loads(flowboard(tmp_path, "schema").stdout)
+    assert schema["title"] == "Flowboard flow file"
+    nodes = flowboard(tmp_path, "nodes").stdout
+    for type_id in ("trigger.manual", "logic.if", "logic.switch", "logic.merge", "data.set", "logic.filter",
+                    "data.sort", "data.limit", "data.split_out", "data.aggregate", "logic.wait", "http.request",
+                    "sql.query"):
+        assert type_id in nodes
+    reference = flowboard(tmp_path, "nodes", "--markdown").stdout
+    assert reference.startswith("# Node reference")
+    assert (Path(__file__).parent.parent / "docs" / "nodes.md").read_text() == reference, \
+        "docs/nodes.md is stale: regenerate it with `flowboard nodes --markdown > docs/nodes.md`"
