@@ -24,7 +24,7 @@ def flowboard(data_dir: Path, *args: str, timeout: float = 60, input: str | None
 
 def popen(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "flowboard", *args], env=env_for(data_dir),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
 
 
 def result_json(proc: subprocess.CompletedProcess[str]) -> Any:

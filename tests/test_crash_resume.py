@@ -52,6 +52,7 @@ def counter() -> Iterator[tuple[Counter, int]]:
     thread.start()
     yield counter, server.server_address[1]
     server.shutdown()
+    server.server_close()
 
 
 def crash_flow(port: int) -> dict:
