@@ -163,7 +163,7 @@ async def main(quick: bool) -> None:
     median, best = await section_c(reg, quick)
     budget = 1.3 * 0.050
     print(f"(c) 20 parallel HTTP branches, 50 ms each: median {median * 1e3:.1f} ms (best {best * 1e3:.1f} ms); "
-          f"1.3 × 50 ms = {budget * 1e3:.0f} ms; overhead over one call: {(median - 0.05) * 1e3:.1f} ms")
+          f"1.3 x 50 ms = {budget * 1e3:.0f} ms; overhead over one call: {(median - 0.05) * 1e3:.1f} ms")
 
 
 if __name__ == "__main__":

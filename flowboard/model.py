@@ -1,8 +1,8 @@
 """The flow file: Flowboard's public format.
 
-One JSON document per flow. Reading is strict and reports every problem at once, each with its location; writing is
-deterministic (same flow, same bytes) so flows diff well in git. This module knows nothing but pydantic: whether a node's
-type exists and whether its config fits is checked by the engine's planner, which knows the registry.
+One JSON document per flow. Reading is strict and reports every problem at once, each with its location; writing
+is deterministic (same flow, same bytes) so flows diff well in git. This module knows nothing but pydantic: whether a
+node's type exists and whether its config fits is checked by the engine's planner, which knows the registry.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ class NodeSettings(Strict):
 
 class Node(Strict):
     id: NodeId
-    type: str = Field(pattern=r"^[a-z][a-z0-9_.\-]*(/[a-z0-9_.\-]+)?$", description="Node type id, e.g. `http.request`.")
+    type: str = Field(pattern=r"^[a-z][a-z0-9_.\-]*(/[a-z0-9_.\-]+)?$",
+                      description="Node type id, e.g. `http.request`.")
     version: int = Field(1, ge=1, description="Node type version; old flows keep running on the old one.")
     name: str = Field("", max_length=200, description="Display name on the canvas; defaults to the type's title.")
     position: Position = Field(default_factory=Position)

@@ -7,8 +7,8 @@ value reading (`to_number`, `to_date`, `to_bool`) and the condition model with i
 from __future__ import annotations
 
 import asyncio
-import json
 import functools
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta

@@ -144,7 +144,7 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
         raise FlowInvalid(problems)
 
     order = list(nx.topological_sort(graph))
-    for nid, pn in planned.items():
+    for pn in planned.values():
         pn.targets = list(dict.fromkeys(t for _, t, _ in pn.out_edges))
         pn.is_sink = not pn.targets
         for target in pn.targets:
