@@ -7,6 +7,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+from collections.abc import Iterator
 from functools import cache
 from importlib.metadata import entry_points
 from types import ModuleType
@@ -54,7 +55,7 @@ class Registry:
     def __contains__(self, type_id: str) -> bool:
         return type_id in self._latest
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[type[NodeType]]:
         return iter(self._types[(t, v)] for t, v in sorted(self._latest.items()))
 
     def catalog(self) -> list[dict[str, Any]]:

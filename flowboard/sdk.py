@@ -24,6 +24,7 @@ item with the config rendered for it, for nodes that work item by item.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
@@ -69,7 +70,7 @@ class NodeType:
     description: ClassVar[str] = ""
     inputs: ClassVar[tuple[str, ...]] = ("main",)
     outputs: ClassVar[tuple[str, ...]] = ("main",)
-    Config: ClassVar[type[BaseModel]] = EmptyConfig
+    Config: ClassVar[builtins.type[BaseModel]] = EmptyConfig
     #: True for nodes that change the world (HTTP, SQL, email): their finished steps are written to the store before
     #: the run goes on, so a crash never makes them run twice.
     side_effects: ClassVar[bool] = False

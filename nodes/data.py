@@ -31,7 +31,7 @@ def _put(container: Any, part: str, value: Any) -> None:
                          else f"cannot go into {to_text(container)!r}: it is not an object")
 
 
-def _parent(root: Item, parts: list[str], create: bool) -> Any:
+def _parent(root: Item, parts: tuple[str, ...], create: bool) -> Any:
     """The container of the path's last part, with every container on the way copied into `root` (itself already a
     copy). MISSING when a container is missing and `create` is off."""
     node: Any = root

@@ -24,7 +24,7 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"kind": self.kind, "run_id": self.run_id, "flow_id": self.flow_id}
+        out: dict[str, Any] = {"kind": self.kind, "run_id": self.run_id, "flow_id": self.flow_id}
         for key in ("node_id", "status", "count", "message"):
             value = getattr(self, key)
             if value is not None:
