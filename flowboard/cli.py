@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     act.add_argument("flow", help="id or name of a stored flow")
     deact = sub.add_parser("deactivate", parents=[common], help="switch a stored flow's triggers off")
     deact.add_argument("flow", help="id or name of a stored flow")
+    keys = sub.add_parser("api-key", parents=[common], help="make, list and revoke keys for the REST API (/api/v1)")
+    key_actions = keys.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    create = key_actions.add_parser("create", parents=[common], help="make a key and print it (shown this once only)")
+    create.add_argument("name", help="who or what will use it, e.g. 'backup script'")
+    key_actions.add_parser("list", parents=[common], help="list the keys (never the keys themselves)")
+    revoke = key_actions.add_parser("revoke", parents=[common], help="delete a key: calls with it are refused at once")
+    revoke.add_argument("id", help="the key's id (see `flowboard api-key list`)")
     return parser
 
 
@@ -259,10 +266,45 @@ def cmd_activate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_api_key(args: argparse.Namespace) -> int:
+    import time
+
+    from .store import NotFound, Store
+
+    def when(t: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t is not None else "never"
+
+    store = Store()
+    try:
+        if args.key_command == "create":
+            try:
+                info, key = store.create_api_key(args.name)
+            except ValueError as exc:
+                raise _UsageError(str(exc)) from None
+            print(key)  # alone on stdout, so `KEY=$(flowboard api-key create NAME)` works
+            print(f"API key {info.id} ({info.name!r}) created. Copy it now: Flowboard keeps only its hash and cannot "
+                  "show it again. Send it as `X-API-Key: <key>` or `Authorization: Bearer <key>`.", file=sys.stderr)
+        elif args.key_command == "list":
+            keys = store.list_api_keys()
+            if not keys:
+                print("no API keys yet: `flowboard api-key create NAME`")
+            for k in keys:
+                print(f"{k.id:14} {k.prefix}…  created {when(k.created)}  last used {when(k.last_used):16}  {k.name}")
+        else:
+            try:
+                store.revoke_api_key(args.id)
+            except NotFound as exc:
+                raise _UsageError(str(exc)) from None
+            print(f"revoked API key {args.id}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "import": cmd_import, "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
-    "activate": cmd_activate, "deactivate": cmd_activate,
+    "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
 }
 
 if __name__ == "__main__":

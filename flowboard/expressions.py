@@ -65,6 +65,8 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().is_safe_attribute(obj, attr, value)
 
     def is_safe_callable(self, obj: Any) -> bool:
+        if obj is _safe_range or obj is dict:  # the only globals
+            return True
         owner = getattr(obj, "__self__", None)
         if not isinstance(owner, dict | list | str | int | float):
             return False

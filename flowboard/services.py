@@ -9,13 +9,17 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .engine import Engine, EventBus, Plan, RunResult, RunStatus, StepStatus, build_plan
+from . import error_flow
+from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
 from .errors import FlowInvalid, Problem
+from .forms_public import FormTriggers
 from .model import Flow, dump_flow, parse_flow
 from .registry import Registry, default_registry
+from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
 from .store import SqlRecorder, Store, database_url, make_engine
 from .triggers import Activations, WebhookTriggers
@@ -35,11 +39,13 @@ class Flowboard:
         self.services = Services(credentials=self.store.get_credential)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
-        self.triggers = Activations([WebhookTriggers()])
+        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self)])
+        self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
+        self._error_flows: set[asyncio.Task[Any]] = set()
 
     # -- flows ------------------------------------------------------------------------------------------------------
 
@@ -75,6 +81,15 @@ class Flowboard:
             except FlowInvalid as exc:
                 log.warning("flow %s stays active with its previous version: %s", flow.id, exc)
         return version
+
+    def delete_flow(self, flow_id: str) -> None:
+        """Delete a flow with its versions, runs and steps. An active flow's triggers are switched off first, and its
+        compiled plans are forgotten (a new flow may take the same id and start again at version 1)."""
+        if flow_id in self.triggers.active:
+            self.triggers.deactivate(flow_id)
+        self.store.delete_flow(flow_id)
+        for key in [key for key in self._plans if key[0] == flow_id]:
+            del self._plans[key]
 
     def find_flow(self, key: str) -> str:
         """A stored flow's id from its id or its exact name."""
@@ -148,8 +163,9 @@ class Flowboard:
         plan = self.plan(flow_id, stored.version)
         run_id = uuid.uuid4().hex
         trigger = trigger or plan.default_trigger()
-        self.store.create_run(run_id, flow_id, stored.version, trigger, input_items or [], source,
-                              status=RunStatus.running.value, owner=self.owner)
+        if self.recorder is not None:  # the run exists before it starts, so no crash can lose it
+            self.store.create_run(run_id, flow_id, stored.version, trigger, input_items or [], source,
+                                  status=RunStatus.running.value, owner=self.owner)
         return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger)
 
     def start_run(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
@@ -158,6 +174,23 @@ class Flowboard:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    async def run_draft(self, flow: Flow, input_items: Items | None = None, *, version: int | None = None,
+                        trigger: str | None = None, done: dict[str, Step] | None = None,
+                        run_id: str | None = None) -> RunResult:
+        """Run the editor's working copy of a flow, saved or not (as n8n does), recorded under the flow's id with
+        source "editor". `version`: the stored version it equals, None for unsaved changes (such a run is not
+        resumed after a crash). `done`: steps of an earlier run to reuse instead of running them ("run this node");
+        they are recorded in this run too, so it reads complete. Raises FlowInvalid."""
+        plan = build_plan(flow, self.registry)
+        run_id = run_id or uuid.uuid4().hex
+        trigger = trigger or plan.default_trigger()
+        if self.recorder is not None:
+            self.store.create_run(run_id, flow.id, version, trigger, input_items or [], EDITOR,
+                                  status=RunStatus.running.value, owner=self.owner)
+            if done:
+                await self.recorder.steps_finished(run_id, [replace(s, run_id=run_id) for s in done.values()], False)
+        return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger, done=done)
 
     async def run_file(self, flow: Flow, input_items: Items | None = None, *, trigger: str | None = None
                        ) -> RunResult:
@@ -169,7 +202,11 @@ class Flowboard:
         """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again."""
         results = []
         for run in self.store.unfinished_runs():
-            if not self.store.claim_run(run.id, self.owner):
+            if run.id in self.engine.active_runs or not self.store.claim_run(run.id, self.owner):
+                continue
+            if run.source == EDITOR and run.flow_version is None:  # its flow (unsaved edits) was never stored
+                self.store.mark_run(run.id, RunStatus.crashed.value,
+                                    {"message": "could not resume: a test run of unsaved changes"})
                 continue
             try:
                 plan = self.plan(run.flow_id, run.flow_version)
@@ -183,10 +220,16 @@ class Flowboard:
                                                  started=run.started))
         return results
 
+    def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
+        """Post-run hook: the engine calls it for every run it concludes. A failed run starts its error flow."""
+        if error_flow.wanted(plan, trigger, result):
+            error_flow.start(self, plan, result, self._error_flows)
+
     def cancel(self, run_id: str) -> bool:
         return self.engine.cancel(run_id)
 
     async def aclose(self) -> None:
+        await error_flow.settle(self._error_flows)  # a failed run's error flow still runs (`flowboard run`)
         self.triggers.close()
         for task in list(self._tasks):
             task.cancel()
@@ -194,6 +237,7 @@ class Flowboard:
         self.store.close()
 
 
+EDITOR = "editor"  # the source of the editor's test runs
 _FINAL_STEP = frozenset({StepStatus.succeeded, StepStatus.failed, StepStatus.skipped})
 
 

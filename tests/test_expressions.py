@@ -33,6 +33,8 @@ def ev(text: str):  # type: ignore[no-untyped-def]
     ("[{{ item.missing }}]", "[]"),
     ("{{ item.email | upper }}", "ADA@EXAMPLE.COM"),
     ("{{ {'a': item.days} }}", {"a": 12}),
+    ("{{ range(3) | list }}", [0, 1, 2]),
+    ("{{ dict(a=1) }}", {"a": 1}),
 ])
 def test_values(text: str, expected: object) -> None:
     assert ev(text) == expected

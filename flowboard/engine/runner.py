@@ -14,6 +14,7 @@ import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -55,6 +56,9 @@ class Engine:
         self.bus = bus or EventBus()
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cancel_requested: set[str] = set()
+        #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted); must not
+        #: raise or block. The app uses it to start error flows.
+        self.on_finished: Callable[[Plan, str, RunResult], None] | None = None
 
     async def run(self, plan: Plan, input_items: Items | None = None, *, run_id: str | None = None,
                   trigger: str | None = None, done: dict[str, Step] | None = None,
@@ -82,8 +86,9 @@ class Engine:
 
 
 class _Run:
-    __slots__ = ("cancel_event", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "inline", "input", "plan",
-                 "publish", "recorder", "remaining", "run_id", "scope_nodes", "started", "steps", "trigger", "unflushed")
+    __slots__ = ("cancel_event", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "inline", "input",
+                 "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes", "started", "steps", "trigger",
+                 "unflushed")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -205,6 +210,8 @@ class _Run:
         if self.publish:
             self.publish(Event("run.finished", self.run_id, self.flow_id, status=status.value,
                                message=error["message"] if error else None))
+        if self.engine.on_finished is not None:
+            self.engine.on_finished(self.plan, self.trigger, result)
         return result
 
     def _output(self) -> Items:
@@ -281,7 +288,7 @@ class _Run:
         if pn.is_trigger:
             inputs: dict[str, Items] = {"main": self.input}
         else:
-            inputs = self.inbox.pop(pn.id, None) or {}
+            inputs = self.inbox.pop(pn.id, {})
             for port in pn.input_ports:
                 if port not in inputs:
                     inputs[port] = []

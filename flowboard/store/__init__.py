@@ -1,8 +1,9 @@
-"""Persistence: flows, versions, runs, steps, credentials and settings on SQLite (default) or PostgreSQL.
+"""Persistence: flows, versions, runs, steps, credentials, settings and API keys on SQLite (default) or PostgreSQL.
 
 ```
  services ──▶ Store (sync, SQLAlchemy Core)          ─┐
  Engine   ──▶ SqlRecorder (precompiled SQL, orjson)   ─┴─▶ flows · flow_versions · runs · steps · credentials · settings
+                                                            · api_keys
 ```
 """
 
@@ -12,6 +13,7 @@ from .secrets import SecretKeyError
 from .store import (
     DEFAULT_SETTINGS,
     AlreadyExists,
+    ApiKeyInfo,
     CredentialInfo,
     FlowSummary,
     NotFound,
@@ -21,9 +23,11 @@ from .store import (
     StoreError,
     VersionConflict,
     VersionInfo,
+    hash_api_key,
     make_owner_id,
 )
 
-__all__ = ["DEFAULT_SETTINGS", "AlreadyExists", "CredentialInfo", "FlowSummary", "NotFound", "RunRecord",
-           "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow", "VersionConflict", "VersionInfo",
-           "database_url", "init_db", "make_engine", "make_owner_id", "normalize_url", "resolve_data_dir"]
+__all__ = ["DEFAULT_SETTINGS", "AlreadyExists", "ApiKeyInfo", "CredentialInfo", "FlowSummary", "NotFound",
+           "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow", "VersionConflict",
+           "VersionInfo", "database_url", "hash_api_key", "init_db", "make_engine", "make_owner_id", "normalize_url",
+           "resolve_data_dir"]

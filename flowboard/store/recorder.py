@@ -12,9 +12,14 @@ Each write is ONE transaction. A run that only has pure steps therefore costs on
 the database when it ends (or at its first side effect). Callers that need a run visible before that (a webhook run
 that was accepted, a queued run) create it first with `Store.create_run`, which this recorder then updates.
 
-SQLite writes run inline in the event loop (a commit in WAL mode with synchronous=NORMAL is tens of microseconds).
-PostgreSQL writes go to one writer thread, so the loop is never blocked on the network; writes that arrive while it is
-busy are committed together in one transaction (group commit), and each caller still waits for its own.
+SQLite writes run in the event loop, once per loop turn: every write that arrives during one turn of the loop is
+committed in one transaction at the start of the next (group commit), and each caller still waits for its own. A
+commit writes every page it changed to the WAL, so concurrent runs that share pages (the runs and steps tables and
+their indexes) write them once per group instead of once per run. Measured with 32 concurrent webhook calls of a
+10-node flow: 64 KiB written and 28 write calls per run with a transaction per write and random run ids, 13 KiB and 5
+with group commit and time-ordered run ids (UUIDv7, `triggers.new_run_id`). PostgreSQL writes go to one writer
+thread, so the loop is never blocked on the network; writes that arrive while it is busy are committed together in
+the same way.
 """
 
 from __future__ import annotations
@@ -97,6 +102,7 @@ class SqlRecorder:
         self._pending: dict[str, _Pending] = {}
         self._meta: dict[str, tuple[int | None, str | None]] = {}
         self._writer = _Writer(self._execute) if self._pg else None
+        self._group: list[tuple[Job, asyncio.Future[None]]] | None = None  # SQLite: writes waiting for this turn
         self._closed = False
         store.recorders.add(self)
 
@@ -159,10 +165,35 @@ class SqlRecorder:
         if run is None and not steps:
             return
         if self._writer is None:
-            self._execute([(run, steps)])
+            await self._join_group((run, steps))
         else:
             await self._writer.submit((run, steps))
         pending.written = True
+
+    async def _join_group(self, job: Job) -> None:
+        """SQLite: commit `job` with every other write of this loop turn, and wait for that commit."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        if self._group is None:
+            self._group = []
+            loop.call_soon(self._commit_group)
+        self._group.append((job, future))
+        await future
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        if not group:
+            return
+        jobs = [job for job, _ in group]
+        outcomes: list[BaseException | None]
+        try:
+            self._execute(jobs)
+            outcomes = [None] * len(group)
+        except Exception as exc:
+            outcomes = [exc] if len(group) == 1 else _one_by_one(self._execute, jobs)
+        for (_, future), outcome in zip(group, outcomes, strict=True):
+            with contextlib.suppress(RuntimeError):  # closing after the loop: nobody waits any more
+                _resolve(future, outcome)
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -239,6 +270,7 @@ class SqlRecorder:
         if self._writer is not None:
             self._writer.stop()
         try:
+            self._commit_group()  # writes of this loop turn that were still waiting for their commit
             self.flush()
         except Exception:  # closing must not fail: say what was lost, then let go
             log.exception("the recorder could not write its buffered steps while closing")

@@ -7,7 +7,9 @@ at a time, and the recorder writes from the event loop). Times are epoch seconds
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import socket
 import sys
 import time
@@ -25,7 +27,17 @@ from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
 from .db import database_url, init_db, make_engine, resolve_data_dir
 from .secrets import Secrets
-from .tables import credentials_t, flows_t, runs_t, settings_t, steps_t, versions_t
+from .tables import (
+    api_keys_t,
+    credentials_t,
+    flows_t,
+    runs_t,
+    schedule_fires_t,
+    schedule_state_t,
+    settings_t,
+    steps_t,
+    versions_t,
+)
 
 
 class StoreError(FlowboardError):
@@ -102,6 +114,27 @@ class CredentialInfo:
     updated: float
 
 
+@dataclass(slots=True)
+class ApiKeyInfo:
+    """What is kept about an API key: never the key, only its first characters (`prefix`) to tell keys apart."""
+
+    id: str
+    name: str
+    prefix: str
+    created: float
+    last_used: float | None
+
+
+API_KEY_PREFIX = "fb_"
+_API_KEY_TOUCH = 60.0  # seconds: `last_used` is written at most this often per key, not on every call
+API_KEY_CACHE = 2.0  # seconds a valid key is trusted without reading the database again (this process)
+
+
+def hash_api_key(key: str) -> str:
+    """The stored form of an API key. A plain SHA-256 is enough: the key is 256 random bits, not a password."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 #: Retention defaults. `None` turns a limit off. Only finished runs are ever deleted.
 DEFAULT_SETTINGS: dict[str, Any] = {
     "keep_days": 30,  # delete finished runs older than this
@@ -129,6 +162,7 @@ class Store:
         self.owner = make_owner_id()
         self.secrets = Secrets(self.data_dir)
         self.recorders: weakref.WeakSet[Any] = weakref.WeakSet()  # SqlRecorders on this store, closed with it
+        self._valid_keys: dict[str, tuple[ApiKeyInfo, float]] = {}  # key hash -> (info, checked at); see API keys
         init_db(self.engine)
 
     def data_dir(self) -> Path:
@@ -202,6 +236,8 @@ class Store:
             conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(run_ids)))
             conn.execute(runs_t.delete().where(runs_t.c.flow_id == flow_id))
             conn.execute(versions_t.delete().where(versions_t.c.flow_id == flow_id))
+            conn.execute(schedule_fires_t.delete().where(schedule_fires_t.c.flow_id == flow_id))
+            conn.execute(schedule_state_t.delete().where(schedule_state_t.c.flow_id == flow_id))
             if conn.execute(flows_t.delete().where(flows_t.c.id == flow_id)).rowcount != 1:
                 raise NotFound(f"there is no flow {flow_id!r}")
 
@@ -223,10 +259,13 @@ class Store:
         return parse_flow(document)
 
     def set_active(self, flow_id: str, active: bool) -> None:
-        """Switch the flow's triggers on or off. Not a new version: `active` is not part of the flow file."""
+        """Switch the flow's triggers on or off. Not a new version: `active` is not part of the flow file.
+        Switching off forgets where its schedules were, so switching on again does not catch up on the time between."""
         with self.engine.begin() as conn:
             if conn.execute(flows_t.update().where(flows_t.c.id == flow_id).values(active=active)).rowcount != 1:
                 raise NotFound(f"there is no flow {flow_id!r}")
+            if not active:
+                conn.execute(schedule_state_t.delete().where(schedule_state_t.c.flow_id == flow_id))
 
     # -- runs -------------------------------------------------------------------------------------------------------
 
@@ -321,6 +360,21 @@ class Store:
             ).values(owner=owner, heartbeat=now))
             return done.rowcount == 1
 
+    def reopen_run(self, run_id: str, owner: str, keep: Iterable[str]) -> bool:
+        """Take a failed, cancelled or crashed run to run it again in place (a retry): it becomes `running` for
+        `owner`, and its steps other than `keep` (node ids) are deleted. Atomic: of two callers, one wins."""
+        keep = list(keep)
+        now = time.time()
+        reopenable = (RunStatus.failed.value, RunStatus.cancelled.value, RunStatus.crashed.value)
+        with self.engine.begin() as conn:
+            done = conn.execute(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.status.in_(reopenable))
+                                .values(status=RunStatus.running.value, owner=owner, heartbeat=now, error=None,
+                                        output=None, finished=None))
+            if done.rowcount != 1:
+                return False
+            conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id, steps_t.c.node_id.not_in(keep)))
+        return True
+
     def heartbeat(self, owner: str) -> int:
         """Mark `owner` alive on every unfinished run it owns; returns how many. Call it every few seconds."""
         with self.engine.begin() as conn:
@@ -348,6 +402,10 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(chunk)))
                 conn.execute(runs_t.delete().where(runs_t.c.id.in_(chunk), runs_t.c.status.in_(FINISHED)))
+        if settings.get("keep_days") is not None:  # old schedule claims: their times never come back
+            with self.engine.begin() as conn:
+                conn.execute(schedule_fires_t.delete().where(
+                    schedule_fires_t.c.claimed < time.time() - float(settings["keep_days"]) * 86400))
         if not settings.get("keep_success_data", True):
             succeeded = sa.select(runs_t.c.id).where(runs_t.c.status == RunStatus.succeeded.value)
             empty: sa.ColumnElement[str] = sa.literal_column("'{}'")  # compared as text, not as JSON
@@ -407,6 +465,142 @@ class Store:
         with self.engine.begin() as conn:
             if conn.execute(credentials_t.delete().where(credentials_t.c.name == name)).rowcount != 1:
                 raise NotFound(f"there is no credential {name!r}")
+
+    # -- API keys ---------------------------------------------------------------------------------------------------
+
+    def create_api_key(self, name: str) -> tuple[ApiKeyInfo, str]:
+        """A new key for the REST API: its info and the key itself, in clear, which is never available again (only
+        its hash is stored)."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValueError("an API key needs a name of 1 to 200 characters, e.g. the script or service using it")
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        info = ApiKeyInfo(uuid.uuid4().hex[:12], name, key[:10], time.time(), None)
+        with self.engine.begin() as conn:
+            conn.execute(api_keys_t.insert().values(id=info.id, name=info.name, prefix=info.prefix,
+                                                    hash=hash_api_key(key), created=info.created, last_used=None))
+        return info, key
+
+    def list_api_keys(self) -> list[ApiKeyInfo]:
+        """Oldest first. Never the keys or their hashes."""
+        query = sa.select(api_keys_t.c.id, api_keys_t.c.name, api_keys_t.c.prefix, api_keys_t.c.created,
+                          api_keys_t.c.last_used).order_by(api_keys_t.c.created, api_keys_t.c.id)
+        with self.engine.connect() as conn:
+            return [ApiKeyInfo(*row) for row in conn.execute(query)]
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Delete the key: calls made with it are refused from now on (in another process, within
+        `API_KEY_CACHE` seconds)."""
+        with self.engine.begin() as conn:
+            if conn.execute(api_keys_t.delete().where(api_keys_t.c.id == key_id)).rowcount != 1:
+                raise NotFound(f"there is no API key with the id {key_id!r}")
+        self._valid_keys.clear()
+
+    def check_api_key(self, key: str) -> ApiKeyInfo | None:
+        """The key's info if `key` is a valid key, else None. Notes the use (`last_used`, at most once a minute).
+        A valid key is remembered for `API_KEY_CACHE` seconds (see `cached_api_key`)."""
+        if not key.startswith(API_KEY_PREFIX) or len(key) > 200:
+            return None
+        digest = hash_api_key(key)
+        query = sa.select(api_keys_t.c.id, api_keys_t.c.name, api_keys_t.c.prefix, api_keys_t.c.created,
+                          api_keys_t.c.last_used).where(api_keys_t.c.hash == digest)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            self._valid_keys.pop(digest, None)
+            return None
+        info = ApiKeyInfo(*row)
+        now = time.time()
+        if info.last_used is None or now - info.last_used >= _API_KEY_TOUCH:
+            with self.engine.begin() as conn:
+                conn.execute(api_keys_t.update().where(api_keys_t.c.id == info.id).values(last_used=now))
+            info.last_used = now
+        self._valid_keys[digest] = (info, time.monotonic())
+        return info
+
+    def cached_api_key(self, key: str) -> ApiKeyInfo | None:
+        """The key's info if this store found it valid less than `API_KEY_CACHE` seconds ago; no database read (the
+        API checks every call, and a call should not cost a query). None means: ask `check_api_key`."""
+        hit = self._valid_keys.get(hash_api_key(key)) if key.startswith(API_KEY_PREFIX) and len(key) <= 200 else None
+        if hit is None or time.monotonic() - hit[1] > API_KEY_CACHE:
+            return None
+        return hit[0]
+
+    # -- schedules: a fire is claimed by inserting it, so exactly one process starts each scheduled run -------------
+
+    def start_schedule(self, flow_id: str, node_id: str, now: int) -> int:
+        """The schedule trigger's `last_fire`: every scheduled time up to it is handled. A trigger seen for the first
+        time (or since its flow was switched off) starts at `now`, so activating never catches up on the past."""
+        query = sa.select(schedule_state_t.c.last_fire).where(schedule_state_t.c.flow_id == flow_id,
+                                                              schedule_state_t.c.node_id == node_id)
+        with self.engine.connect() as conn:
+            last = conn.execute(query).scalar()
+        if last is not None:
+            return int(last)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schedule_state_t.insert().values(flow_id=flow_id, node_id=node_id, last_fire=now,
+                                                              updated=time.time()))
+            return now
+        except sa.exc.IntegrityError:  # another process started it a moment ago
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+
+    def skip_schedule_fires(self, flow_id: str, node_id: str, until: int) -> None:
+        """Mark every scheduled time up to `until` handled without running it (missed fires that are skipped)."""
+        with self.engine.begin() as conn:
+            conn.execute(schedule_state_t.update().where(
+                schedule_state_t.c.flow_id == flow_id, schedule_state_t.c.node_id == node_id,
+                schedule_state_t.c.last_fire < until).values(last_fire=until, updated=time.time()))
+
+    def claim_schedule_fire(self, flow_id: str, node_id: str, fire_time: int, *, owner: str | None = None,
+                            run_id: str | None = None, flow_version: int | None = None,
+                            items: list[dict[str, Any]] | None = None, missed: int = 0,
+                            source: str = "schedule") -> bool:
+        """Claim the scheduled time `fire_time` of one schedule trigger. True for the one caller whose insert
+        succeeded: it starts the run. False when another process claimed it first, or the flow is not active (any
+        more). With `run_id`, the run row is created (queued, input `items`) in the same transaction, so a claimed
+        fire never loses its run."""
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(schedule_fires_t.insert().values(flow_id=flow_id, node_id=node_id, fire_time=fire_time,
+                                                              claimed=now, owner=owner, run_id=run_id,
+                                                              missed=missed))
+                if not conn.execute(sa.select(flows_t.c.active).where(flows_t.c.id == flow_id)).scalar():
+                    raise _NotActive
+                conn.execute(schedule_state_t.update().where(
+                    schedule_state_t.c.flow_id == flow_id, schedule_state_t.c.node_id == node_id,
+                    schedule_state_t.c.last_fire < fire_time).values(last_fire=fire_time, updated=now))
+                if run_id is not None:
+                    conn.execute(runs_t.insert().values(
+                        id=run_id, flow_id=flow_id, flow_version=flow_version, status=RunStatus.queued.value,
+                        trigger=node_id, source=source, input=items or [], created=now, owner=owner,
+                        heartbeat=now if owner else None))
+        except (sa.exc.IntegrityError, _NotActive):
+            return False
+        return True
+
+    def schedule_fires(self, flow_id: str, node_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest claimed fires of a flow's schedule triggers (newest first)."""
+        t = schedule_fires_t
+        query = sa.select(t.c.node_id, t.c.fire_time, t.c.claimed, t.c.owner, t.c.run_id, t.c.missed) \
+            .where(t.c.flow_id == flow_id).order_by(t.c.fire_time.desc(), t.c.node_id).limit(limit)
+        if node_id is not None:
+            query = query.where(t.c.node_id == node_id)
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(query)]
+
+    def schedule_last_fire(self, flow_id: str, node_id: str) -> int | None:
+        """Up to when the trigger's scheduled times are handled (None: not running, or its flow was switched off)."""
+        with self.engine.connect() as conn:
+            last = conn.execute(sa.select(schedule_state_t.c.last_fire).where(
+                schedule_state_t.c.flow_id == flow_id, schedule_state_t.c.node_id == node_id)).scalar()
+        return None if last is None else int(last)
+
+
+class _NotActive(Exception):
+    """Rolls a schedule claim back: the flow was switched off meanwhile (perhaps by another process)."""
 
 
 def _run(row: Any) -> RunRecord:

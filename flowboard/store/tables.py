@@ -107,9 +107,51 @@ class SettingRow(SQLModel, table=True):
     value: Any = _json()
 
 
+class ApiKeyRow(SQLModel, table=True):
+    """A key for the REST API. Only a SHA-256 hash of the key is kept: the key itself is shown once, at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200)
+    prefix: str = Field(max_length=16)  # the key's first characters, so a user can tell keys apart
+    hash: str = Field(max_length=64, unique=True)  # sha256 hex of the whole key
+    created: float = _time()
+    last_used: float | None = _time(nullable=True)
+
+
+class ScheduleFireRow(SQLModel, table=True):
+    """A claimed schedule fire: inserting the row IS the claim, so among processes sharing the database exactly one
+    starts the run for a scheduled time (the primary key refuses the others)."""
+
+    __tablename__ = "schedule_fires"
+
+    flow_id: str = Field(primary_key=True, max_length=64)
+    node_id: str = Field(primary_key=True, max_length=64)
+    fire_time: int = Field(primary_key=True, sa_type=sa.BigInteger, sa_column_kwargs={"autoincrement": False})
+    claimed: float = _time(index=True)  # when it was claimed (epoch seconds)
+    owner: str | None = Field(default=None, max_length=200)  # the process that claimed it (Store.owner)
+    run_id: str | None = Field(default=None, max_length=64)
+    missed: int = 0  # scheduled times this run stands for that passed while no server ran (catch-up run), else 0
+
+
+class ScheduleStateRow(SQLModel, table=True):
+    """Per schedule trigger: every scheduled time up to `last_fire` is handled (run, or skipped after downtime)."""
+
+    __tablename__ = "schedule_state"
+
+    flow_id: str = Field(primary_key=True, max_length=64)
+    node_id: str = Field(primary_key=True, max_length=64)
+    last_fire: int = Field(sa_type=sa.BigInteger)  # epoch seconds
+    updated: float = _time()
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 steps_t: sa.Table = StepRow.__table__  # type: ignore[attr-defined]
 credentials_t: sa.Table = CredentialRow.__table__  # type: ignore[attr-defined]
 settings_t: sa.Table = SettingRow.__table__  # type: ignore[attr-defined]
+api_keys_t: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+schedule_fires_t: sa.Table = ScheduleFireRow.__table__  # type: ignore[attr-defined]
+schedule_state_t: sa.Table = ScheduleStateRow.__table__  # type: ignore[attr-defined]

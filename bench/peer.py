@@ -1,0 +1,130 @@
+"""Flowboard against Node-RED, side by side, with the shared harness (../shared/peers/bench.py).
+
+    python bench/peer.py            # the harness's defaults: 3 startups, 3 x 15 s per flow (about 10 minutes)
+    python bench/peer.py --quick    # 1 startup, 1 x 5 s per flow, for iteration
+    python bench/peer.py --only flowboard-off --flows echo
+
+Imports bench/flows/{echo,chain10,fanout}.json (the Node-RED flows of ../shared/peers/nodered/gen_flows.py, built
+from Flowboard nodes) into a fresh data folder per mode, activates them, then runs the harness for Node-RED, Flowboard
+with run recording off (`--no-record`) and Flowboard recording every run (the default), and prints one table with the
+ratios to Node-RED. Machines are shared and noisy: only ratios measured in the same session mean anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shlex
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("FLOWBOARD_PEERS_SRC", HERE.parent.parent / "shared" / "peers"))  # ../shared/peers
+if not SHARED.is_dir():
+    SHARED = Path("/work/shared/peers")
+PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "flowboard-peers"))
+FLOWS = ("echo", "chain10", "fanout")
+QUICK = ["--duration", "5", "--repeats", "1", "--warmup", "2", "--startup-repeats", "1", "--idle-wait", "1"]
+
+
+def setup() -> None:
+    """Install Node-RED, Node and wrk with the shared script (once; it is idempotent)."""
+    if not (PEERS / "bench.py").exists() or not (PEERS / "nodered" / "node_modules" / "node-red").is_dir():
+        print("installing the peers (a few minutes the first time) ...", flush=True)
+        subprocess.run(["bash", str(SHARED / "setup.sh")], check=True)
+    else:  # keep the harness in step with the shared copy
+        subprocess.run(["cp", str(SHARED / "bench.py"), str(PEERS / "bench.py")], check=True)
+
+
+def prepare(data: Path, flows: list[str]) -> None:
+    """A fresh data folder with the benchmark flows imported and active, through the real command line."""
+    env = {**os.environ, "FLOWBOARD_DATA_DIR": str(data)}
+    for name in flows:
+        for args in (["import", str(HERE / "flows" / f"{name}.json")], ["activate", f"bench-{name}"]):
+            subprocess.run([sys.executable, "-m", "flowboard", *args], env=env, check=True, capture_output=True)
+
+
+def harness(peer: str, extra: list[str], tag: str) -> dict[str, Any]:
+    """Run bench.py and return its result file."""
+    before = set(glob.glob(str(PEERS / "results" / "*.json")))
+    subprocess.run([sys.executable, str(PEERS / "bench.py"), "--peer", peer, "--tag", tag, *extra], cwd=PEERS,
+                   check=True)
+    new = sorted(set(glob.glob(str(PEERS / "results" / "*.json"))) - before)
+    if not new:
+        raise RuntimeError(f"bench.py wrote no result for {peer}")
+    return json.loads(Path(new[-1]).read_text())
+
+
+def flowboard(mode: str, flows: list[str], options: list[str], port: int) -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix=f"flowboard-bench-{mode}-"))
+    prepare(data, flows)
+    command = [sys.executable, "-m", "flowboard", "serve", "--no-browser", "--port", str(port), "--data-dir", str(data)]
+    if mode == "off":
+        command.append("--no-record")
+    extra = ["--cmd", shlex.join(command), "--base", f"http://127.0.0.1:{port}", "--ready", flows[0], *options]
+    for name in flows:
+        extra += ["--flow", f"{name}=/webhook/{name}"]
+    result = harness(f"flowboard-{mode}", extra, tag=mode)
+    result["recorded_runs"] = recorded(data)
+    return result
+
+
+def recorded(data: Path) -> dict[str, int]:
+    with sqlite3.connect(data / "flowboard.db") as db:
+        return dict(db.execute("SELECT flow_id, count(*) FROM runs GROUP BY flow_id").fetchall())
+
+
+def table(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
+    base = results.get("nodered", {}).get("flows", {})
+    lines = ["| flow | peer | req/s | p50 ms | p99 ms | RSS peak MB | vs Node-RED |", "|---|---|---|---|---|---|---|"]
+    for name in flows:
+        ref = base.get(name, {}).get("median", {}).get("rps")
+        for peer, result in results.items():
+            m = result.get("flows", {}).get(name, {}).get("median")
+            if not m:
+                lines.append(f"| {name} | {peer} | failed | | | | |")
+                continue
+            ratio = f"{m['rps'] / ref:.2f}x" if ref else "-"
+            lines.append(f"| {name} | {peer} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
+                         f"{m['rss_peak_mb']:.0f} | {ratio} |")
+    idle = ", ".join(f"{peer} {r.get('idle_rss_mb', '?')} MB" for peer, r in results.items())
+    startup = ", ".join(f"{peer} {sorted(r['startup_s'])[len(r['startup_s']) // 2]:.2f} s" for peer, r in
+                        results.items() if r.get("startup_s"))
+    return "\n".join([*lines, "", f"idle RSS: {idle}", f"startup (median): {startup}"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="short runs for iteration (not for reporting)")
+    parser.add_argument("--flows", default=",".join(FLOWS), help="comma list of flows (default: all three)")
+    parser.add_argument("--only", default="nodered,flowboard-off,flowboard-on", help="comma list of peers to run")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--harness", default="", help="more options for bench.py, e.g. '--duration 10'")
+    args = parser.parse_args()
+    flows = args.flows.split(",")
+    options = (QUICK if args.quick else []) + shlex.split(args.harness)
+    setup()
+    results: dict[str, dict[str, Any]] = {}
+    started = time.monotonic()
+    for peer in args.only.split(","):
+        if peer == "nodered":
+            results[peer] = harness("nodered", ["--flows", ",".join(flows), *options], tag="peer")
+        else:
+            results[peer] = flowboard(peer.removeprefix("flowboard-"), flows, options, args.port)
+    took = time.monotonic() - started
+    print(f"\n# Flowboard vs Node-RED ({took:.0f} s; medians; ratios are req/s over Node-RED's)\n")
+    print(table(results, flows))
+    if "flowboard-on" in results:
+        print(f"recorded runs with recording on (all calls, warm-up and startup probes included): "
+              f"{results['flowboard-on']['recorded_runs']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,419 @@
+"""The webhook routes: `/webhook/<path>` for active flows, `/webhook-test/<path>` while the editor listens.
+
+The hot path. Plain ASGI apps mounted as routes of the outer app ahead of NiceGUI (never behind its middleware); per
+call only a dict lookup, the body read with a running size check, orjson, and the engine on the plan compiled at
+activation. No validation, no planning, no database read per call (a run is written by the recorder, or created first
+with `Store.create_run` when the caller is answered at once).
+
+Answers: the flow's result, 202 `{"run_id"}` (respond immediately), 200 `{"skipped": true}` (run mode skip, a run is
+going: a 2xx so senders do not retry what was ignored on purpose), or an error as `{"error": "..."}`: 404 unknown
+path, 405 wrong method (with Allow), 401 missing credentials or bad signature, 403 wrong credentials, 413 body too
+big, 400 unreadable body, 500 the run failed. Refusals are logged on `flowboard.webhook` at warning level, without
+header values or bodies.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
+
+from ..engine import RunResult, RunStatus, StepStatus
+from ..triggers import WebhookEndpoint, WebhookTriggers, accept, new_run_id, run_gated, run_triggered
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from ..services import Flowboard
+
+log = logging.getLogger("flowboard.webhook")
+
+_JSON = (b"content-type", b"application/json")
+_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+_dumps = orjson.dumps
+
+
+class Refused(Exception):
+    """A call the webhook does not take: status, plain words for the caller, extra headers."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+def routes(fb: Flowboard) -> list[BaseRoute]:
+    return [Route("/webhook/{path:path}", WebhookApp(fb, test=False), name="webhook"),
+            Route("/webhook-test/{path:path}", WebhookApp(fb, test=True), name="webhook_test")]
+
+
+def register(app: Starlette, fb: Flowboard) -> None:
+    """Put the webhook routes first on the outer app, so they are matched before anything else."""
+    app.router.routes[0:0] = routes(fb)
+
+
+class FrontDoor:
+    """What the server runs: webhook calls go straight to their handler, everything else to the outer app.
+
+    The same handlers as the routes `register` adds, minus the outer app's middleware stack (error middleware,
+    exception handlers, FastAPI's per-request telemetry check: ~15 µs a call, measured). `app` is the outer app, kept
+    as `.app` so NiceGUI finds it behind this wrapper."""
+
+    def __init__(self, app: Any, fb: Flowboard):
+        self.app = app
+        self.hooks = WebhookApp(fb, test=False)
+        self.tests = WebhookApp(fb, test=True)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path[:9] == "/webhook/":
+                return await self.hooks.serve(path[9:], scope, receive, send)
+            if path[:14] == "/webhook-test/":
+                return await self.tests.serve(path[14:], scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+class WebhookApp:
+    """One ASGI app per URL prefix. Starlette hands it the path after the prefix in `path_params`."""
+
+    def __init__(self, fb: Flowboard, test: bool):
+        self.fb = fb
+        self.test = test
+        self.kind: WebhookTriggers = fb.triggers.kind(WebhookTriggers)
+        self.prefix = "/webhook-test/" if test else "/webhook/"
+        self.source = "webhook-test" if test else "webhook"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.serve(scope["path_params"]["path"], scope, receive, send)
+
+    async def serve(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        try:
+            status, headers, body = await self.handle(path, method, scope, receive)
+        except Refused as exc:
+            log.warning("%s %s%s refused (%d): %s", method, self.prefix, _printable(path), exc.status, exc.message)
+            status, headers, body = exc.status, [_JSON, *exc.headers], _dumps({"error": exc.message})
+        except Exception:
+            log.exception("%s %s%s failed", method, self.prefix, _printable(path))
+            status, headers, body = 500, [_JSON], b'{"error":"the call could not be taken; see the server log"}'
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def handle(self, path: str, method: str, scope: Scope, receive: Receive
+                     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        table = self.kind.tests if self.test else self.kind.routes
+        methods = table.get(path)
+        if methods is None:
+            path = path.strip("/")
+            methods = table.get(path)
+            if methods is None:
+                raise Refused(404, "the editor is not listening for a test call on this URL" if self.test else
+                              "no active flow answers this URL (is the flow active?)")
+        ep = methods.get(method)
+        if ep is None:
+            allow = ", ".join(sorted(methods))
+            raise Refused(405, f"this URL takes {allow}, not {method}", [(b"allow", allow.encode())])
+        config = ep.config
+        headers = _headers(scope["headers"])
+        auth = config.auth
+        if auth.type == "header" or auth.type == "basic":
+            self.check_auth(auth, headers)
+        raw = await _read_body(headers, receive, config.max_body)
+        if auth.type == "hmac":
+            self.check_signature(auth, headers, raw)
+        content_type = headers.get("content-type")
+        if raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
+            body = await _multipart(scope, raw)
+        else:
+            body = _parse_body(content_type, raw)
+        item = {"body": body,
+                "query": _query(scope["query_string"]), "headers": _visible(headers, ep.hidden),
+                "method": method, "path": ep.path}
+        if self.test:
+            return await self.test_call(ep, item)
+        activation = ep.activation
+        if activation is None or not activation.gate.admit():
+            return 200, [_JSON], b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
+        if config.respond == "immediately":
+            run_id = accept(self.fb, activation, ep.node_id, [item], source=self.source)
+            return 202, [_JSON], _dumps({"run_id": run_id})
+        result = await run_gated(self.fb, activation, ep.node_id, [item], source=self.source)
+        return _answer(ep, result)
+
+    async def test_call(self, ep: WebhookEndpoint, item: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]],
+                                                                                  bytes]:
+        listener = ep.listener
+        self.kind.stop_listening(ep.flow_id, listener)  # one call per listen
+        if ep.config.respond == "immediately":
+            run_id = new_run_id()
+            task = self.fb.triggers.spawn(run_triggered(self.fb, ep.plan, ep.version, ep.node_id, [item],
+                                                        source=self.source, run_id=run_id))
+            if listener is not None:
+                task.add_done_callback(lambda t: _settle(listener, t))
+            return 202, [_JSON], _dumps({"run_id": run_id})
+        try:
+            result = await run_triggered(self.fb, ep.plan, ep.version, ep.node_id, [item], source=self.source)
+        except BaseException as exc:
+            if listener is not None and not listener.done():
+                listener.set_exception(exc if isinstance(exc, Exception) else RuntimeError("the test run stopped"))
+            raise
+        if listener is not None and not listener.done():
+            listener.set_result(result)
+        return _answer(ep, result)
+
+    def check_auth(self, auth: Any, headers: dict[str, str]) -> None:
+        if auth.type == "header":
+            given = headers.get(auth.name.lower())
+            if given is None:
+                raise Refused(401, f"this webhook needs the {auth.name} header")
+            if not _same(given, self.secret(auth, ("value", "token", "secret"))):
+                raise Refused(403, f"the {auth.name} header is not the right token")
+            return
+        challenge = [(b"www-authenticate", b'Basic realm="Flowboard webhook"')]
+        given = headers.get("authorization", "")
+        scheme, _, encoded = given.partition(" ")
+        if scheme.lower() != "basic" or not encoded:
+            raise Refused(401, "this webhook needs basic authentication", challenge)
+        try:
+            user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Refused(401, "the basic authentication header is malformed", challenge) from None
+        fields = self.credential(auth.credential)
+        want_user = str(fields.get("user") or fields.get("username") or "")
+        want_password = str(fields.get("password") or "")
+        ok_user = _same(user, want_user)
+        ok_password = _same(password, want_password)
+        if not (sep and ok_user and ok_password and want_user):
+            raise Refused(403, "wrong user or password")
+
+    def check_signature(self, auth: Any, headers: dict[str, str], raw: bytes) -> None:
+        given = headers.get(auth.header.lower())
+        if not given:
+            raise Refused(401, f"this webhook needs a signature in the {auth.header} header")
+        given = given.strip()
+        if given[:7].lower() == "sha256=":
+            given = given[7:]
+        expected = hmac.new(self.secret(auth, ("secret", "value", "token")).encode(), raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected.encode(), given.lower().encode()):
+            raise Refused(401, "the signature does not match the body")
+
+    def secret(self, auth: Any, keys: tuple[str, ...]) -> str:
+        fields = self.credential(auth.credential)
+        for key in keys:
+            if fields.get(key):
+                return str(fields[key])
+        log.error("credential %r has none of the fields %s that the webhook needs", auth.credential, ", ".join(keys))
+        raise Refused(500, "the webhook's credential is not set up; see the server log")
+
+    def credential(self, name: str) -> dict[str, Any]:
+        try:
+            fields = self.fb.store.get_credential(name)
+        except Exception as exc:  # the secret key is wrong or the database is gone
+            log.error("credential %r could not be read: %s", name, exc)
+            fields = None
+        if fields is None:
+            log.error("the webhook's credential %r is missing", name)
+            raise Refused(500, "the webhook's credential is not set up; see the server log")
+        return fields
+
+
+# -- reading the call ---------------------------------------------------------------------------------------------
+
+
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Header names are lower-case already (ASGI); a repeated header's values are joined with ', '."""
+    out: dict[str, str] = {}
+    for key, value in raw:
+        name = key.decode("latin-1")
+        text = value.decode("latin-1")
+        if name in out:
+            out[name] = f"{out[name]}, {text}"
+        else:
+            out[name] = text
+    return out
+
+
+def _visible(headers: dict[str, str], hidden: frozenset[str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k not in hidden}
+
+
+async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
+    declared = headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise Refused(400, "the Content-Length header is not a number")
+        if int(declared) > limit:
+            raise Refused(413, f"the body is {int(declared):,} bytes; this webhook takes at most {limit:,}")
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise Refused(413, f"the body is bigger than {limit:,} bytes, the most this webhook takes")
+        return body
+    chunks = [body]
+    size = len(body)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Refused(400, "the caller went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise Refused(413, f"the body is bigger than {limit:,} bytes, the most this webhook takes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _query(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        return {}
+    return _pairs(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Pairs as an object; a name given several times gets the list of its values."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            have = out[key]
+            if isinstance(have, list):
+                have.append(value)
+            else:
+                out[key] = [have, value]
+        else:
+            out[key] = value
+    return out
+
+
+def _parse_body(content_type: str | None, raw: bytes) -> Any:
+    if not raw:
+        return {}
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise Refused(400, f"the body is not valid JSON ({exc})") from None
+    if media == "application/x-www-form-urlencoded":
+        try:
+            return _pairs(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
+        except UnicodeDecodeError:
+            raise Refused(400, "the form is not UTF-8 text") from None
+    if not media and raw.lstrip()[:1] in (b"{", b"["):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(raw).decode("ascii"), "content_type": media or None, "size": len(raw)}
+
+
+async def _multipart(scope: Scope, raw: bytes) -> dict[str, Any]:
+    """Fields as text, files as `{filename, content_type, size, base64}` (Starlette's parser on the body read)."""
+    from starlette.datastructures import UploadFile
+    from starlette.requests import Request
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    try:
+        async with Request(scope, replay).form(max_files=100, max_fields=1000) as form:
+            parts: list[tuple[str, Any]] = []
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    content = await value.read()
+                    parts.append((name, {"filename": value.filename, "content_type": value.content_type,
+                                         "size": len(content), "base64": base64.b64encode(content).decode("ascii")}))
+                else:
+                    parts.append((name, value))
+    except Exception as exc:  # starlette's MultiPartException and the parser's own errors
+        raise Refused(400, f"the multipart body cannot be read ({exc})") from None
+    return _pairs(parts)
+
+
+# -- answering ----------------------------------------------------------------------------------------------------
+
+
+def _answer(ep: WebhookEndpoint, result: RunResult) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    for nid in ep.respond_nodes:
+        step = result.steps.get(nid)
+        if step is not None and step.status is StepStatus.succeeded and step.outputs.get("main"):
+            return _custom(step.outputs["main"][0])
+    if result.status is not RunStatus.succeeded:
+        error = result.error or {}
+        message = error.get("message") or result.status.value
+        where = f" at node {error['node_id']}" if error.get("node_id") else ""
+        return 500, [_JSON], _dumps({"error": f"the run {result.status.value}{where}: {message}",
+                                     "run_id": result.run_id})
+    output = result.output
+    return 200, [_JSON], _json(output[0] if len(output) == 1 else output)
+
+
+def _custom(answer: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """What a Respond to webhook node said: `{"status", "headers", "body"}`."""
+    status = answer.get("status", 200)
+    headers: list[tuple[bytes, bytes]] = []
+    content_type = None
+    for name, value in (answer.get("headers") or {}).items():
+        try:
+            pair = (str(name).lower().encode("latin-1"), str(value).encode("latin-1"))
+        except UnicodeEncodeError:
+            log.warning("response header %r is not Latin-1 text; left out", name)
+            continue
+        if pair[0] == b"content-length" or b"\n" in pair[1] or b"\r" in pair[1]:
+            continue
+        if pair[0] == b"content-type":
+            content_type = pair[1]
+        headers.append(pair)
+    body = answer.get("body")
+    if status in (204, 304) or 100 <= status < 200:
+        return status, headers, b""
+    if isinstance(body, str) and (content_type is None or not content_type.startswith(b"application/json")):
+        if content_type is None:
+            headers.append(_TEXT)
+        return status, headers, body.encode()
+    if content_type is None:
+        headers.append(_JSON)
+    return status, headers, _json(body)
+
+
+def _json(value: Any) -> bytes:
+    try:
+        return _dumps(value)
+    except TypeError:
+        return _dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _printable(path: str) -> str:
+    """The path for a log line: at most 200 characters, control characters escaped (no forged log lines)."""
+    path = path[:200]
+    return path if path.isprintable() else path.encode("unicode_escape").decode("ascii")
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _settle(listener: Any, task: Any) -> None:
+    if listener.done():
+        return
+    if task.cancelled():
+        listener.cancel()
+    elif task.exception() is not None:
+        listener.set_exception(task.exception())
+    else:
+        listener.set_result(task.result())

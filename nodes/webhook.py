@@ -1,0 +1,181 @@
+"""Webhook trigger and Respond to webhook: a flow that answers HTTP calls.
+
+The trigger's settings are read when the flow is activated (the server answers `/webhook/<path>` for active flows
+and `/webhook-test/<path>` while the editor listens for a test call); the request reaches the flow as one item::
+
+    {"body": {...}, "query": {...}, "headers": {...}, "method": "POST", "path": "orders/new"}
+
+Header names are lower-case; the header that carried the authentication is never part of the item.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs
+
+MIB = 1024 * 1024
+_PATH = re.compile(r"^[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*(/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)*$")
+_HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _header_name(value: str) -> str:
+    if not _HEADER.match(value):
+        raise ValueError(f"{value!r} is not a header name (letters, digits and - only, e.g. X-Api-Key)")
+    return value
+
+
+class _Secret(_Strict):
+    """A secret, always by credential: encrypted at rest, never in the flow file, an export or a run."""
+
+    credential: str = Field(min_length=1, description="Credential that holds the secret (its `value`, `token` or "
+                                                      "`secret` field).", json_schema_extra={"widget": "credential"})
+
+
+class NoAuth(_Strict):
+    type: Annotated[Literal["none"], Field(description="Anyone who knows the URL may call it.")] = "none"
+
+
+class HeaderAuth(_Secret):
+    type: Literal["header"] = Field(description="The caller sends a secret token in a header.")
+    name: str = Field("X-Api-Key", description="Header that carries the token.")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _header_name(value)
+
+
+class BasicAuth(_Strict):
+    type: Literal["basic"] = Field(description="HTTP basic authentication (user and password).")
+    credential: str = Field(min_length=1, description="Credential with `user` and `password`.",
+                            json_schema_extra={"widget": "credential", "credential_types": ["basic"]})
+
+
+class HmacAuth(_Secret):
+    type: Literal["hmac"] = Field(description="The caller signs the raw body with a shared secret (HMAC), as "
+                                  "GitHub, Stripe-like and Shopify webhooks do.")
+    header: str = Field("X-Signature-256", description="Header that carries the signature: the hex digest, "
+                        "optionally prefixed `sha256=`.")
+    algorithm: Literal["sha256"] = Field("sha256", description="Hash function of the HMAC.")
+
+    @field_validator("header")
+    @classmethod
+    def _check_header(cls, value: str) -> str:
+        return _header_name(value)
+
+
+Auth = Annotated[NoAuth | HeaderAuth | BasicAuth | HmacAuth, Field(discriminator="type")]
+
+
+class WebhookConfig(_Strict):
+    path: str = Field(description="The URL path after /webhook/, e.g. `orders/new`: letters, digits, `-`, `_`, "
+                      "`.`, `~`, parts separated by `/`.", min_length=1, max_length=200)
+    methods: list[Method] = Field(default_factory=lambda: list[Method](["POST"]), min_length=1,
+                                  description="HTTP methods that start the flow.")
+    auth: Auth = Field(default_factory=NoAuth, description="How callers prove who they are.",
+                       json_schema_extra={"widget": "union"})
+    respond: Literal["immediately", "when_finished"] = Field(
+        "when_finished", description="when_finished: answer with the flow's result (the last node's items, or what "
+        "a Respond to webhook node says); immediately: answer 202 with the run id and run in the background.",
+        json_schema_extra={"widget": "select"})
+    max_body: int = Field(MIB, ge=0, le=100 * MIB, description="Largest request body accepted, in bytes "
+                          "(bigger ones are refused with 413).")
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _clean_path(cls, value: Any) -> Any:
+        return value.strip().strip("/") if isinstance(value, str) else value
+
+    @field_validator("path")
+    @classmethod
+    def _valid_path(cls, value: str) -> str:
+        if not _PATH.match(value) or any(part in (".", "..") for part in value.split("/")):
+            raise ValueError("use letters, digits, '-', '_', '.' and '~', in parts separated by '/' "
+                             "(e.g. orders/new)")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+
+class Webhook(NodeType):
+    """Starts the flow when an HTTP request arrives at `/webhook/<path>` (only while the flow is active) or at
+    `/webhook-test/<path>` (while the editor listens for a test call).
+
+    The run's item is `{"body", "query", "headers", "method", "path"}`: a JSON body is parsed, a form
+    (urlencoded or multipart) becomes an object (files as `{filename, content_type, size, base64}`), other text stays
+    text. Authentication: none, a token header, basic auth, or an HMAC-SHA256 signature of the raw body. The caller
+    gets the flow's result (`when_finished`: one item as an object, several as a list, or what a Respond to webhook
+    node says; a failed run answers 500) or at once 202 with the run id (`immediately`).
+
+    Refused calls answer with a JSON `{"error": ...}`: 404 unknown path, 405 wrong method, 401/403 missing or wrong
+    credentials, 401 bad signature, 413 body too big, 400 unreadable JSON. Under the flow's run mode `skip`, a call
+    that arrives while a run is going answers 200 `{"skipped": true}` and starts nothing."""
+
+    type = "trigger.webhook"
+    title = "Webhook"
+    category = Category.trigger
+    icon = "webhook"
+    description = "Start the flow when an HTTP request arrives at its URL."
+    inputs = ()
+    Config = WebhookConfig
+
+    async def run(self, ctx: Context, config: WebhookConfig, inputs: Inputs) -> Outputs:
+        given = inputs.get("main") or []
+        return list(given) or [{"body": {}, "query": {}, "headers": {}, "method": config.methods[0],
+                                "path": config.path}]
+
+
+class Header(_Strict):
+    name: str = Field(min_length=1, description="Header name.")
+    value: str = Field("", description="Header value (expressions allowed).")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _header_name(value)
+
+
+class RespondConfig(_Strict):
+    status: int = Field(200, ge=100, le=599, description="HTTP status code of the answer.")
+    headers: list[Header] = Field(default_factory=list, description="Extra response headers.",
+                                  json_schema_extra={"widget": "keyvalue"})
+    body: Any = Field(None, description="What to answer: any JSON value or an expression such as "
+                      "`{{ item.body }}`; empty answers with the items (one item as an object, several as a list).",
+                      json_schema_extra={"widget": "expression"})
+
+
+class Respond(NodeType):
+    """Sets the answer of the webhook call that started the run: status code, headers and body.
+
+    The body is worked out with the first item (`{{ item.total }}`, `{{ items | length }}`); left empty it is the
+    items themselves. The node's output is the answer as one item, `{"status", "headers", "body"}`, so the run's
+    history shows what the caller received. The answer is sent when the run ends (the trigger's `respond` must be
+    `when_finished`); if several Respond nodes ran, the first one counts. In runs not started by a webhook it only
+    records the answer."""
+
+    type = "webhook.respond"
+    title = "Respond to webhook"
+    category = Category.logic
+    icon = "reply"
+    description = "Set the status, headers and body the webhook caller receives."
+    Config = RespondConfig
+
+    async def run(self, ctx: Context, config: RespondConfig, inputs: Inputs) -> Outputs:
+        items = inputs.get("main") or []
+        body = config.body
+        if body is None:
+            body = items[0] if len(items) == 1 else list(items)
+        answer: Item = {"status": config.status, "headers": {h.name: h.value for h in config.headers}, "body": body}
+        return [answer]
