@@ -1,0 +1,98 @@
+"""How fast the editor canvas opens a flow: navigation until every visible node is drawn and the view is fitted.
+
+    python bench/canvas_render.py [--runs 3] [--json bench/results/canvas_render.json]
+
+Starts tests/apps/canvas_app.py (the FlowCanvas in a full-window NiceGUI page) and opens generated flows in Chromium
+(`/usr/bin/chromium`, via Playwright) with a warm browser cache, as an editor tab does after its first visit.
+"wall" runs from `page.goto` until the canvas sets `window.__flowboardCanvasReady` (its nodes are rendered and the view
+fitted, two frames later); "in page" is the page's own clock for the same span, from navigation start.
+
+Flows: a chain (one long row, as real flows are built; Vue Flow draws only what is on screen) and a grid (rows of 20;
+at "fit" every node is on screen: the worst case, no target).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, CanvasApp  # noqa: E402
+
+CASES = [(20, "chain", 1.0), (200, "chain", 1.0), (1000, "chain", 2.5), (200, "grid", None), (1000, "grid", None)]
+
+
+def measure(page: Any, url: str) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function("window.__flowboardCanvasReady === true", timeout=60000, polling="raf")
+    wall = time.perf_counter() - start
+    in_page = page.evaluate("window.__flowboardCanvasReadyAt") / 1000
+    return wall, in_page, page.locator(".vue-flow__node").count()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} is missing", file=sys.stderr)
+        return 2
+
+    from playwright.sync_api import sync_playwright
+
+    app = CanvasApp()
+    results: list[dict[str, Any]] = []
+    ok = True
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1400, "height": 800})
+            page = context.new_page()
+            measure(page, f"{app.base_url}/?n=20")  # fill the cache, as a returning editor tab has it
+            for n, layout, target in CASES:
+                runs = [measure(page, f"{app.base_url}/?n={n}&layout={layout}") for _ in range(args.runs)]
+                wall = statistics.median(r[0] for r in runs)
+                in_page = statistics.median(r[1] for r in runs)
+                passed = target is None or wall < target
+                ok &= passed
+                results.append(
+                    {
+                        "nodes": n,
+                        "layout": layout,
+                        "drawn": runs[-1][2],
+                        "wall_s": round(wall, 3),
+                        "in_page_s": round(in_page, 3),
+                        "target_s": target,
+                        "ok": passed,
+                    }
+                )
+            browser.close()
+    finally:
+        app.stop()
+
+    print(f"{'nodes':>6} {'layout':<6} {'drawn':>6} {'wall s':>7} {'in page s':>10} {'target':>7}")
+    for r in results:
+        limit = f"< {r['target_s']}" if r["target_s"] else "-"
+        mark = "" if r["ok"] else "  MISSED"
+        print(
+            f"{r['nodes']:>6} {r['layout']:<6} {r['drawn']:>6} {r['wall_s']:>7.3f} {r['in_page_s']:>10.3f} "
+            f"{limit:>7}{mark}"
+        )
+    print(f"medians of {args.runs} runs, Chromium {CHROMIUM}, viewport 1400x800")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

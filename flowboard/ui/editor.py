@@ -1,0 +1,282 @@
+"""The editor page (`/flow/{id}`): header, canvas, inspector or run panel.
+
+The working copy is a Flow held per visit. Canvas `change` events update it (see graph.CanvasSync); inspector edits
+update it and reach the canvas's copy of the node a moment later, debounced. Saving uses optimistic concurrency: a
+version saved elsewhere meanwhile is never overwritten, the user chooses to reload or to save a copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from nicegui import background_tasks, context, ui
+from nicegui.events import GenericEventArguments
+
+from ..errors import Problem
+from ..model import Flow, dump_flow
+from ..services import Flowboard
+from ..store import NotFound, VersionConflict
+from .canvas import FlowCanvas
+from .conflict import resolve_conflict
+from .graph import CanvasSync
+from .inspector import Inspector
+from .layout import frame
+from .run_data import RunView, Statuses
+from .run_panel import RunPanel
+from .test_runs import RunController
+from .versions import versions_dialog
+
+SYNC_DELAY = 0.4  # seconds of quiet in the inspector before the canvas gets the node's new config
+RESELECT_WINDOW = 2.0  # seconds after sending the graph in which a selection from the browser is confirmed back
+CSS = """
+.fb-editor-head { height: 52px; background: #fff; border-bottom: 1px solid #e3e6ec; padding: 0 12px; }
+.fb-editor-head .fb-title input { font-size: 16px; font-weight: 600; }
+.fb-dirty { width: 9px; height: 9px; border-radius: 50%; background: #f59e0b; }
+.fb-side { width: 400px; min-width: 400px; border-left: 1px solid #e3e6ec; background: #fff; overflow-y: auto; }
+"""
+LEAVE_GUARD = "window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };"
+
+
+class Editor:
+    def __init__(self, fb: Flowboard, flow_id: str) -> None:
+        self.fb = fb
+        self.client = context.client
+        stored = fb.store.get_flow(flow_id)
+        self.flow: Flow = stored.flow
+        self.version = stored.version
+        self.saved = dump_flow(stored.flow)
+        self.dirty = False
+        self.problems: list[Problem] = fb.check(self.flow)
+        self.catalog = fb.registry.catalog()
+        self.sync = CanvasSync(fb.registry)
+        self.runs = RunController(self)
+        self.last_run = self._stored_last_run()
+        self.selected: str | None = None
+        self._unmerged_selection: str | None = None
+        self._sync_generation = 0
+        self._pushed = -1e9  # when the graph was last sent to the canvas (time.monotonic)
+        self._build()
+
+    @property
+    def closed(self) -> bool:
+        return self.client.is_deleted
+
+    def _stored_last_run(self) -> RunView | None:
+        runs = self.fb.store.list_runs(flow_id=self.flow.id, limit=1)
+        return RunView.from_store(self.fb.store, runs[0]) if runs else None
+
+    # -- layout -----------------------------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        ui.add_css(CSS)
+        with ui.column().classes("w-full h-screen gap-0 no-wrap"):
+            frame("flows")
+            self._header()
+            with ui.row().classes("w-full grow no-wrap gap-0 min-h-0"):
+                with ui.element("div").classes("grow h-full relative min-w-0"):
+                    nodes, edges = self.sync.graph(self.flow)
+                    self.canvas = FlowCanvas(self.catalog, nodes, edges, on_change=self._canvas_changed,
+                                             on_select=self._canvas_selected, on_open=self._canvas_open,
+                                             on_save=lambda: self.save(), on_run=lambda: self.runs.run_flow()) \
+                        .classes("absolute-full").mark("canvas")
+                    if self.last_run is not None:
+                        self.canvas.set_status(self.last_run.statuses())
+                    self._mark_problems()
+                with ui.column().classes("fb-side h-full gap-0 no-wrap").mark("side"):
+                    self.inspector = Inspector(self)
+                    self.panel_box = ui.column().classes("w-full gap-0")
+                    with self.panel_box:
+                        self.panel = RunPanel(self)
+
+    def _header(self) -> None:
+        with ui.row().classes("fb-editor-head w-full items-center no-wrap gap-2"):
+            ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")).props("flat round dense") \
+                .tooltip("All flows")
+            self.name_input = ui.input(value=self.flow.name, on_change=self._renamed) \
+                .props("borderless dense").classes("fb-title w-72").mark("flow-name")
+            self.dirty_dot = ui.element("div").classes("fb-dirty").mark("dirty").tooltip("Unsaved changes")
+            self.dirty_dot.set_visibility(False)
+            self.version_label = ui.label().classes("fb-small").mark("version")
+            ui.space()
+            self.status_label = ui.label().classes("fb-small").mark("editor-status")
+            ui.button("Versions", icon="history", on_click=lambda: versions_dialog(self)) \
+                .props("flat no-caps dense").mark("versions")
+            self.save_button = ui.button("Save", icon="save", on_click=self.save).props("outline no-caps dense") \
+                .mark("save").tooltip("Save (Ctrl+S)")
+            self.stop_button = ui.button("Stop", icon="stop", on_click=self.runs.stop) \
+                .props("no-caps unelevated dense color=negative").mark("stop")
+            self.run_button = ui.button("Run", icon="play_arrow", on_click=self.runs.run_flow) \
+                .props("no-caps unelevated dense color=primary").mark("run").tooltip("Run the flow (Ctrl+Enter)")
+        self._show_state()
+
+    def _show_state(self) -> None:
+        self.dirty_dot.set_visibility(self.dirty)
+        self.version_label.text = f"v{self.version}" + (" · edited" if self.dirty else "")
+        running = self.runs.running
+        self.stop_button.set_visibility(running)
+        self.run_button.set_visibility(not running)
+        self.status_label.text = "Running…" if running else ""
+
+    # -- the working copy -------------------------------------------------------------------------------------------
+
+    def changed(self, *, canvas_stale: bool = False) -> None:
+        """The working copy changed: recompute dirty, guard leaving, and (debounced) update the canvas's copy."""
+        dirty = dump_flow(self.flow) != self.saved
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self.client.run_javascript(LEAVE_GUARD if dirty else "window.onbeforeunload = null;")
+        self._show_state()
+        if canvas_stale:
+            self._sync_generation += 1
+            background_tasks.create(self._sync_canvas(self._sync_generation), name="canvas sync")
+
+    async def _sync_canvas(self, generation: int) -> None:
+        await asyncio.sleep(SYNC_DELAY)
+        if generation == self._sync_generation and not self.closed:
+            self.push_graph()
+
+    def push_graph(self, *, reset_history: bool = False) -> None:
+        """Send the working copy to the canvas (keeps the selection)."""
+        nodes, edges = self.sync.graph(self.flow)
+        self.canvas.set_graph(nodes, edges, reset_history=reset_history)
+        if self.selected:
+            self.canvas.select(self.selected)
+        self._pushed = time.monotonic()
+
+    def update_node(self, node_id: str, **changes: Any) -> None:
+        nodes = [n.model_copy(update=changes) if n.id == node_id else n for n in self.flow.nodes]
+        self.flow = self.flow.model_copy(update={"nodes": nodes})
+        self.changed(canvas_stale=True)
+        if "name" in changes and node_id == self.selected:
+            self.panel.render()
+
+    def update_flow(self, **changes: Any) -> None:
+        self.flow = self.flow.model_copy(update=changes)
+        self.changed()
+
+    def _renamed(self, e: Any) -> None:
+        name = (e.value or "").strip()
+        if name and name != self.flow.name and len(name) <= 200:
+            self.update_flow(name=name)
+
+    def load_working_copy(self, flow: Flow, *, version: int | None = None) -> None:
+        """Replace the working copy (a restored version, or the stored flow after a conflict)."""
+        self.flow = flow.model_copy(update={"id": self.flow.id})
+        if version is not None:
+            self.version = version
+            self.saved = dump_flow(self.flow)
+        self.name_input.value = self.flow.name
+        self.deselect()
+        self.push_graph(reset_history=version is not None)
+        self.canvas.fit_view()
+        self.problems = self.fb.check(self.flow)
+        self._mark_problems()
+        self.panel_box.clear()
+        with self.panel_box:
+            self.panel = RunPanel(self)
+        self.changed()
+
+    # -- canvas events ----------------------------------------------------------------------------------------------
+
+    def _canvas_changed(self, e: GenericEventArguments) -> None:
+        before = {n.id: n for n in self.flow.nodes}
+        self.flow, adopted = self.sync.merge(self.flow, e.args.get("nodes", []), e.args.get("edges", []))
+        ids = {n.id for n in self.flow.nodes}
+        if self._unmerged_selection in ids:
+            self._show(self._unmerged_selection)
+        elif self.selected and self.selected not in ids:
+            self.deselect()
+        elif self.selected and (self.selected in adopted or self._toggled(before, self.selected)):
+            self.inspector.show(self.selected)
+        self.changed()
+
+    def _toggled(self, before: dict[str, Any], node_id: str) -> bool:
+        old = before.get(node_id)
+        new = next((n for n in self.flow.nodes if n.id == node_id), None)
+        return old is not None and new is not None and old.settings.disabled != new.settings.disabled
+
+    def _canvas_selected(self, e: GenericEventArguments) -> None:
+        ids = e.args.get("ids") or []
+        self._show(ids[0] if len(ids) == 1 else None)
+        if len(ids) <= 1 and time.monotonic() - self._pushed < RESELECT_WINDOW:
+            # This selection may have crossed a push_graph, whose re-selection the browser then applied after it:
+            # say again which node is selected, so browser and inspector agree.
+            self.canvas.select(ids[0] if ids else None)
+
+    def _canvas_open(self, e: GenericEventArguments) -> None:
+        self.inspector.tab = "parameters"
+        self._show(e.args.get("id"))
+
+    def _show(self, node_id: str | None) -> None:
+        self._unmerged_selection = None
+        if node_id is not None and not any(n.id == node_id for n in self.flow.nodes):
+            self._unmerged_selection = node_id  # a node the canvas just made: its change event follows
+            node_id = None
+        self.selected = node_id
+        self.inspector.show(node_id)
+        self.panel_box.set_visibility(node_id is None)
+        if node_id is None:
+            self.panel.render()
+
+    def select(self, node_id: str) -> None:
+        """Select a node from outside the canvas (a problem, a step in the run panel)."""
+        self.canvas.select(node_id)
+        self._show(node_id)
+
+    def deselect(self) -> None:
+        self.canvas.select(None)
+        self._show(None)
+
+    # -- runs -------------------------------------------------------------------------------------------------------
+
+    def show_problems(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        self._mark_problems()
+        if self.selected is None:
+            self.panel.render()
+
+    def _mark_problems(self) -> None:
+        marks: Statuses = {}
+        for p in self.problems:
+            if p.node_id and p.node_id not in marks:
+                marks[p.node_id] = {"state": "failed", "message": p.message}
+        if marks:
+            self.canvas.set_status(marks)
+
+    def run_state_changed(self) -> None:
+        """A test run started or finished."""
+        self._show_state()
+        if self.selected is None:
+            self.panel.render()
+        else:
+            self.inspector.refresh_data()
+
+    def run_progress(self) -> None:
+        if self.selected is None:
+            self.panel.render()
+
+    def credential_names(self, types: list[str]) -> list[str]:
+        return [c.name for c in self.fb.store.list_credentials() if not types or c.type in types]
+
+    # -- saving -----------------------------------------------------------------------------------------------------
+
+    def save(self) -> None:
+        try:
+            version = self.fb.save_flow(self.flow, self.version)
+        except VersionConflict as exc:
+            background_tasks.create(resolve_conflict(self, exc.current_version), name="version conflict")
+            return
+        except NotFound:  # deleted in another tab
+            background_tasks.create(resolve_conflict(self, None), name="flow deleted")
+            return
+        self.version = version
+        self.saved = dump_flow(self.flow)
+        self.changed()
+        self.problems = self.fb.check(self.flow)
+        self._mark_problems()
+        if self.selected is None:
+            self.panel.render()
+        note = f" It has {len(self.problems)} problem(s) to fix before it can run." if self.problems else ""
+        ui.notify(f"Saved as version {version}.{note}", type="warning" if self.problems else "positive")

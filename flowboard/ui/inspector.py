@@ -1,0 +1,222 @@
+"""The editor's right-hand inspector for one node: Parameters, Settings and its data from the last run.
+
+Both forms are generated (ConfigForm): the node type's config model, and NodeSettings plus the node's name. Every
+change is checked on the server with the models themselves and the messages go back to their fields.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any
+
+from nicegui import ui
+from pydantic import ValidationError
+
+from .. import expressions
+from ..errors import ExpressionError, format_loc, problems_from_validation
+from ..model import Node, NodeSettings
+from ..sdk import Category, NodeType
+from .data_view import step_view
+from .forms import ConfigForm, errors_from_validation
+
+if TYPE_CHECKING:
+    from .editor import Editor
+
+CSS = """
+.fb-inspector .q-tab { min-height: 36px; padding: 0 12px; }
+.fb-inspector .q-tab__label { font-size: 13px; text-transform: none; }
+.fb-inspector .q-tab-panel { padding: 14px 16px 24px; }
+.fb-settings-form .fb-fx { display: none; }
+"""
+_NAME = {"type": "string", "title": "Name", "maxLength": 200,
+         "description": "Shown on the canvas and usable in expressions as `nodes['Name']`. Empty: the type's title."}
+
+
+def settings_schema() -> dict[str, Any]:
+    """NodeSettings' own JSON Schema with the node's name first (notes as a text area)."""
+    schema = copy.deepcopy(NodeSettings.model_json_schema())
+    props = schema.get("properties", {})
+    if "notes" in props:
+        props["notes"]["widget"] = "textarea"
+    schema["properties"] = {"name": _NAME, **props}
+    return schema
+
+
+def settings_value(node: Node) -> dict[str, Any]:
+    return {"name": node.name, **node.settings.model_dump(mode="json", exclude_defaults=True)}
+
+
+def config_errors(cls: type[NodeType], config: dict[str, Any]) -> dict[str, str]:
+    """The config's problems as ConfigForm shows them. A field holding an expression is checked after it is
+    evaluated, at run time; here only the expression's own syntax is."""
+    paths = expressions.expression_paths(config)
+    out: dict[str, str] = {}
+    for path in paths:
+        value: Any = config
+        for part in path:
+            value = value[part]
+        try:
+            expressions.compile_string(value)
+        except ExpressionError as exc:
+            out[format_loc(list(path))] = exc.message
+    try:
+        cls.Config.model_validate(config)
+    except ValidationError as exc:
+        for problem, err in zip(problems_from_validation(exc), exc.errors(), strict=True):
+            loc = tuple(err["loc"])
+            if any(loc[:len(p)] == p or p[:len(loc)] == loc for p in paths):
+                continue
+            out[problem.loc] = f"{out[problem.loc]}; {problem.message}" if problem.loc in out else problem.message
+    return out
+
+
+class Inspector:
+    def __init__(self, editor: Editor) -> None:
+        self.editor = editor
+        self.tab = "parameters"  # the tab last chosen, kept when another node is selected
+        self.node_id: str | None = None
+        self.form: ConfigForm | None = None
+        self.settings_form: ConfigForm | None = None
+        self.data_panel: ui.column | None = None
+        ui.add_css(CSS)
+        self.root = ui.column().classes("fb-inspector w-full gap-0")
+
+    @property
+    def node(self) -> Node | None:
+        return next((n for n in self.editor.flow.nodes if n.id == self.node_id), None)
+
+    def show(self, node_id: str | None) -> None:
+        self.node_id = node_id
+        self.root.clear()
+        self.form = self.settings_form = None
+        node = self.node
+        if node is None:
+            self.node_id = None
+            return
+        cls = self.editor.fb.registry.get(node.type, node.version)
+        with self.root:
+            self._head(node, cls)
+            with ui.tabs().classes("w-full") \
+                    .props("dense align=left active-color=primary indicator-color=primary") as tabs:
+                ui.tab("parameters", "Parameters").mark("tab:parameters")
+                ui.tab("settings", "Settings").mark("tab:settings")
+                ui.tab("data", "Data").mark("tab:data")
+            tabs.set_value(self.tab)
+            tabs.on_value_change(self._tab_changed)
+            ui.separator()
+            with ui.tab_panels(tabs, value=self.tab, animated=False, keep_alive=False).classes("w-full"):
+                with ui.tab_panel("parameters").mark("panel:parameters"):
+                    if cls is None:
+                        ui.label(f"Unknown node type {node.type!r}: install the package that provides it.") \
+                            .classes("text-negative")
+                    else:
+                        self._parameters(node, cls)
+                with ui.tab_panel("settings").mark("panel:settings"):
+                    self._settings(node)
+                with ui.tab_panel("data").mark("panel:data"):
+                    self.data_panel = ui.column().classes("w-full gap-2")
+                    self.refresh_data()
+
+    def _tab_changed(self, e: Any) -> None:
+        self.tab = e.value
+
+    def _head(self, node: Node, cls: type[NodeType] | None) -> None:
+        with ui.row().classes("w-full items-center no-wrap gap-2 px-4 pt-3 pb-1"):
+            ui.icon(cls.icon if cls else "help_outline", size="22px").classes("text-primary")
+            with ui.column().classes("grow gap-0 min-w-0"):
+                ui.label(node.name or (cls.title if cls else node.id)).classes("font-semibold text-base ellipsis") \
+                    .mark("inspector:name")
+                ui.label(f"{cls.title if cls else node.type} · {node.id}").classes("fb-small")
+            ui.button(icon="play_arrow", on_click=lambda: self.editor.runs.run_node(node.id)) \
+                .props("flat round dense color=primary").mark("run-node").tooltip("Run this node (reuses the last "
+                                                                                   "run's earlier outputs)")
+            ui.button(icon="close", on_click=self.editor.deselect).props("flat round dense").tooltip("Close")
+        if cls is not None and cls.description:
+            ui.label(cls.description).classes("fb-small px-4 pb-2")
+
+    # -- parameters -------------------------------------------------------------------------------------------------
+
+    def _parameters(self, node: Node, cls: type[NodeType]) -> None:
+        editor = self.editor
+        last = editor.last_run
+        names = last.field_names(editor.flow, node.id) if last else []
+        self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
+                               field_names=names, preview=self._preview, credentials=editor.credential_names)
+        self.form.set_errors(config_errors(cls, node.config))
+
+    def _config_changed(self, value: dict[str, Any]) -> None:
+        node = self.node
+        if node is None:
+            return
+        self.editor.update_node(node.id, config=value)
+        cls = self.editor.fb.registry.get(node.type, node.version)
+        if cls is not None and self.form is not None:
+            self.form.set_errors(config_errors(cls, value))
+
+    def _preview(self, text: str) -> Any:
+        last = self.editor.last_run
+        if last is None or self.node_id is None:
+            raise ValueError("no data yet: run the flow to preview this with real items")
+        return expressions.evaluate(expressions.compile_string(text), last.scope(self.editor.flow, self.node_id))
+
+    # -- settings ---------------------------------------------------------------------------------------------------
+
+    def _settings(self, node: Node) -> None:
+        with ui.column().classes("fb-settings-form w-full"):
+            self.settings_form = ConfigForm(settings_schema(), settings_value(node), on_change=self._settings_changed)
+
+    def _settings_changed(self, value: dict[str, Any]) -> None:
+        node = self.node
+        if node is None or self.settings_form is None:
+            return
+        value = dict(value)
+        name = str(value.pop("name", "") or "")
+        errors: dict[str, str] = {}
+        if len(name) > 200:
+            errors["name"] = "at most 200 characters"
+        try:
+            settings = NodeSettings.model_validate(value)
+        except ValidationError as exc:
+            errors.update(errors_from_validation(exc))
+            settings = None
+        self.settings_form.set_errors(errors)
+        if errors or settings is None:
+            return
+        self.editor.update_node(node.id, name=name, settings=settings)
+
+    # -- data -------------------------------------------------------------------------------------------------------
+
+    def refresh_data(self) -> None:
+        node = self.node
+        if self.data_panel is None or self.data_panel.is_deleted or node is None:
+            return
+        editor = self.editor
+        last = editor.last_run
+        step = last.steps.get(node.id) if last else None
+        inputs = last.inputs_of(editor.flow, node.id) if last else {}
+        cls = editor.fb.registry.get(node.type, node.version)
+        trigger = cls is not None and cls.category is Category.trigger
+        self.data_panel.clear()
+        with self.data_panel:
+            if trigger and node.pinned is not None:
+                with ui.row().classes("w-full items-center gap-2 fb-pinned").mark("pinned"):
+                    ui.icon("push_pin", size="18px").classes("text-amber-8")
+                    ui.label(f"{len(node.pinned)} pinned item{'s' if len(node.pinned) != 1 else ''}: test runs "
+                             "start with them").classes("text-sm grow")
+                    ui.button("Unpin", on_click=lambda: self._pin(None)).props("flat dense no-caps").mark("unpin")
+
+            def actions() -> None:
+                if trigger and step is not None and step.outputs:
+                    items = next(iter(step.outputs.values()))
+                    ui.button("Pin output", icon="push_pin", on_click=lambda: self._pin(items)) \
+                        .props("flat dense no-caps size=sm").mark("pin").tooltip("Start test runs with these items")
+
+            step_view(step, inputs, not_run="No data yet: run the flow, or this node (▶ above).", actions=actions)
+
+    def _pin(self, items: list[dict[str, Any]] | None) -> None:
+        node = self.node
+        if node is None:
+            return
+        self.editor.update_node(node.id, pinned=copy.deepcopy(items))
+        self.refresh_data()
+        ui.notify("Pinned: test runs start with these items" if items is not None else "Unpinned")

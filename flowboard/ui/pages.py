@@ -1,0 +1,52 @@
+"""The pages. Thin: each builds one page object per visit, which calls services and shows what comes back.
+
+    /              flows: list, search, create, rename, duplicate, delete, import, export, active switch
+    /flow/{id}     the editor: canvas, inspector, test runs, versions
+    /runs          every run, live, with filters and retention settings
+    /run/{id}      one run on a read-only canvas, each node's data in the inspector
+"""
+
+from __future__ import annotations
+
+from nicegui import ui
+
+from ..services import Flowboard
+from ..store import NotFound
+from .layout import frame
+
+
+def register(fb: Flowboard) -> None:
+    from .editor import Editor
+    from .flows_page import FlowsPage
+    from .run_page import RunPage
+    from .runs_page import RunsPage
+
+    @ui.page("/")
+    def flows_page() -> None:
+        FlowsPage(fb)
+
+    @ui.page("/flow/{flow_id}")
+    def editor_page(flow_id: str) -> None:
+        if not fb.store.flow_exists(flow_id):
+            return not_found(f"There is no flow {flow_id!r}. It may have been deleted.")
+        Editor(fb, flow_id)
+
+    @ui.page("/runs")
+    def runs_page(flow: str | None = None, status: str | None = None, source: str | None = None) -> None:
+        RunsPage(fb, flow_id=flow, status=status, source=source)
+
+    @ui.page("/run/{run_id}")
+    def run_page(run_id: str) -> None:
+        try:
+            fb.store.get_run(run_id)
+        except NotFound:
+            return not_found(f"There is no run {run_id!r}. It may have been deleted.")
+        RunPage(fb, run_id)
+
+
+def not_found(message: str) -> None:
+    frame("")
+    with ui.column().classes("fb-page items-center gap-3 pt-16"):
+        ui.icon("search_off", size="48px").classes("text-grey-5")
+        ui.label(message).classes("fb-muted").mark("not-found")
+        ui.link("Back to the flows", "/")

@@ -1,0 +1,145 @@
+"""A run as the editor shows it: each node's state, input and output items, and the data expressions can see.
+
+Steps store outputs only; a node's input items are its upstream steps' outputs along the flow's edges.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import RunResult, Step, StepStatus, derive_inputs
+from ..model import Flow
+from ..store import RunRecord, Store
+
+Items = list[dict[str, Any]]
+Statuses = dict[str, dict[str, Any] | None]  # node id -> canvas badge ({"state", "count", "message"}), None clears
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_FIELD_NAMES = 80
+
+
+@dataclass(slots=True)
+class RunView:
+    run_id: str
+    flow_id: str
+    status: str
+    started: float | None
+    finished: float | None
+    input: Items
+    trigger: str | None
+    steps: dict[str, Step] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    flow_version: int | None = None
+    source: str | None = None
+
+    @classmethod
+    def from_result(cls, result: RunResult, input_items: Items | None, trigger: str | None,
+                    flow_version: int | None = None) -> RunView:
+        return cls(result.run_id, result.flow_id, result.status.value, result.started, result.finished,
+                   list(input_items or []), trigger, dict(result.steps), result.error, flow_version, "editor")
+
+    @classmethod
+    def from_store(cls, store: Store, run: RunRecord) -> RunView:
+        return cls(run.id, run.flow_id, run.status.value, run.started or run.created, run.finished, run.input,
+                   run.trigger, store.get_steps(run.id), run.error, run.flow_version, run.source)
+
+    @property
+    def finished_ok(self) -> bool:
+        return self.status == "succeeded"
+
+    def inputs(self, flow: Flow) -> dict[str, dict[str, Items]]:
+        """Each node's input items, per port."""
+        edges = [e.key for e in flow.edges]
+        derived = derive_inputs(edges, self.steps, self.input, {self.trigger} if self.trigger else set())
+        for node_id, step in self.steps.items():  # steps of a run in memory still carry their exact inputs
+            if step.inputs:
+                derived[node_id] = step.inputs
+        return derived
+
+    def inputs_of(self, flow: Flow, node_id: str) -> dict[str, Items]:
+        if node_id not in self.steps:
+            return {}
+        return self.inputs(flow).get(node_id, {})
+
+    def statuses(self) -> Statuses:
+        """The canvas badges for this run: {node id: {"state", "count", "message"}}."""
+        out: Statuses = {}
+        for node_id, step in self.steps.items():
+            message = (step.error or {}).get("message") if step.error else None
+            count = step.count if step.status in (StepStatus.succeeded, StepStatus.failed) else None
+            out[node_id] = {"state": step.status.value, "count": count, "message": message}
+        return out
+
+    def scope(self, flow: Flow, node_id: str) -> dict[str, Any]:
+        """What an expression in `node_id`'s config sees, as in the engine: item, items, nodes, input, run."""
+        names = {n.id: n.name for n in flow.nodes}
+        nodes: dict[str, Any] = {}
+        for nid, step in self.steps.items():
+            outputs = step.outputs
+            view = {"items": next(iter(outputs.values()), []) if outputs else [], "output": outputs,
+                    "status": step.status.value}
+            nodes[nid] = view
+            if names.get(nid):
+                nodes[names[nid]] = view
+        inputs = self.inputs_of(flow, node_id)
+        items = inputs.get("main") or next(iter(inputs.values()), [])
+        return {"item": items[0] if items else {}, "items": items, "nodes": nodes, "input": self.input,
+                "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
+
+    def field_names(self, flow: Flow, node_id: str) -> list[str]:
+        """Expressions worth offering in `node_id`'s picker: its input items' fields, then earlier nodes' fields."""
+        out: list[str] = []
+        inputs = self.inputs_of(flow, node_id)
+        items = inputs.get("main") or next(iter(inputs.values()), [])
+        out.extend(f"item{path}" for path in paths(items))
+        for upstream in ancestors(flow, node_id):
+            step = self.steps.get(upstream)
+            if step is None or not step.outputs:
+                continue
+            ref = f"nodes.{upstream}" if _IDENT.match(upstream) else f"nodes[{upstream!r}]"
+            first = next(iter(step.outputs.values()), [])
+            out.extend(f"{ref}.items[0]{path}" for path in paths(first[:1]))
+        return list(dict.fromkeys(out))[:MAX_FIELD_NAMES]
+
+
+def paths(items: Items, depth: int = 3) -> list[str]:
+    """`.email`, `.customer.name`, `['first name']` for the fields of the first few items."""
+    out: list[str] = []
+
+    def walk(value: Any, prefix: str, level: int) -> None:
+        if not isinstance(value, dict) or level > depth:
+            return
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if _IDENT.match(str(key)) else f"{prefix}[{str(key)!r}]"
+            out.append(path)
+            walk(child, path, level + 1)
+
+    for item in items[:5]:
+        walk(item, "", 1)
+    return list(dict.fromkeys(out))
+
+
+def ancestors(flow: Flow, node_id: str) -> list[str]:
+    """Every node upstream of `node_id`, nearest first."""
+    parents: dict[str, list[str]] = {}
+    for e in flow.edges:
+        parents.setdefault(e.target, []).append(e.source)
+    seen: list[str] = []
+    frontier = [node_id]
+    while frontier:
+        nxt: list[str] = []
+        for nid in frontier:
+            for parent in parents.get(nid, []):
+                if parent not in seen and parent != node_id:
+                    seen.append(parent)
+                    nxt.append(parent)
+        frontier = nxt
+    return seen
+
+
+def upstream_flow(flow: Flow, node_id: str) -> Flow:
+    """The part of `flow` that leads to `node_id` (its ancestors and itself): what "Run this node" runs."""
+    keep = {node_id, *ancestors(flow, node_id)}
+    return flow.model_copy(update={"nodes": [n for n in flow.nodes if n.id in keep],
+                                   "edges": [e for e in flow.edges if e.source in keep and e.target in keep]})

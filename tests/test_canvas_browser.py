@@ -1,0 +1,287 @@
+# ruff: noqa: F811
+"""The flow canvas in real Chromium, driven with real mouse moves and key presses (tests/apps/canvas_app.py).
+
+Every test opens a fresh tab; any browser console error fails it (see tests/browser.py). The generated flow `?n=3` is
+n0 (manual trigger) -main-> n1 (If: outputs true, false) -true-> n2 (send email).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+# The fixtures browser, canvas_app and page come from tests/browser.py (the lead owns conftest.py); importing them
+# here is how pytest finds them, and their use as parameters reads as a redefinition to ruff.
+from tests.browser import CanvasApp, browser, canvas_app, center, mouse_drag, open_canvas, page  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def node(node_id: str) -> str:
+    return f'.vue-flow__node[data-id="{node_id}"]'
+
+
+def port(node_id: str, name: str, kind: str) -> str:
+    """kind: "source" (an output, right side) or "target" (an input, left side)."""
+    return f'{node(node_id)} .vue-flow__handle.{kind}[data-handleid="{name}"]'
+
+
+def connect(tab: Any, source: str, target: str) -> None:
+    mouse_drag(tab, center(tab, source), center(tab, target))
+
+
+def edge_set(graph: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    return {(e["source"], e["source_port"], e["target"], e["target_port"]) for e in graph["edges"]}
+
+
+def test_build_a_flow_with_the_mouse(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app)
+    expect(page.locator(".fb-empty")).to_be_visible()
+    for node_type, x in [("core.manual", 450), ("http.request", 800), ("logic.if", 1150)]:
+        mouse_drag(page, center(page, f'.fb-palette-item[data-type="{node_type}"]'), (x, 350))
+    expect(page.locator(".vue-flow__node")).to_have_count(3)
+
+    connect(page, port("manual", "main", "source"), port("request", "main", "target"))
+    connect(page, port("request", "main", "source"), port("if", "main", "target"))
+
+    graph = canvas_app.wait_for("change", lambda g: len(g["edges"]) == 2)
+    assert [(n["id"], n["type"], n["inputs"], n["outputs"]) for n in graph["nodes"]] == [
+        ("manual", "core.manual", [], ["main"]),
+        ("request", "http.request", ["main"], ["main"]),
+        ("if", "logic.if", ["main"], ["true", "false"]),
+    ]
+    assert [n["name"] for n in graph["nodes"]] == ["Manual trigger", "HTTP request", "If"]
+    assert edge_set(graph) == {("manual", "main", "request", "main"), ("request", "main", "if", "main")}
+    xs = [n["position"]["x"] for n in graph["nodes"]]
+    assert xs == sorted(xs), "nodes land where they were dropped"
+    assert canvas_app.graph() == graph, "the element's props follow the browser, so a resend cannot snap back"
+
+    # A second node of a type gets a numbered id and name.
+    mouse_drag(page, center(page, '.fb-palette-item[data-type="http.request"]'), (800, 550))
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 4)
+    assert (graph["nodes"][-1]["id"], graph["nodes"][-1]["name"]) == ("request_2", "HTTP request 2")
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "reason"),
+    [
+        (port("n2", "main", "source"), port("n0", "main", "source"), "Both ports are outputs"),
+        (port("n1", "main", "target"), port("n2", "main", "target"), "Both ports are inputs"),
+        (port("n1", "false", "source"), port("n1", "main", "target"), "cannot connect to itself"),
+        (port("n0", "main", "source"), port("n1", "main", "target"), "already connected"),
+        (port("n2", "main", "source"), port("n1", "main", "target"), 'would create a loop: "Step 1" already leads'),
+    ],
+    ids=["output-output", "input-input", "self-loop", "duplicate", "cycle"],
+)
+def test_a_refused_connection_says_why(page: Any, canvas_app: CanvasApp, source: str, target: str, reason: str) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    connect(page, source, target)
+    expect(page.locator(".fb-toast-error .fb-toast-text")).to_contain_text(reason)
+    page.wait_for_timeout(200)
+    assert canvas_app.events("change") == []
+    assert page.locator(".vue-flow__edge").count() == 2
+
+
+def test_an_allowed_connection_from_a_second_output(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    connect(page, port("n1", "false", "source"), port("n2", "main", "target"))
+    graph = canvas_app.wait_for("change")
+    assert ("n1", "false", "n2", "main") in edge_set(graph)
+    assert len(graph["edges"]) == 3
+
+
+def test_delete_undo_redo(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    original = canvas_app.graph()
+    page.click(node("n1"))
+    page.keyboard.press("Delete")
+    graph = canvas_app.wait_for_count("change", 1)[-1]
+    assert [n["id"] for n in graph["nodes"]] == ["n0", "n2"]
+    assert graph["edges"] == [], "the edges of a deleted node go with it"
+
+    page.keyboard.press("Control+z")
+    assert canvas_app.wait_for_count("change", 2)[-1] == original
+    assert canvas_app.graph() == original
+
+    page.keyboard.press("Control+Shift+z")
+    assert canvas_app.wait_for_count("change", 3)[-1] == graph
+    page.keyboard.press("Control+y")  # nothing left to redo: no event
+    page.keyboard.press("Control+z")
+    assert canvas_app.wait_for_count("change", 4)[-1] == original
+    expect(page.locator(".vue-flow__edge")).to_have_count(2)
+
+
+def test_copy_paste_gives_fresh_ids_also_in_another_tab(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    page.click(node("n0"))
+    page.click(node("n1"), modifiers=["Shift"])
+    assert canvas_app.wait_for("select", lambda s: len(s["ids"]) == 2)["ids"] == ["n0", "n1"]
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    graph = canvas_app.wait_for("change")
+    pasted = {n["id"]: n for n in graph["nodes"][3:]}
+    assert list(pasted) == ["n0_2", "n1_2"]
+    assert pasted["n0_2"]["position"] == {"x": 40, "y": 40}
+    assert pasted["n1_2"]["type"] == "logic.if"
+    assert ("n0_2", "main", "n1_2", "main") in edge_set(graph)
+    assert len(graph["edges"]) == 3, "only the edge between the copied nodes comes along"
+
+    page.keyboard.press("Control+v")  # pasted again: new ids again, shifted further
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 7)
+    assert [n["id"] for n in graph["nodes"][5:]] == ["n0_3", "n1_3"]
+    assert graph["nodes"][5]["position"] == {"x": 80, "y": 80}
+
+    other = page.context.new_page()
+    open_canvas(other, canvas_app)
+    other.mouse.click(700, 400)
+    other.keyboard.press("Control+v")
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 2)
+    assert [n["id"] for n in graph["nodes"]] == ["n0", "n1"]
+    assert edge_set(graph) == {("n0", "main", "n1", "main")}
+    other.close()
+
+
+def test_status_from_python(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    canvas_app.call("set_status", {"n0": {"state": "succeeded", "count": 3}, "n1": {"state": "running"}})
+    expect(page.locator(f"{node('n0')} .fb-badge-succeeded .fb-count")).to_have_text("3")
+    expect(page.locator(f"{node('n1')} .fb-badge-running .fb-spinner")).to_be_visible()
+
+    canvas_app.call(
+        "set_status",
+        {"n1": {"state": "failed", "message": "Condition failed: age is not a number"}, "n2": {"state": "skipped"}},
+    )
+    expect(page.locator(f"{node('n1')} .fb-badge-failed")).to_have_attribute(
+        "title", "Condition failed: age is not a number"
+    )
+    expect(page.locator(f"{node('n1')} .fb-node-error")).to_have_text("Condition failed: age is not a number")
+    expect(page.locator(f"{node('n2')} .fb-node")).to_have_class(re.compile(r"\bfb-state-skipped\b"))
+    expect(page.locator(f"{node('n0')} .fb-badge-succeeded")).to_be_visible()  # merged, not replaced
+
+    canvas_app.call("clear_status")
+    expect(page.locator(".fb-badge")).to_have_count(0)
+
+
+def test_keys_and_events(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    page.click(node("n2"))
+    assert canvas_app.wait_for("select") == {"ids": ["n2"]}
+    page.dblclick(node("n2"))
+    assert canvas_app.wait_for("open") == {"id": "n2"}
+    page.keyboard.press("Control+s")
+    page.keyboard.press("Control+Enter")
+    canvas_app.wait_for("save")
+    canvas_app.wait_for("run")
+
+    page.keyboard.press("d")  # deactivate the selected node
+    graph = canvas_app.wait_for("change")
+    assert [n["disabled"] for n in graph["nodes"]] == [False, False, True]
+
+    page.keyboard.press("?")
+    expect(page.locator(".fb-help")).to_contain_text("Keyboard shortcuts")
+    page.keyboard.press("Escape")
+    expect(page.locator(".fb-help")).to_have_count(0)
+    page.click(".fb-help-btn")
+    expect(page.locator(".fb-help")).to_be_visible()
+
+    # Typing in the palette search keeps its own keys.
+    page.keyboard.press("Escape")
+    page.fill(".fb-search input", "mail")
+    expect(page.locator(".fb-palette-item")).to_have_count(1)
+    page.keyboard.press("Backspace")
+    page.wait_for_timeout(200)
+    assert page.locator(".vue-flow__node").count() == 3
+
+
+def test_box_select_auto_layout_and_select_from_python(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    scrambled = canvas_app.graph()
+    for i, n in enumerate(scrambled["nodes"]):
+        n["position"] = {"x": 600 - 300 * i, "y": 150 * i}
+    canvas_app.call("set_graph", scrambled["nodes"], scrambled["edges"])
+    canvas_app.call("fit_view")
+    page.wait_for_timeout(300)
+
+    page.keyboard.down("Shift")
+    mouse_drag(page, (290, 10), (1390, 600))
+    page.keyboard.up("Shift")
+    assert canvas_app.wait_for("select", lambda s: len(s["ids"]) == 3)
+
+    page.click('.fb-toolbar button[title^="Tidy up"]')
+    graph = canvas_app.wait_for("change")
+    x = {n["id"]: n["position"]["x"] for n in graph["nodes"]}
+    assert x["n0"] < x["n1"] < x["n2"], "left to right in layers"
+
+    selects = len(canvas_app.events("select"))
+    canvas_app.call("select", "n1")
+    expect(page.locator(node("n1"))).to_have_class(re.compile(r"\bselected\b"))
+    page.wait_for_timeout(200)
+    assert len(canvas_app.events("select")) == selects, "a selection made by Python is not echoed back"
+
+
+def test_readonly(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3&readonly=true")
+    expect(page.locator(".fb-palette")).to_have_count(0)
+    expect(page.locator(".fb-handle.connectable")).to_have_count(0)
+    page.click(node("n1"))
+    page.keyboard.press("Delete")
+    connect(page, port("n1", "false", "source"), port("n2", "main", "target"))
+    mouse_drag(page, center(page, node("n2")), (900, 600))
+    page.keyboard.press("Control+z")
+    page.wait_for_timeout(300)
+    assert canvas_app.events("change") == []
+    assert page.locator(".vue-flow__node").count() == 3
+
+
+def test_a_big_flow_draws_only_what_is_on_screen(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=1000")
+    drawn = page.locator(".vue-flow__node").count()
+    assert 5 < drawn < 60
+    page.mouse.move(800, 400)
+    page.mouse.wheel(0, 600)  # zoom out: more nodes come into view
+    page.wait_for_timeout(300)
+    assert page.locator(".vue-flow__node").count() > drawn
+
+
+def test_screenshot(page: Any, canvas_app: CanvasApp) -> None:
+    """Renders a realistic flow with run state to /tmp/canvas.png, for a human to look at."""
+    open_canvas(page, canvas_app)
+    spec = [
+        ("start", "core.manual", "When clicking Run", 0, 120, [], ["main"]),
+        ("fetch", "http.request", "Fetch new sign-ups", 300, 120, ["main"], ["main"]),
+        ("adult", "logic.if", "Is adult?", 600, 120, ["main"], ["true", "false"]),
+        ("welcome", "mail.send", "Send welcome mail", 900, 20, ["main"], ["main"]),
+        ("merge", "logic.merge", "Merge results", 1200, 140, ["a", "b"], ["main"]),
+        ("report", "http.request", "Post report", 1500, 140, ["main"], ["main"]),
+    ]
+    nodes = [
+        {"id": i, "type": t, "name": n, "position": {"x": x, "y": y}, "inputs": ins, "outputs": outs, "disabled": False}
+        for i, t, n, x, y, ins, outs in spec
+    ]
+    links = [
+        ("start", "main", "fetch", "main"),
+        ("fetch", "main", "adult", "main"),
+        ("adult", "true", "welcome", "main"),
+        ("adult", "false", "merge", "b"),
+        ("welcome", "main", "merge", "a"),
+        ("merge", "main", "report", "main"),
+    ]
+    edges = [{"source": s, "source_port": sp, "target": t, "target_port": tp} for s, sp, t, tp in links]
+    canvas_app.call("set_graph", nodes, edges)
+    canvas_app.call("fit_view")
+    canvas_app.call(
+        "set_status",
+        {
+            "start": {"state": "succeeded", "count": 1},
+            "fetch": {"state": "succeeded", "count": 12},
+            "adult": {"state": "succeeded", "count": 12},
+            "welcome": {"state": "failed", "message": "SMTP login refused"},
+            "merge": {"state": "running"},
+        },
+    )
+    expect(page.locator(".fb-badge")).to_have_count(5)
+    page.wait_for_timeout(300)
+    page.screenshot(path="/tmp/canvas.png")

@@ -1,0 +1,185 @@
+"""The editor in real Chromium against the real server (`python -m flowboard serve` in a subprocess).
+
+A user builds a flow with the mouse only (palette drags, port-to-port drags), configures it in the inspector, saves,
+runs it, reads the output, exports it and imports it back. Any browser console error fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import ROOT, browser, center, free_port, mouse_drag, require_chromium  # noqa: F401
+
+pytestmark = pytest.mark.browser
+TIMEOUT = 15_000  # ms
+
+
+class Server:
+    """`flowboard serve` on a free port with its own data folder."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = ""
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser",
+             "--data-dir", str(data_dir)], cwd=data_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"the server did not start:\n{self.output}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.output, _ = self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.output, _ = self.process.communicate()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    require_chromium()
+    srv = Server(tmp_path_factory.mktemp("flowboard-data"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
+    """A wide tab (palette, canvas and inspector side by side); fails the test on any console or page error."""
+    context = browser.new_context(viewport={"width": 1800, "height": 950}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    yield page
+    context.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+def node(page: Any, node_id: str) -> Any:
+    return page.locator(f'.vue-flow__node[data-id="{node_id}"]')
+
+
+def drag_from_palette(page: Any, node_type: str, x_share: float) -> None:
+    """Drag a palette entry onto the canvas, `x_share` of the way across it."""
+    item = page.locator(f'.fb-palette-item[data-type="{node_type}"]')
+    item.scroll_into_view_if_needed()
+    wrap = page.locator(".fb-flow-wrap").bounding_box()
+    mouse_drag(page, center(page, f'.fb-palette-item[data-type="{node_type}"]'),
+               (wrap["x"] + wrap["width"] * x_share, wrap["y"] + wrap["height"] * 0.45))
+
+
+def connect(page: Any, source: str, target: str) -> None:
+    mouse_drag(page, center(page, f'.vue-flow__node[data-id="{source}"] .fb-handle-out'),
+               center(page, f'.vue-flow__node[data-id="{target}"] .fb-handle-in'))
+
+
+def field_input(page: Any, label: str) -> Any:
+    """The input of the inspector field titled `label` (on the visible tab)."""
+    return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}")) input').first
+
+
+def export_from_list(page: Any, row_index: int) -> dict[str, Any]:
+    page.locator(".fb-row button:has-text('more_vert')").nth(row_index).click()
+    with page.expect_download() as info:
+        page.locator(".q-menu .q-item", has_text="Export").click()
+    download = info.value
+    assert download.suggested_filename == "Greetings.json"
+    return json.loads(Path(download.path()).read_text())
+
+
+def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Server, tmp_path: Path) -> None:
+    page = tab
+    page.goto(server.url + "/")
+    page.get_by_text("Vacation request").wait_for()  # first start: the examples are there
+
+    page.get_by_role("button", name="New flow").click()
+    page.get_by_label("Name").fill("Greetings")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/flow/*")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+
+    # The new flow starts with a Manual trigger: delete it and build all three nodes by hand.
+    node(page, "manual").click()
+    page.keyboard.press("Delete")
+    node(page, "manual").wait_for(state="detached")
+    drag_from_palette(page, "trigger.manual", 0.2)
+    drag_from_palette(page, "data.set", 0.5)
+    drag_from_palette(page, "logic.filter", 0.8)
+    for node_id in ("manual", "set", "filter"):
+        node(page, node_id).wait_for()
+    connect(page, "manual", "set")
+    connect(page, "set", "filter")
+    page.wait_for_function("document.querySelectorAll('.vue-flow__edge').length === 2")
+    page.wait_for_function("typeof window.onbeforeunload === 'function'")  # unsaved: leaving asks first
+
+    # Configure in the inspector: Set adds a field, Filter keeps the items that have it.
+    node(page, "set").click()
+    page.locator(".fb-inspector").get_by_role("button", name="Add pair").first.click()
+    page.locator('.fb-inspector input[placeholder="Name"]').fill("greeting")
+    page.locator('.fb-inspector input[placeholder="Value"]').fill("Hello")
+    node(page, "filter").click()
+    page.locator(".fb-inspector").get_by_role("button", name="Add entry").click()
+    field_input(page, "Field").fill("greeting")
+    field_input(page, "Value").fill("Hello")
+    page.wait_for_timeout(300)
+
+    page.locator(".fb-flow-wrap").click(position={"x": 30, "y": 300})  # the canvas has the keyboard
+    page.keyboard.press("Control+s")
+    page.get_by_text("Saved as version 2.").wait_for()
+    page.wait_for_function("window.onbeforeunload === null")
+
+    page.get_by_role("button", name="Run").click()
+    for node_id in ("manual", "set", "filter"):
+        node(page, node_id).locator(".fb-badge-succeeded").wait_for()
+    assert node(page, "filter").locator(".fb-count").inner_text() == "1"
+
+    node(page, "filter").click()
+    page.locator(".fb-inspector").get_by_role("tab", name="Data").click()
+    output = page.locator(".fb-data .q-table").last
+    output.get_by_role("cell", name="Hello").wait_for()
+    assert output.get_by_role("columnheader", name="greeting").count() == 1
+
+    page.goto(server.url + "/")
+    row = page.locator(".fb-row", has_text="Greetings")
+    row.wait_for()
+    index = [t.strip().split("\n")[0] for t in page.locator(".fb-row").all_inner_texts()].index("Greetings")
+    exported = export_from_list(page, index)
+    assert [n["type"] for n in exported["nodes"]] == ["trigger.manual", "data.set", "logic.filter"]
+    assert exported["nodes"][1]["config"] == {"fields": [{"name": "greeting", "value": "Hello"}]}
+
+    page.get_by_role("button", name="Import").click()
+    path = tmp_path / "Greetings.json"
+    path.write_text(json.dumps(exported))
+    page.locator(".q-dialog input[type=file]").set_input_files(str(path))
+    page.get_by_text('Imported "Greetings"').wait_for()
+    page.locator(".fb-row", has_text="Greetings").nth(1).wait_for()
+    rows = [t.strip().split("\n")[0] for t in page.locator(".fb-row").all_inner_texts()]
+    copies = [i for i, name in enumerate(rows) if name == "Greetings"]
+    assert len(copies) == 2
+    again = [export_from_list(page, i) for i in copies]
+    imported = next(f for f in again if f["id"] != exported["id"])  # the id was taken, so it got a new one
+    assert {**imported, "id": None} == {**exported, "id": None}

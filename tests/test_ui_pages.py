@@ -1,0 +1,564 @@
+"""The pages, driven in-process by NiceGUI's simulated `user` against a real Flowboard (SQLite in a temp folder).
+
+The canvas is a browser component: here its events are triggered with the payloads it sends (tests/
+test_editor_browser.py drives the real one in Chromium).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from nicegui import ElementFilter
+from nicegui.testing import User
+
+from flowboard.model import Flow, parse_flow
+from flowboard.services import Flowboard, load_examples
+from flowboard.ui import pages
+from flowboard.ui.canvas import FlowCanvas
+from flowboard.ui.graph import CanvasSync
+
+pytest_plugins = ["nicegui.testing.user_plugin"]
+EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
+
+
+@pytest.fixture(autouse=True)
+def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """NiceGUI's user fixture forgets the modules whose functions it served as pages (flowboard.ui.pages and its
+    parents) so a main file can be run afresh; a re-imported flowboard would have new exception classes. Put them
+    back. (Autouse: set up before `user`, so torn down after it.)"""
+    request.node.add_marker(pytest.mark.nicegui_main_file(""))
+    saved = {name: module for name, module in sys.modules.items()
+             if name == "flowboard" or name.startswith("flowboard.")}
+    yield
+    sys.modules.update(saved)
+
+
+@pytest.fixture
+async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
+    app = Flowboard(data_dir=tmp_path)
+    yield app
+    await app.aclose()
+
+
+@pytest.fixture
+def app(user: User, fb: Flowboard) -> Flowboard:
+    pages.register(fb)
+    return fb
+
+
+def shown(user: User, marker: str) -> bool:
+    """Whether the element marked `marker` is visible (user.find only finds visible ones)."""
+    with user:
+        elements = list(ElementFilter(marker=marker))
+    assert len(elements) == 1, f"{len(elements)} elements marked {marker}"
+    return elements[0].visible
+
+
+def one(user: User, marker: str) -> Any:
+    elements = user.find(marker=marker).elements
+    assert len(elements) == 1, f"{len(elements)} elements marked {marker}"
+    return next(iter(elements))
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    """Wait until `check()` is true (a background task, a run), failing after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {check}")
+        await asyncio.sleep(0.02)
+
+
+def simple_flow(**extra: Any) -> Flow:
+    return parse_flow({
+        "id": "greet", "name": "Greet",
+        "nodes": [
+            {"id": "manual", "type": "trigger.manual", "config": {"items": [{"name": "Ada"}, {"name": "Bob"}]}},
+            {"id": "set", "type": "data.set", "name": "Add greeting", "position": {"x": 240, "y": 0},
+             "config": {"fields": [{"name": "greeting", "value": "Hello {{ item.name }}"}]}},
+        ],
+        "edges": [{"source": "manual", "target": "set"}], **extra})
+
+
+# -- flows page --------------------------------------------------------------------------------------------------------
+
+async def test_first_visit_shows_the_examples_and_search_filters(user: User, app: Flowboard) -> None:
+    load_examples(app, EXAMPLES)
+    await user.open("/")
+    await user.should_see("Vacation request")
+    await user.should_see("Invoice approval")
+    user.find(marker="search").type("vacation")
+    await user.should_see("Vacation request")
+    await user.should_not_see("Invoice approval")
+    user.find(marker="search").type("zzz")
+    await user.should_see(marker="no-match")
+
+
+async def test_create_opens_the_editor_with_a_manual_trigger(user: User, app: Flowboard) -> None:
+    await user.open("/")
+    user.find(marker="new-flow").click()
+    await user.should_see(marker="name-input")
+    one(user, "name-input").value = "Onboarding"
+    user.find(marker="name-ok").click()
+    await user.should_see(marker="canvas")
+    [summary] = app.store.list_flows()
+    assert summary.name == "Onboarding" and summary.version == 1
+    flow = app.store.get_flow(summary.id).flow
+    assert [n.type for n in flow.nodes] == ["trigger.manual"]
+    canvas = one(user, "canvas")
+    assert [n["type"] for n in canvas.props["nodes"]] == ["trigger.manual"]
+
+
+async def test_rename_duplicate_and_delete_with_confirmation(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/")
+    user.find(marker="rename:greet").click()
+    await user.should_see(marker="name-input")
+    one(user, "name-input").value = "Greet everyone"
+    user.find(marker="name-ok").click()
+    await until(lambda: app.store.get_flow("greet").version == 2)
+    await user.should_see("Greet everyone")
+    assert app.store.get_flow("greet").flow.name == "Greet everyone"
+    assert app.store.get_flow("greet").version == 2
+
+    user.find(marker="duplicate:greet").click()
+    await user.should_see("Greet everyone (copy)")
+    copy = next(f for f in app.store.list_flows() if f.id != "greet")
+    assert app.store.get_flow(copy.id).flow.nodes == app.store.get_flow("greet").flow.nodes
+
+    user.find(marker=f"delete:{copy.id}").click()
+    await user.should_see("cannot be undone")
+    user.find("Cancel").click()
+    await asyncio.sleep(0.1)
+    assert app.store.flow_exists(copy.id)
+    user.find(marker=f"delete:{copy.id}").click()
+    await user.should_see(marker="confirm-delete")
+    user.find(marker="confirm-delete").click()
+    await user.should_not_see(marker=f"flow:{copy.id}")
+    assert not app.store.flow_exists(copy.id)
+
+
+async def test_export_downloads_the_flow_file(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/")
+    user.find(marker="export:greet").click()
+    response = await user.download.next()
+    assert response.content.decode() == app.export_flow("greet")
+    assert parse_flow(response.content) == app.store.get_flow("greet").flow
+
+
+async def test_import_pasted_json_and_a_broken_file_lists_every_problem(user: User, app: Flowboard) -> None:
+    await user.open("/")
+    broken = json.loads(simple_flow().model_dump_json())
+    broken["nodes"][1]["type"] = "data.nope"
+    broken["nodes"].append({"id": "f", "type": "logic.filter", "config": {"combine": "maybe"}})
+    broken["edges"].append({"source": "set", "target": "ghost"})
+    user.find(marker="import").click()
+    await user.should_see(marker="import-text")
+    one(user, "import-text").value = json.dumps(broken)
+    user.find(marker="import-ok").click()
+    await user.should_see(marker="import-problems")
+    lines = [e.text for e in user.find(marker="import-problem").elements]
+    assert len(lines) >= 3, lines
+    assert any('Node "Add greeting"' in line and "unknown node type" in line for line in lines), lines
+    assert any('Node "f", field combine' in line for line in lines), lines
+    assert any(line.startswith("Connection 2") and "ghost" in line for line in lines), lines
+    assert app.store.list_flows() == []
+
+    one(user, "import-text").value = "{not json"
+    user.find(marker="import-ok").click()
+    await user.should_see("This is not JSON at line 1")
+    assert app.store.list_flows() == []
+
+    one(user, "import-text").value = simple_flow().model_dump_json()
+    user.find(marker="import-ok").click()
+    await user.should_see('Imported "Greet"')
+    assert app.store.get_flow("greet").flow == simple_flow()
+
+
+async def test_active_switch_turns_triggers_on_and_off(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/")
+    user.find(marker="active:greet").click()
+    await user.should_see("Active: its triggers now start runs")
+    assert app.store.get_flow("greet").active
+    user.find(marker="active:greet").click()
+    await user.should_see("Inactive: its triggers are off")
+    assert not app.store.get_flow("greet").active
+
+
+# -- editor ------------------------------------------------------------------------------------------------------------
+
+def canvas_of(user: User) -> FlowCanvas:
+    return one(user, "canvas")
+
+
+def change(user: User, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> None:
+    """What the canvas sends after an edit: the whole graph."""
+    user.find(marker="canvas").trigger("change", {"nodes": nodes, "edges": edges})
+
+
+def select(user: User, *ids: str) -> None:
+    user.find(marker="canvas").trigger("select", {"ids": list(ids)})
+
+
+FILTER_NODE = {"id": "filter", "type": "logic.filter", "name": "Filter", "position": {"x": 480, "y": 0},
+               "inputs": ["main"], "outputs": ["main"], "disabled": False}
+
+
+async def test_canvas_edits_mark_dirty_and_save_keeps_inspector_config(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    assert not shown(user, "dirty")
+    canvas = canvas_of(user)
+    nodes = json.loads(json.dumps(canvas.props["nodes"]))
+    edges = json.loads(json.dumps(canvas.props["edges"]))
+    assert nodes[1]["config"] == simple_flow().nodes[1].config  # config rides along as an extra key
+    nodes[1]["position"] = {"x": 300, "y": 40}
+    connection = {"source": "set", "source_port": "main", "target": "filter", "target_port": "main"}
+    change(user, [*nodes, FILTER_NODE], [*edges, connection])
+    await until(lambda: shown(user, "dirty"))
+    assert one(user, "version").text == "v1 · edited"
+
+    # An inspector edit the canvas has not been sent yet survives a canvas change (a move) that carries the old config.
+    select(user, "set")
+    with user.scope(marker="panel:parameters"):
+        user.find(marker="input:fields[0].name").type("_text")
+    change(user, [*nodes, FILTER_NODE], edges)
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    stored = app.store.get_flow("greet")
+    assert stored.version == 2 and not shown(user, "dirty")
+    flow = stored.flow
+    assert [n.id for n in flow.nodes] == ["manual", "set", "filter"]
+    assert flow.node("set").position.x == 300
+    assert flow.node("set").config["fields"][0]["name"] == "greeting_text"
+    assert flow.node("filter").name == "" and flow.node("filter").config == {}
+    assert [e.key for e in flow.edges] == [("manual", "main", "set", "main")]
+    await until(lambda: canvas.props["nodes"][1]["config"]["fields"][0]["name"] == "greeting_text")  # synced
+
+
+async def test_saving_over_another_tabs_save_asks_and_can_save_a_copy(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    app.save_flow(simple_flow(description="changed elsewhere"), 1)  # another tab
+    one(user, "flow-name").value = "Greet mine"
+    user.find(marker="save").click()
+    await user.should_see("Someone saved this flow in another tab (version 2). Reload it, or save yours as a copy")
+    assert app.store.get_flow("greet").flow.description == "changed elsewhere"
+    user.find(marker="conflict-copy").click()
+    await until(lambda: len(app.store.list_flows()) == 2)
+    copy = next(f for f in app.store.list_flows() if f.id != "greet")
+    assert copy.name == "Greet mine (copy)"
+    assert app.store.get_flow("greet").version == 2 and app.store.get_flow("greet").flow.name == "Greet"
+
+
+async def test_saving_a_flow_deleted_in_another_tab_offers_a_copy(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    app.delete_flow("greet")
+    user.find(marker="save").click()
+    await user.should_see("Someone deleted this flow in another tab. Save yours as a copy to keep it.")
+    await user.should_not_see(marker="conflict-reload")
+    user.find(marker="conflict-copy").click()
+    await until(lambda: len(app.store.list_flows()) == 1)
+    assert app.store.list_flows()[0].name == "Greet (copy)"
+
+
+async def test_conflict_reload_takes_the_stored_flow(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    app.save_flow(simple_flow(description="changed elsewhere"), 1)
+    one(user, "flow-name").value = "Greet mine"
+    user.find(marker="save").click()
+    await user.should_see(marker="conflict-reload")
+    user.find(marker="conflict-reload").click()
+    await user.should_see("Reloaded version 2")
+    assert one(user, "flow-name").value == "Greet"
+    assert one(user, "version").text == "v2"
+
+
+async def test_inspector_checks_config_on_the_server_and_edits_settings(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    select(user, "set")
+    await user.should_see(marker="panel:parameters")
+    assert one(user, "inspector:name").text == "Add greeting"
+    with user.scope(marker="panel:parameters"):
+        user.find(marker="input:fields[0].name").clear()
+        await user.should_see(marker="error:fields[0].name")
+    with user.scope(marker="panel:settings"):
+        user.find(marker="input:retries").type("2")
+        user.find(marker="input:name").clear().type("Greeter")
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    node = app.store.get_flow("greet").flow.node("set")
+    assert node.settings.retries == 2 and node.name == "Greeter"
+    assert "name" not in node.config["fields"][0]  # kept as edited; the run check reports it
+    await user.should_see("problem(s) to fix before it can run")
+
+
+# -- test runs ---------------------------------------------------------------------------------------------------------
+
+def statuses(user: User) -> dict[str, Any]:
+    return canvas_of(user).props["status"]
+
+
+async def test_run_shows_each_nodes_state_and_data_and_is_recorded(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("set", {}).get("state") == "succeeded")
+    assert statuses(user)["set"]["count"] == 2 and statuses(user)["manual"]["state"] == "succeeded"
+    await user.should_see(marker="run-link")
+    [run] = app.store.list_runs(flow_id="greet")
+    assert (run.source, run.flow_version, run.status.value) == ("editor", 1, "succeeded")
+    assert run.output == [{"name": "Ada", "greeting": "Hello Ada"}, {"name": "Bob", "greeting": "Hello Bob"}]
+
+    select(user, "set")
+    user.find(marker="tab:data").click()
+    with user.scope(marker="panel:data"):
+        await user.should_see(marker="table:output:main")
+        table = one(user, "table:output:main")
+        assert [r["c1"] for r in table.rows] == ["Hello Ada", "Hello Bob"]
+        assert one(user, "table:input:main").rows[0]["c0"] == "Ada"
+        one(user, "mode:output").value = "json"
+        await user.should_see(marker="json:output:main")
+    # the picker offers the fields of the items that came in, and expressions preview against them
+    with user.scope(marker="panel:parameters"):
+        user.find(marker="pick:fields[0].value").click()
+        await user.should_see("item.name")
+        await user.should_see('"Hello Ada"')
+
+
+async def test_unsaved_changes_run_too_and_problems_stop_a_run(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    canvas = canvas_of(user)
+    nodes = json.loads(json.dumps(canvas.props["nodes"]))
+    change(user, [*nodes, FILTER_NODE], canvas.props["edges"])  # a filter with no condition, connected to nothing
+    user.find(marker="run").click()
+    await user.should_see(marker="problems")
+    assert statuses(user)["filter"]["state"] == "failed"
+    assert app.store.list_runs(flow_id="greet") == []
+    change(user, nodes, canvas.props["edges"])
+    user.find(marker="run").click()
+    await until(lambda: len(app.store.list_runs(flow_id="greet")) == 1
+                and app.store.list_runs(flow_id="greet")[0].status.finished)
+    assert app.store.list_runs(flow_id="greet")[0].flow_version == 1  # back to the saved flow exactly
+    await user.should_not_see(marker="problems")
+
+
+async def test_pinned_items_start_test_runs(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("set", {}).get("state") == "succeeded")
+    select(user, "manual")
+    user.find(marker="tab:data").click()
+    user.find(marker="pin").click()
+    await user.should_see(marker="unpin")
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    assert app.store.get_flow("greet").flow.node("manual").pinned == [{"name": "Ada"}, {"name": "Bob"}]
+    stored = app.store.get_flow("greet").flow
+    changed = stored.model_copy(update={"nodes": [stored.nodes[0].model_copy(update={"pinned": [{"name": "Cy"}]}),
+                                                  stored.nodes[1]]})
+    app.save_flow(changed, 2)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: len(app.store.list_runs(flow_id="greet")) == 2
+                and app.store.list_runs(flow_id="greet")[0].status.finished)
+    latest = app.store.list_runs(flow_id="greet")[0]
+    assert latest.input == [{"name": "Cy"}]
+    assert latest.output == [{"name": "Cy", "greeting": "Hello Cy"}]
+
+
+async def test_run_this_node_reuses_earlier_outputs(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("set", {}).get("state") == "succeeded")
+    first = app.store.list_runs(flow_id="greet")[0]
+    select(user, "set")
+    with user.scope(marker="panel:parameters"):
+        one(user, "expr:fields[0].value").value = "Hi {{ item.name }}"
+    user.find(marker="run-node").click()
+    await until(lambda: len(app.store.list_runs(flow_id="greet")) == 2
+                and app.store.list_runs(flow_id="greet")[0].status.finished)
+    second = app.store.list_runs(flow_id="greet")[0]
+    assert second.id != first.id and second.flow_version is None  # unsaved edit
+    steps = app.store.get_steps(second.id)
+    assert set(steps) == {"manual", "set"}
+    first_steps = app.store.get_steps(first.id)
+    assert steps["manual"].started == first_steps["manual"].started  # reused, not run again
+    assert second.output == [{"name": "Ada", "greeting": "Hi Ada"}, {"name": "Bob", "greeting": "Hi Bob"}]
+
+
+async def test_stop_cancels_a_running_test_run(user: User, app: Flowboard) -> None:
+    flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
+        {"id": "manual", "type": "trigger.manual"},
+        {"id": "wait", "type": "logic.wait", "position": {"x": 240, "y": 0}, "config": {"seconds": 30}}],
+        "edges": [{"source": "manual", "target": "wait"}]})
+    app.save_flow(flow, None)
+    await user.open("/flow/slow")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("wait", {}).get("state") == "running")
+    await user.should_see(marker="stop")
+    user.find(marker="stop").click()
+    await until(lambda: app.store.list_runs(flow_id="slow") and app.store.list_runs(flow_id="slow")[0].status.finished)
+    assert app.store.list_runs(flow_id="slow")[0].status.value == "cancelled"
+    await user.should_see(marker="run")
+    await until(lambda: statuses(user).get("wait", {}).get("state") == "cancelled")
+
+
+async def test_versions_restore_loads_an_old_version_as_unsaved(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    app.save_flow(simple_flow(name="Greet v2"), 1)
+    await user.open("/flow/greet")
+    assert one(user, "flow-name").value == "Greet v2"
+    user.find(marker="versions").click()
+    await user.should_see(marker="version:1")
+    user.find(marker="restore:1").click()
+    await user.should_see("Version 1 is loaded; save to keep it")
+    assert one(user, "flow-name").value == "Greet"
+    assert one(user, "version").text == "v2 · edited"
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 3")
+    assert app.store.get_flow("greet").flow == simple_flow()
+
+
+# -- runs --------------------------------------------------------------------------------------------------------------
+
+async def test_runs_page_lists_filters_and_updates_live(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    ok = await app.run_flow("greet")
+    bad = parse_flow({"id": "bad", "name": "Bad", "nodes": [
+        {"id": "manual", "type": "trigger.manual"},
+        {"id": "wait", "type": "logic.wait", "position": {"x": 240, "y": 0}, "config": {"mode": "until",
+                                                                                       "until": "{{ 1 / 0 }}"}}],
+        "edges": [{"source": "manual", "target": "wait"}]})
+    app.save_flow(bad, None)
+    failed = await app.run_flow("bad")
+    assert failed.status.value == "failed"
+    await user.open("/runs")
+    await user.should_see(marker=f"run:{ok.run_id}")
+    await user.should_see(marker=f"run:{failed.run_id}")
+    one(user, "filter-status").value = "failed"
+    await user.should_not_see(marker=f"run:{ok.run_id}")
+    await user.should_see(marker=f"run:{failed.run_id}")
+    one(user, "filter-status").value = ""
+    one(user, "filter-flow").value = "greet"
+    await user.should_not_see(marker=f"run:{failed.run_id}")
+
+    live = await app.run_flow("greet")  # arrives while the page is open
+    await user.should_see(marker=f"run:{live.run_id}")
+    user.find(marker=f"delete-run:{live.run_id}").click()
+    await user.should_not_see(marker=f"run:{live.run_id}")
+    assert [r.id for r in app.store.list_runs(flow_id="greet")] == [ok.run_id]
+
+
+async def test_run_page_shows_each_node_state_and_data(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    result = await app.run_flow("greet")
+    await user.open(f"/run/{result.run_id}")
+    await user.should_see(marker="run-status")
+    canvas = canvas_of(user)
+    assert canvas.props["readonly"] is True
+    assert canvas.props["status"]["set"] == {"state": "succeeded", "count": 2, "message": None}
+    await user.should_see(marker="table:run-output:main")
+    select(user, "set")
+    await user.should_see(marker="table:output:main")
+    assert [r["c1"] for r in one(user, "table:output:main").rows] == ["Hello Ada", "Hello Bob"]
+    assert [r["c0"] for r in one(user, "table:input:main").rows] == ["Ada", "Bob"]
+
+
+async def test_run_page_follows_a_running_run_and_can_stop_it(user: User, app: Flowboard) -> None:
+    flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
+        {"id": "manual", "type": "trigger.manual"},
+        {"id": "wait", "type": "logic.wait", "position": {"x": 240, "y": 0}, "config": {"seconds": 30}}],
+        "edges": [{"source": "manual", "target": "wait"}]})
+    app.save_flow(flow, None)
+    task = app.start_run("slow")
+    await until(lambda: bool(app.store.list_runs(flow_id="slow")))
+    run_id = app.store.list_runs(flow_id="slow")[0].id
+    await user.open(f"/run/{run_id}")
+    await user.should_see(marker="cancel-run")
+    user.find(marker="cancel-run").click()
+    result = await task
+    assert result.status.value == "cancelled"
+    await until(lambda: canvas_of(user).props["status"].get("wait", {}).get("state") == "cancelled")
+    await user.should_see(marker="delete-run")
+
+
+async def test_retention_settings_are_saved(user: User, app: Flowboard) -> None:
+    await user.open("/runs")
+    user.find(marker="retention").click()
+    await user.should_see(marker="retention-save")
+    user.find(marker="input:keep_days").clear().type("7")
+    user.find(marker="input:keep_runs").clear()
+    user.find(marker="input:keep_success_data").click()
+    user.find(marker="retention-save").click()
+    await user.should_see("Saved: runs are cleaned up by these rules")
+    settings = app.store.get_settings()
+    assert (settings["keep_days"], settings["keep_runs"], settings["keep_success_data"]) == (7, None, False)
+
+
+async def test_unknown_flow_and_run_say_so(user: User, app: Flowboard) -> None:
+    await user.open("/flow/nope")
+    await user.should_see("There is no flow 'nope'")
+    await user.open("/run/nope")
+    await user.should_see("There is no run 'nope'")
+
+
+# -- the canvas graph <-> the working copy (no page) -------------------------------------------------------------------
+
+def test_canvas_changes_merge_into_the_working_copy(fb: Flowboard) -> None:
+    sync = CanvasSync(fb.registry)
+    flow = simple_flow()
+    nodes, edges = sync.graph(flow)
+    assert nodes[0]["name"] == "Manual trigger" and nodes[1]["config"] == flow.nodes[1].config
+    assert nodes[1]["outputs"] == ["main"] and "pinned" not in nodes[0]
+
+    # The inspector changed the config; the canvas, not told yet, reports a move with the old config.
+    edited = flow.model_copy(update={"nodes": [flow.nodes[0], flow.nodes[1].model_copy(update={"config": {}})]})
+    moved = json.loads(json.dumps(nodes))
+    moved[1]["position"] = {"x": 999, "y": 1}
+    moved[1]["disabled"] = True
+    merged, adopted = sync.merge(edited, moved, edges)
+    assert merged.nodes[1].config == {} and merged.nodes[1].position.x == 999 and adopted == []
+    assert merged.nodes[1].settings.disabled is True
+
+    # Undo in the canvas brings back an older copy of a node: that one is adopted.
+    undone = json.loads(json.dumps(nodes))
+    undone[1]["config"] = {"fields": [{"name": "x", "value": 1}]}
+    merged, adopted = sync.merge(merged, undone, edges)
+    assert adopted == ["set"] and merged.nodes[1].config == {"fields": [{"name": "x", "value": 1}]}
+    assert merged.nodes[1].settings.disabled is False
+
+    # A node from the palette (no extras) and a deleted one; edges to missing nodes are dropped.
+    palette = {"id": "limit", "type": "data.limit", "name": "Limit", "position": {"x": 0, "y": 0},
+               "inputs": ["main"], "outputs": ["main"], "disabled": False}
+    merged, adopted = sync.merge(merged, [undone[0], palette], [*edges, {"source": "set", "target": "limit"}])
+    assert [n.id for n in merged.nodes] == ["manual", "limit"] and adopted == ["limit"]
+    assert merged.nodes[1].name == "" and merged.nodes[1].config == {}  # the type's title is not stored as a name
+    assert merged.edges == []
+    assert set(sync.sent) == {"manual", "limit"}
+
+
+async def test_a_test_run_of_unsaved_changes_is_not_resumed_on_another_version(fb: Flowboard) -> None:
+    """After a crash, an editor run of a flow that was never saved in that shape is marked crashed, not resumed on
+    whatever version is stored."""
+    fb.save_flow(simple_flow(), None)
+    fb.store.create_run("draft-run", "greet", None, "manual", [], "editor", status="running")
+    fb.store.create_run("saved-run", "greet", 1, "manual", [], "editor", status="running")
+    results = await fb.resume_unfinished()
+    assert [r.run_id for r in results] == ["saved-run"]
+    draft = fb.store.get_run("draft-run")
+    assert draft.status.value == "crashed" and "unsaved changes" in (draft.error or {}).get("message", "")
