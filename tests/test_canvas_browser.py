@@ -96,6 +96,8 @@ def test_an_allowed_connection_from_a_second_output(page: Any, canvas_app: Canva
 def test_delete_undo_redo(page: Any, canvas_app: CanvasApp) -> None:
     open_canvas(page, canvas_app, "?n=3")
     original = canvas_app.graph()
+    props_nodes = "getElement(document.querySelector('.fb-canvas').id.slice(1)).$props.nodes"
+    page.evaluate(f"window.__initialProps = {props_nodes}")
     page.click(node("n1"))
     page.keyboard.press("Delete")
     graph = canvas_app.wait_for_count("change", 1)[-1]
@@ -112,6 +114,8 @@ def test_delete_undo_redo(page: Any, canvas_app: CanvasApp) -> None:
     page.keyboard.press("Control+z")
     assert canvas_app.wait_for_count("change", 4)[-1] == original
     expect(page.locator(".vue-flow__edge")).to_have_count(2)
+    # Python took the edits in without sending the props back (a late resend could roll the canvas back).
+    assert page.evaluate(f"window.__initialProps === {props_nodes}")
 
 
 def test_copy_paste_gives_fresh_ids_also_in_another_tab(page: Any, canvas_app: CanvasApp) -> None:
@@ -146,6 +150,8 @@ def test_copy_paste_gives_fresh_ids_also_in_another_tab(page: Any, canvas_app: C
 
 def test_status_from_python(page: Any, canvas_app: CanvasApp) -> None:
     open_canvas(page, canvas_app, "?n=3")
+    props = "getElement(document.querySelector('.fb-canvas').id.slice(1)).$props"
+    page.evaluate(f"window.__initialProps = {props}.nodes")
     canvas_app.call("set_status", {"n0": {"state": "succeeded", "count": 3}, "n1": {"state": "running"}})
     expect(page.locator(f"{node('n0')} .fb-badge-succeeded .fb-count")).to_have_text("3")
     expect(page.locator(f"{node('n1')} .fb-badge-running .fb-spinner")).to_be_visible()
@@ -163,6 +169,7 @@ def test_status_from_python(page: Any, canvas_app: CanvasApp) -> None:
 
     canvas_app.call("clear_status")
     expect(page.locator(".fb-badge")).to_have_count(0)
+    assert page.evaluate(f"window.__initialProps === {props}.nodes"), "status travels alone, never with a resend"
 
 
 def test_keys_and_events(page: Any, canvas_app: CanvasApp) -> None:

@@ -69,8 +69,11 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
                 self.on(event, handler)
 
     def _remember_graph(self, e: GenericEventArguments) -> None:
-        self._props["nodes"] = e.args["nodes"]
-        self._props["edges"] = e.args["edges"]
+        # NiceGUI's props are observable: a plain assignment would resend every prop to the browser (slow for big
+        # flows, and a resend that arrives after a newer edit would roll the canvas back). So: quietly.
+        with self._props.suspend_updates():
+            self._props["nodes"] = e.args["nodes"]
+            self._props["edges"] = e.args["edges"]
 
     @property
     def graph(self) -> Graph:
@@ -101,29 +104,31 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
         self, nodes: list[dict[str, Any]], edges: list[dict[str, Any]], *, reset_history: bool = False
     ) -> None:
         """Replace the graph (no ``change`` event). Undo can step back over it unless ``reset_history``."""
-        self._props["nodes"] = nodes
-        self._props["edges"] = edges
+        with self._props.suspend_updates():
+            self._props["nodes"] = nodes
+            self._props["edges"] = edges
         self.run_method("setGraph", nodes, edges, reset_history)
 
     def set_status(self, statuses: dict[str, dict[str, Any] | None]) -> None:
         """Merge run state per node: ``{id: {"state", "count", "message"}}``; ``None`` clears a node."""
-        status = self._props["status"]
-        for node_id, state in statuses.items():
-            if state is None:
-                status.pop(node_id, None)
-            else:
-                status[node_id] = state
+        with self._props.suspend_updates():  # kept for a later full render; the browser gets only the news
+            status = self._props["status"]
+            for node_id, state in statuses.items():
+                if state is None:
+                    status.pop(node_id, None)
+                else:
+                    status[node_id] = state
         self.run_method("setStatus", statuses)
 
     def clear_status(self) -> None:
         """Remove every run state badge."""
-        self._props["status"] = {}
+        with self._props.suspend_updates():
+            self._props["status"] = {}
         self.run_method("clearStatus")
 
     def set_readonly(self, readonly: bool) -> None:
         """Switch editing off (viewing a run or an old version) or back on."""
-        self._props["readonly"] = readonly
-        self.update()
+        self._props["readonly"] = readonly  # props are observable: this resends them
 
     def fit_view(self) -> None:
         """Zoom and pan so that every node is visible."""

@@ -35,6 +35,11 @@ export class History {
     return this.current
   }
 
+  /** True if `snapshot` is the current state or one that undo/redo can reach. */
+  has(snapshot) {
+    return snapshot === this.current || this.past.includes(snapshot) || this.future.includes(snapshot)
+  }
+
   get canUndo() {
     return this.past.length > 0
   }
