@@ -11,9 +11,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import FlowInvalid
+
+if TYPE_CHECKING:
+    from .services import Flowboard
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -42,7 +45,8 @@ class _UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=argparse.SUPPRESS, help="folder for the database and keys (default: $FLOWBOARD_DATA_DIR or "
+    common.add_argument("--data-dir", default=argparse.SUPPRESS,
+                        help="folder for the database and keys (default: $FLOWBOARD_DATA_DIR or "
                                            "~/.flowboard)")
     parser = argparse.ArgumentParser(prog="flowboard", parents=[common],
                                      description="Build, run and watch flows. With no command: start the editor.")
@@ -124,7 +128,7 @@ def _input(value: str | None) -> list[dict[str, Any]] | None:
     raise _UsageError("--input must be a JSON object or a list of objects, e.g. '{\"name\": \"Ada\"}'")
 
 
-def _app(record: bool = True):  # type: ignore[no-untyped-def]
+def _app(record: bool = True) -> Flowboard:
     from .services import Flowboard
 
     return Flowboard(record=record)

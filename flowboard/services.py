@@ -1,4 +1,5 @@
-"""Services: what the UI, the API and the CLI call. They join the engine and the store; both stay ignorant of each other.
+"""Services: what the UI, the API and the CLI call. They join the engine and the store, which stay ignorant of each
+other.
 
 One `Flowboard` per process. Plans are compiled once per flow version and cached, so a run never re-validates.
 """
@@ -15,13 +16,13 @@ from typing import Any
 
 from . import error_flow
 from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
-from .errors import FlowInvalid, Problem
+from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
-from .model import Flow, dump_flow, parse_flow
+from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
-from .store import SqlRecorder, Store, database_url, make_engine
+from .store import RunRecord, SqlRecorder, Store, database_url, make_engine
 from .triggers import Activations, WebhookTriggers
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,27 @@ class Flowboard:
     def cancel(self, run_id: str) -> bool:
         return self.engine.cancel(run_id)
 
+    async def retry_run(self, run_id: str) -> asyncio.Task[RunResult]:
+        """Run a failed (or cancelled, or crashed) run again from where it failed, in place: the same run id, on the
+        flow version it ran with, with its input. Its succeeded steps are kept and not run again; the step that failed
+        and everything after it run now. Returns the run's task (it is going). Raises NotFound, and RetryRefused when
+        the run did not fail or is being retried already. The store work runs in a thread."""
+        plan, run, trigger, done = await asyncio.to_thread(self._reopen, run_id)
+        log.info("retrying run %s of flow %s (%d steps kept)", run_id, run.flow_id, len(done))
+        return self.triggers.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=trigger, done=done))
+
+    def _reopen(self, run_id: str) -> tuple[Plan, RunRecord, str | None, dict[str, Step]]:
+        run = self.store.get_run(run_id)
+        if run.status not in RETRYABLE:
+            raise RetryRefused(f"only a failed, cancelled or crashed run can be retried; this one is "
+                               f"{run.status.value}")
+        plan = self.plan(run.flow_id, run.flow_version)
+        trigger = run.trigger if run.trigger in plan.nodes else plan.default_trigger()
+        done = reusable_steps(plan, self.store.get_steps(run_id))
+        if not self.store.reopen_run(run_id, self.owner, list(done)):
+            raise RetryRefused("the run is being retried already")
+        return plan, run, trigger, done
+
     async def aclose(self) -> None:
         await error_flow.settle(self._error_flows)  # a failed run's error flow still runs (`flowboard run`)
         self.triggers.close()
@@ -238,6 +260,25 @@ class Flowboard:
 
 
 EDITOR = "editor"  # the source of the editor's test runs
+RETRYABLE = (RunStatus.failed, RunStatus.cancelled, RunStatus.crashed)
+
+
+class RetryRefused(FlowboardError):
+    """The run cannot be retried: it did not fail, or it is being retried already."""
+
+
+def reusable_steps(plan: Plan, steps: dict[str, Step]) -> dict[str, Step]:
+    """The steps of a failed run that a retry keeps: succeeded and skipped ones, and failures that did not stop the
+    run (on_error continue or error port). The step that stopped it, and any cancelled with it, run again."""
+    done = {}
+    for nid, step in steps.items():
+        pn = plan.nodes.get(nid)
+        if pn is None:
+            continue
+        if step.status in (StepStatus.succeeded, StepStatus.skipped) or (
+                step.status is StepStatus.failed and pn.node.settings.on_error is not OnError.stop):
+            done[nid] = step
+    return done
 _FINAL_STEP = frozenset({StepStatus.succeeded, StepStatus.failed, StepStatus.skipped})
 
 

@@ -33,7 +33,7 @@ def counter() -> Iterator[tuple[Counter, int]]:
     counter = Counter()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
             self.rfile.read(length)
             counter.hit(self.path)
