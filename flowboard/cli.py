@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .credential_types import TYPES as CREDENTIAL_TYPES
 from .errors import FlowInvalid
 
 if TYPE_CHECKING:
@@ -23,7 +24,11 @@ EXIT_OK, EXIT_RUN_FAILED, EXIT_INVALID = 0, 1, 2
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and getattr(args, "cred_command", None) == "set" and all("=" in a for a in extra):
+        args.fields += extra  # `credential set NAME --type T FIELD=VALUE ...`: argparse ends `fields` at `--type`
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if getattr(args, "data_dir", None):
         os.environ["FLOWBOARD_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     command = args.command or "serve"
@@ -96,6 +101,19 @@ def _parser() -> argparse.ArgumentParser:
     key_actions.add_parser("list", parents=[common], help="list the keys (never the keys themselves)")
     revoke = key_actions.add_parser("revoke", parents=[common], help="delete a key: calls with it are refused at once")
     revoke.add_argument("id", help="the key's id (see `flowboard api-key list`)")
+    creds = sub.add_parser("credential", parents=[common], help="set, list and delete credentials (encrypted at rest)")
+    cred_actions = creds.add_subparsers(dest="cred_command", metavar="ACTION", required=True)
+    cred_set = cred_actions.add_parser("set", parents=[common], help="create or change a credential")
+    cred_set.add_argument("name", help="the name flows use, e.g. 'github'")
+    cred_set.add_argument("--type", required=True, choices=list(CREDENTIAL_TYPES),
+                          help="bearer (token), basic (user, password), header (name, value), database (url), "
+                               "secret (value)")
+    cred_set.add_argument("fields", nargs="*", metavar="FIELD=VALUE",
+                          help="the type's fields; VALUE '-' reads it from standard input (keeps it out of the "
+                               "shell history). Changing a credential, a field left out keeps its value")
+    cred_actions.add_parser("list", parents=[common], help="list the credentials (never their values)")
+    cred_delete = cred_actions.add_parser("delete", parents=[common], help="delete a credential")
+    cred_delete.add_argument("name")
     return parser
 
 
@@ -305,10 +323,51 @@ def cmd_api_key(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_credential(args: argparse.Namespace) -> int:
+    import time
+
+    from .credential_types import credential_data
+    from .store import NotFound, Store
+
+    store = Store()
+    try:
+        if args.cred_command == "set":
+            entered: dict[str, str] = {}
+            for pair in args.fields:
+                key, sep, value = pair.partition("=")
+                if not sep or not key:
+                    raise _UsageError(f"{pair!r} is not FIELD=VALUE")
+                entered[key] = sys.stdin.readline().rstrip("\r\n") if value == "-" else value
+            old = next((c for c in store.list_credentials() if c.name == args.name), None)
+            stored = store.get_credential(args.name) if old is not None and old.type == args.type else None
+            try:
+                data = credential_data(args.type, entered, stored)
+            except ValueError as exc:
+                raise _UsageError(str(exc)) from None
+            store.set_credential(args.name, args.type, data)
+            print(f"{'changed' if old else 'created'} credential {args.name} ({args.type})")
+        elif args.cred_command == "list":
+            items = store.list_credentials()
+            if not items:
+                print("no credentials yet: `flowboard credential set NAME --type TYPE FIELD=VALUE ...`")
+            for c in items:
+                print(f"{c.name:24} {c.type:9} updated {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}")
+        else:
+            try:
+                store.delete_credential(args.name)
+            except NotFound as exc:
+                raise _UsageError(str(exc)) from None
+            print(f"deleted credential {args.name}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "import": cmd_import, "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
+    "credential": cmd_credential,
 }
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from flowboard.store import Store
+
 from .clihelp import flowboard, result_json
 
 GOOD = {
@@ -124,3 +126,31 @@ def test_validate_good_and_schema_and_nodes(tmp_path: Path) -> None:
     assert reference.startswith("# Node reference")
     assert (Path(__file__).parent.parent / "docs" / "nodes.md").read_text() == reference, \
         "docs/nodes.md is stale: regenerate it with `flowboard nodes --markdown > docs/nodes.md`"
+
+
+def test_credential_set_list_and_delete(tmp_path: Path) -> None:
+    proc = flowboard(tmp_path, "credential", "set", "github", "--type", "basic", "user=ada", "password=-",
+                     input="pa55-word!\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "created credential github (basic)" in proc.stdout
+    proc = flowboard(tmp_path, "credential", "set", "github", "--type", "basic", "user=grace")  # password kept
+    assert proc.returncode == 0 and "changed credential github" in proc.stdout
+    proc = flowboard(tmp_path, "credential", "set", "api", "--type", "bearer")
+    assert proc.returncode == 2 and "Token (token) is required" in proc.stderr
+    proc = flowboard(tmp_path, "credential", "set", "api", "--type", "bearer", "tokn=x")
+    assert proc.returncode == 2 and "has no field 'tokn'" in proc.stderr
+    assert flowboard(tmp_path, "credential", "set", "api", "--type", "bearer", "token=t0ken-xyz").returncode == 0
+
+    listing = flowboard(tmp_path, "credential", "list").stdout
+    assert "github" in listing and "basic" in listing and "api" in listing and "bearer" in listing
+    assert "pa55-word!" not in listing and "t0ken-xyz" not in listing
+    store = Store(data_dir=tmp_path)
+    try:
+        assert store.get_credential("github") == {"user": "grace", "password": "pa55-word!"}
+    finally:
+        store.close()
+
+    assert flowboard(tmp_path, "credential", "delete", "github").returncode == 0
+    proc = flowboard(tmp_path, "credential", "delete", "github")
+    assert proc.returncode == 2 and "there is no credential 'github'" in proc.stderr
+    assert "github" not in flowboard(tmp_path, "credential", "list").stdout

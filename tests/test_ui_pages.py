@@ -9,16 +9,19 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from nicegui import ElementFilter
 from nicegui.testing import User
 
 from flowboard.model import Flow, parse_flow
 from flowboard.services import Flowboard, load_examples
+from flowboard.store.tables import credentials_t, runs_t
 from flowboard.ui import pages
 from flowboard.ui.canvas import FlowCanvas
 from flowboard.ui.graph import CanvasSync
@@ -562,3 +565,133 @@ async def test_a_test_run_of_unsaved_changes_is_not_resumed_on_another_version(f
     assert [r.run_id for r in results] == ["saved-run"]
     draft = fb.store.get_run("draft-run")
     assert draft.status.value == "crashed" and "unsaved changes" in (draft.error or {}).get("message", "")
+
+
+# -- credentials and API keys ------------------------------------------------------------------------------------------
+
+async def test_credentials_are_saved_encrypted_and_never_shown(user: User, app: Flowboard) -> None:
+    await user.open("/credentials")
+    await user.should_see(marker="no-credentials")
+    user.find(marker="new-credential").click()
+    await user.should_see(marker="credential-save")
+    one(user, "credential-name").value = "github"
+    one(user, "credential-type").value = "basic"
+    await user.should_see(marker="credential-field:password")
+    one(user, "credential-field:user").value = "ada"
+    user.find(marker="credential-save").click()
+    await user.should_see("Password (password) is required")  # nothing saved with a field missing
+    assert app.store.list_credentials() == []
+    one(user, "credential-field:password").value = "s3cret-pa55word"
+    user.find(marker="credential-save").click()
+    await user.should_see(marker="credential:github")
+    assert app.store.get_credential("github") == {"user": "ada", "password": "s3cret-pa55word"}
+    [info] = app.store.list_credentials()
+    assert info.type == "basic"
+    with app.store.engine.connect() as conn:
+        raw = conn.execute(sa.select(credentials_t).where(credentials_t.c.name == "github")).one()
+    assert "s3cret-pa55word" not in repr(tuple(raw)) and "ada" not in str(raw.data)
+    await user.should_not_see("s3cret-pa55word")
+
+    # editing: the secret is not shown, a blank keeps it, the user (not secret) can change
+    user.find(marker="edit-credential:github").click()
+    await user.should_see(marker="credential-save")
+    assert one(user, "credential-field:password").value == ""
+    assert one(user, "credential-field:user").value == "ada"
+    one(user, "credential-field:user").value = "grace"
+    user.find(marker="credential-save").click()
+    await until(lambda: app.store.get_credential("github") == {"user": "grace", "password": "s3cret-pa55word"})
+
+    user.find(marker="delete-credential:github").click()
+    await user.should_see(marker="confirm-delete")
+    user.find("Cancel").click()
+    await asyncio.sleep(0.1)
+    assert app.store.get_credential("github") is not None
+    user.find(marker="delete-credential:github").click()
+    await user.should_see(marker="confirm-delete")
+    user.find(marker="confirm-delete").click()
+    await user.should_not_see(marker="credential:github")
+    assert app.store.get_credential("github") is None
+
+
+async def test_api_key_is_shown_once_and_revoking_refuses_it(user: User, app: Flowboard) -> None:
+    await user.open("/credentials")
+    await user.should_see(marker="no-api-keys")
+    user.find(marker="new-api-key").click()
+    await user.should_see(marker="api-key-create")
+    one(user, "api-key-name").value = "backup script"
+    user.find(marker="api-key-create").click()
+    await user.should_see(marker="api-key-value")
+    await user.should_see("it cannot be shown again")
+    key = one(user, "api-key-value").text
+    assert app.store.check_api_key(key) is not None
+    [info] = app.store.list_api_keys()
+    assert info.name == "backup script" and key.startswith(info.prefix)
+    user.find(marker="api-key-done").click()
+    await user.should_not_see(marker="api-key-value")
+    await user.should_see(marker=f"api-key:{info.id}")
+    await user.should_see(f"{info.prefix}…")
+    await user.should_not_see(key)
+
+    user.find(marker=f"revoke:{info.id}").click()
+    await user.should_see(marker="confirm-revoke")
+    user.find(marker="confirm-revoke").click()
+    await user.should_not_see(marker=f"api-key:{info.id}")
+    assert app.store.check_api_key(key) is None
+
+
+# -- runs: retry and the time filter -----------------------------------------------------------------------------------
+
+def failing_flow() -> Flow:
+    return parse_flow({"id": "call", "name": "Call", "nodes": [
+        {"id": "manual", "type": "trigger.manual", "config": {"items": [{"n": 1}]}},
+        {"id": "set", "type": "data.set", "position": {"x": 240, "y": 0},
+         "config": {"fields": [{"name": "m", "value": "{{ item.n }}"}]}},
+        {"id": "call", "type": "http.request", "position": {"x": 480, "y": 0},
+         "config": {"url": "http://127.0.0.1:9/nothing", "timeout": 2}}],  # a closed port: it always fails
+        "edges": [{"source": "manual", "target": "set"}, {"source": "set", "target": "call"}]})
+
+
+async def test_retry_from_the_runs_page_and_the_run_page_runs_it_again(user: User, app: Flowboard) -> None:
+    app.save_flow(failing_flow(), None)
+    app.save_flow(simple_flow(), None)
+    ok = await app.run_flow("greet")
+    failed = await app.run_flow("call")
+    assert failed.status.value == "failed"
+    first = app.store.get_run(failed.run_id)
+    first_steps = app.store.get_steps(failed.run_id)
+    await user.open("/runs")
+    await user.should_see(marker=f"run:{failed.run_id}")
+    await user.should_not_see(marker=f"retry:{ok.run_id}")  # only failed runs
+    user.find(marker=f"retry:{failed.run_id}").click()
+    await until(lambda: (r := app.store.get_run(failed.run_id)).status.finished and r.finished != first.finished)
+    again = app.store.get_run(failed.run_id)
+    assert again.status.value == "failed" and [r.id for r in app.store.list_runs(flow_id="call")] == [failed.run_id]
+    steps = app.store.get_steps(failed.run_id)
+    assert steps["set"].started == first_steps["set"].started  # kept, not run again
+    assert steps["call"].started > first_steps["call"].finished  # the failed step ran again
+
+    await user.open(f"/run/{failed.run_id}")
+    await user.should_see(marker="retry-run")
+    user.find(marker="retry-run").click()
+    await until(lambda: (r := app.store.get_run(failed.run_id)).status.finished and r.finished != again.finished)
+    await user.should_see(marker="run-status")
+    assert app.store.get_steps(failed.run_id)["call"].started > steps["call"].finished
+
+
+async def test_runs_time_filter_hides_old_runs(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    new = await app.run_flow("greet")
+    old = await app.run_flow("greet")
+    with app.store.engine.begin() as conn:
+        conn.execute(runs_t.update().where(runs_t.c.id == old.run_id).values(created=time.time() - 2 * 86400))
+    await user.open("/runs")
+    await user.should_see(marker=f"run:{old.run_id}")
+    one(user, "filter-since").value = "24h"
+    await user.should_not_see(marker=f"run:{old.run_id}")
+    await user.should_see(marker=f"run:{new.run_id}")
+    one(user, "filter-since").value = "7d"
+    await user.should_see(marker=f"run:{old.run_id}")
+    one(user, "filter-since").value = "1h"
+    await user.should_not_see(marker=f"run:{old.run_id}")
+    one(user, "filter-since").value = ""
+    await user.should_see(marker=f"run:{old.run_id}")

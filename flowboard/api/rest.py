@@ -45,9 +45,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from ..engine import Plan, RunResult, RunStatus, Step, StepStatus, derive_inputs
+from ..engine import Plan, RunResult, RunStatus, Step, derive_inputs
 from ..errors import FlowInvalid, Problem, format_loc
-from ..model import MAX_FLOW_BYTES, Flow, OnError, dump_flow
+from ..model import MAX_FLOW_BYTES, Flow, dump_flow
+from ..services import RetryRefused
 from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConflict
 from ..triggers import ActivationConflict, new_run_id, run_triggered
 from . import ApiError
@@ -82,7 +83,6 @@ log = logging.getLogger("flowboard.api")
 
 PREFIX = "/api/v1"
 GOING = (RunStatus.queued.value, RunStatus.running.value, RunStatus.waiting.value)
-RETRYABLE = (RunStatus.failed, RunStatus.cancelled, RunStatus.crashed)
 JSON = "application/json"
 db = run_in_threadpool  # a blocking Store call, off the event loop
 
@@ -459,20 +459,6 @@ def _since(value: str | None) -> float | None:
     return (when if when.tzinfo is not None else when.replace(tzinfo=UTC)).timestamp()
 
 
-def reusable_steps(plan: Plan, steps: dict[str, Step]) -> dict[str, Step]:
-    """The steps of a failed run that a retry keeps: succeeded and skipped ones, and failures that did not stop the
-    run (on_error continue or error port). The step that stopped it, and any cancelled with it, run again."""
-    done = {}
-    for nid, step in steps.items():
-        pn = plan.nodes.get(nid)
-        if pn is None:
-            continue
-        if step.status in (StepStatus.succeeded, StepStatus.skipped) or (
-                step.status is StepStatus.failed and pn.node.settings.on_error is not OnError.stop):
-            done[nid] = step
-    return done
-
-
 async def _answer(task: asyncio.Task[RunResult], run_id: str, wait: bool) -> Response:
     url = f"{PREFIX}/runs/{run_id}"
     if not wait:
@@ -564,17 +550,10 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
         flow version it ran with, with its input. The steps that succeeded are kept and not run again; the step that
         failed and everything after it run now. Retry counts restart at 1."""
         body = body or RunRetry()
-        run = await db(fb.store.get_run, run_id)
-        if run.status not in RETRYABLE:
-            raise ApiError(409, f"only a failed, cancelled or crashed run can be retried; this one is "
-                                f"{run.status.value}")
-        plan = await db(fb.plan, run.flow_id, run.flow_version)
-        trigger = run.trigger if run.trigger in plan.nodes else plan.default_trigger()
-        done = reusable_steps(plan, await db(fb.store.get_steps, run_id))
-        if not await db(fb.store.reopen_run, run_id, fb.owner, list(done)):
-            raise ApiError(409, "the run is being retried already")
-        log.info("retrying run %s of flow %s (%d steps kept)", run_id, run.flow_id, len(done))
-        task = fb.triggers.spawn(fb.engine.run(plan, run.input, run_id=run_id, trigger=trigger, done=done))
+        try:
+            task = await fb.retry_run(run_id)
+        except RetryRefused as exc:
+            raise ApiError(409, str(exc)) from None
         return await _answer(task, run_id, body.wait)
 
     @r.delete("/runs/{run_id}", status_code=204, tags=["runs"], summary="Delete a run", responses={

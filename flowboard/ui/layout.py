@@ -37,12 +37,13 @@ body { background: #f6f7f9; color: #1f2430; }
 
 
 def frame(active: str) -> None:
-    """The top bar with the app's sections; `active` is "flows" or "runs" (or "" for none)."""
+    """The top bar with the app's sections; `active` is "flows", "runs" or "credentials" (or "" for none)."""
     ui.add_css(CSS)
     ui.page_title("Flowboard")
     with ui.row().classes("fb-topbar w-full items-center gap-1 no-wrap"):
         ui.label("Flowboard").classes("fb-brand")
-        for key, label, href in (("flows", "Flows", "/"), ("runs", "Runs", "/runs")):
+        for key, label, href in (("flows", "Flows", "/"), ("runs", "Runs", "/runs"),
+                                 ("credentials", "Credentials", "/credentials")):
             ui.link(label, href).classes("fb-on" if key == active else "").mark(f"nav:{key}")
 
 

@@ -4,6 +4,7 @@
     /flow/{id}     the editor: canvas, inspector, test runs, versions
     /runs          every run, live, with filters and retention settings
     /run/{id}      one run on a read-only canvas, each node's data in the inspector
+    /credentials   credentials (secrets flows use) and REST API keys
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from .layout import frame
 
 
 def register(fb: Flowboard) -> None:
+    from .credentials_page import CredentialsPage
     from .editor import Editor
     from .flows_page import FlowsPage
     from .run_page import RunPage
@@ -32,8 +34,13 @@ def register(fb: Flowboard) -> None:
         Editor(fb, flow_id)
 
     @ui.page("/runs")
-    def runs_page(flow: str | None = None, status: str | None = None, source: str | None = None) -> None:
-        RunsPage(fb, flow_id=flow, status=status, source=source)
+    def runs_page(flow: str | None = None, status: str | None = None, source: str | None = None,
+                  since: str | None = None) -> None:
+        RunsPage(fb, flow_id=flow, status=status, source=source, since=since)
+
+    @ui.page("/credentials")
+    def credentials_page() -> None:
+        CredentialsPage(fb)
 
     @ui.page("/run/{run_id}")
     def run_page(run_id: str) -> None:

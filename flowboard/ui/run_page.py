@@ -10,14 +10,14 @@ from nicegui import ui
 
 from ..engine import Event
 from ..model import Flow
-from ..services import Flowboard
+from ..services import RETRYABLE, Flowboard
 from ..store import NotFound
 from .canvas import FlowCanvas
 from .data_view import ItemsView, step_view
 from .graph import display_name, to_canvas
 from .layout import ago, duration, frame, status_chip
 from .run_data import RunView, Statuses
-from .runs_page import POLL, watch_runs
+from .runs_page import POLL, retry, watch_runs
 
 
 class RunPage:
@@ -82,6 +82,10 @@ class RunPage:
                 ui.button("Stop", icon="stop", on_click=lambda: self.fb.cancel(record.id) or None) \
                     .props("no-caps unelevated dense color=negative").mark("cancel-run")
             else:
+                if record.status in RETRYABLE:
+                    ui.button("Retry", icon="replay", on_click=self._retry) \
+                        .props("no-caps unelevated dense color=primary").mark("retry-run") \
+                        .tooltip("Run it again from the step that failed")
                 ui.button(icon="delete_outline", on_click=self._delete).props("flat round dense").mark("delete-run")
         self.side.clear()
         with self.side:
@@ -124,6 +128,10 @@ class RunPage:
         self.load()
         self.canvas.set_status(self.view.statuses())
         self.render()
+
+    async def _retry(self) -> None:
+        if await retry(self.fb, self.run_id):
+            ui.navigate.to(f"/run/{self.run_id}")  # the page follows the run going again
 
     def _delete(self) -> None:
         self.fb.store.delete_run(self.run_id)

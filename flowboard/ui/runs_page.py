@@ -1,21 +1,25 @@
-"""The runs page (`/runs`): every run, newest first, filtered by flow, status and source, updated live; stop, delete,
-and the retention settings. One run opens on `/run/{id}` (run_page.py)."""
+"""The runs page (`/runs`): every run, newest first, filtered by flow, status, source and time, updated live; stop,
+retry, delete, and the retention settings. One run opens on `/run/{id}` (run_page.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import Any
 
 from nicegui import context, ui
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engine import Event, RunStatus
-from ..services import Flowboard
+from ..services import RETRYABLE, Flowboard, RetryRefused
 from ..store import NotFound, RunRecord
 from .forms import ConfigForm, errors_from_validation
 from .layout import ago, duration, frame, status_chip
 
+#: The time filter: key -> (label, seconds back); "" is all time.
+SINCE: dict[str, tuple[str, float | None]] = {"": ("All time", None), "1h": ("Last hour", 3600.0),
+                                              "24h": ("Last 24 h", 86400.0), "7d": ("Last 7 days", 7 * 86400.0)}
 SOURCES = ["manual", "editor", "api", "webhook", "schedule", "form", "error", "cli"]
 PAGE = 100
 POLL = 1.0  # seconds between looks at unfinished runs
@@ -31,6 +35,20 @@ class Retention(BaseModel):
                                                             "no limit.")
     keep_success_data: bool = Field(True, description="Keep the items of succeeded runs. Off: keep only their "
                                                       "status and timing (smaller database).")
+
+
+async def retry(fb: Flowboard, run_id: str) -> bool:
+    """Retry a failed run (the same service as `POST /api/v1/runs/{id}/retry`); says why not in a notification."""
+    try:
+        await fb.retry_run(run_id)
+    except (RetryRefused, NotFound) as exc:
+        ui.notify(f"Cannot retry: {exc}", type="warning")
+        return False
+    except Exception as exc:  # the flow version is gone or no longer valid
+        ui.notify(f"Cannot retry: {exc}", type="negative")
+        return False
+    ui.notify("Retrying the run")
+    return True
 
 
 def watch_runs(fb: Flowboard, on_event: Any, run_id: str | None = None) -> None:
@@ -62,9 +80,10 @@ def watch_runs(fb: Flowboard, on_event: Any, run_id: str | None = None) -> None:
 
 class RunsPage:
     def __init__(self, fb: Flowboard, *, flow_id: str | None = None, status: str | None = None,
-                 source: str | None = None) -> None:
+                 source: str | None = None, since: str | None = None) -> None:
         self.fb = fb
         self.flow_id, self.status, self.source = flow_id, status, source
+        self.since = since if since in SINCE else None
         self.limit = PAGE
         self.flows = {f.id: f.name for f in fb.store.list_flows()}
         frame("runs")
@@ -81,6 +100,9 @@ class RunsPage:
                 ui.select({"": "Any source", **{s: s for s in SOURCES}}, value=source or "", label="Source",
                           on_change=lambda e: self._filter(source=e.value or None)) \
                     .props("dense outlined options-dense").classes("w-36").mark("filter-source")
+                ui.select({k: label for k, (label, _) in SINCE.items()}, value=self.since or "", label="Time",
+                          on_change=lambda e: self._filter(since=e.value or None)) \
+                    .props("dense outlined options-dense").classes("w-36").mark("filter-since")
                 ui.button(icon="settings", on_click=self._retention).props("flat round").mark("retention") \
                     .tooltip("How long runs are kept")
             self.list = ui.column().classes("w-full gap-1")
@@ -101,14 +123,15 @@ class RunsPage:
         self.refresh()
 
     def refresh(self) -> None:
+        back = SINCE[self.since or ""][1]
         runs = self.fb.store.list_runs(flow_id=self.flow_id, status=self.status, source=self.source,
-                                       limit=self.limit + 1)
+                                       since=time.time() - back if back is not None else None, limit=self.limit + 1)
         more = len(runs) > self.limit
         self.unfinished = any(not r.status.finished for r in runs)
         self.list.clear()
         with self.list:
             if not runs:
-                ui.label("No runs yet." if not (self.flow_id or self.status or self.source)
+                ui.label("No runs yet." if not (self.flow_id or self.status or self.source or self.since)
                          else "No run matches these filters.").classes("fb-muted py-6").mark("no-runs")
             for run in runs[:self.limit]:
                 self._row(run)
@@ -131,11 +154,15 @@ class RunsPage:
             ui.label(run.source or "").classes("fb-small w-16")
             ui.label(ago(run.created)).classes("fb-small w-28 text-right")
             ui.label(duration(run.started, run.finished)).classes("fb-small w-16 text-right")
-            with ui.row().classes("w-20 justify-end gap-0"):
+            with ui.row().classes("w-20 justify-end gap-0 no-wrap"):
                 if not run.status.finished:
                     ui.button(icon="stop", on_click=lambda rid=run.id: self._cancel(rid)) \
                         .props("flat round dense color=negative").mark(f"cancel:{run.id}").tooltip("Stop this run")
                 else:
+                    if run.status in RETRYABLE:
+                        ui.button(icon="replay", on_click=lambda rid=run.id: self._retry(rid)) \
+                            .props("flat round dense color=primary").mark(f"retry:{run.id}") \
+                            .tooltip("Retry: run it again from the step that failed")
                     ui.button(icon="delete_outline", on_click=lambda rid=run.id: self._delete(rid)) \
                         .props("flat round dense").mark(f"delete-run:{run.id}").tooltip("Delete this run")
 
@@ -144,6 +171,10 @@ class RunsPage:
             ui.notify("Stopping the run")
         else:
             ui.notify("This run is not running in this process (it may be waiting, or run by a worker)")
+
+    async def _retry(self, run_id: str) -> None:
+        if await retry(self.fb, run_id):
+            self.refresh()
 
     def _delete(self, run_id: str) -> None:
         with contextlib.suppress(NotFound):

@@ -1,0 +1,206 @@
+"""The credentials page (`/credentials`): the secrets flows use (encrypted at rest, never shown again once saved), and
+the keys of the REST API (shown once, when made)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from nicegui import ui
+
+from ..credential_types import TYPES, credential_data
+from ..services import Flowboard
+from ..store import NotFound, SecretKeyError
+from .layout import ago, frame
+
+TYPE_LABELS = {"bearer": "Bearer token", "basic": "Basic auth (user, password)", "header": "Header (name, value)",
+               "database": "Database URL", "secret": "Secret value"}
+
+
+class CredentialsPage:
+    def __init__(self, fb: Flowboard) -> None:
+        self.fb = fb
+        frame("credentials")
+        with ui.column().classes("fb-page gap-4") as self.root:
+            with ui.row().classes("w-full items-center gap-3"):
+                ui.label("Credentials").classes("fb-h1")
+                ui.space()
+                ui.button("New credential", icon="add", on_click=lambda: self._edit(None)) \
+                    .props("unelevated no-caps").mark("new-credential")
+            ui.label("Secrets that flows use by name (HTTP requests, databases, webhooks). They are encrypted in the "
+                     "database and never shown again once saved.").classes("fb-muted")
+            self.credentials = ui.column().classes("w-full gap-1").mark("credentials")
+            with ui.row().classes("w-full items-center gap-3 pt-6"):
+                ui.label("API keys").classes("fb-h1")
+                ui.space()
+                ui.button("New API key", icon="key", on_click=self._create_key) \
+                    .props("unelevated no-caps").mark("new-api-key")
+            ui.label("Keys for the REST API (/api/v1): send one in the X-API-Key header or as Authorization: "
+                     "Bearer. Only a hash of each key is kept.").classes("fb-muted")
+            self.keys = ui.column().classes("w-full gap-1").mark("api-keys")
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.credentials.clear()
+        with self.credentials:
+            items = self.fb.store.list_credentials()
+            if not items:
+                ui.label("No credentials yet.").classes("fb-muted py-4").mark("no-credentials")
+            for info in items:
+                with ui.row().classes("fb-row w-full items-center no-wrap gap-4 py-2").mark(f"credential:{info.name}"):
+                    ui.icon("lock", size="20px").classes("text-grey-6")
+                    ui.label(info.name).classes("font-semibold grow")
+                    ui.label(info.type).classes("fb-small w-24").mark(f"credential-type:{info.name}")
+                    ui.label(f"updated {ago(info.updated)}").classes("fb-small w-36 text-right")
+                    ui.button(icon="edit", on_click=lambda name=info.name: self._edit(name)) \
+                        .props("flat round dense").mark(f"edit-credential:{info.name}").tooltip("Change")
+                    ui.button(icon="delete_outline", on_click=lambda name=info.name: self._delete(name)) \
+                        .props("flat round dense").mark(f"delete-credential:{info.name}").tooltip("Delete")
+        self.keys.clear()
+        with self.keys:
+            keys = self.fb.store.list_api_keys()
+            if not keys:
+                ui.label("No API keys yet.").classes("fb-muted py-4").mark("no-api-keys")
+            for key in keys:
+                with ui.row().classes("fb-row w-full items-center no-wrap gap-4 py-2").mark(f"api-key:{key.id}"):
+                    ui.icon("key", size="20px").classes("text-grey-6")
+                    ui.label(key.name).classes("font-semibold grow")
+                    ui.label(f"{key.prefix}…").classes("fb-mono w-28")
+                    ui.label(f"created {ago(key.created)}").classes("fb-small w-36 text-right")
+                    ui.label(f"used {ago(key.last_used)}" if key.last_used else "never used") \
+                        .classes("fb-small w-36 text-right")
+                    ui.button(icon="block", on_click=lambda kid=key.id, name=key.name: self._revoke(kid, name)) \
+                        .props("flat round dense color=negative").mark(f"revoke:{key.id}").tooltip("Revoke")
+
+    # -- credentials --------------------------------------------------------------------------------------------------
+
+    async def _edit(self, name: str | None) -> None:
+        store = self.fb.store
+        stored: dict[str, Any] | None = None
+        old_type = "bearer"
+        if name is not None:
+            old_type = next((c.type for c in store.list_credentials() if c.name == name), "bearer")
+            try:
+                stored = store.get_credential(name)
+            except SecretKeyError:
+                stored = None
+        state: dict[str, Any] = {"type": old_type if old_type in TYPES else "secret"}
+        inputs: dict[str, ui.input] = {}
+        with self.root, ui.dialog() as dialog, ui.card().classes("w-[460px] gap-3"):
+            ui.label("New credential" if name is None else f"Change {name}").classes("text-lg font-semibold")
+            name_input = ui.input("Name", value=name or "").props("outlined dense").classes("w-full") \
+                .mark("credential-name")
+            if name is not None:
+                name_input.props("readonly")
+            ui.select(TYPE_LABELS, value=state["type"], label="Type",
+                      on_change=lambda e: (state.update(type=e.value), fields.refresh())) \
+                .props("outlined dense").classes("w-full").mark("credential-type")
+
+            @ui.refreshable
+            def fields() -> None:
+                inputs.clear()
+                same = name is not None and state["type"] == old_type
+                for key, label, secret in TYPES[state["type"]]:
+                    shown = "" if secret or not same or stored is None else str(stored.get(key, ""))
+                    field = ui.input(label, value=shown, password=secret, password_toggle_button=secret) \
+                        .props("outlined dense").classes("w-full").mark(f"credential-field:{key}")
+                    if secret and same:
+                        field.props('placeholder="unchanged (leave blank to keep)"')
+                    inputs[key] = field
+
+            fields()
+            error = ui.label("").classes("text-negative text-sm").mark("credential-error")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+                ui.button("Save", on_click=lambda: dialog.submit(True)).props("unelevated no-caps") \
+                    .mark("credential-save")
+        while await dialog:
+            new_name = (name_input.value or "").strip()
+            if not new_name:
+                error.text = "Name is required"
+                continue
+            if name is None and any(c.name == new_name for c in store.list_credentials()):
+                error.text = f"A credential called {new_name!r} exists already"
+                continue
+            entered = {key: str(field.value or "") for key, field in inputs.items()}
+            try:
+                data = credential_data(state["type"], entered,
+                                       stored if state["type"] == old_type else None)
+            except ValueError as exc:
+                error.text = str(exc)
+                continue
+            store.set_credential(new_name, state["type"], data)
+            ui.notify(f"Saved {new_name}", type="positive")
+            self.refresh()
+            break
+        dialog.delete()
+
+    async def _delete(self, name: str) -> None:
+        if not await self._confirm(f"Delete the credential {name!r}? Flows that use it will fail until one of that "
+                                   "name exists again. This cannot be undone.", "Delete", "confirm-delete"):
+            return
+        with contextlib.suppress(NotFound):
+            self.fb.store.delete_credential(name)
+        self.refresh()
+
+    # -- API keys -----------------------------------------------------------------------------------------------------
+
+    async def _create_key(self) -> None:
+        with self.root, ui.dialog() as dialog, ui.card().classes("w-[440px] gap-3"):
+            ui.label("New API key").classes("text-lg font-semibold")
+            field = ui.input("Name", placeholder="who or what will use it, e.g. backup script") \
+                .props("outlined dense autofocus").classes("w-full").mark("api-key-name")
+            error = ui.label("").classes("text-negative text-sm")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+                ui.button("Create", on_click=lambda: dialog.submit(True)).props("unelevated no-caps") \
+                    .mark("api-key-create")
+        key = None
+        while await dialog:
+            try:
+                _info, key = self.fb.store.create_api_key(field.value or "")
+            except ValueError as exc:
+                error.text = str(exc)[:1].upper() + str(exc)[1:]
+                continue
+            break
+        dialog.delete()
+        if key is None:
+            return
+        self.refresh()
+        with self.root, ui.dialog().props("persistent") as shown, ui.card().classes("w-[560px] gap-3"):
+            ui.label("Your new API key").classes("text-lg font-semibold")
+            ui.label("Copy it now: it cannot be shown again. Flowboard keeps only its hash.") \
+                .classes("text-sm bg-amber-50 p-2 rounded").mark("api-key-warning")
+            with ui.row().classes("w-full items-center no-wrap gap-2"):
+                ui.label(key).classes("fb-mono grow break-all bg-grey-2 p-2 rounded").mark("api-key-value")
+                ui.button(icon="content_copy", on_click=lambda: self._copy(key)) \
+                    .props("flat round dense").mark("api-key-copy").tooltip("Copy")
+            with ui.row().classes("w-full justify-end"):
+                ui.button("Done", on_click=lambda: shown.submit(True)).props("unelevated no-caps") \
+                    .mark("api-key-done")
+        await shown
+        shown.delete()
+
+    @staticmethod
+    def _copy(key: str) -> None:
+        ui.clipboard.write(key)
+        ui.notify("Copied")
+
+    async def _revoke(self, key_id: str, name: str) -> None:
+        if not await self._confirm(f"Revoke the API key {name!r}? Calls made with it are refused from now on. This "
+                                   "cannot be undone.", "Revoke", "confirm-revoke"):
+            return
+        with contextlib.suppress(NotFound):
+            self.fb.store.revoke_api_key(key_id)
+        self.refresh()
+
+    async def _confirm(self, message: str, action: str, marker: str) -> bool:
+        with self.root, ui.dialog() as dialog, ui.card().classes("w-[440px]"):
+            ui.label(message)
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+                ui.button(action, on_click=lambda: dialog.submit(True)).props("color=negative no-caps unelevated") \
+                    .mark(marker)
+        confirmed = bool(await dialog)
+        dialog.delete()
+        return confirmed
