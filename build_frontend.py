@@ -22,6 +22,7 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 FRONTEND = ROOT / "frontend"
 BUNDLE = ROOT / "flowboard" / "ui" / "dist" / "index.js"
+SWAGGER = ROOT / "flowboard" / "ui" / "dist" / "swagger" / "swagger-ui-bundle.js"  # copied by vite.config.js, for /docs
 
 
 class FrontendBuildError(RuntimeError):
@@ -35,7 +36,7 @@ def _sources() -> list[Path]:
 
 def bundle_is_current() -> bool:
     """True if the built bundle exists and no front-end source changed after it was built."""
-    if not BUNDLE.is_file():
+    if not BUNDLE.is_file() or not SWAGGER.is_file():
         return False
     built = BUNDLE.stat().st_mtime
     return all(p.stat().st_mtime <= built for p in _sources() if p.exists())
@@ -71,8 +72,9 @@ def build_frontend() -> None:
     if not installed.is_file() or installed.stat().st_mtime < lock.stat().st_mtime:
         _run([npm, "ci", "--no-audit", "--no-fund"])
     _run([npm, "run", "build"])
-    if not BUNDLE.is_file():
-        raise FrontendBuildError(f"`npm run build` did not produce {BUNDLE}")
+    for built in (BUNDLE, SWAGGER):
+        if not built.is_file():
+            raise FrontendBuildError(f"`npm run build` did not produce {built}")
 
 
 class BuildPyWithFrontend(build_py):

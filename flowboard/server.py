@@ -23,6 +23,7 @@ from .services import Flowboard, load_examples
 
 log = logging.getLogger("flowboard")
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
+SWAGGER = Path(__file__).resolve().parent / "ui" / "dist" / "swagger"
 
 
 def create_app(fb: Flowboard | None = None) -> FastAPI:
@@ -46,8 +47,9 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
         resume.cancel()
         await fb.aclose()
 
-    app = FastAPI(title="Flowboard", lifespan=lifespan, docs_url="/docs", redoc_url=None)
+    app = FastAPI(title="Flowboard", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.flowboard = fb
+    _register_docs(app)  # /docs with Swagger UI served from the package: FastAPI's default loads it from a CDN
     webhooks.register(app, fb)  # plain routes, ahead of NiceGUI's mount
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
@@ -55,6 +57,26 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     ui.run_with(app, title="Flowboard", favicon="🔀", storage_secret=_storage_secret(fb),
                 show_welcome_message=False, reconnect_timeout=10)
     return app
+
+
+def _register_docs(app: FastAPI) -> None:
+    """The interactive API docs at /docs, with Swagger UI's files (copied from the npm package swagger-ui-dist into
+    ui/dist/swagger/ by the front-end build) at /_swagger, so the page works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
+                                   swagger_js_url="/_swagger/swagger-ui-bundle.js",
+                                   swagger_css_url="/_swagger/swagger-ui.css",
+                                   swagger_favicon_url="/_swagger/favicon-32x32.png")
+
+    if SWAGGER.is_dir():
+        app.mount("/_swagger", StaticFiles(directory=SWAGGER), name="swagger")
+    else:
+        log.warning("%s is missing (the front-end was not built): /docs will not load", SWAGGER)
 
 
 def _storage_secret(fb: Flowboard) -> str:

@@ -535,6 +535,49 @@ def test_node_catalog(api: httpx.Client) -> None:
     assert nodes["trigger.manual"]["inputs"] == []
 
 
+def test_docs_load_swagger_ui_from_the_server(server: Server) -> None:
+    """/docs must work offline: Swagger UI's files come from /_swagger (packaged with the canvas), not a CDN."""
+    page = httpx.get(server.base + "/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "cdn.jsdelivr.net" not in page.text and "https://" not in page.text.split("</head>")[0]
+    assets = re.findall(r'(?:src|href)="(/_swagger/[^"]+)"', page.text)
+    assert {"/_swagger/swagger-ui-bundle.js", "/_swagger/swagger-ui.css"} <= set(assets), page.text
+    for path in assets:
+        answer = httpx.get(server.base + path)
+        assert answer.status_code == 200, path
+        kind = {".js": "javascript", ".css": "text/css", ".png": "image/png"}[Path(path).suffix]
+        assert kind in answer.headers["content-type"], (path, answer.headers["content-type"])
+        assert len(answer.content) > (100_000 if Path(path).suffix != ".png" else 100), path
+    assert httpx.get(server.base + "/_swagger/nothing.js").status_code == 404
+
+
+@pytest.mark.browser
+def test_docs_render_in_chromium(server: Server) -> None:
+    from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    problems: list[str] = []
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1000})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: None if r.url.startswith(server.base) else outside.append(r.url))
+            page.goto(server.base + "/docs")
+            page.locator(".opblock").first.wait_for(timeout=15_000)
+            assert page.locator(".opblock").count() > 10
+            assert page.locator(".info .title").inner_text().startswith("Flowboard")
+            page.screenshot(path=str(server.data_dir / "docs.png"))
+        finally:
+            browser.close()
+    assert not problems, problems
+    assert not outside, outside
+
+
 def test_docs_and_openapi_describe_the_api(server: Server) -> None:
     docs = httpx.get(server.base + "/docs")
     assert docs.status_code == 200 and "swagger-ui" in docs.text
