@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import socket
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from flowboard.store import Store
 
 from .clihelp import flowboard
 
-SECRET = "s3cret-token-that-must-not-leak"
+SECRET = f"s3cret-{secrets.token_hex(12)}"
 
 
 def closed_port() -> int:

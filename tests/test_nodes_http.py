@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +21,7 @@ from flowboard.sdk import Services
 from .conftest import make_flow
 from .servers import HttpServer, ThreadedHttpServer
 
-SECRET = "s3cr3t-token-0123456789"
+SECRET = f"s3cr3t-{secrets.token_hex(10)}"
 CREDENTIALS: dict[str, dict[str, Any]] = {
     "api": {"type": "bearer", "token": SECRET},
     "basic": {"type": "basic", "user": "alice", "password": "pa55word-xyz"},

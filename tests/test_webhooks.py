@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -33,9 +34,9 @@ from flowboard.triggers import ActivationConflict
 
 from .clihelp import env_for, flowboard
 
-TOKEN = "tok-5f1e2d3c4b5a69788796"
-PASSWORD = "pw-a1b2c3d4e5f60718"
-HMAC_SECRET = "hm-0f9e8d7c6b5a4938271"
+TOKEN = f"tok-{secrets.token_hex(10)}"
+PASSWORD = f"pw-{secrets.token_hex(8)}"
+HMAC_SECRET = f"hm-{secrets.token_hex(10)}"
 SECRETS = (TOKEN, PASSWORD, HMAC_SECRET)
 
 
