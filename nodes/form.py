@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs
 
-_PATH = re.compile(r"^[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*(/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)*$")
+from .webhook import UrlPath
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 FieldType = Literal["text", "long_text", "number", "date", "email", "choice", "checkbox"]
@@ -68,7 +69,7 @@ Respond = Annotated[MessageResponse | FlowResponse, Field(discriminator="type")]
 
 
 class FormConfig(_Strict):
-    path: str = Field(description="The page's address after /form/, e.g. `vacation`: letters, digits, `-`, `_`, "
+    path: UrlPath = Field(description="The page's address after /form/, e.g. `vacation`: letters, digits, `-`, `_`, "
                       "`.`, `~`, parts separated by `/`.", min_length=1, max_length=200)
     title: str = Field("Form", min_length=1, max_length=200, description="Heading of the page.")
     description: str = Field("", max_length=10_000, description="Text under the heading.",
@@ -77,18 +78,6 @@ class FormConfig(_Strict):
     submit_label: str = Field("Submit", min_length=1, max_length=100, description="Text of the send button.")
     respond: Respond = Field(default_factory=lambda: MessageResponse(type="message"),
                              description="What the person sees after sending.", json_schema_extra={"widget": "union"})
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _clean_path(cls, value: Any) -> Any:
-        return value.strip().strip("/") if isinstance(value, str) else value
-
-    @field_validator("path")
-    @classmethod
-    def _valid_path(cls, value: str) -> str:
-        if not _PATH.match(value) or any(part in (".", "..") for part in value.split("/")):
-            raise ValueError("use letters, digits, '-', '_', '.' and '~', in parts separated by '/' (e.g. vacation)")
-        return value
 
     @field_validator("fields")
     @classmethod

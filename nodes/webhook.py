@@ -13,12 +13,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs
 
 MIB = 1024 * 1024
 _PATH = re.compile(r"^[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*(/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)*$")
+
+
+def _clean_path(value: Any) -> Any:
+    return value.strip().strip("/") if isinstance(value, str) else value
+
+
+def _check_path(value: str) -> str:
+    if not _PATH.match(value) or any(part in (".", "..") for part in value.split("/")):
+        raise ValueError("use letters, digits, '-', '_', '.' and '~', in parts separated by '/' (e.g. orders/new)")
+    return value
+
+
+#: A URL path a trigger answers on (webhook, form): surrounding slashes dropped, no `.` or `..` parts.
+UrlPath = Annotated[str, BeforeValidator(_clean_path), AfterValidator(_check_path)]
 _HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 
@@ -77,7 +91,7 @@ Auth = Annotated[NoAuth | HeaderAuth | BasicAuth | HmacAuth, Field(discriminator
 
 
 class WebhookConfig(_Strict):
-    path: str = Field(description="The URL path after /webhook/, e.g. `orders/new`: letters, digits, `-`, `_`, "
+    path: UrlPath = Field(description="The URL path after /webhook/, e.g. `orders/new`: letters, digits, `-`, `_`, "
                       "`.`, `~`, parts separated by `/`.", min_length=1, max_length=200)
     methods: list[Method] = Field(default_factory=lambda: list[Method](["POST"]), min_length=1,
                                   description="HTTP methods that start the flow.")
@@ -89,19 +103,6 @@ class WebhookConfig(_Strict):
         json_schema_extra={"widget": "select"})
     max_body: int = Field(MIB, ge=0, le=100 * MIB, description="Largest request body accepted, in bytes "
                           "(bigger ones are refused with 413).")
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _clean_path(cls, value: Any) -> Any:
-        return value.strip().strip("/") if isinstance(value, str) else value
-
-    @field_validator("path")
-    @classmethod
-    def _valid_path(cls, value: str) -> str:
-        if not _PATH.match(value) or any(part in (".", "..") for part in value.split("/")):
-            raise ValueError("use letters, digits, '-', '_', '.' and '~', in parts separated by '/' "
-                             "(e.g. orders/new)")
-        return value
 
     @field_validator("methods")
     @classmethod

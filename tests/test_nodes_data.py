@@ -7,29 +7,10 @@ from typing import Any
 
 import pytest
 
-from flowboard.engine import Engine, Plan, RunResult, RunStatus, StepStatus, build_plan
+from flowboard.engine import RunResult, RunStatus, StepStatus
 from flowboard.errors import FlowInvalid
-from flowboard.model import parse_flow
-from flowboard.registry import default_registry
 
-
-def edge(spec: str) -> dict[str, str]:
-    """`"a:port > b:port"`, ports optional (main)."""
-    src, dst = (part.strip() for part in spec.split(">"))
-    source, _, source_port = src.partition(":")
-    target, _, target_port = dst.partition(":")
-    return {"source": source, "source_port": source_port or "main", "target": target,
-            "target_port": target_port or "main"}
-
-
-def plan_of(nodes: list[dict[str, Any]], edges: list[str]) -> Plan:
-    flow = parse_flow({"name": "test", "nodes": [{"id": "t", "type": "trigger.manual"}, *nodes],
-                       "edges": [edge(e) for e in edges]})
-    return build_plan(flow, default_registry())
-
-
-async def run(nodes: list[dict[str, Any]], edges: list[str], items: list[dict[str, Any]]) -> RunResult:
-    return await Engine().run(plan_of(nodes, edges), items)
+from .nodeflows import plan_of, run
 
 
 async def run_one(type_id: str, config: dict[str, Any], items: list[dict[str, Any]]) -> RunResult:

@@ -9,32 +9,16 @@ from typing import Any
 
 import pytest
 
-from flowboard.engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, StepStatus, build_plan
+from flowboard.engine import Engine, Event, EventBus, RunResult, RunStatus, StepStatus
 from flowboard.errors import FlowInvalid
-from flowboard.model import parse_flow
 from flowboard.registry import default_registry
+
+from .nodeflows import plan_of, run
 
 LOGIC_TYPES = ("logic.if", "logic.switch", "logic.merge", "logic.filter", "logic.wait", "data.set", "data.sort",
                "data.limit", "data.split_out", "data.aggregate")
 
 
-def edge(spec: str) -> dict[str, str]:
-    """`"a:port > b:port"`, ports optional (main)."""
-    src, dst = (part.strip() for part in spec.split(">"))
-    source, _, source_port = src.partition(":")
-    target, _, target_port = dst.partition(":")
-    return {"source": source, "source_port": source_port or "main", "target": target,
-            "target_port": target_port or "main"}
-
-
-def plan_of(nodes: list[dict[str, Any]], edges: list[str]) -> Plan:
-    flow = parse_flow({"name": "test", "nodes": [{"id": "t", "type": "trigger.manual"}, *nodes],
-                       "edges": [edge(e) for e in edges]})
-    return build_plan(flow, default_registry())
-
-
-async def run(nodes: list[dict[str, Any]], edges: list[str], items: list[dict[str, Any]]) -> RunResult:
-    return await Engine().run(plan_of(nodes, edges), items)
 
 
 def out(result: RunResult, node_id: str, port: str = "main") -> list[dict[str, Any]]:
