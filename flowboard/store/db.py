@@ -73,10 +73,7 @@ def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
 
 
 def init_db(engine: sa.Engine) -> None:
-    """Create missing tables. No migrations yet: Alembic comes in once a schema has shipped to users; until then a
-    schema change means a fresh database."""
-    from sqlmodel import SQLModel
+    """Create a new database's tables, or upgrade an existing one to this release's schema (see `migrate`)."""
+    from .migrate import upgrade
 
-    from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    SQLModel.metadata.create_all(engine)
+    upgrade(engine)
