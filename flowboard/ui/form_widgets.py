@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import background_tasks, core, ui
 
 from ..errors import format_loc
+from .code_box import CodeBox
 
 if TYPE_CHECKING:
     from .forms import ConfigForm
@@ -282,7 +283,9 @@ class FieldView:
         self.error_label: ui.label | None = None
 
     def attach(self, element: ui.element) -> ui.element:
+        """Outline `element` when the field has a problem; `data-loc` names the field in the page (for tests)."""
         self.inputs.append(element)
+        element.props(f'data-loc="{html.escape(self.loc)}"')
         return element
 
     def set_client_error(self, message: str | None) -> None:
@@ -679,7 +682,7 @@ def json_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schem
     value = slot.get()
     shown = meta.default if value is MISSING and meta.default not in (MISSING, None) else value
     text = "" if shown is MISSING else to_json(shown, indent=2)
-    editor = ui.codemirror(text, language="JSON", indent="  ", line_wrapping=True)
+    editor = CodeBox(text, language="JSON", indent="  ", line_wrapping=True)
     editor.classes("fb-code w-full").mark(mark(view.loc, "input"))
     view.attach(editor)
 
@@ -705,7 +708,7 @@ def code_widget(view: FieldView, slot: Slot, meta: Meta, schema: dict[str, Any])
     if value is MISSING and isinstance(meta.default, str):
         value = meta.default  # shown to start from; stored once edited
     language = schema.get("language")
-    editor = ui.codemirror(value if isinstance(value, str) else "", language=language or None, indent="  ",
+    editor = CodeBox(value if isinstance(value, str) else "", language=language or None, indent="  ",
                            line_wrapping=True)
     editor.classes("fb-code w-full").mark(mark(view.loc, "input"))
     view.attach(editor)
