@@ -19,6 +19,7 @@ from ..errors import ExpressionError, FlowInvalid, NodeError, Problem, format_lo
 from ..model import Flow, Node, OnError
 from ..registry import Registry
 from ..sdk import Category, NodeType
+from .scope import node_name
 
 Scope = dict[str, Any]
 
@@ -43,7 +44,7 @@ class PlannedNode:
 
     def __post_init__(self) -> None:
         self.id = self.node.id
-        self.name = self.node.name or self.cls.title
+        self.name = node_name(self.node, self.cls)
 
 
     def config_for(self, scope: Scope) -> Any:

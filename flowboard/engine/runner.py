@@ -23,6 +23,7 @@ from ..model import OnError
 from ..sdk import Context, Items, Services
 from .events import Event, EventBus
 from .plan import Plan, PlannedNode
+from .scope import node_view
 from .states import RunResult, RunStatus, Step, StepStatus
 
 
@@ -257,8 +258,7 @@ class _Run:
                 box[target_port] = []
         self._release(pn, ready)
         if self.plan.uses_expressions:
-            view = {"items": next(iter(outputs.values()), []) if outputs else [], "output": outputs,
-                    "status": step.status.value}
+            view = node_view(outputs, step.status.value)
             self.scope_nodes[pn.id] = view
             self.scope_nodes[pn.name] = view
         if self.publish:

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..engine.scope import node_name
 from ..model import Edge, Flow, Node, NodeSettings, OnError
 from ..registry import Registry
 
@@ -37,8 +38,7 @@ def ports(node: Node, registry: Registry) -> tuple[list[str], list[str]]:
 
 
 def display_name(node: Node, registry: Registry) -> str:
-    cls = registry.get(node.type, node.version)
-    return node.name or (cls.title if cls else node.id)
+    return node_name(node, registry.get(node.type, node.version))
 
 
 def node_dict(node: Node, registry: Registry) -> dict[str, Any]:

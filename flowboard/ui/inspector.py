@@ -139,7 +139,7 @@ class Inspector:
     def _parameters(self, node: Node, cls: type[NodeType]) -> None:
         editor = self.editor
         last = editor.last_run
-        names = last.field_names(editor.flow, node.id) if last else []
+        names = last.field_names(editor.flow, editor.fb.registry, node.id) if last else []
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
                                field_names=names, preview=self._preview, credentials=editor.credential_names)
         self.form.set_errors(config_errors(cls, node.config))
@@ -157,7 +157,8 @@ class Inspector:
         last = self.editor.last_run
         if last is None or self.node_id is None:
             raise ValueError("no data yet: run the flow to preview this with real items")
-        return expressions.evaluate(expressions.compile_string(text), last.scope(self.editor.flow, self.node_id))
+        scope = last.scope(self.editor.flow, self.editor.fb.registry, self.node_id)
+        return expressions.evaluate(expressions.compile_string(text), scope)
 
     # -- settings ---------------------------------------------------------------------------------------------------
 

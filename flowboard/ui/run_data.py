@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import RunResult, Step, StepStatus, derive_inputs
+from ..engine.scope import node_name, nodes_scope
 from ..model import Flow
+from ..registry import Registry
 from ..store import RunRecord, Store
 
 Items = list[dict[str, Any]]
@@ -71,24 +73,18 @@ class RunView:
             out[node_id] = {"state": step.status.value, "count": count, "message": message}
         return out
 
-    def scope(self, flow: Flow, node_id: str) -> dict[str, Any]:
+    def scope(self, flow: Flow, registry: Registry, node_id: str) -> dict[str, Any]:
         """What an expression in `node_id`'s config sees, as in the engine: item, items, nodes, input, run."""
-        names = {n.id: n.name for n in flow.nodes}
-        nodes: dict[str, Any] = {}
-        for nid, step in self.steps.items():
-            outputs = step.outputs
-            view = {"items": next(iter(outputs.values()), []) if outputs else [], "output": outputs,
-                    "status": step.status.value}
-            nodes[nid] = view
-            if names.get(nid):
-                nodes[names[nid]] = view
+        nodes = nodes_scope(flow, registry, self.steps)
         inputs = self.inputs_of(flow, node_id)
         items = inputs.get("main") or next(iter(inputs.values()), [])
         return {"item": items[0] if items else {}, "items": items, "nodes": nodes, "input": self.input,
                 "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
 
-    def field_names(self, flow: Flow, node_id: str) -> list[str]:
-        """Expressions worth offering in `node_id`'s picker: its input items' fields, then earlier nodes' fields."""
+    def field_names(self, flow: Flow, registry: Registry, node_id: str) -> list[str]:
+        """Expressions worth offering in `node_id`'s picker: its input items' fields, then earlier nodes' fields,
+        by the names the canvas shows (`nodes['Look up'].items[0].days_left`)."""
+        by_id = {n.id: n for n in flow.nodes}
         out: list[str] = []
         inputs = self.inputs_of(flow, node_id)
         items = inputs.get("main") or next(iter(inputs.values()), [])
@@ -97,7 +93,9 @@ class RunView:
             step = self.steps.get(upstream)
             if step is None or not step.outputs:
                 continue
-            ref = f"nodes.{upstream}" if _IDENT.match(upstream) else f"nodes[{upstream!r}]"
+            node = by_id.get(upstream)
+            name = node_name(node, registry.get(node.type, node.version)) if node else upstream
+            ref = f"nodes[{name!r}]"
             first = next(iter(step.outputs.values()), [])
             out.extend(f"{ref}.items[0]{path}" for path in paths(first[:1]))
         return list(dict.fromkeys(out))[:MAX_FIELD_NAMES]
