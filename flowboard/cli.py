@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .credential_types import TYPES as CREDENTIAL_TYPES
 from .errors import FlowInvalid
+from .jsonlimits import JsonRefused, read_json
 
 if TYPE_CHECKING:
     from .services import Flowboard
@@ -134,11 +135,15 @@ def _read_file(path: str) -> bytes:
 def _input(value: str | None) -> list[dict[str, Any]] | None:
     if value is None:
         return None
-    text = _read_file(value[1:]).decode() if value.startswith("@") else value
+    from .model import MAX_FLOW_BYTES
+
+    text: bytes | str = _read_file(value[1:]) if value.startswith("@") else value
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _UsageError(f"--input is not JSON: {exc.msg} at column {exc.colno}") from None
+        data = read_json(text, max_bytes=MAX_FLOW_BYTES, what="--input")
+    except JsonRefused as exc:
+        message = str(exc)
+        raise _UsageError(message.replace("this is", "--input is", 1) if message.startswith("this is")
+                          else message) from None
     if isinstance(data, dict):
         return [data]
     if isinstance(data, list) and all(isinstance(item, dict) for item in data):

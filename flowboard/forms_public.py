@@ -33,6 +33,7 @@ log = logging.getLogger("flowboard.form")
 
 FORM = "trigger.form"
 MAX_BODY = 1024 * 1024
+MAX_FIELDS = 1000
 HEADERS = {
     "content-security-policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; "
                                "base-uri 'none'; frame-ancestors 'none'",
@@ -123,7 +124,8 @@ class FormPage:
         try:
             form = await _read_form(request)
         except ValueError as exc:
-            return _page(ep.config.title, _notice("The answers could not be read", str(exc)), 400)
+            status = 413 if "too long" in str(exc) else 400
+            return _page(ep.config.title, _notice("The answers could not be read", str(exc)), status)
         item, errors = _read_answers(ep.config, form)
         if errors:
             return _page(ep.config.title, render_form(ep.config, form, errors))  # 200: a page, not a failure
@@ -153,15 +155,21 @@ async def _read_form(request: Request) -> dict[str, str]:
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise ValueError("Please send the answers from the form page.")
-    body = b""
+    chunks: list[bytes] = []
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
+        size += len(chunk)
+        if size > MAX_BODY:
             raise ValueError("The answers are too long.")
+        chunks.append(chunk)
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError("The answers are not UTF-8 text.") from None
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except ValueError:  # more fields than any form has
+        raise ValueError("There are too many answers; please send the answers from the form page.") from None
     return dict(pairs)  # one value per field name; the last wins
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import FlowInvalid, Problem, problems_from_validation
+from .jsonlimits import JsonRefused, check_nesting, read_json
 
 FORMAT = 1
 MAX_FLOW_BYTES = 5 * 1024 * 1024
@@ -26,7 +27,7 @@ PortName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True, allow_inf_nan=False)
 
 
 class OnError(StrEnum):
@@ -136,28 +137,23 @@ def flow_schema() -> dict[str, Any]:
 
 
 def parse_flow(data: str | bytes | dict[str, Any]) -> Flow:
-    """Read a flow file strictly. Raises FlowInvalid listing every problem with its location."""
-    if isinstance(data, str | bytes):
-        if len(data) > MAX_FLOW_BYTES:
-            raise FlowInvalid([Problem("", f"the file is {len(data):,} bytes; a flow file may be at most "
-                                           f"{MAX_FLOW_BYTES:,} bytes")])
-        try:
-            if isinstance(data, bytes):
-                data = data.decode("utf-8")
-            data = json.loads(data)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-            raise FlowInvalid([Problem("", f"this is not JSON{where}: {_json_reason(exc)}")]) from None
+    """Read a flow file strictly. Raises FlowInvalid listing every problem with its location.
+
+    Text goes through the shared JSON reader (size, nesting, NaN and Infinity refused at their place); a dict handed
+    over already parsed gets the same nesting and number checks."""
+    try:
+        if isinstance(data, str | bytes):
+            data = read_json(data, max_bytes=MAX_FLOW_BYTES, what="the flow file")
+        else:
+            check_nesting(data, what="the flow")
+    except JsonRefused as exc:
+        raise FlowInvalid([Problem(exc.loc, exc.message)]) from None
     if not isinstance(data, dict):
         raise FlowInvalid([Problem("", "a flow file is a JSON object with `name`, `nodes` and `edges`")])
     try:
         return Flow.model_validate(data)
     except ValidationError as exc:
         raise FlowInvalid(problems_from_validation(exc, data)) from None
-
-
-def _json_reason(exc: Exception) -> str:
-    return exc.msg if isinstance(exc, json.JSONDecodeError) else "the bytes are not UTF-8 text"
 
 
 def dump_flow(flow: Flow) -> str:

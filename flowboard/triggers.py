@@ -276,6 +276,7 @@ class WebhookEndpoint:
     hidden: frozenset[str]  # lower-case header names left out of the item
     activation: Activation | None = None  # None for a test listener
     listener: asyncio.Future[RunResult] | None = None  # set for a test listener
+    keep: frozenset[str] | None = None  # lower-case header names put in the item; None: all but `hidden`
 
 
 class WebhookTriggers(TriggerKind):
@@ -319,7 +320,10 @@ class WebhookTriggers(TriggerKind):
                 hidden.add(auth.name.lower())
             elif auth.type == "hmac":
                 hidden.add(auth.header.lower())
-            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, frozenset(hidden)))
+            names = getattr(config, "headers", None)
+            keep = None if names is None or "*" in names else frozenset(names) - hidden
+            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, frozenset(hidden),
+                                       keep=keep))
         return out
 
     def add(self, activation: Activation) -> None:

@@ -5,7 +5,8 @@ and `/webhook-test/<path>` while the editor listens for a test call); the reques
 
     {"body": {...}, "query": {...}, "headers": {...}, "method": "POST", "path": "orders/new"}
 
-Header names are lower-case; the header that carried the authentication is never part of the item.
+Header names are lower-case; only the headers the node lists are kept (by default Content-Type and User-Agent), and
+the header that carried the authentication never is.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def _check_path(value: str) -> str:
 UrlPath = Annotated[str, BeforeValidator(_clean_path), AfterValidator(_check_path)]
 _HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+#: The request headers a webhook item keeps unless its node lists others.
+KEPT_HEADERS = ("content-type", "user-agent")
 
 
 class _Strict(BaseModel):
@@ -103,6 +106,15 @@ class WebhookConfig(_Strict):
         json_schema_extra={"widget": "select"})
     max_body: int = Field(MIB, ge=0, le=100 * MIB, description="Largest request body accepted, in bytes "
                           "(bigger ones are refused with 413).")
+    headers: list[str] = Field(default_factory=lambda: list(KEPT_HEADERS), max_length=100,
+                               description="Request headers to keep in the item (their names); `*` keeps them all. "
+                               "Only these are stored with the run, so callers cannot fill the database with "
+                               "headers. The authentication header is never kept.")
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(name if name == "*" else _header_name(name.strip()).lower() for name in value))
 
     @field_validator("methods")
     @classmethod

@@ -50,7 +50,7 @@ def test_duplicate_ids_and_wrong_format() -> None:
 
 
 def test_not_json_and_not_an_object() -> None:
-    assert problems('{"name": "x", "nodes": [') == ["this is not JSON at line 1, column 25: Expecting value"]
+    assert problems('{"name": "x", "nodes": [') == ["this is not JSON at line 1, column 25: unexpected end of data"]
     assert problems("[1, 2]") == ["a flow file is a JSON object with `name`, `nodes` and `edges`"]
     assert problems(b"\xff\xfe garbage") == ["this is not JSON: the bytes are not UTF-8 text"]
 

@@ -33,6 +33,7 @@ from flowboard.store import Store
 from flowboard.triggers import ActivationConflict
 
 from .clihelp import env_for, flowboard
+from .jsoncorpus import BAD_JSON, DEEP_AT_LIMIT
 
 TOKEN = f"tok-{secrets.token_hex(10)}"
 PASSWORD = f"pw-{secrets.token_hex(8)}"
@@ -59,7 +60,10 @@ def wait(seconds: float) -> dict[str, Any]:
 
 
 FLOWS = [
-    flow("echo", hook("echo", methods=["POST", "PUT"]), mark()),
+    flow("echo", hook("echo", methods=["POST", "PUT"], headers=["content-type", "x-custom", "authorization"]), mark()),
+    flow("plain", hook("plain"), mark()),
+    flow("all-headers", hook("all-headers", headers=["*"], auth={"type": "header", "name": "X-Api-Key",
+                                                               "credential": "hook-token"}), mark()),
     flow("inactive", hook("inactive"), mark()),
     flow("token", hook("token", auth={"type": "header", "name": "X-Api-Key", "credential": "hook-token"}), mark()),
     flow("basic", hook("basic", auth={"type": "basic", "credential": "hook-basic"}), mark()),
@@ -225,7 +229,28 @@ async def test_bodies_query_and_headers_reach_the_item(client: httpx.AsyncClient
 
 async def test_bad_json_is_400(client: httpx.AsyncClient) -> None:
     r = await client.post("/webhook/echo", content=b'{"name": ', headers={"Content-Type": "application/json"})
-    assert r.status_code == 400 and "not valid JSON" in error_of(r)
+    assert r.status_code == 400 and "not JSON at line 1" in error_of(r)
+
+
+async def test_bad_json_corpus_is_refused_with_its_place(client: httpx.AsyncClient) -> None:
+    for name, (raw, expected) in BAD_JSON.items():
+        for content_type in ("application/json", "application/vnd.api+json"):
+            r = await client.post("/webhook/echo", content=raw, headers={"Content-Type": content_type})
+            assert r.status_code == 400, (name, r.text)
+            assert expected in error_of(r), (name, error_of(r))
+    r = await client.post("/webhook/echo", content=DEEP_AT_LIMIT, headers={"Content-Type": "application/json"})
+    assert r.status_code == 200  # the limit itself is fine
+
+
+async def test_items_keep_only_the_headers_the_node_lists(client: httpx.AsyncClient) -> None:
+    noise = {f"X-Noise-{i}": "n" * 200 for i in range(40)}
+    r = await client.post("/webhook/plain", json={}, headers={**noise, "User-Agent": "tests/1", "Cookie": "s=1"})
+    assert r.status_code == 200 and r.json()["headers"] == {"content-type": "application/json", "user-agent": "tests/1"}
+    r = await client.post("/webhook/all-headers", json={}, headers={**noise, "X-Api-Key": TOKEN})
+    kept = r.json()["headers"]
+    assert r.status_code == 200 and kept["x-noise-39"] == "n" * 200 and "x-api-key" not in kept
+    r = await client.post("/webhook/echo", json={}, headers={"X-Noise-1": "n", "Authorization": "Basic eDp5"})
+    assert set(r.json()["headers"]) == {"content-type"}  # listed but never kept: the authorization header
 
 
 async def test_oversized_bodies_are_413(client: httpx.AsyncClient) -> None:

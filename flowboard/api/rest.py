@@ -47,6 +47,7 @@ from starlette.routing import Match
 
 from ..engine import Plan, RunResult, RunStatus, Step, derive_inputs
 from ..errors import FlowInvalid, Problem, format_loc
+from ..jsonlimits import JsonRefused, read_json
 from ..model import MAX_FLOW_BYTES, Flow, dump_flow
 from ..services import RetryRefused
 from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConflict
@@ -132,11 +133,30 @@ class ApiRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             try:
+                if request.method in _WITH_BODY:
+                    await _checked_body(request)
                 return await handler(request)
             except Exception as exc:
                 return error_response(exc, request)
 
         return handle
+
+
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
+async def _checked_body(request: Request) -> None:
+    """Read the body once, within the size limit, and refuse JSON that is malformed, nested too deeply or holds NaN,
+    before FastAPI parses it (Python's json would take NaN and overflow its stack on deep nesting). The body stays
+    cached on the request for the handler."""
+    raw = await _body(request)
+    request._body = raw  # what Request.body() caches; the handler's body() and stream() read it from here
+    if raw.strip():
+        try:
+            read_json(raw, max_bytes=MAX_FLOW_BYTES, what="the body")
+        except JsonRefused as exc:
+            raise ApiError(413 if exc.status == 413 else 422, f"the body cannot be read: {exc.message}",
+                           problems=[{"loc": exc.loc, "message": exc.message}]) from None
 
 
 def error_response(exc: Exception, request: Request | None = None) -> Response:
@@ -388,10 +408,9 @@ def _flow_routes(r: APIRouter, fb: Flowboard) -> None:
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise FlowInvalid([Problem("", f"this is not JSON{where}")]) from None
+        data = read_json(raw, max_bytes=MAX_FLOW_BYTES, what="the body")
+    except JsonRefused as exc:
+        raise FlowInvalid([Problem(exc.loc, exc.message)]) from None
     if not isinstance(data, dict):
         raise FlowInvalid([Problem("", "a flow file is a JSON object with `name`, `nodes` and `edges`")])
     return data

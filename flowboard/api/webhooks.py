@@ -8,8 +8,9 @@ with `Store.create_run` when the caller is answered at once).
 Answers: the flow's result, 202 `{"run_id"}` (respond immediately), 200 `{"skipped": true}` (run mode skip, a run is
 going: a 2xx so senders do not retry what was ignored on purpose), or an error as `{"error": "..."}`: 404 unknown
 path, 405 wrong method (with Allow), 401 missing credentials or bad signature, 403 wrong credentials, 413 body too
-big, 400 unreadable body, 500 the run failed. Refusals are logged on `flowboard.webhook` at warning level, without
-header values or bodies.
+big, 400 unreadable body (malformed JSON, NaN, nesting past the shared limit of jsonlimits.py), 500 the run failed.
+Refusals are logged on `flowboard.webhook` at warning level, without header values or bodies. The item keeps only
+the request headers the node lists (`headers`), so an anonymous caller cannot store kilobytes of headers per call.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from ..engine import RunResult, RunStatus, StepStatus
+from ..jsonlimits import JsonRefused, read_json
 from ..triggers import WebhookEndpoint, WebhookTriggers, accept, new_run_id, run_gated, run_triggered
 
 if TYPE_CHECKING:
@@ -138,7 +140,7 @@ class WebhookApp:
         else:
             body = _parse_body(content_type, raw)
         item = {"body": body,
-                "query": _query(scope["query_string"]), "headers": _visible(headers, ep.hidden),
+                "query": _query(scope["query_string"]), "headers": _visible(headers, ep.hidden, ep.keep),
                 "method": method, "path": ep.path}
         if self.test:
             return await self.test_call(ep, item)
@@ -244,7 +246,10 @@ def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     return out
 
 
-def _visible(headers: dict[str, str], hidden: frozenset[str]) -> dict[str, str]:
+def _visible(headers: dict[str, str], hidden: frozenset[str], keep: frozenset[str] | None) -> dict[str, str]:
+    """The headers the item keeps: those the node lists (by default Content-Type and User-Agent), never `hidden`."""
+    if keep is not None:
+        return {k: v for k, v in headers.items() if k in keep}
     return {k: v for k, v in headers.items() if k not in hidden}
 
 
@@ -303,9 +308,9 @@ def _parse_body(content_type: str | None, raw: bytes) -> Any:
     media = (content_type or "").partition(";")[0].strip().lower()
     if media == "application/json" or media.endswith("+json"):
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise Refused(400, f"the body is not valid JSON ({exc})") from None
+            return read_json(raw, max_bytes=None, what="the body")
+        except JsonRefused as exc:
+            raise Refused(exc.status, f"the body cannot be read: {exc}") from None
     if media == "application/x-www-form-urlencoded":
         try:
             return _pairs(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False))
@@ -313,9 +318,10 @@ def _parse_body(content_type: str | None, raw: bytes) -> Any:
             raise Refused(400, "the form is not UTF-8 text") from None
     if not media and raw.lstrip()[:1] in (b"{", b"["):
         try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            pass
+            return read_json(raw, max_bytes=None, what="the body")
+        except JsonRefused as exc:
+            if "nested" in exc.message:
+                raise Refused(exc.status, f"the body cannot be read: {exc}") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
