@@ -146,6 +146,39 @@ class ScheduleStateRow(SQLModel, table=True):
     updated: float = _time()
 
 
+class DataTableRow(SQLModel, table=True):
+    """A data table: its name and columns (a `TableSchema` as JSON). Its rows live in the SQL table `storage`."""
+
+    __tablename__ = "data_tables"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=200, unique=True)
+    definition: Any = _json(nullable=False)
+    storage: str = Field(max_length=64)  # dt_<id>
+    created: float = _time()
+    updated: float = _time()
+    version: int = 1  # bumped by every change of the definition (optimistic concurrency, SQL table cache)
+
+
+class TableChangeRow(SQLModel, table=True):
+    """The outbox of data-table changes: written in the transaction that changes the row, read by the table-change
+    trigger in id order."""
+
+    __tablename__ = "table_changes"
+    __table_args__ = (sa.Index("ix_table_changes_table", "table_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer, "sqlite"))
+    table_id: str = Field(max_length=32)
+    row_id: int = Field(sa_type=sa.BigInteger)
+    op: str = Field(max_length=8)  # insert, update, delete
+    old: Any = _json()
+    new: Any = _json()
+    created: float = _time()
+    via: str = Field(default="api", max_length=16)  # grid, api, node, import
+    run_id: str | None = Field(default=None, max_length=64)  # the run whose node made the change
+    depth: int = 0  # table-change triggers deep: a change made by a run that a table change started is 1, ...
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -155,3 +188,5 @@ settings_t: sa.Table = SettingRow.__table__  # type: ignore[attr-defined]
 api_keys_t: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
 schedule_fires_t: sa.Table = ScheduleFireRow.__table__  # type: ignore[attr-defined]
 schedule_state_t: sa.Table = ScheduleStateRow.__table__  # type: ignore[attr-defined]
+data_tables_t: sa.Table = DataTableRow.__table__  # type: ignore[attr-defined]
+table_changes_t: sa.Table = TableChangeRow.__table__  # type: ignore[attr-defined]

@@ -11,7 +11,14 @@ from sqlmodel import SQLModel
 from flowboard.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Data tables' own SQL tables (`dt_<id>`) hold users' rows, not Flowboard's schema: migrations never see them."""
+    return not (type_ == "table" and name is not None and name.startswith("dt_"))
+
+
 context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True,
-                  compare_type=True)
+                  compare_type=True, include_name=include_name)
 with context.begin_transaction():
     context.run_migrations()
