@@ -358,6 +358,79 @@ async def test_unsaved_changes_run_too_and_problems_stop_a_run(user: User, app: 
     await user.should_not_see(marker="problems")
 
 
+def finished_runs(app: Flowboard, flow_id: str) -> list[Any]:
+    return [r for r in app.store.list_runs(flow_id=flow_id) if r.status.finished]
+
+
+async def test_a_refused_run_leaves_no_badge_of_the_run_before_and_a_fix_clears_its_mark(user: User,
+                                                                                         app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("set", {}).get("state") == "succeeded")
+    canvas = canvas_of(user)
+    nodes = json.loads(json.dumps(canvas.props["nodes"]))
+    edges = json.loads(json.dumps(canvas.props["edges"]))
+    filter_edge = {"source": "set", "source_port": "main", "target": "filter", "target_port": "main"}
+    change(user, [*nodes, FILTER_NODE], [*edges, filter_edge])
+    user.find(marker="run").click()
+    await user.should_see(marker="problems")
+    assert set(statuses(user)) == {"filter"}  # the problem, and no green badge of the run before
+    assert statuses(user)["filter"]["state"] == "failed"
+    await user.should_not_see(marker="steps")  # the panel shows the refusal too, not the old run's steps
+    await user.should_not_see(marker="run-status")
+
+    change(user, [*nodes, {**FILTER_NODE, "config": {"conditions": [{"field": "name", "op": "exists"}]}}],
+           [*edges, filter_edge])
+    await user.should_not_see(marker="problems")  # fixed: the mark goes at once, before any run
+    assert statuses(user) == {}
+    user.find(marker="run").click()
+    await until(lambda: len(finished_runs(app, "greet")) == 2)
+    await until(lambda: set(statuses(user)) == {"manual", "set", "filter"})
+    assert {s["state"] for s in statuses(user).values()} == {"succeeded"}
+
+
+async def test_a_new_run_shows_only_its_own_states(user: User, app: Flowboard) -> None:
+    flow = simple_flow()
+    broken = flow.model_copy(update={"nodes": [
+        flow.nodes[0].model_copy(update={"config": {"items": [{"name": "Ada", "n": 0}]}}),
+        flow.nodes[1].model_copy(update={"config": {"fields": [{"name": "x", "value": "{{ 1 / item.n }}"}]}})]})
+    app.save_flow(broken, None)
+    await user.open("/flow/greet")
+    user.find(marker="run").click()
+    await until(lambda: statuses(user).get("set", {}).get("state") == "failed")
+    assert statuses(user)["set"]["message"]
+    select(user, "set")
+    with user.scope(marker="panel:parameters"):
+        one(user, "expr:fields[0].value").value = "{{ item.n + 1 }}"
+    select(user)
+    user.find(marker="run").click()
+    await until(lambda: len(finished_runs(app, "greet")) == 2)
+    await until(lambda: statuses(user).get("set", {}).get("state") == "succeeded")
+    assert statuses(user)["set"] == {"state": "succeeded", "count": 1, "message": None}
+    await user.should_not_see(marker="run-error")  # no message of the failed run is left in the panel
+
+
+async def test_empty_required_fields_of_every_node_stop_the_run_before_anything_runs(user: User,
+                                                                                    app: Flowboard) -> None:
+    flow = parse_flow({"id": "db", "name": "DB", "nodes": [
+        {"id": "manual", "type": "trigger.manual"},
+        {"id": "look", "type": "sql.query", "name": "Look up leave", "position": {"x": 240, "y": 0},
+         "config": {"query": "SELECT 1 WHERE :who = 'ada'", "parameters": {"who": "{{ item.who }}"}}},
+        {"id": "send", "type": "http.request", "name": "Tell", "position": {"x": 480, "y": 0},
+         "config": {"url": "", "body": {"type": "json", "data": {"who": "{{ item.who }}"}}}},
+    ], "edges": [{"source": "manual", "target": "look"}, {"source": "look", "target": "send"}]})
+    problems = app.check(flow)
+    assert {p.node_id for p in problems} == {"look", "send"}, problems  # one check, every node's problems
+    app.save_flow(flow, None)
+    await user.open("/flow/db")
+    user.find(marker="run").click()
+    await user.should_see(marker="problems")
+    await user.should_see("Look up leave")
+    assert set(statuses(user)) == {"look", "send"}
+    assert app.store.list_runs(flow_id="db") == []  # refused before the trigger ran
+
+
 async def test_pinned_items_start_test_runs(user: User, app: Flowboard) -> None:
     app.save_flow(simple_flow(), None)
     await user.open("/flow/greet")

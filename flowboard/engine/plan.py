@@ -189,8 +189,8 @@ def _compile_config(cls: type[NodeType], node: Node, where: str
         static = None
         for problem, err in zip(problems_from_validation(exc, prefix=(where, "config"), node_id=node.id),
                                 exc.errors(), strict=True):
-            loc = tuple(err["loc"])
-            if not any(loc[: len(p)] == p or p[: len(loc)] == loc for p in expr_paths):
+            loc = tuple(err["loc"])  # () is the model's own check (SQL: a database is needed): always reported
+            if not loc or not any(loc[: len(p)] == p or p[: len(loc)] == loc for p in expr_paths):
                 problems.append(problem)
     return (None if config_fn else static), config_fn, problems
 

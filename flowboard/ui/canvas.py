@@ -120,6 +120,13 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
                     status[node_id] = state
         self.run_method("setStatus", statuses)
 
+    def replace_status(self, statuses: dict[str, dict[str, Any] | None]) -> None:
+        """Show exactly these run states: every other badge goes."""
+        with self._props.suspend_updates():
+            self._props["status"] = {k: v for k, v in statuses.items() if v is not None}
+        self.run_method("clearStatus")
+        self.run_method("setStatus", statuses)
+
     def clear_status(self) -> None:
         """Remove every run state badge."""
         with self._props.suspend_updates():

@@ -81,9 +81,7 @@ class Editor:
                                              on_select=self._canvas_selected, on_open=self._canvas_open,
                                              on_save=lambda: self.save(), on_run=lambda: self.runs.run_flow()) \
                         .classes("absolute-full").mark("canvas")
-                    if self.last_run is not None:
-                        self.canvas.set_status(self.last_run.statuses())
-                    self._mark_problems()
+                    self.paint_status()
                 with ui.column().classes("fb-side h-full gap-0 no-wrap").mark("side"):
                     self.inspector = Inspector(self)
                     self.panel_box = ui.column().classes("w-full gap-0")
@@ -128,6 +126,8 @@ class Editor:
             self.dirty = dirty
             self.client.run_javascript(LEAVE_GUARD if dirty else "window.onbeforeunload = null;")
         self._show_state()
+        if self.problems:  # problems on show follow the edits: a fixed node loses its mark at once
+            self.show_problems(self.fb.check(self.flow))
         if canvas_stale:
             self._sync_generation += 1
             background_tasks.create(self._sync_canvas(self._sync_generation), name="canvas sync")
@@ -172,7 +172,7 @@ class Editor:
         self.push_graph(reset_history=version is not None)
         self.canvas.fit_view()
         self.problems = self.fb.check(self.flow)
-        self._mark_problems()
+        self.paint_status()
         self.panel_box.clear()
         with self.panel_box:
             self.panel = RunPanel(self)
@@ -231,19 +231,31 @@ class Editor:
 
     # -- runs -------------------------------------------------------------------------------------------------------
 
+    @property
+    def shown_run(self) -> RunView | None:
+        """The run the canvas and the run panel show: none once a run was refused (its problems are shown)."""
+        return None if self.runs.refused else self.last_run
+
     def show_problems(self, problems: list[Problem]) -> None:
+        unchanged = [(p.loc, p.message) for p in problems] == [(p.loc, p.message) for p in self.problems]
         self.problems = list(problems)
-        self._mark_problems()
+        if unchanged:
+            return
+        self.paint_status()
         if self.selected is None:
             self.panel.render()
 
-    def _mark_problems(self) -> None:
-        marks: Statuses = {}
+    def paint_status(self) -> None:
+        """Give the canvas one truth: the states of the run going on (or of the last one shown), with the working
+        copy's problems marked over them. Everything else is cleared, so no badge outlives its run."""
+        run = self.shown_run
+        statuses: Statuses = dict(self.runs.live) if self.runs.running else run.statuses() if run else {}
+        marked: set[str] = set()
         for p in self.problems:
-            if p.node_id and p.node_id not in marks:
-                marks[p.node_id] = {"state": "failed", "message": p.message}
-        if marks:
-            self.canvas.set_status(marks)
+            if p.node_id and p.node_id not in marked:
+                marked.add(p.node_id)
+                statuses[p.node_id] = {"state": "failed", "count": None, "message": p.message}
+        self.canvas.replace_status(statuses)
 
     def run_state_changed(self) -> None:
         """A test run started or finished."""
@@ -275,7 +287,7 @@ class Editor:
         self.saved = dump_flow(self.flow)
         self.changed()
         self.problems = self.fb.check(self.flow)
-        self._mark_problems()
+        self.paint_status()
         if self.selected is None:
             self.panel.render()
         note = f" It has {len(self.problems)} problem(s) to fix before it can run." if self.problems else ""

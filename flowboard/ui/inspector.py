@@ -64,7 +64,7 @@ def config_errors(cls: type[NodeType], config: dict[str, Any]) -> dict[str, str]
     except ValidationError as exc:
         for problem, err in zip(problems_from_validation(exc), exc.errors(), strict=True):
             loc = tuple(err["loc"])
-            if any(loc[:len(p)] == p or p[:len(loc)] == loc for p in paths):
+            if loc and any(loc[:len(p)] == p or p[:len(loc)] == loc for p in paths):
                 continue
             out[problem.loc] = f"{out[problem.loc]}; {problem.message}" if problem.loc in out else problem.message
     return out

@@ -34,7 +34,7 @@ class RunPanel:
     def render(self) -> None:
         editor = self.editor
         runs = editor.runs
-        last = editor.last_run
+        last = editor.shown_run
         self.live.clear()
         with self.live:
             with ui.row().classes("w-full items-center gap-2"):
@@ -77,7 +77,7 @@ class RunPanel:
     def _steps(self) -> None:
         editor = self.editor
         live = editor.runs.live if editor.runs.running else None
-        last = editor.last_run
+        last = editor.shown_run
         if live is None and last is None:
             return
         with ui.column().classes("w-full gap-0").mark("steps"):

@@ -42,6 +42,7 @@ class RunController:
         self._unsubscribe: Any = None
         self._panel_handle: asyncio.Handle | None = None
         self._panel_state_changed = False
+        self.refused = False  # the last Run found problems and did not start
 
     @property
     def running(self) -> bool:
@@ -68,11 +69,15 @@ class RunController:
         try:
             plan = build_plan(flow, editor.fb.registry)
         except FlowInvalid as exc:
+            self.refused = True
+            self.live = {}
             editor.show_problems(exc.problems)
+            editor.paint_status()  # (also when the problems were on show already: the old run's badges go)
+            editor.run_progress()
             ui.notify("The flow has problems: fix them to run it (see the panel on the right)", type="negative")
             return
-        if editor.problems:  # (re-renders the panel: only when there is something to take away)
-            editor.show_problems([])
+        self.refused = False
+        editor.problems = []
         trigger = plan.default_trigger()
         pinned = plan.nodes[trigger].node.pinned
         input_items = [dict(i) for i in pinned] if pinned is not None else None
@@ -80,14 +85,12 @@ class RunController:
         self.run_id = run_id
         self.live = {nid: state for nid, state in editor.last_run.statuses().items() if nid in done} \
             if editor.last_run and done else {}
-        editor.canvas.clear_status()
-        if self.live:  # the earlier steps this run reuses keep their badges
-            editor.canvas.set_status(self.live)
         self._unsubscribe = editor.fb.bus.subscribe(self._on_event)
         version = None if editor.dirty else editor.version
         self.task = asyncio.create_task(editor.fb.run_draft(flow, input_items, version=version, trigger=trigger,
                                                             done=done or None, run_id=run_id))
         self.task.add_done_callback(lambda t: self._finished(t, input_items, trigger, version))
+        editor.paint_status()  # only this run's states: the earlier steps it reuses keep their badges
         self._panel_later(state_changed=True)
 
     def stop(self) -> None:
@@ -148,9 +151,9 @@ class RunController:
                     ui.notify(f"The run could not finish: {exc}", type="negative")
         else:
             result = task.result()
-        if result is not None:
-            editor.last_run = RunView.from_result(result, input_items, trigger, version)
+        # A run that could not finish leaves no run to show: its states would be half a truth.
+        editor.last_run = RunView.from_result(result, input_items, trigger, version) if result is not None else None
+        self.live = {}
         if not editor.closed:
-            if editor.last_run is not None:
-                editor.canvas.set_status(editor.last_run.statuses())
+            editor.paint_status()
             self._panel_later(state_changed=True)
