@@ -1,5 +1,5 @@
 """The credential types the UI and the CLI make, with their fields. The nodes read these fields by name (http.request:
-bearer, basic, header; sql.query: database; webhook secrets: secret)."""
+bearer, basic, header; sql.query: database; webhook secrets: secret; email.send: smtp; chat.post: chat_webhook)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,26 @@ TYPES: dict[str, list[tuple[str, str, bool]]] = {
     "header": [("name", "Header name", False), ("value", "Value", True)],
     "database": [("url", "Database URL", True)],
     "secret": [("value", "Value", True)],
+    "smtp": [("host", "Mail server (host name)", False),
+             ("port", "Port (empty: 587, 465 for tls, 25 for plain)", False),
+             ("security", "Security: starttls, tls or plain", False), ("user", "User (empty: no login)", False),
+             ("password", "Password", True),
+             ("certificate", "Trusted certificate, PEM (only for a server with its own certificate)", False)],
+    "chat_webhook": [("url", "Incoming webhook URL", True)],
 }
+
+#: What the credentials page calls each type.
+LABELS: dict[str, str] = {
+    "bearer": "Bearer token", "basic": "Basic auth (user, password)", "header": "Header (name, value)",
+    "database": "Database URL", "secret": "Secret value", "smtp": "Email server (SMTP)",
+    "chat_webhook": "Chat webhook (Slack, Teams, Discord, Mattermost)",
+}
+
+#: Fields that may stay empty.
+OPTIONAL: dict[str, frozenset[str]] = {"smtp": frozenset({"port", "security", "user", "password", "certificate"})}
+
+#: Fields with a fixed set of values (checked on save, so a typo shows at once rather than at the first run).
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("smtp", "security"): ("starttls", "tls", "plain")}
 
 
 def credential_data(type_: str, entered: dict[str, str], stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -31,6 +50,11 @@ def credential_data(type_: str, entered: dict[str, str], stored: dict[str, Any] 
         if not value and stored is not None:
             value = stored.get(key, "")
         if not value:
+            if key in OPTIONAL.get(type_, ()):
+                continue
             raise ValueError(f"{label} ({key}) is required")
+        choices = CHOICES.get((type_, key))
+        if choices and str(value).strip().lower() not in choices:
+            raise ValueError(f"{label} ({key}) must be one of {', '.join(choices)}, not {value!r}")
         data[key] = value
     return data

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import markupsafe
 from jinja2 import TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -78,9 +79,15 @@ def _make_env() -> _Sandbox:
     env.globals.clear()
     env.globals.update({"range": _safe_range, "dict": dict, "true": True, "false": False, "null": None})
     env.filters = {name: env.filters[name] for name in _FILTERS if name in env.filters}
+    env.filters["escape"] = env.filters["e"] = _escape_html
     for name in _TESTS_DROP:
         env.tests.pop(name, None)
     return env
+
+
+def _escape_html(value: Any) -> str:
+    """`{{ item.name | e }}`: text made safe to put in HTML (an email's HTML part). A plain str, not Markup."""
+    return str(markupsafe.escape("" if value is None else value))
 
 
 def _safe_range(*args: int) -> range:

@@ -35,9 +35,14 @@ def ev(text: str):  # type: ignore[no-untyped-def]
     ("{{ {'a': item.days} }}", {"a": 12}),
     ("{{ range(3) | list }}", [0, 1, 2]),
     ("{{ dict(a=1) }}", {"a": 1}),
+    ("<b>{{ '<script>&\"' | e }}</b>", "<b>&lt;script&gt;&amp;&#34;</b>"),  # for an email's HTML part
+    ("{{ item.missing | escape }}", ""),
+    ("{{ item.days | e }}", "12"),
 ])
 def test_values(text: str, expected: object) -> None:
-    assert ev(text) == expected
+    value = ev(text)
+    assert value == expected
+    assert type(value) is type(expected), "escaped text is plain str, not markupsafe.Markup"
 
 
 def test_nested_config_values_are_compiled_once_and_rendered_per_scope() -> None:

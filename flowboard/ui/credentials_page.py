@@ -8,13 +8,11 @@ from typing import Any
 
 from nicegui import ui
 
+from ..credential_types import LABELS as TYPE_LABELS
 from ..credential_types import TYPES, credential_data
 from ..services import Flowboard
 from ..store import NotFound, SecretKeyError
 from .layout import ago, frame
-
-TYPE_LABELS = {"bearer": "Bearer token", "basic": "Basic auth (user, password)", "header": "Header (name, value)",
-               "database": "Database URL", "secret": "Secret value"}
 
 
 class CredentialsPage:
