@@ -17,7 +17,7 @@ from html.parser import HTMLParser
 from typing import Any, Literal, Self
 
 import aiosmtplib
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
 
@@ -61,6 +61,11 @@ class EmailConfig(_Strict):
                       json_schema_extra={"widget": "code", "language": "html"})
     attachments: list[Attachment] = Field(default_factory=list, description="Files to attach.")
     timeout: float = Field(30, gt=0, le=600, description="Seconds to wait for the mail server at each step.")
+
+    @field_validator("cc", "bcc", "reply_to", "text", "html", mode="before")
+    @classmethod
+    def _missing_is_empty(cls, value: Any) -> Any:
+        return "" if value is None else value  # `{{ item.manager }}` on an item without a manager
 
     @model_validator(mode="after")
     def _has_body(self) -> Self:

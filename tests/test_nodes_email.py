@@ -138,8 +138,8 @@ async def test_addresses_as_lists_and_with_names(creds: dict[str, dict[str, Any]
     items = [{"team": ["ada@example.com", "Grace Hopper <grace@example.com>"], "name": "Team"}]
     with MailServer() as server:
         creds["mail"] = server.credential()
-        result = await run(creds, base(to="{{ item.team }}", cc='"Doe, John" <john@example.com>; ken@example.com'),
-                           items)
+        result = await run(creds, base(to="{{ item.team }}", cc='"Doe, John" <john@example.com>; ken@example.com',
+                                       bcc="{{ item.nobody }}"), items)
         assert result.status is RunStatus.succeeded, result.error
     envelope, message = server.messages[0]
     assert sorted(envelope.rcpt_tos) == ["ada@example.com", "grace@example.com", "john@example.com",
