@@ -37,10 +37,16 @@ class FlowInvalid(FlowboardError):
 
 
 class NodeError(FlowboardError):
-    """A node failed. Raise it from `run()` for a clean message; any other exception is wrapped in one."""
+    """A node failed. Raise it from `run()` for a clean message; any other exception is wrapped in one.
+    `retryable=False` says that trying again would fail the same way (bad input, a refused request): the node's
+    retries are skipped."""
+
+    retryable: bool = True
 
     def __init__(self, message: str, *, item_index: int | None = None, field: str | None = None,
-                 node_id: str | None = None, data: Any = None):
+                 node_id: str | None = None, data: Any = None, retryable: bool | None = None):
+        if retryable is not None:
+            self.retryable = retryable
         self.message = message
         self.item_index = item_index
         self.field = field
@@ -57,7 +63,9 @@ class NodeError(FlowboardError):
 
 
 class ExpressionError(NodeError):
-    """An expression could not be read or evaluated."""
+    """An expression could not be read or evaluated. The same data gives the same error: never retried."""
+
+    retryable = False
 
 
 class RunCancelled(FlowboardError):

@@ -22,7 +22,7 @@ from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
-from .store import RunRecord, SqlRecorder, Store, database_url, make_engine
+from .store import Lease, RunRecord, SqlRecorder, Store, database_url, make_engine
 from .triggers import Activations, WebhookTriggers
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,9 @@ class Flowboard:
         self.services = Services(credentials=self.store.get_credential)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
+        if self.recorder is not None:  # runs this process owns are renewed in the background while they go
+            self.engine.lease = Lease(self.store, self.store.owner, lambda: self.engine.active_runs,
+                                      self.engine.abandon)
         self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self)])
         self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
@@ -200,26 +203,46 @@ class Flowboard:
         return await engine.run(build_plan(flow, self.registry), input_items, trigger=trigger)
 
     async def resume_unfinished(self) -> list[RunResult]:
-        """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again."""
+        """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again. All
+        of them go at once (one slow run does not hold the others back); returns their results. The store work runs
+        in a thread."""
+        resumable = await asyncio.to_thread(self._claim_unfinished)
+        for run, _, done in resumable:
+            log.info("resuming run %s of flow %s (%d steps already done)", run.id, run.flow_id, len(done))
+        outcomes = await asyncio.gather(*(
+            self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done, started=run.started)
+            for run, plan, done in resumable), return_exceptions=True)
         results = []
+        for (run, _, _), outcome in zip(resumable, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if isinstance(outcome, asyncio.CancelledError):
+                    raise outcome
+                log.error("run %s could not be resumed: %s", run.id, outcome)
+            else:
+                results.append(outcome)
+        return results
+
+    def _claim_unfinished(self) -> list[tuple[RunRecord, Plan, dict[str, Step]]]:
+        """Claim every unfinished run whose owner is gone, and what resuming each needs. A run that cannot resume is
+        marked crashed with the reason."""
+        resumable = []
         for run in self.store.unfinished_runs():
             if run.id in self.engine.active_runs or not self.store.claim_run(run.id, self.owner):
                 continue
             if run.source == EDITOR and run.flow_version is None:  # its flow (unsaved edits) was never stored
                 self.store.mark_run(run.id, RunStatus.crashed.value,
-                                    {"message": "could not resume: a test run of unsaved changes"})
+                                    {"message": "could not resume: a test run of unsaved changes"}, owner=self.owner)
                 continue
             try:
                 plan = self.plan(run.flow_id, run.flow_version)
             except Exception as exc:  # the flow or its version is gone, or no longer valid
-                self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"})
+                self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"},
+                                    owner=self.owner)
                 continue
             done = {nid: step for nid, step in self.store.get_steps(run.id).items()
                     if step.status in _FINAL_STEP}
-            log.info("resuming run %s of flow %s (%d steps already done)", run.id, run.flow_id, len(done))
-            results.append(await self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done,
-                                                 started=run.started))
-        return results
+            resumable.append((run, plan, done))
+        return resumable
 
     def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
         """Post-run hook: the engine calls it for every run it concludes. A failed run starts its error flow."""
@@ -255,6 +278,8 @@ class Flowboard:
         self.triggers.close()
         for task in list(self._tasks):
             task.cancel()
+        if isinstance(self.engine.lease, Lease):
+            await self.engine.lease.aclose()
         await self.engine.aclose()
         self.store.close()
 

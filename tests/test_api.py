@@ -668,7 +668,8 @@ def test_store_reopen_run_keeps_the_given_steps_and_has_one_winner(make_store: M
     store: Store = make_store()
     flow = parse_flow(greet("reopen"))
     store.save_flow(flow, expected_version=None)
-    store.create_run("r1", "reopen", 1, "start", [{"a": 1}], "api", status=RunStatus.running)
+    store.create_run("r1", "reopen", 1, "start", [{"a": 1}], "api", status=RunStatus.running,
+                     owner=store.owner)
     recorder = SqlRecorder(store)
     now = time.time()
     steps = [Step("r1", "start", StepStatus.succeeded, now, now, outputs={"main": [{"a": 1}]}),

@@ -552,7 +552,8 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
         if not cancelled:  # not going in this process: take it over if its process is gone, and end it
             if not await db(fb.store.claim_run, run_id, fb.owner):
                 raise ApiError(409, f"the run is going in another process ({run.owner}); cancel it there")
-            await db(fb.store.mark_run, run_id, RunStatus.cancelled, {"message": "the run was cancelled"})
+            await db(fb.store.mark_run, run_id, RunStatus.cancelled, {"message": "the run was cancelled"},
+                     owner=fb.owner)
         for _ in range(500):  # the engine stops it at once; wait until that is written down
             if run_id not in fb.engine.active_runs:
                 run = await db(fb.store.get_run, run_id)

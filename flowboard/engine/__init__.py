@@ -14,8 +14,20 @@
 
 from .events import Event, EventBus
 from .plan import Plan, PlannedNode, build_plan
-from .runner import Engine, Recorder, RunInfo
-from .states import RunResult, RunStatus, Step, StepStatus, derive_inputs
+from .runner import Engine, Lease, Recorder, RunInfo
+from .states import (
+    GOING,
+    RUN_TRANSITIONS,
+    RunLost,
+    RunResult,
+    RunStatus,
+    Step,
+    StepStatus,
+    derive_inputs,
+    sources_of,
+    transition_allowed,
+)
 
-__all__ = ["Engine", "Event", "EventBus", "Plan", "PlannedNode", "Recorder", "RunInfo", "RunResult", "RunStatus",
-           "Step", "StepStatus", "build_plan", "derive_inputs"]
+__all__ = ["GOING", "RUN_TRANSITIONS", "Engine", "Event", "EventBus", "Lease", "Plan", "PlannedNode", "Recorder",
+           "RunInfo", "RunLost", "RunResult", "RunStatus", "Step", "StepStatus", "build_plan", "derive_inputs",
+           "sources_of", "transition_allowed"]

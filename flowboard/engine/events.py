@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 
 @dataclass(slots=True, frozen=True)
 class Event:
-    kind: str  # run.started | node.started | node.finished | node.failed | node.skipped | run.finished
+    # run.started | node.started | node.finished | node.failed | node.skipped | node.cancelled | run.finished
+    kind: str
     run_id: str
     flow_id: str
     node_id: str | None = None
@@ -35,6 +37,7 @@ class Event:
 
 
 Listener = Callable[[Event], None]
+log = logging.getLogger(__name__)
 
 
 class EventBus:
@@ -52,8 +55,19 @@ class EventBus:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def publish(self, event: Event) -> None:
+        """Call every listener. A listener that raises stops the run that published (it ends `crashed`): listeners
+        are part of the system, and one that fails is a bug to see, not to hide."""
         for listener in tuple(self._listeners):
             listener(event)
+
+    def publish_safely(self, event: Event) -> None:
+        """Call every listener, each whatever the others do (a failure is logged): for the final events of a run that
+        is stopping, which every view must get."""
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("an event listener failed on %s of run %s", event.kind, event.run_id)
 
     @contextlib.asynccontextmanager
     async def stream(self, run_id: str | None = None) -> AsyncIterator[asyncio.Queue[Event]]:

@@ -56,7 +56,8 @@ class PlannedNode:
             return self.cls.Config.model_validate(raw)
         except ValidationError as exc:
             first = problems_from_validation(exc)[0]
-            raise NodeError(f"{first.loc}: {first.message} (after evaluating expressions)", field=first.loc) from None
+            raise NodeError(f"{first.loc}: {first.message} (after evaluating expressions)", field=first.loc,
+                            retryable=False) from None
 
 
 @dataclass(slots=True, eq=False)

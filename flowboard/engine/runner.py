@@ -4,11 +4,21 @@ A node is ready when every distinct upstream node has finished or been skipped. 
 the flow's `max_concurrency`); when only one node can run it is awaited inline, with no task, which is what keeps a
 chain's per-node cost low. A node whose inputs carried no item is skipped (branch not taken), visibly. Finished steps
 go to the recorder after each wave, before any node that depends on them starts.
+
+How a run ends, whatever happens:
+- a node fails (its `run` raised): the run is `failed` (on_error=stop), its other nodes are stopped;
+- anything else raises (the recorder cannot write, an event listener raises, a bug here): the run is `crashed` with
+  the reason recorded, its node tasks are cancelled, every node that was running gets its final event, and
+  `run.finished` is published, so no view shows a node running forever;
+- the process loses the run (`RunLost`: its lease ran out and another process took the run over): the run stops at
+  once and nothing more is written about it; the other process goes on with it;
+- the task is cancelled without `Engine.cancel` (shutdown): the run stays `running` in the store and resumes later.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 import traceback
@@ -24,7 +34,10 @@ from ..sdk import Context, Items, Services
 from .events import Event, EventBus
 from .plan import Plan, PlannedNode
 from .scope import node_view
-from .states import RunResult, RunStatus, Step, StepStatus
+from .states import RunLost, RunResult, RunStatus, Step, StepStatus
+
+log = logging.getLogger(__name__)
+MAX_RETRY_DELAY = 300.0  # seconds: the backoff between retries doubles up to this, never beyond
 
 
 @dataclass(slots=True)
@@ -47,16 +60,34 @@ class Recorder(Protocol):
     async def run_finished(self, result: RunResult) -> None: ...
 
 
+class Lease(Protocol):
+    """This process's hold on the runs it runs (`store.Lease`): renewed in the background while runs go, so that no
+    other process takes a live run over, however quiet it is."""
+
+    def hold(self) -> None:
+        """Keep the lease renewed (called as each run starts)."""
+
+    def fresh(self) -> bool:
+        """True while no other process can have taken our runs over (the last renewal is recent enough)."""
+
+    async def confirm(self, run_id: str) -> bool:
+        """Renew now; False when the run was taken over meanwhile."""
+
+
 class Engine:
     """Runs plans. One per process; holds the shared services, the recorder and the event bus."""
 
     def __init__(self, services: Services | None = None, recorder: Recorder | None = None,
-                 bus: EventBus | None = None):
+                 bus: EventBus | None = None, lease: Lease | None = None):
         self.services = services or Services()
         self.recorder = recorder
         self.bus = bus or EventBus()
+        #: Checked before each node with side effects starts: a process that was paused past its lease confirms it
+        #: still owns the run before making a call its successor may have made already.
+        self.lease = lease
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cancel_requested: set[str] = set()
+        self._lost: set[str] = set()
         #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted); must not
         #: raise or block. The app uses it to start error flows.
         self.on_finished: Callable[[Plan, str, RunResult], None] | None = None
@@ -78,6 +109,15 @@ class Engine:
         task.cancel()
         return True
 
+    def abandon(self, run_id: str) -> bool:
+        """Stop a run this process lost (another process took it over): no final state, nothing more recorded."""
+        task = self._tasks.get(run_id)
+        if task is None or task.done():
+            return False
+        self._lost.add(run_id)
+        task.cancel()
+        return True
+
     @property
     def active_runs(self) -> list[str]:
         return list(self._tasks)
@@ -87,9 +127,9 @@ class Engine:
 
 
 class _Run:
-    __slots__ = ("cancel_event", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "inline", "input",
-                 "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes", "started", "steps", "trigger",
-                 "unflushed")
+    __slots__ = ("cancel_event", "crash", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "input",
+                 "live", "lost", "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes", "started",
+                 "steps", "trigger", "unflushed")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -113,7 +153,9 @@ class _Run:
         self.failure: Step | None = None
         self.scope_nodes: dict[str, Any] = {}
         self.cancel_event = asyncio.Event()
-        self.inline: tuple[PlannedNode, float] | None = None
+        self.live: dict[str, float] = {}  # node id -> when it started, for nodes started and not finished
+        self.crash: BaseException | None = None  # what stopped the run outside any node
+        self.lost = False
         self.info = RunInfo(run_id, self.flow_id, trigger, input_items, self.started)
 
     # -- the loop ---------------------------------------------------------------------------------------------------
@@ -123,6 +165,8 @@ class _Run:
         task = asyncio.current_task()
         if task is not None:
             engine._tasks[self.run_id] = task
+        if engine.lease is not None:
+            engine.lease.hold()
         running: dict[asyncio.Future[Step], PlannedNode] = {}
         status = RunStatus.succeeded
         try:
@@ -144,9 +188,7 @@ class _Run:
                     elif not pn.is_trigger and not self._has_input(pn):
                         self._skip(pn, ready)
                     elif not running and not ready:  # the only runnable node: no task needed
-                        self.inline = (pn, time.time())
                         step = await self._run_node(pn)
-                        self.inline = None
                         self._finish(pn, step, ready)
                         if self.durable or self.failure is not None:
                             break
@@ -160,36 +202,64 @@ class _Run:
                     await self._flush()
                 if self.failure is not None:
                     status = RunStatus.failed
-                    await self._cancel_all(running)
+                    await self._stop(running)
                     break
         except asyncio.CancelledError:
-            if self.inline is not None:
-                pn, since = self.inline
-                self._record(pn, Step(self.run_id, pn.id, StepStatus.cancelled, since, time.time()))
-            await self._cancel_all(running)
-            if self.run_id not in engine._cancel_requested:
+            await self._stop(running)
+            if self.run_id in engine._lost:
+                self.lost = True
+            elif self.run_id not in engine._cancel_requested:
                 raise  # shutdown or crash: the run stays `running` in the store and resumes at the next start
-            engine._cancel_requested.discard(self.run_id)
             status = RunStatus.cancelled
+        except RunLost:
+            self.lost = True
+            await self._stop(running)
+        except Exception as exc:  # not a node's failure (that is a failed step): the engine, recorder or a listener
+            log.exception("run %s of flow %s crashed", self.run_id, self.flow_id)
+            self.crash = exc
+            status = RunStatus.crashed
+            await self._stop(running)
         finally:
             engine._tasks.pop(self.run_id, None)
+            engine._cancel_requested.discard(self.run_id)
+            engine._lost.discard(self.run_id)
         return await self._conclude(status)
 
     def _has_input(self, pn: PlannedNode) -> bool:
         box = self.inbox.get(pn.id)
         return box is not None and (pn.cls.runs_on_empty or any(box.values()))
 
-    async def _cancel_all(self, running: dict[asyncio.Future[Step], PlannedNode]) -> None:
+    async def _stop(self, running: dict[asyncio.Future[Step], PlannedNode]) -> None:
+        """Stop every node still running. A node that finished meanwhile keeps its step (a failure stays a failure);
+        the others get a `cancelled` step. Each gets its final event."""
         self.cancel_event.set()
         for fut in running:
             fut.cancel()
-        now = time.time()
+        if running:
+            await asyncio.wait(running)
         for fut, pn in running.items():
-            try:
-                self._record(pn, await fut)
-            except asyncio.CancelledError:
-                self._record(pn, Step(self.run_id, pn.id, StepStatus.cancelled, now, time.time()))
+            step = fut.result() if not fut.cancelled() and fut.exception() is None else None
+            if step is not None:
+                self._end(pn, step)
         running.clear()
+        now = time.time()
+        for nid, since in list(self.live.items()):  # started, never finished (the inline node, or one that raised)
+            self._end(self.plan.nodes[nid], Step(self.run_id, nid, StepStatus.cancelled, since, now))
+
+    def _end(self, pn: PlannedNode, step: Step) -> None:
+        """A node's last word while the run stops: recorded unless the run was lost, and its final event."""
+        self.live.pop(pn.id, None)
+        if not self.lost:
+            self._record(pn, step)
+        kind = {StepStatus.failed: "node.failed", StepStatus.cancelled: "node.cancelled"}.get(step.status,
+                                                                                               "node.finished")
+        self._publish_safely(Event(kind, self.run_id, self.flow_id, pn.id, step.status.value, step.count,
+                                   step.error["message"] if step.error else None))
+
+    def _publish_safely(self, event: Event) -> None:
+        """Publish an event of a run that is stopping: a listener that raises must not keep it from the others."""
+        if self.engine.bus.active:
+            self.engine.bus.publish_safely(event)
 
     async def _flush(self) -> None:
         steps, self.unflushed = self.unflushed, []
@@ -197,23 +267,54 @@ class _Run:
         await self.recorder.steps_finished(self.run_id, steps, durable)  # type: ignore[union-attr]
 
     async def _conclude(self, status: RunStatus) -> RunResult:
+        if self.lost:
+            return self._lost()
         error = None
-        if self.failure is not None:
+        if self.crash is not None:
+            error = _crash_error("Flowboard stopped the run because of an error outside its nodes", self.crash)
+        elif self.failure is not None:
             error = {"node_id": self.failure.node_id, **(self.failure.error or {})}
         elif status is RunStatus.cancelled:
             error = {"message": "the run was cancelled"}
         result = RunResult(self.run_id, self.flow_id, status, self.started, time.time(), self._output(), self.steps,
                            error)
         if self.recorder is not None:
-            if self.unflushed:
-                await self._flush()
-            await self.recorder.run_finished(result)
-        if self.publish:
-            self.publish(Event("run.finished", self.run_id, self.flow_id, status=status.value,
-                               message=error["message"] if error else None))
+            try:
+                if self.unflushed:
+                    await self._flush()
+                await self.recorder.run_finished(result)
+            except RunLost:
+                self.lost = True
+                return self._lost()
+            except Exception as exc:
+                log.exception("could not record the end of run %s", self.run_id)
+                if result.status is not RunStatus.crashed:
+                    result.status = RunStatus.crashed
+                    result.error = _crash_error("Flowboard could not record the run's steps", exc)
+                try:  # the run row alone: its unwritten steps are dropped with the recorder's buffer
+                    await self.recorder.run_finished(result)
+                except RunLost:
+                    self.lost = True
+                    return self._lost()
+                except Exception:
+                    log.exception("could not record that run %s crashed; it stays `running` in the database until "
+                                  "the next start resumes it", self.run_id)
+        self._publish_safely(Event("run.finished", self.run_id, self.flow_id, status=result.status.value,
+                                   message=result.error["message"] if result.error else None))
         if self.engine.on_finished is not None:
-            self.engine.on_finished(self.plan, self.trigger, result)
+            try:
+                self.engine.on_finished(self.plan, self.trigger, result)
+            except Exception:
+                log.exception("the end-of-run hook failed for run %s", self.run_id)
         return result
+
+    def _lost(self) -> RunResult:
+        """The run goes on in another process: tell this process's listeners it stopped here; record nothing."""
+        error = {"message": str(RunLost(self.run_id))}
+        self._publish_safely(Event("run.finished", self.run_id, self.flow_id, status=RunStatus.crashed.value,
+                                   message=error["message"]))
+        return RunResult(self.run_id, self.flow_id, RunStatus.crashed, self.started, time.time(), [], self.steps,
+                         error)
 
     def _output(self) -> Items:
         for nid in reversed(self.plan.sinks):
@@ -238,6 +339,7 @@ class _Run:
         if restored:
             self.steps[pn.id] = step
         else:
+            del self.live[pn.id]
             self._record(pn, step)
         if step.status is StepStatus.failed and pn.node.settings.on_error is OnError.stop:
             self.failure = step
@@ -292,7 +394,10 @@ class _Run:
             for port in pn.input_ports:
                 if port not in inputs:
                     inputs[port] = []
-        started = time.time()
+        lease = self.engine.lease
+        if pn.cls.side_effects and lease is not None and not lease.fresh() and not await lease.confirm(self.run_id):
+            raise RunLost(self.run_id)  # we were paused past our lease: another process may have made this call
+        started = self.live[pn.id] = time.time()
         if self.publish:
             self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
         if settings.disabled:
@@ -326,10 +431,13 @@ class _Run:
                 raise
             except Exception as exc:
                 error = _error(pn, exc)
-                if attempt <= settings.retries:
-                    delay = settings.retry_backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+                if attempt <= settings.retries and getattr(exc, "retryable", True):
+                    delay = min(settings.retry_backoff * (2 ** (attempt - 1)), MAX_RETRY_DELAY)
                     attempt += 1
-                    await asyncio.sleep(delay)
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))
+                    if pn.cls.side_effects and lease is not None and not lease.fresh() \
+                            and not await lease.confirm(self.run_id):
+                        raise RunLost(self.run_id) from None
                     continue
                 return self._failed_step(pn, inputs, error, started, attempt)
 
@@ -363,18 +471,25 @@ def _constant(config: Any) -> Any:
 def _outputs(pn: PlannedNode, result: Any) -> dict[str, Items]:
     if type(result) is list:
         if not pn.output_ports:
-            raise NodeError("this node has no outputs but returned items")
+            raise NodeError("this node has no outputs but returned items", retryable=False)
         return {pn.output_ports[0]: result}
     if type(result) is dict:
         for port, items in result.items():
             if port not in pn.output_ports:
-                raise NodeError(f"returned items for an output {port!r} it does not have")
+                raise NodeError(f"returned items for an output {port!r} it does not have", retryable=False)
             if type(items) is not list:
-                raise NodeError(f"returned {type(items).__name__} for output {port!r}; outputs are lists of items")
+                raise NodeError(f"returned {type(items).__name__} for output {port!r}; outputs are lists of items",
+                                retryable=False)
         return result
     if result is None:
         return {}
-    raise NodeError(f"returned {type(result).__name__}; a node returns a list of items or a dict of them per output")
+    raise NodeError(f"returned {type(result).__name__}; a node returns a list of items or a dict of them per output",
+                    retryable=False)
+
+
+def _crash_error(reason: str, exc: BaseException) -> dict[str, Any]:
+    return {"message": f"{reason}: {type(exc).__name__}: {exc}" if str(exc) else f"{reason}: {type(exc).__name__}",
+            "crashed": True, "trace": "".join(traceback.format_exception(exc, limit=-4))[-2000:]}
 
 
 def _error(pn: PlannedNode, exc: Exception) -> dict[str, Any]:

@@ -23,6 +23,44 @@ class RunStatus(StrEnum):
 
 _RUN_FINAL = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled, RunStatus.crashed})
 
+#: The run states a run may move to from each state; every write of a run's state is checked against it (as Prefect's
+#: orchestration rules do), so a late or stale writer is refused instead of silently winning: nothing turns a
+#: cancelled run into a succeeded one. Only a retry (`Store.reopen_run`) leaves a final state, and never `succeeded`.
+#: Writing a state onto itself is allowed (a running run's steps, a waiting run's new deadline).
+_GOING = frozenset({RunStatus.queued, RunStatus.running, RunStatus.waiting})
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.queued: frozenset(RunStatus),
+    RunStatus.running: frozenset(RunStatus) - {RunStatus.queued},
+    RunStatus.waiting: frozenset(RunStatus) - {RunStatus.queued},
+    RunStatus.succeeded: frozenset(),
+    RunStatus.failed: frozenset({RunStatus.queued, RunStatus.running}),
+    RunStatus.cancelled: frozenset({RunStatus.queued, RunStatus.running}),
+    RunStatus.crashed: frozenset({RunStatus.queued, RunStatus.running}),
+}
+#: States a run is still going in: the engine (and its recorder) only ever continue a run from one of these.
+GOING = tuple(sorted(s.value for s in _GOING))
+
+
+def transition_allowed(old: RunStatus | str, new: RunStatus | str) -> bool:
+    return RunStatus(new) in RUN_TRANSITIONS[RunStatus(old)]
+
+
+def sources_of(new: RunStatus | str) -> tuple[str, ...]:
+    """The states from which a run may move to `new`, as stored values (for a guarded `UPDATE ... WHERE status IN`)."""
+    new = RunStatus(new)
+    return tuple(sorted(old.value for old, targets in RUN_TRANSITIONS.items() if new in targets))
+
+
+class RunLost(Exception):
+    """This process does not own the run any more: its lease expired (the process was paused, or its database
+    unreachable, for longer than the lease) and another process took the run over, or it ended meanwhile. The owner
+    stops the run at once and writes nothing more about it."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"run {run_id} is no longer run by this process: another process took it over after this "
+                         "one stopped renewing its lease, or it ended meanwhile")
+
 
 class StepStatus(StrEnum):
     running = "running"

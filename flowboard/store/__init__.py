@@ -8,10 +8,12 @@
 """
 
 from .db import database_url, init_db, make_engine, normalize_url, resolve_data_dir
+from .lease import Lease
 from .recorder import SqlRecorder
 from .secrets import SecretKeyError
 from .store import (
     DEFAULT_SETTINGS,
+    LEASE,
     AlreadyExists,
     ApiKeyInfo,
     CredentialInfo,
@@ -21,13 +23,14 @@ from .store import (
     Store,
     StoredFlow,
     StoreError,
+    TransitionRefused,
     VersionConflict,
     VersionInfo,
     hash_api_key,
     make_owner_id,
 )
 
-__all__ = ["DEFAULT_SETTINGS", "AlreadyExists", "ApiKeyInfo", "CredentialInfo", "FlowSummary", "NotFound",
-           "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow", "VersionConflict",
-           "VersionInfo", "database_url", "hash_api_key", "init_db", "make_engine", "make_owner_id", "normalize_url",
-           "resolve_data_dir"]
+__all__ = ["DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInfo", "FlowSummary", "Lease",
+           "NotFound", "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow",
+           "TransitionRefused", "VersionConflict", "VersionInfo", "database_url", "hash_api_key", "init_db",
+           "make_engine", "make_owner_id", "normalize_url", "resolve_data_dir"]

@@ -8,9 +8,13 @@ When things are written:
 - a durable call (a node with side effects finished) writes the run row and every buffered step of that run, and
   commits before it returns, so a crash never makes a side effect run twice;
 - `run_finished` writes the final run row plus what is still buffered.
-Each write is ONE transaction. A run that only has pure steps therefore costs one transaction in all; it shows up in
-the database when it ends (or at its first side effect). Callers that need a run visible before that (a webhook run
-that was accepted, a queued run) create it first with `Store.create_run`, which this recorder then updates.
+Each write is ONE transaction. Every write checks, in that transaction, that this process still owns the run and that
+the run is still going (`... WHERE owner = :me AND status IN ('queued', 'running', 'waiting')`): a process that lost
+its run (its lease ran out and another process took the run over, or the run was cancelled meanwhile) writes nothing
+about it, and the engine is told with `RunLost`. A run that only has pure steps therefore costs one transaction in
+all; it shows up in the database when it ends (or at its first side effect). Callers that need a run visible before
+that (a webhook run that was accepted, a queued run) create it first with `Store.create_run`, which this recorder then
+updates.
 
 SQLite writes run in the event loop, once per loop turn: every write that arrives during one turn of the loop is
 committed in one transaction at the start of the next (group commit), and each caller still waits for its own. A
@@ -38,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
-from ..engine.states import RunResult, Step
+from ..engine.states import GOING, RunLost, RunResult, Step
 from .store import Store
 from .tables import runs_t, steps_t
 
@@ -48,13 +52,15 @@ STEP_COLUMNS = ("run_id", "node_id", "status", "attempt", "started", "finished",
 _KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the run was queued, maybe not later
 
 Row = Sequence[Any]
-Job = tuple[Row | None, list[Row]]  # (run row to upsert or None, step rows to upsert)
+Job = tuple[str, Row | None, list[Row]]  # (run id, run row to upsert or None, step rows to upsert)
 _dumps = orjson.dumps
 log = logging.getLogger(__name__)
 
 
-def compile_statements(dialect_name: str) -> tuple[str, str]:
-    """The run and step upserts as SQL text for `dialect_name`, with positional parameters in column order."""
+def compile_statements(dialect_name: str) -> tuple[str, str, str]:
+    """The run and step upserts and the ownership check as SQL text for `dialect_name`, with positional parameters
+    (in column order for the upserts; heartbeat, id, owner for the check). The run upsert changes an existing run only
+    if it is the writer's and still going: its row count is 0 otherwise."""
     if dialect_name == "sqlite":
         insert: Any = sqlite.insert
         dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark")
@@ -63,23 +69,32 @@ def compile_statements(dialect_name: str) -> tuple[str, str]:
         dialect = postgresql.psycopg.dialect(paramstyle="format")
     else:
         raise ValueError(f"the recorder supports SQLite and PostgreSQL, not {dialect_name}")
+    going = runs_t.c.status.in_([sa.literal_column(f"'{status}'") for status in GOING])
+    unowned = sa.and_(runs_t.c.owner.is_(None), runs_t.c.status == sa.literal_column("'queued'"))  # nobody's yet
     statements = []
     for table, columns, keys, keep in ((runs_t, RUN_COLUMNS, ["id"], _KEEP_IF_NULL),
                                        (steps_t, STEP_COLUMNS, ["run_id", "node_id"], ())):
         stmt = insert(table).values({c: sa.bindparam(c) for c in columns})
         updates = {c: sa.func.coalesce(stmt.excluded[c], table.c[c]) if c in keep else stmt.excluded[c]
                    for c in columns if c not in keys and c not in ("flow_id", "created")}
-        compiled = stmt.on_conflict_do_update(index_elements=keys, set_=updates).compile(dialect=dialect)
+        guard = sa.and_(sa.or_(runs_t.c.owner == stmt.excluded.owner, unowned), going) if table is runs_t else None
+        compiled = stmt.on_conflict_do_update(index_elements=keys, set_=updates, where=guard).compile(dialect=dialect)
         if tuple(compiled.positiontup or ()) != columns:
             raise RuntimeError(f"unexpected parameter order for {table.name}: {compiled.positiontup}")
         statements.append(str(compiled))
-    return statements[0], statements[1]
+    check = runs_t.update().values(heartbeat=sa.bindparam("heartbeat")).where(
+        runs_t.c.id == sa.bindparam("id"), sa.or_(runs_t.c.owner == sa.bindparam("owner"), unowned), going,
+    ).compile(dialect=dialect)
+    if tuple(check.positiontup or ()) != ("heartbeat", "id", "owner"):
+        raise RuntimeError(f"unexpected parameter order for the ownership check: {check.positiontup}")
+    return statements[0], statements[1], str(check)
 
 
 class _Pending:
-    __slots__ = ("run", "steps", "written")
+    __slots__ = ("run", "run_id", "steps", "written")
 
-    def __init__(self, run: list[Any] | None):
+    def __init__(self, run_id: str, run: list[Any] | None):
+        self.run_id = run_id
         self.run = run  # the run row's values in RUN_COLUMNS order
         self.steps: list[Row] = []
         self.written = False
@@ -95,7 +110,7 @@ class SqlRecorder:
         self.store = store
         self.owner = owner or store.owner
         self.write_start = write_start
-        self._run_sql, self._step_sql = compile_statements(store.dialect)
+        self._run_sql, self._step_sql, self._check_sql = compile_statements(store.dialect)
         self._pg = store.dialect == "postgresql"
         self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
         self._conn: Any = None  # the DBAPI connection
@@ -120,7 +135,7 @@ class SqlRecorder:
                None, None, info.started, info.started, None, self.owner, now]
         pending = self._pending.get(info.run_id)
         if pending is None:
-            pending = self._pending[info.run_id] = _Pending(row)
+            pending = self._pending[info.run_id] = _Pending(info.run_id, row)
         else:
             pending.run = row
         if self.write_start:
@@ -129,13 +144,13 @@ class SqlRecorder:
     async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
         pending = self._pending.get(run_id)
         if pending is None:  # steps of a run this recorder did not see start (a single-node rerun, say)
-            pending = self._pending[run_id] = _Pending(None)
+            pending = self._pending[run_id] = _Pending(run_id, None)
         pending.steps.extend([_step_row(step) for step in steps])
         if durable:
             await self._write(pending)
 
     async def run_finished(self, result: RunResult) -> None:
-        pending = self._pending.pop(result.run_id, None) or _Pending(None)
+        pending = self._pending.pop(result.run_id, None) or _Pending(result.run_id, None)
         row = pending.run
         if row is None:  # not seen starting: the upsert keeps what the store has for input, trigger, ...
             row = pending.run = [result.run_id, result.flow_id, None, None, None, None, None, None, None,
@@ -164,10 +179,15 @@ class SqlRecorder:
         steps, pending.steps = pending.steps, []
         if run is None and not steps:
             return
-        if self._writer is None:
-            await self._join_group((run, steps))
-        else:
-            await self._writer.submit((run, steps))
+        job = (pending.run_id, run, steps)
+        try:
+            if self._writer is None:
+                await self._join_group(job)
+            else:
+                await self._writer.submit(job)
+        except RunLost:
+            self._pending.pop(pending.run_id, None)  # nothing more is written about it
+            raise
         pending.written = True
 
     async def _join_group(self, job: Job) -> None:
@@ -184,13 +204,7 @@ class SqlRecorder:
         group, self._group = self._group, None
         if not group:
             return
-        jobs = [job for job, _ in group]
-        outcomes: list[BaseException | None]
-        try:
-            self._execute(jobs)
-            outcomes = [None] * len(group)
-        except Exception as exc:
-            outcomes = [exc] if len(group) == 1 else _one_by_one(self._execute, jobs)
+        outcomes = _outcomes(self._execute, [job for job, _ in group])
         for (_, future), outcome in zip(group, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # closing after the loop: nobody waits any more
                 _resolve(future, outcome)
@@ -204,28 +218,39 @@ class SqlRecorder:
             self._conn.rollback()  # start clean whatever the pool did (pre-ping)
         return self._conn
 
-    def _execute(self, jobs: list[Job]) -> None:
-        """Write `jobs` in one transaction. On PostgreSQL, a dropped connection is replaced once."""
+    def _execute(self, jobs: list[Job]) -> list[RunLost | None]:
+        """Write `jobs` in one transaction; per job, None or RunLost (nothing of that job was written). On
+        PostgreSQL, a dropped connection is replaced once."""
         try:
-            self._transaction(jobs)
+            return self._transaction(jobs)
         except Exception:
             if not self._pg or self._conn is None or not (self._conn.closed or self._conn.broken):
                 raise
             self._discard(invalidate=True)
-            self._transaction(jobs)
+            return self._transaction(jobs)
 
-    def _transaction(self, jobs: list[Job]) -> None:
+    def _transaction(self, jobs: list[Job]) -> list[RunLost | None]:
         conn = self._connection()
         cursor = conn.cursor()
+        outcomes: list[RunLost | None] = []
         try:
             if not self._pg:
                 cursor.execute("BEGIN IMMEDIATE")  # take the write lock now (waits up to busy_timeout)
-            for run, steps in jobs:
+            for run_id, run, steps in jobs:
+                # The run row first: its upsert (or the check) holds the row until the commit, so no claim can slip
+                # between the check and the steps.
                 if run is not None:
                     cursor.execute(self._run_sql, run)
+                else:
+                    cursor.execute(self._check_sql, (time.time(), run_id, self.owner))
+                if cursor.rowcount != 1:
+                    outcomes.append(RunLost(run_id))
+                    continue
                 if steps:
                     cursor.executemany(self._step_sql, steps)
+                outcomes.append(None)
             conn.commit()
+            return outcomes
         except BaseException:
             with contextlib.suppress(Exception):
                 conn.rollback()
@@ -249,19 +274,14 @@ class SqlRecorder:
         for pending in self._pending.values():
             run = tuple(pending.run) if pending.run is not None and not pending.written else None
             if run is not None or pending.steps:
-                jobs.append((run, pending.steps))
+                jobs.append((pending.run_id, run, pending.steps))
                 pending.steps = []
                 pending.written = True
         if not jobs:
             return
-        try:
-            self._execute(jobs)
-        except Exception as exc:
-            if len(jobs) == 1:
-                raise
-            failed = [e for e in _one_by_one(self._execute, jobs) if e is not None]  # save what can be saved
-            if failed:
-                raise failed[0] from exc
+        failed = [e for e in _outcomes(self._execute, jobs) if e is not None and not isinstance(e, RunLost)]
+        if failed:
+            raise failed[0]
 
     def close(self) -> None:
         """Write what is buffered (so an interrupted run resumes from there) and give the connection back."""
@@ -289,7 +309,7 @@ class SqlRecorder:
 class _Writer:
     """One thread that owns the PostgreSQL writes: takes every job waiting, commits them together, answers each."""
 
-    def __init__(self, execute: Callable[[list[Job]], None]):
+    def __init__(self, execute: Execute):
         self._execute = execute
         self._queue: queue.SimpleQueue[tuple[Job, asyncio.AbstractEventLoop, asyncio.Future[None]] | None] = \
             queue.SimpleQueue()
@@ -333,24 +353,27 @@ class _Writer:
                     running = False
                     break
                 batch.append(more)
-            outcomes: list[BaseException | None]
-            try:
-                self._execute([job for job, _, _ in batch])
-                outcomes = [None] * len(batch)
-            except Exception as exc:
-                outcomes = [exc] if len(batch) == 1 else _one_by_one(self._execute, [job for job, _, _ in batch])
+            outcomes = _outcomes(self._execute, [job for job, _, _ in batch])
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
                     loop.call_soon_threadsafe(_resolve, future, outcome)
 
 
-def _one_by_one(execute: Callable[[list[Job]], None], jobs: list[Job]) -> list[BaseException | None]:
-    """After a failed group commit: one job per transaction, so one bad job does not fail the others."""
+Execute = Callable[[list[Job]], list[RunLost | None]]
+
+
+def _outcomes(execute: Execute, jobs: list[Job]) -> list[BaseException | None]:
+    """Each job's outcome: all in one transaction; if that fails, one job per transaction, so one bad job does not
+    fail the others."""
+    try:
+        return list(execute(jobs))
+    except Exception as exc:
+        if len(jobs) == 1:
+            return [exc]
     outcomes: list[BaseException | None] = []
     for job in jobs:
         try:
-            execute([job])
-            outcomes.append(None)
+            outcomes.extend(execute([job]))
         except Exception as exc:
             outcomes.append(exc)
     return outcomes

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..engine.states import RunStatus, Step, StepStatus
+from ..engine.states import GOING, RunStatus, Step, StepStatus, sources_of, transition_allowed
 from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
 from .db import database_url, init_db, make_engine, resolve_data_dir
@@ -50,6 +50,11 @@ class NotFound(StoreError, LookupError):
 
 class AlreadyExists(StoreError):
     pass
+
+
+class TransitionRefused(StoreError):
+    """A run's state change that its state table does not allow (`engine.states.RUN_TRANSITIONS`), or one asked by a
+    process that does not own the run (any more)."""
 
 
 class VersionConflict(StoreError):
@@ -141,7 +146,10 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "keep_runs": 10_000,  # per flow, keep at most this many finished runs
     "keep_success_data": True,  # False: drop the items of steps of succeeded runs (keep status and timing)
 }
-UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)
+UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)  # runs a process holds (waiting ones it does not)
+#: Seconds a run's owner holds it without renewing its lease (`heartbeat`); after that, another process may take the
+#: run over (`claim_run`). The owner renews every third of it. `FLOWBOARD_RUN_LEASE` changes it (tests shorten it).
+LEASE = float(os.environ.get("FLOWBOARD_RUN_LEASE") or 30.0)
 FINISHED = tuple(s.value for s in RunStatus if s.finished)
 _CHUNK = 500  # rows per delete transaction, so a big cleanup never holds SQLite's write lock for long
 
@@ -324,15 +332,27 @@ class Store:
             return [_run(row) for row in conn.execute(sa.select(runs_t).where(runs_t.c.status.in_(UNFINISHED))
                                                       .order_by(runs_t.c.created, runs_t.c.id))]
 
-    def mark_run(self, run_id: str, status: RunStatus | str, error: dict[str, Any] | None = None) -> None:
-        """Set a run's status (e.g. crashed, cancelled); a final status also sets `finished`."""
+    def mark_run(self, run_id: str, status: RunStatus | str, error: dict[str, Any] | None = None, *,
+                 owner: str | None = None) -> None:
+        """Set a run's status (e.g. crashed, cancelled); a final status also sets `finished`. The change must be
+        allowed from the run's current status (`engine.states.RUN_TRANSITIONS`), and with `owner` the run must be
+        owned by it; otherwise TransitionRefused, and nothing changes. NotFound if there is no such run."""
         status = RunStatus(status)
         values: dict[str, Any] = {"status": status.value, "error": error}
         if status.finished:
             values["finished"] = time.time()
+        where = [runs_t.c.id == run_id, runs_t.c.status.in_(sources_of(status))]
+        if owner is not None:
+            where.append(runs_t.c.owner == owner)
         with self.engine.begin() as conn:
-            if conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(**values)).rowcount != 1:
-                raise NotFound(f"there is no run {run_id!r}")
+            if conn.execute(runs_t.update().where(*where).values(**values)).rowcount == 1:
+                return
+            row = conn.execute(sa.select(runs_t.c.status, runs_t.c.owner).where(runs_t.c.id == run_id)).first()
+        if row is None:
+            raise NotFound(f"there is no run {run_id!r}")
+        if not transition_allowed(row.status, status):
+            raise TransitionRefused(f"run {run_id} is {row.status}; it cannot become {status.value}")
+        raise TransitionRefused(f"run {run_id} is run by another process ({row.owner}), not by {owner}")
 
     def delete_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
@@ -340,10 +360,12 @@ class Store:
             if conn.execute(runs_t.delete().where(runs_t.c.id == run_id)).rowcount != 1:
                 raise NotFound(f"there is no run {run_id!r}")
 
-    def claim_run(self, run_id: str, owner: str, stale_after: float = 30.0) -> bool:
+    def claim_run(self, run_id: str, owner: str, stale_after: float = LEASE) -> bool:
         """Take an unfinished run for `owner` (usually `self.owner`) before resuming it. Succeeds when the run has no
-        owner, is `owner`'s already, its owner's heartbeat is older than `stale_after` seconds, or its owner is a
-        process of this host that no longer exists. Atomic (compare-and-set), so two processes never both win."""
+        owner, is `owner`'s already, its owner's lease ran out (no heartbeat for `stale_after` seconds), or its owner
+        is a process of this host that no longer exists. A live owner renews its lease while the run goes, however
+        quiet the run is (a long call, a wait), so a live run is never taken. Atomic (compare-and-set), so two
+        processes never both win."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs_t.c.status, runs_t.c.owner, runs_t.c.heartbeat)
                                .where(runs_t.c.id == run_id)).first()
@@ -376,10 +398,25 @@ class Store:
         return True
 
     def heartbeat(self, owner: str) -> int:
-        """Mark `owner` alive on every unfinished run it owns; returns how many. Call it every few seconds."""
+        """Renew `owner`'s lease on every unfinished run it owns, in one UPDATE; returns how many. `Lease` calls it
+        every third of `LEASE`."""
         with self.engine.begin() as conn:
             return conn.execute(runs_t.update().where(runs_t.c.owner == owner, runs_t.c.status.in_(UNFINISHED))
                                 .values(heartbeat=time.time())).rowcount
+
+    def lost_runs(self, owner: str, run_ids: Iterable[str]) -> set[str]:
+        """Of `run_ids` (runs `owner` is running), those it lost: recorded, but owned by another process now, or
+        ended. A run not recorded yet is not lost (the recorder writes a pure run only when it ends)."""
+        ids = list(run_ids)
+        lost: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(ids), _CHUNK):
+                mine = sa.or_(runs_t.c.owner == owner,  # or nobody's yet (accepted, not started)
+                              sa.and_(runs_t.c.owner.is_(None), runs_t.c.status == RunStatus.queued.value))
+                query = sa.select(runs_t.c.id).where(runs_t.c.id.in_(ids[i:i + _CHUNK]),
+                                                     sa.or_(sa.not_(mine), runs_t.c.status.not_in(GOING)))
+                lost.update(conn.execute(query).scalars())
+        return lost
 
     def apply_retention(self) -> int:
         """Apply the retention settings; returns how many runs were deleted. Unfinished runs are never touched."""
