@@ -1,5 +1,6 @@
 """The credential types the UI and the CLI make, with their fields. The nodes read these fields by name (http.request:
-bearer, basic, header; sql.query: database; webhook secrets: secret; email.send: smtp; chat.post: chat_webhook)."""
+bearer, basic, header, query, cookie; sql.query: database; webhook secrets: secret; email.send: smtp; chat.post:
+chat_webhook)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ TYPES: dict[str, list[tuple[str, str, bool]]] = {
     "bearer": [("token", "Token", True)],
     "basic": [("user", "User", False), ("password", "Password", True)],
     "header": [("name", "Header name", False), ("value", "Value", True)],
+    "query": [("name", "Query parameter name", False), ("value", "Value", True)],
+    "cookie": [("name", "Cookie name", False), ("value", "Value", True)],
     "database": [("url", "Database URL", True)],
     "secret": [("value", "Value", True)],
     "smtp": [("host", "Mail server (host name)", False),
@@ -23,6 +26,7 @@ TYPES: dict[str, list[tuple[str, str, bool]]] = {
 #: What the credentials page calls each type.
 LABELS: dict[str, str] = {
     "bearer": "Bearer token", "basic": "Basic auth (user, password)", "header": "Header (name, value)",
+    "query": "Query parameter (name, value)", "cookie": "Cookie (name, value)",
     "database": "Database URL", "secret": "Secret value", "smtp": "Email server (SMTP)",
     "chat_webhook": "Chat webhook (Slack, Teams, Discord, Mattermost)",
 }

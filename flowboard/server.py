@@ -112,9 +112,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
         with contextlib.suppress(Exception):
             webbrowser.open(url)
     from .api.webhooks import FrontDoor
+    from .hostguard import HostGuard
 
-    uvicorn.run(FrontDoor(app, app.state.flowboard), host=host, port=port, log_level="warning", access_log=False,
-                loop=_loop(), http=_http())
+    uvicorn.run(HostGuard(FrontDoor(app, app.state.flowboard), port), host=host, port=port, log_level="warning",
+                access_log=False, loop=_loop(), http=_http())
     return 0
 
 

@@ -9,7 +9,7 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
@@ -86,9 +86,11 @@ class HttpConfig(_Strict):
     body: Body = Field(default_factory=lambda: NoBody(), json_schema_extra={"widget": "union"},
                        description="What to send: none, json, form, multipart or raw.")
     credential: str | None = Field(None, description="Credential to authenticate with: bearer (token), basic "
-                                   "(user, password) or header (name, value). Its secrets never reach the output.",
+                                   "(user, password), header, query or cookie (name, value). It is sent only to "
+                                   "the URL's own site, never after a redirect to another one, and its secrets "
+                                   "never reach the output.",
                                    json_schema_extra={"widget": "credential", "credential_types":
-                                                      ["bearer", "basic", "header"]})
+                                                      ["bearer", "basic", "header", "query", "cookie"]})
     timeout: float = Field(30, gt=0, le=3600, description="Seconds to wait for the whole answer before failing.")
     response_format: Literal["auto", "json", "text", "base64"] = Field(
         "auto", description="How to read the answer: auto (JSON when its content type says so, else text; bytes "
@@ -220,17 +222,13 @@ async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | Non
         if auth is None:
             auth = _Auth.basic(url.username, url.password)
         url = url.copy_with(username=None, password=None)
-    if auth is not None:
-        headers = [(k, v) for k, v in headers if k.lower() != auth.header.lower()]
-        headers.append((auth.header, auth.value))
     try:
         async with asyncio.timeout(cfg.timeout):
-            response = await client.request(method, url, headers=headers or None,
-                                            timeout=cfg.timeout, follow_redirects=cfg.follow_redirects, **kwargs)
+            response = await _send(client, method, url, headers, kwargs, cfg, auth)
     except TimeoutError:
         raise _error(auth, f"{method} {_display_url(cfg.url)}: no answer within {cfg.timeout:g} s", index) from None
     except httpx.TooManyRedirects:
-        raise _error(auth, f"{method} {_display_url(cfg.url)}: more than 20 redirects", index) from None
+        raise _error(auth, f"{method} {_display_url(cfg.url)}: more than {MAX_REDIRECTS} redirects", index) from None
     except (httpx.HTTPError, OSError) as exc:
         raise _error(auth, _transport_message(exc, method, _display_url(cfg.url), cfg.timeout), index) from None
     status = response.status_code
@@ -246,6 +244,52 @@ async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | Non
     else:
         item = {"status": status, "headers": dict(response.headers), "body": payload}
     return auth.redact(item) if auth is not None else item
+
+
+MAX_REDIRECTS = 20
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "transfer-encoding"})
+_ORIGIN_BOUND = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+async def _send(client: httpx.AsyncClient, method: str, url: httpx.URL, headers: list[tuple[str, str]],
+                kwargs: dict[str, Any], cfg: HttpConfig, auth: _Auth | None) -> httpx.Response:
+    """Send the request, following redirects here rather than in httpx, because credentials belong to an origin:
+    the credential (its header, query parameter or cookie) goes only to the origin of the configured URL, and once a
+    redirect leaves that origin it is dropped for good, with any Authorization and Cookie header. (httpx itself
+    forwards every custom header, such as X-Api-Key, to wherever a server redirects it.)"""
+    origin = _origin(url)
+    for hop in range(MAX_REDIRECTS + 1):
+        sent_url, sent_headers = auth.apply(url, headers) if auth is not None else (url, headers)
+        response = await client.request(method, sent_url, headers=sent_headers or None, timeout=cfg.timeout,
+                                        follow_redirects=False, **kwargs)
+        location = response.headers.get("location")
+        if not cfg.follow_redirects or location is None or response.status_code not in _REDIRECTS:
+            return response
+        if hop == MAX_REDIRECTS:
+            raise httpx.TooManyRedirects("too many redirects", request=response.request)
+        try:
+            url = url.join(location)
+        except httpx.InvalidURL:
+            return response  # a Location that is no URL: the 3xx is the answer
+        if url.scheme not in ("http", "https"):
+            return response
+        status = response.status_code
+        if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
+            method = "GET"  # as browsers do: the body is not sent again
+            kwargs = {}
+            headers = [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS]
+        if _origin(url) != origin:
+            auth = None
+            headers = [(k, v) for k, v in headers if k.lower() not in _ORIGIN_BOUND]
+    raise AssertionError("unreachable")
+
+
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
 
 
 def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index: int) -> Any:
@@ -333,14 +377,16 @@ def _transport_message(exc: BaseException, method: str, shown: str, timeout: flo
 
 
 class _Auth:
-    """One credential turned into a header, plus the secret strings to blank out of outputs and errors."""
+    """One credential: where it goes (a header, a query parameter or a cookie), plus the secret strings to blank out
+    of outputs and errors, with the encodings they travel in (URL-encoded, base64)."""
 
-    __slots__ = ("header", "secrets", "value")
+    __slots__ = ("name", "place", "secrets", "value")
 
-    def __init__(self, header: str, value: str, secrets: list[str]):
-        self.header = header
+    def __init__(self, place: str, name: str, value: str, secrets: list[str]):
+        self.place = place  # header | query | cookie
+        self.name = name
         self.value = value
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets = sorted({v for s in secrets for v in _encodings(s) if len(v) >= 4}, key=len, reverse=True)
 
     @classmethod
     async def load(cls, ctx: Context, name: str, index: int) -> _Auth:
@@ -356,19 +402,34 @@ class _Auth:
             kind = "bearer" if "token" in fields else "basic" if "password" in fields else "header"
         if kind == "bearer" and fields.get("token"):
             token = str(fields["token"])
-            return cls("Authorization", f"Bearer {token}", [token])
+            return cls("header", "Authorization", f"Bearer {token}", [token])
         if kind == "basic" and (fields.get("user") or fields.get("username")):
             return cls.basic(str(fields.get("user") or fields.get("username")), str(fields.get("password") or ""))
-        if kind == "header" and fields.get("name") and fields.get("value") is not None:
+        if kind in ("header", "query", "cookie") and fields.get("name") and fields.get("value") is not None:
             value = str(fields["value"])
-            return cls(str(fields["name"]), value, [value])
+            return cls(kind, str(fields["name"]), value, [value])
         raise NodeError(f"credential {name!r} does not fit an HTTP request: it needs type bearer (token), basic "
-                        "(user, password) or header (name, value)", item_index=index, field="credential")
+                        "(user, password), header, query or cookie (name, value)", item_index=index,
+                        field="credential")
 
     @classmethod
     def basic(cls, user: str, password: str) -> _Auth:
         encoded = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-        return cls("Authorization", f"Basic {encoded}", [password, encoded])
+        return cls("header", "Authorization", f"Basic {encoded}", [password, encoded])
+
+    def apply(self, url: httpx.URL, headers: list[tuple[str, str]]) -> tuple[httpx.URL, list[tuple[str, str]]]:
+        """The URL and headers with the credential in its place (replacing a configured one of the same name)."""
+        if self.place == "query":
+            params = [(k, v) for k, v in url.params.multi_items() if k != self.name] + [(self.name, self.value)]
+            return url.copy_with(params=params), headers
+        if self.place == "cookie":
+            cookies = [c for k, v in headers if k.lower() == "cookie" for c in v.split(";")
+                       if c.strip() and c.strip().partition("=")[0] != self.name]
+            out = [(k, v) for k, v in headers if k.lower() != "cookie"]
+            out.append(("Cookie", "; ".join([*(c.strip() for c in cookies), f"{self.name}={self.value}"])))
+            return url, out
+        lower = self.name.lower()
+        return url, [*((k, v) for k, v in headers if k.lower() != lower), (self.name, self.value)]
 
     def redact(self, value: Any) -> Any:
         if not self.secrets:
@@ -383,6 +444,16 @@ class _Auth:
         if isinstance(value, list):
             return [self.redact(v) for v in value]
         return value
+
+
+def _encodings(secret: str) -> set[str]:
+    """A secret and the forms it travels in: URL-encoded (query strings, forms, echoed URLs) and base64 (basic
+    auth, tokens wrapped by a server), so an echo in any of them is blanked out too."""
+    raw = secret.encode()
+    b64 = base64.b64encode(raw).decode("ascii")
+    urlsafe = base64.urlsafe_b64encode(raw).decode("ascii")
+    return {secret, quote(secret, safe=""), quote_plus(secret), quote(secret), b64, b64.rstrip("="),
+            urlsafe, urlsafe.rstrip("=")}
 
 
 def _error(auth: _Auth | None, message: str, index: int, data: Any = None) -> NodeError:

@@ -6,6 +6,7 @@ import base64
 import json
 import secrets
 import time
+from urllib.parse import quote, quote_plus
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,10 +23,23 @@ from .conftest import make_flow
 from .servers import HttpServer, ThreadedHttpServer
 
 SECRET = f"s3cr3t-{secrets.token_hex(10)}"
+ODD = f"a+b/c=d&e {secrets.token_hex(6)}"  # a secret that changes when URL-encoded or base64-encoded
 CREDENTIALS: dict[str, dict[str, Any]] = {
     "api": {"type": "bearer", "token": SECRET},
     "basic": {"type": "basic", "user": "alice", "password": "pa55word-xyz"},
     "apikey": {"type": "header", "name": "X-Api-Key", "value": SECRET},
+    "qkey": {"type": "query", "name": "api_key", "value": SECRET},
+    "session": {"type": "cookie", "name": "sid", "value": SECRET},
+    "odd": {"type": "query", "name": "key", "value": ODD},
+}
+#: Where each credential shows up in the echo of a request that carried it.
+CARRIED = {
+    "api": lambda r: r["headers"].get("authorization") == f"Bearer {SECRET}",
+    "basic": lambda r: r["headers"].get("authorization", "").startswith("Basic "),
+    "apikey": lambda r: r["headers"].get("x-api-key") == SECRET,
+    "qkey": lambda r: r["query"].get("api_key") == SECRET,
+    "session": lambda r: f"sid={SECRET}" in r["headers"].get("cookie", ""),
+    "odd": lambda r: r["query"].get("key") == ODD,
 }
 
 
@@ -347,6 +361,50 @@ async def test_credential_is_not_sent_to_another_origin_on_redirect(engine: Engi
         assert "authorization" not in other.requests[-1]["headers"]
     await ok(engine, {"url": server.url("/redirect-to"), "query": {"url": "/echo/here"}, "credential": "api"})
     assert server.requests[-1]["headers"]["authorization"] == f"Bearer {SECRET}"  # same origin: kept
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_no_credential_type_follows_a_redirect_to_another_origin(engine: Engine, server: HttpServer,
+                                                                        status: int) -> None:
+    """Two local servers on different ports are two origins: every credential type reaches the first only."""
+    async with HttpServer() as other:
+        for name, carried in CARRIED.items():
+            target = other.url("/echo/there?keep=1")
+            await ok(engine, {"url": server.url("/redirect-to"), "method": "POST", "body": {"type": "json", "data": {}},
+                              "query": {"url": target, "status": status},
+                              "headers": {"Cookie": "mine=1", "X-Trace": "t"}, "credential": name})
+            first, there = server.requests[-1], other.requests[-1]
+            assert carried(first), (name, first)
+            assert there["path"] == "/echo/there" and not carried(there), (name, status, there)
+            assert SECRET not in json.dumps(there) and ODD not in json.dumps(there), (name, there)
+            assert "cookie" not in there["headers"] and there["headers"]["x-trace"] == "t"
+            assert there["method"] == ("GET" if status in (301, 302, 303) else "POST")
+    await ok(engine, {"url": server.url("/redirect-to"), "query": {"url": "/echo/here"}, "credential": "qkey"})
+    assert server.requests[-1]["path"] == "/echo/here" and CARRIED["qkey"](server.requests[-1])  # same origin: kept
+
+
+async def test_redirect_back_to_the_first_origin_does_not_restore_the_credential(engine: Engine,
+                                                                                 server: HttpServer) -> None:
+    async with HttpServer() as other:
+        back = server.url("/echo/back")
+        await ok(engine, {"url": server.url("/redirect-to"),
+                          "query": {"url": other.url(f"/redirect-to?url={back}")}, "credential": "apikey"})
+        assert server.requests[-1]["path"] == "/echo/back" and not CARRIED["apikey"](server.requests[-1])
+
+
+@pytest.mark.parametrize("name", list(CARRIED))
+async def test_encoded_forms_of_a_secret_are_blanked_out(engine: Engine, server: HttpServer, name: str) -> None:
+    """A server that echoes the secret URL-encoded or base64-encoded leaks it as surely as in plain text."""
+    value = {"odd": ODD, "basic": CREDENTIALS["basic"]["password"]}.get(name, SECRET)
+    echoes = [quote(value, safe=""), quote_plus(value), base64.b64encode(value.encode()).decode(),
+              base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")]
+    for echo in echoes:
+        [item] = await ok(engine, {"url": server.url("/json"), "query": {"body": json.dumps({"seen": echo})},
+                                   "credential": name})
+        assert echo not in json.dumps(item) and "***" in item["body"]["seen"], (name, echo, item)
+        error = await failed(engine, {"url": server.url("/status/400"), "query": {"text": f"bad {echo}"},
+                                      "credential": name})
+        assert echo not in error["message"], (name, echo)
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])  # aiohttp's own jar ignores IP hosts, not names
