@@ -6,9 +6,9 @@ import base64
 import json
 import secrets
 import time
-from urllib.parse import quote, quote_plus
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
