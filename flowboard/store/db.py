@@ -23,10 +23,36 @@ SQLITE_PRAGMAS = (
 
 
 def resolve_data_dir(path: Path | str | None = None) -> Path:
-    """The data dir: `path`, else env `FLOWBOARD_DATA_DIR`, else `~/.flowboard`. Created if missing."""
+    """The data dir: `path`, else env `FLOWBOARD_DATA_DIR`, else `~/.flowboard`. Created if missing, and kept
+    owner-only (0700): it holds every run's data and the key that decrypts the credentials."""
     chosen = Path(path or os.environ.get("FLOWBOARD_DATA_DIR") or Path.home() / ".flowboard").expanduser()
-    chosen.mkdir(parents=True, exist_ok=True)
+    chosen.mkdir(mode=0o700, parents=True, exist_ok=True)
+    owner_only(chosen, 0o700)
     return chosen
+
+
+def owner_only(path: Path, mode: int) -> None:
+    """Take group and other permissions off `path` if it has any and is ours (a folder made under a loose umask, a
+    database from an older version). Never fails: a file we may not change is left as it is."""
+    try:
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+def _private_sqlite_file(database: str) -> None:
+    """Create the database file owner-only (0600) before SQLite does (it would use the umask, usually 0644). SQLite
+    gives its -wal and -shm files the database file's permissions; ones left by an older version are tightened."""
+    path = Path(database)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    except OSError:
+        return  # SQLite will say what is wrong with the path
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            owner_only(file, 0o600)
 
 
 def database_url(data_dir: Path | str | None = None) -> str:
@@ -55,6 +81,8 @@ def make_engine(url: str, *, connect_args: dict[str, Any] | None = None, **kwarg
         database = sa.make_url(url).database
         if not database or database == ":memory:":  # one shared connection, or every checkout is a new empty db
             kwargs.setdefault("poolclass", StaticPool)
+        elif not database.startswith("file:"):
+            _private_sqlite_file(database)
         engine = sa.create_engine(url, connect_args=args, **kwargs)
         sa.event.listen(engine, "connect", _sqlite_on_connect)
         return engine
