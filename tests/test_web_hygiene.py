@@ -81,7 +81,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             server.wait()
 
 
-PATHS = ["/", "/api/v1/flows", "/webhook/echo", "/form/nothing", "/docs", "/_nicegui_ws/socket.io/?EIO=4&transport=polling"]
+PATHS = ["/", "/api/v1/flows", "/webhook/echo", "/form/nothing", "/docs",
+         "/_nicegui_ws/socket.io/?EIO=4&transport=polling"]
 
 
 def get(served: Served, path: str, **headers: str) -> httpx.Response:
