@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     import httpx
     import sqlalchemy
 
+    from .coderun import CodeRunner
+
 Item = dict[str, Any]
 Items = list[Item]
 Inputs = Mapping[str, Items]
@@ -89,7 +91,8 @@ class NodeType:
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""
 
-    __slots__ = ("_config_for", "_services", "attempt", "cancelled", "flow_id", "node_id", "node_name", "run_id")
+    __slots__ = ("_config_for", "_services", "attempt", "cancelled", "flow_id", "logs", "node_id", "node_name",
+                 "run_id")
 
     def __init__(self, *, run_id: str, flow_id: str, node_id: str, node_name: str, attempt: int,
                  services: Services, config_for: Callable[[Item | None], Any], cancelled: asyncio.Event):
@@ -101,6 +104,8 @@ class Context:
         self._services = services
         self._config_for = config_for
         self.cancelled = cancelled
+        #: Lines the node printed (the Code node's print() output), kept with the step and shown in its data.
+        self.logs: list[str] = []
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -119,6 +124,24 @@ class Context:
     async def credential(self, name: str) -> dict[str, Any]:
         """The decrypted fields of the credential called `name`. Never put them in items or logs."""
         return await self._services.credential(name)
+
+    async def run_code(self, code: str, items: Items, *, mode: str = "all", timeout: float = 10.0,
+                       memory_mb: int = 256, network: bool = False) -> Items:
+        """Run Python `code` in the sandboxed worker pool, never in this process: once with `items` (mode "all") or
+        once per `item` (mode "each"). Returns the items; the printed lines go to `logs`, also when the code fails
+        (a NodeError naming the line)."""
+        from .coderun import CodeFailed
+
+        try:
+            result = await self._services.code_runner().run(code, items, mode=mode, timeout=timeout,
+                                                            memory_mb=memory_mb, network=network)
+        except CodeFailed as exc:
+            self.logs.extend(exc.logs)
+            where = f"line {exc.line}: " if exc.line else ""
+            raise NodeError(f"{where}{exc.message}", item_index=exc.item_index, field="code" if exc.line else None,
+                            data={"kind": exc.kind, "line": exc.line}) from None
+        self.logs.extend(result.logs)
+        return result.items
 
     def each(self, items: Items) -> Iterator[tuple[int, Item, Any]]:
         """Each item with its index and the node's config rendered for it."""
@@ -144,6 +167,7 @@ class Services:
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
+        self._code_runner: CodeRunner | None = None
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -172,7 +196,18 @@ class Services:
             raise NodeError(f"there is no credential called {name!r}; add it under Credentials")
         return dict(value)
 
+    def code_runner(self) -> CodeRunner:
+        """The Code node's pool of sandboxed Python workers, started on first use."""
+        if self._code_runner is None:
+            from .coderun import CodeRunner
+
+            self._code_runner = CodeRunner()
+        return self._code_runner
+
     async def aclose(self) -> None:
+        if self._code_runner is not None:
+            await self._code_runner.aclose()
+            self._code_runner = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
