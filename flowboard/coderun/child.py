@@ -12,6 +12,7 @@ Standard library only (orjson when it is bound into the sandbox): this file is n
 from __future__ import annotations
 
 import ast
+import contextlib
 import errno
 import io
 import math
@@ -27,7 +28,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(1, os.path.join(os.path.dirname(os.path.abspath(__file__)), "lib"))
 
-import seccomp  # noqa: E402
+import seccomp
 
 try:
     import orjson
@@ -42,7 +43,7 @@ except ImportError:  # pragma: no cover - orjson is bound into the sandbox; stay
     def dumps(value: Any) -> bytes:
         return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
 
-    loads = json.loads
+    loads = json.loads  # type: ignore[assignment]
 
 LOG_LIMIT = 64 * 1024  # characters of print() output kept per call
 MAX_DEPTH = 64  # nesting of the returned items
@@ -154,33 +155,41 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def check_json(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse what is not plain JSON data, naming where it is."""
+def check_json(value: Any, where: str, depth: int = 0) -> int:
+    """Refuse what is not plain JSON data, naming where it is. Returns about how many bytes its JSON takes."""
     if depth > MAX_DEPTH:
         raise UserError(f"{where} is nested more than {MAX_DEPTH} levels deep")
     kind = type(value)
-    if value is None or kind is str or kind is bool:
-        return
+    if kind is str:
+        return len(value) + 2
+    if value is None or kind is bool:
+        return 5
     if kind is int:
         if not -MAX_INT <= value < MAX_INT:
             raise UserError(f"{where} is a whole number too large for JSON data")
-        return
+        return 20
     if kind is float:
         if not math.isfinite(value):
             raise UserError(f"{where} is {value}, which is not a number JSON data can hold")
-        return
+        return 24
     if kind is dict:
+        size = 2
         for key, inner in value.items():
             if type(key) is not str:
                 raise UserError(f"{where} has the key {key!r}: keys must be text")
-            check_json(inner, f"{where}.{key}", depth + 1)
-        return
+            size += len(key) + 4 + check_json(inner, f"{where}.{key}", depth + 1)
+        return size
     if kind is list:
+        size = 2
         for index, inner in enumerate(value):
-            check_json(inner, f"{where}[{index}]", depth + 1)
-        return
+            size += 1 + check_json(inner, f"{where}[{index}]", depth + 1)
+        return size
     raise UserError(f"{where} is a {kind.__name__}, which is not JSON data (use text, numbers, true/false, "
                     f"null, lists and objects)")
+
+
+def too_big(cap: int) -> str:
+    return f"the code returned more than {cap // (1024 * 1024)} MB of data; return fewer or smaller items"
 
 
 def as_items(result: Any, what: str, item_index: int | None = None) -> list[dict[str, Any]]:
@@ -216,8 +225,11 @@ def run_call(request: dict[str, Any]) -> dict[str, Any]:
                 if result is not None:
                     out.extend(as_items(result, "the code", index))
             index = None
+        size, cap = 0, int(request["max_bytes"])
         for n, item in enumerate(out):
-            check_json(item, f"item {n + 1}")
+            size += check_json(item, f"item {n + 1}")
+            if size > cap:
+                raise UserError(too_big(cap), kind="output")
         body = {"ok": True, "items": out}
     except UserError as exc:
         body = {"ok": False, "error": {"message": exc.message, "line": exc.line, "kind": exc.kind,
@@ -243,7 +255,7 @@ def lock_down(request: dict[str, Any], result_fd: int) -> list[str]:
         (resource.RLIMIT_FSIZE, int(request["file_limit"])),
         (resource.RLIMIT_CORE, 0),
         (resource.RLIMIT_NOFILE, 64),
-        (resource.RLIMIT_CPU, int(math.ceil(float(request["timeout"]))) + 1),
+        (resource.RLIMIT_CPU, math.ceil(float(request["timeout"])) + 1),
     ]
     for which, value in limits:
         resource.setrlimit(which, (value, value))
@@ -307,17 +319,14 @@ def call(request: dict[str, Any], workdir: str) -> dict[str, Any]:
                 break
             size += len(chunk)
             if size > cap:
-                failure = {"kind": "output", "message": f"the code returned more than {cap // (1024 * 1024)} MB "
-                                                        f"of data; return fewer or smaller items"}
+                failure = {"kind": "output", "message": too_big(cap)}
                 break
             chunks.append(chunk)
     finally:
         os.close(read_fd)
         if failure is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         _, status = os.waitpid(pid, 0)
     elapsed = time.monotonic() - started
     if failure is not None:
@@ -338,7 +347,8 @@ def call(request: dict[str, Any], workdir: str) -> dict[str, Any]:
         elif sig == signal.SIGXFSZ:
             message = "the code wrote a file larger than its limit and was stopped"
         elif sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT):
-            message = f"the code crashed its process ({name}), for example by touching memory through ctypes"
+            message = (f"the code crashed its process ({name}): it touched memory it may not (ctypes?) or ran out "
+                       f"of memory inside a library")
     else:
         message = "the code's process stopped without an answer (did it call os._exit, or run out of memory?)"
     return {"ok": False, "logs": [], "seconds": elapsed,
@@ -376,20 +386,14 @@ def _remove_tree(path: str) -> None:
     """Remove the call's folder and what the code left in it (no shutil: keep the worker's imports small)."""
     for root, dirs, files in os.walk(path, topdown=False):
         for name in files:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(os.path.join(root, name))
-            except OSError:
-                pass
         for name in dirs:
             full = os.path.join(root, name)
-            try:
+            with contextlib.suppress(OSError):
                 os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
-            except OSError:
-                pass
-    try:
+    with contextlib.suppress(OSError):
         os.rmdir(path)
-    except OSError:
-        pass
 
 
 if __name__ == "__main__":

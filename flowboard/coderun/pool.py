@@ -250,7 +250,9 @@ class CodeRunner:
             await asyncio.shield(self._release(worker, network, healthy))
         logs = [str(line) for line in answer.get("logs") or []]
         if not answer.get("ok"):
-            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            error = answer.get("error")
+            if not isinstance(error, dict):
+                error = {}
             raise CodeFailed(str(error.get("message") or "the code failed"), kind=str(error.get("kind") or "user"),
                              line=_int(error.get("line")), item_index=_int(error.get("item_index")), logs=logs)
         out = answer.get("items")
@@ -267,7 +269,16 @@ class CodeRunner:
 
     async def aclose(self) -> None:
         pools = list(self._pools.values())
+        workers = list(self._workers)
         self._kill_all()
+        same_loop = self._loop is asyncio.get_running_loop()
+        if same_loop:
+            for worker in workers:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await worker.proc.wait()
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=5)
         for task in list(self._tasks):
             task.cancel()
         for pool in pools:

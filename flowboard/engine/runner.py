@@ -405,6 +405,7 @@ class _Run:
             return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
                         {pn.output_ports[0]: passed} if pn.output_ports else {})
         attempt = 1
+        logs: list[str] = []
         while True:
             try:
                 if pn.config_fn is None:
@@ -417,6 +418,7 @@ class _Run:
                 ctx = Context(run_id=self.run_id, flow_id=self.flow_id, node_id=pn.id, node_name=pn.name,
                               attempt=attempt, services=self.engine.services, config_for=config_for,
                               cancelled=self.cancel_event)
+                logs = ctx.logs
                 if settings.timeout is None:
                     result = await pn.impl.run(ctx, config, inputs)
                 else:
@@ -426,7 +428,8 @@ class _Run:
                     except TimeoutError:
                         raise NodeError(f"timed out after {settings.timeout:g} s") from None
                 outputs = _outputs(pn, result)
-                return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs)
+                return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs,
+                            logs=logs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -439,7 +442,9 @@ class _Run:
                             and not await lease.confirm(self.run_id):
                         raise RunLost(self.run_id) from None
                     continue
-                return self._failed_step(pn, inputs, error, started, attempt)
+                failed = self._failed_step(pn, inputs, error, started, attempt)
+                failed.logs = logs
+                return failed
 
     def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
                      attempt: int) -> Step:

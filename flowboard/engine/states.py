@@ -84,6 +84,7 @@ class Step:
     inputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
+    logs: list[str] = field(default_factory=list)  # lines the node printed (the Code node's print())
 
     @property
     def count(self) -> int:

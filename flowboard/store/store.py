@@ -323,7 +323,7 @@ class Store:
         query = sa.select(steps_t).where(steps_t.c.run_id == run_id).order_by(steps_t.c.finished, steps_t.c.node_id)
         with self.engine.connect() as conn:
             return {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
-                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error)
+                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [])
                     for row in conn.execute(query)}
 
     def unfinished_runs(self) -> list[RunRecord]:

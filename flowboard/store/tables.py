@@ -88,6 +88,7 @@ class StepRow(SQLModel, table=True):
     inputs: Any = _json()  # {port: items}
     outputs: Any = _json()  # {port: items}
     error: Any = _json()
+    logs: Any = _json()  # lines the node printed (the Code node's print()), or null
 
 
 class CredentialRow(SQLModel, table=True):

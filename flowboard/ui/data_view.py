@@ -108,6 +108,14 @@ class ItemsView:
                     items_table(items, f"{self.mark}:{port}")
 
 
+def logs_view(lines: list[str]) -> None:
+    """What the node printed (the Code node's print() output), as it was printed."""
+    with ui.column().classes("w-full gap-1"):
+        ui.label(f"Printed · {len(lines)} line{'s' if len(lines) != 1 else ''}").classes("font-semibold text-sm")
+        ui.html(f'<pre class="fb-json">{_escape(chr(10).join(lines))}</pre>', sanitize=False) \
+            .classes("w-full").mark("data:logs")
+
+
 def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
               actions: Callable[[], None] | None = None) -> None:
     """State line, error, then input and output items. `actions` draws buttons (pin, run) in the state line."""
@@ -135,5 +143,7 @@ def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
                 where.append(f"field {error['field']}")
             text = error.get("message", "failed") + (f" ({', '.join(where)})" if where else "")
             ui.label(text).classes("fb-err w-full").mark("data:error")
+        if step.logs:
+            logs_view(step.logs)
         ItemsView("Input", inputs, "input", "No input items (a trigger gets the run's input).")
         ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.")
