@@ -82,6 +82,7 @@ def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, d
     expected: dict[tuple[str, str], Any] = {}
     for spec in every_node_flow()["nodes"]:
         node(page, spec["id"]).click()
+        page.locator(".fb-inspector").get_by_text(f"· {spec['id']}").wait_for()  # this node's form, not the last one's
         form = page.locator(".fb-inspector .q-tab-panel").first
         form.locator(".fb-form").first.wait_for()
         page.wait_for_timeout(200)

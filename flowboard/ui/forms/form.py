@@ -4,8 +4,9 @@
                       field_names=["item.email"], preview=lambda text: evaluate_on_last_run(text))
     form.set_errors(errors_from_validation(exc))       # {"url": "is required", "conditions[0].value": "..."}
 
-What each schema construct becomes is listed in `form_widgets.Schemas.kind`; widget hints come from
-`json_schema_extra` (`widget`: textarea, code (+ `language`), json, url, select, key_value, expression, credential).
+What each schema construct becomes is listed in `schema.Schemas.kind` (NiceGUI-free); the widget of each kind lives in
+its own module under `widgets/`. Widget hints come from `json_schema_extra` (`widget`: textarea, code (+ `language`),
+json, url, select, key_value, expression, credential).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from typing import Any
 from nicegui import Client, context, ui
 from pydantic import ValidationError
 
-from ..errors import problems_from_validation
-from .form_widgets import MISSING, FieldView, Schemas, Slot, render_object_fields
+from ...errors import problems_from_validation
+from . import widgets  # noqa: F401 (registers every widget under its field kind)
+from .fields import render_object_fields
+from .schema import MISSING, Schemas, Slot
+from .view import FieldView
 
 __all__ = ["ConfigForm", "errors_from_validation"]
 

@@ -1,0 +1,6 @@
+"""The form's widgets, one module per field kind; importing this package registers them all (fields.FIXED, BODIES)."""
+
+from . import boolean, chips, choice, code, credential, expression, json_box, lists, number, scalar, text, union
+
+__all__ = ["boolean", "chips", "choice", "code", "credential", "expression", "json_box", "lists", "number", "scalar",
+           "text", "union"]

@@ -1,0 +1,36 @@
+"""Source text (SQL...) in a code box with its language's colours."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ...code_box import CodeBox
+from ..fields import body
+from ..schema import MISSING, Meta, Slot, check_string
+from ..view import FieldView, mark
+
+if TYPE_CHECKING:
+    from ..form import ConfigForm
+
+
+@body("code")
+def code_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schema: dict[str, Any], loc: str) -> None:
+    value = slot.get()
+    if value is MISSING and isinstance(meta.default, str):
+        value = meta.default  # shown to start from; stored once edited
+    language = schema.get("language")
+    editor = CodeBox(value if isinstance(value, str) else "", language=language or None, indent="  ",
+                           line_wrapping=True)
+    editor.classes("fb-code w-full").mark(mark(view.loc, "input"))
+    view.attach(editor)
+
+    def changed(e: Any) -> None:
+        new = e.value or ""
+        if not new:
+            view.set_client_error("Required" if meta.required and not meta.nullable else None)
+            slot.set(meta.empty())
+            return
+        view.set_client_error(check_string(new, schema, "code"))
+        slot.set(new)
+
+    editor.on_value_change(changed)

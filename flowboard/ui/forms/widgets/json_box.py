@@ -1,0 +1,40 @@
+"""Any JSON value, in a code box that checks it as it is typed."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ...code_box import CodeBox
+from ..fields import fixed
+from ..schema import MISSING, Meta, Slot, to_json
+from ..view import FieldView, mark
+
+if TYPE_CHECKING:
+    from ..form import ConfigForm
+
+
+@fixed("json")
+def json_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schema: dict[str, Any]) -> None:
+    value = slot.get()
+    shown = meta.default if value is MISSING and meta.default not in (MISSING, None) else value
+    text = "" if shown is MISSING else to_json(shown, indent=2)
+    editor = CodeBox(text, language="JSON", indent="  ", line_wrapping=True)
+    editor.classes("fb-code w-full").mark(mark(view.loc, "input"))
+    view.attach(editor)
+
+    def changed(e: Any) -> None:
+        new = (e.value or "").strip()
+        if not new:
+            view.set_client_error("Required" if meta.required else None)
+            slot.set(meta.empty())
+            return
+        try:
+            parsed = json.loads(new)
+        except ValueError as exc:
+            view.set_client_error(f"Not valid JSON: {exc}")
+            return
+        view.set_client_error(None)
+        slot.set(parsed)
+
+    editor.on_value_change(changed)
