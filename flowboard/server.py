@@ -16,6 +16,7 @@ import secrets
 import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -114,9 +115,43 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     from .api.webhooks import FrontDoor
     from .hostguard import HostGuard
 
-    uvicorn.run(HostGuard(FrontDoor(app, app.state.flowboard), port), host=host, port=port, log_level="warning",
-                access_log=False, loop=_loop(), http=_http())
+    front = HostGuard(FrontDoor(app, app.state.flowboard), port)
+    if server_choice() == "granian":
+        _run_granian(front, host, port)
+    else:
+        uvicorn.run(front, host=host, port=port, log_level="warning", access_log=False, loop=_loop(), http=_http())
     return 0
+
+
+def server_choice() -> str:
+    """The HTTP server: env FLOWBOARD_SERVER `uvicorn` or `granian` (see docs/engine.md for what each measured)."""
+    choice = os.environ.get("FLOWBOARD_SERVER", "uvicorn").strip().lower() or "uvicorn"
+    if choice not in ("uvicorn", "granian"):
+        raise SystemExit(f"flowboard: FLOWBOARD_SERVER is {choice!r}; set it to uvicorn or granian")
+    return choice
+
+
+def _run_granian(app: Any, host: str, port: int) -> None:
+    """Granian's embedded server (Rust HTTP on the Python event loop of this process), stopped by SIGINT/SIGTERM."""
+    import signal
+
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    async def main() -> None:
+        server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_enabled=False,
+                        websockets=True)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, server.stop)
+        await server.serve()
+
+    if _loop() == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
 
 
 def _loop() -> str:

@@ -108,3 +108,43 @@ def test_environment_and_files_are_out_of_reach(monkeypatch: pytest.MonkeyPatch)
         except ExpressionError:
             continue
         assert "s3cret-value" not in repr(value) and "root:" not in repr(value)
+
+
+_PATH_SCOPE = {
+    "item": {"body": {"id": 7, "deep": {"x": [1, 2]}, "items": "a key", "keys": None}, "list": [{"a": 1}],
+             "none": None, "text": "abc", "num": 3},
+    "items": [{"n": 1}],
+    "input": [],
+    "nodes": {"Look up": {"items": [{"days_left": 3}]}},
+}
+
+
+@pytest.mark.parametrize("text", [
+    "{{ item }}", "{{ item.body }}", "{{ item.body.id }}", "{{ item.body.deep.x }}", "{{ item.body.items }}",
+    "{{ item.body.keys }}", "{{ item.missing }}", "{{ item.none }}", "{{item.text}}", "{{ item.num }}",
+    "{{ items }}", "{{ nodes }}", "{{ input }}", "{{ true }}", "{{ null }}", "{{ nothing }}", "{{ item.list }}",
+    "{{ item.body.values }}", "{{ item.text.upper }}", "{{ item.missing.deeper }}", "{{ item.none.x }}",
+])
+def test_plain_paths_read_like_jinja(text: str) -> None:
+    """`{{ item.a.b }}` is read without Jinja: every answer and every error is the same as the sandbox's."""
+    from flowboard import expressions
+
+    expr = expressions._ENV.compile_expression(expressions._WHOLE.match(text).group(1).strip(),  # type: ignore[union-attr]
+                                               undefined_to_none=False)
+
+    def jinja() -> object:
+        return evaluate(lambda scope: expressions._native(expr(**scope)), _PATH_SCOPE)
+
+    try:
+        want: object = jinja()
+    except ExpressionError as exc:
+        with pytest.raises(ExpressionError) as got:
+            evaluate(compile_string(text), _PATH_SCOPE)
+        assert str(got.value) == str(exc)
+        return
+    got_value = evaluate(compile_string(text), _PATH_SCOPE)
+    if callable(want):
+        assert callable(got_value)
+        return
+    assert got_value == want
+    assert type(got_value) is type(want)
