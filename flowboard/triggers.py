@@ -208,9 +208,30 @@ def new_run_id() -> str:
     """A UUIDv7 as 32 hex digits: time first, so new runs land at the end of the runs and steps indexes (a random
     id dirties a random index page per run; in order, a group commit writes the same few pages once)."""
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = int.from_bytes(_random_bytes(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80 | 0x7 << 76 | (rand >> 68) << 64 | 0b10 << 62 | rand & (1 << 62) - 1
     return f"{value:032x}"
+
+
+class _RandomPool:
+    """`os.urandom` in blocks: a getrandom system call per run id measured 6% of a webhook call's time."""
+
+    __slots__ = ("_at", "_block")
+
+    def __init__(self) -> None:
+        self._block = b""
+        self._at = 0
+
+    def __call__(self, n: int) -> bytes:
+        at = self._at
+        if at + n > len(self._block):
+            self._block, at = os.urandom(4096), 0
+        self._at = at + n
+        return self._block[at:at + n]
+
+
+_random_bytes = _RandomPool()
+os.register_at_fork(after_in_child=_random_bytes.__init__)  # a forked child must not reuse its parent's bytes
 
 
 async def run_triggered(fb: Flowboard, plan: Plan, version: int, node_id: str, items: Items, *, source: str,

@@ -355,9 +355,12 @@ class _Writer:
                     break
                 batch.append(more)
             outcomes = _outcomes(self._execute, [job for job, _, _ in batch])
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
+                answers.setdefault(loop, []).append((future, outcome))
+            for loop, pairs in answers.items():  # one wake-up of each loop per batch, not one per write
                 with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-                    loop.call_soon_threadsafe(_resolve, future, outcome)
+                    loop.call_soon_threadsafe(_resolve_all, pairs)
 
 
 Execute = Callable[[list[Job]], list[RunLost | None]]
@@ -378,6 +381,11 @@ def _outcomes(execute: Execute, jobs: list[Job]) -> list[BaseException | None]:
         except Exception as exc:
             outcomes.append(exc)
     return outcomes
+
+
+def _resolve_all(pairs: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, outcome in pairs:
+        _resolve(future, outcome)
 
 
 def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> None:
