@@ -219,6 +219,9 @@ class _RandomPool:
     __slots__ = ("_at", "_block")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self._block = b""
         self._at = 0
 
@@ -231,7 +234,7 @@ class _RandomPool:
 
 
 _random_bytes = _RandomPool()
-os.register_at_fork(after_in_child=_random_bytes.__init__)  # a forked child must not reuse its parent's bytes
+os.register_at_fork(after_in_child=_random_bytes.reset)  # a forked child must not reuse its parent's bytes
 
 
 async def run_triggered(fb: Flowboard, plan: Plan, version: int, node_id: str, items: Items, *, source: str,
