@@ -272,8 +272,7 @@ def lock_down(request: dict[str, Any], result_fd: int) -> list[str]:
 
 def child_main(request: dict[str, Any], result_fd: int, workdir: str) -> None:
     try:
-        libc_prctl = __import__("ctypes").CDLL(None).prctl
-        libc_prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with the worker
+        seccomp.die_with_parent()
         os.chdir(workdir)
         notes = lock_down(request, result_fd)
         body = run_call(request)

@@ -102,6 +102,7 @@ class CodeRunner:
         self._next_id = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._workers: set[Worker] = set()  # idle and busy
+        self._noted = False  # a missing protection was logged
 
     def _choose_mode(self) -> None:
         if self.mode is not None:
@@ -249,6 +250,9 @@ class CodeRunner:
         finally:
             await asyncio.shield(self._release(worker, network, healthy))
         logs = [str(line) for line in answer.get("logs") or []]
+        if answer.get("notes") and not self._noted:
+            self._noted = True
+            log.warning("Code node: a protection is missing: %s", "; ".join(map(str, answer["notes"])))
         if not answer.get("ok"):
             error = answer.get("error")
             if not isinstance(error, dict):

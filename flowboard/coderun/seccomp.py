@@ -92,6 +92,14 @@ def program(pid: int, network: bool) -> bytes:
     return b"".join(out)
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent() -> None:
+    """PR_SET_PDEATHSIG: the kernel kills this process when the one that forked it ends."""
+    LIBC.prctl(1, 9, 0, 0, 0)
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -100,7 +108,7 @@ def install(pid: int, network: bool) -> str | None:
     """Load the filter into this process for good. None when done, else why not (in plain words)."""
     if platform.machine() not in ("x86_64", "AMD64"):
         return f"the system-call filter knows x86-64 only, not {platform.machine()}"
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = LIBC
     if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
         return f"no_new_privs failed: {errno.errorcode.get(ctypes.get_errno(), '?')}"
     code = program(pid, network)
