@@ -56,9 +56,16 @@ class EventBus:
 
     def publish(self, event: Event) -> None:
         """Call every listener. A listener that raises stops the run that published (it ends `crashed`): listeners
-        are part of the system, and one that fails is a bug to see, not to hide."""
+        are part of the system, and one that fails is a bug to see, not to hide. The others still get the event first,
+        so no view misses a step because another listener failed."""
+        failure: Exception | None = None
         for listener in tuple(self._listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def publish_safely(self, event: Event) -> None:
         """Call every listener, each whatever the others do (a failure is logged): for the final events of a run that

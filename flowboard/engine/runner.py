@@ -264,13 +264,20 @@ class _Run:
     async def _flush(self) -> None:
         steps, self.unflushed = self.unflushed, []
         durable, self.durable = self.durable, False
-        await self.recorder.steps_finished(self.run_id, steps, durable)  # type: ignore[union-attr]
+        try:
+            await self.recorder.steps_finished(self.run_id, steps, durable)  # type: ignore[union-attr]
+        except RunLost:
+            raise
+        except Exception as exc:
+            raise _NotRecorded(exc) from exc
 
     async def _conclude(self, status: RunStatus) -> RunResult:
         if self.lost:
             return self._lost()
         error = None
-        if self.crash is not None:
+        if isinstance(self.crash, _NotRecorded):
+            error = _crash_error("Flowboard could not record the run's steps", self.crash.cause)
+        elif self.crash is not None:
             error = _crash_error("Flowboard stopped the run because of an error outside its nodes", self.crash)
         elif self.failure is not None:
             error = {"node_id": self.failure.node_id, **(self.failure.error or {})}
@@ -343,6 +350,9 @@ class _Run:
             self._record(pn, step)
         if step.status is StepStatus.failed and pn.node.settings.on_error is OnError.stop:
             self.failure = step
+            if self.publish:
+                self.publish(Event("node.failed", self.run_id, self.flow_id, pn.id, step.status.value, step.count,
+                                   step.error["message"] if step.error else None))
             return
         outputs = step.outputs
         inbox = self.inbox
@@ -490,6 +500,14 @@ def _outputs(pn: PlannedNode, result: Any) -> dict[str, Items]:
         return {}
     raise NodeError(f"returned {type(result).__name__}; a node returns a list of items or a dict of them per output",
                     retryable=False)
+
+
+class _NotRecorded(Exception):
+    """The recorder failed to write a run's steps."""
+
+    def __init__(self, cause: Exception):
+        self.cause = cause
+        super().__init__(str(cause))
 
 
 def _crash_error(reason: str, exc: BaseException) -> dict[str, Any]:
