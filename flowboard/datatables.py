@@ -368,3 +368,45 @@ def check_conditions(conditions: list[Condition], schema: TableSchema) -> list[t
     if problems:
         raise ValueInvalid("; ".join(problems))
     return out
+
+
+def row_matches(row: dict[str, Any], conditions: list[Condition], schema: TableSchema, match: str = "all") -> bool:
+    """Whether `row` (as the store gives it) meets the conditions, decided in Python the way the database would."""
+    checked = check_conditions(conditions, schema)
+    results = []
+    for column, op, value in checked:
+        current = row.get("id") if column is None else row.get(column.name)
+        results.append(_holds(current, op, value))
+    if not results:
+        return True
+    return any(results) if match == "any" else all(results)
+
+
+def _holds(current: Any, op: Op, value: Any) -> bool:
+    if op is Op.empty:
+        return current is None or current == ""
+    if op is Op.not_empty:
+        return not (current is None or current == "")
+    if op is Op.ne:
+        return current != value
+    if op is Op.one_of:
+        return current in value
+    if current is None:
+        return False
+    if op is Op.eq:
+        return bool(current == value)
+    if op in (Op.contains, Op.starts, Op.ends):
+        text = (current if isinstance(current, str) else orjson.dumps(current).decode()).lower()
+        needle = str(value).lower()
+        return needle in text if op is Op.contains else (
+            text.startswith(needle) if op is Op.starts else text.endswith(needle))
+    try:
+        if op is Op.gt:
+            return bool(current > value)
+        if op is Op.ge:
+            return bool(current >= value)
+        if op is Op.lt:
+            return bool(current < value)
+        return bool(current <= value)
+    except TypeError:
+        return False

@@ -26,12 +26,16 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from .datatables import Change as TableChange
+from .datatables import Condition as TableCondition
+from .datatables import Op as TableOp
+from .datatables import Sort as TableSort
 from .errors import NodeError
 
 if TYPE_CHECKING:
@@ -45,7 +49,8 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType", "Outputs"]
+__all__ = ["Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType", "Outputs",
+           "TableChange", "TableCondition", "TableOp", "TableSort", "Tables"]
 
 
 _node_log = logging.getLogger("flowboard.node")
@@ -86,6 +91,31 @@ class NodeType:
     def output_ports(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Output ports for a given config; override for nodes whose outputs depend on it (switch)."""
         return cls.outputs
+
+
+class Tables(Protocol):
+    """Flowboard's data tables as a node sees them (`ctx.tables`). Rows are dicts of column values plus `id`,
+    `created_at` and `updated_at`; every change is recorded as made by the node's run. Refusals raise NodeError with
+    the reason in plain words."""
+
+    async def schema(self, table: str) -> dict[str, Any]: ...
+
+    async def find(self, table: str, conditions: Sequence[TableCondition] = (), *, sort: Sequence[TableSort] = (),
+                   limit: int | None = 100, match: str = "all") -> Items: ...
+
+    async def insert(self, table: str, rows: Sequence[Item]) -> Items: ...
+
+    async def update(self, table: str, conditions: Sequence[TableCondition], values: Item, *,
+                     match: str = "all") -> Items: ...
+
+    async def upsert(self, table: str, rows: Sequence[Item]) -> Items: ...
+
+    async def delete(self, table: str, conditions: Sequence[TableCondition], *, match: str = "all") -> Items: ...
+
+    async def change(self, table: str, conditions: Sequence[TableCondition], changes: Sequence[TableChange], *,
+                     match: str = "all") -> Items:
+        """Atomic conditional update: the rows changed (none when the conditions did not hold)."""
+        ...
 
 
 class Context:
@@ -143,6 +173,11 @@ class Context:
         self.logs.extend(result.logs)
         return result.items
 
+    @property
+    def tables(self) -> Tables:
+        """Flowboard's data tables, with every change recorded as made by this run."""
+        return self._services.tables(self.run_id)
+
     def each(self, items: Items) -> Iterator[tuple[int, Item, Any]]:
         """Each item with its index and the node's config rendered for it."""
         config_for = self._config_for
@@ -163,11 +198,13 @@ class Context:
 class Services:
     """Shared resources behind every Context: overridden by the app, the CLI and tests."""
 
-    def __init__(self, credentials: Callable[[str], Any] | None = None):
+    def __init__(self, credentials: Callable[[str], Any] | None = None,
+                 tables: Callable[[str], Tables] | None = None):
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
         self._code_runner: CodeRunner | None = None
+        self._tables = tables
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -203,6 +240,12 @@ class Services:
 
             self._code_runner = CodeRunner()
         return self._code_runner
+
+    def tables(self, run_id: str) -> Tables:
+        if self._tables is None:
+            raise NodeError("data tables are not available here: run the flow in Flowboard (the editor, the server or "
+                            "`flowboard run` of a stored flow)")
+        return self._tables(run_id)
 
     async def aclose(self) -> None:
         if self._code_runner is not None:

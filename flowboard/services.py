@@ -23,6 +23,9 @@ from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
 from .store import Lease, RunRecord, SqlRecorder, Store, database_url, make_engine
+from .store.datatables import DataTables
+from .table_trigger import TableTriggers
+from .tables import TableService
 from .triggers import Activations, WebhookTriggers
 
 log = logging.getLogger(__name__)
@@ -37,19 +40,24 @@ class Flowboard:
         self.registry = registry or default_registry()
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
         self.bus = EventBus()
-        self.services = Services(credentials=self.store.get_credential)
+        self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
+        self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go
             self.engine.lease = Lease(self.store, self.store.owner, lambda: self.engine.active_runs,
                                       self.engine.abandon)
-        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self)])
+        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self), TableTriggers(self)])
         self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
         self._error_flows: set[asyncio.Task[Any]] = set()
+
+    def _run_source(self, run_id: str) -> tuple[str | None, Items]:
+        record = self.store.get_run(run_id)
+        return record.source, record.input or []
 
     # -- flows ------------------------------------------------------------------------------------------------------
 

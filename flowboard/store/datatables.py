@@ -45,7 +45,7 @@ from ..datatables import (
     plain_errors,
 )
 from ..errors import FlowboardError
-from .tables import data_tables_t, table_changes_t
+from .tables import data_tables_t, flows_t, runs_t, table_changes_t, table_trigger_state_t
 
 MAX_PAGE = 10_000  # rows one find returns at most
 
@@ -546,6 +546,51 @@ class DataTables:
     def last_change(self) -> int:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(sa.func.max(table_changes_t.c.id))).scalar() or 0
+
+    def trigger_cursor(self, flow_id: str, node_id: str) -> int:
+        """Where a table-change trigger is in the change log. Seen for the first time (or since its flow was switched
+        off), it starts at the newest change: activating a flow never replays old changes."""
+        t = table_trigger_state_t
+        query = sa.select(t.c.last_change).where(t.c.flow_id == flow_id, t.c.node_id == node_id)
+        with self.engine.connect() as conn:
+            last = conn.execute(query).scalar()
+        if last is not None:
+            return int(last)
+        now = self.last_change()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(t.insert().values(flow_id=flow_id, node_id=node_id, last_change=now, updated=time.time()))
+            return now
+        except sa.exc.IntegrityError:  # another process started it a moment ago
+            with self.engine.connect() as conn:
+                return int(conn.execute(query).scalar_one())
+
+    def forget_triggers(self, flow_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(table_trigger_state_t.delete().where(table_trigger_state_t.c.flow_id == flow_id))
+
+    def claim_changes(self, flow_id: str, node_id: str, after: int, upto: int, runs: Sequence[tuple[str, Any]], *,
+                      flow_version: int | None, owner: str | None, record: bool = True) -> bool:
+        """Move the trigger's cursor from `after` to `upto` and create the queued runs for the changes in between
+        that match, in ONE transaction. False (nothing written) when another process moved the cursor first or the
+        flow is not active: that process starts those runs. `runs`: (run id, item) per matching change."""
+        t = table_trigger_state_t
+        now = time.time()
+        with self.engine.begin() as conn:
+            moved = conn.execute(t.update().where(t.c.flow_id == flow_id, t.c.node_id == node_id,
+                                                  t.c.last_change == after).values(last_change=upto, updated=now))
+            if moved.rowcount != 1:
+                conn.rollback()
+                return False
+            if not conn.execute(sa.select(flows_t.c.active).where(flows_t.c.id == flow_id)).scalar():
+                conn.rollback()
+                return False
+            if record and runs:
+                conn.execute(runs_t.insert(), [
+                    {"id": run_id, "flow_id": flow_id, "flow_version": flow_version, "status": "queued",
+                     "trigger": node_id, "source": "table", "input": [item], "created": now, "owner": owner,
+                     "heartbeat": now if owner else None} for run_id, item in runs])
+        return True
 
     def _log(self, conn: sa.Connection, info: TableInfo, row_id: int, op: str, old: dict[str, Any] | None,
              new: dict[str, Any] | None, source: ChangeSource) -> None:

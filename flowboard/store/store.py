@@ -36,6 +36,7 @@ from .tables import (
     schedule_state_t,
     settings_t,
     steps_t,
+    table_trigger_state_t,
     versions_t,
 )
 
@@ -274,6 +275,7 @@ class Store:
                 raise NotFound(f"there is no flow {flow_id!r}")
             if not active:
                 conn.execute(schedule_state_t.delete().where(schedule_state_t.c.flow_id == flow_id))
+                conn.execute(table_trigger_state_t.delete().where(table_trigger_state_t.c.flow_id == flow_id))
 
     # -- runs -------------------------------------------------------------------------------------------------------
 

@@ -180,6 +180,17 @@ class TableChangeRow(SQLModel, table=True):
     depth: int = 0  # table-change triggers deep: a change made by a run that a table change started is 1, ...
 
 
+class TableTriggerStateRow(SQLModel, table=True):
+    """Per table-change trigger: every change up to `last_change` is handled (its run claimed, or not matching)."""
+
+    __tablename__ = "table_trigger_state"
+
+    flow_id: str = Field(primary_key=True, max_length=64)
+    node_id: str = Field(primary_key=True, max_length=64)
+    last_change: int = Field(sa_type=sa.BigInteger)
+    updated: float = _time()
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -191,3 +202,4 @@ schedule_fires_t: sa.Table = ScheduleFireRow.__table__  # type: ignore[attr-defi
 schedule_state_t: sa.Table = ScheduleStateRow.__table__  # type: ignore[attr-defined]
 data_tables_t: sa.Table = DataTableRow.__table__  # type: ignore[attr-defined]
 table_changes_t: sa.Table = TableChangeRow.__table__  # type: ignore[attr-defined]
+table_trigger_state_t: sa.Table = TableTriggerStateRow.__table__  # type: ignore[attr-defined]
