@@ -81,6 +81,9 @@ class NodeType:
     #: True for nodes that change the world (HTTP, SQL, email): their finished steps are written to the store before
     #: the run goes on, so a crash never makes them run twice.
     side_effects: ClassVar[bool] = False
+    #: True for nodes with side effects whose work may be tried again after a timeout (idempotent calls). Without it
+    #: a timed-out step of a node with side effects is not retried: it may have done its work before time ran out.
+    retry_safe: ClassVar[bool] = False
     #: True for nodes that must see every connected input, even an empty one (merge).
     runs_on_empty: ClassVar[bool] = False
 

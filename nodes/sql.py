@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
+import logging
 import math
+import threading
 import uuid
 from decimal import Decimal
 from functools import lru_cache
@@ -142,7 +144,64 @@ class SqlQuery(NodeType):
         url = await _database_url(ctx, config)
         engine = ctx.database(url)
         jobs = [(_statement(cfg.query), cfg.parameters) for cfg in configs]
-        return await asyncio.to_thread(_execute, engine, jobs, config.output, config.mode == "per_item")
+        running = Running()
+        work = asyncio.ensure_future(asyncio.to_thread(_execute, engine, jobs, config.output,
+                                                       config.mode == "per_item", running))
+        try:
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:  # the node timed out or the run was cancelled: stop the statement itself
+            await asyncio.to_thread(running.cancel, engine)
+            await asyncio.wait({work}, timeout=CANCEL_WAIT)
+            if work.done() and not work.cancelled():
+                work.exception()  # retrieved: the statement's "interrupted" error is the expected end
+            raise
+
+
+#: Seconds to wait for a cancelled statement's thread to come back before the step ends anyway.
+CANCEL_WAIT = 10.0
+
+
+class Running:
+    """The connection a statement runs on, so that another thread can cancel the statement in the database: a
+    statement that outlives its step would hold locks and keep working after the run has moved on.
+
+    PostgreSQL: psycopg's cancel request (what pg_cancel_backend does); MySQL/MariaDB: `KILL QUERY <id>` from a
+    second connection; SQLite: `interrupt()`. A cancel that comes before the connection exists stops the worker
+    before its first statement."""
+
+    __slots__ = ("cancelled", "dbapi", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.dbapi: Any = None
+        self.cancelled = False
+
+    def started(self, dbapi: Any) -> None:
+        with self.lock:
+            self.dbapi = dbapi
+            if self.cancelled:
+                raise NodeError("the step was stopped before its statement started")
+
+    def cancel(self, engine: sqlalchemy.Engine) -> None:
+        with self.lock:
+            self.cancelled = True
+            dbapi = self.dbapi
+        if dbapi is None:
+            return
+        backend = engine.dialect.name
+        try:
+            if backend == "sqlite":
+                dbapi.interrupt()
+            elif backend == "postgresql":
+                cancel = getattr(dbapi, "cancel_safe", None) or dbapi.cancel
+                cancel()
+            elif backend in ("mysql", "mariadb"):
+                thread_id = int(dbapi.thread_id())
+                with engine.connect() as killer:
+                    killer.exec_driver_sql(f"KILL QUERY {thread_id}")
+        except Exception as exc:  # the statement may have ended meanwhile; nothing else to do
+            logging.getLogger("flowboard.node").warning("could not cancel a SQL statement on %s: %s", backend,
+                                                        driver_message(exc))
 
 
 async def _database_url(ctx: Context, config: SqlConfig) -> str:
@@ -166,13 +225,19 @@ async def _database_url(ctx: Context, config: SqlConfig) -> str:
 
 
 def _execute(engine: sqlalchemy.Engine, jobs: list[tuple[sqlalchemy.TextClause, dict[str, Any]]],
-             output: str, per_item: bool) -> list[Item]:
+             output: str, per_item: bool, running: Running | None = None) -> list[Item]:
     """Runs in a worker thread: every statement in one transaction, rows converted to JSON-safe items."""
     try:
         conn = engine.connect()
     except sqlalchemy.exc.SQLAlchemyError as exc:
         shown = engine.url.render_as_string(hide_password=True)
         raise NodeError(f"could not connect to {shown}: {driver_message(exc)}", field="url") from None
+    if running is not None:
+        try:
+            running.started(conn.connection.dbapi_connection)
+        except NodeError:
+            conn.close()
+            raise
     out: list[Item] = []
     index = 0  # the statement running; the ones before it succeeded
     with conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -211,6 +212,56 @@ async def test_bad_sql_fails_with_the_drivers_short_message(engine: Engine, db: 
     assert expected in error["message"]
     assert "\n" not in error["message"] and "sqlalche.me" not in error["message"]
     assert len(error["message"]) <= 300
+
+
+#: A statement that runs for 30 s (SQLite: forever, inserting rows and holding the write lock), with a marker to find
+#: it in the database's list of running statements.
+ENDLESS = {
+    "sqlite": "INSERT INTO {t} (id, name) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+              "SELECT x, '{m}' FROM c",
+    "postgres": "SELECT pg_sleep(30) IS NULL AS slept /* {m} */",
+    "mariadb": "SELECT SLEEP(30) AS slept /* {m} */",
+}
+
+
+def still_running(db: Db, marker: str) -> int:
+    """Statements with `marker` that the database is still running (for SQLite: whether the write lock is held)."""
+    with db.sa.connect() as conn:
+        if db.kind == "postgres":
+            return int(conn.execute(sqlalchemy.text(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE :m "
+                "AND pid <> pg_backend_pid()"), {"m": f"%{marker}%"}).scalar_one())
+        if db.kind == "mariadb":
+            return int(conn.execute(sqlalchemy.text(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE :m AND ID <> CONNECTION_ID()"),
+                {"m": f"%{marker}%"}).scalar_one())
+    raw = sqlite3.connect(db.url.removeprefix("sqlite:///"), timeout=0)  # no waiting: a held lock fails at once
+    try:
+        raw.execute(f"INSERT INTO {db.table} (id, name) VALUES (-1, 'after')")
+        raw.commit()
+        return 0
+    except sqlite3.OperationalError:
+        return 1
+    finally:
+        raw.close()
+
+
+async def test_a_timed_out_statement_is_cancelled_in_the_database_and_not_retried(engine: Engine, db: Db) -> None:
+    marker = f"fb_cancel_{uuid.uuid4().hex[:10]}"
+    flow = make_flow([{"id": "t", "type": "trigger.manual"},
+                      {"id": "sql", "type": "sql.query", "settings": {"timeout": 1, "retries": 2},
+                       "config": {"url": db.url, "query": ENDLESS[db.kind].format(t=db.table, m=marker)}}],
+                     [("t", "sql")])
+    result = await engine.run(build_plan(parse_flow(flow), default_registry()), [{}])
+    assert result.status is RunStatus.failed
+    step = result.steps["sql"]
+    assert step.error is not None and step.error["message"].startswith("timed out after 1 s; not retried")
+    assert step.attempt == 1  # a statement with side effects may have done its work: never run twice
+    assert still_running(db, marker) == 0
+    if db.kind == "sqlite":  # the endless insert was rolled back, and the table takes writes at once
+        with db.sa.connect() as conn:
+            names = conn.execute(sqlalchemy.text(f"SELECT name FROM {db.table}")).scalars().all()
+        assert names == ["after"]
 
 
 # -- PostgreSQL only ----------------------------------------------------------------------------------------------

@@ -436,7 +436,12 @@ class _Run:
                         async with asyncio.timeout(settings.timeout):
                             result = await pn.impl.run(ctx, config, inputs)
                     except TimeoutError:
-                        raise NodeError(f"timed out after {settings.timeout:g} s") from None
+                        # a node with side effects may have done its work before it ran out of time (the database
+                        # committed, the server acted): trying again could do it twice, unless the node says not
+                        unsafe = pn.cls.side_effects and not pn.cls.retry_safe
+                        raise NodeError(f"timed out after {settings.timeout:g} s" + (
+                            "; not retried, since it may have done its work already" if unsafe and settings.retries
+                            else ""), retryable=not unsafe) from None
                 outputs = _outputs(pn, result)
                 return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs,
                             logs=logs)
