@@ -99,6 +99,33 @@ def _bracket_count(raw: bytes | str) -> int:
     return raw.count(b"[") + raw.count(b"{")
 
 
+def _too_deep_at(raw: bytes | str, end: int, max_depth: int) -> str | None:
+    """Where the first bracket past `max_depth` opens (orjson stops only at its own limit of 1024 levels); a small
+    scanner that skips strings. Runs only for a document refused for its depth."""
+    text = raw if isinstance(raw, str) else raw[:end + 1].decode("utf-8", "replace")
+    depth, line, column, in_string, escaped = 0, 1, 0, False, False
+    for char in text[:end + 1]:
+        column += 1
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > max_depth:
+                return f"at line {line}, column {column}"
+        elif char in "]}":
+            depth -= 1
+        elif char == "\n":
+            line, column = line + 1, 0
+    return None
+
+
 def _reason(exc: orjson.JSONDecodeError, raw: bytes | str, what: str, max_depth: int) -> str:
     """orjson's message in plain words, with the line and column."""
     msg = str(exc.msg)
@@ -108,7 +135,8 @@ def _reason(exc: orjson.JSONDecodeError, raw: bytes | str, what: str, max_depth:
     if "UTF-8" in msg:
         return "this is not JSON: the bytes are not UTF-8 text"
     if "depth limit" in msg:
-        return f"{what} is nested more than {max_depth} levels deep {at}; flatten it"
+        return f"{what} is nested more than {max_depth} levels deep {_too_deep_at(raw, exc.pos, max_depth) or at}; " \
+               "flatten it"
     if "infinity when parsed" in msg:
         return f"this is not JSON {at}: the number is too large"
     text = raw[exc.pos:exc.pos + 9] if isinstance(raw, str) else raw[exc.pos:exc.pos + 9].decode("latin-1")

@@ -26,6 +26,8 @@ from flowboard.ui import pages
 from flowboard.ui.canvas import FlowCanvas
 from flowboard.ui.graph import CanvasSync
 
+from .jsoncorpus import BAD_JSON
+
 pytest_plugins = ["nicegui.testing.user_plugin"]
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 
@@ -183,6 +185,44 @@ async def test_import_pasted_json_and_a_broken_file_lists_every_problem(user: Us
     user.find(marker="import-ok").click()
     await user.should_see('Imported "Greet"')
     assert app.store.get_flow("greet").flow == simple_flow()
+
+
+async def test_import_refuses_the_bad_json_corpus_with_its_place(user: User, app: Flowboard) -> None:
+    await user.open("/")
+    user.find(marker="import").click()
+    await user.should_see(marker="import-text")
+    for name, (raw, expected) in BAD_JSON.items():
+        text = raw.decode("utf-8", "replace")
+        if "UTF-8" in expected or "surrogate" in expected:
+            continue  # text typed into the page is always UTF-8; these reach the reader as uploads or API bodies
+        one(user, "import-text").value = text
+        user.find(marker="import-ok").click()
+        await user.should_see(marker="import-problems")
+        lines = [e.text for e in user.find(marker="import-problem").elements]
+        assert any(expected.lower() in line.lower() for line in lines), (name, lines)
+    assert app.store.list_flows() == []
+
+
+async def test_pasted_nodes_over_the_json_limits_are_left_out_with_a_message(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    canvas = canvas_of(user)
+    nodes = json.loads(json.dumps(canvas.props["nodes"]))
+    edges = json.loads(json.dumps(canvas.props["edges"]))
+    deep: Any = "leaf"
+    for _ in range(100):
+        deep = {"a": deep}
+    pasted = [{**FILTER_NODE, "id": "deep", "config": {"value": deep}},
+              {**FILTER_NODE, "id": "nan", "config": {"value": float("nan")}},
+              {**FILTER_NODE, "id": "pins", "type": "trigger.manual", "pinned": [{"x": deep}]}]
+    change(user, [*nodes, *pasted], edges)
+    for node_id in ("deep", "nan", "pins"):
+        await user.should_see(f"The node {node_id} was left out")
+    await user.should_see("nested more than 64 levels deep")
+    await user.should_see("NaN and Infinity are not JSON numbers")
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    assert [n.id for n in app.store.get_flow("greet").flow.nodes] == ["manual", "set"]
 
 
 async def test_active_switch_turns_triggers_on_and_off(user: User, app: Flowboard) -> None:

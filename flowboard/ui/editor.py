@@ -183,6 +183,8 @@ class Editor:
     def _canvas_changed(self, e: GenericEventArguments) -> None:
         before = {n.id: n for n in self.flow.nodes}
         self.flow, adopted = self.sync.merge(self.flow, e.args.get("nodes", []), e.args.get("edges", []))
+        for message in self.sync.refused:  # pasted nodes over the JSON limits (jsonlimits.py)
+            ui.notify(message, type="warning", multi_line=True)
         ids = {n.id for n in self.flow.nodes}
         if self._unmerged_selection in ids:
             self._show(self._unmerged_selection)

@@ -12,10 +12,12 @@ import json
 import logging
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from ..engine.scope import node_name
-from ..model import Edge, Flow, Node, NodeSettings, OnError
+from ..jsonlimits import JsonRefused, check_nesting
+from ..model import MAX_FLOW_BYTES, Edge, Flow, Node, NodeSettings, OnError
 from ..registry import Registry
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,12 @@ def _fingerprint(node: dict[str, Any]) -> str:
 
 
 def node_from_canvas(data: dict[str, Any], registry: Registry) -> Node:
-    """A node the canvas made (palette, paste, undo); raises ValidationError if it cannot be one."""
+    """A node the canvas made (palette, paste, undo); raises ValidationError if it cannot be one, JsonRefused if its
+    config or pinned items break the limits every JSON from outside keeps (a pasted node is clipboard content)."""
+    for key in ("config", "pinned"):
+        check_nesting(data.get(key), what=f"its {key}")
+    if len(orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS, default=str)) > MAX_FLOW_BYTES:
+        raise JsonRefused(f"it is bigger than {MAX_FLOW_BYTES:,} bytes, the most a whole flow may have")
     settings = dict(data.get("settings") or {})
     settings["disabled"] = bool(data.get("disabled"))
     config = data.get("config")
@@ -90,6 +97,7 @@ class CanvasSync:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self.sent: dict[str, str] = {}
+        self.refused: list[str] = []  # why nodes of the last `merge` were left out, for the editor to show
 
     def graph(self, flow: Flow) -> Graph:
         """The graph to send to the canvas; from now on that is what it holds."""
@@ -101,6 +109,7 @@ class CanvasSync:
         """The working copy after a canvas `change`, and the ids of nodes whose config/settings the canvas replaced
         (new nodes, undo/redo). Nodes the canvas cannot express as a flow node are dropped with a warning."""
         known = {n.id: n for n in flow.nodes}
+        self.refused = []
         merged: list[Node] = []
         adopted: list[str] = []
         for data in nodes:
@@ -118,6 +127,9 @@ class CanvasSync:
                 node = node_from_canvas(data, self.registry)
             except (ValidationError, KeyError) as exc:
                 log.warning("the canvas sent a node that is not a flow node (%s): %s", node_id, exc)
+                continue
+            except JsonRefused as exc:
+                self.refused.append(f"The node {node_id} was left out: {exc}.")
                 continue
             self.sent[node_id] = fingerprint
             merged.append(node)

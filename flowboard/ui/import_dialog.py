@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import events, ui
 
 from ..errors import FlowInvalid
-from ..model import Flow
+from ..jsonlimits import JsonRefused, read_json
+from ..model import MAX_FLOW_BYTES, Flow
 from ..services import Flowboard
 from .layout import problem_text
 
@@ -16,8 +16,8 @@ from .layout import problem_text
 def node_names(text: str) -> dict[str, str]:
     """Node id -> display name, read leniently from a file that may not be a valid flow."""
     try:
-        data: Any = json.loads(text)
-    except ValueError:
+        data: Any = read_json(text, max_bytes=MAX_FLOW_BYTES)
+    except JsonRefused:
         return {}
     nodes = data.get("nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, list):
