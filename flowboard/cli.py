@@ -115,6 +115,15 @@ def _parser() -> argparse.ArgumentParser:
     cred_actions.add_parser("list", parents=[common], help="list the credentials (never their values)")
     cred_delete = cred_actions.add_parser("delete", parents=[common], help="delete a credential")
     cred_delete.add_argument("name")
+    audit = sub.add_parser("audit", parents=[common], help="check the approval decision log")
+    audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    audit_actions.add_parser("verify", parents=[common], help="recompute the log's hash chain and check every approval "
+                                                              "task against it; exit code 1 names the first problem")
+    approvals = sub.add_parser("approvals", parents=[common], help="list approval tasks or export them as CSV")
+    approvals.add_argument("--status", action="append", help="only tasks in this state: open, decided, timed_out, "
+                                                             "cancelled (repeat it)")
+    approvals.add_argument("--csv", action="store_true", help="write CSV instead of a table")
+    approvals.add_argument("-o", "--output", help="file to write (default: standard output)")
     return parser
 
 
@@ -368,11 +377,59 @@ def cmd_credential(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from .store import Store
+    from .store.approvals import ApprovalStore
+
+    store = Store()
+    try:
+        result = ApprovalStore(store.engine).verify()
+    finally:
+        store.close()
+    if not result.ok:
+        print(f"The decision log does NOT check out ({result.entries} entries):", file=sys.stderr)
+        for problem in result.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    print(f"The decision log checks out: {result.entries} entries, every task agrees with it.")
+    print(f"Head hash (keep a copy to detect a rewritten history later): {result.head}")
+    return EXIT_OK
+
+
+def cmd_approvals(args: argparse.Namespace) -> int:
+    import time
+
+    from .store import Store
+    from .store.approvals import STATUSES, ApprovalStore
+
+    for status in args.status or []:
+        if status not in STATUSES:
+            raise _UsageError(f"--status {status!r} is not one of {', '.join(STATUSES)}")
+    store = Store()
+    try:
+        approvals = ApprovalStore(store.engine)
+        tasks = approvals.list_tasks(status=args.status or None, limit=1_000_000)
+        if args.csv or (args.output and args.output.endswith(".csv")):
+            text = approvals.to_csv(tasks)
+        else:
+            lines = [f"{t.id[:12]}  {time.strftime('%Y-%m-%d %H:%M', time.localtime(t.created))}  "
+                     f"{t.describe():40.40}  {t.title}" for t in tasks]
+            text = "\n".join(lines) + "\n" if lines else "no approval tasks yet\n"
+    finally:
+        store.close()
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8", newline="")
+        print(f"wrote {len(tasks)} tasks to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "import": cmd_import, "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
-    "credential": cmd_credential,
+    "credential": cmd_credential, "audit": cmd_audit, "approvals": cmd_approvals,
 }
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
 from .store import Lease, RunRecord, SqlRecorder, Store, database_url, make_engine
+from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
 from .table_trigger import TableTriggers
 from .tables import TableService
@@ -39,6 +40,7 @@ class Flowboard:
         self.data_dir = Path(data_dir) if data_dir else None
         self.registry = registry or default_registry()
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
+        self.approvals = ApprovalStore(self.store.engine)  # approval tasks and their decision log
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run)

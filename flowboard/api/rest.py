@@ -52,7 +52,7 @@ from ..model import MAX_FLOW_BYTES, Flow, dump_flow
 from ..services import RetryRefused
 from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConflict
 from ..triggers import ActivationConflict, new_run_id, run_triggered
-from . import ApiError
+from . import ApiError, approvals
 from .keys import authenticate
 from .schemas import (
     ConflictOut,
@@ -99,7 +99,7 @@ with `flowboard api-key create NAME` (or in the editor's settings); it is shown 
 
 TAGS = [{"name": "flows", "description": "Flow documents, their versions, activation, import and export."},
         {"name": "runs", "description": "Start runs, follow them, cancel, retry and delete them."},
-        {"name": "nodes", "description": "The node types this Flowboard has."}]
+        {"name": "nodes", "description": "The node types this Flowboard has."}, approvals.TAG]
 
 
 def register(app: FastAPI, fb: Flowboard) -> None:
@@ -117,7 +117,8 @@ def router(fb: Flowboard) -> APIRouter:
                                                                      "where."}})
     _flow_routes(r, fb)
     _run_routes(r, fb)
-    _node_routes(r, fb)
+    approvals.routes(r, fb)
+    _node_routes(r, fb)  # last: it ends with the catch-all that answers 404/405 in words
     return r
 
 

@@ -191,6 +191,53 @@ class TableTriggerStateRow(SQLModel, table=True):
     updated: float = _time()
 
 
+class ApprovalTaskRow(SQLModel, table=True):
+    """A decision asked of people: one row per approval task, with its current state. What happened to it is in
+    `approval_log`, which this row must always agree with (`flowboard audit verify` checks both)."""
+
+    __tablename__ = "approval_tasks"
+    __table_args__ = (sa.Index("ix_approval_tasks_status_due", "status", "due"),
+                      sa.Index("ix_approval_tasks_run", "run_id", "node_id"))
+
+    id: str = Field(primary_key=True, max_length=32)
+    flow_id: str = Field(max_length=64, index=True)
+    run_id: str = Field(max_length=64)
+    node_id: str = Field(max_length=64)
+    item_index: int = 0  # which of the node's input items this task decides
+    title: str = Field(default="", sa_type=sa.Text)
+    data: Any = _json()  # what the approver sees: the message and the chosen fields
+    outcomes: Any = _json(nullable=False)  # the answers allowed, e.g. ["approve", "reject"]
+    assignees: Any = _json(nullable=False)  # who may decide: "user:ada", "role:approver" (a bare name is a user)
+    requester: str | None = Field(default=None, max_length=200)  # who asked; never allowed to decide
+    due: float | None = _time(nullable=True)
+    status: str = Field(max_length=16)  # open, decided, timed_out, cancelled
+    decision: str | None = Field(default=None, max_length=64)  # the outcome chosen
+    responder: str | None = Field(default=None, max_length=200)
+    comment: str = Field(default="", sa_type=sa.Text)
+    fields: Any = _json()  # the form fields the responder filled in
+    channel: str | None = Field(default=None, max_length=16)  # where it was decided: inbox, link, api, ...
+    created: float = _time(index=True)
+    updated: float = _time()
+    decided: float | None = _time(nullable=True)
+
+
+class ApprovalLogRow(SQLModel, table=True):
+    """The decision log: append-only, one entry per event of a task, each carrying the hash of the entry before it,
+    so a changed, removed or inserted entry breaks the chain at that place."""
+
+    __tablename__ = "approval_log"
+
+    seq: int = Field(primary_key=True, sa_type=sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+                     sa_column_kwargs={"autoincrement": False})
+    task_id: str = Field(max_length=32, index=True)
+    event: str = Field(max_length=16)  # created, decided, reassigned, timed_out, cancelled
+    actor: str = Field(max_length=200)
+    at: float = _time()
+    data: str = Field(sa_type=sa.Text)  # canonical JSON of what happened (the bytes the hash covers)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -203,3 +250,5 @@ schedule_state_t: sa.Table = ScheduleStateRow.__table__  # type: ignore[attr-def
 data_tables_t: sa.Table = DataTableRow.__table__  # type: ignore[attr-defined]
 table_changes_t: sa.Table = TableChangeRow.__table__  # type: ignore[attr-defined]
 table_trigger_state_t: sa.Table = TableTriggerStateRow.__table__  # type: ignore[attr-defined]
+approval_tasks_t: sa.Table = ApprovalTaskRow.__table__  # type: ignore[attr-defined]
+approval_log_t: sa.Table = ApprovalLogRow.__table__  # type: ignore[attr-defined]

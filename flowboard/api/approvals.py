@@ -1,0 +1,134 @@
+"""Approval tasks in the REST API, `/api/v1/approvals`: list and filter them, export them as CSV, decide or hand one
+on, and check the decision log.
+
+```
+ GET  /approvals                 ?status&flow_id&run_id&node_id&assignee&responder&overdue&since&until&limit&offset
+                                 &format=csv (the same list as a CSV file, up to 100,000 rows)
+ GET  /approvals/audit           the decision log's check: {ok, entries, head, problems}
+ GET  /approvals/{id}            the task with its log entries
+ POST /approvals/{id}/decision   {outcome, responder, comment, fields}: first decision wins, a later one gets 409
+ POST /approvals/{id}/reassign   {to: [...], by, reason}
+```
+
+An API key acts for automation, so a decision through the API is not limited to the task's assignees; it still
+names who decided (`responder`), that person can never decide their own request, and the first decision wins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from ..store.approvals import STATUSES, AlreadyClosed, ApprovalError, DeadlinePassed, NotAllowed, Task, TaskNotFound
+from . import ApiError
+
+if TYPE_CHECKING:
+    from ..services import Flowboard
+
+db = run_in_threadpool
+TAG = {"name": "approvals", "description": "Approval tasks: list, export as CSV, decide, hand on; the decision log."}
+MAX_CSV = 100_000
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: str = Field(min_length=1, max_length=64, description="One of the task's outcomes, e.g. approve.")
+    responder: str = Field(min_length=1, max_length=200, description="Who decided (their user name).")
+    comment: str = Field("", max_length=10_000)
+    fields: dict[str, Any] = Field(default_factory=dict, description="The task's form fields, filled in.")
+
+
+class Reassign(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: list[str] = Field(min_length=1, description="People (`user:ada` or `ada`) or roles (`role:approver`).")
+    by: str = Field(min_length=1, max_length=200, description="Who hands the task on.")
+    reason: str = Field("", max_length=2000)
+
+
+def routes(r: APIRouter, fb: Flowboard) -> None:
+    approvals = fb.approvals
+
+    @r.get("/approvals", tags=["approvals"], summary="List approval tasks (or export them as CSV)")
+    async def list_tasks(
+        status: Annotated[list[str] | None, Query(description=f"Only tasks in these states: {', '.join(STATUSES)} "
+                                                              "(repeat it).")] = None,
+        flow_id: str | None = None, run_id: str | None = None, node_id: str | None = None,
+        assignee: Annotated[str | None, Query(description="Only tasks listing this person or role, written as in "
+                                                          "the task (`user:ada`, `role:approver`).")] = None,
+        responder: Annotated[str | None, Query(description="Only tasks decided by this person.")] = None,
+        overdue: Annotated[bool | None, Query(description="true: open tasks past their deadline.")] = None,
+        since: Annotated[float | None, Query(description="Created at or after (epoch seconds).")] = None,
+        until: Annotated[float | None, Query(description="Created before (epoch seconds).")] = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        format: Annotated[Literal["json", "csv"], Query(description="csv: a CSV file of every matching task "
+                                                                    "(limit and offset do not apply).")] = "json",
+    ) -> Response:
+        """Newest first."""
+        for value in status or []:
+            if value not in STATUSES:
+                raise ApiError(422, f"the request is not valid (status: {value!r} is not one of "
+                                    f"{', '.join(STATUSES)})", problems=[{"loc": "status", "message":
+                                                                          f"must be one of {', '.join(STATUSES)}"}])
+        filters: dict[str, Any] = {"status": status or None, "flow_id": flow_id, "run_id": run_id, "node_id": node_id,
+                   "assignee": assignee, "responder": responder, "overdue": overdue, "since": since, "until": until}
+        if format == "csv":
+            tasks = await db(lambda: approvals.list_tasks(**filters, limit=MAX_CSV))
+            return Response(approvals.to_csv(tasks).encode("utf-8-sig"), 200, media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": 'attachment; filename="approvals.csv"'})
+        tasks = await db(lambda: approvals.list_tasks(**filters, limit=limit, offset=offset))
+        return _json({"tasks": [_out(t) for t in tasks], "limit": limit, "offset": offset,
+                      "next_offset": offset + len(tasks) if len(tasks) == limit else None})
+
+    @r.get("/approvals/audit", tags=["approvals"], summary="Check the decision log")
+    async def audit() -> Response:
+        """Recompute the log's hash chain and compare every task with what the log says happened to it. `ok` false
+        lists the problems, the first broken entry first."""
+        result = await db(approvals.verify)
+        return _json({"ok": result.ok, "entries": result.entries, "head": result.head, "problems": result.problems})
+
+    @r.get("/approvals/{task_id}", tags=["approvals"], summary="Get an approval task with its log")
+    async def get_task(task_id: str) -> Response:
+        try:
+            task, entries = await db(lambda: (approvals.get(task_id), approvals.log(task_id)))
+        except TaskNotFound as exc:
+            raise ApiError(404, str(exc)) from None
+        return _json(_out(task) | {"log": [{"seq": e.seq, "event": e.event, "actor": e.actor, "at": e.at,
+                                             "data": e.content(), "hash": e.hash} for e in entries]})
+
+    @r.post("/approvals/{task_id}/decision", tags=["approvals"], summary="Decide an approval task")
+    async def decide(task_id: str, body: Decision) -> Response:
+        task = await _call(lambda: approvals.decide(task_id, body.outcome, body.responder, comment=body.comment,
+                                                    fields=body.fields, channel="api"))
+        return _json(_out(task))
+
+    @r.post("/approvals/{task_id}/reassign", tags=["approvals"], summary="Hand an approval task to others")
+    async def reassign(task_id: str, body: Reassign) -> Response:
+        task = await _call(lambda: approvals.reassign(task_id, body.to, body.by, body.reason))
+        return _json(_out(task))
+
+
+async def _call(fn: Any) -> Task:
+    try:
+        task: Task = await db(fn)
+    except TaskNotFound as exc:
+        raise ApiError(404, str(exc)) from None
+    except (AlreadyClosed, DeadlinePassed) as exc:
+        raise ApiError(409, str(exc)) from None
+    except NotAllowed as exc:
+        raise ApiError(403, str(exc)) from None
+    except ApprovalError as exc:
+        raise ApiError(422, str(exc)) from None
+    return task
+
+
+def _out(task: Task) -> dict[str, Any]:
+    return task.as_dict() | {"summary": task.describe()}
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, media_type="application/json")
