@@ -18,6 +18,7 @@ import json
 import os
 import shlex
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,6 +125,50 @@ def main() -> None:
     if "flowboard-on" in results:
         print(f"recorded runs with recording on (all calls, warm-up and startup probes included): "
               f"{results['flowboard-on']['recorded_runs']}")
+    print(verdict(results, flows))
+
+
+TARGETS = {"flowboard-off": 1.2, "flowboard-on": 0.8}  # req/s over Node-RED's, per flow (issue 9)
+IDLE_RSS_MB = 120
+
+
+def verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
+    """One line: PASS when every target of issue 9 that this session measured holds, else what missed."""
+    ref = results.get("nodered")
+    if ref is None:
+        return "verdict: - (Node-RED was not measured in this session: ratios need it side by side)"
+    missed, checked = [], 0
+    for peer, want in TARGETS.items():
+        result = results.get(peer)
+        if result is None:
+            continue
+        for name in flows:
+            base = ref.get("flows", {}).get(name, {}).get("median")
+            got = result.get("flows", {}).get(name, {}).get("median")
+            if not base:
+                continue
+            checked += 2
+            if not got:
+                missed.append(f"{peer} {name} failed")
+                continue
+            ratio = got["rps"] / base["rps"]
+            if ratio < want:
+                missed.append(f"{peer} {name} {ratio:.2f}x < {want}x")
+            if got["p99_ms"] > base["p99_ms"]:
+                missed.append(f"{peer} {name} p99 {got['p99_ms']:.1f} > {base['p99_ms']:.1f} ms")
+        if result.get("startup_s") and ref.get("startup_s"):
+            checked += 1
+            mine, theirs = statistics.median(result["startup_s"]), statistics.median(ref["startup_s"])
+            if mine >= theirs:
+                missed.append(f"{peer} startup {mine:.2f} s >= {theirs:.2f} s")
+        if result.get("idle_rss_mb") is not None:
+            checked += 1
+            if result["idle_rss_mb"] > IDLE_RSS_MB:
+                missed.append(f"{peer} idle RSS {result['idle_rss_mb']} MB > {IDLE_RSS_MB} MB")
+    if not checked:
+        return "verdict: - (no Flowboard mode was measured)"
+    return "verdict: PASS (all targets of issue 9)" if not missed else f"verdict: FAIL ({len(missed)} of {checked} " \
+        f"checks missed): " + "; ".join(missed)
 
 
 if __name__ == "__main__":

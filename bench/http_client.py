@@ -1,0 +1,93 @@
+"""Per-call cost of the SDK's shared HTTP client (`ctx.http`) against raw aiohttp, side by side.
+
+    python bench/http_client.py            # 5 rounds of 3,000 GETs, 32 at a time, on a local aiohttp server
+    python bench/http_client.py --quick
+
+Both clients call the same loopback server that answers at once, so the figures are the clients' own cost per call
+(plus the server's, the same for both). Rounds alternate between the clients; the ratio of medians is what counts.
+Targets: ≤ 1.2x raw aiohttp (issue 9), ≤ 1.5x (issue 10).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from flowboard.sdk import make_http_client
+
+
+async def _server() -> tuple[web.AppRunner, str]:
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"ok":true}', content_type="application/json")
+
+    app = web.Application()
+    app.router.add_get("/x", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/x"
+
+
+async def _round(call: Any, url: str, calls: int, concurrency: int) -> float:
+    """Seconds per call over `calls` calls, `concurrency` at a time."""
+    left = iter(range(calls))
+
+    async def worker() -> None:
+        for _ in left:
+            await call(url)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return (time.perf_counter() - start) / calls
+
+
+async def measure(rounds: int, calls: int, concurrency: int = 32) -> dict[str, float]:
+    runner, url = await _server()
+    client = make_http_client()
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100), cookie_jar=aiohttp.DummyCookieJar())
+
+    async def sdk(u: str) -> None:
+        response = await client.request("GET", u, timeout=30.0, follow_redirects=True)
+        assert response.status_code == 200 and response.content
+
+    async def raw(u: str) -> None:
+        async with session.get(u) as response:
+            assert response.status == 200 and await response.read()
+
+    samples: dict[str, list[float]] = {"sdk": [], "aiohttp": []}
+    try:
+        for call in (sdk, raw):
+            await _round(call, url, 300, concurrency)  # warm-up: connections open
+        for _ in range(rounds):
+            samples["sdk"].append(await _round(sdk, url, calls, concurrency))
+            samples["aiohttp"].append(await _round(raw, url, calls, concurrency))
+    finally:
+        await client.aclose()
+        await session.close()
+        await runner.cleanup()
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    rounds, calls = (3, 1000) if args.quick else (5, 3000)
+    result = asyncio.run(measure(rounds, calls))
+    ratio = result["sdk"] / result["aiohttp"]
+    print(f"per call, 32 at a time: ctx.http {result['sdk'] * 1e6:.0f} µs, raw aiohttp {result['aiohttp'] * 1e6:.0f} µs"
+          f" -> {ratio:.2f}x")
+    verdict = "PASS" if ratio <= 1.2 else "within 1.5x" if ratio <= 1.5 else "FAIL"
+    print(f"verdict: {verdict} (target ≤ 1.2x raw aiohttp, issue 10 ≤ 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
