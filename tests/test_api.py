@@ -29,6 +29,7 @@ from flowboard.model import dump_flow, parse_flow
 from flowboard.store import NotFound, SqlRecorder, Store, hash_api_key
 
 from .clihelp import env_for, flowboard
+from .jsoncorpus import BAD_JSON
 from .test_store import MakeStore, make_store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
 API = "/api/v1"
@@ -278,6 +279,25 @@ def test_an_invalid_flow_is_refused_with_every_problem_located_and_nothing_store
     assert flow_ids(api) == before
     assert_error(api.get("/flows/broken-create"), 404)
     assert_error(api.post("/flows/import", content=b" " * (5 * 1024 * 1024 + 1)), 413)
+
+
+def test_bad_json_corpus_is_refused_with_its_place_by_every_route_that_takes_a_body(api: httpx.Client) -> None:
+    flow_id = uid("limits")
+    assert api.post("/flows", json=greet(flow_id)).status_code == 201
+    before = flow_ids(api)
+    json_type = {"Content-Type": "application/json"}
+    for name, (raw, expected) in BAD_JSON.items():
+        for method, path, headers in (("POST", "/flows", json_type), ("POST", "/flows/import", {}),
+                                      ("PUT", f"/flows/{flow_id}", {**json_type, "If-Match": "1"}),
+                                      ("POST", f"/flows/{flow_id}/runs", json_type)):
+            body = assert_error(api.request(method, path, content=raw, headers=headers), 422)
+            assert any(expected in p["message"] for p in body["problems"]), (name, path, body)
+    for payload in ({"items": [{"x": float("nan")}]}, {"items": [{"x": float("inf")}]}):  # Python's json writes them
+        raw = json.dumps(payload).encode()
+        body = assert_error(api.post(f"/flows/{flow_id}/runs", content=raw, headers=json_type), 422)
+        assert "NaN and Infinity are not JSON numbers" in body["problems"][0]["message"]
+    assert flow_ids(api) == before and api.get(f"/flows/{flow_id}").json()["version"] == 1
+    assert api.get("/runs", params={"flow_id": flow_id}).json()["runs"] == []
 
 
 def test_import_then_export_round_trips_byte_for_byte(api: httpx.Client) -> None:

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from flowboard.cli import main
 from flowboard.store import Store
 
 from .clihelp import flowboard, result_json
+from .jsoncorpus import BAD_JSON
 
 GOOD = {
     "id": "greet", "name": "Greet",
@@ -154,3 +156,20 @@ def test_credential_set_list_and_delete(tmp_path: Path) -> None:
     proc = flowboard(tmp_path, "credential", "delete", "github")
     assert proc.returncode == 2 and "there is no credential 'github'" in proc.stderr
     assert "github" not in flowboard(tmp_path, "credential", "list").stdout
+
+
+@pytest.mark.parametrize("case", list(BAD_JSON))
+def test_bad_json_corpus_exits_2_with_the_place(tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWBOARD_DATA_DIR", str(tmp_path / "data"))
+    raw, expected = BAD_JSON[case]
+    path = write(tmp_path, "bad.json", raw)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "The flow is not valid (1 problem)" in err and expected in err, err
+    assert main(["run", str(path)]) == 2
+    assert expected in capsys.readouterr().err
+    if raw.isascii() and b"\\u" not in raw:  # --input takes text on the command line
+        assert main(["run", str(path), "--input", raw.decode()]) == 2
+        err = capsys.readouterr().err
+        assert "--input" in err and expected in err, err
