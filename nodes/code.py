@@ -22,8 +22,8 @@ return items
 """
 
 COMPLETIONS = [
-    {"label": "items", "detail": "the input items (run once for all items)"},
-    {"label": "item", "detail": "the current item (run once for each item)"},
+    {"label": "items", "detail": "the input items (run once for all items)", "type": "variable"},
+    {"label": "item", "detail": "the current item (run once for each item)", "type": "variable"},
 ]
 
 

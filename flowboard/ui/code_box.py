@@ -10,6 +10,7 @@ document is the only truth while the user types: an update never touches the doc
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from nicegui import ui
@@ -26,3 +27,27 @@ class CodeBox(ui.codemirror):
         # `_send_update_on_value_change` is False only while applying the browser's own change event.
         if getattr(self, "_built", False) and self._send_update_on_value_change:
             self.run_method("setEditorValue", value)
+
+    def add_completions(self, options: list[dict[str, str]]) -> None:
+        """Offer `options` (CodeMirror completions: label, and optionally detail, apply, type) as the user types,
+        beside the language's own. Done in the browser once the editor exists."""
+        script = _COMPLETIONS_JS % (self.id, json.dumps(options))
+        ui.timer(0, lambda: self.client.run_javascript(script), once=True)
+
+
+_COMPLETIONS_JS = """
+(async () => {
+  const box = getElement(%d);
+  if (!box) return;
+  await box.editorPromise;
+  const CM = await import("nicegui-codemirror");
+  const options = %s;
+  const source = (context) => {
+    const word = context.matchBefore(/[\\w\\[\\]"']+/);
+    if (!word && !context.explicit) return null;
+    return {from: word ? word.from : context.pos, options, validFor: /^[\\w\\[\\]"']*$/};
+  };
+  box.editor.dispatch({effects: CM.StateEffect.appendConfig.of(
+    CM.EditorState.languageData.of(() => [{autocomplete: source}]))});
+})();
+"""
