@@ -1,5 +1,8 @@
 """The editor page (`/flow/{id}`): header, canvas, inspector or run panel.
 
+What the page shows lives in one `EditorState` (editor_state.py); the Editor implements `EditorActions`, and the
+panels get those two only: they subscribe to the state and ask for changes through the actions.
+
 The working copy is a Flow held per visit. Canvas `change` events update it (see graph.CanvasSync); inspector edits
 update it and reach the canvas's copy of the node a moment later, debounced. Saving uses optimistic concurrency: a
 version saved elsewhere meanwhile is never overwritten, the user chooses to reload or to save a copy.
@@ -20,6 +23,7 @@ from ..services import Flowboard
 from ..store import NotFound, VersionConflict
 from .canvas import FlowCanvas
 from .conflict import resolve_conflict
+from .editor_state import EditorState
 from .graph import CanvasSync
 from .inspector import Inspector
 from .layout import frame
@@ -44,16 +48,13 @@ class Editor:
         self.fb = fb
         self.client = context.client
         stored = fb.store.get_flow(flow_id)
-        self.flow: Flow = stored.flow
-        self.version = stored.version
+        self.state = EditorState(flow=stored.flow, registry=fb.registry, version=stored.version,
+                                 problems=fb.check(stored.flow))
         self.saved = dump_flow(stored.flow)
-        self.dirty = False
-        self.problems: list[Problem] = fb.check(self.flow)
         self.catalog = fb.registry.catalog()
         self.sync = CanvasSync(fb.registry)
         self.runs = RunController(self)
         self.last_run = self._stored_last_run()
-        self.selected: str | None = None
         self._unmerged_selection: str | None = None
         self._sync_generation = 0
         self._pushed = -1e9  # when the graph was last sent to the canvas (time.monotonic)
@@ -62,6 +63,14 @@ class Editor:
     @property
     def closed(self) -> bool:
         return self.client.is_deleted
+
+    # the state's parts the editor's own code reads and writes most
+    flow = property(lambda self: self.state.flow, lambda self, v: setattr(self.state, "flow", v))
+    version = property(lambda self: self.state.version, lambda self, v: setattr(self.state, "version", v))
+    dirty = property(lambda self: self.state.dirty, lambda self, v: setattr(self.state, "dirty", v))
+    selected = property(lambda self: self.state.selected, lambda self, v: setattr(self.state, "selected", v))
+    problems = property(lambda self: self.state.problems, lambda self, v: setattr(self.state, "problems", v))
+    last_run = property(lambda self: self.state.last_run, lambda self, v: setattr(self.state, "last_run", v))
 
     def _stored_last_run(self) -> RunView | None:
         runs = self.fb.store.list_runs(flow_id=self.flow.id, limit=1)
@@ -83,10 +92,10 @@ class Editor:
                         .classes("absolute-full").mark("canvas")
                     self.paint_status()
                 with ui.column().classes("fb-side h-full gap-0 no-wrap").mark("side"):
-                    self.inspector = Inspector(self)
+                    self.inspector = Inspector(self.state, self)
                     self.panel_box = ui.column().classes("w-full gap-0")
                     with self.panel_box:
-                        self.panel = RunPanel(self)
+                        self.panel = RunPanel(self.state, self)
 
     def _header(self) -> None:
         with ui.row().classes("fb-editor-head w-full items-center no-wrap gap-2"):
@@ -149,8 +158,6 @@ class Editor:
         nodes = [n.model_copy(update=changes) if n.id == node_id else n for n in self.flow.nodes]
         self.flow = self.flow.model_copy(update={"nodes": nodes})
         self.changed(canvas_stale=True)
-        if "name" in changes and node_id == self.selected:
-            self.panel.render()
 
     def update_flow(self, **changes: Any) -> None:
         self.flow = self.flow.model_copy(update=changes)
@@ -173,9 +180,10 @@ class Editor:
         self.canvas.fit_view()
         self.problems = self.fb.check(self.flow)
         self.paint_status()
+        self.panel.close()
         self.panel_box.clear()
         with self.panel_box:
-            self.panel = RunPanel(self)
+            self.panel = RunPanel(self.state, self)
         self.changed()
 
     # -- canvas events ----------------------------------------------------------------------------------------------
@@ -217,26 +225,18 @@ class Editor:
             self._unmerged_selection = node_id  # a node the canvas just made: its change event follows
             node_id = None
         self.selected = node_id
-        self.inspector.show(node_id)
         self.panel_box.set_visibility(node_id is None)
-        if node_id is None:
-            self.panel.render()
+        self.state.notify("selection")
 
-    def select(self, node_id: str) -> None:
-        """Select a node from outside the canvas (a problem, a step in the run panel)."""
+    def select(self, node_id: str | None) -> None:
+        """Select a node from outside the canvas (a problem, a step in the run panel), or none."""
         self.canvas.select(node_id)
         self._show(node_id)
 
     def deselect(self) -> None:
-        self.canvas.select(None)
-        self._show(None)
+        self.select(None)
 
     # -- runs -------------------------------------------------------------------------------------------------------
-
-    @property
-    def shown_run(self) -> RunView | None:
-        """The run the canvas and the run panel show: none once a run was refused (its problems are shown)."""
-        return None if self.runs.refused else self.last_run
 
     def show_problems(self, problems: list[Problem]) -> None:
         unchanged = [(p.loc, p.message) for p in problems] == [(p.loc, p.message) for p in self.problems]
@@ -244,14 +244,13 @@ class Editor:
         if unchanged:
             return
         self.paint_status()
-        if self.selected is None:
-            self.panel.render()
+        self.state.notify("problems")
 
     def paint_status(self) -> None:
         """Give the canvas one truth: the states of the run going on (or of the last one shown), with the working
         copy's problems marked over them. Everything else is cleared, so no badge outlives its run."""
-        run = self.shown_run
-        statuses: Statuses = dict(self.runs.live) if self.runs.running else run.statuses() if run else {}
+        run = self.state.shown_run
+        statuses: Statuses = dict(self.state.live) if self.state.running else run.statuses() if run else {}
         marked: set[str] = set()
         for p in self.problems:
             if p.node_id and p.node_id not in marked:
@@ -262,14 +261,16 @@ class Editor:
     def run_state_changed(self) -> None:
         """A test run started or finished."""
         self._show_state()
-        if self.selected is None:
-            self.panel.render()
-        else:
-            self.inspector.refresh_data()
+        self.state.notify("run")
 
     def run_progress(self) -> None:
-        if self.selected is None:
-            self.panel.render()
+        self.state.notify("progress")
+
+    async def run_flow(self) -> None:
+        await self.runs.run_flow()
+
+    async def run_node(self, node_id: str) -> None:
+        await self.runs.run_node(node_id)
 
     def credential_names(self, types: list[str]) -> list[str]:
         return [c.name for c in self.fb.store.list_credentials() if not types or c.type in types]
@@ -290,7 +291,6 @@ class Editor:
         self.changed()
         self.problems = self.fb.check(self.flow)
         self.paint_status()
-        if self.selected is None:
-            self.panel.render()
+        self.state.notify("problems")
         note = f" It has {len(self.problems)} problem(s) to fix before it can run." if self.problems else ""
         ui.notify(f"Saved as version {version}.{note}", type="warning" if self.problems else "positive")

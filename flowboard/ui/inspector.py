@@ -20,7 +20,7 @@ from .data_view import step_view
 from .forms import ConfigForm, errors_from_validation
 
 if TYPE_CHECKING:
-    from .editor import Editor
+    from .editor_state import EditorActions, EditorState
 
 CSS = """
 .fb-inspector .q-tab { min-height: 36px; padding: 0 12px; }
@@ -71,8 +71,9 @@ def config_errors(cls: type[NodeType], config: dict[str, Any]) -> dict[str, str]
 
 
 class Inspector:
-    def __init__(self, editor: Editor) -> None:
-        self.editor = editor
+    def __init__(self, state: EditorState, actions: EditorActions) -> None:
+        self.state = state
+        self.actions = actions
         self.tab = "parameters"  # the tab last chosen, kept when another node is selected
         self.node_id: str | None = None
         self.form: ConfigForm | None = None
@@ -80,10 +81,12 @@ class Inspector:
         self.data_panel: ui.column | None = None
         ui.add_css(CSS)
         self.root = ui.column().classes("fb-inspector w-full gap-0")
+        state.subscribe("selection", lambda: self.show(state.selected))
+        state.subscribe("run", self.refresh_data)
 
     @property
     def node(self) -> Node | None:
-        return next((n for n in self.editor.flow.nodes if n.id == self.node_id), None)
+        return self.state.node(self.node_id)
 
     def show(self, node_id: str | None) -> None:
         self.node_id = node_id
@@ -93,7 +96,7 @@ class Inspector:
         if node is None:
             self.node_id = None
             return
-        cls = self.editor.fb.registry.get(node.type, node.version)
+        cls = self.state.registry.get(node.type, node.version)
         with self.root:
             self._head(node, cls)
             with ui.tabs().classes("w-full") \
@@ -127,37 +130,38 @@ class Inspector:
                 ui.label(node.name or (cls.title if cls else node.id)).classes("font-semibold text-base ellipsis") \
                     .mark("inspector:name")
                 ui.label(f"{cls.title if cls else node.type} · {node.id}").classes("fb-small")
-            ui.button(icon="play_arrow", on_click=lambda: self.editor.runs.run_node(node.id)) \
+            ui.button(icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
                 .props("flat round dense color=primary").mark("run-node").tooltip("Run this node (reuses the last "
                                                                                    "run's earlier outputs)")
-            ui.button(icon="close", on_click=self.editor.deselect).props("flat round dense").tooltip("Close")
+            ui.button(icon="close", on_click=lambda: self.actions.select(None)).props("flat round dense") \
+                .tooltip("Close")
         if cls is not None and cls.description:
             ui.label(cls.description).classes("fb-small px-4 pb-2")
 
     # -- parameters -------------------------------------------------------------------------------------------------
 
     def _parameters(self, node: Node, cls: type[NodeType]) -> None:
-        editor = self.editor
-        last = editor.last_run
-        names = last.field_names(editor.flow, editor.fb.registry, node.id) if last else []
+        state = self.state
+        last = state.last_run
+        names = last.field_names(state.flow, state.registry, node.id) if last else []
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
-                               field_names=names, preview=self._preview, credentials=editor.credential_names)
+                               field_names=names, preview=self._preview, credentials=self.actions.credential_names)
         self.form.set_errors(config_errors(cls, node.config))
 
     def _config_changed(self, value: dict[str, Any]) -> None:
         node = self.node
         if node is None:
             return
-        self.editor.update_node(node.id, config=value)
-        cls = self.editor.fb.registry.get(node.type, node.version)
+        self.actions.update_node(node.id, config=value)
+        cls = self.state.registry.get(node.type, node.version)
         if cls is not None and self.form is not None:
             self.form.set_errors(config_errors(cls, value))
 
     def _preview(self, text: str) -> Any:
-        last = self.editor.last_run
+        last = self.state.last_run
         if last is None or self.node_id is None:
             raise ValueError("no data yet: run the flow to preview this with real items")
-        scope = last.scope(self.editor.flow, self.editor.fb.registry, self.node_id)
+        scope = last.scope(self.state.flow, self.state.registry, self.node_id)
         return expressions.evaluate(expressions.compile_string(text), scope)
 
     # -- settings ---------------------------------------------------------------------------------------------------
@@ -183,7 +187,7 @@ class Inspector:
         self.settings_form.set_errors(errors)
         if errors or settings is None:
             return
-        self.editor.update_node(node.id, name=name, settings=settings)
+        self.actions.update_node(node.id, name=name, settings=settings)
 
     # -- data -------------------------------------------------------------------------------------------------------
 
@@ -191,11 +195,11 @@ class Inspector:
         node = self.node
         if self.data_panel is None or self.data_panel.is_deleted or node is None:
             return
-        editor = self.editor
-        last = editor.last_run
+        state = self.state
+        last = state.last_run
         step = last.steps.get(node.id) if last else None
-        inputs = last.inputs_of(editor.flow, node.id) if last else {}
-        cls = editor.fb.registry.get(node.type, node.version)
+        inputs = last.inputs_of(state.flow, node.id) if last else {}
+        cls = state.registry.get(node.type, node.version)
         trigger = cls is not None and cls.category is Category.trigger
         self.data_panel.clear()
         with self.data_panel:
@@ -218,6 +222,6 @@ class Inspector:
         node = self.node
         if node is None:
             return
-        self.editor.update_node(node.id, pinned=copy.deepcopy(items))
+        self.actions.update_node(node.id, pinned=copy.deepcopy(items))
         self.refresh_data()
         ui.notify("Pinned: test runs start with these items" if items is not None else "Unpinned")

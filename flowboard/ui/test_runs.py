@@ -36,17 +36,19 @@ class RunController:
         self.editor = editor
         self.run_id: str | None = None
         self.task: asyncio.Task[RunResult] | None = None
-        self.live: Statuses = {}
         self._pending: Statuses = {}
         self._flush_handle: asyncio.Handle | None = None
         self._unsubscribe: Any = None
         self._panel_handle: asyncio.Handle | None = None
         self._panel_state_changed = False
-        self.refused = False  # the last Run found problems and did not start
 
     @property
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
+
+    @property
+    def live(self) -> Statuses:
+        return self.editor.state.live
 
     async def run_flow(self) -> None:
         """Run the whole working copy from its default trigger."""
@@ -69,27 +71,28 @@ class RunController:
         try:
             plan = build_plan(flow, editor.fb.registry)
         except FlowInvalid as exc:
-            self.refused = True
-            self.live = {}
+            self.editor.state.refused = True
+            self.editor.state.live = {}
             editor.show_problems(exc.problems)
             editor.paint_status()  # (also when the problems were on show already: the old run's badges go)
             editor.run_progress()
             ui.notify("The flow has problems: fix them to run it (see the panel on the right)", type="negative")
             return
-        self.refused = False
+        self.editor.state.refused = False
         editor.problems = []
         trigger = plan.default_trigger()
         pinned = plan.nodes[trigger].node.pinned
         input_items = [dict(i) for i in pinned] if pinned is not None else None
         run_id = uuid.uuid4().hex
         self.run_id = run_id
-        self.live = {nid: state for nid, state in editor.last_run.statuses().items() if nid in done} \
+        self.editor.state.live = {nid: state for nid, state in editor.last_run.statuses().items() if nid in done} \
             if editor.last_run and done else {}
         self._unsubscribe = editor.fb.bus.subscribe(self._on_event)
         version = None if editor.dirty else editor.version
         self.task = asyncio.create_task(editor.fb.run_draft(flow, input_items, version=version, trigger=trigger,
                                                             done=done or None, run_id=run_id))
         self.task.add_done_callback(lambda t: self._finished(t, input_items, trigger, version))
+        editor.state.running = True
         editor.paint_status()  # only this run's states: the earlier steps it reuses keep their badges
         self._panel_later(state_changed=True)
 
@@ -103,7 +106,7 @@ class RunController:
         if event.run_id != self.run_id or event.node_id is None:
             return
         state: dict[str, Any] = {"state": event.status or "running", "count": event.count, "message": event.message}
-        self.live[event.node_id] = state
+        self.editor.state.live[event.node_id] = state
         self._pending[event.node_id] = state
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_later(0.05, self._flush)
@@ -140,6 +143,7 @@ class RunController:
             self._flush_handle = None
         self._pending = {}
         editor = self.editor
+        editor.state.running = False
         if task.cancelled():
             result = None
         elif task.exception() is not None:
@@ -153,7 +157,7 @@ class RunController:
             result = task.result()
         # A run that could not finish leaves no run to show: its states would be half a truth.
         editor.last_run = RunView.from_result(result, input_items, trigger, version) if result is not None else None
-        self.live = {}
+        self.editor.state.live = {}
         if not editor.closed:
             editor.paint_status()
             self._panel_later(state_changed=True)
