@@ -31,7 +31,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     from nicegui import ui
 
     from . import forms_public
-    from .api import rest, webhooks
+    from .api import rest, tables, webhooks
     from .ui import pages
 
     fb = fb or Flowboard()
@@ -52,6 +52,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     app.state.flowboard = fb
     _register_docs(app)  # /docs with Swagger UI served from the package: FastAPI's default loads it from a CDN
     webhooks.register(app, fb)  # plain routes, ahead of NiceGUI's mount
+    tables.register(app, fb)  # /api/v1/tables (ahead of the API's catch-all for unknown endpoints)
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
     pages.register(fb)

@@ -131,10 +131,11 @@ class ApiRoute(APIRoute):
 
     def get_route_handler(self) -> Any:
         handler = super().get_route_handler()
+        json_body = not getattr(self.endpoint, "raw_body", False)  # a route that reads its own body (CSV) says so
 
         async def handle(request: Request) -> Response:
             try:
-                if request.method in _WITH_BODY:
+                if json_body and request.method in _WITH_BODY:
                     await _checked_body(request)
                 return await handler(request)
             except Exception as exc:
