@@ -7,6 +7,7 @@ One `Flowboard` per process. Plans are compiled once per flow version and cached
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Iterable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import error_flow
+from .approvals import ApprovalService
 from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
@@ -40,7 +42,7 @@ class Flowboard:
         self.data_dir = Path(data_dir) if data_dir else None
         self.registry = registry or default_registry()
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
-        self.approvals = ApprovalStore(self.store.engine)  # approval tasks and their decision log
+        self.approvals = ApprovalService(ApprovalStore(self.store.engine))  # approval tasks, decisions, deadlines
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run)
@@ -150,6 +152,8 @@ class Flowboard:
         if self._triggers_started:
             return
         self._triggers_started = True
+        with contextlib.suppress(RuntimeError):  # no event loop (a sync caller): deadlines wait for the server
+            self.approvals.start()
         for summary in self.store.list_flows():
             if summary.active:
                 try:
@@ -286,6 +290,7 @@ class Flowboard:
     async def aclose(self) -> None:
         await error_flow.settle(self._error_flows)  # a failed run's error flow still runs (`flowboard run`)
         self.triggers.close()
+        await self.approvals.stop()
         for task in list(self._tasks):
             task.cancel()
         if isinstance(self.engine.lease, Lease):

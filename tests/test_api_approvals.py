@@ -36,12 +36,12 @@ def task(fb: Flowboard, **over: Any) -> Task:
     values: dict[str, Any] = {"flow_id": "vacation", "run_id": "r1", "node_id": "approve", "title": "Grace, 3 days",
                               "assignees": ["user:ada"], "requester": "grace"}
     values.update(over)
-    return fb.approvals.create(**values)
+    return fb.approvals.store.create(**values)
 
 
 async def test_list_filter_decide_and_export(api: tuple[httpx.AsyncClient, Flowboard]) -> None:
     client, fb = api
-    a, b = task(fb, title="a"), task(fb, title="b", flow_id="invoice", assignees=["role:finance"])
+    a, b = task(fb, title="a"), task(fb, title="b", flow_id="invoice", run_id="r2", assignees=["role:finance"])
     listed = (await client.get("/approvals")).json()
     assert [t["title"] for t in listed["tasks"]] == ["b", "a"] and listed["next_offset"] is None
     assert [t["title"] for t in (await client.get("/approvals", params={"flow_id": "invoice"})).json()["tasks"]] \

@@ -16,6 +16,7 @@ names who decided (`responder`), that person can never decide their own request,
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
@@ -50,7 +51,8 @@ class Reassign(BaseModel):
 
 
 def routes(r: APIRouter, fb: Flowboard) -> None:
-    approvals = fb.approvals
+    service = fb.approvals
+    approvals = service.store
 
     @r.get("/approvals", tags=["approvals"], summary="List approval tasks (or export them as CSV)")
     async def list_tasks(
@@ -102,19 +104,20 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
 
     @r.post("/approvals/{task_id}/decision", tags=["approvals"], summary="Decide an approval task")
     async def decide(task_id: str, body: Decision) -> Response:
-        task = await _call(lambda: approvals.decide(task_id, body.outcome, body.responder, comment=body.comment,
-                                                    fields=body.fields, channel="api"))
+        task = await _call(service.decide(task_id, body.outcome, body.responder, comment=body.comment,
+                                          fields=body.fields, channel="api"))
         return _json(_out(task))
 
     @r.post("/approvals/{task_id}/reassign", tags=["approvals"], summary="Hand an approval task to others")
     async def reassign(task_id: str, body: Reassign) -> Response:
-        task = await _call(lambda: approvals.reassign(task_id, body.to, body.by, body.reason))
+        task = await _call(db(approvals.reassign, task_id, body.to, body.by, body.reason))
+        service.wake()
         return _json(_out(task))
 
 
-async def _call(fn: Any) -> Task:
+async def _call(pending: Awaitable[Task]) -> Task:
     try:
-        task: Task = await db(fn)
+        task = await pending
     except TaskNotFound as exc:
         raise ApiError(404, str(exc)) from None
     except (AlreadyClosed, DeadlinePassed) as exc:

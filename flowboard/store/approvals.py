@@ -221,8 +221,9 @@ class ApprovalStore:
                          {"outcome": outcome, "comment": comment, "fields": fields or {}, "channel": channel})
             return _replace(task, **values)
 
-    def reassign(self, task_id: str, assignees: Sequence[str], by: str, reason: str = "") -> Task:
-        """Hand an open task to other people or roles (delegation, escalation)."""
+    def reassign(self, task_id: str, assignees: Sequence[str], by: str, reason: str = "", *,
+                 due: float | None = None, data: Any = None) -> Task:
+        """Hand an open task to other people or roles (delegation, escalation), with a new deadline if `due`."""
         assignees = [str(a).strip() for a in assignees if str(a).strip()]
         if not assignees:
             raise ApprovalError("name at least one person or role to hand the task to")
@@ -231,11 +232,15 @@ class ApprovalStore:
             task = self._get(conn, task_id)
             if task.status != OPEN:
                 raise AlreadyClosed(f"this task cannot be handed on: it is already {task.describe()}")
-            conn.execute(approval_tasks_t.update().where(approval_tasks_t.c.id == task_id)
-                         .values(assignees=assignees, updated=now))
-            self._append(conn, task_id, "reassigned", by or "flowboard", now,
-                         {"from": task.assignees, "to": assignees, "reason": reason})
-            return _replace(task, assignees=assignees, updated=now)
+            values: dict[str, Any] = {"assignees": assignees, "updated": now}
+            content: dict[str, Any] = {"from": task.assignees, "to": assignees, "reason": reason}
+            if due is not None:
+                values["due"] = content["due"] = due
+            if data is not None:
+                values["data"] = data
+            conn.execute(approval_tasks_t.update().where(approval_tasks_t.c.id == task_id).values(**values))
+            self._append(conn, task_id, "reassigned", by or "flowboard", now, content)
+            return _replace(task, **values)
 
     def close(self, task_id: str, status: str, by: str = "flowboard", reason: str = "") -> Task:
         """End an open task without a decision: `timed_out` (its deadline passed) or `cancelled` (its run ended)."""
@@ -285,6 +290,14 @@ class ApprovalStore:
             query = query.where(t.c.created < until)
         with self.engine.connect() as conn:
             return [_task(row._mapping) for row in conn.execute(query)]
+
+    def next_due(self) -> float | None:
+        """The earliest deadline of an open task (what the deadline timer sleeps until)."""
+        t = approval_tasks_t
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(sa.func.min(t.c.due)).where(t.c.status == OPEN, t.c.due.is_not(None))
+                                 ).scalar()
+        return None if value is None else float(value)
 
     def log(self, task_id: str | None = None) -> list[LogEntry]:
         query = sa.select(approval_log_t).order_by(approval_log_t.c.seq)
@@ -358,6 +371,8 @@ class ApprovalStore:
                              comment=content["comment"])
             elif entry.event == "reassigned":
                 state["assignees"] = content["to"]
+                if "due" in content:
+                    state["due"] = content["due"]
             elif entry.event in (TIMED_OUT, CANCELLED):
                 state["status"] = entry.event
         problems: list[str] = []

@@ -1,0 +1,223 @@
+"""Approvals as a service: who decides an Approval node's item, when it is settled, and what happens at a deadline.
+
+```
+ Approval node ──ctx.approvals.ask()──▶ ApprovalService ──▶ ApprovalStore (tasks + hash-chained log)
+      ▲                                   │   ▲
+      │ resume(run, node, payload)         │   └── decide() from the inbox, a one-time link, the API
+      └────────────────────────────────────┘       deadline timer: escalate (hand on) or time out
+```
+
+- One request (one item of one Approval node in one run) is a group of tasks, one per approver, all written with the
+  request's rule in their data: `any` (the first answer settles it), `all` (everyone must approve; the first other
+  answer settles it), `n_of_m` (N approvals settle it; enough other answers that N can no longer be reached settle
+  it with the most common of them) or `sequence` (one approver at a time, in order; the next task is made when the
+  one before approves).
+- When a request settles, its open tasks are cancelled ("settled by another answer"), and when every request of the
+  node is settled the run resumes with one decision per item: outcome, who answered, when, comments and fields.
+- Deadlines need no polling: one timer sleeps until the earliest deadline of an open task and is woken whenever a
+  task is made or changes. At a deadline a request escalates once (its open tasks are handed to the escalation
+  people or role, with a new deadline) or times out (outcome `timed_out`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from .store.approvals import CANCELLED, DECIDED, OPEN, TIMED_OUT, ApprovalStore, Task
+
+log = logging.getLogger(__name__)
+
+RULES = ("any", "all", "n_of_m", "sequence")
+Resume = Callable[[str, str, dict[str, Any]], Awaitable[Any]]
+
+
+def verdict(rule: str, needed: int, approvers: int, answers: Sequence[str | None]) -> str | None:
+    """The outcome of a request from its answers so far (None: not settled yet). `answers` holds one entry per task
+    made so far, in order: its outcome, `timed_out`, or None while open."""
+    given = [a for a in answers if a is not None]
+    if "timed_out" in given:
+        return "timed_out"
+    if rule == "any":
+        return given[0] if given else None
+    if rule in ("all", "sequence"):
+        for answer in given:
+            if answer != "approve":
+                return answer
+        return "approve" if len(given) == approvers else None
+    if rule == "n_of_m":
+        approvals = given.count("approve")
+        if approvals >= needed:
+            return "approve"
+        others = [a for a in given if a != "approve"]
+        if approvers - len(others) < needed:  # too few left who could still approve
+            return Counter(others).most_common(1)[0][0]
+        return None
+    raise ValueError(f"unknown rule {rule!r}; the rules are {', '.join(RULES)}")
+
+
+class ApprovalService:
+    """The approval tasks of running flows: asks, decisions, settling, deadlines. One per process (`Flowboard`)."""
+
+    def __init__(self, store: ApprovalStore, resume: Resume | None = None):
+        self.store = store
+        self.resume = resume  # set by the app: Flowboard.resume_waiting
+        self._wake = asyncio.Event()
+        self._timer: asyncio.Task[None] | None = None
+
+    # -- asking (the Approval node, through ctx.approvals) ------------------------------------------------------------
+
+    async def ask(self, *, flow_id: str, run_id: str, node_id: str, item_index: int, title: str, data: Any,
+                  approvers: Sequence[str], rule: str = "any", needed: int = 1, outcomes: Sequence[str] = (
+                      "approve", "reject"), requester: str | None = None, due: float | None = None,
+                  escalate_to: Sequence[str] = (), escalate_after: float | None = None) -> list[Task]:
+        """Make the tasks of one request (one item); `sequence` makes only the first. Returns the tasks made."""
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; the rules are {', '.join(RULES)}")
+        approvers = [a for a in approvers if a]
+        if not approvers:
+            raise ValueError("nobody to ask: the approvers are empty")
+        meta = {"rule": rule, "needed": needed, "approvers": list(approvers), "position": 0,
+                "escalate_to": list(escalate_to), "escalate_after": escalate_after, "escalated": False}
+        firsts = approvers[:1] if rule == "sequence" else approvers
+        tasks = []
+        for position, approver in enumerate(firsts):
+            tasks.append(await run_in_threadpool(
+                self.store.create, flow_id=flow_id, run_id=run_id, node_id=node_id, item_index=item_index,
+                title=title, data={"show": data, "request": meta | {"position": position}}, assignees=[approver],
+                outcomes=outcomes, requester=requester, due=due))
+        self._wake.set()
+        return tasks
+
+    # -- deciding -------------------------------------------------------------------------------------------------
+
+    async def decide(self, task_id: str, outcome: str, responder: str, *, comment: str = "",
+                     fields: dict[str, Any] | None = None, channel: str = "inbox",
+                     roles: Iterable[str] | None = None) -> Task:
+        """Record a decision (the store's rules: first wins, not one's own request, before the deadline), then settle
+        its request and resume the run when the whole node is settled."""
+        task = await run_in_threadpool(lambda: self.store.decide(task_id, outcome, responder, comment=comment,
+                                                                 fields=fields, channel=channel, roles=roles))
+        await self.settle(task.run_id, task.node_id)
+        self._wake.set()
+        return task
+
+    async def settle(self, run_id: str, node_id: str) -> dict[int, str | None]:
+        """Work out each request of a node: make the next task of a sequence, cancel what a verdict made moot, and
+        resume the run when every request has its verdict. Returns the verdicts by item index."""
+        tasks = await run_in_threadpool(lambda: self.store.list_tasks(run_id=run_id, node_id=node_id, limit=10_000))
+        by_item: dict[int, list[Task]] = {}
+        for task in sorted(tasks, key=lambda t: (t.created, t.id)):
+            by_item.setdefault(task.item_index, []).append(task)
+        verdicts: dict[int, str | None] = {}
+        for index, group in by_item.items():
+            meta = _meta(group[0])
+            answers = [_answer(t) for t in group if t.status != CANCELLED or t.decision is not None]
+            outcome = verdict(meta["rule"], int(meta.get("needed") or 1), len(meta["approvers"]), answers)
+            if outcome is None and meta["rule"] == "sequence" and group[-1].status == DECIDED:
+                await self._next_in_sequence(group, meta)
+            elif outcome is not None:
+                for task in group:
+                    if task.status == OPEN:
+                        await run_in_threadpool(self.store.close, task.id, CANCELLED, "flowboard",
+                                                f"settled by another answer: {outcome}")
+            verdicts[index] = outcome
+        if by_item and all(v is not None for v in verdicts.values()) and self.resume is not None:
+            payload = {"decisions": {str(i): _decision(v, by_item[i]) for i, v in verdicts.items()}}
+            try:
+                await self.resume(run_id, node_id, payload)
+            except Exception:  # the run may be gone (deleted, cancelled): the decision stands in the log
+                log.exception("run %s could not be resumed after its approval at %s", run_id, node_id)
+        return verdicts
+
+    async def _next_in_sequence(self, group: list[Task], meta: dict[str, Any]) -> None:
+        position = len(group)
+        if position >= len(meta["approvers"]):
+            return
+        first = group[0]
+        due = first.due
+        if due is not None:  # each approver in turn gets as long as the first one had
+            due = time.time() + (first.due - first.created)  # type: ignore[operator]
+        await run_in_threadpool(lambda: self.store.create(
+            flow_id=first.flow_id, run_id=first.run_id, node_id=first.node_id, item_index=first.item_index,
+            title=first.title, data={"show": (first.data or {}).get("show"), "request": meta | {"position": position}},
+            assignees=[meta["approvers"][position]], outcomes=first.outcomes, requester=first.requester, due=due))
+
+    # -- deadlines ---------------------------------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A task was made or changed elsewhere (handed on through the API): look at the deadlines again."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Start the deadline timer (the app calls it once the event loop runs)."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().create_task(self._deadlines(), name="approval deadlines")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+            self._timer = None
+
+    async def _deadlines(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                wait = await self.expire()
+            except Exception:
+                log.exception("approval deadlines could not be checked; trying again in a minute")
+                wait = 60.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def expire(self, now: float | None = None) -> float | None:
+        """Escalate or time out every open task past its deadline; returns seconds until the next deadline."""
+        now = time.time() if now is None else now
+        late = await run_in_threadpool(lambda: self.store.list_tasks(status=OPEN, overdue=True, limit=1000))
+        touched: set[tuple[str, str]] = set()
+        for task in late:
+            meta = _meta(task)
+            if meta.get("escalate_to") and not meta.get("escalated"):
+                after = float(meta.get("escalate_after") or 24 * 3600)
+                await run_in_threadpool(self.store.reassign, task.id, meta["escalate_to"], "flowboard",
+                                        "the deadline passed: escalated", due=now + after,
+                                        data={**(task.data or {}), "request": meta | {"escalated": True}})
+            else:
+                await run_in_threadpool(self.store.close, task.id, TIMED_OUT, "flowboard", "the deadline passed")
+                touched.add((task.run_id, task.node_id))
+        for run_id, node_id in touched:
+            await self.settle(run_id, node_id)
+        upcoming = await run_in_threadpool(lambda: self.store.next_due())
+        return None if upcoming is None else max(0.0, upcoming - time.time())
+
+
+def _meta(task: Task) -> dict[str, Any]:
+    request = (task.data or {}).get("request") if isinstance(task.data, dict) else None
+    return request if isinstance(request, dict) else {"rule": "any", "needed": 1, "approvers": task.assignees}
+
+
+def _answer(task: Task) -> str | None:
+    if task.status == DECIDED:
+        return task.decision
+    if task.status == TIMED_OUT:
+        return "timed_out"
+    return None
+
+
+def _decision(outcome: str | None, group: list[Task]) -> dict[str, Any]:
+    answered = [t for t in group if t.status == DECIDED]
+    return {"outcome": outcome,
+            "decided_by": [t.responder for t in answered],
+            "responses": [{"by": t.responder, "outcome": t.decision, "comment": t.comment, "fields": t.fields,
+                           "at": t.decided, "channel": t.channel, "task_id": t.id} for t in answered],
+            "comment": answered[-1].comment if answered else "",
+            "fields": {k: v for t in answered for k, v in (t.fields or {}).items()},
+            "at": max((t.decided or 0 for t in group), default=None)}

@@ -1,0 +1,161 @@
+"""ApprovalService (flowboard/approvals.py) on a real store: rules any / all / N of M / sequence, settling several
+items, cancelling moot tasks, and deadlines (time out, escalate once) with the event-driven timer. The run's resume is
+the service's injection point: here it records what the engine would be handed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowboard.approvals import ApprovalService, verdict
+from flowboard.store import Store
+from flowboard.store.approvals import AlreadyClosed, ApprovalStore, NotAllowed
+
+
+@pytest.mark.parametrize(("rule", "needed", "approvers", "answers", "expected"), [
+    ("any", 1, 3, [None, None, None], None),
+    ("any", 1, 3, [None, "reject", None], "reject"),
+    ("any", 1, 2, ["approve", None], "approve"),
+    ("all", 1, 3, ["approve", "approve", None], None),
+    ("all", 1, 3, ["approve", "approve", "approve"], "approve"),
+    ("all", 1, 3, ["approve", "reject", None], "reject"),
+    ("all", 1, 2, ["ask_hr", None], "ask_hr"),
+    ("n_of_m", 2, 3, ["approve", None, None], None),
+    ("n_of_m", 2, 3, ["approve", "reject", None], None),
+    ("n_of_m", 2, 3, ["approve", "reject", "approve"], "approve"),
+    ("n_of_m", 2, 3, ["reject", None, "reject"], "reject"),
+    ("n_of_m", 3, 4, ["reject", "reject", None, None], "reject"),
+    ("n_of_m", 1, 3, [None, "approve", None], "approve"),
+    ("sequence", 1, 3, ["approve"], None),
+    ("sequence", 1, 3, ["approve", "approve", "approve"], "approve"),
+    ("sequence", 1, 3, ["approve", "reject"], "reject"),
+    ("any", 1, 2, ["timed_out", None], "timed_out"),
+    ("n_of_m", 2, 3, ["approve", "timed_out", None], "timed_out"),
+])
+def test_verdicts(rule: str, needed: int, approvers: int, answers: list[str | None], expected: str | None) -> None:
+    assert verdict(rule, needed, approvers, answers) == expected
+
+
+class Runs:
+    """What the engine would be handed: each resume call, in order."""
+
+    def __init__(self) -> None:
+        self.resumed: list[tuple[str, str, dict[str, Any]]] = []
+        self.event = asyncio.Event()
+
+    async def resume(self, run_id: str, node_id: str, payload: dict[str, Any]) -> None:
+        self.resumed.append((run_id, node_id, payload))
+        self.event.set()
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> Any:
+    store = Store(data_dir=tmp_path)
+    runs = Runs()
+    svc = ApprovalService(ApprovalStore(store.engine), runs.resume)
+    yield svc, runs
+    await svc.stop()
+    store.close()
+
+
+async def ask(svc: ApprovalService, approvers: list[str], rule: str = "any", item_index: int = 0,
+              **over: Any) -> list[Any]:
+    values: dict[str, Any] = {"flow_id": "vacation", "run_id": "r1", "node_id": "approve", "item_index": item_index,
+                              "title": f"Grace, item {item_index}", "data": {"days": 3}, "approvers": approvers,
+                              "rule": rule, "requester": "grace"}
+    values.update(over)
+    return await svc.ask(**values)
+
+
+async def test_any_one_answer_settles_and_cancels_the_rest(service: Any) -> None:
+    svc, runs = service
+    tasks = await ask(svc, ["user:ada", "user:bob", "role:manager"])
+    assert len(tasks) == 3
+    await svc.decide(tasks[1].id, "reject", "bob", comment="too busy", roles=[])
+    [(run_id, node_id, payload)] = runs.resumed
+    assert (run_id, node_id) == ("r1", "approve")
+    decision = payload["decisions"]["0"]
+    assert decision["outcome"] == "reject" and decision["decided_by"] == ["bob"] and decision["comment"] == "too busy"
+    states = {t.assignees[0]: t.status for t in svc.store.list_tasks()}
+    assert states == {"user:ada": "cancelled", "user:bob": "decided", "role:manager": "cancelled"}
+    with pytest.raises(AlreadyClosed, match=r"^already cancelled at "):
+        await svc.decide(tasks[0].id, "approve", "ada", roles=[])
+    assert svc.store.verify().ok
+
+
+async def test_all_must_approve(service: Any) -> None:
+    svc, runs = service
+    tasks = await ask(svc, ["user:ada", "user:bob"], rule="all")
+    await svc.decide(tasks[0].id, "approve", "ada", roles=[])
+    assert runs.resumed == []
+    await svc.decide(tasks[1].id, "approve", "bob", fields={"days": 2}, roles=[])
+    decision = runs.resumed[0][2]["decisions"]["0"]
+    assert decision["outcome"] == "approve" and decision["decided_by"] == ["ada", "bob"]
+    assert decision["fields"] == {"days": 2}
+
+
+async def test_two_of_three(service: Any) -> None:
+    svc, runs = service
+    tasks = await ask(svc, ["user:ada", "user:bob", "user:carol"], rule="n_of_m", needed=2)
+    await svc.decide(tasks[0].id, "approve", "ada", roles=[])
+    await svc.decide(tasks[1].id, "reject", "bob", roles=[])
+    assert runs.resumed == []
+    await svc.decide(tasks[2].id, "approve", "carol", roles=[])
+    assert runs.resumed[0][2]["decisions"]["0"]["outcome"] == "approve"
+
+
+async def test_a_sequence_asks_one_after_the_other(service: Any) -> None:
+    svc, runs = service
+    [first] = await ask(svc, ["user:ada", "user:bob"], rule="sequence")
+    assert [t.assignees for t in svc.store.list_tasks()] == [["user:ada"]]
+    await svc.decide(first.id, "approve", "ada", roles=[])
+    assert runs.resumed == []
+    second = svc.store.list_tasks(status="open")
+    assert [t.assignees for t in second] == [["user:bob"]]
+    with pytest.raises(NotAllowed):
+        await svc.decide(second[0].id, "approve", "ada", roles=[])
+    await svc.decide(second[0].id, "approve", "bob", roles=[])
+    assert runs.resumed[0][2]["decisions"]["0"]["decided_by"] == ["ada", "bob"]
+
+
+async def test_the_run_resumes_once_every_item_is_settled(service: Any) -> None:
+    svc, runs = service
+    [a] = await ask(svc, ["user:ada"], item_index=0)
+    [b] = await ask(svc, ["user:ada"], item_index=1)
+    await svc.decide(a.id, "approve", "ada", roles=[])
+    assert runs.resumed == []
+    await svc.decide(b.id, "reject", "ada", roles=[])
+    [(_, _, payload)] = runs.resumed
+    assert {k: v["outcome"] for k, v in payload["decisions"].items()} == {"0": "approve", "1": "reject"}
+
+
+async def test_a_deadline_times_out_or_escalates_once(service: Any) -> None:
+    svc, runs = service
+    [late] = await ask(svc, ["user:ada"], due=time.time() - 1)
+    await svc.expire()
+    assert runs.resumed[0][2]["decisions"]["0"]["outcome"] == "timed_out"
+    assert svc.store.get(late.id).status == "timed_out"
+
+    [task] = await ask(svc, ["user:ada"], run_id="r2", due=time.time() - 1, escalate_to=["role:director"],
+                       escalate_after=3600)
+    await svc.expire()
+    escalated = svc.store.get(task.id)
+    assert escalated.status == "open" and escalated.assignees == ["role:director"]
+    assert escalated.due is not None and escalated.due > time.time() + 3000
+    assert len(runs.resumed) == 1
+    await svc.decide(task.id, "approve", "dora", roles=["director"])
+    assert runs.resumed[1][2]["decisions"]["0"]["outcome"] == "approve"
+    assert svc.store.verify().ok, svc.store.verify().problems
+
+
+async def test_the_timer_wakes_at_the_earliest_deadline(service: Any) -> None:
+    svc, runs = service
+    svc.start()
+    await asyncio.sleep(0)
+    await ask(svc, ["user:ada"], due=time.time() + 0.3)
+    await asyncio.wait_for(runs.event.wait(), timeout=10)
+    assert runs.resumed[0][2]["decisions"]["0"]["outcome"] == "timed_out"
