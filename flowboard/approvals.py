@@ -84,6 +84,10 @@ class ApprovalService:
         approvers = [a for a in approvers if a]
         if not approvers:
             raise ValueError("nobody to ask: the approvers are empty")
+        made = await run_in_threadpool(self.store.list_tasks, run_id=run_id, node_id=node_id, limit=10_000)
+        made = [t for t in made if t.item_index == item_index]
+        if made:  # asked before this crash or restart: the same tasks, nobody asked twice
+            return sorted(made, key=lambda t: (t.created, t.id))
         meta = {"rule": rule, "needed": needed, "approvers": list(approvers), "position": 0,
                 "escalate_to": list(escalate_to), "escalate_after": escalate_after, "escalated": False}
         firsts = approvers[:1] if rule == "sequence" else approvers

@@ -49,8 +49,8 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType", "Outputs",
-           "TableChange", "TableCondition", "TableOp", "TableSort", "Tables"]
+__all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType",
+           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables"]
 
 
 _node_log = logging.getLogger("flowboard.node")
@@ -121,6 +121,17 @@ class Tables(Protocol):
         ...
 
 
+class Approvals(Protocol):
+    """Approval tasks as a node sees them (`ctx.approvals`): ask people to decide one item. Asking again for the same
+    run, node and item gives the tasks made before (a node that runs again after a crash asks nobody twice)."""
+
+    async def ask(self, *, flow_id: str, run_id: str, node_id: str, item_index: int, title: str, data: Any,
+                  approvers: Sequence[str], rule: str = "any", needed: int = 1,
+                  outcomes: Sequence[str] = ("approve", "reject"), requester: str | None = None,
+                  due: float | None = None, escalate_to: Sequence[str] = (),
+                  escalate_after: float | None = None) -> list[Any]: ...
+
+
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""
 
@@ -181,6 +192,11 @@ class Context:
         """Flowboard's data tables, with every change recorded as made by this run."""
         return self._services.tables(self.run_id)
 
+    @property
+    def approvals(self) -> Approvals:
+        """Approval tasks: ask people to decide (the Approval node)."""
+        return self._services.approvals()
+
     def each(self, items: Items) -> Iterator[tuple[int, Item, Any]]:
         """Each item with its index and the node's config rendered for it."""
         config_for = self._config_for
@@ -202,12 +218,13 @@ class Services:
     """Shared resources behind every Context: overridden by the app, the CLI and tests."""
 
     def __init__(self, credentials: Callable[[str], Any] | None = None,
-                 tables: Callable[[str], Tables] | None = None):
+                 tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None):
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
         self._code_runner: CodeRunner | None = None
         self._tables = tables
+        self._approvals = approvals
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -249,6 +266,12 @@ class Services:
             raise NodeError("data tables are not available here: run the flow in Flowboard (the editor, the server or "
                             "`flowboard run` of a stored flow)")
         return self._tables(run_id)
+
+    def approvals(self) -> Approvals:
+        if self._approvals is None:
+            raise NodeError("approvals are not available here: run the flow in Flowboard (the editor or the server), "
+                            "where people can decide")
+        return self._approvals
 
     async def aclose(self) -> None:
         if self._code_runner is not None:

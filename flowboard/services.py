@@ -45,7 +45,8 @@ class Flowboard:
         self.approvals = ApprovalService(ApprovalStore(self.store.engine))  # approval tasks, decisions, deadlines
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
-        self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run)
+        self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run,
+                                approvals=self.approvals)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go

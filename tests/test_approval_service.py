@@ -159,3 +159,13 @@ async def test_the_timer_wakes_at_the_earliest_deadline(service: Any) -> None:
     await ask(svc, ["user:ada"], due=time.time() + 0.3)
     await asyncio.wait_for(runs.event.wait(), timeout=10)
     assert runs.resumed[0][2]["decisions"]["0"]["outcome"] == "timed_out"
+
+
+async def test_asking_again_for_the_same_item_asks_nobody_twice(service: Any) -> None:
+    svc, _runs = service
+    first = await ask(svc, ["user:ada", "user:bob"])
+    again = await ask(svc, ["user:ada", "user:bob"])  # the node ran again after a crash, before its wait was recorded
+    assert [t.id for t in again] == [t.id for t in first]
+    assert len(svc.store.list_tasks()) == 2
+    other = await ask(svc, ["user:ada"], item_index=1)
+    assert len(other) == 1 and len(svc.store.list_tasks()) == 3
