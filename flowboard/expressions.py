@@ -226,6 +226,22 @@ def expression_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple
     return []
 
 
+def referenced_nodes(text: str) -> set[str]:
+    """Node names or ids an expression string reads as `nodes['Look up']`, `nodes["x"]` or `nodes.x`."""
+    try:
+        ast = _ENV.parse(text)
+    except TemplateSyntaxError:
+        return set()
+    found: set[str] = set()
+    for node in ast.find_all((nodes.Getitem, nodes.Getattr)):
+        if isinstance(node.node, nodes.Name) and node.node.name == "nodes":
+            if isinstance(node, nodes.Getattr):
+                found.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                found.add(node.arg.value)
+    return found
+
+
 def referenced_names(text: str) -> set[str]:
     """Top-level names an expression string reads (for the editor's picker and for checks)."""
     try:

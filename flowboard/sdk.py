@@ -135,8 +135,8 @@ class Approvals(Protocol):
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""
 
-    __slots__ = ("_config_for", "_services", "attempt", "cancelled", "flow_id", "logs", "node_id", "node_name",
-                 "run_id")
+    __slots__ = ("_config_for", "_pairs", "_services", "attempt", "cancelled", "flow_id", "logs", "node_id",
+                 "node_name", "run_id")
 
     def __init__(self, *, run_id: str, flow_id: str, node_id: str, node_name: str, attempt: int,
                  services: Services, config_for: Callable[[Item | None], Any], cancelled: asyncio.Event):
@@ -150,6 +150,7 @@ class Context:
         self.cancelled = cancelled
         #: Lines the node printed (the Code node's print() output), kept with the step and shown in its data.
         self.logs: list[str] = []
+        self._pairs: dict[int, tuple[Item, tuple[Any, ...]]] | None = None
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -208,6 +209,18 @@ class Context:
                     exc.item_index = index
                 raise
             yield index, item, config
+
+    def paired(self, item: Item, *sources: int | tuple[str, int]) -> Item:
+        """Say which input items a new output item came from, so `nodes['Earlier node'].item` in later expressions
+        finds the matching item: input item numbers (from 0) of the `main` input, or (input, number) pairs for a node
+        with several inputs. Returns `item`.
+
+        Not needed for an item passed on as it came (Filter, Sort), nor for a node that returns exactly one new item
+        per input item, in order (Set): the engine sees those by itself."""
+        if self._pairs is None:
+            self._pairs = {}
+        self._pairs[id(item)] = (item, sources)
+        return item
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

@@ -1,7 +1,8 @@
 """Data shaping: Set / transform, Sort, Limit, Split out, Aggregate.
 
-Items are never changed in place (another branch may hold the same item): a node copies what it changes, down the
-path it changes.
+Items are never changed in place (they are frozen: another branch may hold the same item): a node copies what it
+changes, down the path it changes. A node that makes new items says which input items they came from (`ctx.paired`),
+so expressions after it can reach the matching item of an earlier node.
 """
 
 from __future__ import annotations
@@ -308,7 +309,7 @@ class SplitOut(NodeType):
         parts = split_path(config.field)
         name = config.output_field or (parts[-1] if parts else config.field)
         out: Items = []
-        for item in inputs["main"]:
+        for index, item in enumerate(inputs["main"]):
             value = get_path(item, config.field)
             elements = value if isinstance(value, list) else [] if value is MISSING or value is None else [value]
             if not elements:
@@ -319,8 +320,8 @@ class SplitOut(NodeType):
             if config.keep_other_fields:
                 base = dict(item)
                 pop_path(base, config.field)
-            out.extend({**base, **element} if isinstance(element, dict) else {**base, name: element}
-                       for element in elements)
+            out.extend(ctx.paired({**base, **element} if isinstance(element, dict) else {**base, name: element},
+                                  index) for element in elements)
         return out
 
 
@@ -376,8 +377,9 @@ class Aggregate(NodeType):
 
     async def run(self, ctx: Context, config: AggregateConfig, inputs: Inputs) -> Outputs:
         items = inputs["main"]
+        every = range(len(items))
         if config.mode == "all_items":
-            return [{config.output_field: list(items)}]
+            return [ctx.paired({config.output_field: list(items)}, *every)]
         collected: Item = {spec.name: [] for spec in config.fields}
         for item in items:
             for spec in config.fields:
@@ -387,4 +389,4 @@ class Aggregate(NodeType):
                         continue
                     value = None
                 collected[spec.name].append(value)
-        return [collected]
+        return [ctx.paired(collected, *every)]

@@ -533,14 +533,14 @@ class Merge(NodeType):
         if config.mode == "wait":
             return a
         if config.mode == "by_position":
-            paired = [{**x, **y} for x, y in zip(a, b, strict=False)]
+            paired = [ctx.paired({**x, **y}, ("a", i), ("b", i)) for i, (x, y) in enumerate(zip(a, b, strict=False))]
             if config.include_unpaired:
                 paired += a[len(b):] + b[len(a):]
             return paired
-        return _combine(a, b, config)
+        return _combine(ctx, a, b, config)
 
 
-def _combine(a: Items, b: Items, config: MergeConfig) -> Items:
+def _combine(ctx: Context, a: Items, b: Items, config: MergeConfig) -> Items:
     key_b = config.key_b or config.key_a
     index: dict[Any, list[int]] = {}
     for position, item in enumerate(b):
@@ -549,11 +549,11 @@ def _combine(a: Items, b: Items, config: MergeConfig) -> Items:
             index.setdefault(key, []).append(position)
     out: Items = []
     used: set[int] = set()
-    for item in a:
+    for at, item in enumerate(a):
         key = _join_key(get_path(item, config.key_a))
         hits = index.get(key, []) if key is not None else []
         for position in hits:
-            out.append({**item, **b[position]})
+            out.append(ctx.paired({**item, **b[position]}, ("a", at), ("b", position)))
             used.add(position)
         if not hits and config.join != "inner":
             out.append(item)

@@ -106,3 +106,53 @@ class Join(NodeType):
 
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
         return [*inputs["a"], *inputs["b"]]
+
+
+class MutateConfig(BaseModel):
+    how: str = Field(description="one of Mutate.WAYS")
+
+
+class Mutate(NodeType):
+    """Changes what it received in place, as a careless third-party node would, then passes the items on."""
+
+    type = "test.mutate"
+    title = "Mutate"
+    category = Category.logic
+    Config = MutateConfig
+    WAYS: ClassVar[dict[str, Any]] = {
+        "set key": lambda items: items[0].__setitem__("name", "changed"),
+        "delete key": lambda items: items[0].__delitem__("name"),
+        "update": lambda items: items[0].update(name="changed"),
+        "setdefault": lambda items: items[0].setdefault("new", 1),
+        "pop": lambda items: items[0].pop("name"),
+        "popitem": lambda items: items[0].popitem(),
+        "clear item": lambda items: items[0].clear(),
+        "merge into": lambda items: items[0].__ior__({"name": "changed"}),
+        "nested dict": lambda items: items[0]["address"].__setitem__("city", "changed"),
+        "deep nested dict": lambda items: items[0]["address"]["geo"].__setitem__("lat", 0),
+        "nested list append": lambda items: items[0]["tags"].append("changed"),
+        "nested list extend": lambda items: items[0]["tags"].extend(["x"]),
+        "nested list +=": lambda items: items[0]["tags"].__iadd__(["x"]),
+        "nested list *=": lambda items: items[0]["tags"].__imul__(3),
+        "nested list set": lambda items: items[0]["tags"].__setitem__(0, "changed"),
+        "nested list slice": lambda items: items[0]["tags"].__setitem__(slice(0, 1), ["x", "y"]),
+        "nested list sort": lambda items: items[0]["tags"].sort(reverse=True),
+        "nested list reverse": lambda items: items[0]["tags"].reverse(),
+        "nested list insert": lambda items: items[0]["tags"].insert(0, "x"),
+        "nested list remove": lambda items: items[0]["tags"].remove("a"),
+        "nested list pop": lambda items: items[0]["tags"].pop(),
+        "nested list clear": lambda items: items[0]["tags"].clear(),
+        "dict in list": lambda items: items[0]["lines"][0].__setitem__("qty", 99),
+        "items append": lambda items: items.append({"name": "extra"}),
+        "items extend": lambda items: items.extend([{"name": "extra"}]),
+        "items set": lambda items: items.__setitem__(0, {"name": "replaced"}),
+        "items delete": lambda items: items.__delitem__(0),
+        "items clear": lambda items: items.clear(),
+        "items sort": lambda items: items.sort(key=lambda i: 0),
+        "items pop": lambda items: items.pop(),
+    }
+
+    async def run(self, ctx: Context, config: MutateConfig, inputs: Inputs) -> Outputs:
+        items = inputs["main"]
+        Mutate.WAYS[config.how](items)
+        return items  # type: ignore[return-value]

@@ -20,6 +20,7 @@ from ..model import Flow, Node, OnError
 from ..registry import Registry
 from ..sdk import Category, NodeType
 from .scope import node_name
+from .lineage import order_in_edges
 
 Scope = dict[str, Any]
 
@@ -35,6 +36,8 @@ class PlannedNode:
     output_ports: tuple[str, ...]
     # (source port, target node id, target port) for every outgoing edge
     out_edges: list[tuple[str, str, str]] = field(default_factory=list)
+    # (source node id, source port, target port) for every incoming edge, in the order input items are counted
+    in_edges: list[tuple[str, str, str]] = field(default_factory=list)
     targets: list[str] = field(default_factory=list)  # distinct downstream node ids
     upstream: int = 0  # distinct upstream nodes
     is_trigger: bool = False
@@ -139,14 +142,17 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
             continue
         if not bad and src is not None and dst is not None:
             src.out_edges.append((edge.source_port, edge.target, edge.target_port))
+            dst.in_edges.append((edge.source, edge.source_port, edge.target_port))
         graph.add_edge(edge.source, edge.target)
 
     problems.extend(_graph_problems(flow, graph, planned))
+    problems.extend(_ambiguous_names(flow, planned))
     if problems:
         raise FlowInvalid(problems)
 
     order = list(nx.topological_sort(graph))
     for pn in planned.values():
+        pn.in_edges = order_in_edges(pn.in_edges)
         pn.targets = list(dict.fromkeys(t for _, t, _ in pn.out_edges))
         pn.is_sink = not pn.targets
         for target in pn.targets:
@@ -225,6 +231,32 @@ def _graph_problems(flow: Flow, graph: nx.DiGraph, planned: dict[str, PlannedNod
         if node.id not in reachable and node.id in planned:
             problems.append(Problem(f"nodes[{index[node.id]}]", f"node {node.id!r} cannot be reached from any "
                                     "trigger; connect it or delete it", node.id))
+    return problems
+
+
+def _ambiguous_names(flow: Flow, planned: dict[str, PlannedNode]) -> list[Problem]:
+    """An expression that reads `nodes['Look up']` while two nodes answer to that name (two nodes called so, or one
+    called so and another with that id) cannot know which one it means: refuse it where it is written."""
+    answers: dict[str, set[str]] = {}
+    for pn in planned.values():
+        answers.setdefault(pn.id, set()).add(pn.id)
+        answers.setdefault(pn.name, set()).add(pn.id)
+    if all(len(ids) == 1 for ids in answers.values()):
+        return []
+    problems: list[Problem] = []
+    for index, node in enumerate(flow.nodes):
+        for path in expressions.expression_paths(node.config):
+            value: Any = node.config
+            for part in path:
+                value = value[part]
+            for ref in sorted(expressions.referenced_nodes(value)):
+                ids = sorted(answers.get(ref, ()))
+                if len(ids) > 1:
+                    problems.append(Problem(
+                        format_loc([f"nodes[{index}]", "config", *path]),
+                        f"the expression reads nodes[{ref!r}], but {len(ids)} nodes answer to {ref!r} (ids "
+                        f"{', '.join(ids)}); give them different names so the expression knows which one it means",
+                        node.id))
     return problems
 
 

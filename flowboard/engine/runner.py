@@ -29,9 +29,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import NodeError
+from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services
 from .events import Event, EventBus
+from .lineage import NodeView, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
 from .states import RunLost, RunResult, RunStatus, Step, StepStatus
@@ -127,9 +129,9 @@ class Engine:
 
 
 class _Run:
-    __slots__ = ("cancel_event", "crash", "done", "durable", "engine", "failure", "flow_id", "inbox", "info", "input",
+    __slots__ = ("cancel_event", "crash", "current", "done", "durable", "engine", "failure", "flow_id", "info", "input",
                  "live", "lost", "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes", "started",
-                 "steps", "trigger", "unflushed")
+                 "steps", "tracer", "trigger", "unflushed")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -140,23 +142,26 @@ class _Run:
         self.run_id = run_id
         self.flow_id = plan.flow.id
         self.trigger = trigger
-        self.input = input_items
+        self.input = freeze_items(input_items)
         self.done = done
         self.started = started or time.time()
         self.recorder = engine.recorder
         self.publish = engine.bus.publish if engine.bus.active else None
         self.remaining = dict(plan.upstream_counts)
-        self.inbox: dict[str, dict[str, Items]] = {}
         self.steps: dict[str, Step] = {}
         self.unflushed: list[Step] = []
         self.durable = False
         self.failure: Step | None = None
         self.scope_nodes: dict[str, Any] = {}
+        #: The node and input item an expression is being evaluated for, for `nodes['X'].item`:
+        #: (node, its inputs, the item, positions of its input items by id, built when first needed)
+        self.current: list[Any] | None = None
+        self.tracer: Tracer | None = None
         self.cancel_event = asyncio.Event()
         self.live: dict[str, float] = {}  # node id -> when it started, for nodes started and not finished
         self.crash: BaseException | None = None  # what stopped the run outside any node
         self.lost = False
-        self.info = RunInfo(run_id, self.flow_id, trigger, input_items, self.started)
+        self.info = RunInfo(run_id, self.flow_id, trigger, self.input, self.started)
 
     # -- the loop ---------------------------------------------------------------------------------------------------
 
@@ -226,8 +231,34 @@ class _Run:
         return await self._conclude(status)
 
     def _has_input(self, pn: PlannedNode) -> bool:
-        box = self.inbox.get(pn.id)
-        return box is not None and (pn.cls.runs_on_empty or any(box.values()))
+        """Whether an upstream node that ran (was not skipped) sent items to `pn` (or, for a node that runs on empty
+        inputs, whether one ran at all)."""
+        steps = self.steps
+        for source, port, _ in pn.in_edges:
+            step = steps.get(source)
+            if step is None or step.status is StepStatus.skipped or step.status is StepStatus.cancelled:
+                continue
+            if pn.cls.runs_on_empty or step.outputs.get(port):
+                return True
+        return False
+
+    def _gather(self, pn: PlannedNode) -> dict[str, Items]:
+        """The node's input items per port: its upstream outputs along its edges, in lineage order. Items are frozen,
+        so a port fed by one edge gets that output list itself, uncopied."""
+        inputs: dict[str, Items] = {}
+        steps = self.steps
+        for source, source_port, port in pn.in_edges:
+            step = steps.get(source)
+            items = step.outputs.get(source_port) if step is not None else None
+            have = inputs.get(port)
+            if have is None:
+                inputs[port] = items or _EMPTY
+            elif items:
+                inputs[port] = FrozenList(have + items)
+        for port in pn.input_ports:
+            if port not in inputs:
+                inputs[port] = _EMPTY
+        return inputs
 
     async def _stop(self, running: dict[asyncio.Future[Step], PlannedNode]) -> None:
         """Stop every node still running. A node that finished meanwhile keeps its step (a failure stays a failure);
@@ -344,6 +375,7 @@ class _Run:
 
     def _finish(self, pn: PlannedNode, step: Step, ready: deque[str], restored: bool = False) -> None:
         if restored:
+            step.outputs = {port: freeze_items(items) for port, items in step.outputs.items()}
             self.steps[pn.id] = step
         else:
             del self.live[pn.id]
@@ -354,23 +386,9 @@ class _Run:
                 self.publish(Event("node.failed", self.run_id, self.flow_id, pn.id, step.status.value, step.count,
                                    step.error["message"] if step.error else None))
             return
-        outputs = step.outputs
-        inbox = self.inbox
-        for port, target, target_port in pn.out_edges:
-            items = outputs.get(port)
-            box = inbox.get(target)
-            if box is None:
-                box = inbox[target] = {}
-            if items:
-                if target_port in box:
-                    box[target_port].extend(items)
-                else:
-                    box[target_port] = list(items)
-            elif target_port not in box:
-                box[target_port] = []
         self._release(pn, ready)
         if self.plan.uses_expressions:
-            view = node_view(outputs, step.status.value)
+            view = node_view(step.outputs, step.status.value, lambda: self._matching_item(pn))
             self.scope_nodes[pn.id] = view
             self.scope_nodes[pn.name] = view
         if self.publish:
@@ -381,7 +399,6 @@ class _Run:
     def _skip(self, pn: PlannedNode, ready: deque[str]) -> None:
         now = time.time()
         self._record(pn, Step(self.run_id, pn.id, StepStatus.skipped, now, now))
-        self.inbox.pop(pn.id, None)
         self._release(pn, ready)
         if self.publish:
             self.publish(Event("node.skipped", self.run_id, self.flow_id, pn.id, "skipped"))
@@ -395,15 +412,19 @@ class _Run:
                 ready.append(target)
 
     async def _run_node(self, pn: PlannedNode) -> Step:
+        inputs: dict[str, Items] = {"main": self.input} if pn.is_trigger else self._gather(pn)
+        step, pairs = await self._attempts(pn, inputs)
+        outputs = step.outputs
+        step.lineage = infer(inputs, outputs, pairs)
+        for port, items in outputs.items():
+            if items.__class__ is not FrozenList:
+                outputs[port] = freeze_items(items)
+        return step
+
+    async def _attempts(self, pn: PlannedNode, inputs: dict[str, Items]) -> tuple[Step, Any]:
+        """Run the node, with its retries: its step (outputs not yet frozen) and what it said with `ctx.paired`."""
         node = pn.node
         settings = node.settings
-        if pn.is_trigger:
-            inputs: dict[str, Items] = {"main": self.input}
-        else:
-            inputs = self.inbox.pop(pn.id, {})
-            for port in pn.input_ports:
-                if port not in inputs:
-                    inputs[port] = []
         lease = self.engine.lease
         if pn.cls.side_effects and lease is not None and not lease.fresh() and not await lease.confirm(self.run_id):
             raise RunLost(self.run_id)  # we were paused past our lease: another process may have made this call
@@ -411,9 +432,9 @@ class _Run:
         if self.publish:
             self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
         if settings.disabled:
-            passed = [item for port in pn.input_ports for item in inputs.get(port, [])]
+            passed = list(flat_inputs(inputs))
             return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
-                        {pn.output_ports[0]: passed} if pn.output_ports else {})
+                        {pn.output_ports[0]: passed} if pn.output_ports else {}), None
         attempt = 1
         logs: list[str] = []
         while True:
@@ -444,7 +465,7 @@ class _Run:
                             else ""), retryable=not unsafe) from None
                 outputs = _outputs(pn, result)
                 return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs,
-                            logs=logs)
+                            logs=logs), ctx._pairs
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -459,7 +480,7 @@ class _Run:
                     continue
                 failed = self._failed_step(pn, inputs, error, started, attempt)
                 failed.logs = logs
-                return failed
+                return failed, None
 
     def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
                      attempt: int) -> Step:
@@ -476,12 +497,34 @@ class _Run:
         base = {"items": inputs.get("main") or next(iter(inputs.values()), []), "nodes": self.scope_nodes,
                 "input": self.input, "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
 
+        current: list[Any] = [pn, inputs, None, None]
+
         def config_for(item: Any) -> Any:
             scope = dict(base)
             scope["item"] = item if item is not None else {}
+            current[2] = item
+            self.current = current
             return pn.config_for(scope)
 
         return config_for
+
+    def _matching_item(self, target: PlannedNode) -> Any:
+        """`nodes['X'].item`: the item of X that the item being worked on came from."""
+        current = self.current
+        if current is None:
+            return None
+        pn, inputs, item, positions = current
+        if positions is None:
+            flat = flat_inputs(inputs)
+            positions = current[3] = {}
+            for index in range(len(flat) - 1, -1, -1):
+                positions[id(flat[index])] = index
+        if self.tracer is None:
+            self.tracer = Tracer({nid: p.in_edges for nid, p in self.plan.nodes.items()}, self.steps)
+        return self.tracer.item(pn.id, positions.get(id(item)), target.id, target.name)
+
+
+_EMPTY: Items = FrozenList()
 
 
 def _constant(config: Any) -> Any:
@@ -523,6 +566,8 @@ def _crash_error(reason: str, exc: BaseException) -> dict[str, Any]:
 def _error(pn: PlannedNode, exc: Exception) -> dict[str, Any]:
     if isinstance(exc, NodeError):
         err = exc.as_dict()
+    elif isinstance(exc, ItemChanged):  # a node bug, said in a node developer's words, without the trace
+        err = {"message": f"the node changed an item it received: {exc}"}
     else:
         err = {"message": f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
                "trace": "".join(traceback.format_exception(exc, limit=-3))[-2000:]}

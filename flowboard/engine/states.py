@@ -85,6 +85,8 @@ class Step:
     outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     logs: list[str] = field(default_factory=list)  # lines the node printed (the Code node's print())
+    #: Which input item each output item came from, per output port (engine.lineage); None when not known.
+    lineage: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
