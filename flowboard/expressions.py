@@ -234,11 +234,12 @@ def referenced_nodes(text: str) -> set[str]:
         return set()
     found: set[str] = set()
     for node in ast.find_all((nodes.Getitem, nodes.Getattr)):
-        if isinstance(node.node, nodes.Name) and node.node.name == "nodes":
-            if isinstance(node, nodes.Getattr):
-                found.add(node.attr)
-            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-                found.add(node.arg.value)
+        if not (isinstance(node.node, nodes.Name) and node.node.name == "nodes"):  # type: ignore[attr-defined]
+            continue
+        if isinstance(node, nodes.Getattr):
+            found.add(node.attr)
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            found.add(node.arg.value)
     return found
 
 

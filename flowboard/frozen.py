@@ -81,8 +81,12 @@ def freeze(value: Any) -> Any:
     if cls in _DONE:
         return value
     if isinstance(value, dict):
+        if _DONE.issuperset(map(type, value.values())):  # the usual case, at C speed: nothing new inside
+            return FrozenDict(value)
         return FrozenDict({k: v if v.__class__ in _DONE else freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):
+        if _DONE.issuperset(map(type, value)):
+            return FrozenList(value)
         return FrozenList([v if v.__class__ in _DONE else freeze(v) for v in value])
     return value  # not JSON data: the recorder reports it; nothing to freeze
 
@@ -90,7 +94,9 @@ def freeze(value: Any) -> Any:
 def freeze_items(items: list[Any]) -> FrozenList:
     """A node's output list, frozen (the list itself too: the node may still hold it)."""
     if items.__class__ is FrozenList:
-        return items  # type: ignore[return-value]
+        return items
+    if _DONE.issuperset(map(type, items)):
+        return FrozenList(items)
     return FrozenList([v if v.__class__ in _DONE else freeze(v) for v in items])
 
 
@@ -116,7 +122,7 @@ def size_of(value: Any, limit: int, memo: dict[int, tuple[Any, int]] | None = No
     frozen = cls is FrozenDict or cls is FrozenList
     if frozen:
         try:
-            return value._size  # type: ignore[no-any-return]
+            return value._size
         except AttributeError:
             pass
     elif memo is not None and id(value) in memo:

@@ -19,6 +19,10 @@ A node type is one class::
 `main` output. An empty port means "branch not taken": nodes fed only by it are skipped. Config values may hold
 expressions (`{{ item.email }}`); `config` is rendered against the first input item, and `ctx.each(items)` gives each
 item with the config rendered for it, for nodes that work item by item.
+
+Items a node receives are frozen (other nodes and the run's record share them): build changed copies, such as
+`{**item, "field": value}`. A node that makes new items other than one per input item, in order, says where each
+came from with `ctx.paired(new_item, input_index)`, so `nodes['Earlier'].item` finds the matching item after it.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def test_frozen_items_read_and_copy_like_plain_json() -> None:
 
 BACK = {"id": "u", "type": "test.add", "name": "Use",
         "config": {"field": "back", "value": "{{ nodes['Look up'].item.id }}"}}
-LOOKUP = {"id": "l", "type": "test.add", "name": "Look up", "config": {"field": "looked", "value": "{{ item.id * 10 }}"}}
+LOOKUP = {"id": "l", "type": "test.add", "name": "Look up",
+          "config": {"field": "looked", "value": "{{ item.id * 10 }}"}}
 MANY = [{"id": i, "tags": [f"t{i}a", f"t{i}b"], "key": f"k{i}"} for i in range(1, 6)]
 COND = {"conditions": [{"field": "id", "op": "not_equals", "value": 2}]}
 
@@ -200,3 +201,54 @@ def test_two_nodes_with_one_name_are_fine_while_no_expression_names_them(plan_of
     nodes = [T, {"id": "a", "type": "test.add", "name": "Same"}, {"id": "b", "type": "test.add", "name": "Same"},
              {"id": "u", "type": "test.add", "config": {"field": "y", "value": "{{ nodes['Other'].items }}"}}]
     plan_of(make_flow(nodes, [("t", "a"), ("a", "b"), ("b", "u")]))
+
+
+async def test_lineage_survives_recording_and_resume(plan_of, make_store: MakeStore) -> None:
+    """A run resumed from its recorded steps (after a crash) still finds the matching items: lineage is stored
+    with the steps, compactly ("=" for items passed on in order)."""
+    nodes, edges = LINEAGE_CASES["sort then filter then split"]
+    plan = plan_of(make_flow(nodes, edges))
+    store = make_store()
+    engine = Engine(recorder=SqlRecorder(store))
+    try:
+        first = await engine.run(plan, copy.deepcopy(MANY), run_id="first")
+        recorded = store.get_steps("first")
+        assert recorded["l"].lineage == {"main": "="}
+        assert recorded["r1"].lineage == {"main": [4, 3, 2, 1, 0]}
+        assert {nid: s.lineage for nid, s in recorded.items()} == {nid: s.lineage for nid, s in first.steps.items()}
+        done = {nid: step for nid, step in recorded.items() if nid != "u"}
+        resumed = await engine.run(plan, copy.deepcopy(MANY), run_id="first", done=done)
+    finally:
+        await engine.aclose()
+    assert resumed.status is RunStatus.succeeded
+    assert resumed.steps["u"].outputs == first.steps["u"].outputs
+    assert all(item["back"] == item["id"] for item in resumed.output)
+
+
+async def test_a_node_may_hand_on_the_frozen_list_it_received(plan_of, engine: Engine) -> None:
+    flow = make_flow([T, {"id": "p", "type": "test.pass"}, {"id": "p_dict", "type": "test.pass"}],
+                     [("t", "p"), ("p", "p_dict")])
+    result = await engine.run(plan_of(flow), copy.deepcopy(PEOPLE))
+    assert result.status is RunStatus.succeeded, result.error
+    assert result.output == PEOPLE
+    assert result.steps["p_dict"].lineage == {"main": "="}
+
+
+async def test_editor_preview_and_data_view_show_lineage(plan_of, registry, engine: Engine) -> None:
+    from flowboard.expressions import compile_string, evaluate
+    from flowboard.model import parse_flow
+    from flowboard.ui.data_view import source_labels
+    from flowboard.ui.run_data import RunView
+
+    nodes, edges = LINEAGE_CASES["sort then filter then split"]
+    data = make_flow(nodes, edges)
+    result = await engine.run(plan_of(data), copy.deepcopy(MANY))
+    view = RunView.from_result(result, MANY, "t")
+    flow = parse_flow(data)
+    scope = view.scope(flow, registry, "u")
+    assert evaluate(compile_string("{{ nodes['Look up'].item.id }}"), scope) == scope["item"]["id"] == 5
+    sort_step = result.steps["r1"]
+    assert source_labels(sort_step, view.inputs_of(flow, "r1")) == {"main": ["5", "4", "3", "2", "1"]}
+    split_labels = source_labels(result.steps["r3"], view.inputs_of(flow, "r3"))["main"]
+    assert split_labels[:4] == ["1", "1", "2", "2"]
+    assert source_labels(result.steps["t"], {}) == {}

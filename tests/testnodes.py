@@ -156,3 +156,14 @@ class Mutate(NodeType):
         items = inputs["main"]
         Mutate.WAYS[config.how](items)
         return items  # type: ignore[return-value]
+
+
+class PassOn(NodeType):
+    """Returns the very list it received (frozen), once as a list and once as a dict of ports."""
+
+    type = "test.pass"
+    title = "Pass on"
+    category = Category.logic
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        return {"main": inputs["main"]} if ctx.node_id.endswith("dict") else inputs["main"]  # type: ignore[return-value]

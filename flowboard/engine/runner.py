@@ -532,7 +532,7 @@ def _constant(config: Any) -> Any:
 
 
 def _outputs(pn: PlannedNode, result: Any) -> dict[str, Items]:
-    if type(result) is list:
+    if type(result) is list or type(result) is FrozenList:
         if not pn.output_ports:
             raise NodeError("this node has no outputs but returned items", retryable=False)
         return {pn.output_ports[0]: result}
@@ -540,7 +540,7 @@ def _outputs(pn: PlannedNode, result: Any) -> dict[str, Items]:
         for port, items in result.items():
             if port not in pn.output_ports:
                 raise NodeError(f"returned items for an output {port!r} it does not have", retryable=False)
-            if type(items) is not list:
+            if type(items) is not list and type(items) is not FrozenList:
                 raise NodeError(f"returned {type(items).__name__} for output {port!r}; outputs are lists of items",
                                 retryable=False)
         return result

@@ -49,7 +49,7 @@ from .tables import runs_t, steps_t
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
                "started", "finished", "owner", "heartbeat")
 STEP_COLUMNS = ("run_id", "node_id", "status", "attempt", "started", "finished", "inputs", "outputs", "error",
-                "logs")
+                "logs", "lineage")
 _KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the run was queued, maybe not later
 
 Row = Sequence[Any]
@@ -407,12 +407,13 @@ def _step_row(step: Step) -> Row:
         return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,
                 "{}", _dumps(step.outputs).decode(),
                 None if step.error is None else _dumps(step.error).decode(),
-                _dumps(step.logs).decode() if step.logs else None)
+                _dumps(step.logs).decode() if step.logs else None,
+                None if step.lineage is None else _dumps(step.lineage).decode())
     except TypeError as exc:  # orjson.JSONEncodeError: a node handed over something that is not JSON data
         error = {"message": f"the node's items are not JSON data and were stored as text ({exc})",
                  "node_id": step.node_id, "original_error": step.error}
         return (step.run_id, step.node_id, "failed", step.attempt, step.started, step.finished,
-                _lenient(step.inputs), _lenient(step.outputs), _lenient(error), _lenient(step.logs or None))
+                _lenient(step.inputs), _lenient(step.outputs), _lenient(error), _lenient(step.logs or None), None)
 
 
 _MISSING: Any = object()

@@ -325,7 +325,8 @@ class Store:
         query = sa.select(steps_t).where(steps_t.c.run_id == run_id).order_by(steps_t.c.finished, steps_t.c.node_id)
         with self.engine.connect() as conn:
             return {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
-                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [])
+                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [],
+                                      row.lineage)
                     for row in conn.execute(query)}
 
     def unfinished_runs(self) -> list[RunRecord]:
@@ -451,7 +452,7 @@ class Store:
             with self.engine.begin() as conn:
                 conn.execute(steps_t.update().where(steps_t.c.run_id.in_(succeeded),
                                                     sa.or_(steps_t.c.inputs != empty, steps_t.c.outputs != empty))
-                             .values(inputs={}, outputs={}))
+                             .values(inputs={}, outputs={}, lineage=None))
         return len(ids)
 
     # -- settings ---------------------------------------------------------------------------------------------------

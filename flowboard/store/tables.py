@@ -89,6 +89,7 @@ class StepRow(SQLModel, table=True):
     outputs: Any = _json()  # {port: items}
     error: Any = _json()
     logs: Any = _json()  # lines the node printed (the Code node's print()), or null
+    lineage: Any = _json()  # {port: "=" or, per output item, the input item(s) it came from}: engine/lineage.py
 
 
 class CredentialRow(SQLModel, table=True):

@@ -10,6 +10,7 @@ from typing import Any
 from nicegui import Client, context, ui
 
 from ..engine import Step
+from ..engine.lineage import sources_of
 from .layout import duration, status_chip
 
 Items = list[dict[str, Any]]
@@ -36,13 +37,18 @@ def cell(value: Any) -> Any:
     return text if len(text) <= 120 else text[:117] + "…"
 
 
-def items_table(items: Items, mark: str) -> None:
+def items_table(items: Items, mark: str, sources: list[str] | None = None) -> None:
+    """`sources`: per item, which input item(s) it came from (the "from item" column), when known."""
     shown = items[:SHOWN]
     keys = list(dict.fromkeys(k for item in shown if isinstance(item, dict) for k in item))
     narrow = "width: 1%; white-space: nowrap; color: #9ca3af"
     columns = [{"name": "_i", "label": "#", "field": "_i", "align": "right", "style": narrow, "headerStyle": narrow}]
+    if sources:
+        columns.append({"name": "_from", "label": "from item", "field": "_from", "align": "right", "style": narrow,
+                        "headerStyle": narrow})
     columns += [{"name": f"c{i}", "label": str(k), "field": f"c{i}", "align": "left"} for i, k in enumerate(keys)]
-    rows = [{"_i": n + 1, **{f"c{i}": cell(item.get(k)) for i, k in enumerate(keys) if isinstance(item, dict)}}
+    rows = [{"_i": n + 1, **({"_from": sources[n] if n < len(sources) else ""} if sources else {}),
+             **{f"c{i}": cell(item.get(k)) for i, k in enumerate(keys) if isinstance(item, dict)}}
             for n, item in enumerate(shown)]
     ui.table(columns=columns, rows=rows, row_key="_i").props("dense flat bordered wrap-cells=false") \
         .classes("w-full").mark(f"table:{mark}")
@@ -65,8 +71,10 @@ _modes: weakref.WeakKeyDictionary[Client, str] = weakref.WeakKeyDictionary()
 class ItemsView:
     """Items per port with a Table / JSON switch shared by every port of one view; the choice is kept per tab."""
 
-    def __init__(self, title: str, ports: dict[str, Items], mark: str, empty: str) -> None:
+    def __init__(self, title: str, ports: dict[str, Items], mark: str, empty: str,
+                 sources: dict[str, list[str]] | None = None) -> None:
         self.ports = ports
+        self.sources = sources or {}
         self.mark = mark
         self.client = context.client
         total = sum(len(v) for v in ports.values())
@@ -105,7 +113,7 @@ class ItemsView:
                 elif self.mode == "json":
                     items_json(items, f"{self.mark}:{port}")
                 else:
-                    items_table(items, f"{self.mark}:{port}")
+                    items_table(items, f"{self.mark}:{port}", self.sources.get(port))
 
 
 def logs_view(lines: list[str]) -> None:
@@ -146,4 +154,25 @@ def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
         if step.logs:
             logs_view(step.logs)
         ItemsView("Input", inputs, "input", "No input items (a trigger gets the run's input).")
-        ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.")
+        ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.",
+                  source_labels(step, inputs))
+
+
+def source_labels(step: Step, inputs: dict[str, Items]) -> dict[str, list[str]]:
+    """Per output port, per item: the input item(s) it came from, numbered from 1 as in the input table ("3", or
+    "b 3" for a node with several inputs). Empty for a trigger and when the lineage is not known."""
+    if not step.lineage or not any(inputs.values()):
+        return {}
+    places: list[str] = []
+    several = len(inputs) > 1
+    for port, items in inputs.items():
+        places.extend(f"{port} {n + 1}" if several else str(n + 1) for n in range(len(items)))
+    labels: dict[str, list[str]] = {}
+    for port, items in step.outputs.items():
+        row = []
+        for index in range(min(len(items), SHOWN)):
+            found = [places[p] for p in sources_of(step, port, index) if p < len(places)]
+            row.append(", ".join(found[:3]) + (f" … ({len(found)})" if len(found) > 3 else ""))
+        if any(row):
+            labels[port] = row
+    return labels

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..engine import RunResult, Step, StepStatus, derive_inputs
 from ..engine.scope import node_name, nodes_scope
+from ..engine.lineage import Tracer, flat_inputs, in_edges_by_node
 from ..model import Flow
 from ..registry import Registry
 from ..store import RunRecord, Store
@@ -75,9 +76,11 @@ class RunView:
 
     def scope(self, flow: Flow, registry: Registry, node_id: str) -> dict[str, Any]:
         """What an expression in `node_id`'s config sees, as in the engine: item, items, nodes, input, run."""
-        nodes = nodes_scope(flow, registry, self.steps)
         inputs = self.inputs_of(flow, node_id)
         items = inputs.get("main") or next(iter(inputs.values()), [])
+        tracer = Tracer(in_edges_by_node(e.key for e in flow.edges), self.steps)
+        position = next((i for i, x in enumerate(flat_inputs(inputs)) if items and x is items[0]), None)
+        nodes = nodes_scope(flow, registry, self.steps, lambda nid, name: tracer.item(node_id, position, nid, name))
         return {"item": items[0] if items else {}, "items": items, "nodes": nodes, "input": self.input,
                 "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
 
