@@ -216,10 +216,14 @@ async def test_lineage_survives_recording_and_resume(plan_of, make_store: MakeSt
         assert recorded["l"].lineage == {"main": "="}
         assert recorded["r1"].lineage == {"main": [4, 3, 2, 1, 0]}
         assert {nid: s.lineage for nid, s in recorded.items()} == {nid: s.lineage for nid, s in first.steps.items()}
-        done = {nid: step for nid, step in recorded.items() if nid != "u"}
-        resumed = await engine.run(plan, copy.deepcopy(MANY), run_id="first", done=done)
     finally:
         await engine.aclose()
+    done = {nid: step for nid, step in recorded.items() if nid != "u"}  # as after a crash before Use ran
+    memory = Engine()
+    try:
+        resumed = await memory.run(plan, copy.deepcopy(MANY), run_id="first", done=done)
+    finally:
+        await memory.aclose()
     assert resumed.status is RunStatus.succeeded
     assert resumed.steps["u"].outputs == first.steps["u"].outputs
     assert all(item["back"] == item["id"] for item in resumed.output)

@@ -19,8 +19,8 @@ from ..errors import ExpressionError, FlowInvalid, NodeError, Problem, format_lo
 from ..model import Flow, Node, OnError
 from ..registry import Registry
 from ..sdk import Category, NodeType
-from .scope import node_name
 from .lineage import order_in_edges
+from .scope import node_name
 
 Scope = dict[str, Any]
 

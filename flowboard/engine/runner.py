@@ -33,7 +33,7 @@ from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services
 from .events import Event, EventBus
-from .lineage import NodeView, Tracer, flat_inputs, infer
+from .lineage import Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
 from .states import RunLost, RunResult, RunStatus, Step, StepStatus

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..engine import RunResult, Step, StepStatus, derive_inputs
-from ..engine.scope import node_name, nodes_scope
 from ..engine.lineage import Tracer, flat_inputs, in_edges_by_node
+from ..engine.scope import node_name, nodes_scope
 from ..model import Flow
 from ..registry import Registry
 from ..store import RunRecord, Store
