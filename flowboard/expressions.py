@@ -19,6 +19,7 @@ from jinja2 import TemplateSyntaxError, Undefined, UndefinedError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import ExpressionError
+from .expression_words import runtime_message, syntax_message
 
 _MARK = re.compile(r"{{|{%")
 _WHOLE = re.compile(r"^\s*{{(.*)}}\s*$", re.DOTALL)
@@ -125,7 +126,7 @@ def compile_string(text: str) -> Evaluator:
             return lambda scope: _native(expr(**scope))
         template = _ENV.from_string(text)
     except TemplateSyntaxError as exc:
-        raise ExpressionError(f"expression syntax: {exc.message}") from None
+        raise ExpressionError(syntax_message(text, exc.message or "")) from None
 
     def render(scope: dict[str, Any]) -> str:
         out = template.render(scope)
@@ -209,10 +210,10 @@ def evaluate(fn: Evaluator, scope: dict[str, Any]) -> Any:
         raise
     except SecurityError as exc:
         raise ExpressionError(f"not allowed in an expression: {exc}") from None
-    except UndefinedError as exc:
-        raise ExpressionError(f"expression: {exc.message}") from None
+    except (UndefinedError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+        raise ExpressionError(runtime_message(exc)) from None
     except Exception as exc:
-        raise ExpressionError(f"expression failed: {type(exc).__name__}: {exc}") from None
+        raise ExpressionError(f"the expression failed: {runtime_message(exc)}") from None
 
 
 def expression_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:

@@ -96,7 +96,7 @@ BROKEN = {
                    "nodes[1].config.fields: must be a list"),
     "bad expression": ({**GOOD, "nodes": [GOOD["nodes"][0], {**GOOD["nodes"][1], "config": {
         "fields": [{"name": "g", "value": "Hello {{ item.name "}]}}]},
-        "nodes[1].config.fields[0].value: expression syntax"),
+        "nodes[1].config.fields[0].value: the expression is not closed: end it with }}"),
     "10 MB of junk": (b"\x00\x9f junk " * (10 * 1024 * 1024 // 8), "may be at most 5,242,880 bytes"),
 }
 

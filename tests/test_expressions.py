@@ -53,7 +53,7 @@ def test_nested_config_values_are_compiled_once_and_rendered_per_scope() -> None
 
 
 def test_syntax_error_is_reported_in_plain_words() -> None:
-    with pytest.raises(ExpressionError, match="expression syntax"):
+    with pytest.raises(ExpressionError, match="the expression is not closed: end it with }}"):
         compile_string("{{ item.email ")
 
 

@@ -340,3 +340,89 @@ def variant_seed(schemas: Schemas, variant: dict[str, Any], tag: str | None) -> 
         return {tag: schemas.const_of(variant["properties"][tag])}
     return {k: copy.deepcopy(p["default"]) for k, p in variant.get("properties", {}).items()
             if isinstance(p, dict) and "default" in p}
+
+
+# ---------------------------------------------------------------------------------------------------- what a user reads
+
+def field_title(key: str, raw: Any) -> str:
+    """A field's label: its schema title when a person wrote one, else said from its name (`api_key`: API key)."""
+    title = raw.get("title") if isinstance(raw, dict) and "title" in raw else None
+    if title == key.replace("_", " ").title() or title == key.title().replace("_", " "):
+        title = None  # pydantic's own ("Non 2Xx", "Url"): say it from the name instead ("Non 2xx", "URL")
+    return humanize(title or key)
+
+
+def choice_labels(schema: dict[str, Any]) -> dict[Any, str]:
+    """What each choice of an enum reads as: the schema's `enum_labels` (in order), else the value itself."""
+    options = list(schema.get("enum", []))
+    labels = schema.get("enum_labels") or schema.get("x-enumNames")
+    if isinstance(labels, list) and len(labels) == len(options):
+        return dict(zip(options, (str(label) for label in labels), strict=True))
+    return {o: "—" if o is None else str(o) for o in options}
+
+
+def variant_labels(schemas: Schemas, schema: dict[str, Any]) -> list[str]:
+    """What each variant of a union reads as: its title when it has one, else its tag's value."""
+    variants = schemas.variants(schema) or []
+    tag = schemas.tag_of(schema, variants)
+    out = []
+    for i, v in enumerate(variants):
+        tag_schema = schemas.resolve(v["properties"][tag]) if tag else {}
+        const = schemas.const_of(tag_schema) if tag else MISSING
+        if tag_schema.get("title") and tag_schema.get("title") != humanize(tag):
+            out.append(str(tag_schema["title"]))
+        elif const is not MISSING:
+            out.append(humanize(str(const)))
+        else:
+            out.append(humanize(str(v.get("title") or f"Option {i + 1}")))
+    return out
+
+
+def entry_title(schemas: Schemas, schema: dict[str, Any]) -> str:
+    """What one entry of a list of objects is called ("Condition" → cards "Condition 1", "Condition 2")."""
+    items, _ = schemas.unwrap_nullable(schema.get("items", {}))
+    return humanize(str(items.get("title") or "Entry"))
+
+
+def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
+    """Every label, choice and help text of a form, as text: what a person reads in it (snapshot tests read this).
+
+    One line per field: `Label *` (required), `[fx]` where it may hold an expression, its help; its choices below."""
+    schemas = Schemas(schema)
+    lines: list[str] = []
+
+    def walk(obj: dict[str, Any], depth: int, skip: str | None = None) -> None:
+        pad = "  " * depth
+        required = set(obj.get("required", []))
+        for key, raw in obj.get("properties", {}).items():
+            if key == skip:
+                continue
+            s, _ = schemas.unwrap_nullable(raw)
+            kind = schemas.kind(s)
+            if kind == "const":
+                continue
+            fx = " [fx]" if expressions and kind in FX_KINDS and s.get("expressions") is not False else ""
+            star = " *" if key in required else ""
+            help_text = s.get("description") or (raw.get("description") if isinstance(raw, dict) else "") or ""
+            lines.append(f"{pad}{field_title(key, raw)}{star}{fx}: {help_text}".rstrip(": "))
+            if kind == "enum":
+                lines.append(f"{pad}  choices: " + " | ".join(choice_labels(s).values()))
+            elif kind == "object":
+                walk(s, depth + 1)
+            elif kind == "union":
+                variants = schemas.variants(s) or []
+                tag = schemas.tag_of(s, variants)
+                for label, variant in zip(variant_labels(schemas, s), variants, strict=True):
+                    lines.append(f"{pad}  choice {label}:")
+                    walk(variant, depth + 2, skip=tag)
+            elif kind in ("cards", "rows") and s.get("type") == "array":
+                items = schemas.resolve(s.get("items", {}))
+                if items.get("properties"):
+                    lines.append(f"{pad}  each: {entry_title(schemas, s)}")
+                    walk(items, depth + 2)
+                elif schemas.variants(items):
+                    lines.append(f"{pad}  each: {entry_title(schemas, s)}, one of: "
+                                 + " | ".join(variant_labels(schemas, items)))
+
+    walk(schemas.resolve(schema), 0)
+    return lines
