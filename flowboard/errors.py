@@ -131,6 +131,7 @@ def problems_from_validation(exc: ValidationError, data: Any = None, prefix: Seq
         if nid is None and len(loc) >= 2 and loc[0] == "nodes" and isinstance(loc[1], int) and isinstance(data, dict):
             nodes = data.get("nodes")
             if isinstance(nodes, list) and loc[1] < len(nodes) and isinstance(nodes[loc[1]], dict):
-                nid = nodes[loc[1]].get("id")
+                found = nodes[loc[1]].get("id")
+                nid = found if isinstance(found, str) else None  # an id that is not text names no node
         problems.append(Problem(format_loc([*prefix, *loc]), message, nid))
     return problems

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ..store.approvals import STATUSES, AlreadyClosed, ApprovalError, DeadlinePassed, NotAllowed, Task, TaskNotFound
 from . import ApiError
+from .schemas import ErrorOut
 
 if TYPE_CHECKING:
     from ..services import Flowboard
@@ -50,11 +51,19 @@ class Reassign(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
+NOT_FOUND: dict[str, Any] = {"model": ErrorOut, "description": "No such task."}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: NOT_FOUND, 403: {"model": ErrorOut, "description": "This person may not decide or hand on the task."},
+    409: {"model": ErrorOut, "description": "The task is decided already, or its deadline has passed."}}
+
+
 def routes(r: APIRouter, fb: Flowboard) -> None:
     service = fb.approvals
     approvals = service.store
 
-    @r.get("/approvals", tags=["approvals"], summary="List approval tasks (or export them as CSV)")
+    @r.get("/approvals", tags=["approvals"], summary="List approval tasks (or export them as CSV)",
+           responses={200: {"description": "The tasks, as JSON or (`format=csv`) as a CSV file.",
+                            "content": {"application/json": {}, "text/csv": {"schema": {"type": "string"}}}}})
     async def list_tasks(
         status: Annotated[list[str] | None, Query(description=f"Only tasks in these states: {', '.join(STATUSES)} "
                                                               "(repeat it).")] = None,
@@ -66,7 +75,7 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
         since: Annotated[float | None, Query(description="Created at or after (epoch seconds).")] = None,
         until: Annotated[float | None, Query(description="Created before (epoch seconds).")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
         format: Annotated[Literal["json", "csv"], Query(description="csv: a CSV file of every matching task "
                                                                     "(limit and offset do not apply).")] = "json",
     ) -> Response:
@@ -93,7 +102,8 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
         result = await db(approvals.verify)
         return _json({"ok": result.ok, "entries": result.entries, "head": result.head, "problems": result.problems})
 
-    @r.get("/approvals/{task_id}", tags=["approvals"], summary="Get an approval task with its log")
+    @r.get("/approvals/{task_id}", tags=["approvals"], summary="Get an approval task with its log",
+           responses={404: NOT_FOUND})
     async def get_task(task_id: str) -> Response:
         try:
             task, entries = await db(lambda: (approvals.get(task_id), approvals.log(task_id)))
@@ -102,13 +112,15 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
         return _json(_out(task) | {"log": [{"seq": e.seq, "event": e.event, "actor": e.actor, "at": e.at,
                                              "data": e.content(), "hash": e.hash} for e in entries]})
 
-    @r.post("/approvals/{task_id}/decision", tags=["approvals"], summary="Decide an approval task")
+    @r.post("/approvals/{task_id}/decision", tags=["approvals"], summary="Decide an approval task",
+            responses=REFUSALS)
     async def decide(task_id: str, body: Decision) -> Response:
         task = await _call(service.decide(task_id, body.outcome, body.responder, comment=body.comment,
                                           fields=body.fields, channel="api"))
         return _json(_out(task))
 
-    @r.post("/approvals/{task_id}/reassign", tags=["approvals"], summary="Hand an approval task to others")
+    @r.post("/approvals/{task_id}/reassign", tags=["approvals"], summary="Hand an approval task to others",
+            responses=REFUSALS)
     async def reassign(task_id: str, body: Reassign) -> Response:
         task = await _call(db(approvals.reassign, task_id, body.to, body.by, body.reason))
         service.wake()

@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -85,6 +85,7 @@ log = logging.getLogger("flowboard.api")
 PREFIX = "/api/v1"
 GOING = (RunStatus.queued.value, RunStatus.running.value, RunStatus.waiting.value)
 JSON = "application/json"
+MAX_INT = 2**31 - 1  # numbers in paths and queries: beyond this, SQLite's and PostgreSQL's integers overflow
 db = run_in_threadpool  # a blocking Store call, off the event loop
 
 DESCRIPTION = """Flows, runs and the node catalog of this Flowboard.
@@ -319,6 +320,8 @@ def _flow_routes(r: APIRouter, fb: Flowboard) -> None:
 
     @r.put("/flows/{flow_id}", response_model=FlowSaved, tags=["flows"], summary="Save a new version of a flow",
            openapi_extra=UPDATE_BODY, responses={**NOT_FOUND, **CONFLICT,
+                                                 400: {"model": ErrorOut, "description": "If-Match is not a version "
+                                                       "number, or says another version than the body."},
                                                  428: {"model": ErrorOut, "description": "No version was given."}})
     async def update_flow(request: Request, flow_id: str,
                           if_match: Annotated[str | None, Header(description="The version you loaded (the ETag of "
@@ -401,7 +404,7 @@ def _flow_routes(r: APIRouter, fb: Flowboard) -> None:
 
     @r.get("/flows/{flow_id}/versions/{version}", response_model=VersionRead, tags=["flows"],
            summary="Get one version of a flow", responses=NOT_FOUND)
-    async def get_version(flow_id: str, version: int) -> Response:
+    async def get_version(flow_id: str, version: Annotated[int, Path(ge=1, le=MAX_INT)]) -> Response:
         flow = await db(fb.store.get_version, flow_id, version)
         info = next(v for v in await db(fb.store.list_versions, flow_id) if v.version == version)
         return _json(VersionRead(flow_id=flow_id, version=version, created=info.created, note=info.note,
@@ -521,7 +524,7 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
         source: Annotated[str | None, Query(description="Only runs started so: api, manual, webhook, ...")] = None,
         since: Annotated[str | None, Query(description="Only runs created since: epoch seconds or ISO 8601.")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     ) -> Response:
         """Newest first, without their items (`GET /runs/{id}` has them)."""
         runs = await db(fb.store.list_runs, flow_id, [s.value for s in status] if status else None, source,
