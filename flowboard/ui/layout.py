@@ -42,7 +42,7 @@ def frame(active: str) -> None:
     ui.page_title("Flowboard")
     with ui.row().classes("fb-topbar w-full items-center gap-1 no-wrap"):
         ui.label("Flowboard").classes("fb-brand")
-        for key, label, href in (("flows", "Flows", "/"), ("runs", "Runs", "/runs"),
+        for key, label, href in (("flows", "Flows", "/"), ("runs", "Runs", "/runs"), ("tables", "Tables", "/tables"),
                                  ("credentials", "Credentials", "/credentials")):
             ui.link(label, href).classes("fb-on" if key == active else "").mark(f"nav:{key}")
 

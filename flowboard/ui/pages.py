@@ -5,6 +5,8 @@
     /runs          every run, live, with filters and retention settings
     /run/{id}      one run on a read-only canvas, each node's data in the inspector
     /credentials   credentials (secrets flows use) and REST API keys
+    /tables        data tables: list, create, rename, delete
+    /table/{id}    one table's rows in a grid: edit in place, filter, sort, page, CSV import and export
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ def register(fb: Flowboard) -> None:
     from .flows_page import FlowsPage
     from .run_page import RunPage
     from .runs_page import RunsPage
+    from .tables_page import TablePage, TablesPage
 
     @ui.page("/")
     def flows_page() -> None:
@@ -41,6 +44,20 @@ def register(fb: Flowboard) -> None:
     @ui.page("/credentials")
     def credentials_page() -> None:
         CredentialsPage(fb)
+
+    @ui.page("/tables")
+    def tables_page() -> None:
+        TablesPage(fb)
+
+    @ui.page("/table/{table_id}")
+    def table_page(table_id: str) -> None:
+        from ..store.datatables import TableNotFound
+
+        try:
+            fb.tables.tables.get(table_id)
+        except TableNotFound:
+            return not_found(f"There is no data table {table_id!r}. It may have been deleted.")
+        TablePage(fb, table_id)
 
     @ui.page("/run/{run_id}")
     def run_page(run_id: str) -> None:
