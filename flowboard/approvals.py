@@ -31,7 +31,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from .store.approvals import CANCELLED, DECIDED, OPEN, TIMED_OUT, ApprovalStore, Task
+from .store.approvals import CANCELLED, DECIDED, OPEN, TIMED_OUT, ApprovalStore, Task, person_key
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,13 @@ class ApprovalService:
         made = [t for t in made if t.item_index == item_index]
         if made:  # asked before this crash or restart: the same tasks, nobody asked twice
             return sorted(made, key=lambda t: (t.created, t.id))
+        delegated = await run_in_threadpool(lambda: [self.store.delegate_of(a) for a in approvers])
+        unique: dict[str, str] = {}
+        for name in delegated:  # someone away: their delegate gets the task, once (`ada` and `user:ada` are one)
+            unique.setdefault(person_key(name), name)
+        approvers = list(unique.values())
+        if rule == "n_of_m":
+            needed = min(needed, len(approvers))
         meta = {"rule": rule, "needed": needed, "approvers": list(approvers), "position": 0,
                 "escalate_to": list(escalate_to), "escalate_after": escalate_after, "escalated": False}
         firsts = approvers[:1] if rule == "sequence" else approvers

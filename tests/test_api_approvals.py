@@ -99,3 +99,15 @@ async def test_the_approvals_api_needs_a_key(api: tuple[httpx.AsyncClient, Flowb
                          ("POST", "/approvals/x/decision"), ("POST", "/approvals/x/reassign")):
         answer = await client.request(method, path, headers={"X-API-Key": ""}, json={})
         assert answer.status_code == 401, (method, path)
+
+
+async def test_out_of_office(api: tuple[httpx.AsyncClient, Flowboard]) -> None:
+    client, fb = api
+    assert (await client.get("/approvals/out-of-office")).json() == {}
+    answer = await client.put("/approvals/out-of-office/ada", json={"delegate": "bob"})
+    assert answer.status_code == 200 and answer.json() == {"ada": {"delegate": "bob", "until": None}}
+    assert fb.approvals.store.delegate_of("user:ada") == "user:bob"
+    own = await client.put("/approvals/out-of-office/ada", json={"delegate": "Ada"})
+    assert own.status_code == 422 and own.json()["error"] == "ada cannot hand their tasks to themselves; name " \
+                                                              "someone else"
+    assert (await client.delete("/approvals/out-of-office/ada")).json() == {}

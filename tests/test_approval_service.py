@@ -13,7 +13,7 @@ import pytest
 
 from flowboard.approvals import ApprovalService, verdict
 from flowboard.store import Store
-from flowboard.store.approvals import AlreadyClosed, ApprovalStore, NotAllowed
+from flowboard.store.approvals import AlreadyClosed, ApprovalError, ApprovalStore, NotAllowed
 
 
 @pytest.mark.parametrize(("rule", "needed", "approvers", "answers", "expected"), [
@@ -169,3 +169,23 @@ async def test_asking_again_for_the_same_item_asks_nobody_twice(service: Any) ->
     assert len(svc.store.list_tasks()) == 2
     other = await ask(svc, ["user:ada"], item_index=1)
     assert len(other) == 1 and len(svc.store.list_tasks()) == 3
+
+
+async def test_an_approver_away_has_new_tasks_go_to_their_delegate(service: Any) -> None:
+    svc, runs = service
+    store = svc.store
+    store.set_out_of_office("user:Ada", "bob")
+    store.set_out_of_office("carol", "dora", until=time.time() - 1)  # back already
+    assert store.delegate_of("ada") == "user:bob" and store.delegate_of("user:carol") == "user:carol"
+    assert store.delegate_of("role:manager") == "role:manager"
+    tasks = await ask(svc, ["user:ada", "carol"], rule="all")
+    assert sorted(t.assignees[0] for t in tasks) == ["carol", "user:bob"]
+    store.set_out_of_office("bob", "ada")  # a circle of absences: nobody's task is lost
+    assert store.delegate_of("ada") == "ada"
+    store.set_out_of_office("ada", None)  # ada is back
+    assert store.delegate_of("ada") == "ada" and list(store.out_of_office()) == ["bob"]
+    with pytest.raises(ApprovalError, match=r"^eve cannot hand their tasks to themselves; name someone else$"):
+        store.set_out_of_office("eve", "user:Eve")
+    merged = await ask(svc, ["user:bob", "ada"], rule="n_of_m", needed=2, run_id="r9")
+    assert [t.assignees for t in merged] == [["user:ada"]], "bob's delegate is ada, who is asked once"
+    assert runs.resumed == []

@@ -5,6 +5,8 @@ on, and check the decision log.
  GET  /approvals                 ?status&flow_id&run_id&node_id&assignee&responder&overdue&since&until&limit&offset
                                  &format=csv (the same list as a CSV file, up to 100,000 rows)
  GET  /approvals/audit           the decision log's check: {ok, entries, head, problems}
+ GET  /approvals/out-of-office   who is away, and who receives their new tasks
+ PUT  /approvals/out-of-office/{user}   {delegate, until}     DELETE: back at work
  GET  /approvals/{id}            the task with its log entries
  POST /approvals/{id}/decision   {outcome, responder, comment, fields}: first decision wins, a later one gets 409
  POST /approvals/{id}/reassign   {to: [...], by, reason}
@@ -42,6 +44,12 @@ class Decision(BaseModel):
     responder: str = Field(min_length=1, max_length=200, description="Who decided (their user name).")
     comment: str = Field("", max_length=10_000)
     fields: dict[str, Any] = Field(default_factory=dict, description="The task's form fields, filled in.")
+
+
+class Away(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    delegate: str = Field(min_length=1, max_length=200, description="Who receives the new tasks meanwhile.")
+    until: float | None = Field(None, description="Back at (epoch seconds); empty: until switched off.")
 
 
 class Reassign(BaseModel):
@@ -101,6 +109,26 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
         lists the problems, the first broken entry first."""
         result = await db(approvals.verify)
         return _json({"ok": result.ok, "entries": result.entries, "head": result.head, "problems": result.problems})
+
+    @r.get("/approvals/out-of-office", tags=["approvals"], summary="Who is away")
+    async def away_list() -> Response:
+        return _json(await db(approvals.out_of_office))
+
+    @r.put("/approvals/out-of-office/{user}", tags=["approvals"], summary="Set someone away, with a delegate",
+           responses={422: {"model": ErrorOut, "description": "The delegate is the person themselves."}})
+    async def away(user: str, body: Away) -> Response:
+        """New tasks for `user` go to `delegate` until `until` (tasks already made stay: hand them on with
+        `/approvals/{id}/reassign`)."""
+        try:
+            await db(approvals.set_out_of_office, user, body.delegate, body.until)
+        except ApprovalError as exc:
+            raise ApiError(422, str(exc)) from None
+        return _json(await db(approvals.out_of_office))
+
+    @r.delete("/approvals/out-of-office/{user}", tags=["approvals"], summary="Someone is back")
+    async def back(user: str) -> Response:
+        await db(approvals.set_out_of_office, user, None)
+        return _json(await db(approvals.out_of_office))
 
     @r.get("/approvals/{task_id}", tags=["approvals"], summary="Get an approval task with its log",
            responses={404: NOT_FOUND})

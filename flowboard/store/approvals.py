@@ -37,13 +37,14 @@ import orjson
 import sqlalchemy as sa
 
 from ..errors import FlowboardError
-from .tables import approval_log_t, approval_tasks_t
+from .tables import approval_log_t, approval_tasks_t, settings_t
 
 OPEN, DECIDED, TIMED_OUT, CANCELLED = "open", "decided", "timed_out", "cancelled"
 STATUSES = (OPEN, DECIDED, TIMED_OUT, CANCELLED)
 GENESIS = "0" * 64  # the "previous hash" of the first entry
 _LOCK_ID = 0x4170707276  # PostgreSQL advisory lock key for approval writes: "Apprv"
 _PAST = {"approve": "approved", "reject": "rejected"}
+_AWAY = "approval_out_of_office"  # settings key: {user: {"delegate": name, "until": epoch seconds or None}}
 
 
 class ApprovalError(FlowboardError):
@@ -256,6 +257,47 @@ class ApprovalStore:
             self._append(conn, task_id, status, by, now, {"reason": reason})
             return _replace(task, status=status, decided=now, updated=now)
 
+    # -- out of office -------------------------------------------------------------------------------------------------
+
+    def out_of_office(self, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Who is away now, and who receives their new tasks: {user: {"delegate", "until"}}."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.select(settings_t.c.value).where(settings_t.c.key == _AWAY)).scalar()
+        away = value if isinstance(value, dict) else {}
+        return {user: entry for user, entry in away.items()
+                if isinstance(entry, dict) and (entry.get("until") is None or entry["until"] > now)}
+
+    def set_out_of_office(self, user: str, delegate: str | None, until: float | None = None) -> None:
+        """`user` is away (until `until`, or until switched off): their new tasks go to `delegate`. None: back."""
+        user = _bare(user)
+        if delegate is not None and _bare(delegate) == user:
+            raise ApprovalError(f"{user} cannot hand their tasks to themselves; name someone else")
+        with self._write() as conn:
+            value = conn.execute(sa.select(settings_t.c.value).where(settings_t.c.key == _AWAY)).scalar()
+            away = dict(value) if isinstance(value, dict) else {}
+            if delegate is None:
+                away.pop(user, None)
+            else:
+                away[user] = {"delegate": _bare(delegate), "until": until}
+            if conn.execute(settings_t.update().where(settings_t.c.key == _AWAY).values(value=away)).rowcount == 0:
+                conn.execute(settings_t.insert().values(key=_AWAY, value=away))
+
+    def delegate_of(self, approver: str, now: float | None = None) -> str:
+        """The approver who receives a new task meant for `approver`: their out-of-office delegate (followed through
+        a chain of absences, never in a circle), else `approver` itself. Roles are never delegated."""
+        if approver.lower().startswith("role:"):
+            return approver
+        away = self.out_of_office(now)
+        seen = {_bare(approver)}
+        name = _bare(approver)
+        while name in away:
+            name = away[name]["delegate"]
+            if name in seen:
+                return approver  # a circle of absences: keep the original approver
+            seen.add(name)
+        return approver if name == _bare(approver) else f"user:{name}"
+
     # -- reading ------------------------------------------------------------------------------------------------------
 
     def get(self, task_id: str) -> Task:
@@ -425,6 +467,17 @@ class ApprovalStore:
         conn.execute(approval_log_t.insert().values(
             seq=seq, task_id=task_id, event=event, actor=actor, at=at, data=data, prev_hash=prev,
             hash=entry_hash(prev, seq, task_id, event, actor, at, data)))
+
+
+def _bare(name: str) -> str:
+    """`user:Ada` and `ada` are the same person."""
+    name = name.strip()
+    return (name[5:] if name.lower().startswith("user:") else name).strip().lower()
+
+
+def person_key(name: str) -> str:
+    """One key per person or role: `user:Ada` and `ada` → `ada`; `role:Manager` → `role:manager`."""
+    return name.strip().lower() if name.strip().lower().startswith("role:") else _bare(name)
 
 
 def _task(row: Any) -> Task:
