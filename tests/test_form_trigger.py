@@ -255,3 +255,23 @@ def test_an_inactive_or_unknown_form_is_a_plain_404(server: tuple[Server, Path],
     finally:
         context.close()
     assert form_runs(data_dir, "off") == []
+
+
+def test_oversized_or_unreadable_posts_are_refused_with_a_page_and_start_nothing(server: tuple[Server, Path]) -> None:
+    import httpx
+
+    srv, data_dir = server
+    before = len(form_runs(data_dir, "vacation"))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    cases = [
+        (b"name=" + b"a" * (1024 * 1024 + 1), form, 413, "too long"),
+        (b"&".join(b"f%d=x" % i for i in range(1001)), form, 400, "too many answers"),
+        (b"name=\xff\xfe", form, 400, "not UTF-8"),
+        (b'{"name": "Ada"}', {"Content-Type": "application/json"}, 400, "from the form page"),
+        (b"[" * 100_000, {"Content-Type": "application/json"}, 400, "from the form page"),
+    ]
+    for body, headers, status, words in cases:
+        r = httpx.post(f"{srv.url}/form/vacation", content=body, headers=headers, timeout=30)
+        assert r.status_code == status, (words, r.status_code)
+        assert words in r.text and r.headers["content-type"].startswith("text/html")
+    assert len(form_runs(data_dir, "vacation")) == before
