@@ -244,10 +244,12 @@ class TablePage:
                 ":getRowId": "params => String(params.data.id)", "stopEditingWhenCellsLoseFocus": True,
                 "undoRedoCellEditing": False, "animateRows": False}
 
-    def load(self) -> None:
+    def load(self, count: bool = True) -> None:
+        """Show the current page. `count=False` when only the page changed (the total is known)."""
         tables = self.fb.tables.tables
         try:
-            self.total = tables.count(self.info.id, self.conditions)
+            if count:
+                self.total = tables.count(self.info.id, self.conditions)
             pages = max(1, math.ceil(self.total / self.page_size))
             self.page = min(self.page, pages)
             rows = tables.find(self.info.id, self.conditions, self.sort, limit=self.page_size,
@@ -273,7 +275,7 @@ class TablePage:
     def go(self, page: int) -> None:
         if page != self.page:
             self.page = page
-            self.load()
+            self.load(count=False)
 
     def set_page_size(self, size: int) -> None:
         self.page_size = size
