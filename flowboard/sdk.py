@@ -54,10 +54,24 @@ Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
 __all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType",
-           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables"]
+           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "secret_forms"]
 
 
 _node_log = logging.getLogger("flowboard.node")
+
+
+def secret_forms(secret: str) -> set[str]:
+    """A secret and the forms it travels in: URL-encoded (query strings, forms, URLs a server echoes) and base64
+    (basic auth, tokens a server wraps). A node that blanks a secret out of its output or errors blanks all of them,
+    since a leak in any of these forms is as bad as the secret itself."""
+    import base64
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode()
+    b64 = base64.b64encode(raw).decode("ascii")
+    urlsafe = base64.urlsafe_b64encode(raw).decode("ascii")
+    return {secret, quote(secret, safe=""), quote(secret), quote_plus(secret), b64, b64.rstrip("="), urlsafe,
+            urlsafe.rstrip("=")}
 
 
 class Category(StrEnum):

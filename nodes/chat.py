@@ -21,7 +21,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, secret_forms
 
 Service = Literal["slack", "teams", "discord", "mattermost"]
 _NAMES = {"slack": "Slack", "teams": "Microsoft Teams", "discord": "Discord", "mattermost": "Mattermost"}
@@ -317,7 +317,9 @@ async def _post(client: httpx.AsyncClient, cfg: ChatConfig, url: str, payload: d
     answer = _answer(response)
     if response.status_code >= 300:
         shown = answer if isinstance(answer, str) else orjson.dumps(answer).decode()
-        shown = " ".join(shown.replace(url, "<webhook URL>").split())
+        for form in sorted(secret_forms(url), key=len, reverse=True):  # the URL is the secret, in any encoding
+            shown = shown.replace(form, "<webhook URL>")
+        shown = " ".join(shown.split())
         advice = {401: "the webhook URL is not valid any more; make a new one and put it in the credential",
                   403: "the webhook may not post here; check it in the service",
                   404: "the webhook does not exist (deleted?); make a new one and put it in the credential",

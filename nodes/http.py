@@ -9,13 +9,13 @@ import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal, TypeVar
-from urllib.parse import quote, quote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, secret_forms
 
 Scalar = str | int | float | bool | None
 T = TypeVar("T")
@@ -386,7 +386,7 @@ class _Auth:
         self.place = place  # header | query | cookie
         self.name = name
         self.value = value
-        self.secrets = sorted({v for s in secrets for v in _encodings(s) if len(v) >= 4}, key=len, reverse=True)
+        self.secrets = sorted({v for s in secrets for v in secret_forms(s) if len(v) >= 4}, key=len, reverse=True)
 
     @classmethod
     async def load(cls, ctx: Context, name: str, index: int) -> _Auth:
@@ -444,16 +444,6 @@ class _Auth:
         if isinstance(value, list):
             return [self.redact(v) for v in value]
         return value
-
-
-def _encodings(secret: str) -> set[str]:
-    """A secret and the forms it travels in: URL-encoded (query strings, forms, echoed URLs) and base64 (basic
-    auth, tokens wrapped by a server), so an echo in any of them is blanked out too."""
-    raw = secret.encode()
-    b64 = base64.b64encode(raw).decode("ascii")
-    urlsafe = base64.urlsafe_b64encode(raw).decode("ascii")
-    return {secret, quote(secret, safe=""), quote_plus(secret), quote(secret), b64, b64.rstrip("="),
-            urlsafe, urlsafe.rstrip("=")}
 
 
 def _error(auth: _Auth | None, message: str, index: int, data: Any = None) -> NodeError:
