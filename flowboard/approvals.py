@@ -31,6 +31,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from .approval_links import Links
 from .store.approvals import CANCELLED, DECIDED, OPEN, TIMED_OUT, ApprovalStore, Task, person_key
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,10 @@ def verdict(rule: str, needed: int, approvers: int, answers: Sequence[str | None
 class ApprovalService:
     """The approval tasks of running flows: asks, decisions, settling, deadlines. One per process (`Flowboard`)."""
 
-    def __init__(self, store: ApprovalStore, resume: Resume | None = None):
+    def __init__(self, store: ApprovalStore, resume: Resume | None = None, links: Links | None = None):
         self.store = store
         self.resume = resume  # set by the app: Flowboard.resume_waiting
+        self.links = links  # signed one-click links to tasks (approval_links.py)
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
 

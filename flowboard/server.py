@@ -30,7 +30,7 @@ SWAGGER = Path(__file__).resolve().parent / "ui" / "dist" / "swagger"
 def create_app(fb: Flowboard | None = None) -> FastAPI:
     from nicegui import ui
 
-    from . import forms_public
+    from . import approval_links, forms_public
     from .api import rest, tables, webhooks
     from .ui import pages
 
@@ -55,6 +55,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     tables.register(app, fb)  # /api/v1/tables (ahead of the API's catch-all for unknown endpoints)
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
+    approval_links.register(app, fb)  # /decide/<token>: one-click approval links, plain HTML
     pages.register(fb)
     ui.run_with(app, title="Flowboard", favicon="🔀", storage_secret=_storage_secret(fb),
                 show_welcome_message=False, reconnect_timeout=10)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from . import error_flow
+from .approval_links import Links
 from .approvals import ApprovalService
 from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
@@ -27,6 +28,7 @@ from .sdk import Items, Services
 from .store import Lease, RunRecord, SqlRecorder, Store, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
+from .store.secrets import raw_key
 from .table_trigger import TableTriggers
 from .tables import TableService
 from .triggers import Activations, WebhookTriggers
@@ -42,7 +44,8 @@ class Flowboard:
         self.data_dir = Path(data_dir) if data_dir else None
         self.registry = registry or default_registry()
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
-        self.approvals = ApprovalService(ApprovalStore(self.store.engine))  # approval tasks, decisions, deadlines
+        self.approvals = ApprovalService(ApprovalStore(self.store.engine),  # approval tasks, decisions, deadlines
+                                         links=Links(lambda: raw_key(self.store.data_dir)))
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run,

@@ -42,6 +42,13 @@ def load_key(data_dir: Callable[[], Path]) -> MultiFernet:
                              "print(Fernet.generate_key().decode())'`)") from None
 
 
+def raw_key(data_dir: Callable[[], Path]) -> bytes:
+    """The current secret key's bytes (the first of `FLOWBOARD_SECRET_KEY`, else the key file, made when missing), for
+    keys derived from it (approval links)."""
+    raw = os.environ.get(KEY_ENV, "").strip() or _read_or_create(data_dir() / KEY_FILE)
+    return raw.split(",")[0].strip().encode()
+
+
 def _read_or_create(path: Path) -> str:
     try:
         return path.read_text().strip()
