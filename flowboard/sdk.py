@@ -41,6 +41,7 @@ from .datatables import Condition as TableCondition
 from .datatables import Op as TableOp
 from .datatables import Sort as TableSort
 from .errors import NodeError
+from .regex import compile_regex
 
 if TYPE_CHECKING:
     import httpx
@@ -54,7 +55,8 @@ Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
 __all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType",
-           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "secret_forms"]
+           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
+           "secret_forms"]
 
 
 _node_log = logging.getLogger("flowboard.node")

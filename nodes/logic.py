@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WrapValidator, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, compile_regex
 
 # -- paths and typed values ------------------------------------------------------------------------------------------
 
@@ -155,11 +155,8 @@ class Condition(BaseModel):
         reader = _READERS.get(kind or "")
         if reader is not None and value is not None and reader(value) is None:
             raise ValueError(f"{value!r} is not {_KIND_WORDS[kind or '']}; fix the value or change the type")
-        if op == "matches":
-            try:
-                re.compile(to_text(value))
-            except re.error as exc:
-                raise ValueError(f"this is not a valid regular expression: {exc}") from None
+        if op == "matches" and not (isinstance(value, str) and "{{" in value):  # an expression: checked per item
+            compile_regex(to_text(value))
         return value
 
 
@@ -204,6 +201,10 @@ ConditionSet.model_rebuild()
 ConditionGroup.model_rebuild()
 
 
+class _BadPattern(Exception):
+    pass
+
+
 class _Mismatch(Exception):
     def __init__(self, value: Any, kind: str):
         self.value, self.kind = value, kind
@@ -221,6 +222,8 @@ def _holds(entry: Condition | ConditionGroup, item: Item, index: int | None, whe
         return matches(entry, item, index, where + ".")
     try:
         return _test(entry, get_path(item, entry.field))
+    except _BadPattern as exc:
+        raise NodeError(str(exc), item_index=index, field=f"{where}.value") from None
     except _Mismatch as exc:
         raise NodeError(f"{entry.field!r} is {exc.value!r}, which is not {_KIND_WORDS[exc.kind]}; fix the data or set "
                         f"the condition's type to auto", item_index=index, field=f"{where}.field") from None
@@ -250,7 +253,10 @@ def _test(cond: Condition, left: Any) -> bool:
         return False
     text, other = to_text(left), to_text(cond.value)
     if op == "matches":
-        return re.search(other, text, re.IGNORECASE if cond.ignore_case else 0) is not None
+        try:
+            return compile_regex(other, cond.ignore_case).search(text) is not None
+        except ValueError as exc:  # a pattern that came from an expression
+            raise _BadPattern(str(exc)) from None
     if cond.ignore_case:
         text, other = text.casefold(), other.casefold()
     return text.startswith(other) if op == "starts_with" else text.endswith(other)
