@@ -109,6 +109,12 @@ class ApprovalService:
         self._wake.set()
         return tasks
 
+    def link(self, task_id: str, recipient: str, expires: float | None = None, outcome: str | None = None) -> str:
+        """The recipient's own signed one-click link to a task (approval_links.py)."""
+        if self.links is None:
+            raise ValueError("this Flowboard makes no approval links")
+        return self.links.url(task_id, recipient, expires, outcome)
+
     # -- deciding -------------------------------------------------------------------------------------------------
 
     async def decide(self, task_id: str, outcome: str, responder: str, *, comment: str = "",

@@ -151,6 +151,10 @@ class Approvals(Protocol):
                   due: float | None = None, escalate_to: Sequence[str] = (),
                   escalate_after: float | None = None) -> list[Any]: ...
 
+    def link(self, task_id: str, recipient: str, expires: float | None = None, outcome: str | None = None) -> str:
+        """The recipient's own signed one-click link to a task (for email and chat buttons)."""
+        ...
+
 
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""

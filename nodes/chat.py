@@ -118,17 +118,22 @@ class PostToChat(NodeType):
 
     async def run(self, ctx: Context, config: ChatConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
-        configs = [cfg for _, _, cfg in ctx.each(items)] if items else [config]
-        posts = [_payload(cfg, index) for index, cfg in enumerate(configs)]
-        urls: dict[str, str] = {}
-        for cfg in configs:
-            if cfg.credential not in urls:
-                urls[cfg.credential] = await _webhook_url(ctx, cfg.credential)
-        out: list[Item] = []
-        for index, (cfg, (payload, params)) in enumerate(zip(configs, posts, strict=True)):
-            ctx.check_cancelled()
-            out.append(await _post(ctx.http, cfg, urls[cfg.credential], payload, params, index))
-        return out
+        return await post_messages(ctx, [cfg for _, _, cfg in ctx.each(items)] if items else [config])
+
+
+async def post_messages(ctx: Context, configs: list[ChatConfig]) -> list[Item]:
+    """Post one message per config, in order (also used by the Approval node to notify approvers). Every message is
+    built before the first is posted."""
+    posts = [_payload(cfg, index) for index, cfg in enumerate(configs)]
+    urls: dict[str, str] = {}
+    for cfg in configs:
+        if cfg.credential not in urls:
+            urls[cfg.credential] = await _webhook_url(ctx, cfg.credential)
+    out: list[Item] = []
+    for index, (cfg, (payload, params)) in enumerate(zip(configs, posts, strict=True)):
+        ctx.check_cancelled()
+        out.append(await _post(ctx.http, cfg, urls[cfg.credential], payload, params, index))
+    return out
 
 
 # -- payloads, one builder per service ---------------------------------------------------------------------------

@@ -101,15 +101,20 @@ class SendEmail(NodeType):
 
     async def run(self, ctx: Context, config: EmailConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
-        configs = [cfg for _, _, cfg in ctx.each(items)] if items else [config]
-        messages = [_message(cfg, index) for index, cfg in enumerate(configs)]
-        server = await _Server.load(ctx, config.credential)
-        out: list[Item] = []
-        async with server.connect(config.timeout) as smtp:
-            for index, (message, recipients) in enumerate(messages):
-                ctx.check_cancelled()
-                out.append(await server.send(smtp, message, recipients, index))
-        return out
+        return await send_messages(ctx, [cfg for _, _, cfg in ctx.each(items)] if items else [config])
+
+
+async def send_messages(ctx: Context, configs: list[EmailConfig]) -> list[Item]:
+    """Send one message per config over one connection to the first config's mail server (also used by the Approval
+    node to notify approvers). Every message is built before the first is sent."""
+    messages = [_message(cfg, index) for index, cfg in enumerate(configs)]
+    server = await _Server.load(ctx, configs[0].credential)
+    out: list[Item] = []
+    async with server.connect(configs[0].timeout) as smtp:
+        for index, (message, recipients) in enumerate(messages):
+            ctx.check_cancelled()
+            out.append(await server.send(smtp, message, recipients, index))
+    return out
 
 
 # -- building a message ---------------------------------------------------------------------------------------------
