@@ -54,8 +54,8 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Inputs", "Item", "Items", "NodeError", "NodeType",
-           "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
+__all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "NodeError",
+           "NodeType", "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
            "secret_forms"]
 
 
@@ -156,6 +156,15 @@ class Approvals(Protocol):
         ...
 
 
+class Flows(Protocol):
+    """Other stored flows as a node sees them (`ctx.flows`): the Call flow node runs one with items."""
+
+    async def call(self, flow: str, items: Items, *, wait: bool = True) -> Items:
+        """Run the flow (its id or name) with `items`; with `wait`, its result items (NodeError when it fails),
+        else at once one item with the new run's id."""
+        ...
+
+
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""
 
@@ -218,6 +227,11 @@ class Context:
         return self._services.tables(self.run_id)
 
     @property
+    def flows(self) -> Flows:
+        """Other stored flows, to call (Call flow node); calls made through it are this run's children."""
+        return self._services.flows(self.run_id)
+
+    @property
     def approvals(self) -> Approvals:
         """Approval tasks: ask people to decide (the Approval node)."""
         return self._services.approvals()
@@ -255,13 +269,15 @@ class Services:
     """Shared resources behind every Context: overridden by the app, the CLI and tests."""
 
     def __init__(self, credentials: Callable[[str], Any] | None = None,
-                 tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None):
+                 tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None,
+                 flows: Callable[[str], Flows] | None = None):
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
         self._code_runner: CodeRunner | None = None
         self._tables = tables
         self._approvals = approvals
+        self._flows = flows
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -303,6 +319,12 @@ class Services:
             raise NodeError("data tables are not available here: run the flow in Flowboard (the editor, the server or "
                             "`flowboard run` of a stored flow)")
         return self._tables(run_id)
+
+    def flows(self, run_id: str) -> Flows:
+        if self._flows is None:
+            raise NodeError("other flows cannot be called here: run the flow in Flowboard (the editor, the server or "
+                            "`flowboard run` of a stored flow)")
+        return self._flows(run_id)
 
     def approvals(self) -> Approvals:
         if self._approvals is None:

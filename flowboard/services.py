@@ -18,6 +18,7 @@ from typing import Any
 from . import error_flow
 from .approval_links import Links
 from .approvals import ApprovalService
+from .calls import CallChecks, FlowCalls
 from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
@@ -48,14 +49,16 @@ class Flowboard:
                                          links=Links(lambda: raw_key(self.store.data_dir)))
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
+        self.calls = FlowCalls(self)  # the Call flow node's child runs
         self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run,
-                                approvals=self.approvals)
+                                approvals=self.approvals, flows=self.calls.for_run)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go
             self.engine.lease = Lease(self.store, self.store.owner, lambda: self.engine.active_runs,
                                       self.engine.abandon)
-        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self), TableTriggers(self)])
+        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self), TableTriggers(self),
+                                     CallChecks(self)])
         self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
         self._plans: dict[tuple[str, int], Plan] = {}

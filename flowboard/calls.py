@@ -1,0 +1,132 @@
+"""Flows calling flows (the Call flow node): `ctx.flows.call(...)` runs a stored flow as a child run.
+
+- The child is a recorded run of its own (source "call"), on the called flow's newest version, started from its
+  *When called by another flow* trigger (else its default trigger). With `wait`, the caller waits and gets the
+  child's result; the child's failure fails the calling node with the child's message; cancelling the caller
+  cancels the child.
+- Loops: `call_problems` refuses, at activation, a flow whose Call flow nodes lead back to itself (through any chain of
+  stored flows); at run time a call nested deeper than `MAX_DEPTH` stops with an error (a chain changed since).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from .engine import RunStatus
+from .errors import NodeError, Problem
+from .sdk import Items
+from .triggers import TriggerKind, _node_index, new_run_id
+
+if TYPE_CHECKING:
+    from .engine import Plan
+    from .services import Flowboard
+
+CALL = "logic.call_flow"
+CALLED = "trigger.called"
+MAX_DEPTH = 10
+
+
+class FlowCalls:
+    def __init__(self, fb: Flowboard):
+        self.fb = fb
+        self._depth: dict[str, int] = {}  # run id -> how deep in calls it is (0: not called)
+
+    def for_run(self, run_id: str) -> BoundCalls:
+        return BoundCalls(self, run_id)
+
+    async def call(self, caller: str, flow: str, items: Items, wait: bool) -> Items:
+        fb = self.fb
+        depth = self._depth.get(caller, 0) + 1
+        if depth > MAX_DEPTH:
+            raise NodeError(f"flows call each other more than {MAX_DEPTH} levels deep; a flow seems to call itself "
+                            "round a circle of flows")
+        try:
+            flow_id = await asyncio.to_thread(fb.find_flow, flow)
+            stored = await asyncio.to_thread(fb.store.get_flow, flow_id)
+            plan = fb.plan(flow_id, stored.version)
+        except LookupError as exc:
+            raise NodeError(f"the flow to call cannot be found: {exc}") from None
+        trigger = next((nid for nid in plan.triggers if plan.nodes[nid].cls.type == CALLED), None) \
+            or plan.default_trigger()
+        run_id = new_run_id()
+        if fb.recorder is not None:
+            await asyncio.to_thread(fb.store.create_run, run_id, flow_id, stored.version, trigger, items, "call",
+                                    status=RunStatus.running.value, owner=fb.owner)
+        self._depth[run_id] = depth
+        task = asyncio.ensure_future(fb.engine.run(plan, items, run_id=run_id, trigger=trigger))
+        task.add_done_callback(lambda _: self._depth.pop(run_id, None))
+        if not wait:
+            fb.triggers.tasks.add(task)
+            task.add_done_callback(fb.triggers.tasks.discard)
+            return [{"run_id": run_id, "flow": stored.flow.name, "started": True}]
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            fb.engine.cancel(run_id)  # the caller stops: so does the flow it called
+            await asyncio.gather(task, return_exceptions=True)
+            raise
+        if result.status is not RunStatus.succeeded:
+            error = result.error or {}
+            where = f" at node {error['node_id']!r}" if error.get("node_id") else ""
+            raise NodeError(f"the called flow {stored.flow.name!r} {result.status.value}{where}: "
+                            f"{error.get('message', 'no message')}", data={"run_id": run_id})
+        return list(result.output)
+
+
+class BoundCalls:
+    """`ctx.flows` (the SDK's Flows) for one run."""
+
+    __slots__ = ("calls", "run_id")
+
+    def __init__(self, calls: FlowCalls, run_id: str):
+        self.calls = calls
+        self.run_id = run_id
+
+    async def call(self, flow: str, items: Items, *, wait: bool = True) -> Items:
+        return await self.calls.call(self.run_id, flow, items, wait)
+
+
+class CallChecks(TriggerKind):
+    """Not a trigger: the activation check that a flow's calls never lead back to it."""
+
+    name = "calls"
+
+    def __init__(self, fb: Flowboard):
+        self.fb = fb
+
+    def problems(self, plan: Plan) -> list[Problem]:
+        index = _node_index(plan)
+        out = []
+        for nid in [n for n in plan.order if plan.nodes[n].cls.type == CALL]:
+            config: Any = plan.nodes[nid].static_config
+            if config is None:
+                continue
+            chain = self._chain_back(plan.flow.id, config.flow)
+            if chain is not None:
+                names = " → ".join([plan.flow.name, *chain])
+                out.append(Problem(f"nodes[{index[nid]}].config.flow", f"the calls go round in a circle ({names}); "
+                                   "a flow must not call itself, directly or through others", nid))
+        return out
+
+    def _chain_back(self, start: str, first: str) -> list[str] | None:
+        """The flow names from `first` back to `start` along stored Call flow nodes, or None if there is no way."""
+        seen: set[str] = set()
+        stack: list[tuple[str, list[str]]] = [(first, [])]
+        while stack:
+            key, path = stack.pop()
+            try:
+                flow_id = self.fb.find_flow(key)
+                flow = self.fb.store.get_flow(flow_id).flow
+            except LookupError:
+                continue
+            path = [*path, flow.name]
+            if flow_id == start:
+                return path
+            if flow_id in seen:
+                continue
+            seen.add(flow_id)
+            for node in flow.nodes:
+                if node.type == CALL and isinstance(node.config.get("flow"), str):
+                    stack.append((node.config["flow"], path))
+        return None
