@@ -4,6 +4,7 @@ that people edit, and Stop with error. On a real Flowboard with SQLite in tmp_pa
 from __future__ import annotations
 
 import asyncio
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def called(flow_id: str, name: str, body: list[dict[str, Any]], inputs: list[dic
     nodes = [{"id": "called", "type": "trigger.called", "config": {"inputs": inputs or []}}, *body]
     ids = [n["id"] for n in nodes]
     return {"id": flow_id, "name": name, "nodes": nodes,
-            "edges": [{"source": a, "target": b} for a, b in zip(ids, ids[1:], strict=False)]}
+            "edges": [{"source": a, "target": b} for a, b in itertools.pairwise(ids)]}
 
 
 def caller(flow_id: str, target: str, mode: str = "wait") -> dict[str, Any]:
