@@ -416,3 +416,27 @@ async def test_without_bubblewrap_limits_and_the_filter_still_hold(rlimits_engin
     out = ok(await run_code(rlimits_engine, "import os\nreturn [{'env': sorted(os.environ), 'cwd': os.getcwd()}]"))
     assert set(out[0]["env"]) <= {"PATH", "LANG", "PYTHONDONTWRITEBYTECODE", "FLOWBOARD_CODE_TMP", "PWD"}
     assert "flowboard-code-" in out[0]["cwd"]  # an empty folder of its own
+
+
+async def test_a_cancelled_call_ends_its_worker(engine: Engine) -> None:
+    pool = runner(engine)
+    await pool.start()
+    task = asyncio.create_task(pool.run("import time\ntime.sleep(60)\nreturn items", [{}]))
+    while not any(w.calls for w in pool._workers):
+        await asyncio.sleep(0.01)
+    busy = next(w for w in pool._workers if w.calls)
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(busy.proc.wait(), 10)  # killed, not left running the code
+    assert busy not in pool._workers
+    assert (await pool.run("return [{'next': 1}]", [])).items == [{"next": 1}]
+
+
+async def test_the_steps_own_timeout_also_ends_the_call(engine: Engine) -> None:
+    code = "import time\ntime.sleep(60)\nreturn items"
+    flow = [{**node(code, timeout=100), "settings": {"timeout": 1}}]
+    result = await engine.run(plan_of(flow, ["t > code"]), [{}])
+    assert failed(result) == "timed out after 1 s"
+    assert ok(await run_code(engine, "return [{'next': 1}]")) == [{"next": 1}]

@@ -71,11 +71,14 @@ class Worker:
         return answer
 
     def kill(self) -> None:
+        """SIGKILL to the worker's process group (its own session: bwrap or the worker, and what it forked). Not
+        Process.kill() after it: Popen polls first and would reap the child behind asyncio's back."""
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the sandbox and all in it
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
 
 
 class _Pool:
@@ -103,6 +106,7 @@ class CodeRunner:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._workers: set[Worker] = set()  # idle and busy
         self._noted = False  # a missing protection was logged
+        self._closed = False  # aclose() is under way: a worker that comes up now is ended at once
 
     def _choose_mode(self) -> None:
         if self.mode is not None:
@@ -135,13 +139,17 @@ class CodeRunner:
         pool = self._pool(False)
         missing = self.size - pool.count
         pool.count += missing
+        if missing <= 0:
+            return
         workers = await asyncio.gather(*(self._spawn(False) for _ in range(missing)), return_exceptions=True)
-        for worker in workers:
-            if isinstance(worker, Worker):
-                pool.idle.append(worker)
-            else:
-                pool.count -= 1
-                log.warning("Code node: a worker did not start: %s", worker)
+        async with pool.changed:
+            for worker in workers:
+                if isinstance(worker, Worker):
+                    pool.idle.append(worker)
+                else:
+                    pool.count = max(0, pool.count - 1)
+                    log.warning("Code node: a worker did not start: %s", worker)
+            pool.changed.notify_all()  # calls waiting for a worker
 
     async def _spawn(self, network: bool) -> Worker:
         self._choose_mode()
@@ -162,12 +170,18 @@ class CodeRunner:
             async with asyncio.timeout(30):
                 assert proc.stdout is not None
                 info = await read_frame(proc.stdout, 64 * 1024)
+            if self._closed:
+                raise ProtocolError("the pool was closed while the worker started")
         except (ProtocolError, TimeoutError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
+            Worker(proc, {}).kill()
             assert proc.stderr is not None
             stderr = (await proc.stderr.read(4096)).decode(errors="replace").strip()
+            await proc.wait()
             raise RuntimeError(f"the code worker did not start ({exc}): {stderr}") from None
+        except BaseException:  # cancelled while it started
+            Worker(proc, {}).kill()
+            await asyncio.shield(proc.wait())
+            raise
         info["mode"] = self.mode
         self._drain(proc)
         worker = Worker(proc, info)
@@ -180,10 +194,12 @@ class CodeRunner:
             while line := await proc.stderr.readline():
                 log.warning("code worker %s: %s", proc.pid, line.decode(errors="replace").rstrip()[:500])
 
-        self._background(drain())
+        self._background(drain(), name=f"drain-{proc.pid}")
 
-    def _background(self, coro: Any) -> None:
+    def _background(self, coro: Any, name: str | None = None) -> None:
         task = asyncio.ensure_future(coro)
+        if name:
+            task.set_name(name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -218,9 +234,9 @@ class CodeRunner:
             if healthy and worker.alive:
                 pool.idle.append(worker)
             else:
-                pool.count -= 1
+                pool.count = max(0, pool.count - 1)
                 if not network:  # keep the default pool warm
-                    self._background(self._refill())
+                    self._background(self._refill(), name="refill")
             pool.changed.notify()
 
     async def _refill(self) -> None:
@@ -272,22 +288,27 @@ class CodeRunner:
             pool.idle.clear()
 
     async def aclose(self) -> None:
-        pools = list(self._pools.values())
-        workers = list(self._workers)
-        self._kill_all()
-        same_loop = self._loop is asyncio.get_running_loop()
-        if same_loop:
+        """End every worker and wait for them (a call still running fails)."""
+        self._closed = True
+        if self._loop is asyncio.get_running_loop():
+            refills = [task for task in self._tasks if task.get_name() == "refill"]
+            for task in refills:
+                task.cancel()
+            await asyncio.gather(*refills, return_exceptions=True)
+            workers = list(self._workers)
+            self._kill_all()
             for worker in workers:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(5):
                         await worker.proc.wait()
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5)
+        else:
+            self._kill_all()
         for task in list(self._tasks):
             task.cancel()
-        for pool in pools:
-            pool.count = 0
         self._pools = {}
+        self._closed = False  # usable again: the next call starts new workers
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
