@@ -168,7 +168,9 @@ class Set(NodeType):
 class SortKey(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Sort key")
     field: str = Field(min_length=1, description="Field to sort by (dotted path allowed).")
-    order: Literal["asc", "desc"] = Field("asc", description="`asc`: smallest first (A to Z); `desc`: largest first.")
+    order: Literal["asc", "desc"] = Field("asc", description="Which end comes first.", json_schema_extra={
+        "enum_labels": ["smallest first (A to Z, 1 to 9, oldest first)",
+                        "largest first (Z to A, 9 to 1, newest first)"]})
     type: Literal["auto", "string", "number", "date"] = Field(
         "auto", description="`auto` sorts numbers (also written as text) by value, ISO dates by time and the rest as "
                             "text; choose a type to force one.")
@@ -255,7 +257,8 @@ class Sort(NodeType):
 class LimitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int = Field(10, ge=0, description="How many items to keep.")
-    keep: Literal["first", "last"] = Field("first", description="Keep the first or the last items.")
+    keep: Literal["first", "last"] = Field("first", description="Keep the first or the last items.",
+                                           json_schema_extra={"enum_labels": ["the first items", "the last items"]})
 
 
 class Limit(NodeType):

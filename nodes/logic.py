@@ -135,10 +135,16 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Condition")
     field: str = Field(min_length=1, description="The item field to test; a dotted path such as `customer.email` or "
                                                  "`lines[0].qty`.")
-    op: Op = Field("equals", description="How to compare the field with the value.")
-    type: ValueType = Field("auto", description="Compare as text, numbers, true/false or dates. `auto` picks numbers "
-                                                "when both sides are numbers (also written as text, so 10 > 9), dates "
-                                                "when both are ISO dates, and text otherwise.")
+    op: Op = Field("equals", title="Comparison", description="How to compare the field with the value.",
+                   json_schema_extra={"enum_labels": [
+                       "is equal to", "is not equal to", "is greater than", "is greater than or equal to",
+                       "is less than", "is less than or equal to", "contains", "does not contain", "starts with",
+                       "ends with", "matches the pattern", "is empty", "is not empty", "is true", "is false", "exists",
+                       "does not exist"]})
+    type: ValueType = Field("auto", title="Compare as", description="Automatic compares numbers as numbers (also "
+                            "written as text, so 10 is more than 9), dates as dates, and anything else as text.",
+                            json_schema_extra={"enum_labels": ["Automatic", "Text", "Numbers", "True or false",
+                                                               "Dates"]})
     value: Any = Field(None, validate_default=True, description="What to compare with: a fixed value or an "
                                                                 "expression such as `{{ item.limit }}`.",
                        json_schema_extra={"widget": "expression"})
@@ -176,7 +182,9 @@ class ConditionSet(BaseModel):
     """Conditions combined with AND (all must hold) or OR (one is enough)."""
 
     model_config = ConfigDict(extra="forbid")
-    combine: Literal["and", "or"] = Field("and", description="`and`: every condition must hold; `or`: one is enough.")
+    combine: Literal["and", "or"] = Field("and", title="Pass when", description="Whether an item must meet every "
+                                          "condition or just one of them.", json_schema_extra={"enum_labels": [
+                                              "every condition is met (and)", "any one condition is met (or)"]})
     conditions: list[Entry] = Field(
         default_factory=list, validate_default=True,
         description="The tests. An entry with its own `combine` and `conditions` is a group, so (a AND b) OR c can "

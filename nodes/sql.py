@@ -41,13 +41,14 @@ class SqlConfig(BaseModel):
                                        "expressions are evaluated per item, e.g. `{{ item.email }}`.",
                                        json_schema_extra={"widget": "key_value"})
     mode: Literal["per_item", "once"] = Field(
-        "per_item", description="per_item: run the statement for every input item, all in one transaction (one "
-        "failure rolls back every item). once: run it once, with the first item's parameters.",
-        json_schema_extra={"widget": "select"})
+        "per_item", title="Run the query", description="For each item: all in one transaction, so one failure undoes "
+        "every item. Once: with the first item's parameters, e.g. to create a table.",
+        json_schema_extra={"widget": "select", "enum_labels": ["for each item", "once"]})
     output: Literal["rows", "first_row", "summary"] = Field(
-        "rows", description="rows: one item per row returned. first_row: only the first row of each run of the "
-        "statement. summary: one {rows_affected} item per run. Statements that return no rows always give "
-        "{rows_affected}.", json_schema_extra={"widget": "select"})
+        "rows", title="Give back", description="What comes out: the rows the query returns, only the first row, or "
+        "how many rows it changed. A query that returns no rows always gives how many rows it changed.",
+        json_schema_extra={"widget": "select", "enum_labels": ["every row", "the first row",
+                                                               "how many rows changed"]})
 
     @field_validator("url")
     @classmethod

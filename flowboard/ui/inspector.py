@@ -145,7 +145,8 @@ class Inspector:
         last = state.last_run
         names = last.field_names(state.flow, state.registry, node.id) if last else []
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
-                               field_names=names, preview=self._preview, credentials=self.actions.credential_names)
+                               field_names=names, preview=self._preview, credentials=self.actions.credential_names,
+                               expressions=cls.category is not Category.trigger)
         self.form.set_errors(config_errors(cls, node.config))
 
     def _config_changed(self, value: dict[str, Any]) -> None:
@@ -168,7 +169,8 @@ class Inspector:
 
     def _settings(self, node: Node) -> None:
         with ui.column().classes("fb-settings-form w-full"):
-            self.settings_form = ConfigForm(settings_schema(), settings_value(node), on_change=self._settings_changed)
+            self.settings_form = ConfigForm(settings_schema(), settings_value(node), on_change=self._settings_changed,
+                                            expressions=False)
 
     def _settings_changed(self, value: dict[str, Any]) -> None:
         node = self.node

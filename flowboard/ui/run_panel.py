@@ -118,7 +118,7 @@ class RunPanel:
         with ui.column().classes("fb-settings-form w-full"):
             self.settings_form = ConfigForm(FlowSettings.model_json_schema(),
                                             flow.settings.model_dump(mode="json", exclude_defaults=True),
-                                            on_change=self._settings_changed)
+                                            on_change=self._settings_changed, expressions=False)
 
     def _settings_changed(self, value: dict[str, Any]) -> None:
         try:

@@ -194,7 +194,7 @@ class RunsPage:
                 value.update(new)
 
             with ui.column().classes("fb-settings-form w-full"):
-                form = ConfigForm(Retention.model_json_schema(), value, on_change=changed)
+                form = ConfigForm(Retention.model_json_schema(), value, on_change=changed, expressions=False)
             with ui.row().classes("w-full justify-end gap-2"):
                 ui.button("Clean up now", on_click=lambda: self._clean_up()).props("flat no-caps") \
                     .mark("clean-up")

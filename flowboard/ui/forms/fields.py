@@ -11,7 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
 
-from .schema import CELL_KINDS, FX_KINDS, MISSING, Meta, Slot, hint_html, humanize, is_expression, key_slot, loc_of
+from .schema import (
+    CELL_KINDS,
+    FX_KINDS,
+    MISSING,
+    Meta,
+    Slot,
+    field_title,
+    hint_html,
+    is_expression,
+    key_slot,
+    loc_of,
+    offers_expression,
+)
 from .view import FieldView, mark
 
 if TYPE_CHECKING:
@@ -81,7 +93,8 @@ def render_field(form: ConfigForm, raw: Any, slot: Slot, meta: Meta, loc: str) -
         view.error_label.set_visibility(False)
     assert actions is not None
     with body:
-        if kind in FX_KINDS and (meta.fx or is_expression(slot.get())):
+        switchable = meta.fx and form.expressions and offers_expression(schema, kind)
+        if kind in FX_KINDS and (switchable or is_expression(slot.get())):
             SWITCHABLE[0](form, view, slot, meta, schema, kind, actions)
         elif kind in FX_KINDS:
             FIXED[kind](form, view, slot, meta, schema)
@@ -111,11 +124,8 @@ def render_object_fields(form: ConfigForm, schema: dict[str, Any], slot: Slot, l
         if key in skip:
             continue
         resolved = form.schemas.resolve(raw)
-        title = raw.get("title") if isinstance(raw, dict) and "title" in raw else None
-        if title == key.replace("_", " ").title() or title == key.title().replace("_", " "):
-            title = None  # pydantic's own ("Non 2Xx", "Url"): say it from the name instead ("Non 2xx", "URL")
         child_default = default.get(key, MISSING) if isinstance(default, dict) else MISSING
-        meta = Meta(key=key, title=humanize(title or key), description=resolved.get("description", ""),
+        meta = Meta(key=key, title=field_title(key, raw), description=resolved.get("description", ""),
                     required=key in required, default=resolved.get("default", child_default), nullable=False)
         render_field(form, raw, key_slot(slot, key, ensure, drop_empty), meta, loc_of(loc, key))
     value = slot.get()

@@ -369,7 +369,7 @@ def variant_labels(schemas: Schemas, schema: dict[str, Any]) -> list[str]:
     for i, v in enumerate(variants):
         tag_schema = schemas.resolve(v["properties"][tag]) if tag else {}
         const = schemas.const_of(tag_schema) if tag else MISSING
-        if tag_schema.get("title") and tag_schema.get("title") != humanize(tag):
+        if tag and tag_schema.get("title") and tag_schema.get("title") != humanize(tag):
             out.append(str(tag_schema["title"]))
         elif const is not MISSING:
             out.append(humanize(str(const)))
@@ -379,9 +379,18 @@ def variant_labels(schemas: Schemas, schema: dict[str, Any]) -> list[str]:
 
 
 def entry_title(schemas: Schemas, schema: dict[str, Any]) -> str:
-    """What one entry of a list of objects is called ("Condition" → cards "Condition 1", "Condition 2")."""
+    """What one entry of a list of objects is called ("Condition" → cards "Condition 1", "Condition 2"); a list of
+    several kinds of entry is named after its first kind."""
     items, _ = schemas.unwrap_nullable(schema.get("items", {}))
-    return humanize(str(items.get("title") or "Entry"))
+    variants = schemas.variants(items) or []
+    title = items.get("title") or (variants[0].get("title") if variants else None)
+    return humanize(str(title or "Entry"))
+
+
+def offers_expression(schema: dict[str, Any], kind: str) -> bool:
+    """Whether a field gets the `fx` switch: values that can sensibly be worked out per item. A choice from a list
+    or a yes/no is picked, not computed; a field can also refuse expressions (`"expressions": False`)."""
+    return kind in FX_KINDS and kind not in ("enum", "boolean") and schema.get("expressions") is not False
 
 
 def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
@@ -390,8 +399,23 @@ def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
     One line per field: `Label *` (required), `[fx]` where it may hold an expression, its help; its choices below."""
     schemas = Schemas(schema)
     lines: list[str] = []
+    open_objects: list[int] = []  # a group of conditions holds conditions and groups: each is described once
 
     def walk(obj: dict[str, Any], depth: int, skip: str | None = None) -> None:
+        if id(obj) in open_objects or obj.get("title") in [o for o in titles]:
+            lines.append("  " * depth + "(as above)")
+            return
+        open_objects.append(id(obj))
+        titles.append(obj.get("title"))
+        try:
+            fields_of(obj, depth, skip)
+        finally:
+            open_objects.pop()
+            titles.pop()
+
+    titles: list[Any] = []
+
+    def fields_of(obj: dict[str, Any], depth: int, skip: str | None) -> None:
         pad = "  " * depth
         required = set(obj.get("required", []))
         for key, raw in obj.get("properties", {}).items():
@@ -401,7 +425,7 @@ def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
             kind = schemas.kind(s)
             if kind == "const":
                 continue
-            fx = " [fx]" if expressions and kind in FX_KINDS and s.get("expressions") is not False else ""
+            fx = " [fx]" if expressions and offers_expression(s, kind) else ""
             star = " *" if key in required else ""
             help_text = s.get("description") or (raw.get("description") if isinstance(raw, dict) else "") or ""
             lines.append(f"{pad}{field_title(key, raw)}{star}{fx}: {help_text}".rstrip(": "))
@@ -423,6 +447,10 @@ def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
                 elif schemas.variants(items):
                     lines.append(f"{pad}  each: {entry_title(schemas, s)}, one of: "
                                  + " | ".join(variant_labels(schemas, items)))
+                    for label, variant in zip(variant_labels(schemas, items), schemas.variants(items) or [],
+                                              strict=True):
+                        lines.append(f"{pad}    {label}:")
+                        walk(variant, depth + 3)
 
     walk(schemas.resolve(schema), 0)
     return lines

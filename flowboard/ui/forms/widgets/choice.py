@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from ..fields import fixed
-from ..schema import Meta, Slot
+from ..schema import Meta, Slot, choice_labels
 from ..view import INPUT_PROPS, FieldView, mark
 
 if TYPE_CHECKING:
@@ -18,10 +18,8 @@ if TYPE_CHECKING:
 def enum_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schema: dict[str, Any]) -> None:
     value = slot.get()
     options = list(schema.get("enum", []))
-    labels = schema.get("enum_labels") or schema.get("x-enumNames")
     shown = value if value in options else meta.default if meta.default in options else None
-    choices = dict(zip(options, labels, strict=False)) if isinstance(labels, list) else \
-        {o: "—" if o is None else str(o) for o in options}
+    choices = choice_labels(schema)
     element = ui.select(choices, value=shown, clearable=meta.nullable)
     element.props(INPUT_PROPS + " options-dense").classes("w-full").mark(mark(view.loc, "input"))
     view.attach(element)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from ..fields import body, render_body, render_field, render_object_fields
-from ..schema import MISSING, Meta, Slot, humanize, index_slot, key_slot, loc_of, seed_entry
+from ..schema import MISSING, Meta, Slot, entry_title, field_title, index_slot, key_slot, loc_of, seed_entry
 from ..view import INPUT_PROPS, FieldView, mark
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ class CardsEditor(ListEditorBase):
     def __init__(self, form: ConfigForm, slot: Slot, meta: Meta, schema: dict[str, Any], loc: str) -> None:
         super().__init__(form, slot, meta, loc)
         self.item_schema, _ = form.schemas.unwrap_nullable(schema.get("items", {}))
-        self.item_title = humanize(str(self.item_schema.get("title") or "Entry"))
+        self.item_title = entry_title(form.schemas, schema)
         self.draw()
 
     def draw(self) -> None:
@@ -131,8 +131,7 @@ class RowsEditor(ListEditorBase):
             required = set(item.get("required", []))
             for key, raw in item.get("properties", {}).items():
                 if schemas.const_of(raw) is MISSING:
-                    title = raw.get("title") if isinstance(raw, dict) else None
-                    self.columns.append((key, raw, humanize(title or key), key in required))
+                    self.columns.append((key, raw, field_title(key, raw), key in required))
         self.draw()
 
     # dict mode keeps its own (key, value) pairs, so a half-typed or repeated key is not lost while editing

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from ..fields import body, render_object_fields
-from ..schema import MISSING, Meta, Slot, hint_html, humanize, variant_seed
+from ..schema import MISSING, Meta, Slot, hint_html, variant_labels, variant_seed
 from ..view import FieldView, mark
 
 if TYPE_CHECKING:
@@ -23,10 +23,7 @@ class UnionEditor:
         self.variants = form.schemas.variants(schema) or []
         self.tag = form.schemas.tag_of(schema, self.variants)
         self.stash: dict[int, Any] = {}
-        labels: dict[int, str] = {}
-        for i, v in enumerate(self.variants):
-            const = form.schemas.const_of(v["properties"][self.tag]) if self.tag else MISSING
-            labels[i] = str(const) if const is not MISSING else humanize(str(v.get("title") or f"Option {i + 1}"))
+        labels: dict[int, str] = dict(enumerate(variant_labels(form.schemas, schema)))
         if meta.nullable:
             labels[-1] = "None"
         self.index = self.match(slot.get())
