@@ -51,10 +51,11 @@ _METHODS: dict[type, frozenset[str]] = {
 # needs a clock, so the same expression on the same data always gets the same answer, on any machine.
 MAX_OUTPUT = 1_000_000  # characters of text, or the size (as JSON text) of any one value an expression builds
 MAX_BUILT = 10_000_000  # everything it builds along the way, added up
-MAX_STEPS = 20_000  # loop rounds, filters, new lists and objects (1 each) and calls (5 each)
+MAX_STEPS = 20_000  # loop rounds and new lists and objects (1 each), filters (3 each) and calls (10 each)
 MAX_DEPTH = 40  # calls inside calls (a macro calling itself)
 MAX_DIGITS = 3000  # numbers it computes
-_CALL_COST = 5
+_CALL_COST = 10
+_FILTER_COST = 3
 _SEQUENCES = (str, list, tuple, bytes)
 _DATA = (str, dict, list, int, float)
 _BUILT = (str, list, dict, tuple)
@@ -96,6 +97,11 @@ class _Budget:
         self.built -= size
         if self.built < 0:
             raise ExpressionError("this expression builds more than 10 MB along the way; make it do less")
+
+    def remember(self, value: Any, size: int) -> Any:
+        """Keep the size of a list just built, so building on it does not walk it again."""
+        self.memo[id(value)] = (value, size)
+        return value
 
     def new(self, value: Any) -> Any:
         self.tick()
@@ -186,8 +192,12 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         budget = _budget()
         if operator == "+":
             if isinstance(left, _SEQUENCES) and isinstance(right, _SEQUENCES):
-                budget.charge(len(left) + len(right) if isinstance(left, str | bytes) else
-                              budget.measure(left) + budget.measure(right))
+                if isinstance(left, str | bytes):
+                    budget.charge(len(left) + len(right))
+                else:
+                    size = budget.measure(left) + budget.measure(right)
+                    budget.charge(size)
+                    return budget.remember(left + right, size)
             return left + right
         if operator == "*":
             return _times(budget, left, right)
@@ -264,7 +274,7 @@ def _counted(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def counted(*args: Any, **kwargs: Any) -> Any:
-        _budget().tick()
+        _budget().tick(_FILTER_COST)
         return fn(*args, **kwargs)
 
     return counted
@@ -277,8 +287,12 @@ def _times(budget: _Budget, left: Any, right: Any) -> Any:
     else:
         for seq, count in ((left, right), (right, left)):
             if isinstance(seq, _SEQUENCES) and isinstance(count, int):
-                unit = len(seq) if isinstance(seq, str | bytes) else budget.measure(seq)
-                budget.charge(unit * max(count, 0))
+                if isinstance(seq, str | bytes):
+                    budget.charge(len(seq) * max(count, 0))
+                    break
+                size = 2 + (budget.measure(seq) - 2) * max(count, 0)
+                budget.charge(size)
+                return budget.remember(left * right, size)
     return left * right
 
 

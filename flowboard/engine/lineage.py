@@ -66,6 +66,10 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
         (port, out), = outputs.items()
         if len(out) == len(flat) and all(map(operator.is_, out, flat)):
             return {port: SAME}  # passed on as they came (the fast path: most chains)
+    if not pairs:
+        known = set(map(id, flat))
+        if all(known.isdisjoint(map(id, out)) for out in outputs.values()):  # only new items (Set): at C speed
+            return {port: _unpaired(len(out), len(flat), len(outputs)) for port, out in outputs.items()}
     where: dict[int, int] = {}
     for index in range(len(flat) - 1, -1, -1):  # the first position wins for an item that arrived twice
         where[id(flat[index])] = index
@@ -87,13 +91,20 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
             known = known or source is not None
             sources.append(source)
         if not known and out:
-            if len(flat) == 1:
-                sources = [0] * len(out)
-            elif len(out) == len(flat) and len(outputs) == 1:
-                lineage[port] = SAME
-                continue
+            lineage[port] = _unpaired(len(out), len(flat), len(outputs))
+            continue
         lineage[port] = SAME if _in_order(sources) else sources
     return lineage
+
+
+def _unpaired(count: int, inputs: int, ports: int) -> Any:
+    """New items the node said nothing about: all from the one input item, or one per input item in order, or
+    unknown (None)."""
+    if inputs == 1:
+        return SAME if count == 1 else [0] * count
+    if count == inputs and ports == 1:
+        return SAME
+    return None
 
 
 def _flat(sources: tuple[Any, ...], offsets: Mapping[str, int], total: int) -> Source:

@@ -33,7 +33,7 @@ from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services
 from .events import Event, EventBus
-from .lineage import Tracer, flat_inputs, infer
+from .lineage import SAME, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
 from .states import RunLost, RunResult, RunStatus, Step, StepStatus
@@ -236,9 +236,9 @@ class _Run:
         steps = self.steps
         for source, port, _ in pn.in_edges:
             step = steps.get(source)
-            if step is None or step.status is StepStatus.skipped or step.status is StepStatus.cancelled:
+            if step is None or step.status in _NOT_FED:
                 continue
-            if pn.cls.runs_on_empty or step.outputs.get(port):
+            if step.outputs.get(port) or pn.cls.runs_on_empty:
                 return True
         return False
 
@@ -412,17 +412,8 @@ class _Run:
                 ready.append(target)
 
     async def _run_node(self, pn: PlannedNode) -> Step:
+        """Run the node, with its retries. Its step's outputs are frozen and carry their lineage (`_sealed`)."""
         inputs: dict[str, Items] = {"main": self.input} if pn.is_trigger else self._gather(pn)
-        step, pairs = await self._attempts(pn, inputs)
-        outputs = step.outputs
-        step.lineage = infer(inputs, outputs, pairs)
-        for port, items in outputs.items():
-            if items.__class__ is not FrozenList:
-                outputs[port] = freeze_items(items)
-        return step
-
-    async def _attempts(self, pn: PlannedNode, inputs: dict[str, Items]) -> tuple[Step, Any]:
-        """Run the node, with its retries: its step (outputs not yet frozen) and what it said with `ctx.paired`."""
         node = pn.node
         settings = node.settings
         lease = self.engine.lease
@@ -433,8 +424,8 @@ class _Run:
             self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
         if settings.disabled:
             passed = list(flat_inputs(inputs))
-            return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
-                        {pn.output_ports[0]: passed} if pn.output_ports else {}), None
+            return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
+                                {pn.output_ports[0]: passed} if pn.output_ports else {}), None)
         attempt = 1
         logs: list[str] = []
         while True:
@@ -464,8 +455,8 @@ class _Run:
                             "; not retried, since it may have done its work already" if unsafe and settings.retries
                             else ""), retryable=not unsafe) from None
                 outputs = _outputs(pn, result)
-                return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs, outputs,
-                            logs=logs), ctx._pairs
+                return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs,
+                                    outputs, logs=logs), ctx._pairs)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -480,7 +471,7 @@ class _Run:
                     continue
                 failed = self._failed_step(pn, inputs, error, started, attempt)
                 failed.logs = logs
-                return failed, None
+                return _sealed(failed, None)
 
     def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
                      attempt: int) -> Step:
@@ -525,6 +516,23 @@ class _Run:
 
 
 _EMPTY: Items = FrozenList()
+_NOT_FED = frozenset({StepStatus.skipped, StepStatus.cancelled})
+
+
+def _sealed(step: Step, pairs: Any) -> Step:
+    """The step with its outputs' lineage worked out (before freezing: new items are known by identity) and its
+    outputs frozen, so no later node can change them."""
+    outputs = step.outputs
+    if pairs is None and len(outputs) == 1 and len(step.inputs) == 1:
+        (port, items), = outputs.items()
+        if items is next(iter(step.inputs.values())):  # the very list it got (a pass-through): nothing new
+            step.lineage = {port: SAME}
+            return step
+    step.lineage = infer(step.inputs, outputs, pairs)
+    for port, items in outputs.items():
+        if items.__class__ is not FrozenList:
+            outputs[port] = freeze_items(items)
+    return step
 
 
 def _constant(config: Any) -> Any:
