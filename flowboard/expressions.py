@@ -197,7 +197,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
                 else:
                     size = budget.measure(left) + budget.measure(right)
                     budget.charge(size)
-                    return budget.remember(left + right, size)
+                    return budget.remember(left + right, size)  # type: ignore[operator]
             return left + right
         if operator == "*":
             return _times(budget, left, right)

@@ -67,8 +67,8 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
         if len(out) == len(flat) and all(map(operator.is_, out, flat)):
             return {port: SAME}  # passed on as they came (the fast path: most chains)
     if not pairs:
-        known = set(map(id, flat))
-        if all(known.isdisjoint(map(id, out)) for out in outputs.values()):  # only new items (Set): at C speed
+        given = set(map(id, flat))
+        if all(given.isdisjoint(map(id, out)) for out in outputs.values()):  # only new items (Set): at C speed
             return {port: _unpaired(len(out), len(flat), len(outputs)) for port, out in outputs.items()}
     where: dict[int, int] = {}
     for index in range(len(flat) - 1, -1, -1):  # the first position wins for an item that arrived twice
