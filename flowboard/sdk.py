@@ -31,6 +31,7 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -55,8 +56,8 @@ Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
 __all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "NodeError",
-           "NodeType", "Outputs", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
-           "secret_forms"]
+           "NodeType", "Outputs", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables",
+           "compile_regex", "secret_forms"]
 
 
 _node_log = logging.getLogger("flowboard.node")
@@ -107,8 +108,20 @@ class NodeType:
     #: True for nodes that must see every connected input, even an empty one (merge).
     runs_on_empty: ClassVar[bool] = False
 
-    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs | Suspend:
         raise NotImplementedError
+
+    async def resume(self, ctx: Context, config: Any, inputs: Inputs, payload: Any) -> Outputs:
+        """The node's output when its run resumes after it returned `Suspend`: `payload` is what the resume call
+        brought (None when the deadline passed). By default the payload becomes the output (an object as one item,
+        a list of objects as the items), and a deadline passes the input items on."""
+        if payload is None:
+            return [item for items in inputs.values() for item in items]
+        if isinstance(payload, dict):
+            return [payload]
+        if isinstance(payload, list) and all(isinstance(item, dict) for item in payload):
+            return payload
+        return [{"data": payload}]
 
     @classmethod
     def output_ports(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -163,6 +176,22 @@ class Flows(Protocol):
         """Run the flow (its id or name) with `items`; with `wait`, its result items (NodeError when it fails),
         else at once one item with the new run's id."""
         ...
+
+
+class Suspend(Exception):
+    """Return (or raise) it from `run` to park the run durably: the engine records the node's step and the run as
+    `waiting` and frees everything the run held in memory. The run resumes at `resume_at` (epoch seconds, or a
+    timezone-aware datetime), or earlier when someone calls `Flowboard.resume_waiting` for this node (a resume link,
+    an approval); None waits for that call only. It resumes after any number of restarts, on the flow version it
+    started with; the node's `resume` then gives its output. `data` (JSON) is kept with the wait: how it may be
+    resumed, what a person deciding should see."""
+
+    def __init__(self, resume_at: float | datetime | None = None, *, data: dict[str, Any] | None = None):
+        if isinstance(resume_at, datetime):
+            resume_at = resume_at.timestamp()
+        self.resume_at = resume_at
+        self.data = data or {}
+        super().__init__("the node suspended its run")
 
 
 class Context:

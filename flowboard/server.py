@@ -31,7 +31,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     from nicegui import ui
 
     from . import approval_links, forms_public
-    from .api import rest, tables, webhooks
+    from .api import rest, tables, waiting, webhooks
     from .ui import pages
 
     fb = fb or Flowboard()
@@ -42,6 +42,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
             load_examples(fb, EXAMPLES)
         fb.start_triggers()  # active flows answer their webhooks from here on
         resume = asyncio.ensure_future(fb.resume_unfinished())
+        fb.start_waiting()  # parked runs resume at their deadlines
         gc.collect()
         gc.freeze()  # startup's objects (NiceGUI, FastAPI, pydantic) leave the GC's scans: measured -25% CPU per run
         yield
@@ -53,6 +54,7 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     _register_docs(app)  # /docs with Swagger UI served from the package: FastAPI's default loads it from a CDN
     webhooks.register(app, fb)  # plain routes, ahead of NiceGUI's mount
     tables.register(app, fb)  # /api/v1/tables (ahead of the API's catch-all for unknown endpoints)
+    waiting.register(app, fb)  # resume links of waiting runs
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
     approval_links.register(app, fb)  # /decide/<token>: one-click approval links, plain HTML
@@ -107,7 +109,10 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per outgoing request costs more than the request
     if record is None:
         record = os.environ.get("FLOWBOARD_RECORD", "1").strip().lower() not in ("0", "false", "no", "off")
-    app = create_app(Flowboard(record=record))
+    fb = Flowboard(record=record)
+    if not os.environ.get("FLOWBOARD_PUBLIC_URL"):  # resume links point at this server
+        fb.public_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    app = create_app(fb)
     url = f"http://{host}:{port}"
     print(f"Flowboard is running at {url}  (Ctrl+C to stop){'' if record else '  runs are not recorded'}",
           flush=True)

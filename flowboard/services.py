@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -19,20 +20,21 @@ from . import error_flow
 from .approval_links import Links
 from .approvals import ApprovalService
 from .calls import CallChecks, FlowCalls
-from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, build_plan
+from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
 from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
-from .store import Lease, RunRecord, SqlRecorder, Store, database_url, make_engine
+from .store import Lease, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
 from .store.secrets import raw_key
 from .table_trigger import TableTriggers
 from .tables import TableService
 from .triggers import Activations, WebhookTriggers
+from .waiting import LINK_PATH, Sleeper, resume_token, token_valid
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,12 @@ class Flowboard:
                                      CallChecks(self)])
         self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
+        #: Where people reach this server (resume links in emails): `FLOWBOARD_PUBLIC_URL`, else the local address.
+        self.public_url = (os.environ.get("FLOWBOARD_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
+        self.sleeper = Sleeper(self)
+        self._link_key: bytes | None = None
+        if self.recorder is not None:
+            self.engine.resume_url = self.resume_url
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
@@ -215,7 +223,7 @@ class Flowboard:
                                   status=RunStatus.running.value, owner=self.owner)
             if done:
                 await self.recorder.steps_finished(run_id, [replace(s, run_id=run_id) for s in done.values()], False)
-        return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger, done=done)
+        return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger, done=done, park=False)
 
     async def run_file(self, flow: Flow, input_items: Items | None = None, *, trigger: str | None = None
                        ) -> RunResult:
@@ -228,13 +236,14 @@ class Flowboard:
         of them go at once (one slow run does not hold the others back); returns their results. The store work runs
         in a thread."""
         resumable = await asyncio.to_thread(self._claim_unfinished)
-        for run, _, done in resumable:
+        for run, _, done, _ in resumable:
             log.info("resuming run %s of flow %s (%d steps already done)", run.id, run.flow_id, len(done))
         outcomes = await asyncio.gather(*(
-            self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done, started=run.started)
-            for run, plan, done in resumable), return_exceptions=True)
+            self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done, started=run.started,
+                            waits=waits)
+            for run, plan, done, waits in resumable), return_exceptions=True)
         results = []
-        for (run, _, _), outcome in zip(resumable, outcomes, strict=True):
+        for (run, *_), outcome in zip(resumable, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if isinstance(outcome, asyncio.CancelledError):
                     raise outcome
@@ -243,7 +252,7 @@ class Flowboard:
                 results.append(outcome)
         return results
 
-    def _claim_unfinished(self) -> list[tuple[RunRecord, Plan, dict[str, Step]]]:
+    def _claim_unfinished(self) -> list[tuple[RunRecord, Plan, dict[str, Step], dict[str, Waiting]]]:
         """Claim every unfinished run whose owner is gone, and what resuming each needs. A run that cannot resume is
         marked crashed with the reason."""
         resumable = []
@@ -262,13 +271,58 @@ class Flowboard:
                 continue
             done = {nid: step for nid, step in self.store.get_steps(run.id).items()
                     if step.status in _FINAL_STEP}
-            resumable.append((run, plan, done))
+            resumable.append((run, plan, done, self.store.waits_of(run.id)))
         return resumable
 
     def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
-        """Post-run hook: the engine calls it for every run it concludes. A failed run starts its error flow."""
-        if error_flow.wanted(plan, trigger, result):
+        """Post-run hook: the engine calls it for every run it concludes. A failed run starts its error flow; a run
+        parked until a deadline wakes the sleeper, which may have to wake earlier now."""
+        if result.status is RunStatus.waiting:
+            self.sleeper.wake()
+        elif error_flow.wanted(plan, trigger, result):
             error_flow.start(self, plan, result, self._error_flows)
+
+    # -- waiting runs -----------------------------------------------------------------------------------------------
+
+    def link_key(self) -> bytes:
+        if self._link_key is None:
+            self._link_key = self.store.secrets.signing_key("resume links")
+        return self._link_key
+
+    def resume_url(self, run_id: str) -> str:
+        """The signed URL that resumes the run's waiting node (`{{ run.resume_url }}`): POST, optional JSON data."""
+        return f"{self.public_url}{LINK_PATH}/{run_id}/{resume_token(self.link_key(), run_id)}"
+
+    def resume_token_valid(self, run_id: str, token: str) -> bool:
+        return token_valid(self.link_key(), run_id, token)
+
+    def start_waiting(self) -> None:
+        """Resume parked runs at their deadlines from now on (the server calls it at start)."""
+        self.sleeper.start()
+
+    async def resume_waiting(self, run_id: str, node_id: str, payload: Any = None, *,
+                             who: str | None = None) -> asyncio.Task[RunResult]:
+        """Resume a run parked at `node_id`: the node's output comes from `payload` (its `resume`; a deadline passes
+        None), and the run goes on from its recorded steps, on the flow version it started with. `who` says who
+        resumed it, in words, for the record ("Ada", "resume link", "timer"). Raises WaitGone when the node is not
+        waiting (resumed already, by whom and when; or the run ended). Returns the run's task (it is going)."""
+        run = await asyncio.to_thread(self.store.resume_wait, run_id, node_id, self.owner, payload, who)
+        try:
+            plan, done, waits = await asyncio.to_thread(self._resumable, run)
+        except Exception as exc:
+            await asyncio.to_thread(self.store.mark_run, run_id, RunStatus.crashed,
+                                    {"message": f"could not resume: {exc}"}, owner=self.owner)
+            raise WaitGone(f"run {run_id} could not resume: {exc}") from None
+        log.info("resuming waiting run %s of flow %s at node %s (%s)", run_id, run.flow_id, node_id, who or "a call")
+        return self.triggers.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=run.trigger, done=done,
+                                                   started=run.started, waits=waits))
+
+    def _resumable(self, run: RunRecord) -> tuple[Plan, dict[str, Step], dict[str, Waiting]]:
+        if run.source == EDITOR and run.flow_version is None:
+            raise ValueError("it is a test run of unsaved changes")
+        plan = self.plan(run.flow_id, run.flow_version)
+        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _FINAL_STEP}
+        return plan, done, self.store.waits_of(run.id)
 
     def cancel(self, run_id: str) -> bool:
         return self.engine.cancel(run_id)
@@ -300,6 +354,7 @@ class Flowboard:
         await self.approvals.stop()
         for task in list(self._tasks):
             task.cancel()
+        await self.sleeper.aclose()
         if isinstance(self.engine.lease, Lease):
             await self.engine.lease.aclose()
         await self.engine.aclose()

@@ -6,7 +6,6 @@ value reading (`to_number`, `to_date`, `to_bool`) and the condition model with i
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import re
@@ -16,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WrapValidator, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, compile_regex
+from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, Suspend, compile_regex
 
 # -- paths and typed values ------------------------------------------------------------------------------------------
 
@@ -578,18 +577,27 @@ def _combine(ctx: Context, a: Items, b: Items, config: MergeConfig) -> Items:
 
 # -- Wait ------------------------------------------------------------------------------------------------------------
 
-MAX_WAIT = 3600.0
+MAX_WAIT = 366 * 86400.0  # a year and a day: a wait is durable, it survives restarts
 
 
 class WaitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Literal["delay", "until"] = Field("delay", description="`delay`: wait a number of seconds; `until`: wait "
-                                                                 "until a date and time.")
-    seconds: float = Field(1.0, ge=0, le=MAX_WAIT, description="Delay: how many seconds to wait (at most 3600).")
+    mode: Literal["delay", "until", "link"] = Field(
+        "delay", description="`delay`: wait a number of seconds; `until`: wait until a date and time; `link`: wait "
+                             "until someone calls the run's resume link (`{{ run.resume_url }}`, sent by a node "
+                             "before this one), whose JSON data becomes this node's output.")
+    seconds: float = Field(1.0, ge=0, le=MAX_WAIT, description="Delay: how many seconds to wait (at most a year).")
+    give_up_after: float = Field(0, ge=0, le=MAX_WAIT,
+                                 description="Link: after this many seconds without a call, pass the items on "
+                                             "(0: wait for the link however long).")
     until: str = Field("", validate_default=True,
                        description="Until: an ISO 8601 date and time such as 2025-01-31T09:00:00+01:00 (UTC when no "
                                    "time zone is given), or an expression.",
                        json_schema_extra={"widget": "expression"})
+    credential: str = Field("", description="Link: a credential whose `value` (or `token`) the caller must send in "
+                                            "the header below; empty: the signed link alone is enough.",
+                            json_schema_extra={"widget": "credential"})
+    header: str = Field("X-Api-Key", description="Link: the header that carries the credential's token.")
 
     @field_validator("until")
     @classmethod
@@ -600,29 +608,36 @@ class WaitConfig(BaseModel):
 
 
 class Wait(NodeType):
-    """Pauses the flow for a number of seconds, or until a date and time, then passes the items on unchanged.
+    """Pauses the run for a number of seconds, until a date and time, or until its resume link is called, then goes
+    on: with the items unchanged, or, resumed by the link, with the JSON data the call brought.
 
-    The wait is at most one hour; a time in the past does not wait at all. `until` may be an expression (it is worked
-    out with the first item). Cancelling the run stops the wait at once."""
+    The wait is durable: a wait of more than a few seconds frees the run from memory (it shows as `waiting`), and
+    it resumes at its time after any number of restarts. A time in the past does not wait at all. `until` may be an
+    expression (worked out with the first item). Cancelling the run ends the wait at once."""
 
     type = "logic.wait"
     title = "Wait"
     category = Category.logic
     icon = "hourglass_top"
-    description = "Pause for a while, or until a given time, before going on."
+    description = "Pause for a while, until a given time, or until a resume link is called, before going on."
     Config = WaitConfig
 
-    async def run(self, ctx: Context, config: WaitConfig, inputs: Inputs) -> Outputs:
+    async def run(self, ctx: Context, config: WaitConfig, inputs: Inputs) -> Outputs | Suspend:
+        now = datetime.now(UTC)
+        if config.mode == "link":
+            deadline = now.timestamp() + config.give_up_after if config.give_up_after > 0 else None
+            return Suspend(deadline, data={"via": "link", "credential": config.credential or None,
+                                           "header": config.header})
         delay = config.seconds
         if config.mode == "until":
             when = to_date(config.until)
             if when is None:  # pragma: no cover - the config model checks it
                 raise NodeError("`until` is not a date and time", field="until")
-            delay = (when - datetime.now(UTC)) / timedelta(seconds=1)
+            delay = (when - now) / timedelta(seconds=1)
             if delay > MAX_WAIT:
-                raise NodeError(f"{config.until} is {delay / 3600:.1f} hours away; this node waits at most one hour",
-                                field="until")
-        if delay > 0:
-            await asyncio.sleep(delay)
-        return list(inputs["main"])
+                raise NodeError(f"{config.until} is {delay / 86400:.0f} days away; this node waits at most a year",
+                                field="until", retryable=False)
+        if delay <= 0:
+            return list(inputs["main"])
+        return Suspend(now.timestamp() + delay, data={"via": "timer"})
 

@@ -426,7 +426,7 @@ def test_list_runs_with_filters(api: httpx.Client) -> None:
     assert assert_error(api.get("/runs", params={"since": "last tuesday"}), 422)["problems"][0]["loc"] == "since"
 
 
-def test_cancel_a_running_run_then_delete_it(api: httpx.Client) -> None:
+def test_cancel_a_waiting_run_then_delete_it(api: httpx.Client) -> None:
     flow_id = uid("slow")
     flow = {"id": flow_id, "name": "Slow", "nodes": [
         {"id": "start", "type": "trigger.manual"},
@@ -436,7 +436,8 @@ def test_cancel_a_running_run_then_delete_it(api: httpx.Client) -> None:
     assert api.post("/flows", json=flow).status_code == 201
     started = time.monotonic()
     run_id = api.post(f"/flows/{flow_id}/runs", json={"wait": False}).json()["run_id"]
-    assert api.get(f"/runs/{run_id}").json()["status"] == "running"
+    time.sleep(0.3)
+    assert api.get(f"/runs/{run_id}").json()["status"] == "waiting"  # an 8 s wait parks the run
     assert_error(api.delete(f"/runs/{run_id}"), 409, "cancel it first")
     assert_error(api.delete(f"/flows/{flow_id}"), 409, run_id)
     time.sleep(0.5)

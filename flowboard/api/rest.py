@@ -554,6 +554,8 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
                     await asyncio.sleep(0.02)
                     if cancelled := fb.cancel(run_id):
                         break
+        if not cancelled and run.status is RunStatus.waiting and await db(fb.store.cancel_waiting, run_id):
+            return _json(RunSummaryOut(**_run_fields(await db(fb.store.get_run, run_id))))
         if not cancelled:  # not going in this process: take it over if its process is gone, and end it
             if not await db(fb.store.claim_run, run_id, fb.owner):
                 raise ApiError(409, f"the run is going in another process ({run.owner}); cancel it there")

@@ -23,11 +23,12 @@ from .states import (
     RunStatus,
     Step,
     StepStatus,
+    Waiting,
     derive_inputs,
     sources_of,
     transition_allowed,
 )
 
 __all__ = ["GOING", "RUN_TRANSITIONS", "Engine", "Event", "EventBus", "Lease", "Plan", "PlannedNode", "Recorder",
-           "RunInfo", "RunLost", "RunResult", "RunStatus", "Step", "StepStatus", "build_plan", "derive_inputs",
-           "sources_of", "transition_allowed"]
+           "RunInfo", "RunLost", "RunResult", "RunStatus", "Step", "StepStatus", "Waiting", "build_plan",
+           "derive_inputs", "sources_of", "transition_allowed"]

@@ -31,15 +31,18 @@ from typing import Any, Protocol
 from ..errors import NodeError
 from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
-from ..sdk import Context, Items, Services
+from ..sdk import Context, Items, Services, Suspend
 from .events import Event, EventBus
 from .lineage import SAME, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
-from .states import RunLost, RunResult, RunStatus, Step, StepStatus
+from .states import RunLost, RunResult, RunStatus, Step, StepStatus, Waiting
 
 log = logging.getLogger(__name__)
 MAX_RETRY_DELAY = 300.0  # seconds: the backoff between retries doubles up to this, never beyond
+#: A wait due within this many seconds is slept in memory (its run stays `running`, its wait recorded so a crash
+#: resumes it at the same deadline); a longer one parks the run as `waiting` and frees it.
+IN_MEMORY_WAIT = 5.0
 
 
 @dataclass(slots=True)
@@ -90,17 +93,26 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[Any]] = {}
         self._cancel_requested: set[str] = set()
         self._lost: set[str] = set()
+        #: The signed URL that resumes a waiting run (`{{ run.resume_url }}` in expressions); set by the app.
+        self.resume_url: Callable[[str], str] | None = None
         #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted); must not
         #: raise or block. The app uses it to start error flows.
         self.on_finished: Callable[[Plan, str, RunResult], None] | None = None
 
     async def run(self, plan: Plan, input_items: Items | None = None, *, run_id: str | None = None,
                   trigger: str | None = None, done: dict[str, Step] | None = None,
-                  started: float | None = None) -> RunResult:
+                  started: float | None = None, waits: dict[str, Waiting] | None = None,
+                  park: bool = True) -> RunResult:
         """Run `plan` from `trigger` (default: its manual trigger) with `input_items` as the trigger's input.
-        `done` holds steps finished before a crash: they are not run again."""
+        `done` holds steps finished before a crash or a wait: they are not run again. `waits` holds the recorded
+        waits of nodes that suspended the run: a resumed one gives its node's output from its payload, one still
+        waiting goes on waiting until its recorded deadline (the node does not run again). `park=False` keeps waits
+        with a deadline in memory, however long (the editor's test runs, which a person watches)."""
         run = _Run(self, plan, run_id or uuid.uuid4().hex, trigger or plan.default_trigger(),
                    input_items if input_items is not None else [], done or {}, started)
+        if waits:
+            run.waits = waits
+        run.park = park
         return await run.execute()
 
     def cancel(self, run_id: str) -> bool:
@@ -130,8 +142,8 @@ class Engine:
 
 class _Run:
     __slots__ = ("cancel_event", "crash", "current", "done", "durable", "engine", "failure", "flow_id", "info", "input",
-                 "live", "lost", "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes", "started",
-                 "steps", "tracer", "trigger", "unflushed")
+                 "live", "lost", "park", "parked", "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes",
+                 "started", "steps", "tracer", "trigger", "unflushed", "waits")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -161,6 +173,9 @@ class _Run:
         self.live: dict[str, float] = {}  # node id -> when it started, for nodes started and not finished
         self.crash: BaseException | None = None  # what stopped the run outside any node
         self.lost = False
+        self.waits: dict[str, Waiting] = {}  # recorded waits, when the run resumes
+        self.parked: list[str] = []  # nodes waiting beyond this run's time in memory: the run ends `waiting`
+        self.park = True
         self.info = RunInfo(run_id, self.flow_id, trigger, self.input, self.started)
 
     # -- the loop ---------------------------------------------------------------------------------------------------
@@ -209,6 +224,8 @@ class _Run:
                     status = RunStatus.failed
                     await self._stop(running)
                     break
+            if self.parked and status is RunStatus.succeeded:
+                status = RunStatus.waiting  # nothing else can run before the parked nodes resume
         except asyncio.CancelledError:
             await self._stop(running)
             if self.run_id in engine._lost:
@@ -380,6 +397,11 @@ class _Run:
         else:
             del self.live[pn.id]
             self._record(pn, step)
+        if step.status is StepStatus.waiting:  # its branch stops here until it resumes
+            self.parked.append(pn.id)
+            if self.publish:
+                self.publish(Event("node.waiting", self.run_id, self.flow_id, pn.id, "waiting"))
+            return
         if step.status is StepStatus.failed and pn.node.settings.on_error is OnError.stop:
             self.failure = step
             if self.publish:
@@ -441,19 +463,31 @@ class _Run:
                               attempt=attempt, services=self.engine.services, config_for=config_for,
                               cancelled=self.cancel_event)
                 logs = ctx.logs
-                if settings.timeout is None:
-                    result = await pn.impl.run(ctx, config, inputs)
-                else:
-                    try:
-                        async with asyncio.timeout(settings.timeout):
-                            result = await pn.impl.run(ctx, config, inputs)
-                    except TimeoutError:
-                        # a node with side effects may have done its work before it ran out of time (the database
-                        # committed, the server acted): trying again could do it twice, unless the node says not
-                        unsafe = pn.cls.side_effects and not pn.cls.retry_safe
-                        raise NodeError(f"timed out after {settings.timeout:g} s" + (
-                            "; not retried, since it may have done its work already" if unsafe and settings.retries
-                            else ""), retryable=not unsafe) from None
+                waited = self.waits.get(pn.id)
+                if waited is not None:  # it suspended the run before: it does not run again
+                    if waited.resumed:
+                        return await self._resumed(pn, ctx, config, inputs, waited.payload, started)
+                    return await self._suspended(pn, ctx, config, inputs, Suspend(waited.resume_at, data=waited.data),
+                                                 started, recorded=True)
+                try:
+                    if settings.timeout is None:
+                        result = await pn.impl.run(ctx, config, inputs)
+                    else:
+                        try:
+                            async with asyncio.timeout(settings.timeout):
+                                result = await pn.impl.run(ctx, config, inputs)
+                        except TimeoutError:
+                            # a node with side effects may have done its work before it ran out of time (the
+                            # database committed, the server acted): trying again could do it twice, unless the node
+                            # says not
+                            unsafe = pn.cls.side_effects and not pn.cls.retry_safe
+                            raise NodeError(f"timed out after {settings.timeout:g} s" + (
+                                "; not retried, since it may have done its work already" if unsafe and settings.retries
+                                else ""), retryable=not unsafe) from None
+                except Suspend as suspend:
+                    result = suspend
+                if isinstance(result, Suspend):
+                    return await self._suspended(pn, ctx, config, inputs, result, started)
                 outputs = _outputs(pn, result)
                 return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs,
                                     outputs, logs=logs), ctx._pairs)
@@ -473,6 +507,39 @@ class _Run:
                 failed.logs = logs
                 return _sealed(failed, None)
 
+    async def _suspended(self, pn: PlannedNode, ctx: Context, config: Any, inputs: dict[str, Items],
+                         suspend: Suspend, started: float, recorded: bool = False) -> Step:
+        """A node suspended the run. A wait due soon is slept here, recorded first so that a crash resumes it at the
+        same deadline; any other gives a `waiting` step, and the run parks when nothing else can run."""
+        wait = {"resume_at": suspend.resume_at, "data": suspend.data}
+        waiting = Step(self.run_id, pn.id, StepStatus.waiting, started, time.time(), ctx.attempt, inputs, {},
+                       wait=wait)
+        soon = suspend.resume_at is not None and suspend.resume_at - time.time() <= IN_MEMORY_WAIT
+        if suspend.resume_at is None or not (soon or self.recorder is None or not self.park):
+            return waiting  # (a run nothing records cannot park: it sleeps in memory)
+        if not recorded and self.recorder is not None:  # with the steps before it: the record reads whole
+            self.unflushed.append(waiting)
+            self.durable = True
+            await self._flush()
+        delay = suspend.resume_at - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return await self._resumed(pn, ctx, config, inputs, None, started)
+
+    async def _resumed(self, pn: PlannedNode, ctx: Context, config: Any, inputs: dict[str, Items], payload: Any,
+                       started: float) -> Step:
+        """The step of a node whose wait ended: its `resume` gives the output (a failure there is the node's)."""
+        try:
+            outputs = _outputs(pn, await pn.impl.resume(ctx, config, inputs, payload))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            step = self._failed_step(pn, inputs, _error(pn, exc), started, ctx.attempt)
+            step.wait = {"done": True}
+            return step
+        return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), ctx.attempt, inputs, outputs,
+                    wait={"done": True})
+
     def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
                      attempt: int) -> Step:
         outputs: dict[str, Items] = {}
@@ -485,8 +552,11 @@ class _Run:
         return Step(self.run_id, pn.id, StepStatus.failed, started, time.time(), attempt, inputs, outputs, error)
 
     def _config_for(self, pn: PlannedNode, inputs: dict[str, Items]) -> Any:
+        run: dict[str, Any] = {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}
+        if self.engine.resume_url is not None:
+            run["resume_url"] = self.engine.resume_url(self.run_id)
         base = {"items": inputs.get("main") or next(iter(inputs.values()), []), "nodes": self.scope_nodes,
-                "input": self.input, "run": {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}}
+                "input": self.input, "run": run}
 
         current: list[Any] = [pn, inputs, None, None]
 

@@ -87,10 +87,25 @@ class Step:
     logs: list[str] = field(default_factory=list)  # lines the node printed (the Code node's print())
     #: Which input item each output item came from, per output port (engine.lineage); None when not known.
     lineage: dict[str, Any] | None = None
+    #: A `waiting` step: {"resume_at": epoch seconds or None, "data": {...}} (the recorder writes its wait row with
+    #: it); the step that ends a wait: {"done": True} (the recorder closes the wait row). None otherwise.
+    wait: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
         return sum(len(v) for v in self.outputs.values())
+
+
+@dataclass(slots=True)
+class Waiting:
+    """A recorded wait of a node of a run that is resumed (`resumed`, with `payload`) or still waits."""
+
+    resume_at: float | None
+    data: dict[str, Any]
+    resumed: bool = False
+    payload: Any = None
+    resumed_at: float | None = None
+    who: str | None = None  # who resumed it, in words
 
 
 @dataclass(slots=True)

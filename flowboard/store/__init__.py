@@ -26,11 +26,12 @@ from .store import (
     TransitionRefused,
     VersionConflict,
     VersionInfo,
+    WaitGone,
     hash_api_key,
     make_owner_id,
 )
 
 __all__ = ["DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInfo", "FlowSummary", "Lease",
            "NotFound", "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow",
-           "TransitionRefused", "VersionConflict", "VersionInfo", "database_url", "hash_api_key", "init_db",
+           "TransitionRefused", "VersionConflict", "VersionInfo", "WaitGone", "database_url", "hash_api_key", "init_db",
            "make_engine", "make_owner_id", "normalize_url", "resolve_data_dir"]

@@ -42,9 +42,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
-from ..engine.states import GOING, RunLost, RunResult, Step
+from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step
 from .store import Store
-from .tables import runs_t, steps_t
+from .tables import runs_t, steps_t, waits_t
 
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
                "started", "finished", "owner", "heartbeat")
@@ -53,7 +53,9 @@ STEP_COLUMNS = ("run_id", "node_id", "status", "attempt", "started", "finished",
 _KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the run was queued, maybe not later
 
 Row = Sequence[Any]
-Job = tuple[str, Row | None, list[Row]]  # (run id, run row to upsert or None, step rows to upsert)
+# (run id, run row to upsert or None, step rows to upsert, waits: (run id, node id, resume_at, data, created) to add,
+# or (now, run id, node id) to close)
+Job = tuple[str, Row | None, list[Row], list[Row]]
 _dumps = orjson.dumps
 log = logging.getLogger(__name__)
 
@@ -91,13 +93,32 @@ def compile_statements(dialect_name: str) -> tuple[str, str, str]:
     return statements[0], statements[1], str(check)
 
 
+def compile_wait_statements(dialect_name: str) -> tuple[str, str]:
+    """Add a wait (kept as it is when it exists: a wait resumed after a restart keeps its first deadline) and close
+    one (its node's step is recorded; the row stays as the record of who resumed it, until the run is deleted), as
+    SQL text with positional parameters."""
+    insert: Any = sqlite.insert if dialect_name == "sqlite" else postgresql.insert
+    dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark") if dialect_name == "sqlite" else \
+        postgresql.psycopg.dialect(paramstyle="format")
+    columns = ("run_id", "node_id", "resume_at", "data", "created")
+    add = insert(waits_t).values({c: sa.bindparam(c) for c in columns}).on_conflict_do_nothing().compile(
+        dialect=dialect)
+    drop = waits_t.update().values(resumed=sa.func.coalesce(waits_t.c.resumed, sa.bindparam("now"))).where(
+        waits_t.c.run_id == sa.bindparam("run_id"), waits_t.c.node_id == sa.bindparam("node_id")).compile(
+        dialect=dialect)
+    if tuple(add.positiontup or ()) != columns or tuple(drop.positiontup or ()) != ("now", "run_id", "node_id"):
+        raise RuntimeError("unexpected parameter order for the waits")
+    return str(add), str(drop)
+
+
 class _Pending:
-    __slots__ = ("run", "run_id", "steps", "written")
+    __slots__ = ("run", "run_id", "steps", "waits", "written")
 
     def __init__(self, run_id: str, run: list[Any] | None):
         self.run_id = run_id
         self.run = run  # the run row's values in RUN_COLUMNS order
         self.steps: list[Row] = []
+        self.waits: list[Row] = []
         self.written = False
 
 
@@ -112,6 +133,7 @@ class SqlRecorder:
         self.owner = owner or store.owner
         self.write_start = write_start
         self._run_sql, self._step_sql, self._check_sql = compile_statements(store.dialect)
+        self._wait_add_sql, self._wait_drop_sql = compile_wait_statements(store.dialect)
         self._pg = store.dialect == "postgresql"
         self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
         self._conn: Any = None  # the DBAPI connection
@@ -147,6 +169,9 @@ class SqlRecorder:
         if pending is None:  # steps of a run this recorder did not see start (a single-node rerun, say)
             pending = self._pending[run_id] = _Pending(run_id, None)
         pending.steps.extend([_step_row(step) for step in steps])
+        for step in steps:
+            if step.wait is not None:
+                pending.waits.append(_wait_row(step))
         if durable:
             await self._write(pending)
 
@@ -165,7 +190,7 @@ class SqlRecorder:
         row[7] = output
         row[8] = _json(error)
         row[10] = result.started
-        row[11] = result.finished
+        row[11] = None if result.status is RunStatus.waiting else result.finished
         await self._write(pending, final=True)
 
     # -- writing ----------------------------------------------------------------------------------------------------
@@ -178,9 +203,10 @@ class SqlRecorder:
             pending.run[13] = time.time()
             run = tuple(pending.run)
         steps, pending.steps = pending.steps, []
+        waits, pending.waits = pending.waits, []
         if run is None and not steps:
             return
-        job = (pending.run_id, run, steps)
+        job = (pending.run_id, run, steps, waits)
         try:
             if self._writer is None:
                 await self._join_group(job)
@@ -237,7 +263,7 @@ class SqlRecorder:
         try:
             if not self._pg:
                 cursor.execute("BEGIN IMMEDIATE")  # take the write lock now (waits up to busy_timeout)
-            for run_id, run, steps in jobs:
+            for run_id, run, steps, waits in jobs:
                 # The run row first: its upsert (or the check) holds the row until the commit, so no claim can slip
                 # between the check and the steps.
                 if run is not None:
@@ -249,6 +275,8 @@ class SqlRecorder:
                     continue
                 if steps:
                     cursor.executemany(self._step_sql, steps)
+                for wait in waits:
+                    cursor.execute(self._wait_add_sql if len(wait) == 5 else self._wait_drop_sql, wait)
                 outcomes.append(None)
             conn.commit()
             return outcomes
@@ -275,8 +303,8 @@ class SqlRecorder:
         for pending in self._pending.values():
             run = tuple(pending.run) if pending.run is not None and not pending.written else None
             if run is not None or pending.steps:
-                jobs.append((pending.run_id, run, pending.steps))
-                pending.steps = []
+                jobs.append((pending.run_id, run, pending.steps, pending.waits))
+                pending.steps, pending.waits = [], []
                 pending.written = True
         if not jobs:
             return
@@ -414,6 +442,13 @@ def _step_row(step: Step) -> Row:
                  "node_id": step.node_id, "original_error": step.error}
         return (step.run_id, step.node_id, "failed", step.attempt, step.started, step.finished,
                 _lenient(step.inputs), _lenient(step.outputs), _lenient(error), _lenient(step.logs or None), None)
+
+
+def _wait_row(step: Step) -> Row:
+    wait = step.wait or {}
+    if wait.get("done"):
+        return (step.finished, step.run_id, step.node_id)
+    return (step.run_id, step.node_id, wait.get("resume_at"), _lenient(wait.get("data") or {}), step.finished)
 
 
 _MISSING: Any = object()

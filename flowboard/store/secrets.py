@@ -7,6 +7,8 @@ Losing the key loses the credentials (not the flows or runs): back it up with th
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,14 +27,18 @@ class SecretKeyError(FlowboardError):
     """The secret key is missing, malformed, or not the key a credential was saved with."""
 
 
+def _raw_keys(data_dir: Callable[[], Path]) -> tuple[str, str]:
+    """The key text (comma-separated Fernet keys, newest first) and where it came from."""
+    raw = os.environ.get(KEY_ENV, "").strip()
+    if raw:
+        return raw, f"env {KEY_ENV}"
+    path = data_dir() / KEY_FILE
+    return _read_or_create(path), str(path)
+
+
 def load_key(data_dir: Callable[[], Path]) -> MultiFernet:
     """The Fernet keys from the environment, else from the key file in the data dir (created when missing)."""
-    raw = os.environ.get(KEY_ENV, "").strip()
-    where = f"env {KEY_ENV}"
-    if not raw:
-        path = data_dir() / KEY_FILE
-        where = str(path)
-        raw = _read_or_create(path)
+    raw, where = _raw_keys(data_dir)
     keys = [k.strip() for k in raw.split(",") if k.strip()]
     try:
         return MultiFernet([Fernet(k) for k in keys])
@@ -77,6 +83,13 @@ class Secrets:
         if self._fernet is None:
             self._fernet = load_key(self._data_dir)
         return self._fernet
+
+    def signing_key(self, purpose: str) -> bytes:
+        """A key to sign links with (HMAC), derived from the newest secret key and `purpose`: links stay valid across
+        restarts and processes sharing the key, and rotating the key invalidates them."""
+        raw, _ = _raw_keys(self._data_dir)
+        newest = raw.split(",")[0].strip().encode()
+        return hmac.new(newest, b"flowboard:" + purpose.encode(), hashlib.sha256).digest()
 
     def encrypt(self, name: str, data: dict[str, Any]) -> str:
         # the name goes inside the token, so a token copied onto another credential's row does not decrypt there

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..engine.states import GOING, RunStatus, Step, StepStatus, sources_of, transition_allowed
+from ..engine.states import GOING, RunStatus, Step, StepStatus, Waiting, sources_of, transition_allowed
 from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
 from .db import database_url, init_db, make_engine, resolve_data_dir
@@ -38,6 +38,7 @@ from .tables import (
     steps_t,
     table_trigger_state_t,
     versions_t,
+    waits_t,
 )
 
 
@@ -56,6 +57,10 @@ class AlreadyExists(StoreError):
 class TransitionRefused(StoreError):
     """A run's state change that its state table does not allow (`engine.states.RUN_TRANSITIONS`), or one asked by a
     process that does not own the run (any more)."""
+
+
+class WaitGone(StoreError):
+    """The node is not waiting (any more): it was resumed already, its run ended, or there is no such wait."""
 
 
 class VersionConflict(StoreError):
@@ -243,6 +248,7 @@ class Store:
         with self.engine.begin() as conn:
             run_ids = sa.select(runs_t.c.id).where(runs_t.c.flow_id == flow_id)
             conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(run_ids)))
+            conn.execute(waits_t.delete().where(waits_t.c.run_id.in_(run_ids)))
             conn.execute(runs_t.delete().where(runs_t.c.flow_id == flow_id))
             conn.execute(versions_t.delete().where(versions_t.c.flow_id == flow_id))
             conn.execute(schedule_fires_t.delete().where(schedule_fires_t.c.flow_id == flow_id))
@@ -360,6 +366,7 @@ class Store:
     def delete_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id))
+            conn.execute(waits_t.delete().where(waits_t.c.run_id == run_id))
             if conn.execute(runs_t.delete().where(runs_t.c.id == run_id)).rowcount != 1:
                 raise NotFound(f"there is no run {run_id!r}")
 
@@ -421,6 +428,77 @@ class Store:
                 lost.update(conn.execute(query).scalars())
         return lost
 
+    # -- waits: runs parked by a node (`sdk.Suspend`) until a deadline or a resume call ------------------------------
+
+    def waits_of(self, run_id: str) -> dict[str, Waiting]:
+        """The recorded waits of a run, by node id, resumed ones too."""
+        t = waits_t
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t.c.node_id, t.c.resume_at, t.c.data, t.c.resumed, t.c.payload, t.c.who)
+                                .where(t.c.run_id == run_id)).all()
+        return {row.node_id: Waiting(row.resume_at, row.data or {}, row.resumed is not None, row.payload,
+                                     row.resumed, row.who) for row in rows}
+
+    def _parked(self) -> sa.Select[Any]:
+        return sa.select(waits_t.c.run_id, waits_t.c.node_id, waits_t.c.resume_at).join(
+            runs_t, runs_t.c.id == waits_t.c.run_id).where(
+            waits_t.c.resumed.is_(None), waits_t.c.resume_at.is_not(None),
+            runs_t.c.status == RunStatus.waiting.value).order_by(waits_t.c.resume_at)
+
+    def next_wake(self) -> float | None:
+        """The earliest deadline of a parked run's wait (epoch seconds), None when no parked run has one. One indexed
+        read, whatever the number of waiting runs."""
+        with self.engine.connect() as conn:
+            row = conn.execute(self._parked().limit(1)).first()
+        return None if row is None else float(row.resume_at)
+
+    def due_waits(self, now: float, limit: int = 100) -> list[tuple[str, str]]:
+        """(run id, node id) of parked waits whose deadline has come, earliest first."""
+        with self.engine.connect() as conn:
+            return [(row.run_id, row.node_id) for row in
+                    conn.execute(self._parked().where(waits_t.c.resume_at <= now).limit(limit))]
+
+    def cancel_waiting(self, run_id: str) -> bool:
+        """Cancel a parked run: it ends `cancelled`, its waiting steps too, and its waits are gone. False when the
+        run is not waiting (it was resumed or ended meanwhile). One transaction."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            if conn.execute(runs_t.update().where(runs_t.c.id == run_id, runs_t.c.status == RunStatus.waiting.value)
+                            .values(status=RunStatus.cancelled.value, finished=now,
+                                    error={"message": "the run was cancelled"})).rowcount != 1:
+                return False
+            conn.execute(steps_t.update().where(steps_t.c.run_id == run_id,
+                                                steps_t.c.status == StepStatus.waiting.value)
+                         .values(status=StepStatus.cancelled.value, finished=now))
+            conn.execute(waits_t.delete().where(waits_t.c.run_id == run_id))
+        return True
+
+    def resume_wait(self, run_id: str, node_id: str, owner: str, payload: Any = None,
+                    who: str | None = None) -> RunRecord:
+        """Take a parked run to resume it: its wait at `node_id` is marked resumed with `payload` (kept, so a crash
+        before the node's step is recorded still resumes it with the same payload), and the run becomes `running`
+        for `owner`. One transaction; of two callers one wins, the other gets WaitGone."""
+        now = time.time()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(waits_t.c.resumed, waits_t.c.who).where(
+                waits_t.c.run_id == run_id, waits_t.c.node_id == node_id)).first()
+            if row is None:
+                raise WaitGone(f"run {run_id} is not waiting at node {node_id!r}")
+            if row.resumed is not None:
+                raise WaitGone(resumed_already(row.resumed, row.who))
+            taken = conn.execute(runs_t.update().where(runs_t.c.id == run_id,
+                                                       runs_t.c.status == RunStatus.waiting.value)
+                                 .values(status=RunStatus.running.value, owner=owner, heartbeat=now))
+            if taken.rowcount != 1:
+                status = conn.execute(sa.select(runs_t.c.status).where(runs_t.c.id == run_id)).scalar()
+                raise WaitGone(f"run {run_id} is {status}, not waiting; a waiting run can be resumed once it has "
+                               "stopped, try again in a moment" if status in UNFINISHED else
+                               f"run {run_id} has ended ({status}); it cannot be resumed")
+            conn.execute(waits_t.update().where(waits_t.c.run_id == run_id, waits_t.c.node_id == node_id)
+                         .values(resumed=now, payload=payload, who=who))
+            record = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+        return _run(record)
+
     def apply_retention(self) -> int:
         """Apply the retention settings; returns how many runs were deleted. Unfinished runs are never touched."""
         settings = self.get_settings()
@@ -441,6 +519,7 @@ class Store:
             chunk = ids[i:i + _CHUNK]
             with self.engine.begin() as conn:
                 conn.execute(steps_t.delete().where(steps_t.c.run_id.in_(chunk)))
+                conn.execute(waits_t.delete().where(waits_t.c.run_id.in_(chunk)))
                 conn.execute(runs_t.delete().where(runs_t.c.id.in_(chunk), runs_t.c.status.in_(FINISHED)))
         if settings.get("keep_days") is not None:  # old schedule claims: their times never come back
             with self.engine.begin() as conn:
@@ -637,6 +716,11 @@ class Store:
             last = conn.execute(sa.select(schedule_state_t.c.last_fire).where(
                 schedule_state_t.c.flow_id == flow_id, schedule_state_t.c.node_id == node_id)).scalar()
         return None if last is None else int(last)
+
+
+def resumed_already(when: float, who: str | None) -> str:
+    at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(when))
+    return f"this wait was resumed already ({'by ' + who + ', ' if who else ''}at {at})"
 
 
 class _NotActive(Exception):

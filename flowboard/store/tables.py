@@ -92,6 +92,25 @@ class StepRow(SQLModel, table=True):
     lineage: Any = _json()  # {port: "=" or, per output item, the input item(s) it came from}: engine/lineage.py
 
 
+class WaitRow(SQLModel, table=True):
+    """A node that suspended its run (`sdk.Suspend`): until when, with what data, and, once resumed (by its deadline
+    or by a call), with what payload. The row is written with the run's `waiting` step, in one transaction, and
+    deleted when the node's resumed step is recorded. The sleeper reads the earliest `resume_at` of the rows not
+    resumed yet: the index keeps that one read cheap with any number of runs waiting."""
+
+    __tablename__ = "waits"
+    __table_args__ = (sa.Index("ix_waits_due", "resumed", "resume_at"),)
+
+    run_id: str = Field(foreign_key="runs.id", primary_key=True, max_length=64, ondelete="CASCADE")
+    node_id: str = Field(primary_key=True, max_length=64)
+    resume_at: float | None = _time(nullable=True)  # epoch seconds; None: only a call resumes it
+    data: Any = _json()  # what the node attached (how it may be resumed, what to show)
+    created: float = _time()
+    resumed: float | None = _time(nullable=True)  # when it was resumed; None while it waits
+    payload: Any = _json()  # what it was resumed with (None for a deadline)
+    who: str | None = Field(default=None, max_length=200)  # who resumed it, in words ("timer", "resume link", ...)
+
+
 class CredentialRow(SQLModel, table=True):
     __tablename__ = "credentials"
 
@@ -243,6 +262,7 @@ flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 steps_t: sa.Table = StepRow.__table__  # type: ignore[attr-defined]
+waits_t: sa.Table = WaitRow.__table__  # type: ignore[attr-defined]
 credentials_t: sa.Table = CredentialRow.__table__  # type: ignore[attr-defined]
 settings_t: sa.Table = SettingRow.__table__  # type: ignore[attr-defined]
 api_keys_t: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
