@@ -69,6 +69,7 @@ class Flowboard:
         self._link_key: bytes | None = None
         if self.recorder is not None:
             self.engine.resume_url = self.resume_url
+            self.approvals.resume = self.resume_waiting  # a settled approval resumes its parked run
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
