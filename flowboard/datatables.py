@@ -301,7 +301,8 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str = Field(description="The column to look at; `id` is the row's own number")
+    column: str = Field(description="The column to look at; `id` is the row's own number",
+                        json_schema_extra={"widget": "table_column", "table_field": "table"})
     op: Op = Field(default=Op.eq, description="How to compare")
     value: Any = Field(default=None, description="What to compare with (a list for 'is one of')")
 
@@ -309,7 +310,8 @@ class Condition(BaseModel):
 class Sort(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    column: str
+    column: str = Field(description="The column to sort by", json_schema_extra={"widget": "table_column",
+                                                                               "table_field": "table"})
     descending: bool = False
 
 
@@ -318,7 +320,8 @@ class Change(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str
+    column: str = Field(description="The column to change", json_schema_extra={"widget": "table_column",
+                                                                              "table_field": "table"})
     action: str = Field(default="set", pattern="^(set|increase by|decrease by)$")
     value: Any = None
 

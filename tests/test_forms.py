@@ -393,3 +393,35 @@ async def test_forms_for_every_registered_node(user: User, registry: Registry) -
 
     await user.open("/")
     assert len(forms) == len(registry.catalog())
+
+
+async def test_pickers_offer_tables_their_columns_and_flows(user: User) -> None:
+    """The Data table node's form: the table from a list, each condition's column from that table's columns."""
+    from flowboard.registry import default_registry
+
+    schema = default_registry().get("data.table").Config.model_json_schema()
+    offered: list[tuple[str, str | None]] = []
+
+    def choices(widget: str, table: str | None) -> list[str]:
+        offered.append((widget, table))
+        return {"table": ["Employees", "Invoices"], "table_column": ["employee", "days_left"] if table ==
+                "Employees" else [], "flow": ["Invoice rules"]}[widget]
+
+    changes: list[dict[str, Any]] = []
+    value = {"table": "Employees", "action": {"operation": "find", "conditions": [
+        {"column": "employee", "op": "is", "value": "ada"}]}}
+
+    @ui.page("/")
+    def page() -> None:
+        ConfigForm(schema, value, on_change=changes.append, choices=choices)
+
+    await user.open("/")
+    table = one(user, "input:table")
+    assert isinstance(table, ui.select) and list(table.options) == ["Employees", "Invoices"]
+    column = one(user, "input:action.conditions[0].column")
+    assert isinstance(column, ui.select) and list(column.options) == ["employee", "days_left"]
+    assert ("table_column", "Employees") in offered
+    column.set_value("days_left")
+    assert changes[-1]["action"]["conditions"][0]["column"] == "days_left"
+    table.set_value("Invoices")
+    assert changes[-1]["table"] == "Invoices"

@@ -275,6 +275,20 @@ class Editor:
     def credential_names(self, types: list[str]) -> list[str]:
         return [c.name for c in self.fb.store.list_credentials() if not types or c.type in types]
 
+    def choices(self, widget: str, table: str | None = None) -> list[str]:
+        if widget == "table":
+            return [t.name for t in self.fb.tables.tables.list_tables()]
+        if widget == "table_column":
+            if not table:
+                return []
+            try:
+                return [c.name for c in self.fb.tables.tables.get(table).schema.columns]
+            except LookupError:
+                return []
+        if widget == "flow":
+            return [f.name for f in self.fb.store.list_flows() if f.id != self.state.flow.id]
+        return []
+
     # -- saving -----------------------------------------------------------------------------------------------------
 
     def save(self) -> None:

@@ -146,6 +146,7 @@ class Inspector:
         names = last.field_names(state.flow, state.registry, node.id) if last else []
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
                                field_names=names, preview=self._preview, credentials=self.actions.credential_names,
+                               choices=self.actions.choices,
                                expressions=cls.category is not Category.trigger)
         self.form.set_errors(config_errors(cls, node.config))
 

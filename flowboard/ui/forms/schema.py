@@ -29,6 +29,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
+PICKERS = frozenset({"table", "table_column", "flow"})  # names offered from Flowboard (data tables, flows)
 KEY_VALUE_WIDGETS = frozenset({"key_value", "keyvalue", "key-value"})
 TEXT_KINDS = frozenset({"text", "textarea", "url", "password"})
 FX_KINDS = TEXT_KINDS | {"number", "boolean", "enum", "scalar", "lenient", "json", "chips"}
@@ -135,6 +136,8 @@ class Schemas:
             return "code"
         if widget == "credential":
             return "credential"
+        if widget in PICKERS and kind == "string":
+            return "picker"
         if kind is None:
             return "lenient" if widget == "expression" else "json"
         if isinstance(kind, list):
