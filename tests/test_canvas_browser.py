@@ -292,3 +292,47 @@ def test_screenshot(page: Any, canvas_app: CanvasApp) -> None:
     expect(page.locator(".fb-badge")).to_have_count(5)
     page.wait_for_timeout(300)
     page.screenshot(path="/tmp/canvas.png")
+
+
+def test_plus_on_an_output_adds_the_next_node_placed_and_connected(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    page.locator(node("n1")).hover()
+    page.locator(f'{node("n1")} .fb-add-after[data-port="false"]').click()
+    dialog = page.get_by_role("dialog", name="Add after Step 1")
+    expect(dialog).to_be_visible()
+    expect(dialog.locator('.fb-quick-add-item[data-type="core.manual"]')).to_have_count(0)  # no trigger after a node
+    page.keyboard.type("http")  # the search has the keyboard at once
+    page.keyboard.press("Enter")
+    expect(dialog).to_have_count(0)
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 4)
+    new = graph["nodes"][-1]
+    assert new["type"] == "http.request"
+    assert ("n1", "false", new["id"], "main") in edge_set(graph)
+    by_id = {n["id"]: n for n in graph["nodes"]}
+    assert new["position"]["x"] > by_id["n1"]["position"]["x"], "placed to the right of the node it follows"
+
+    # The mouse path: the `+` of the last node, then a click on an entry.
+    page.locator(node("n2")).hover()
+    page.locator(f'{node("n2")} .fb-add-after').click()
+    page.locator('.fb-quick-add-item[data-type="mail.send"]').click()
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 5)
+    assert ("n2", "main", graph["nodes"][-1]["id"], "main") in edge_set(graph)
+    positions = [(n["position"]["x"], n["position"]["y"]) for n in graph["nodes"]]
+    assert len(set(positions)) == len(positions), "no node lands on another"
+
+
+def test_a_connection_dropped_on_empty_canvas_offers_the_next_node(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    start = center(page, port("n2", "main", "source"))
+    drop = (start[0] + 40, start[1] + 180)  # below the node: empty canvas
+    mouse_drag(page, start, drop)
+    dialog = page.get_by_role("dialog", name="Add after Step 2")
+    expect(dialog).to_be_visible()
+    page.keyboard.press("Escape")  # closes, adds nothing
+    expect(dialog).to_have_count(0)
+    mouse_drag(page, start, drop)
+    page.locator('.fb-quick-add-item[data-type="logic.if"]').click()
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 4)
+    new = graph["nodes"][-1]
+    assert new["type"] == "logic.if" and ("n2", "main", new["id"], "main") in edge_set(graph)
+    assert new["position"]["y"] > graph["nodes"][2]["position"]["y"], "placed where the connection was dropped"
