@@ -196,13 +196,31 @@ async def test_config_is_checked(config: dict[str, Any], message: str) -> None:
 
 
 async def test_calls_share_nothing(engine: Engine) -> None:
-    first = "import builtins, json\nbuiltins.stolen = []\njson.dumps = None\nopen('left-behind', 'w').write('x')\n" \
-            "return items"
+    first = """\
+import builtins, json, os
+builtins.stolen = []
+json.dumps = None
+open("left-behind", "w").write("x")
+for place in ("/tmp/stash", "/dev/shm/stash", "/stash", "/sandbox/stash", "/dev/stash"):
+    try:
+        open(place, "w").write("x")
+    except OSError:
+        pass
+os.makedirs("/tmp/locked/deeper")
+open("/tmp/locked/deeper/f", "w").write("x")
+os.chmod("/tmp/locked/deeper", 0)
+os.chmod("/tmp/locked", 0)
+return items
+"""
     ok(await run_code(engine, first))
-    second = "import builtins, json, os\nreturn [{'stolen': hasattr(builtins, 'stolen'), " \
-             "'dumps': json.dumps is not None, 'files': os.listdir('.')}]"
+    second = """\
+import builtins, json, os
+places = ["/tmp/stash", "/dev/shm/stash", "/stash", "/sandbox/stash", "/dev/stash", "/tmp/locked"]
+return [{"stolen": hasattr(builtins, "stolen"), "dumps": json.dumps is not None, "files": os.listdir("."),
+         "left": [p for p in places if os.path.exists(p)]}]
+"""
     for _ in range(3):  # whichever worker answers
-        assert ok(await run_code(engine, second)) == [{"stolen": False, "dumps": True, "files": []}]
+        assert ok(await run_code(engine, second)) == [{"stolen": False, "dumps": True, "files": [], "left": []}]
 
 
 async def test_calls_run_side_by_side(engine: Engine) -> None:

@@ -372,27 +372,36 @@ def main() -> None:
             return
         request = loads(body)
         workdir = os.path.join(workroot, f"call-{request['id']}")
-        os.mkdir(workdir, 0o700)
         try:
+            _empty(workroot)  # nothing a call leaves anywhere in it reaches the next call
+            os.mkdir(workdir, 0o700)
             answer = call(request, workdir)
         finally:
-            _remove_tree(workdir)
+            _empty(workroot)
         answer["id"] = request["id"]
         send(proto_out, answer)
 
 
-def _remove_tree(path: str) -> None:
-    """Remove the call's folder and what the code left in it (no shutil: keep the worker's imports small)."""
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(root, name))
-        for name in dirs:
-            full = os.path.join(root, name)
-            with contextlib.suppress(OSError):
-                os.rmdir(full) if not os.path.islink(full) else os.unlink(full)
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
+def _empty(path: str) -> None:
+    """Remove everything in `path`, whatever the code did to it (permissions taken away, links, deep nesting); the
+    worker ends itself (and is replaced) when it cannot, so nothing of one call can reach the next."""
+    try:
+        _clear(path)
+        if os.listdir(path):
+            raise OSError(f"{path} is not empty")
+    except BaseException as exc:
+        os.write(2, f"cannot empty the call folder ({exc}); the worker stops\n".encode())
+        os._exit(3)
+
+
+def _clear(path: str) -> None:
+    os.chmod(path, 0o700)
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            _clear(entry.path)
+            os.rmdir(entry.path)
+        else:
+            os.unlink(entry.path)
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def bwrap_command(network: bool) -> list[str]:
     if network:
         for path in NETWORK_FILES:
             cmd += ["--ro-bind-try", path, path]
+    cmd += ["--remount-ro", "/dev", "--remount-ro", "/"]  # /tmp is the only place to write (emptied after each call)
     cmd += ["--", executable, "-I", "-S", "-B", "/sandbox/child.py"]
     return cmd
 
