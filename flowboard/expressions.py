@@ -51,7 +51,7 @@ _METHODS: dict[type, frozenset[str]] = {
 # needs a clock, so the same expression on the same data always gets the same answer, on any machine.
 MAX_OUTPUT = 1_000_000  # characters of text, or the size (as JSON text) of any one value an expression builds
 MAX_BUILT = 10_000_000  # everything it builds along the way, added up
-MAX_STEPS = 20_000  # loop rounds and new lists and objects (1 each), filters (3 each) and calls (10 each)
+MAX_STEPS = 10_000  # loop rounds and new lists and objects (1 each), filters (3 each) and calls (10 each)
 MAX_DEPTH = 40  # calls inside calls (a macro calling itself)
 MAX_DIGITS = 3000  # numbers it computes
 _CALL_COST = 10
@@ -330,12 +330,24 @@ def _check_text_method(budget: _Budget, text: str, name: str, args: tuple[Any, .
         if isinstance(width, int):
             budget.charge(max(width, len(text)))
     elif name == "join" and args:
-        parts = list(args[0])  # the parts, once (they may come from a generator)
-        budget.charge(sum(budget.measure(p) for p in parts) + len(text) * len(parts))
-        return (parts, *args[1:])
+        return (_parts(budget, args[0], len(text)), *args[1:])
     elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
         _check_replace(budget, text, args[0], args[1], args[2] if len(args) > 2 else kwargs.get("count", -1))
     return args
+
+
+def _parts(budget: _Budget, values: Any, separator: int) -> list[Any]:
+    """The parts of a join, taken once (they may come from a generator) and counted as they come, so a join that
+    would be too long stops at the part that makes it so, not after making every part."""
+    parts: list[Any] = []
+    total = 0
+    for part in values:
+        total += budget.measure(part) + separator
+        if total > MAX_OUTPUT:
+            budget.charge(total)  # refuses, with the size message
+        parts.append(part)
+    budget.charge(total)
+    return parts
 
 
 def _check_replace(budget: _Budget, text: str, old: str, new: str, count: Any = -1) -> None:
@@ -363,10 +375,7 @@ def _indent(s: Any, width: int | str = 4, first: bool = False, blank: bool = Fal
 
 @pass_eval_context
 def _join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
-    budget = _budget()
-    parts = list(value)
-    budget.charge(sum(budget.measure(p) for p in parts) + len(str(d)) * len(parts))
-    return filters.sync_do_join(eval_ctx, parts, d, attribute)
+    return filters.sync_do_join(eval_ctx, _parts(_budget(), value, len(str(d))), d, attribute)
 
 
 @pass_eval_context
