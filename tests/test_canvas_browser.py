@@ -336,3 +336,28 @@ def test_a_connection_dropped_on_empty_canvas_offers_the_next_node(page: Any, ca
     new = graph["nodes"][-1]
     assert new["type"] == "logic.if" and ("n2", "main", new["id"], "main") in edge_set(graph)
     assert new["position"]["y"] > graph["nodes"][2]["position"]["y"], "placed where the connection was dropped"
+
+
+@pytest.mark.parametrize("false_first", [True, False], ids=["false-branch-listed-first", "true-branch-listed-first"])
+def test_auto_layout_keeps_branch_order(page: Any, canvas_app: CanvasApp, false_first: bool) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    graph = canvas_app.graph()
+    n0, n1, _ = graph["nodes"]
+    mail = {**graph["nodes"][2], "id": "yes", "name": "Yes", "position": {"x": 600, "y": 400}}
+    request = {**mail, "id": "no", "name": "No", "type": "http.request", "position": {"x": 600, "y": 0}}
+    after_no = {**mail, "id": "after_no", "name": "After no", "position": {"x": 900, "y": 0}}
+    edges = [
+        {"source": "n0", "source_port": "main", "target": "n1", "target_port": "main"},
+        {"source": "n1", "source_port": "false", "target": "no", "target_port": "main"},
+        {"source": "no", "source_port": "main", "target": "after_no", "target_port": "main"},
+        {"source": "n1", "source_port": "true", "target": "yes", "target_port": "main"},
+    ]
+    nodes = [n0, n1, request, after_no, mail] if false_first else [n0, n1, mail, request, after_no]
+    canvas_app.call("set_graph", nodes, edges if false_first else edges[::-1])
+    canvas_app.clear_events()
+    canvas_app.call("auto_layout")
+    laid = canvas_app.wait_for("change")
+    pos = {n["id"]: n["position"] for n in laid["nodes"]}
+    assert pos["yes"]["y"] < pos["no"]["y"], "the true branch is above the false one"
+    assert pos["after_no"]["y"] == pos["no"]["y"], "a branch moves with what follows it"
+    assert pos["yes"]["x"] - pos["n1"]["x"] >= 300, "readable spacing between layers"
