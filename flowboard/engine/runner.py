@@ -466,9 +466,10 @@ class _Run:
                 waited = self.waits.get(pn.id)
                 if waited is not None:  # it suspended the run before: it does not run again
                     if waited.resumed:
-                        return await self._resumed(pn, ctx, config, inputs, waited.payload, started), None
-                    return await self._suspended(pn, ctx, config, inputs, Suspend(waited.resume_at, data=waited.data),
-                                                 started, recorded=True), None
+                        return _sealed(await self._resumed(pn, ctx, config, inputs, waited.payload, started), None)
+                    return _sealed(await self._suspended(pn, ctx, config, inputs, Suspend(waited.resume_at,
+                                                                                         data=waited.data),
+                                                         started, recorded=True), None)
                 try:
                     if settings.timeout is None:
                         result = await pn.impl.run(ctx, config, inputs)
@@ -487,7 +488,7 @@ class _Run:
                 except Suspend as suspend:
                     result = suspend
                 if isinstance(result, Suspend):
-                    return await self._suspended(pn, ctx, config, inputs, result, started), None
+                    return _sealed(await self._suspended(pn, ctx, config, inputs, result, started), None)
                 outputs = _outputs(pn, result)
                 return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), attempt, inputs,
                                     outputs, logs=logs), ctx._pairs)
