@@ -74,6 +74,48 @@ class RawBody(_Strict):
 Body = Annotated[NoBody | JsonBody | FormBody | MultipartBody | RawBody, Field(discriminator="type")]
 
 
+class NoPages(_Strict):
+    type: Annotated[Literal["none"], Field(description="One request per item.")] = "none"
+
+
+class _Pages(_Strict):
+    records: str = Field("", description="Where the records are in each answer's JSON, e.g. data or results.items; "
+                         "empty: the answer itself is the list.")
+    max_pages: int = Field(100, ge=1, le=10_000, description="Stop after this many pages at most.")
+
+
+class NextLink(_Pages):
+    type: Literal["next_link"] = Field(description="Each answer says where the next page is: a link in the JSON "
+                                       "(next_field) or the Link header (rel=\"next\").")
+    next_field: str = Field("", description="Where the next page's address is in the JSON, e.g. next or "
+                            "links.next; empty: the Link header.")
+
+
+class PageNumber(_Pages):
+    type: Literal["page"] = Field(description="Pages are numbered: ?page=1, 2, 3 ... until a page has no records.")
+    parameter: str = Field("page", min_length=1, description="The query parameter of the page number.")
+    first: int = Field(1, ge=0, description="The first page's number.")
+
+
+class Offset(_Pages):
+    type: Literal["offset"] = Field(description="Records are counted: ?offset=0&limit=100, then offset=100 ... until a "
+                                    "page has no records.")
+    parameter: str = Field("offset", min_length=1, description="The query parameter of the offset.")
+    limit_parameter: str = Field("limit", min_length=1, description="The query parameter of the page size.")
+    limit: int = Field(100, ge=1, le=10_000, description="Records per page.")
+
+
+class Cursor(_Pages):
+    type: Literal["cursor"] = Field(description="Each answer gives a cursor for the next page (?cursor=...), until "
+                                    "it gives none.")
+    parameter: str = Field("cursor", min_length=1, description="The query parameter that takes the cursor.")
+    cursor_field: str = Field(min_length=1, description="Where the next cursor is in the JSON, e.g. "
+                              "meta.next_cursor.")
+
+
+Pagination = Annotated[NoPages | NextLink | PageNumber | Offset | Cursor, Field(discriminator="type")]
+
+
 class HttpConfig(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
         "GET", description="HTTP method.", json_schema_extra={"widget": "select"})
@@ -104,6 +146,8 @@ class HttpConfig(_Strict):
     follow_redirects: bool = Field(True, description="Follow 3xx redirects (at most 20). Off: a 3xx is the answer.")
     concurrency: int = Field(10, ge=1, le=100, description="Requests in flight at once (one request per item; "
                              "the output keeps the items' order).")
+    pagination: Pagination = Field(default_factory=lambda: NoPages(), json_schema_extra={"widget": "union"},
+                                   description="Fetch every page of a list: each record becomes an item.")
 
     @field_validator("url")
     @classmethod
@@ -148,6 +192,14 @@ class HttpRequest(NodeType):
                 auths[cfg.credential] = await _Auth.load(ctx, cfg.credential, index)
         client = ctx.http
 
+        if config.pagination.type != "none":
+            async def pages(index: int) -> list[Item]:
+                cfg = configs[index]
+                return await _all_pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
+
+            return [record for records in await run_bounded(len(configs), pages, config.concurrency)
+                    for record in records]
+
         async def one(index: int) -> Item:
             cfg = configs[index]
             return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
@@ -185,6 +237,79 @@ async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency
     if errors:
         raise min(errors, key=lambda e: getattr(e, "item_index", None) or 0)
     return results
+
+
+# -- pages --------------------------------------------------------------------------------------------------------
+
+
+async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int) -> list[Item]:
+    """Every page of a list, following the pagination style, as one item per record."""
+    pages = cfg.pagination
+    assert not isinstance(pages, NoPages)
+    records: list[Item] = []
+    url, query = cfg.url, list(_pairs(cfg.query))
+    number = pages.first if isinstance(pages, PageNumber) else 0
+    seen: set[str] = set()
+    for _ in range(pages.max_pages):
+        page_query = list(query)
+        if isinstance(pages, PageNumber):
+            page_query = _set(page_query, pages.parameter, str(number))
+        elif isinstance(pages, Offset):
+            page_query = _set(_set(page_query, pages.parameter, str(number)), pages.limit_parameter, str(pages.limit))
+        page_cfg = cfg.model_copy(update={"url": url, "query": [Pair(name=k, value=v) for k, v in page_query],
+                                          "output": "full", "response_format": "json"})
+        answer = await _request(client, page_cfg, auth, index)
+        body = answer["body"]
+        found = _at(body, pages.records) if pages.records else body
+        if not isinstance(found, list):
+            where = f"at {pages.records!r}" if pages.records else "(the answer itself)"
+            raise _error(auth, f"page {len(seen) + 1} of {_display_url(cfg.url)} has no list of records {where}; set "
+                         "where the records are in the pagination settings", index)
+        records += [r if isinstance(r, dict) else {"value": r} for r in found]
+        seen.add(f"{url}?{page_query}")
+        if isinstance(pages, (PageNumber, Offset)):
+            if not found:
+                break
+            number += 1 if isinstance(pages, PageNumber) else pages.limit
+        elif isinstance(pages, Cursor):
+            cursor = _at(body, pages.cursor_field)
+            if cursor in (None, ""):
+                break
+            query = _set(query, pages.parameter, str(cursor))
+        else:
+            following = _at(body, pages.next_field) if pages.next_field else _link_next(answer["headers"])
+            if not following:
+                break
+            url, query = str(httpx.URL(url).join(str(following))), []
+            if f"{url}?{query}" in seen:
+                break  # a server that points back to a page already read
+    return records
+
+
+def _at(data: Any, path: str) -> Any:
+    for part in [p for p in path.split(".") if p]:
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return None
+    return data
+
+
+def _set(query: list[tuple[str, str]], name: str, value: str) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in query if k != name] + [(name, value)]
+
+
+def _link_next(headers: dict[str, str]) -> str | None:
+    """The rel="next" address of a Link header: `<https://api/x?page=2>; rel="next", <...>; rel="last"`."""
+    link = next((v for k, v in headers.items() if k.lower() == "link"), "")
+    for part in link.split(","):
+        target, _, params = part.partition(";")
+        if "next" in [p.split("=", 1)[1].strip().strip('"') for p in params.split(";") if "=" in p
+                      and p.split("=", 1)[0].strip().lower() == "rel"]:
+            return target.strip().strip("<>")
+    return None
 
 
 # -- one request --------------------------------------------------------------------------------------------------
