@@ -118,6 +118,9 @@ def router(fb: Flowboard) -> APIRouter:
                   dependencies=[Depends(authenticate(fb))],
                   responses={401: {"model": ErrorOut, "description": "No API key, or not a valid one."},
                              404: {"model": ErrorOut, "description": "No such table or row."},
+                             409: {"model": ErrorOut, "description": "The name is taken, or the table changed "
+                                                                     "meanwhile."},
+                             413: {"model": ErrorOut, "description": "The body is too large."},
                              422: {"model": ErrorOut, "description": "Refused; `error` says why."}})
     service = fb.tables
     api = ChangeSource(via="api")
