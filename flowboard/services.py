@@ -96,11 +96,22 @@ class Flowboard:
         return flow
 
     def import_flow(self, text: str | bytes | dict[str, Any], *, new_id: bool = False) -> tuple[Flow, int]:
-        """Import a flow file. Nothing is written unless the whole file is valid. An id already taken gets a new one."""
+        """Import a flow file. Nothing is written unless the whole file is valid. An id already taken gets a new one,
+        and a name already taken gets "(copy)", so the list never shows two flows that look the same."""
         flow = self.parse(text)
         if new_id or self.store.flow_exists(flow.id):
             flow = flow.model_copy(update={"id": uuid.uuid4().hex[:12]})
+        flow = flow.model_copy(update={"name": self.free_name(flow.name)})
         return flow, self.store.save_flow(flow, expected_version=None, note="imported")
+
+    def free_name(self, name: str) -> str:
+        """`name`, or `name (copy)`, `name (copy 2)`… whichever no stored flow has."""
+        taken = {f.name for f in self.store.list_flows()}
+        candidate, n = name, 1
+        while candidate in taken:
+            candidate = f"{name} (copy)" if n == 1 else f"{name} (copy {n})"
+            n += 1
+        return candidate[:200]
 
     def export_flow(self, flow_id: str) -> str:
         return dump_flow(self.store.get_flow(flow_id).flow)

@@ -102,12 +102,12 @@ def field_input(page: Any, label: str) -> Any:
     return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}")) input').first
 
 
-def export_from_list(page: Any, row_index: int) -> dict[str, Any]:
+def export_from_list(page: Any, row_index: int, name: str = "Greetings") -> dict[str, Any]:
     page.locator(".fb-row button:has-text('more_vert')").nth(row_index).click()
     with page.expect_download() as info:
         page.locator(".q-menu .q-item", has_text="Export").click()
     download = info.value
-    assert download.suggested_filename == "Greetings.json"
+    assert download.suggested_filename == f"{name}.json"
     return json.loads(Path(download.path()).read_text())
 
 
@@ -142,7 +142,7 @@ def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Ser
     page.locator('.fb-inspector input[placeholder="Name"]').fill("greeting")
     page.locator('.fb-inspector input[placeholder="Value"]').fill("Hello")
     node(page, "filter").click()
-    page.locator(".fb-inspector").get_by_role("button", name="Add entry").click()
+    page.locator(".fb-inspector").get_by_role("button", name="Add condition").click()
     field_input(page, "Field").fill("greeting")
     field_input(page, "Value").fill("Hello")
     page.wait_for_timeout(300)
@@ -175,11 +175,10 @@ def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Ser
     path = tmp_path / "Greetings.json"
     path.write_text(json.dumps(exported))
     page.locator(".q-dialog input[type=file]").set_input_files(str(path))
-    page.get_by_text('Imported "Greetings"').wait_for()
+    page.get_by_text('Imported "Greetings (copy)"').wait_for()
     page.locator(".fb-row", has_text="Greetings").nth(1).wait_for()
     rows = [t.strip().split("\n")[0] for t in page.locator(".fb-row").all_inner_texts()]
-    copies = [i for i, name in enumerate(rows) if name == "Greetings"]
-    assert len(copies) == 2
-    again = [export_from_list(page, i) for i in copies]
-    imported = next(f for f in again if f["id"] != exported["id"])  # the id was taken, so it got a new one
-    assert {**imported, "id": None} == {**exported, "id": None}
+    assert "Greetings" in rows and "Greetings (copy)" in rows  # the name was taken, so it says it is a copy
+    imported = export_from_list(page, rows.index("Greetings (copy)"), "Greetings (copy)")
+    assert imported["id"] != exported["id"]  # the id was taken too, so it got a new one
+    assert {**imported, "id": None, "name": None} == {**exported, "id": None, "name": None}

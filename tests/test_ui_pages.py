@@ -808,3 +808,22 @@ async def test_runs_time_filter_hides_old_runs(user: User, app: Flowboard) -> No
     await user.should_not_see(marker=f"run:{old.run_id}")
     one(user, "filter-since").value = ""
     await user.should_see(marker=f"run:{old.run_id}")
+
+
+async def test_export_duplicate_and_import_from_the_editor(user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="flow-name").clear().type("Greet people")  # unsaved: export and duplicate take the canvas's copy
+    user.find(marker="export").click()
+    exported = json.loads((await user.download.next()).content)
+    assert exported["name"] == "Greet people" and [n["id"] for n in exported["nodes"]] == ["manual", "set"]
+
+    user.find(marker="duplicate").click()
+    await user.should_see('Created "Greet people"')
+    copies = [f for f in app.store.list_flows() if f.id != "greet"]
+    assert [c.name for c in copies] == ["Greet people"]
+
+    flow, _ = app.import_flow(exported)  # the name is taken now, and so is the id
+    assert (flow.name, flow.id != "greet") == ("Greet people (copy)", True)
+    again, _ = app.import_flow(exported)
+    assert again.name == "Greet people (copy 2)"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from nicegui import background_tasks, context, ui
@@ -24,7 +25,9 @@ from ..store import NotFound, VersionConflict
 from .canvas import FlowCanvas
 from .conflict import resolve_conflict
 from .editor_state import EditorState
+from .flows_page import file_name
 from .graph import CanvasSync
+from .import_dialog import ImportDialog
 from .inspector import Inspector
 from .layout import frame
 from .run_data import RunView, Statuses
@@ -110,6 +113,11 @@ class Editor:
             self.status_label = ui.label().classes("fb-small").mark("editor-status")
             ui.button("Versions", icon="history", on_click=lambda: versions_dialog(self)) \
                 .props("flat no-caps dense").mark("versions")
+            with ui.button("Flow", icon="more_vert").props("flat no-caps dense").mark("flow-menu") \
+                    .tooltip("Export, duplicate or import a flow"), ui.menu():
+                ui.menu_item("Export this flow as a file", on_click=self.export).mark("export")
+                ui.menu_item("Duplicate this flow", on_click=self.duplicate).mark("duplicate")
+                ui.menu_item("Import a flow file…", on_click=self.import_file).mark("import")
             self.save_button = ui.button("Save", icon="save", on_click=self.save).props("outline no-caps dense") \
                 .mark("save").tooltip("Save (Ctrl+S)")
             self.stop_button = ui.button("Stop", icon="stop", on_click=self.runs.stop) \
@@ -288,6 +296,27 @@ class Editor:
         if widget == "flow":
             return [f.name for f in self.fb.store.list_flows() if f.id != self.state.flow.id]
         return []
+
+    # -- the flow as a file -----------------------------------------------------------------------------------------
+
+    def export(self) -> None:
+        """Download the flow as it is on the canvas (saved or not)."""
+        ui.download.content(dump_flow(self.flow).encode(), file_name(self.flow.name), "application/json")
+
+    def duplicate(self) -> None:
+        """Store a copy of the flow as it is on the canvas, and open it."""
+        copy = self.flow.model_copy(update={"id": uuid.uuid4().hex[:12], "name": self.fb.free_name(self.flow.name)})
+        self.fb.save_flow(copy, None, note=f"copy of {self.flow.id}" + (" with unsaved changes" if self.dirty else ""))
+        ui.notify(f'Created "{copy.name}"', type="positive")
+        ui.navigate.to(f"/flow/{copy.id}")
+
+    async def import_file(self) -> None:
+        with self.client:
+            dialog = ImportDialog(self.fb)
+        flow = await dialog.ask()
+        if flow is not None:
+            ui.notify(f'Imported "{flow.name}"', type="positive")
+            ui.navigate.to(f"/flow/{flow.id}")
 
     # -- saving -----------------------------------------------------------------------------------------------------
 
