@@ -16,11 +16,12 @@ import secrets
 import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from .services import Flowboard, load_examples
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger("flowboard")
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
@@ -28,6 +29,7 @@ SWAGGER = Path(__file__).resolve().parent / "ui" / "dist" / "swagger"
 
 
 def create_app(fb: Flowboard | None = None) -> FastAPI:
+    from fastapi import FastAPI
     from nicegui import ui
 
     from . import approval_links, forms_public
@@ -112,17 +114,16 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     fb = Flowboard(record=record)
     if not os.environ.get("FLOWBOARD_PUBLIC_URL"):  # resume links point at this server
         fb.public_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-    app = create_app(fb)
     url = f"http://{host}:{port}"
     print(f"Flowboard is running at {url}  (Ctrl+C to stop){'' if record else '  runs are not recorded'}",
           flush=True)
     if open_browser:
         with contextlib.suppress(Exception):
             webbrowser.open(url)
-    from .api.webhooks import FrontDoor
+    from .boot import Boot
     from .hostguard import HostGuard
 
-    front = HostGuard(FrontDoor(app, app.state.flowboard), port)
+    front = HostGuard(Boot(fb), port)  # webhooks answer at once; the editor and the API are built meanwhile
     if server_choice() == "granian":
         _run_granian(front, host, port)
     else:
@@ -131,8 +132,9 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
 
 
 def server_choice() -> str:
-    """The HTTP server: env FLOWBOARD_SERVER `uvicorn` or `granian` (see docs/engine.md for what each measured)."""
-    choice = os.environ.get("FLOWBOARD_SERVER", "uvicorn").strip().lower() or "uvicorn"
+    """The HTTP server: env FLOWBOARD_SERVER `granian` (the default: Rust HTTP, measured 1.1-2.5x uvicorn's webhook
+    rate here, see docs/engine.md) or `uvicorn` (with httptools and uvloop)."""
+    choice = os.environ.get("FLOWBOARD_SERVER", "granian").strip().lower() or "granian"
     if choice not in ("uvicorn", "granian"):
         raise SystemExit(f"flowboard: FLOWBOARD_SERVER is {choice!r}; set it to uvicorn or granian")
     return choice

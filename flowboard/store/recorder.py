@@ -43,7 +43,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
 from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step
-from .store import Store
+from .store import SAME_AS_RUN_INPUT, Store
 from .tables import runs_t, steps_t, waits_t
 
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
@@ -112,11 +112,12 @@ def compile_wait_statements(dialect_name: str) -> tuple[str, str]:
 
 
 class _Pending:
-    __slots__ = ("run", "run_id", "steps", "waits", "written")
+    __slots__ = ("input", "run", "run_id", "steps", "waits", "written")
 
     def __init__(self, run_id: str, run: list[Any] | None):
         self.run_id = run_id
         self.run = run  # the run row's values in RUN_COLUMNS order
+        self.input: list[Any] | None = None  # the run's input items, as the run row holds them
         self.steps: list[Row] = []
         self.waits: list[Row] = []
         self.written = False
@@ -161,6 +162,7 @@ class SqlRecorder:
             pending = self._pending[info.run_id] = _Pending(info.run_id, row)
         else:
             pending.run = row
+        pending.input = info.input
         if self.write_start:
             await self._write(pending)
 
@@ -168,7 +170,7 @@ class SqlRecorder:
         pending = self._pending.get(run_id)
         if pending is None:  # steps of a run this recorder did not see start (a single-node rerun, say)
             pending = self._pending[run_id] = _Pending(run_id, None)
-        pending.steps.extend([_step_row(step) for step in steps])
+        pending.steps.extend([_step_row(step, pending.input) for step in steps])
         for step in steps:
             if step.wait is not None:
                 pending.waits.append(_wait_row(step))
@@ -428,12 +430,20 @@ def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> Non
 # -- serialization ------------------------------------------------------------------------------------------------
 
 
-def _step_row(step: Step) -> Row:
+def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
     try:
         # Inputs are not stored: they are the upstream steps' outputs along the flow's edges (as in n8n), derived
-        # when a run is shown (`engine.derive_inputs`). That halves what a run writes.
+        # when a run is shown (`engine.derive_inputs`). That halves what a run writes. A step that hands on the
+        # run's input items unchanged (a trigger) points at the run row's copy instead of writing them again.
+        outputs = step.outputs
+        main = outputs.get("main")
+        if run_input and main is not None and len(outputs) == 1 and len(main) == len(run_input) \
+                and all(a is b for a, b in zip(main, run_input, strict=True)):
+            text = _SAME_AS_RUN_INPUT
+        else:
+            text = _dumps(outputs).decode()
         return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,
-                "{}", _dumps(step.outputs).decode(),
+                "{}", text,
                 None if step.error is None else _dumps(step.error).decode(),
                 _dumps(step.logs).decode() if step.logs else None,
                 None if step.lineage is None else _dumps(step.lineage).decode())
@@ -452,6 +462,7 @@ def _wait_row(step: Step) -> Row:
 
 
 _MISSING: Any = object()
+_SAME_AS_RUN_INPUT = _dumps({"main": SAME_AS_RUN_INPUT}).decode()
 
 
 def _json(value: Any, fallback: Any = _MISSING) -> str | None:

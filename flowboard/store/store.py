@@ -7,6 +7,7 @@ at a time, and the recorder writes from the event loop). Times are epoch seconds
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import secrets
@@ -139,6 +140,12 @@ class ApiKeyInfo:
 API_KEY_PREFIX = "fb_"
 _API_KEY_TOUCH = 60.0  # seconds: `last_used` is written at most this often per key, not on every call
 API_KEY_CACHE = 2.0  # seconds a valid key is trusted without reading the database again (this process)
+
+
+#: A step's `outputs["main"]` as written when the node handed on exactly the run's input items (a trigger does): the
+#: items are in the run row already, so they are written once. (A node's output port always holds a list, so this
+#: object cannot be real output.) `get_steps` puts the items back.
+SAME_AS_RUN_INPUT: dict[str, str] = {"$same_as": "run.input"}
 
 
 def hash_api_key(key: str) -> str:
@@ -330,10 +337,16 @@ class Store:
         """The run's recorded steps as the engine's Step records, in the order they finished."""
         query = sa.select(steps_t).where(steps_t.c.run_id == run_id).order_by(steps_t.c.finished, steps_t.c.node_id)
         with self.engine.connect() as conn:
-            return {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
-                                      row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [],
-                                      row.lineage)
-                    for row in conn.execute(query)}
+            steps = {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
+                                       row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [],
+                                       row.lineage)
+                     for row in conn.execute(query)}
+            same = [step for step in steps.values() if step.outputs.get("main") == SAME_AS_RUN_INPUT]
+            if same:  # a trigger's items are the run's input, written once (see recorder._step_row)
+                run_input = conn.execute(sa.select(runs_t.c.input).where(runs_t.c.id == run_id)).scalar() or []
+                for step in same:
+                    step.outputs["main"] = copy.deepcopy(run_input) if len(same) > 1 else run_input
+        return steps
 
     def unfinished_runs(self) -> list[RunRecord]:
         """Runs queued or running: after a crash, the ones to claim and resume. Oldest first."""

@@ -1,0 +1,75 @@
+"""Items are written once: a trigger hands on the run's input, which the run row holds, so its step points at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from flowboard.engine import Engine, RunStatus, build_plan
+from flowboard.model import parse_flow
+from flowboard.registry import default_registry
+from flowboard.store import SqlRecorder, Store
+from flowboard.store.tables import steps_t
+from flowboard.triggers import new_run_id
+
+from .conftest import make_flow
+from .test_store import BACKENDS, MakeStore, open_stores
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
+    stores: Iterator[MakeStore] = open_stores(request.param, tmp_path, monkeypatch)
+    make = next(stores)
+    yield make()
+    for _ in stores:  # the generator's clean-up
+        pass
+
+
+def _raw_outputs(store: Store, run_id: str) -> dict[str, Any]:
+    with store.engine.connect() as conn:
+        return {row.node_id: row.outputs for row in conn.execute(
+            sa.select(steps_t.c.node_id, steps_t.c.outputs).where(steps_t.c.run_id == run_id))}
+
+
+INPUTS: list[list[dict[str, Any]]] = [
+    [{"n": 1}],
+    [{"n": 1}, {"n": 2, "text": "ünïcode", "deep": {"list": [1, {"x": None}]}}],
+    [{"body": {"hello": "world"}, "query": {}, "headers": {"content-type": "application/json"}, "method": "POST",
+      "path": "echo"}],
+]
+
+
+@pytest.mark.parametrize("trigger", ["trigger.manual", "trigger.webhook"])
+@pytest.mark.parametrize("items", INPUTS)
+async def test_a_triggers_items_are_written_once_and_read_back(store: Store, trigger: str,
+                                                               items: list[dict[str, Any]]) -> None:
+    config = {"path": "once"} if trigger == "trigger.webhook" else {}
+    flow = make_flow([{"id": "t", "type": trigger, "config": config},
+                      {"id": "s", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}],
+                     [("t", "s")], id="once")
+    plan = build_plan(parse_flow(flow), default_registry())
+    engine = Engine(recorder=SqlRecorder(store))
+    result = await engine.run(plan, items, run_id=new_run_id(), trigger="t")
+    assert result.status is RunStatus.succeeded
+    raw = _raw_outputs(store, result.run_id)
+    assert raw["t"] == {"main": {"$same_as": "run.input"}}  # not a second copy of the items
+    assert raw["s"]["main"] == [{**item, "seen": True} for item in items]  # new items are written in full
+    steps = store.get_steps(result.run_id)
+    assert steps["t"].outputs == {"main": items} == result.steps["t"].outputs
+    assert store.get_run(result.run_id).input == items
+    await engine.aclose()
+
+
+async def test_a_trigger_that_makes_its_own_items_writes_them(store: Store) -> None:
+    """No input: the manual trigger's items are its own, not the run's input, so they are written."""
+    flow = make_flow([{"id": "t", "type": "trigger.manual", "config": {"items": [{"a": 1}]}}], [], id="own")
+    plan = build_plan(parse_flow(flow), default_registry())
+    engine = Engine(recorder=SqlRecorder(store))
+    result = await engine.run(plan, [], run_id=new_run_id(), trigger="t")
+    assert _raw_outputs(store, result.run_id)["t"] == {"main": [{"a": 1}]}
+    assert store.get_steps(result.run_id)["t"].outputs == {"main": [{"a": 1}]}
+    await engine.aclose()
