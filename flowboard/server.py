@@ -149,7 +149,7 @@ def _run_granian(app: Any, host: str, port: int) -> None:
 
     async def main() -> None:
         server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_enabled=False,
-                        websockets=True)
+                        websockets=True, backlog=2048)  # uvicorn's backlog: bursts of callers are queued, not refused
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)

@@ -275,10 +275,27 @@ async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> b
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            if message.get("more_body"):
+                await _drain(receive)
             raise Refused(413, f"the body is bigger than {limit:,} bytes, the most this webhook takes")
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+DRAIN_LIMIT = 16 * 1024 * 1024
+
+
+async def _drain(receive: Receive) -> None:
+    """Read the rest of a refused body (up to DRAIN_LIMIT) and drop it, so the caller gets the 413: granian closes a
+    connection whose request body was left unread, and the caller, still sending, sees a reset instead of the answer.
+    """
+    size = 0
+    while size <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            return
+        size += len(message.get("body", b""))
 
 
 def _query(raw: bytes) -> dict[str, Any]:
