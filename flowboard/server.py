@@ -101,8 +101,6 @@ def is_loopback(host: str) -> bool:
 
 def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, record: bool | None = None) -> int:
     """`record=False` (or env FLOWBOARD_RECORD=0): runs are not written to the database (for benchmarks)."""
-    import uvicorn
-
     if not is_loopback(host):
         print(f"flowboard: refusing to serve on {host}: the editor has no login yet, so anyone on the network could "
               "run your flows. Serve on 127.0.0.1 (the default).")
@@ -127,6 +125,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     if server_choice() == "granian":
         _run_granian(front, host, port)
     else:
+        import uvicorn
+
         uvicorn.run(front, host=host, port=port, log_level="warning", access_log=False, loop=_loop(), http=_http())
     return 0
 
