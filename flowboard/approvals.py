@@ -32,7 +32,16 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from .approval_links import Links
-from .store.approvals import CANCELLED, DECIDED, OPEN, TIMED_OUT, ApprovalStore, Task, person_key
+from .store.approvals import (
+    CANCELLED,
+    DECIDED,
+    OPEN,
+    TIMED_OUT,
+    AlreadyClosed,
+    ApprovalStore,
+    Task,
+    person_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +76,13 @@ def verdict(rule: str, needed: int, approvers: int, answers: Sequence[str | None
 class ApprovalService:
     """The approval tasks of running flows: asks, decisions, settling, deadlines. One per process (`Flowboard`)."""
 
-    def __init__(self, store: ApprovalStore, resume: Resume | None = None, links: Links | None = None):
+    def __init__(self, store: ApprovalStore, resume: Resume | None = None, links: Links | None = None,
+                 run_going: Callable[[str], bool] | None = None):
         self.store = store
         self.resume = resume  # set by the app: Flowboard.resume_waiting
         self.links = links  # signed one-click links to tasks (approval_links.py)
+        self.run_going = run_going  # set by the app: is the run still going (not ended, cancelled, deleted)?
+        self._resuming: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
 
@@ -121,7 +133,14 @@ class ApprovalService:
                      fields: dict[str, Any] | None = None, channel: str = "inbox",
                      roles: Iterable[str] | None = None) -> Task:
         """Record a decision (the store's rules: first wins, not one's own request, before the deadline), then settle
-        its request and resume the run when the whole node is settled."""
+        its request and resume the run when the whole node is settled. A task whose run has ended (cancelled,
+        deleted) is closed instead, and the decision refused: it could change nothing."""
+        if self.run_going is not None:
+            current = await run_in_threadpool(self.store.get, task_id)
+            if current.status == OPEN and not await run_in_threadpool(self.run_going, current.run_id):
+                await run_in_threadpool(self.store.close, task_id, CANCELLED, "flowboard", "its run has ended")
+                raise AlreadyClosed("this request's run has ended (it was cancelled, deleted or failed), so there is "
+                                    "nothing left to decide")
         task = await run_in_threadpool(lambda: self.store.decide(task_id, outcome, responder, comment=comment,
                                                                  fields=fields, channel=channel, roles=roles))
         await self.settle(task.run_id, task.node_id)
@@ -152,9 +171,27 @@ class ApprovalService:
             payload = {"decisions": {str(i): _decision(v, by_item[i]) for i, v in verdicts.items()}}
             try:
                 await self.resume(run_id, node_id, payload)
-            except Exception:  # the run may be gone (deleted, cancelled): the decision stands in the log
-                log.exception("run %s could not be resumed after its approval at %s", run_id, node_id)
+            except Exception as exc:
+                if "is not waiting at node" not in str(exc):  # resumed already, or the run is gone: the log stands
+                    log.warning("run %s was not resumed after its approval at %s: %s", run_id, node_id, exc)
+                else:  # decided before the node's wait was recorded (a fast API call): try again in the background
+                    retry = asyncio.get_running_loop().create_task(self._resume_later(run_id, node_id, payload))
+                    self._resuming.add(retry)
+                    retry.add_done_callback(self._resuming.discard)
         return verdicts
+
+    async def _resume_later(self, run_id: str, node_id: str, payload: dict[str, Any]) -> None:
+        assert self.resume is not None
+        for attempt in range(30):  # up to ~15 s: the node records its wait right after making the tasks
+            await asyncio.sleep(0.05 * min(attempt + 1, 10))
+            try:
+                await self.resume(run_id, node_id, payload)
+                return
+            except Exception as exc:
+                if "is not waiting at node" not in str(exc):
+                    log.warning("run %s was not resumed after its approval at %s: %s", run_id, node_id, exc)
+                    return
+        log.error("run %s never parked at %s, so its approval could not resume it", run_id, node_id)
 
     async def _next_in_sequence(self, group: list[Task], meta: dict[str, Any]) -> None:
         position = len(group)
@@ -181,6 +218,8 @@ class ApprovalService:
             self._timer = asyncio.get_running_loop().create_task(self._deadlines(), name="approval deadlines")
 
     async def stop(self) -> None:
+        for retry in list(self._resuming):
+            retry.cancel()
         if self._timer is not None:
             self._timer.cancel()
             await asyncio.gather(self._timer, return_exceptions=True)

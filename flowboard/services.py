@@ -27,7 +27,7 @@ from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
 from .sdk import Items, Services
-from .store import Lease, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
+from .store import Lease, NotFound, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
 from .store.secrets import raw_key
@@ -70,10 +70,18 @@ class Flowboard:
         if self.recorder is not None:
             self.engine.resume_url = self.resume_url
             self.approvals.resume = self.resume_waiting  # a settled approval resumes its parked run
+            self.approvals.run_going = self._run_going
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
         self._error_flows: set[asyncio.Task[Any]] = set()
+
+    def _run_going(self, run_id: str) -> bool:
+        """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""
+        try:
+            return not self.store.get_run(run_id).status.finished
+        except NotFound:
+            return False
 
     def _run_source(self, run_id: str) -> tuple[str | None, Items]:
         record = self.store.get_run(run_id)

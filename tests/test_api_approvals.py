@@ -36,6 +36,8 @@ def task(fb: Flowboard, **over: Any) -> Task:
     values: dict[str, Any] = {"flow_id": "vacation", "run_id": "r1", "node_id": "approve", "title": "Grace, 3 days",
                               "assignees": ["user:ada"], "requester": "grace"}
     values.update(over)
+    if not any(r.id == values["run_id"] for r in fb.store.list_runs()):  # the run the task belongs to, parked
+        fb.store.create_run(values["run_id"], values["flow_id"], 1, "start", [], "api", "waiting")
     return fb.approvals.store.create(**values)
 
 

@@ -37,6 +37,8 @@ def task(fb: Flowboard, **over: Any) -> Task:
         "data": {"show": {"message": "grace asks for 3 days <b>now</b>", "fields": {"employee": "grace", "days": 3},
                           "form": [{"name": "days", "label": "Days granted", "type": "number", "default": 3}]}}}
     values.update(over)
+    if not any(r.id == values["run_id"] for r in fb.store.list_runs()):  # the run the task belongs to, parked
+        fb.store.create_run(values["run_id"], values["flow_id"], 1, "start", [], "api", "waiting")
     return fb.approvals.store.create(**values)
 
 

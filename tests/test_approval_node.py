@@ -237,3 +237,15 @@ async def test_approvers_are_told_by_chat_and_email_with_their_own_links(
     out = await finished(fb, run_id)
     approval = out["approve"][0]["approval"]
     assert approval["decided_by"] == ["ada@example.com"] and approval["responses"][0]["channel"] == "link"
+
+
+async def test_a_decision_for_a_run_that_ended_is_refused_and_closes_the_task(fb: Flowboard) -> None:
+    from flowboard.store.approvals import AlreadyClosed
+
+    run_id = await start(fb)
+    ada = next(t for t in open_tasks(fb, run_id) if t.assignees == ["ada"])
+    fb.store.delete_run(run_id)
+    with pytest.raises(AlreadyClosed, match=r"^this request's run has ended \(it was cancelled, deleted or failed\)"):
+        await fb.approvals.decide(ada.id, "approve", "ada", roles=[])
+    assert fb.approvals.store.get(ada.id).status == "cancelled"
+    assert fb.approvals.store.verify().ok

@@ -189,3 +189,20 @@ async def test_an_approver_away_has_new_tasks_go_to_their_delegate(service: Any)
     merged = await ask(svc, ["user:bob", "ada"], rule="n_of_m", needed=2, run_id="r9")
     assert [t.assignees for t in merged] == [["user:ada"]], "bob's delegate is ada, who is asked once"
     assert runs.resumed == []
+
+
+async def test_a_decision_before_the_wait_is_recorded_resumes_the_run_once_it_is(service: Any) -> None:
+    svc, runs = service
+    refusals = [RuntimeError("run r1 is not waiting at node 'approve'")] * 2
+    recorded = runs.resume
+
+    async def resume(run_id: str, node_id: str, payload: dict[str, Any]) -> None:
+        if refusals:
+            raise refusals.pop()
+        await recorded(run_id, node_id, payload)
+
+    svc.resume = resume
+    [task] = await ask(svc, ["user:ada"])
+    await svc.decide(task.id, "approve", "ada", roles=[])  # returns at once; the resume is tried again meanwhile
+    await asyncio.wait_for(runs.event.wait(), timeout=10)
+    assert refusals == [] and runs.resumed[0][2]["decisions"]["0"]["outcome"] == "approve"
