@@ -7,6 +7,8 @@ change is checked on the server with the models themselves and the messages go b
 from __future__ import annotations
 
 import copy
+import html
+import json
 from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
@@ -18,6 +20,9 @@ from ..model import Node, NodeSettings
 from ..sdk import Category, NodeType
 from .data_view import step_view
 from .forms import ConfigForm, errors_from_validation
+from .run_data import paths
+
+MAX_CHIPS = 40  # fields offered to drag; the picker (data_object) lists the rest
 
 if TYPE_CHECKING:
     from .editor_state import EditorActions, EditorState
@@ -27,6 +32,9 @@ CSS = """
 .fb-inspector .q-tab__label { font-size: 13px; text-transform: none; }
 .fb-inspector .q-tab-panel { padding: 14px 16px 24px; }
 .fb-settings-form .fb-fx { display: none; }
+.fb-input-fields { margin-bottom: 10px; }
+.fb-field-chip { font-family: ui-monospace, monospace; font-size: 12px; padding: 1px 8px; border-radius: 10px;
+  background: #eef2ff; color: #3730a3; border: 1px solid #c7d2fe; cursor: grab; user-select: none; }
 """
 _NAME = {"type": "string", "title": "Name", "maxLength": 200,
          "description": "Shown on the canvas and usable in expressions as `nodes['Name']`. Empty: the type's title."}
@@ -144,11 +152,37 @@ class Inspector:
         state = self.state
         last = state.last_run
         names = last.field_names(state.flow, state.registry, node.id) if last else []
+        if cls.category is not Category.trigger:
+            self._input_fields(node)
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
                                field_names=names, preview=self._preview, credentials=self.actions.credential_names,
                                choices=self.actions.choices,
                                expressions=cls.category is not Category.trigger)
         self.form.set_errors(config_errors(cls, node.config))
+
+    def _input_fields(self, node: Node) -> None:
+        """The fields of the items coming in (from the last run), as chips to drag into a form field: the drop
+        writes the expression that reads it (`{{ item.email }}`), so mapping data needs no typing."""
+        last = self.state.last_run
+        inputs = last.inputs_of(self.state.flow, node.id) if last else {}
+        items = inputs.get("main") or next(iter(inputs.values()), [])
+        fields = paths(items)[:MAX_CHIPS]
+        with ui.column().classes("w-full gap-1 fb-input-fields").mark("input-fields"):
+            if not fields:
+                ui.label("Run the flow to see the fields of the items coming in; then drag one into a field below.") \
+                    .classes("fb-small")
+                return
+            ui.label("Fields coming in: drag one into a field below").classes("fb-small")
+            with ui.row().classes("w-full gap-1"):
+                for path in fields:
+                    expression = f"{{{{ item{path} }}}}"
+                    chip = ui.label(path.lstrip(".")).classes("fb-field-chip").mark(f"input-field:{path.lstrip('.')}")
+                    chip.props('draggable=true tabindex=0 role=button')
+                    chip.props(f'aria-label="Field {html.escape(path.lstrip("."))}: drag into a field to use it"')
+                    chip.tooltip(f"Drag into a field: writes {expression}")
+                    chip.on("dragstart", js_handler=f"(e) => {{ e.dataTransfer.setData('text/plain', "
+                                                    f"{json.dumps(expression)}); e.dataTransfer.effectAllowed = "
+                                                    "'copy'; }")
 
     def _config_changed(self, value: dict[str, Any]) -> None:
         node = self.node
