@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-browser", action="store_true")
     serve.add_argument("--no-record", action="store_true")
 
+    demo = sub.add_parser("demo", parents=[common], help="start the editor with local stand-ins of the platforms the "
+                          "example business flows call (CRM, invoicing, accounting, chat) on port 8091")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.add_argument("--no-browser", action="store_true")
+
     run = sub.add_parser("run", parents=[common], help="run a flow file or a stored flow and print the result")
     run.add_argument("flow", help="a flow file (FLOW.json) or the id or name of a stored flow")
     run.add_argument("--input", help="input items: a JSON object or a list of objects (or @file.json)")
@@ -288,6 +293,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
                  record=False if args.no_record else None)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoServer, prepare
+
+    stand_ins = DemoServer().start()
+    app = _app()
+    try:
+        for line in prepare(app):
+            print(line)
+    finally:
+        app.store.close()
+    print("stand-ins (not real services) at http://127.0.0.1:8091/ : what they received is listed there")
+    from .server import serve
+
+    try:
+        return serve(port=args.port, open_browser=not args.no_browser)
+    finally:
+        stand_ins.stop()
+
+
 def cmd_activate(args: argparse.Namespace) -> int:
     app = _app()
     try:
@@ -426,7 +450,8 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "serve": cmd_serve, "run": cmd_run, "validate": cmd_validate, "import": cmd_import, "export": cmd_export,
+    "serve": cmd_serve, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "import": cmd_import,
+    "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
     "credential": cmd_credential, "audit": cmd_audit, "approvals": cmd_approvals,

@@ -1,11 +1,16 @@
-"""Every example in flows/ runs offline on a fresh machine with `flowboard run`, and does what its description says."""
+"""Every example in flows/ runs on a fresh machine with `flowboard run`, and does what its description says. The
+business flows call the stand-ins of `flowboard demo` (flowboard/demo.py), which the tests start."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from flowboard.demo import DemoServer
 
 from .clihelp import flowboard, result_json
 
@@ -43,12 +48,70 @@ def test_invoice_approval(tmp_path: Path) -> None:
         ("INV-103", "CFO"), ("INV-102", "manager"), ("INV-101", "automatic"), ("INV-104", "automatic")]
 
 
-def test_crm_to_invoices(tmp_path: Path) -> None:
-    [summary] = run(tmp_path, "crm-to-invoices")["output"]
-    lines = summary["lines"]
-    assert {line["invoice_number"] for line in lines} == {"INV-7", "INV-9"}  # the lost deal is not billed
-    assert [line["amount"] for line in lines] == [900, 600, 240]
-    assert json.dumps(lines).count("stage") == 0
+@pytest.fixture(scope="module")
+def stand_ins() -> Iterator[DemoServer]:
+    """`flowboard demo`'s stand-in APIs on their port (8091), which the business flows call."""
+    with DemoServer() as server:
+        yield server
 
 
-EXPECTED = {"vacation-request", "invoice-approval", "crm-to-invoices"}
+def test_crm_to_invoices(tmp_path: Path, stand_ins: DemoServer) -> None:
+    stand_ins.state.reset()
+    won = [d for d in stand_ins.state.deals if d["status"] == "won"]
+    assert len(won) > 10  # more than one page of the CRM's paging
+    out = run(tmp_path, "crm-to-invoices")
+    assert sorted(i["customer"] for i in out["output"]) == sorted(d["customer"] for d in won)
+    assert all(i["new"] for i in out["output"]) and len(stand_ins.state.invoices) == len(won)
+    again = run(tmp_path, "crm-to-invoices")  # a rerun bills nothing twice
+    assert not any(i["new"] for i in again["output"])
+    assert [i["invoice"] for i in again["output"]] == [i["invoice"] for i in out["output"]]
+    assert len(stand_ins.state.invoices) == len(won)
+
+
+def test_customer_hub(tmp_path: Path, stand_ins: DemoServer) -> None:
+    stand_ins.state.reset()
+    made = flowboard(tmp_path, "credential", "set", "Team chat", "--type", "chat_webhook",
+                     "url=http://127.0.0.1:8091/chat/webhook")
+    assert made.returncode == 0, made.stderr
+    change = {"event": "update", "table": "Customers", "changed": ["email"],
+              "row": {"customer_id": "C007", "name": "Initech", "email": "ap@initech.example", "segment": "large",
+                      "vat_id": "DE123"}}
+    out = run(tmp_path, "customer-hub", "--input", json.dumps(change))
+    assert out["status"] == "succeeded"
+    state = stand_ins.state
+    assert state.crm_customers["C007"]["email"] == "ap@initech.example"
+    assert state.invoicing_customers["C007"]["vat_id"] == "DE123"
+    assert "Customer Initech changed" in state.chat[-1]["text"] and "email" in state.chat[-1]["text"]
+
+
+async def test_customer_hub_routes_every_row_change(tmp_path: Path, stand_ins: DemoServer) -> None:
+    """The hub switched on: rows changed in the table (as the grid and the API change them) reach every spoke."""
+    from flowboard.datatables import Condition
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    stand_ins.state.reset()
+    fb = Flowboard(data_dir=tmp_path)
+    try:
+        prepare(fb)
+        fb.import_flow((FLOWS / "customer-hub.json").read_text())
+        fb.activate("customer-hub")
+        await fb.tables.call("update", "Customers", [Condition(column="customer_id", value="C002")],
+                             {"segment": "large"})
+        await fb.tables.call("insert", "Customers", [{"customer_id": "C100", "name": "Hooli", "segment": "small"}])
+        for _ in range(400):
+            runs = fb.store.list_runs("customer-hub")
+            if len(runs) >= 2 and all(r.status.finished for r in runs):
+                break
+            await asyncio.sleep(0.05)
+        state = stand_ins.state
+        assert state.crm_customers["C002"]["segment"] == "large" and state.crm_customers["C100"]["name"] == "Hooli"
+        assert set(state.invoicing_customers) == {"C002", "C100"}
+        assert len(state.chat) == 2
+        runs = fb.store.list_runs("customer-hub")
+        assert len(runs) == 2 and all(r.status.value == "succeeded" for r in runs)
+    finally:
+        await fb.aclose()
+
+
+EXPECTED = {"vacation-request", "invoice-approval", "crm-to-invoices", "customer-hub"}
