@@ -127,7 +127,7 @@ def create_demo_app(state: DemoState | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse)
     def index(request: Request) -> str:
-        sections = [("Invoices made", state.invoices), ("Bookings", state.entries),
+        sections: list[tuple[str, list[Any]]] = [("Invoices made", state.invoices), ("Bookings", state.entries),
                     ("Customers in the CRM", list(state.crm_customers.items())),
                     ("Customers in invoicing", list(state.invoicing_customers.items())),
                     ("Chat messages", [m.get("text") for m in state.chat])]
