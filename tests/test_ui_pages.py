@@ -595,6 +595,22 @@ async def test_run_page_shows_each_node_state_and_data(user: User, app: Flowboar
     assert [r["c0"] for r in one(user, "table:input:main").rows] == ["Ada", "Bob"]
 
 
+async def test_run_page_shows_which_item_each_output_item_came_from(user: User, app: Flowboard) -> None:
+    app.save_flow(parse_flow({
+        "id": "sorted", "name": "Sorted",
+        "nodes": [{"id": "manual", "type": "trigger.manual", "config": {"items": [{"n": 1}, {"n": 2}, {"n": 3}]}},
+                  {"id": "sort", "type": "data.sort", "position": {"x": 240, "y": 0},
+                   "config": {"by": [{"field": "n", "order": "desc"}]}}],
+        "edges": [{"source": "manual", "target": "sort"}]}), None)
+    result = await app.run_flow("sorted")
+    await user.open(f"/run/{result.run_id}")
+    select(user, "sort")
+    await user.should_see(marker="table:output:main")
+    rows = one(user, "table:output:main").rows
+    assert [(r["_from"], r["c0"]) for r in rows] == [("3", 3), ("2", 2), ("1", 1)]
+    assert "_from" not in one(user, "table:input:main").rows[0]
+
+
 async def test_run_page_follows_a_running_run_and_can_stop_it(user: User, app: Flowboard) -> None:
     flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
         {"id": "manual", "type": "trigger.manual"},
