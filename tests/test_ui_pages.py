@@ -843,3 +843,17 @@ async def test_export_duplicate_and_import_from_the_editor(user: User, app: Flow
     assert (flow.name, flow.id != "greet") == ("Greet people (copy)", True)
     again, _ = app.import_flow(exported)
     assert again.name == "Greet people (copy 2)"
+
+
+async def test_every_icon_button_in_the_editor_has_a_label_and_a_tooltip(user: User, app: Flowboard) -> None:
+    from nicegui import ui
+
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    select(user, "set")
+    await user.should_see(marker="panel:parameters")
+    with user:
+        buttons = [b for b in ElementFilter(kind=ui.button) if not b.props.get("label") and b.props.get("icon")]
+        tips = {t.props.get("target") for t in ElementFilter(kind=ui.tooltip)}  # a tooltip names its element
+        unnamed = [b.props["icon"] for b in buttons if not b.props.get("aria-label") or f"#{b.html_id}" not in tips]
+    assert len(buttons) >= 5 and not unnamed, unnamed

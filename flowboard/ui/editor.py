@@ -102,7 +102,8 @@ class Editor:
 
     def _header(self) -> None:
         with ui.row().classes("fb-editor-head w-full items-center no-wrap gap-2"):
-            ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")).props("flat round dense") \
+            ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")) \
+                .props('flat round dense aria-label="All flows"') \
                 .tooltip("All flows")
             self.name_input = ui.input(value=self.flow.name, on_change=self._renamed) \
                 .props("borderless dense").classes("fb-title w-72").mark("flow-name")

@@ -76,7 +76,8 @@ class FlowsPage:
             switch = ui.switch(value=f.active).props("dense color=green").mark(f"active:{f.id}")
             switch.tooltip("Active: its webhook, schedule and form triggers run the flow")
             switch.on_value_change(lambda e, fid=f.id: self._set_active(fid, bool(e.value), e.sender))
-            with ui.button(icon="more_vert").props("flat round dense").mark(f"menu:{f.id}"), ui.menu():
+            with ui.button(icon="more_vert").props('flat round dense aria-label="More actions for this flow"') \
+                    .mark(f"menu:{f.id}").tooltip("Rename, duplicate, export or delete"), ui.menu():
                 ui.menu_item("Open", on_click=lambda fid=f.id: ui.navigate.to(f"/flow/{fid}"))
                 ui.menu_item("Rename", on_click=lambda s=f: self._rename(s)).mark(f"rename:{f.id}")
                 ui.menu_item("Duplicate", on_click=lambda fid=f.id: self._duplicate(fid)).mark(f"duplicate:{f.id}")

@@ -139,9 +139,10 @@ class Inspector:
                     .mark("inspector:name")
                 ui.label(f"{cls.title if cls else node.type} · {node.id}").classes("fb-small")
             ui.button(icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
-                .props("flat round dense color=primary").mark("run-node").tooltip("Run this node (reuses the last "
-                                                                                   "run's earlier outputs)")
-            ui.button(icon="close", on_click=lambda: self.actions.select(None)).props("flat round dense") \
+                .props('flat round dense color=primary aria-label="Run this node"') \
+                .mark("run-node").tooltip("Run this node (reuses the last run's earlier outputs)")
+            ui.button(icon="close", on_click=lambda: self.actions.select(None)) \
+                .props('flat round dense aria-label="Close the node"') \
                 .tooltip("Close")
         if cls is not None and cls.description:
             ui.label(cls.description).classes("fb-small px-4 pb-2")

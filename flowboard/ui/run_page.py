@@ -70,7 +70,8 @@ class RunPage:
         record, view = self.record, self.view
         self.head.clear()
         with self.head:
-            ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/runs")).props("flat round dense")
+            ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/runs")) \
+                .props('flat round dense aria-label="All runs"').tooltip("All runs")
             name = self.flow.name if self.flow else record.flow_id
             ui.link(name, f"/flow/{record.flow_id}").classes("font-semibold")
             status_chip(record.status.value).mark("run-status")
@@ -86,7 +87,9 @@ class RunPage:
                     ui.button("Retry", icon="replay", on_click=self._retry) \
                         .props("no-caps unelevated dense color=primary").mark("retry-run") \
                         .tooltip("Run it again from the step that failed")
-                ui.button(icon="delete_outline", on_click=self._delete).props("flat round dense").mark("delete-run")
+                ui.button(icon="delete_outline", on_click=self._delete) \
+                    .props('flat round dense aria-label="Delete this run"') \
+                    .mark("delete-run").tooltip("Delete this run")
         self.side.clear()
         with self.side:
             if self.note:

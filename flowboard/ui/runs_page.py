@@ -103,7 +103,8 @@ class RunsPage:
                 ui.select({k: label for k, (label, _) in SINCE.items()}, value=self.since or "", label="Time",
                           on_change=lambda e: self._filter(since=e.value or None)) \
                     .props("dense outlined options-dense").classes("w-36").mark("filter-since")
-                ui.button(icon="settings", on_click=self._retention).props("flat round").mark("retention") \
+                ui.button(icon="settings", on_click=self._retention) \
+                    .props('flat round aria-label="How long runs are kept"').mark("retention") \
                     .tooltip("How long runs are kept")
             self.list = ui.column().classes("w-full gap-1")
         self.unfinished = False
@@ -157,14 +158,16 @@ class RunsPage:
             with ui.row().classes("w-20 justify-end gap-0 no-wrap"):
                 if not run.status.finished:
                     ui.button(icon="stop", on_click=lambda rid=run.id: self._cancel(rid)) \
-                        .props("flat round dense color=negative").mark(f"cancel:{run.id}").tooltip("Stop this run")
+                        .props('flat round dense color=negative aria-label="Stop this run"').mark(f"cancel:{run.id}") \
+                        .tooltip("Stop this run")
                 else:
                     if run.status in RETRYABLE:
                         ui.button(icon="replay", on_click=lambda rid=run.id: self._retry(rid)) \
                             .props("flat round dense color=primary").mark(f"retry:{run.id}") \
                             .tooltip("Retry: run it again from the step that failed")
                     ui.button(icon="delete_outline", on_click=lambda rid=run.id: self._delete(rid)) \
-                        .props("flat round dense").mark(f"delete-run:{run.id}").tooltip("Delete this run")
+                        .props('flat round dense aria-label="Delete this run"').mark(f"delete-run:{run.id}") \
+                        .tooltip("Delete this run")
 
     def _cancel(self, run_id: str) -> None:
         if self.fb.cancel(run_id):

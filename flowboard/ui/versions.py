@@ -65,7 +65,9 @@ async def view_dialog(editor: Editor, flow: Flow, version: int) -> bool:
             ui.space()
             ui.button("Restore this version", on_click=lambda: dialog.submit(True)).props("no-caps unelevated") \
                 .mark("restore-viewed")
-            ui.button(icon="close", on_click=lambda: dialog.submit(False)).props("flat round dense")
+            ui.button(icon="close", on_click=lambda: dialog.submit(False)) \
+                .props('flat round dense aria-label="Close"') \
+                .tooltip("Close")
         with ui.element("div").classes("w-full grow relative min-h-0"):
             FlowCanvas(editor.catalog, nodes, edges, readonly=True).classes("absolute-full")
     result = await dialog

@@ -121,6 +121,7 @@ class ExpressionBox:
         with self.input.add_slot("append"):
             picker = ui.button(icon="data_object").props("flat dense round size=sm").mark(mark(view.loc, "pick"))
             picker.tooltip("Insert a field from earlier nodes")
+            picker.props('aria-label="Insert a field from earlier nodes"')
             with picker, ui.menu().props("auto-close").classes("fb-menu").mark(mark(view.loc, "pick-menu")):
                 if not form.field_names:
                     ui.label("No data yet: run the flow to see the fields earlier nodes produce.") \

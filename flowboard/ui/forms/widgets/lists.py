@@ -101,6 +101,7 @@ class CardsEditor(ListEditorBase):
         button = ui.button(icon=icon, on_click=action).props("flat dense round size=sm color=grey-7")
         button.mark(mark(loc, role))
         button.tooltip(tip)
+        button.props(f'aria-label="{tip}"')
         button.set_enabled(enabled)
 
 
