@@ -64,7 +64,7 @@ def build_frontend() -> None:
             print("flowboard: npm not found; the built canvas is up to date, using it", flush=True)
             return
         raise FrontendBuildError(
-            "Building Flowboard needs Node.js (20.19+) and npm, to build the flow canvas in frontend/. "
+            "Building Flowboard needs Node.js (20.19+ or 22.12+) and npm, to build the flow canvas in frontend/. "
             "Install them (https://nodejs.org/) and try again, or install a prebuilt Flowboard wheel."
         )
     installed = FRONTEND / "node_modules" / ".package-lock.json"  # npm rewrites it on every install
