@@ -104,9 +104,27 @@ def _parser() -> argparse.ArgumentParser:
     key_actions = keys.add_subparsers(dest="key_command", metavar="ACTION", required=True)
     create = key_actions.add_parser("create", parents=[common], help="make a key and print it (shown this once only)")
     create.add_argument("name", help="who or what will use it, e.g. 'backup script'")
+    create.add_argument("--user", help="the user the key acts for, with their roles (default: an admin key)")
     key_actions.add_parser("list", parents=[common], help="list the keys (never the keys themselves)")
     revoke = key_actions.add_parser("revoke", parents=[common], help="delete a key: calls with it are refused at once")
     revoke.add_argument("id", help="the key's id (see `flowboard api-key list`)")
+    users = sub.add_parser("user", parents=[common], help="add, list, change and remove the people who sign in")
+    user_actions = users.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    user_add = user_actions.add_parser("add", parents=[common], help="add a user (asks for the password)")
+    user_add.add_argument("name", help="the user name they sign in with, e.g. ada")
+    user_add.add_argument("--role", action="append", required=True, metavar="ROLE",
+                          help="admin, editor, approver or requester (repeat it for several roles)")
+    user_add.add_argument("--full-name", default="", help="the name others see, e.g. 'Ada Lovelace'")
+    user_add.add_argument("--email", help="their email address (for approval messages)")
+    user_actions.add_parser("list", parents=[common], help="list the users and their roles")
+    passwd = user_actions.add_parser("passwd", parents=[common],
+                                     help="set a user's password (asks for it); signs them out everywhere")
+    passwd.add_argument("name")
+    roles = user_actions.add_parser("roles", parents=[common], help="set a user's roles")
+    roles.add_argument("name")
+    roles.add_argument("--role", action="append", required=True, metavar="ROLE")
+    remove = user_actions.add_parser("remove", parents=[common], help="remove a user, their sessions and API keys")
+    remove.add_argument("name")
     creds = sub.add_parser("credential", parents=[common], help="set, list and delete credentials (encrypted at rest)")
     cred_actions = creds.add_subparsers(dest="cred_command", metavar="ACTION", required=True)
     cred_set = cred_actions.add_parser("set", parents=[common], help="create or change a credential")
@@ -337,8 +355,16 @@ def cmd_api_key(args: argparse.Namespace) -> int:
     store = Store()
     try:
         if args.key_command == "create":
+            owner = None
+            if args.user:
+                from .auth import AccountError, Accounts
+
+                try:
+                    owner = Accounts(store).get_user(args.user).id
+                except AccountError as exc:
+                    raise _UsageError(str(exc)) from None
             try:
-                info, key = store.create_api_key(args.name)
+                info, key = store.create_api_key(args.name, user_id=owner)
             except ValueError as exc:
                 raise _UsageError(str(exc)) from None
             print(key)  # alone on stdout, so `KEY=$(flowboard api-key create NAME)` works
@@ -449,12 +475,65 @@ def cmd_approvals(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _password(prompt: str) -> str:
+    """From the terminal (asked twice, not shown), or one line of standard input (scripts: `echo PW | flowboard user
+    add ...`)."""
+    import getpass
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass("The same password again: ") != first:
+        raise _UsageError("the two passwords are not the same; nothing was changed")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    import time
+
+    from .auth import DESCRIPTIONS, AccountError, Accounts, Role
+    from .store import Store
+
+    store = Store()
+    accounts = Accounts(store)
+    try:
+        if args.user_command == "add":
+            user = accounts.add_user(args.name, _password(f"Password for {args.name}"), args.role,
+                                     full_name=args.full_name, email=args.email)
+            print(f"added {user.name} ({', '.join(user.roles)}). They sign in at the editor's address.")
+        elif args.user_command == "list":
+            users = accounts.list_users()
+            if not users:
+                print("no users yet: Flowboard runs for this computer alone. Add an admin with "
+                      "`flowboard user add --role admin NAME`")
+            for u in users:
+                created = time.strftime("%Y-%m-%d", time.localtime(u.created))
+                print(f"{u.name:20} {', '.join(u.roles):28} {u.full_name or '-':24} {u.email or '-':28} "
+                      f"added {created}")
+        elif args.user_command == "passwd":
+            user = accounts.get_user(args.name)
+            ended = accounts.set_password(user.name, _password(f"New password for {user.name}"))
+            print(f"changed the password of {user.name}; {ended} session{'s' if ended != 1 else ''} signed out")
+        elif args.user_command == "roles":
+            user = accounts.set_roles(args.name, args.role)
+            print(f"{user.name} is now: " + "; ".join(f"{r} ({DESCRIPTIONS[Role(r)]})" for r in user.roles))
+        else:
+            user = accounts.get_user(args.name)
+            accounts.remove_user(user.name)
+            print(f"removed {user.name}, with their sessions and API keys")
+    except AccountError as exc:
+        raise _UsageError(str(exc)) from None
+    finally:
+        store.close()
+    return EXIT_OK
+
+
 COMMANDS = {
     "serve": cmd_serve, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "import": cmd_import,
     "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
-    "credential": cmd_credential, "audit": cmd_audit, "approvals": cmd_approvals,
+    "credential": cmd_credential, "audit": cmd_audit, "approvals": cmd_approvals, "user": cmd_user,
 }
 
 if __name__ == "__main__":

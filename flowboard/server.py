@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import os
 import secrets
+import sys
 import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -28,15 +29,20 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 SWAGGER = Path(__file__).resolve().parent / "ui" / "dist" / "swagger"
 
 
-def create_app(fb: Flowboard | None = None) -> FastAPI:
+def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
+    """`public`: the server listens on a non-loopback address, so every page needs a session even before a user
+    exists (`serve` refuses to start on one without an admin; it sets `fb.accounts.public` itself)."""
     from fastapi import FastAPI
     from nicegui import ui
 
     from . import approval_links, forms_public
-    from .api import rest, tables, waiting, webhooks
+    from .api import rest, signin, tables, waiting, webhooks
+    from .auth.guard import AuthGuard
     from .ui import pages
 
     fb = fb or Flowboard()
+    if public:
+        fb.accounts.public = True
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,7 +66,9 @@ def create_app(fb: Flowboard | None = None) -> FastAPI:
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
     approval_links.register(app, fb)  # /decide/<token>: one-click approval links, plain HTML
+    signin.register(app, fb)  # POST /login, /logout (the session cookie), /healthz
     pages.register(fb)
+    app.add_middleware(AuthGuard, accounts=fb.accounts, store=fb.store)  # sessions and keys; not for /webhook/
     ui.run_with(app, title="Flowboard", favicon="🔀", storage_secret=_storage_secret(fb),
                 show_welcome_message=False, reconnect_timeout=10)
     return app
@@ -101,9 +109,13 @@ def is_loopback(host: str) -> bool:
 
 def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, record: bool | None = None) -> int:
     """`record=False` (or env FLOWBOARD_RECORD=0): runs are not written to the database (for benchmarks)."""
-    if not is_loopback(host):
-        print(f"flowboard: refusing to serve on {host}: the editor has no login yet, so anyone on the network could "
-              "run your flows. Serve on 127.0.0.1 (the default).")
+    public = not is_loopback(host)
+    if public and not _has_admin():
+        from .auth import ADD_ADMIN
+
+        print(f"flowboard: refusing to serve on {host}: anyone on the network could open the editor and run your "
+              f"flows, and no admin can sign in yet. Add one first with `{ADD_ADMIN}`, then start again. (On "
+              "127.0.0.1, the default, Flowboard runs for this computer alone without accounts.)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per outgoing request costs more than the request
@@ -112,6 +124,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     fb = Flowboard(record=record)
     if not os.environ.get("FLOWBOARD_PUBLIC_URL"):  # resume links point at this server
         fb.public_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+    fb.accounts.public = public  # every page needs a session, even before a user exists
     url = f"http://{host}:{port}"
     print(f"Flowboard is running at {url}  (Ctrl+C to stop){'' if record else '  runs are not recorded'}",
           flush=True)
@@ -161,6 +174,18 @@ def _run_granian(app: Any, host: str, port: int) -> None:
         uvloop.run(main())
     else:
         asyncio.run(main())
+
+
+def _has_admin() -> bool:
+    from .auth import Role
+    from .store import Store
+    from .store.users import UserStore
+
+    store = Store()
+    try:
+        return any(Role.admin.value in user.roles for user in UserStore(store.engine).all())
+    finally:
+        store.close()
 
 
 def _loop() -> str:

@@ -19,6 +19,7 @@ from typing import Any
 from . import error_flow
 from .approval_links import Links
 from .approvals import ApprovalService
+from .auth import Accounts
 from .calls import CallChecks, FlowCalls
 from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
@@ -49,6 +50,7 @@ class Flowboard:
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
         self.approvals = ApprovalService(ApprovalStore(self.store.engine),  # approval tasks, decisions, deadlines
                                          links=Links(lambda: raw_key(self.store.data_dir)))
+        self.accounts = Accounts(self.store)  # users, sessions, who an API key acts for
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.calls = FlowCalls(self)  # the Call flow node's child runs

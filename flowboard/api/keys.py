@@ -19,7 +19,8 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from ..store import ApiKeyInfo
+from ..auth import SCOPE_KEY, Principal
+from ..auth.principal import set_current
 from . import ApiError
 
 if TYPE_CHECKING:
@@ -35,13 +36,18 @@ bearer = HTTPBearer(scheme_name="Bearer", auto_error=False,
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="flowboard"'}
 
 
-def authenticate(fb: Flowboard) -> Callable[..., Awaitable[ApiKeyInfo]]:
-    """The dependency that every `/api/v1` route has. A database lookup runs in the thread pool, so it never blocks
-    the event loop (PostgreSQL is a network round trip away); a key seen valid just before costs no lookup."""
+def authenticate(fb: Flowboard) -> Callable[..., Awaitable[Principal]]:
+    """The dependency that every `/api/v1` route has: who calls, as a principal in the scope (`access.require`
+    checks its permissions). A browser signed in to the editor was identified by the guard already; anything else
+    needs an API key, which acts for its owner. A database lookup runs in the thread pool, so it never blocks the
+    event loop (PostgreSQL is a network round trip away); a key seen valid just before costs no lookup."""
 
     async def require_api_key(request: Request, header_key: Annotated[str | None, Security(api_key_header)],
                               bearer_key: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]
-                              ) -> ApiKeyInfo:
+                              ) -> Principal:
+        signed_in = request.scope.get(SCOPE_KEY)
+        if isinstance(signed_in, Principal):
+            return signed_in
         key = header_key or (bearer_key.credentials if bearer_key is not None else None)
         if not key:
             raise ApiError(401, "this API needs an API key: send it as `X-API-Key: <key>` or `Authorization: Bearer "
@@ -51,6 +57,12 @@ def authenticate(fb: Flowboard) -> Callable[..., Awaitable[ApiKeyInfo]]:
         if info is None:
             log.warning("%s %s refused: unknown API key", request.method, request.url.path)
             raise ApiError(401, "this API key is not valid: it was revoked, or it is mistyped", headers=CHALLENGE)
-        return info
+        principal = fb.accounts.cached_key_principal(info) or await run_in_threadpool(fb.accounts.key_principal,
+                                                                                        info)
+        if principal is None:
+            raise ApiError(401, "this API key's user was removed, so the key no longer works", headers=CHALLENGE)
+        request.scope[SCOPE_KEY] = principal
+        set_current(principal)  # this request's context: services see who calls
+        return principal
 
     return require_api_key

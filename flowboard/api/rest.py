@@ -12,8 +12,9 @@
 ```
 
 - Plain FastAPI routes on the outer app, included before NiceGUI is mounted: never behind its middleware.
-- Every route needs an API key (`keys.py`). Every error is `{"error": "...", "problems": [{"loc", "message"}]}`
-  (`ApiRoute` turns exceptions into that, for this router only).
+- Every route needs an API key (`keys.py`) or a signed-in browser, whose user may work on flows (admins and
+  editors, `access.py`); a key acts for the user who owns it. Every error is `{"error": "...", "problems":
+  [{"loc", "message"}]}` (`ApiRoute` turns exceptions into that, for this router only).
 - Store calls run in the thread pool (`db`): short on SQLite, but a network round trip on PostgreSQL, and the event
   loop also serves webhooks and runs flows. The key check costs no query for a key seen valid in the last 2 s
   (`keys.py`). What changes the live triggers (saving an active flow, activate, deactivate, delete) or touches
@@ -45,6 +46,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from ..auth import Permission
 from ..engine import Plan, RunResult, RunStatus, Step, derive_inputs
 from ..errors import FlowInvalid, Problem, format_loc
 from ..jsonlimits import JsonRefused, read_json
@@ -53,6 +55,7 @@ from ..services import RetryRefused
 from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConflict
 from ..triggers import ActivationConflict, new_run_id, run_triggered
 from . import ApiError, approvals
+from .access import require
 from .keys import authenticate
 from .schemas import (
     ConflictOut,
@@ -112,8 +115,11 @@ def register(app: FastAPI, fb: Flowboard) -> None:
 
 
 def router(fb: Flowboard) -> APIRouter:
-    r = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(authenticate(fb))],
+    r = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(authenticate(fb)),
+                                                                     require(Permission.flows)],
                   responses={401: {"model": ErrorOut, "description": "No API key, or not a valid one."},
+                             403: {"model": ErrorOut, "description": "The key's user (or the signed-in user) has no "
+                                                                     "role that may use this part of the API."},
                              422: {"model": ErrorOut, "description": "The request is not valid; `problems` says "
                                                                      "where."}})
     _flow_routes(r, fb)

@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, FastAPI, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..auth import Permission
 from ..datatables import Change, Column, Condition, Sort, TableSchema, plain_errors
 from ..store.datatables import MAX_PAGE, ChangeSource, TableError, TableInfo, TableNotFound
 from . import ApiError
+from .access import require
 from .keys import authenticate
 from .rest import PREFIX, ApiRoute
 from .schemas import ErrorOut
@@ -115,7 +117,7 @@ def register(app: FastAPI, fb: Flowboard) -> None:
 
 def router(fb: Flowboard) -> APIRouter:
     r = APIRouter(prefix=f"{PREFIX}/tables", tags=["tables"], route_class=ApiRoute,
-                  dependencies=[Depends(authenticate(fb))],
+                  dependencies=[Depends(authenticate(fb)), require(Permission.tables)],
                   responses={401: {"model": ErrorOut, "description": "No API key, or not a valid one."},
                              404: {"model": ErrorOut, "description": "No such table or row."},
                              409: {"model": ErrorOut, "description": "The name is taken, or the table changed "

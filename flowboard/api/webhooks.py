@@ -64,24 +64,22 @@ def register(app: Starlette, fb: Flowboard) -> None:
 
 
 class FrontDoor:
-    """What the server runs: webhook calls go straight to their handler, everything else to the outer app.
+    """What the server runs: production webhook calls go straight to their handler, everything else to the outer app.
 
-    The same handlers as the routes `register` adds, minus the outer app's middleware stack (error middleware,
-    exception handlers, FastAPI's per-request telemetry check: ~15 µs a call, measured). `app` is the outer app, kept
-    as `.app` so NiceGUI finds it behind this wrapper."""
+    The same handler as the route `register` adds, minus the outer app's middleware stack (error middleware, the
+    sign-in guard, exception handlers, FastAPI's per-request telemetry check: ~15 µs a call, measured). Test calls
+    (`/webhook-test/`) go through the outer app: the guard asks them for a session or an API key. `app` is the outer
+    app, kept as `.app` so NiceGUI finds it behind this wrapper."""
 
     def __init__(self, app: Any, fb: Flowboard):
         self.app = app
         self.hooks = WebhookApp(fb, test=False)
-        self.tests = WebhookApp(fb, test=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             path: str = scope["path"]
             if path[:9] == "/webhook/":
                 return await self.hooks.serve(path[9:], scope, receive, send)
-            if path[:14] == "/webhook-test/":
-                return await self.tests.serve(path[14:], scope, receive, send)
         await self.app(scope, receive, send)
 
 

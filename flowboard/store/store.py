@@ -135,6 +135,7 @@ class ApiKeyInfo:
     prefix: str
     created: float
     last_used: float | None
+    user_id: str | None = None  # the user it acts for (None: made with the CLI, acts as an admin)
 
 
 API_KEY_PREFIX = "fb_"
@@ -600,23 +601,24 @@ class Store:
 
     # -- API keys ---------------------------------------------------------------------------------------------------
 
-    def create_api_key(self, name: str) -> tuple[ApiKeyInfo, str]:
+    def create_api_key(self, name: str, user_id: str | None = None) -> tuple[ApiKeyInfo, str]:
         """A new key for the REST API: its info and the key itself, in clear, which is never available again (only
-        its hash is stored)."""
+        its hash is stored). With `user_id`, the key acts for that user, with their roles."""
         name = name.strip()
         if not name or len(name) > 200:
             raise ValueError("an API key needs a name of 1 to 200 characters, e.g. the script or service using it")
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        info = ApiKeyInfo(uuid.uuid4().hex[:12], name, key[:10], time.time(), None)
+        info = ApiKeyInfo(uuid.uuid4().hex[:12], name, key[:10], time.time(), None, user_id)
         with self.engine.begin() as conn:
             conn.execute(api_keys_t.insert().values(id=info.id, name=info.name, prefix=info.prefix,
-                                                    hash=hash_api_key(key), created=info.created, last_used=None))
+                                                    hash=hash_api_key(key), created=info.created, last_used=None,
+                                                    user_id=user_id))
         return info, key
 
     def list_api_keys(self) -> list[ApiKeyInfo]:
         """Oldest first. Never the keys or their hashes."""
         query = sa.select(api_keys_t.c.id, api_keys_t.c.name, api_keys_t.c.prefix, api_keys_t.c.created,
-                          api_keys_t.c.last_used).order_by(api_keys_t.c.created, api_keys_t.c.id)
+                          api_keys_t.c.last_used, api_keys_t.c.user_id).order_by(api_keys_t.c.created, api_keys_t.c.id)
         with self.engine.connect() as conn:
             return [ApiKeyInfo(*row) for row in conn.execute(query)]
 
@@ -635,7 +637,7 @@ class Store:
             return None
         digest = hash_api_key(key)
         query = sa.select(api_keys_t.c.id, api_keys_t.c.name, api_keys_t.c.prefix, api_keys_t.c.created,
-                          api_keys_t.c.last_used).where(api_keys_t.c.hash == digest)
+                          api_keys_t.c.last_used, api_keys_t.c.user_id).where(api_keys_t.c.hash == digest)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:

@@ -139,6 +139,8 @@ class ApiKeyRow(SQLModel, table=True):
     hash: str = Field(max_length=64, unique=True)  # sha256 hex of the whole key
     created: float = _time()
     last_used: float | None = _time(nullable=True)
+    user_id: str | None = Field(default=None, max_length=32, index=True)  # whose key: it acts with their roles;
+    # None: made with the CLI on the server's machine before any user existed, acts as an admin
 
 
 class ScheduleFireRow(SQLModel, table=True):
@@ -256,6 +258,33 @@ class ApprovalLogRow(SQLModel, table=True):
     data: str = Field(sa_type=sa.Text)  # canonical JSON of what happened (the bytes the hash covers)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+class UserRow(SQLModel, table=True):
+    """A person who signs in. `name` is the login name, lower-case; the password only as an argon2id hash."""
+
+    __tablename__ = "users"
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=64, unique=True)
+    full_name: str = Field(default="", max_length=200)
+    email: str | None = Field(default=None, max_length=320)
+    roles: Any = _json(nullable=False)  # a list of Role values
+    password_hash: str = Field(max_length=200)
+    created: float = _time()
+    updated: float = _time()
+
+
+class SessionRow(SQLModel, table=True):
+    """A signed-in browser. `id` is the SHA-256 of the session cookie's value: the database never holds a cookie
+    that would let someone in."""
+
+    __tablename__ = "sessions"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(foreign_key="users.id", max_length=32, index=True, ondelete="CASCADE")
+    created: float = _time()
+    last_seen: float = _time()  # idle expiry counts from here (written at most once a minute)
+    expires: float = _time(index=True)  # absolute expiry
+    address: str | None = Field(default=None, max_length=64)  # the client address at sign-in
 
 
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
@@ -273,3 +302,5 @@ table_changes_t: sa.Table = TableChangeRow.__table__  # type: ignore[attr-define
 table_trigger_state_t: sa.Table = TableTriggerStateRow.__table__  # type: ignore[attr-defined]
 approval_tasks_t: sa.Table = ApprovalTaskRow.__table__  # type: ignore[attr-defined]
 approval_log_t: sa.Table = ApprovalLogRow.__table__  # type: ignore[attr-defined]
+users_t: sa.Table = UserRow.__table__  # type: ignore[attr-defined]
+sessions_t: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ from ..credential_types import LABELS as TYPE_LABELS
 from ..credential_types import TYPES, credential_data
 from ..services import Flowboard
 from ..store import NotFound, SecretKeyError
+from .access import page_principal
 from .layout import ago, frame
 
 
@@ -156,7 +157,7 @@ class CredentialsPage:
         key = None
         while await dialog:
             try:
-                _info, key = self.fb.store.create_api_key(field.value or "")
+                _info, key = self.fb.store.create_api_key(field.value or "", user_id=_owner())
             except ValueError as exc:
                 error.text = str(exc)[:1].upper() + str(exc)[1:]
                 continue
@@ -202,3 +203,9 @@ class CredentialsPage:
         confirmed = bool(await dialog)
         dialog.delete()
         return confirmed
+
+
+def _owner() -> str | None:
+    """A key made here acts for the signed-in user, with their roles (None in single-user mode: an admin key)."""
+    principal = page_principal()
+    return principal.user_id if principal is not None else None

@@ -8,6 +8,9 @@ from datetime import datetime
 
 from nicegui import ui
 
+from ..auth import Permission, Principal
+from .access import page_principal
+
 CSS = """
 body { background: #f6f7f9; color: #1f2430; }
 .nicegui-content { padding: 0; gap: 0; }
@@ -36,15 +39,41 @@ body { background: #f6f7f9; color: #1f2430; }
 """
 
 
+SECTIONS = (("flows", "Flows", "/", Permission.flows), ("runs", "Runs", "/runs", Permission.flows),
+            ("tables", "Tables", "/tables", Permission.tables),
+            ("credentials", "Credentials", "/credentials", Permission.credentials))
+
+
 def frame(active: str) -> None:
-    """The top bar with the app's sections; `active` is "flows", "runs" or "credentials" (or "" for none)."""
+    """The top bar with the sections the user may open and their menu; `active` is "flows", "runs" or
+    "credentials" (or "" for none)."""
     ui.add_css(CSS)
     ui.page_title("Flowboard")
+    principal = page_principal()
     with ui.row().classes("fb-topbar w-full items-center gap-1 no-wrap"):
         ui.label("Flowboard").classes("fb-brand")
-        for key, label, href in (("flows", "Flows", "/"), ("runs", "Runs", "/runs"), ("tables", "Tables", "/tables"),
-                                 ("credentials", "Credentials", "/credentials")):
-            ui.link(label, href).classes("fb-on" if key == active else "").mark(f"nav:{key}")
+        for key, label, href, permission in SECTIONS:
+            if principal is None or principal.can(permission):
+                ui.link(label, href).classes("fb-on" if key == active else "").mark(f"nav:{key}")
+        ui.space()
+        user_menu(principal)
+
+
+def user_menu(principal: Principal | None) -> None:
+    """The header's right end: who is signed in, with their password and sign-out. Nothing in single-user mode."""
+    if principal is None or principal.user_id is None:
+        return
+    with ui.button(principal.label, icon="account_circle").props("flat no-caps color=white dense") \
+            .mark("user-menu"), ui.menu().props("anchor='bottom right' self='top right'"):
+        with ui.column().classes("gap-1 px-4 py-3"):
+            ui.label(principal.label).classes("font-semibold")
+            ui.label(f"{principal.name} · {principal.roles_text}").classes("fb-small")
+        ui.separator()
+        ui.menu_item("What I can do", on_click=lambda: ui.navigate.to("/me"))
+        ui.menu_item("Change password", on_click=lambda: ui.navigate.to("/account"))
+        with ui.element("form").props('method="post" action="/logout"').classes("w-full"):
+            ui.button("Sign out", icon="logout").props('type="submit" flat no-caps align="left"') \
+                .classes("w-full").mark("sign-out")
 
 
 def status_chip(status: str | None, text: str | None = None) -> ui.html:

@@ -7,18 +7,24 @@
     /credentials   credentials (secrets flows use) and REST API keys
     /tables        data tables: list, create, rename, delete
     /table/{id}    one table's rows in a grid: edit in place, filter, sort, page, CSV import and export
+    /login, /me, /account   signing in, what a user can do, their password (account_pages.py)
+
+Each page declares who may open it (`access.require(Permission...)`); a test checks that every page does.
 """
 
 from __future__ import annotations
 
 from nicegui import ui
 
+from ..auth import Permission
 from ..services import Flowboard
 from ..store import NotFound
+from .access import require, use_accounts
 from .layout import frame
 
 
 def register(fb: Flowboard) -> None:
+    from . import account_pages
     from .credentials_page import CredentialsPage
     from .editor import Editor
     from .flows_page import FlowsPage
@@ -27,29 +33,35 @@ def register(fb: Flowboard) -> None:
     from .tables_page import TablePage, TablesPage
 
     @ui.page("/")
+    @require(Permission.flows)
     def flows_page() -> None:
         FlowsPage(fb)
 
     @ui.page("/flow/{flow_id}")
+    @require(Permission.flows)
     def editor_page(flow_id: str) -> None:
         if not fb.store.flow_exists(flow_id):
             return not_found(f"There is no flow {flow_id!r}. It may have been deleted.")
         Editor(fb, flow_id)
 
     @ui.page("/runs")
+    @require(Permission.flows)
     def runs_page(flow: str | None = None, status: str | None = None, source: str | None = None,
                   since: str | None = None) -> None:
         RunsPage(fb, flow_id=flow, status=status, source=source, since=since)
 
     @ui.page("/credentials")
+    @require(Permission.credentials)
     def credentials_page() -> None:
         CredentialsPage(fb)
 
     @ui.page("/tables")
+    @require(Permission.tables)
     def tables_page() -> None:
         TablesPage(fb)
 
     @ui.page("/table/{table_id}")
+    @require(Permission.tables)
     def table_page(table_id: str) -> None:
         from ..store.datatables import TableNotFound
 
@@ -60,12 +72,16 @@ def register(fb: Flowboard) -> None:
         TablePage(fb, table_id)
 
     @ui.page("/run/{run_id}")
+    @require(Permission.flows)
     def run_page(run_id: str) -> None:
         try:
             fb.store.get_run(run_id)
         except NotFound:
             return not_found(f"There is no run {run_id!r}. It may have been deleted.")
         RunPage(fb, run_id)
+
+    use_accounts(fb.accounts)
+    account_pages.register(fb)
 
 
 def not_found(message: str) -> None:

@@ -1,0 +1,14 @@
+"""Accounts, roles, sessions and the guard in front of every page and API route.
+
+```
+ AuthGuard (ASGI, outer app) ─▶ Accounts.session / Store.check_api_key ─▶ Principal in the scope + current_principal()
+ pages: ui.access.require(Permission.x)      API: api.access.require(Permission.x)      services: current_principal()
+```
+"""
+
+from .accounts import ADD_ADMIN, AccountError, Accounts, SignInRefused, clean_name
+from .principal import LOCAL, SCOPE_KEY, Principal, current_principal
+from .roles import DESCRIPTIONS, PERMISSIONS, Permission, Role, parse_roles, permissions_of
+
+__all__ = ["ADD_ADMIN", "DESCRIPTIONS", "LOCAL", "PERMISSIONS", "SCOPE_KEY", "AccountError", "Accounts", "Permission",
+           "Principal", "Role", "SignInRefused", "clean_name", "current_principal", "parse_roles", "permissions_of"]
