@@ -2,7 +2,8 @@
 session cookie is set by an HTTP answer and can be HttpOnly), and `/healthz`.
 
     POST /login    user, password, next → 303 to `next` (a path of this server) or the user's home, with the cookie;
-                   refused → 303 back to /login with the reason (`?failed=1`, `?wait=MINUTES`)
+                   refused → 303 back to /login with the reason (`?failed=1`, `?missing=1`,
+                   `?wait=MINUTES`)
     POST /logout   ends the session, deletes the cookie → 303 /login?out=1
     GET  /healthz  200 {"ok": true}, open to all (load balancers, uptime checks)
 """
@@ -63,7 +64,10 @@ def routes(fb: Flowboard) -> list[BaseRoute]:
         except SignInRefused as exc:
             log.warning("sign-in refused for %r from %s: %s", name[:64], address, exc)
             back = {"user": name[:64], **({"next": target} if target else {})}
-            reason = {"wait": str(max(1, math.ceil(exc.wait / 60)))} if exc.wait else {"failed": "1"}
+            if exc.wait:
+                reason = {"wait": str(max(1, math.ceil(exc.wait / 60)))}
+            else:
+                reason = {"missing" if not (name and password) else "failed": "1"}
             return RedirectResponse(f"/login?{urlencode({**reason, **back})}", 303)
         log.info("%s signed in from %s", principal.name, address)
         response = RedirectResponse(target or home_for(principal.permissions), 303)

@@ -193,6 +193,8 @@ class Accounts:
         """Check a sign-in and start a session: the cookie's value (shown to nobody else) and who it is. Blocking
         (argon2 takes ~0.25 s on purpose): run it in a thread from an event loop."""
         key = name.strip().lower()[:64]
+        if not key or not password:  # not an attempt: nothing to count
+            raise SignInRefused("Type your user name and your password.")
         wait = self.throttle.wait(key, address)
         if wait > 0:
             raise SignInRefused(f"Too many attempts; try again in {minutes_text(wait)}.", wait)

@@ -30,7 +30,7 @@ def register(fb: Flowboard) -> None:
     @ui.page("/login", title="Sign in · Flowboard")
     @public
     def login_page(failed: str | None = None, wait: str | None = None, out: str | None = None, user: str = "",
-                   next: str | None = None) -> None:
+                   next: str | None = None, missing: str | None = None) -> None:
         client = context.client
         fb.accounts.sign_in_clients.add(client.id)  # this page's websocket may open without a session
         client.on_delete(lambda: fb.accounts.sign_in_clients.discard(client.id))
@@ -44,6 +44,8 @@ def register(fb: Flowboard) -> None:
                 minutes = wait if wait.isdigit() else "a few"
                 _notice(f"Too many attempts; try again in {minutes} minute{'' if minutes == '1' else 's'}.",
                         "error", "wait")
+            elif missing:
+                _notice("Type your user name and your password.", "error", "missing")
             elif out:
                 _notice("You have signed out.", "info", "signed-out")
             elif next:
