@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from flowboard.auth import PERMISSIONS, Accounts, AccountError, Permission, Role, SignInRefused
+from flowboard.auth import PERMISSIONS, AccountError, Accounts, Permission, Role, SignInRefused
 from flowboard.auth.throttle import Throttle
 from flowboard.store import Store
 from flowboard.store.tables import api_keys_t, sessions_t, users_t
@@ -48,7 +48,7 @@ def accounts_with_admin(store: Store) -> Accounts:
 # -- in-process: the rules, on both databases ---------------------------------------------------------------------
 
 
-def test_passwords_are_stored_as_argon2id_hashes_only(make_store: MakeStore) -> None:
+def test_passwords_are_stored_as_argon2id_hashes_only(make_store: MakeStore) -> None:  # noqa: F811
     store = make_store()
     accounts = accounts_with_admin(store)
     for name in ("eve", "abe", "rob"):
@@ -62,7 +62,7 @@ def test_passwords_are_stored_as_argon2id_hashes_only(make_store: MakeStore) -> 
     assert len({row["password_hash"] for row in rows}) == 4  # salted: no two alike
 
 
-def test_sign_in_sessions_are_stored_hashed_and_end_on_sign_out(make_store: MakeStore) -> None:
+def test_sign_in_sessions_are_stored_hashed_and_end_on_sign_out(make_store: MakeStore) -> None:  # noqa: F811
     store = make_store()
     accounts = accounts_with_admin(store)
     token, who = accounts.sign_in("ADA ", PASSWORDS["ada"], "10.0.0.1")  # names are case-insensitive, trimmed
@@ -79,7 +79,7 @@ def test_sign_in_sessions_are_stored_hashed_and_end_on_sign_out(make_store: Make
 
 
 @pytest.mark.parametrize("ended", ["idle", "absolute"])
-def test_sessions_expire_idle_and_absolute(make_store: MakeStore, ended: str) -> None:
+def test_sessions_expire_idle_and_absolute(make_store: MakeStore, ended: str) -> None:  # noqa: F811
     store = make_store()
     accounts = accounts_with_admin(store)
     token, _ = accounts.sign_in("ada", PASSWORDS["ada"])
@@ -95,7 +95,7 @@ def test_sessions_expire_idle_and_absolute(make_store: MakeStore, ended: str) ->
         assert conn.execute(sa.select(sa.func.count()).select_from(sessions_t)).scalar() == 0  # deleted
 
 
-def test_a_password_change_signs_out_the_other_sessions(make_store: MakeStore) -> None:
+def test_a_password_change_signs_out_the_other_sessions(make_store: MakeStore) -> None:  # noqa: F811
     store = make_store()
     accounts = accounts_with_admin(store)
     accounts.add_user("eve", PASSWORDS["eve"], ["editor"])
@@ -116,7 +116,7 @@ def test_a_password_change_signs_out_the_other_sessions(make_store: MakeStore) -
     assert accounts.session(here) is None
 
 
-def test_sign_in_is_throttled_per_name_and_per_address(make_store: MakeStore) -> None:
+def test_sign_in_is_throttled_per_name_and_per_address(make_store: MakeStore) -> None:  # noqa: F811
     accounts = accounts_with_admin(make_store())
     for _ in range(5):
         with pytest.raises(SignInRefused, match="not right") as refused:
@@ -148,11 +148,11 @@ def test_throttle_window_slides() -> None:
     assert throttle.wait("fresh", "z", now=710) > 0 and throttle.wait("fresh", "y", now=710) == 0
 
 
-def test_the_first_user_is_an_admin_and_the_last_admin_stays(make_store: MakeStore) -> None:
+def test_the_first_user_is_an_admin_and_the_last_admin_stays(make_store: MakeStore) -> None:  # noqa: F811
     store = make_store()
     accounts = Accounts(store)
     assert not accounts.required()  # no users, loopback: single-user mode
-    with pytest.raises(AccountError, match="first user must be an admin.*flowboard user add --role admin NAME"):
+    with pytest.raises(AccountError, match=r"first user must be an admin.*flowboard user add --role admin NAME"):
         accounts.add_user("eve", PASSWORDS["eve"], ["editor"])
     accounts_with_admin(store)
     accounts = Accounts(store)
@@ -338,7 +338,7 @@ def expected(route: dict[str, Any], who: str | None) -> str:
     if path.startswith(OPEN) and not path.startswith("/_nicegui_ws"):
         return "open"
     if who is None:
-        if path.startswith("/api/") or path.startswith(("/webhook-test/", "/openapi.json", "/_swagger", "/_nicegui_ws")):
+        if path.startswith(("/api/", "/webhook-test/", "/openapi.json", "/_swagger", "/_nicegui_ws")):
             return "401"
         return "login"
     granted = _roles_of(who)
