@@ -104,6 +104,10 @@ class Accounts:
     def list_users(self) -> list[UserRecord]:
         return self.users.all()
 
+    def users_with_role(self, role: Role | str) -> list[UserRecord]:
+        """Everyone holding `role` (an approval given to "the approvers" goes to them)."""
+        return [user for user in self.users.all() if Role(role).value in user.roles]
+
     def get_user(self, name: str) -> UserRecord:
         user = self.users.get(name=name.strip().lower())
         if user is None:
@@ -179,7 +183,7 @@ class Accounts:
         self._has_users = (False, -CACHE)
 
     def _admins(self) -> list[UserRecord]:
-        return [u for u in self.users.all() if Role.admin.value in u.roles]
+        return self.users_with_role(Role.admin)
 
     def _forget(self, user_id: str, keep: str | None = None) -> None:
         for key, (principal, _, _) in list(self._sessions.items()):

@@ -72,8 +72,8 @@ def user_menu(principal: Principal | None) -> None:
         ui.menu_item("What I can do", on_click=lambda: ui.navigate.to("/me"))
         ui.menu_item("Change password", on_click=lambda: ui.navigate.to("/account"))
         with ui.element("form").props('method="post" action="/logout"').classes("w-full"):
-            ui.button("Sign out", icon="logout").props('type="submit" flat no-caps align="left"') \
-                .classes("w-full").mark("sign-out")
+            ui.button("Sign out", icon="logout").props('type="submit" flat no-caps align="left" color="grey-9"') \
+                .classes("w-full px-4").mark("sign-out")
 
 
 def status_chip(status: str | None, text: str | None = None) -> ui.html:
