@@ -29,6 +29,7 @@ from websockets.sync.client import connect
 from flowboard.auth import PERMISSIONS, AccountError, Accounts, Permission, Role, SignInRefused
 from flowboard.auth.throttle import Throttle
 from flowboard.store import Store
+from flowboard.store.approvals import ApprovalStore
 from flowboard.store.tables import api_keys_t, sessions_t, users_t
 
 from .clihelp import env_for, flowboard
@@ -274,6 +275,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         accounts = Accounts(store)
         ids = {name: accounts.add_user(name, PASSWORDS[name], [role]).id for name, role in ROLES.items()}
         keys = {owner: store.create_api_key(f"{owner}'s key", ids.get(owner))[1] for owner in ("eve", "rob", "cli")}
+        tasks = ApprovalStore(store.engine)  # a request of rob's, decided, and one of someone else's
+        task = tasks.create(flow_id="leave", run_id="r1", node_id="approve", title="Vacation 3 days",
+                            assignees=["role:approver"], requester="rob")
+        tasks.decide(task.id, "approve", "abe")
+        tasks.create(flow_id="leave", run_id="r2", node_id="approve", title="Someone else's trip",
+                     assignees=["role:approver"], requester="ada")
     finally:
         store.close()
     port = free_port()
@@ -406,6 +413,8 @@ def test_the_pages_a_role_cannot_use_are_not_in_its_header(live: Live) -> None:
         page = client.get("/me")
     assert page.status_code == 200
     assert "Forms you can fill in" in page.text and "Sign out" in page.text
+    assert "Vacation 3 days" in page.text and "approved by abe" in page.text  # the state of their own requests
+    assert "Someone else" not in page.text
     assert '"/runs"' not in page.text and "Credentials" not in page.text
     with live.client("eve") as client:
         page = client.get("/")
@@ -480,3 +489,86 @@ def test_sign_in_throttling_over_http(live: Live) -> None:
     page = httpx.get(live.base + answer.headers["location"], timeout=30).text
     assert "Too many attempts; try again in 15 minutes." in page
     assert "The user name or the password is not right" in httpx.get(live.base + "/login?failed=1", timeout=30).text
+
+
+# -- the guard alone, as the ASGI middleware it is ----------------------------------------------------------------
+
+
+async def _call(guard: Any, path: str, method: str = "GET", headers: dict[str, str] | None = None,
+                kind: str = "http", query: bytes = b"") -> tuple[int, dict[str, str], Any]:
+    """One request through the guard: (status, headers, the principal the inner app saw, or None)."""
+    seen: dict[str, Any] = {}
+    sent: list[dict[str, Any]] = []
+    scope = {"type": kind, "path": path, "method": method, "query_string": query,
+             "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    from flowboard.auth import SCOPE_KEY, current_principal
+
+    async def inner(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        seen["principal"] = scope.get(SCOPE_KEY)
+        seen["current"] = current_principal()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    guard.app = inner
+    await guard(scope, receive, send)
+    if not sent:
+        return 0, {}, None
+    start = sent[0]
+    if start["type"] == "websocket.close":
+        return 403, {}, None
+    answer = {k.decode(): v.decode() for k, v in start.get("headers", [])}
+    if seen:
+        assert seen["principal"] == seen["current"]  # the services' view is the scope's
+    return start["status"], answer, seen.get("principal")
+
+
+async def test_the_guard_in_front_of_an_app(tmp_path: Path) -> None:
+    from flowboard.auth import LOCAL
+    from flowboard.auth.guard import AuthGuard
+
+    store = Store(data_dir=tmp_path)
+    try:
+        accounts = Accounts(store)
+        guard = AuthGuard(lambda *a: None, accounts, store)  # type: ignore[arg-type]
+        # single-user mode: the local admin, for pages and the websocket; the API still checks its key itself
+        assert await _call(guard, "/flow/x") == (200, {}, LOCAL)
+        assert (await _call(guard, "/_nicegui_ws/socket.io/", kind="websocket"))[2] == LOCAL
+        assert (await _call(guard, "/api/v1/flows"))[2] is None
+        accounts_with_admin(store)
+        accounts.add_user("rob", PASSWORDS["rob"], ["requester"])
+        accounts._has_users = (True, time.monotonic())
+        for path in ("/webhook/a", "/form/a", "/healthz", "/login", "/logout", guard.assets + "static/x.js"):
+            assert (await _call(guard, path, "POST"))[0] == 200, path
+        status, headers, _ = await _call(guard, "/runs", query=b"flow=a&b=1")
+        assert status == 303 and headers["location"] == "/login?next=%2Fruns%3Fflow%3Da%26b%3D1"
+        for path in ("/webhook-test/a", "/openapi.json", "/_nicegui_ws/socket.io/", "/_nicegui/auto/x"):
+            status, headers, _ = await _call(guard, path)
+            assert status == 401 and "www-authenticate" in headers, path
+        assert (await _call(guard, "/_nicegui_ws/socket.io/", kind="websocket"))[0] == 403
+        accounts.sign_in_clients.add("c-1")
+        assert (await _call(guard, "/_nicegui_ws/socket.io/", kind="websocket", query=b"client_id=c-1"))[0] == 200
+        assert (await _call(guard, "/_nicegui_ws/socket.io/", kind="websocket", query=b"client_id=c-2"))[0] == 403
+
+        token, _ = accounts.sign_in("ada", PASSWORDS["ada"])
+        cookie = {"cookie": f"theme=dark; flowboard_session={token}"}
+        status, _, who = await _call(guard, "/flow/x", headers=cookie)
+        assert status == 200 and who is not None and who.name == "ada"
+        assert (await _call(guard, "/api/v1/flows", "POST", {**cookie, "origin": "http://evil.example",
+                                                             "host": "127.0.0.1:8080"}))[0] == 403
+        assert (await _call(guard, "/api/v1/flows", "POST", {**cookie, "origin": "http://127.0.0.1:8080",
+                                                             "host": "127.0.0.1:8080"}))[0] == 200
+        _, key = store.create_api_key("rob's", accounts.get_user("rob").id)
+        status, _, who = await _call(guard, "/webhook-test/a", headers={"x-api-key": key})
+        assert status == 403 and who is None  # a requester's key: not for the editor's test URL
+        status, _, who = await _call(guard, "/me", headers={"authorization": f"Bearer {key}"})
+        assert status == 200 and who is not None and who.name == "rob"
+        accounts.sign_out(token)
+        assert (await _call(guard, "/flow/x", headers=cookie))[0] == 303
+    finally:
+        store.close()

@@ -82,6 +82,7 @@ def register(fb: Flowboard) -> None:
                 ui.link("Open the flows", "/").mark("link:flows")
             if principal.can(Permission.inbox) and home_for(frozenset({Permission.inbox})) != "/me":
                 ui.link("Open your inbox", home_for(frozenset({Permission.inbox}))).mark("link:inbox")
+            _own_requests(fb, principal.name)
             forms = sorted(fb.triggers.kind(FormTriggers).routes.items())
             ui.label("Forms you can fill in").classes("text-lg font-semibold pt-2")
             if not forms:
@@ -129,6 +130,19 @@ def register(fb: Flowboard) -> None:
                 show(f"Your password is changed. You stay signed in here.{others}", "info")
 
             ui.button("Change password", on_click=change).props("unelevated no-caps").mark("change")
+
+
+def _own_requests(fb: Flowboard, name: str) -> None:
+    """The approvals this user asked for, newest first, with what became of each ("approved by Ada at 10:42")."""
+    mine = {name, f"user:{name}"}
+    tasks = [t for t in fb.approvals.store.list_tasks(limit=2000) if t.requester in mine][:50]
+    ui.label("Your requests").classes("text-lg font-semibold pt-2")
+    if not tasks:
+        ui.label("You have no requests waiting or decided.").classes("fb-muted").mark("no-requests")
+    for task in tasks:
+        with ui.row().classes("fb-row w-full items-center gap-3").mark(f"request:{task.id}"):
+            ui.label(task.title or "Request").classes("font-semibold grow")
+            ui.label(task.describe()).classes("fb-small")
 
 
 def _notice(text: str, kind: str, mark: str) -> None:
