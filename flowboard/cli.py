@@ -292,7 +292,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     async def go() -> list[Any]:
         app = _app()
         try:
-            return await app.resume_unfinished()
+            return await app.resume_unfinished() + await app.resume_due()
         finally:
             await app.aclose()
 
@@ -301,7 +301,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
         print(f"run {r.run_id}: {r.status.value}")
     if not results:
         print("no interrupted runs")
-    return EXIT_OK if all(r.status.value == "succeeded" for r in results) else EXIT_RUN_FAILED
+    return EXIT_OK if all(r.status.value in ("succeeded", "waiting") for r in results) else EXIT_RUN_FAILED
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -338,6 +339,17 @@ class Flowboard:
         log.info("resuming waiting run %s of flow %s at node %s (%s)", run_id, run.flow_id, node_id, who or "a call")
         return self.triggers.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=run.trigger, done=done,
                                                    started=run.started, waits=waits))
+
+    async def resume_due(self) -> list[RunResult]:
+        """Resume every parked run whose deadline has passed, and wait for them (`flowboard resume`; a server's
+        sleeper does this by itself)."""
+        tasks = []
+        for run_id, node_id in await asyncio.to_thread(self.store.due_waits, time.time(), 100_000):
+            try:
+                tasks.append(await self.resume_waiting(run_id, node_id, None, who="timer"))
+            except WaitGone:  # taken by another process meanwhile
+                continue
+        return list(await asyncio.gather(*tasks))
 
     def _resumable(self, run: RunRecord) -> tuple[Plan, dict[str, Step], dict[str, Waiting]]:
         if run.source == EDITOR and run.flow_version is None:

@@ -110,6 +110,22 @@ async def test_the_sleeper_resumes_a_parked_run_at_its_deadline(fb: Flowboard,
     assert fb.store.next_wake() is None
 
 
+async def test_resume_due_finishes_the_runs_whose_time_has_come(fb: Flowboard,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `flowboard resume` does without a server: a deadline that passed while nothing ran."""
+    monkeypatch.setattr(runner_module, "IN_MEMORY_WAIT", 0.0)
+    fb.store.save_flow(parse_flow(chain("due", wait(seconds=0.2), mark("late"))), None)
+    fb.store.save_flow(parse_flow(chain("later", wait(seconds=3600), mark("later"))), None)
+    due = await fb.run_flow("due")
+    later = await fb.run_flow("later")
+    assert {due.status, later.status} == {RunStatus.waiting}
+    await asyncio.sleep(0.3)
+    results = await fb.resume_due()
+    assert [(r.run_id, r.status) for r in results] == [(due.run_id, RunStatus.succeeded)]
+    assert fb.store.get_run(later.run_id).status is RunStatus.waiting
+    assert await fb.resume_due() == []
+
+
 async def test_cancelling_a_waiting_run_ends_it(fb: Flowboard) -> None:
     fb.store.save_flow(parse_flow(chain("c", wait(mode="link"), mark("x"))), None)
     result = await fb.run_flow("c")
