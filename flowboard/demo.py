@@ -12,6 +12,7 @@ the real service is a change of its URL (and credential) only.
  /invoicing/customers/{id}  PUT     the invoicing system's copy of a customer
  /accounting/entries   POST, GET    bookings (approved invoices)
  /chat/webhook         POST         a Slack-style incoming webhook ({"text", "blocks"})
+ /mail                              the mail catcher: every email sent to its SMTP port 2525 (plain, no login)
  /received                          everything each stand-in received, as JSON; / is a page listing it
 ```
 """
@@ -27,6 +28,7 @@ from fastapi import Body, FastAPI, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 PORT = 8091
+SMTP_PORT = 2525
 PAGE = 10
 CUSTOMERS = ["Acme GmbH", "Globex", "Initech", "Umbrella", "Stark Industries"]
 
@@ -52,6 +54,7 @@ class DemoState:
         self.crm_customers: dict[str, dict[str, Any]] = {}
         self.invoicing_customers: dict[str, dict[str, Any]] = {}
         self.chat: list[dict[str, Any]] = []
+        self.mail: list[dict[str, Any]] = []
 
 
 def create_demo_app(state: DemoState | None = None) -> FastAPI:
@@ -118,7 +121,17 @@ def create_demo_app(state: DemoState | None = None) -> FastAPI:
     @app.get("/received")
     def received() -> dict[str, Any]:
         return {"invoices": state.invoices, "entries": state.entries, "crm_customers": state.crm_customers,
-                "invoicing_customers": state.invoicing_customers, "chat": state.chat}
+                "invoicing_customers": state.invoicing_customers, "chat": state.chat, "mail": state.mail}
+
+    @app.get("/mail", response_class=HTMLResponse)
+    def mail() -> str:
+        rows = "".join(f"<tr><td>{html.escape(m['to'])}</td><td>{html.escape(m['subject'])}</td>"
+                       f"<td><pre>{html.escape(m['text'][:2000])}</pre></td></tr>" for m in reversed(state.mail))
+        return ("<!doctype html><meta charset=utf-8><title>Mail catcher</title><style>body{font-family:system-ui;"
+                "margin:24px}td{vertical-align:top;border-bottom:1px solid #ddd;padding:6px}pre{white-space:pre-wrap;"
+                "margin:0}</style><h1>Mail catcher (not a real mail server)</h1><p>Every email sent to "
+                f"127.0.0.1:{SMTP_PORT}, newest first. Nothing leaves this machine.</p><table><tr><th>To</th>"
+                f"<th>Subject</th><th>Text</th></tr>{rows}</table>")
 
     @app.post("/reset")
     def reset() -> dict[str, Any]:
@@ -143,10 +156,29 @@ def create_demo_app(state: DemoState | None = None) -> FastAPI:
     return app
 
 
-class DemoServer:
-    """The stand-ins on 127.0.0.1:`port`, in a thread of their own (for `flowboard demo` and for tests)."""
+class _Catcher:
+    """aiosmtpd's handler: keeps each message (to, from, subject, plain text) in the state."""
 
-    def __init__(self, port: int = PORT, state: DemoState | None = None):
+    def __init__(self, state: DemoState):
+        self.state = state
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's name
+        from email import message_from_bytes, policy
+
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        body = message.get_body(preferencelist=("plain", "html"))
+        with self.state.lock:
+            self.state.mail.append({"to": ", ".join(envelope.rcpt_tos), "from": envelope.mail_from,
+                                    "subject": str(message.get("subject", "")),
+                                    "text": body.get_content() if body is not None else ""})
+        return "250 Message accepted"
+
+
+class DemoServer:
+    """The stand-ins on 127.0.0.1:`port` (and the mail catcher on `smtp_port`), in threads of their own, for
+    `flowboard demo` and for tests."""
+
+    def __init__(self, port: int = PORT, state: DemoState | None = None, smtp_port: int | None = SMTP_PORT):
         import uvicorn
 
         self.state = state or DemoState()
@@ -155,8 +187,15 @@ class DemoServer:
                                 access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="flowboard-demo", daemon=True)
+        self.smtp_port = smtp_port
+        self.smtp: Any = None
 
     def start(self, timeout: float = 15) -> DemoServer:
+        if self.smtp_port is not None:
+            from aiosmtpd.controller import Controller
+
+            self.smtp = Controller(_Catcher(self.state), hostname="127.0.0.1", port=self.smtp_port)
+            self.smtp.start()
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
@@ -168,6 +207,8 @@ class DemoServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+        if self.smtp is not None:
+            self.smtp.stop()
 
     def __enter__(self) -> DemoServer:
         return self.start()
@@ -193,6 +234,20 @@ def prepare(fb: Any) -> list[str]:
             {"customer_id": f"C{n:03d}", "name": name, "email": f"billing@{name.split()[0].lower()}.example",
              "segment": ["small", "medium", "large"][n % 3]} for n, name in enumerate(CUSTOMERS, 1)])
         done.append("made the data table Customers (5 rows)")
+    try:
+        fb.tables.tables.get("Employees")
+    except TableNotFound:
+        fb.tables.tables.create(TableSchema(name="Employees", key="employee", columns=[
+            Column(name="employee"), Column(name="email"), Column(name="days_left", type="number", default=0),
+            Column(name="manager")]))
+        fb.tables.tables.insert("Employees", [
+            {"employee": "ada", "email": "ada@example.com", "days_left": 20, "manager": "grace"},
+            {"employee": "alan", "email": "alan@example.com", "days_left": 2, "manager": "grace"},
+            {"employee": "grace", "email": "grace@example.com", "days_left": 25, "manager": "ada"}])
+        done.append("made the data table Employees (3 rows)")
+    if fb.store.get_credential("Mail") is None:
+        fb.store.set_credential("Mail", "smtp", {"host": "127.0.0.1", "port": str(SMTP_PORT), "security": "plain"})
+        done.append(f"made the credential Mail (the mail catcher on port {SMTP_PORT})")
     if fb.store.get_credential("Team chat") is None:
         fb.store.set_credential("Team chat", "chat_webhook", {"url": f"http://127.0.0.1:{PORT}/chat/webhook"})
         done.append("made the credential Team chat (the chat stand-in)")

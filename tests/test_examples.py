@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from flowboard.datatables import Condition
 from flowboard.demo import DemoServer
 
 from .clihelp import flowboard, result_json
@@ -31,15 +32,79 @@ def test_every_example_is_valid_and_tested(tmp_path: Path) -> None:
         assert flowboard(tmp_path, "validate", str(FLOWS / f"{name}.json")).returncode == 0
 
 
-def test_vacation_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    out = run(tmp_path, "vacation-request", "--input", '{"employee": "ada", "days": 3}')
-    assert out["output"] == [{"employee": "ada", "days_left": 12, "days_requested": 3,
-                              "status": "waiting for manager approval"}]
-    assert out["steps"]["decline"]["status"] == "skipped"
-    out = run(tmp_path, "vacation-request", "--input", '{"employee": "grace", "days": 5}')
-    assert out["output"][0]["status"] == "declined: only 2 days left"
-    assert out["steps"]["to_manager"]["status"] == "skipped"
+def test_vacation_request_declines_at_once_when_days_are_short(tmp_path: Path, stand_ins: DemoServer) -> None:
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    stand_ins.state.reset()
+    fb = Flowboard(data_dir=tmp_path)
+    prepare(fb)
+    fb.store.close()
+    out = run(tmp_path, "vacation-request", "--input",
+              '{"employee": "alan", "days": 5, "first_day": "2026-12-21", "reason": "trip"}')
+    assert out["steps"]["ask"]["status"] == "skipped" and out["steps"]["declined"]["status"] == "succeeded"
+    (mail,) = stand_ins.state.mail
+    assert mail["to"] == "alan@example.com" and mail["subject"] == "Not enough vacation days"
+    assert "you asked for 5 days but have 2 left" in mail["text"]
+
+
+async def test_vacation_request_end_to_end(tmp_path: Path, stand_ins: DemoServer) -> None:
+    """Form item → leave looked up → the manager asked (by email, with one-click links) → the run waits → decided
+    → days taken safely → the employee told. Approve, reject with a comment, and two approved requests that together
+    ask for more days than are left (the second is told the days went meanwhile; the balance never goes negative)."""
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    stand_ins.state.reset()
+    fb = Flowboard(data_dir=tmp_path)
+    try:
+        prepare(fb)
+        fb.import_flow((FLOWS / "vacation-request.json").read_text())
+        fb.approvals.start()
+
+        async def ask(employee: str, days: int) -> str:
+            result = await fb.run_flow("vacation-request", [{"employee": employee, "days": days,
+                                                             "first_day": "2026-12-20", "reason": "family"}],
+                                       trigger="request")
+            assert result.status.value == "waiting", result.error
+            return result.run_id
+
+        async def decide(run_id: str, outcome: str, comment: str = "") -> None:
+            (task,) = fb.approvals.store.list_tasks(run_id=run_id)
+            assert task.assignees == ["grace"] and task.title == "Vacation for ada"
+            await fb.approvals.decide(task.id, outcome, "grace", comment=comment)
+            for _ in range(200):
+                if fb.store.get_run(run_id).status.finished:
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"run {run_id} did not finish")
+
+        def days_left() -> int:
+            return int(fb.tables.tables.find("Employees", [Condition(column="employee", value="ada")])[0]["days_left"])
+
+        first = await ask("ada", 3)
+        request = stand_ins.state.mail[-1]
+        assert request["to"] == "grace@example.com" and "ada asks for 3 days from 2026-12-20" in request["text"]
+        assert "/decide/" in request["text"]  # her own one-click links
+        await decide(first, "approve")
+        assert days_left() == 17
+        assert stand_ins.state.mail[-1]["subject"] == "Your vacation is approved"
+        assert "Days left: 17" in stand_ins.state.mail[-1]["text"]
+
+        second = await ask("ada", 5)
+        await decide(second, "reject", "the team is short that week")
+        assert days_left() == 17
+        assert "Comment: the team is short that week" in stand_ins.state.mail[-1]["text"]
+
+        one, two = await ask("ada", 10), await ask("ada", 10)
+        await decide(one, "approve")
+        await decide(two, "approve")
+        assert days_left() == 7
+        assert [m["subject"] for m in stand_ins.state.mail[-2:]] == [
+            "Your vacation is approved", "Your vacation could not be booked"]
+        assert all(fb.store.get_run(r).status.value == "succeeded" for r in (first, second, one, two))
+    finally:
+        await fb.aclose()
 
 
 def test_invoice_approval(tmp_path: Path) -> None:
@@ -86,7 +151,6 @@ def test_customer_hub(tmp_path: Path, stand_ins: DemoServer) -> None:
 
 async def test_customer_hub_routes_every_row_change(tmp_path: Path, stand_ins: DemoServer) -> None:
     """The hub switched on: rows changed in the table (as the grid and the API change them) reach every spoke."""
-    from flowboard.datatables import Condition
     from flowboard.demo import prepare
     from flowboard.services import Flowboard
 
