@@ -458,3 +458,11 @@ async def test_the_steps_own_timeout_also_ends_the_call(engine: Engine) -> None:
     result = await engine.run(plan_of(flow, ["t > code"]), [{}])
     assert failed(result) == "timed out after 1 s"
     assert ok(await run_code(engine, "return [{'next': 1}]")) == [{"next": 1}]
+
+
+async def test_input_that_is_not_json_data_is_refused_before_any_worker(engine: Engine) -> None:
+    from flowboard.coderun import CodeFailed
+
+    with pytest.raises(CodeFailed, match="the input items are not JSON data"):
+        await runner(engine).run("return items", [{"x": {1, 2}}])
+    assert (await runner(engine).run("return items", [{"x": 1}])).items == [{"x": 1}]

@@ -59,10 +59,10 @@ class Worker:
     def alive(self) -> bool:
         return self.proc.returncode is None
 
-    async def call(self, request: dict[str, Any], wait: float) -> dict[str, Any]:
+    async def call(self, request: dict[str, Any], data: bytes, wait: float) -> dict[str, Any]:
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.calls += 1
-        self.proc.stdin.write(frame(request))
+        self.proc.stdin.write(data)
         await self.proc.stdin.drain()
         async with asyncio.timeout(wait):
             answer = await read_frame(self.proc.stdout, int(request["max_bytes"]) + 4 * 1024 * 1024)
@@ -252,11 +252,15 @@ class CodeRunner:
         request = {"id": self._next_id, "code": code, "mode": mode, "items": items, "timeout": float(timeout),
                    "memory_mb": int(memory_mb), "network": bool(network), "max_bytes": int(max_bytes),
                    "file_limit": FILE_LIMIT}
+        try:
+            data = frame(request)
+        except TypeError as exc:  # orjson's error: the engine hands nodes JSON items, so this is a bug upstream
+            raise CodeFailed(f"the input items are not JSON data ({exc})", kind="input") from None
         started = time.perf_counter()
         worker = await self._acquire(network)
         healthy = False
         try:
-            answer = await worker.call(request, float(timeout) + GRACE)
+            answer = await worker.call(request, data, float(timeout) + GRACE)
             healthy = True
         except TimeoutError:
             raise CodeFailed(f"the code ran longer than its time limit of {timeout:g} s and was stopped",
