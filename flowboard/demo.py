@@ -245,6 +245,17 @@ def prepare(fb: Any) -> list[str]:
             {"employee": "alan", "email": "alan@example.com", "days_left": 2, "manager": "grace"},
             {"employee": "grace", "email": "grace@example.com", "days_left": 25, "manager": "ada"}])
         done.append("made the data table Employees (3 rows)")
+    try:
+        fb.tables.tables.get("Invoice rules")
+    except TableNotFound:
+        fb.tables.tables.create(TableSchema(name="Invoice rules", columns=[
+            Column(name="amount is greater than or equal to", type="number"),
+            Column(name="amount is less than", type="number"), Column(name="needed", type="number"),
+            Column(name="approvers")]))
+        fb.tables.tables.insert("Invoice rules", [
+            {"amount is greater than or equal to": 0, "amount is less than": 5000, "needed": 1, "approvers": "grace"},
+            {"amount is greater than or equal to": 5000, "needed": 2, "approvers": "grace, ada, linus"}])
+        done.append("made the data table Invoice rules (2 rules)")
     if fb.store.get_credential("Mail") is None:
         fb.store.set_credential("Mail", "smtp", {"host": "127.0.0.1", "port": str(SMTP_PORT), "security": "plain"})
         done.append(f"made the credential Mail (the mail catcher on port {SMTP_PORT})")

@@ -107,17 +107,76 @@ async def test_vacation_request_end_to_end(tmp_path: Path, stand_ins: DemoServer
         await fb.aclose()
 
 
-def test_invoice_approval(tmp_path: Path) -> None:
-    out = run(tmp_path, "invoice-approval")
-    assert [(i["number"], i["approver"]) for i in out["output"]] == [
-        ("INV-103", "CFO"), ("INV-102", "manager"), ("INV-101", "automatic"), ("INV-104", "automatic")]
-
-
 @pytest.fixture(scope="module")
 def stand_ins() -> Iterator[DemoServer]:
     """`flowboard demo`'s stand-in APIs on their port (8091), which the business flows call."""
     with DemoServer() as server:
         yield server
+
+
+async def test_invoice_approval_routes_by_the_rules_table(tmp_path: Path, stand_ins: DemoServer) -> None:
+    """Below the threshold one approver; above it two of three. Approved invoices are booked in accounting and the
+    requester told; a rejection comes back with the comment; changing a rule row changes the next invoice's route."""
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    stand_ins.state.reset()
+    fb = Flowboard(data_dir=tmp_path)
+    try:
+        prepare(fb)
+        fb.import_flow((FLOWS / "invoice-approval.json").read_text())
+        fb.approvals.start()
+
+        async def submit(number: str, amount: int) -> str:
+            result = await fb.run_flow("invoice-approval", [{
+                "number": number, "supplier": "Paper & Co", "amount": amount, "description": "paper",
+                "department": "office", "requester": "eve", "requester_email": "eve@example.com"}], trigger="invoice")
+            assert result.status.value == "waiting", result.error
+            return result.run_id
+
+        async def answer(run_id: str, who: str, outcome: str, comment: str = "") -> None:
+            task = next(t for t in fb.approvals.store.list_tasks(run_id=run_id) if t.assignees == [who])
+            await fb.approvals.decide(task.id, outcome, who, comment=comment)
+
+        async def finished(run_id: str) -> str:
+            for _ in range(200):
+                run = fb.store.get_run(run_id)
+                if run.status.finished:
+                    return run.status.value
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"run {run_id} did not finish")
+
+        small = await submit("INV-1", 800)
+        assert [t.assignees for t in fb.approvals.store.list_tasks(run_id=small)] == [["grace"]]
+        await answer(small, "grace", "approve")
+        assert await finished(small) == "succeeded"
+        assert [e["invoice"] for e in stand_ins.state.entries] == ["INV-1"]
+        assert stand_ins.state.mail[-1]["to"] == "eve@example.com"
+        assert "was approved and booked as entry 1" in stand_ins.state.mail[-1]["text"]
+
+        big = await submit("INV-2", 12_000)
+        assert sorted(t.assignees[0] for t in fb.approvals.store.list_tasks(run_id=big)) == ["ada", "grace", "linus"]
+        await answer(big, "ada", "approve")
+        assert fb.store.get_run(big).status.value == "waiting"  # one of the two approvals so far
+        await answer(big, "linus", "approve")
+        assert await finished(big) == "succeeded"
+        assert [e["invoice"] for e in stand_ins.state.entries] == ["INV-1", "INV-2"]
+
+        refused = await submit("INV-3", 300)
+        await answer(refused, "grace", "reject", "this is a duplicate of INV-1")
+        assert await finished(refused) == "succeeded"
+        assert "Comment: this is a duplicate of INV-1" in stand_ins.state.mail[-1]["text"]
+        assert len(stand_ins.state.entries) == 2
+
+        # Raise the threshold in the table (as in the grid): the same amount now needs one approver.
+        await fb.tables.call("update", "Invoice rules", [Condition(column="needed", value=1)],
+                             {"amount is less than": 20_000})
+        await fb.tables.call("update", "Invoice rules", [Condition(column="needed", value=2)],
+                             {"amount is greater than or equal to": 20_000})
+        again = await submit("INV-4", 12_000)
+        assert [t.assignees for t in fb.approvals.store.list_tasks(run_id=again)] == [["grace"]]
+    finally:
+        await fb.aclose()
 
 
 def test_crm_to_invoices(tmp_path: Path, stand_ins: DemoServer) -> None:
