@@ -36,7 +36,7 @@ class Server:
             [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser",
              "--data-dir", str(data_dir)], cwd=data_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a busy machine can take a while to import and bind
         while True:
             try:
                 urllib.request.urlopen(self.url + "/", timeout=1).close()

@@ -425,3 +425,28 @@ async def test_pickers_offer_tables_their_columns_and_flows(user: User) -> None:
     assert changes[-1]["action"]["conditions"][0]["column"] == "days_left"
     table.set_value("Invoices")
     assert changes[-1]["table"] == "Invoices"
+
+
+async def test_test_items_are_entered_in_a_table_and_json_stays_available(user: User) -> None:
+    from flowboard.registry import default_registry
+
+    schema = default_registry().get("trigger.manual").Config.model_json_schema()  # type: ignore[union-attr]
+    seen: list[dict[str, Any]] = []
+
+    @ui.page("/items")
+    def page() -> None:
+        ConfigForm(schema, {"items": [{"employee": "ada", "days": 3}]}, on_change=seen.append, expressions=False)
+
+    await user.open("/items")
+    await user.should_see(marker="table:items")
+    assert one(user, "cell:0:0:items").value == "ada" and one(user, "cell:0:1:items").value == "3"
+    user.find(marker="add-item:items").click()
+    one(user, "cell:1:0:items").value = "grace"
+    one(user, "cell:1:1:items").value = "12"
+    assert seen[-1] == {"items": [{"employee": "ada", "days": 3}, {"employee": "grace", "days": 12}]}  # 12 a number
+    one(user, "cell:0:1:items").value = "three"
+    assert seen[-1]["items"][0] == {"employee": "ada", "days": "three"}  # text stays text
+    user.find(marker="remove-item:0:items").click()
+    assert seen[-1] == {"items": [{"employee": "grace", "days": 12}]}
+    one(user, "mode:items").value = "json"
+    await user.should_see(marker="input:items")

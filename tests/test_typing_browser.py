@@ -72,6 +72,7 @@ def type_into_code(page: Any, box: Any, typed: str, pasted: str) -> None:
     page.keyboard.insert_text(pasted)  # a paste: the text arrives at once, no key events
 
 
+@pytest.mark.timeout(480)  # some 25 forms typed key by key: slow on a busy 2-core machine
 def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, data_dir: Path) -> None:
     page = tab
     store = Store(data_dir=data_dir)  # the flow is not runnable (nothing is set yet): stored as it is
@@ -86,6 +87,9 @@ def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, d
         form = page.locator(".fb-inspector .q-tab-panel").first
         form.locator(".fb-form").first.wait_for()
         page.wait_for_timeout(200)
+        for toggle in form.locator(".fb-items-mode").all():  # test items: their JSON box (the table has a test)
+            toggle.get_by_role("button", name="JSON").click()
+            page.wait_for_timeout(300)
         for box in form.locator(".fb-code[data-loc]").all():
             loc = box.get_attribute("data-loc")
             if "json" in (box.locator(".cm-content").get_attribute("data-language") or ""):
