@@ -23,8 +23,6 @@ def json_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schem
     if not is_item_list(schema):
         json_box(view, slot, meta)
         return
-    body = ui.column().classes("w-full gap-1")
-
     def show(mode: str) -> None:
         body.clear()
         view.inputs.clear()
@@ -37,6 +35,7 @@ def json_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schem
     ui.toggle({"table": "Table", "json": "JSON"}, value="table", on_change=lambda e: show(e.value)) \
         .props("dense no-caps unelevated size=sm toggle-color=primary color=grey-2 text-color=grey-9") \
         .classes("fb-choice fb-items-mode").mark(mark(view.loc, "mode"))
+    body = ui.column().classes("w-full gap-1")
     with body:
         ItemsTable(form, view, slot, meta)
 
