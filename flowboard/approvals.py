@@ -82,6 +82,8 @@ class ApprovalService:
         self.resume = resume  # set by the app: Flowboard.resume_waiting
         self.links = links  # signed one-click links to tasks (approval_links.py)
         self.run_going = run_going  # set by the app: is the run still going (not ended, cancelled, deleted)?
+        #: set by the app: tell the approvers of tasks made after their node ran (a sequence's next, an escalation)
+        self.notifier: Callable[[list[Task]], Awaitable[None]] | None = None
         self._resuming: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -201,10 +203,20 @@ class ApprovalService:
         due = first.due
         if due is not None:  # each approver in turn gets as long as the first one had
             due = time.time() + (first.due - first.created)  # type: ignore[operator]
-        await run_in_threadpool(lambda: self.store.create(
+        made = await run_in_threadpool(lambda: self.store.create(
             flow_id=first.flow_id, run_id=first.run_id, node_id=first.node_id, item_index=first.item_index,
             title=first.title, data={"show": (first.data or {}).get("show"), "request": meta | {"position": position}},
             assignees=[meta["approvers"][position]], outcomes=first.outcomes, requester=first.requester, due=due))
+        await self._notify([made])
+
+    async def _notify(self, tasks: list[Task]) -> None:
+        """Tell approvers of new or handed-on tasks; a failure is logged, never in the way of deciding."""
+        if self.notifier is None or not tasks:
+            return
+        try:
+            await self.notifier(tasks)
+        except Exception as exc:
+            log.warning("approvers of %s could not be told: %s", ", ".join(t.id for t in tasks), exc)
 
     # -- deadlines ---------------------------------------------------------------------------------------------------
 
@@ -245,9 +257,10 @@ class ApprovalService:
             meta = _meta(task)
             if meta.get("escalate_to") and not meta.get("escalated"):
                 after = float(meta.get("escalate_after") or 24 * 3600)
-                await run_in_threadpool(self.store.reassign, task.id, meta["escalate_to"], "flowboard",
-                                        "the deadline passed: escalated", due=now + after,
-                                        data={**(task.data or {}), "request": meta | {"escalated": True}})
+                handed = await run_in_threadpool(self.store.reassign, task.id, meta["escalate_to"], "flowboard",
+                                                 "the deadline passed: escalated", due=now + after,
+                                                 data={**(task.data or {}), "request": meta | {"escalated": True}})
+                await self._notify([handed])
             else:
                 await run_in_threadpool(self.store.close, task.id, TIMED_OUT, "flowboard", "the deadline passed")
                 touched.add((task.run_id, task.node_id))

@@ -28,7 +28,7 @@ from .forms_public import FormTriggers
 from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
-from .sdk import Items, Services
+from .sdk import Context, Items, Services
 from .store import Lease, NotFound, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
@@ -74,10 +74,23 @@ class Flowboard:
             self.engine.resume_url = self.resume_url
             self.approvals.resume = self.resume_waiting  # a settled approval resumes its parked run
             self.approvals.run_going = self._run_going
+            self.approvals.notifier = self._notify_approvers
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
         self._error_flows: set[asyncio.Task[Any]] = set()
+
+    async def _notify_approvers(self, tasks: list[Any]) -> None:
+        """Approvers of tasks made after their node ran are told the way their Approval node says (its type does it,
+        with a context of the run, so credentials and the HTTP client are the run's)."""
+        for task in tasks:
+            cls = self.registry.get("approval")
+            notify = getattr(cls, "notify_tasks", None)
+            if notify is None:
+                return
+            ctx = Context(run_id=task.run_id, flow_id=task.flow_id, node_id=task.node_id, node_name=task.node_id,
+                          attempt=1, services=self.services, config_for=lambda item: None, cancelled=asyncio.Event())
+            await notify(ctx, [task])
 
     def _run_going(self, run_id: str) -> bool:
         """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""

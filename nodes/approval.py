@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
 from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, Suspend
 
@@ -52,6 +52,7 @@ class EmailNotice(_Strict):
 
 
 Notice = Annotated[ChatNotice | EmailNotice, Field(discriminator="via")]
+_NOTICE: TypeAdapter[ChatNotice | EmailNotice] = TypeAdapter(Notice)
 
 
 class ApprovalConfig(_Strict):
@@ -127,7 +128,7 @@ class Approval(NodeType):
 
     `notify` tells each approver by chat (a message per approver, with a button per outcome) and/or by email, each
     with their own signed, expiring one-click links (opening one only shows the request; the press on that page
-    decides). For a sequence, the node tells the first approver; the next ones find their task in the inbox."""
+    decides). The next approver of a sequence and the people a deadline escalates to are told the same way."""
 
     type = "approval"
     title = "Approval"
@@ -164,7 +165,7 @@ class Approval(NodeType):
         for index, item, cfg, approvers in requests:
             shown = {path: _path(item, path) for path in cfg.show} if cfg.show else dict(item)
             data = {"message": cfg.message, "fields": shown, "form": [f.model_dump() for f in cfg.form],
-                    "item": item}
+                    "item": item, "notify": [n.model_dump() for n in cfg.notify]}
             tasks = await ctx.approvals.ask(
                 flow_id=ctx.flow_id, run_id=ctx.run_id, node_id=ctx.node_id, item_index=index, title=cfg.title,
                 data=data, approvers=approvers, rule=cfg.rule, needed=cfg.needed if cfg.rule == "n_of_m" else 1,
@@ -173,7 +174,7 @@ class Approval(NodeType):
                 escalate_to=_names(cfg.escalate_to), escalate_after=cfg.escalate_hours * 3600)
             asked += 1
             for task in tasks if cfg.notify else []:
-                _notices(ctx, cfg, task, shown, index, chats, emails)
+                _notices(ctx, cfg.notify, task, cfg.message, shown, index, chats, emails)
         if chats:
             await post_messages(ctx, chats)
         if emails:
@@ -181,6 +182,23 @@ class Approval(NodeType):
         if not asked:
             return {port: [] for port in self.output_ports(config.model_dump())}
         return Suspend(None, data={"approval": {"requests": asked, "title": config.title}})
+
+    @classmethod
+    async def notify_tasks(cls, ctx: Context, tasks: list[Any]) -> None:
+        """Tell the approvers of tasks made after the node ran (the next of a sequence, an escalation) the way the
+        node's `notify` says, from what each task keeps."""
+        chats: list[ChatConfig] = []
+        emails: list[EmailConfig] = []
+        for task in tasks:
+            show = (task.data or {}).get("show") or {}
+            notices = [_NOTICE.validate_python(n) for n in show.get("notify") or []]
+            if notices:
+                _notices(ctx, notices, task, str(show.get("message") or ""), dict(show.get("fields") or {}),
+                         task.item_index, chats, emails)
+        if chats:
+            await post_messages(ctx, chats)
+        if emails:
+            await send_messages(ctx, emails)
 
     async def resume(self, ctx: Context, config: ApprovalConfig, inputs: Inputs, payload: Any) -> Outputs:
         items = inputs.get("main") or []
@@ -196,19 +214,19 @@ class Approval(NodeType):
         return out
 
 
-def _notices(ctx: Context, cfg: ApprovalConfig, task: Any, shown: dict[str, Any], index: int,
+def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: dict[str, Any], index: int,
              chats: list[ChatConfig], emails: list[EmailConfig]) -> None:
     """The messages that tell one task's approver, each with their own links (one button per outcome)."""
     recipient = task.assignees[0]
     who = recipient[5:] if recipient.lower().startswith("user:") else recipient
     links = [(o.replace("_", " ").capitalize(), ctx.approvals.link(task.id, recipient, task.due, o), o)
-             for o in cfg.outcomes]
+             for o in task.outcomes]
     details = {str(k): v if isinstance(v, str | int | float | bool) or v is None else str(v) for k, v in shown.items()}
     styles = {"approve": "primary", "reject": "danger"}
-    for notice in cfg.notify:
+    for notice in notices:
         if isinstance(notice, ChatNotice):
-            chats.append(ChatConfig(service=notice.service, credential=notice.credential, title=cfg.title,
-                                    message=(cfg.message + "\n\n" if cfg.message else "") + f"For {who}.",
+            chats.append(ChatConfig(service=notice.service, credential=notice.credential, title=task.title,
+                                    message=(message + "\n\n" if message else "") + f"For {who}.",
                                     details=details, buttons=[{"title": t, "url": u, "style": styles.get(o, "default")}
                                                               for t, u, o in links]))
         else:
@@ -222,10 +240,10 @@ def _notices(ctx: Context, cfg: ApprovalConfig, task: Any, shown: dict[str, Any]
                                for t, u, _o in links)
             text = "\n".join(f"{t}: {u}" for t, u, _o in links)
             emails.append(EmailConfig(
-                credential=notice.credential, sender=notice.sender, to=address, subject=cfg.title,
-                text=(cfg.message + "\n\n" if cfg.message else "") + text + "\n\nNothing is recorded until you "
+                credential=notice.credential, sender=notice.sender, to=address, subject=task.title,
+                text=(message + "\n\n" if message else "") + text + "\n\nNothing is recorded until you "
                 "press a button on the page the link opens.\n",
-                html=f"<p>{_e(cfg.message)}</p><table>{rows}</table><p>{buttons}</p><p style='color:#666'>Each link is "
+                html=f"<p>{_e(message)}</p><table>{rows}</table><p>{buttons}</p><p style='color:#666'>Each link is "
                      "yours alone. Nothing is recorded until you press a button on the page it opens.</p>"))
 
 

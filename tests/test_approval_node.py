@@ -48,7 +48,8 @@ def flow(flow_id: str = "vacation", **approval: Any) -> dict[str, Any]:
 
 
 async def start(fb: Flowboard, items: list[dict[str, Any]] | None = None, **approval: Any) -> str:
-    fb.store.save_flow(parse_flow(flow(**approval)), None)
+    current = fb.store.get_flow("vacation").version if fb.store.flow_exists("vacation") else None
+    fb.store.save_flow(parse_flow(flow(**approval)), current)  # a test may start runs of several versions
     result = await fb.run_flow("vacation", items if items is not None else [REQUEST])
     assert result.status is RunStatus.waiting, result.error
     assert result.steps["approve"].status is StepStatus.waiting
@@ -249,3 +250,28 @@ async def test_a_decision_for_a_run_that_ended_is_refused_and_closes_the_task(fb
         await fb.approvals.decide(ada.id, "approve", "ada", roles=[])
     assert fb.approvals.store.get(ada.id).status == "cancelled"
     assert fb.approvals.store.verify().ok
+
+
+async def test_the_next_of_a_sequence_and_the_escalation_people_are_told_too(fb: Flowboard) -> None:
+    from .chatservers import ChatServer
+
+    fb.start_triggers()  # the deadline timer
+    async with ChatServer() as chat:
+        fb.store.set_credential("hook", "chat_webhook", {"url": chat.url("/mattermost")})
+        notify = [{"via": "chat", "service": "mattermost", "credential": "hook"}]
+        run_id = await start(fb, approvers=["ada", "bob"], rule="sequence", notify=notify)
+        [first] = open_tasks(fb, run_id)
+        await fb.approvals.decide(first.id, "approve", "ada", roles=[])
+        texts = [p["attachments"][0]["text"] for _r, _q, p in chat.received]
+        assert [t.split("\n\n")[1] for t in texts] == ["For ada.", "For bob."]
+        assert "/decide/" in texts[1]
+
+        escalating = await start(fb, approvers="carol", deadline_hours=0.0001, escalate_to="role:director",
+                                 notify=notify)
+        for _ in range(400):
+            if len(chat.received) == 4:
+                break
+            await asyncio.sleep(0.025)
+        texts = [p["attachments"][0]["text"] for _r, _q, p in chat.received]
+        assert [t.split("\n\n")[1] for t in texts[2:]] == ["For carol.", "For role:director."]
+        assert open_tasks(fb, escalating)[0].assignees == ["role:director"]
