@@ -313,16 +313,23 @@ class DataTables:
         table = self._table(info)
         values = self._checked(info, rows)
         now = time.time()
-        out = []
-        for row in values:
-            sql = {**self._to_sql_row(info, row), "_created": now, "_updated": now}
-            try:
-                row_id = conn.execute(table.insert().values(sql).returning(table.c._id)).scalar_one()
-            except sa.exc.IntegrityError as exc:
-                raise TableError(self._integrity_message(info, conn, table, row, exc)) from None
-            stored = {"id": row_id, **row, "created_at": now, "updated_at": now}
-            out.append(stored)
-            self._log(conn, info, row_id, "insert", None, stored, source)
+        sql_rows = [{**self._to_sql_row(info, row), "_created": now, "_updated": now} for row in values]
+        if not sql_rows:
+            return []
+        try:  # all rows in one statement; on a refusal, find the row that caused it, one by one
+            with conn.begin_nested():
+                ids = list(conn.execute(table.insert().returning(table.c._id, sort_by_parameter_order=True),
+                                        sql_rows).scalars())
+        except sa.exc.IntegrityError:
+            ids = []
+            for row, sql in zip(values, sql_rows, strict=True):
+                try:
+                    ids.append(conn.execute(table.insert().values(sql).returning(table.c._id)).scalar_one())
+                except sa.exc.IntegrityError as exc:
+                    raise TableError(self._integrity_message(info, conn, table, row, exc)) from None
+        out = [{"id": row_id, **row, "created_at": now, "updated_at": now}
+               for row_id, row in zip(ids, values, strict=True)]
+        self._log_many(conn, info, [(r["id"], "insert", None, r) for r in out], source)
         return out
 
     def update(self, name_or_id: str, conditions: Sequence[Condition], values: dict[str, Any],
@@ -382,7 +389,7 @@ class DataTables:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         now = time.time()
-        out = []
+        done: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = []  # (old, new, changes)
         for sql_row in conn.execute(query).all():
             old = self._row(info, sql_row)
             changes = changes_for(old)
@@ -391,14 +398,23 @@ class DataTables:
                 convert_row({k: v for k, v in new.items() if k not in _SYSTEM}, info.schema)
             except ValueInvalid as exc:
                 raise TableError(f"row {old['id']}: {exc}") from None
+            done.append((old, new, changes))
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # rows changing the same columns: one statement
+        for old, _, changes in done:
+            sql = self._to_sql_row(info, changes)
+            groups.setdefault(tuple(sorted(sql)), []).append(
+                {"row_": old["id"], "updated_": now, **{f"v_{k}": v for k, v in sql.items()}})
+        for columns, params in groups.items():
+            statement = table.update().where(table.c._id == sa.bindparam("row_")).values(
+                {"_updated": sa.bindparam("updated_"), **{c: sa.bindparam(f"v_{c}") for c in columns}})
             try:
-                conn.execute(table.update().where(table.c._id == old["id"])
-                             .values({**self._to_sql_row(info, changes), "_updated": now}))
+                with conn.begin_nested():
+                    conn.execute(statement, params)
             except sa.exc.IntegrityError as exc:
-                raise TableError(self._integrity_message(info, conn, table, changes, exc)) from None
-            out.append(new)
-            self._log(conn, info, old["id"], "update", old, new, source)
-        return out
+                changed = next(ch for _, _, ch in done if tuple(sorted(self._to_sql_row(info, ch))) == columns)
+                raise TableError(self._integrity_message(info, conn, table, changed, exc)) from None
+        self._log_many(conn, info, [(old["id"], "update", old, new) for old, new, _ in done], source)
+        return [new for _, new, _ in done]
 
     def upsert(self, name_or_id: str, rows: Sequence[dict[str, Any]], source: ChangeSource | None = None
                ) -> list[dict[str, Any]]:
@@ -445,8 +461,7 @@ class DataTables:
         out = [self._row(info, r) for r in conn.execute(query).all()]
         if out:
             conn.execute(table.delete().where(table.c._id.in_([r["id"] for r in out])))
-        for row in out:
-            self._log(conn, info, row["id"], "delete", row, None, source)
+        self._log_many(conn, info, [(row["id"], "delete", row, None) for row in out], source)
         return out
 
     def delete_rows(self, name_or_id: str, row_ids: Sequence[int], source: ChangeSource | None = None
@@ -592,11 +607,16 @@ class DataTables:
                      "heartbeat": now if owner else None} for run_id, item in runs])
         return True
 
-    def _log(self, conn: sa.Connection, info: TableInfo, row_id: int, op: str, old: dict[str, Any] | None,
-             new: dict[str, Any] | None, source: ChangeSource) -> None:
-        conn.execute(table_changes_t.insert().values(table_id=info.id, row_id=row_id, op=op, old=old, new=new,
-                                                     created=time.time(), via=source.via, run_id=source.run_id,
-                                                     depth=source.depth))
+    def _log_many(self, conn: sa.Connection, info: TableInfo,
+                  entries: Sequence[tuple[int, str, dict[str, Any] | None, dict[str, Any] | None]],
+                  source: ChangeSource) -> None:
+        """Write the changes to the outbox, in the caller's transaction: one statement for all of them."""
+        if entries:
+            now = time.time()
+            conn.execute(table_changes_t.insert(), [
+                {"table_id": info.id, "row_id": row_id, "op": op, "old": old, "new": new, "created": now,
+                 "via": source.via, "run_id": source.run_id, "depth": source.depth}
+                for row_id, op, old, new in entries])
 
     # -- SQL helpers ------------------------------------------------------------------------------------------------
 
