@@ -4,6 +4,9 @@
   *When called by another flow* trigger (else its default trigger). With `wait`, the caller waits and gets the
   child's result; the child's failure fails the calling node with the child's message; cancelling the caller
   cancels the child.
+- A called flow that parks (an approval, a durable wait) parks its caller too (`Suspend`, with the child's run id in
+  the wait's data); when the child ends, in this process or another, after any restarts, `child_finished` resumes
+  the caller with the child's result, and the Call flow node passes it on (or fails with the child's error).
 - Loops: `call_problems` refuses, at activation, a flow whose Call flow nodes lead back to itself (through any chain of
   stored flows); at run time a call nested deeper than `MAX_DEPTH` stops with an error (a chain changed since).
 """
@@ -11,17 +14,22 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
-from .engine import RunStatus
+import sqlalchemy as sa
+
+from .engine import RunResult, RunStatus
 from .errors import NodeError, Problem
-from .sdk import Items
+from .sdk import Items, Suspend
+from .store.tables import waits_t
 from .triggers import TriggerKind, _node_index, new_run_id
 
 if TYPE_CHECKING:
     from .engine import Plan
     from .services import Flowboard
 
+log = logging.getLogger("flowboard.calls")
 CALL = "logic.call_flow"
 CALLED = "trigger.called"
 MAX_DEPTH = 10
@@ -31,9 +39,10 @@ class FlowCalls:
     def __init__(self, fb: Flowboard):
         self.fb = fb
         self._depth: dict[str, int] = {}  # run id -> how deep in calls it is (0: not called)
+        self.children: set[str] = set()  # runs started by a call in this process (the rest are found in the store)
 
-    def for_run(self, run_id: str) -> BoundCalls:
-        return BoundCalls(self, run_id)
+    def for_run(self, run_id: str, node_id: str = "") -> BoundCalls:
+        return BoundCalls(self, run_id, node_id)
 
     async def call(self, caller: str, flow: str, items: Items, wait: bool) -> Items:
         fb = self.fb
@@ -54,6 +63,7 @@ class FlowCalls:
             await asyncio.to_thread(fb.store.create_run, run_id, flow_id, stored.version, trigger, items, "call",
                                     status=RunStatus.running.value, owner=fb.owner)
         self._depth[run_id] = depth
+        self.children.add(run_id)
         task = asyncio.ensure_future(fb.engine.run(plan, items, run_id=run_id, trigger=trigger))
         task.add_done_callback(lambda _: self._depth.pop(run_id, None))
         if not wait:
@@ -66,22 +76,60 @@ class FlowCalls:
             fb.engine.cancel(run_id)  # the caller stops: so does the flow it called
             await asyncio.gather(task, return_exceptions=True)
             raise
-        if result.status is not RunStatus.succeeded:
-            error = result.error or {}
-            where = f" at node {error['node_id']!r}" if error.get("node_id") else ""
-            raise NodeError(f"the called flow {stored.flow.name!r} {result.status.value}{where}: "
-                            f"{error.get('message', 'no message')}", data={"run_id": run_id})
-        return list(result.output)
+        if result.status is RunStatus.waiting:  # it parked: so does the caller, until it ends
+            raise Suspend(data={"child_run": run_id, "flow": stored.flow.name})
+        return outcome(stored.flow.name, result.status.value, result.output, result.error, run_id)
+
+    def is_child(self, plan: Any, trigger: str, run_id: str) -> bool:
+        """Whether a concluded run may have a caller waiting for it (cheap: no store read)."""
+        return run_id in self.children or plan.nodes[trigger].cls.type == CALLED
+
+    async def child_finished(self, result: RunResult) -> None:
+        """A called run ended: resume the caller parked on it, with its result (retried briefly, in case the end came
+        before the caller's wait was written)."""
+        self.children.discard(result.run_id)
+        needle = f'%"child_run":"{result.run_id}"%'
+        query = sa.select(waits_t.c.run_id, waits_t.c.node_id, waits_t.c.data).where(
+            waits_t.c.resumed.is_(None), sa.type_coerce(waits_t.c.data, sa.Text).like(needle))
+        for attempt in range(20):
+            def find() -> list[Any]:
+                with self.fb.store.engine.connect() as conn:
+                    return list(conn.execute(query))
+
+            rows = await asyncio.to_thread(find)
+            if rows:
+                break
+            if result.run_id not in self._depth and attempt > 2:
+                return  # started by hand or by another process's call that is not waiting: nobody to tell
+            await asyncio.sleep(0.25)
+        for parent, node, data in rows:
+            payload = {"status": result.status.value, "output": list(result.output), "error": result.error,
+                       "run_id": result.run_id, "flow": (data or {}).get("flow")}
+            try:
+                await self.fb.resume_waiting(parent, node, payload, who=f"the called flow's run {result.run_id}")
+            except Exception as exc:  # resumed meanwhile (another process), or the caller is gone
+                log.info("caller %s of run %s was not resumed: %s", parent, result.run_id, exc)
+
+
+def outcome(flow: str | None, status: str, output: Items, error: dict[str, Any] | None, run_id: str) -> Items:
+    """The calling node's output for a called run that ended: its items, or a NodeError with its message."""
+    if status != RunStatus.succeeded.value:
+        error = error or {}
+        where = f" at node {error['node_id']!r}" if error.get("node_id") else ""
+        raise NodeError(f"the called flow {flow!r} {status}{where}: {error.get('message', 'no message')}",
+                        data={"run_id": run_id})
+    return list(output)
 
 
 class BoundCalls:
     """`ctx.flows` (the SDK's Flows) for one run."""
 
-    __slots__ = ("calls", "run_id")
+    __slots__ = ("calls", "node_id", "run_id")
 
-    def __init__(self, calls: FlowCalls, run_id: str):
+    def __init__(self, calls: FlowCalls, run_id: str, node_id: str = ""):
         self.calls = calls
         self.run_id = run_id
+        self.node_id = node_id
 
     async def call(self, flow: str, items: Items, *, wait: bool = True) -> Items:
         return await self.calls.call(self.run_id, flow, items, wait)

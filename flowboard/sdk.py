@@ -174,7 +174,8 @@ class Flows(Protocol):
 
     async def call(self, flow: str, items: Items, *, wait: bool = True) -> Items:
         """Run the flow (its id or name) with `items`; with `wait`, its result items (NodeError when it fails),
-        else at once one item with the new run's id."""
+        else at once one item with the new run's id. A called flow that parks (an approval, a long wait) raises
+        Suspend: the calling node parks too, and is resumed with the called run's result when it ends."""
         ...
 
 
@@ -258,7 +259,7 @@ class Context:
     @property
     def flows(self) -> Flows:
         """Other stored flows, to call (Call flow node); calls made through it are this run's children."""
-        return self._services.flows(self.run_id)
+        return self._services.flows(self.run_id, self.node_id)
 
     @property
     def approvals(self) -> Approvals:
@@ -299,7 +300,7 @@ class Services:
 
     def __init__(self, credentials: Callable[[str], Any] | None = None,
                  tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None,
-                 flows: Callable[[str], Flows] | None = None):
+                 flows: Callable[[str, str], Flows] | None = None):
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
@@ -349,11 +350,11 @@ class Services:
                             "`flowboard run` of a stored flow)")
         return self._tables(run_id)
 
-    def flows(self, run_id: str) -> Flows:
+    def flows(self, run_id: str, node_id: str = "") -> Flows:
         if self._flows is None:
             raise NodeError("other flows cannot be called here: run the flow in Flowboard (the editor, the server or "
                             "`flowboard run` of a stored flow)")
-        return self._flows(run_id)
+        return self._flows(run_id, node_id)
 
     def approvals(self) -> Approvals:
         if self._approvals is None:

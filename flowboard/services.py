@@ -22,7 +22,7 @@ from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
 from .calls import CallChecks, FlowCalls
-from .engine import Engine, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
+from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
 from .model import Flow, OnError, dump_flow, parse_flow
@@ -315,8 +315,11 @@ class Flowboard:
         parked until a deadline wakes the sleeper, which may have to wake earlier now."""
         if result.status is RunStatus.waiting:
             self.sleeper.wake()
-        elif error_flow.wanted(plan, trigger, result):
+            return
+        if error_flow.wanted(plan, trigger, result):
             error_flow.start(self, plan, result, self._error_flows)
+        if self.calls.is_child(plan, trigger, result.run_id):  # a caller may be parked on it
+            self.triggers.spawn(self.calls.child_finished(result))
 
     # -- waiting runs -----------------------------------------------------------------------------------------------
 
@@ -372,7 +375,20 @@ class Flowboard:
         return plan, done, self.store.waits_of(run.id)
 
     def cancel(self, run_id: str) -> bool:
-        return self.engine.cancel(run_id)
+        """Stop a run: one going in this process is cancelled at once; a parked (waiting) one ends `cancelled` in the
+        store, and so do the called flows it was waiting on. False when it was neither."""
+        if self.engine.cancel(run_id):
+            return True
+        children = [w.data.get("child_run") for w in self.store.waits_of(run_id).values()
+                    if isinstance(w.data, dict) and not w.resumed]
+        if not self.store.cancel_waiting(run_id):
+            return False
+        self.bus.publish(Event("run.finished", run_id, self.store.get_run(run_id).flow_id,
+                               status=RunStatus.cancelled.value, message="the run was cancelled"))
+        for child in children:
+            if isinstance(child, str):
+                self.cancel(child)
+        return True
 
     async def retry_run(self, run_id: str) -> asyncio.Task[RunResult]:
         """Run a failed (or cancelled, or crashed) run again from where it failed, in place: the same run id, on the

@@ -10,7 +10,7 @@ with an error.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -77,3 +77,14 @@ class CallFlow(NodeType):
 
     async def run(self, ctx: Context, config: CallConfig, inputs: Inputs) -> Outputs:
         return await ctx.flows.call(config.flow, list(inputs.get("main") or []), wait=config.mode == "wait")
+
+    async def resume(self, ctx: Context, config: CallConfig, inputs: Inputs, payload: Any) -> Outputs:
+        """The called flow parked and has now ended: its result (or its error)."""
+        if not isinstance(payload, dict):  # a deadline cannot resume this node; kept for safety
+            raise NodeError(f"the called flow {config.flow!r} did not end")
+        if payload.get("status") != "succeeded":
+            error = payload.get("error") or {}
+            where = f" at node {error['node_id']!r}" if error.get("node_id") else ""
+            raise NodeError(f"the called flow {config.flow!r} {payload.get('status')}{where}: "
+                            f"{error.get('message', 'no message')}", data={"run_id": payload.get("run_id")})
+        return list(payload.get("output") or [])

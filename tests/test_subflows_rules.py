@@ -80,24 +80,58 @@ async def test_errors_pass_back_to_the_caller_in_words(fb: Flowboard) -> None:
     assert "the flow to call cannot be found" in gone.error["message"]
 
 
-async def test_cancelling_the_caller_cancels_the_called_flow(fb: Flowboard) -> None:
-    fb.import_flow(called("slow", "Slow", [{"id": "wait", "type": "logic.wait", "config": {"seconds": 30}}]))
+async def finished(fb: Flowboard, run_id: str, timeout: float = 15) -> Any:
+    for _ in range(int(timeout / 0.05)):
+        run = fb.store.get_run(run_id)
+        if run.status.finished:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} is still {fb.store.get_run(run_id).status.value}")
+
+
+async def test_a_called_flow_that_parks_parks_its_caller_until_it_ends(fb: Flowboard) -> None:
+    """The called flow waits durably (as an approval would): the caller parks too, holding nothing in memory, and
+    goes on with the called flow's result when it ends."""
+    fb.import_flow(called("later", "Later", [{"id": "wait", "type": "logic.wait", "config": {"seconds": 6}},
+                                             *DOUBLE]))
+    fb.import_flow(caller("main", "Later"))
+    fb.start_waiting()
+    result = await fb.run_flow("main", [{"n": 21}])
+    assert result.status is RunStatus.waiting
+    (child,) = fb.store.list_runs("later")
+    assert child.status is RunStatus.waiting and child.source == "call"
+    done = await finished(fb, result.run_id, timeout=30)
+    assert done.status is RunStatus.succeeded and done.output == [{"n": 21, "twice": 42}]
+    assert fb.store.get_run(child.id).status is RunStatus.succeeded
+
+
+async def test_cancelling_a_caller_cancels_the_flow_it_waits_for(fb: Flowboard) -> None:
+    fb.import_flow(called("slow", "Slow", [{"id": "wait", "type": "logic.wait", "config": {"seconds": 600}}]))
     fb.import_flow(caller("main", "Slow"))
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.waiting
+    (child,) = fb.store.list_runs("slow")
+    assert fb.cancel(result.run_id)
+    assert fb.store.get_run(result.run_id).status is RunStatus.cancelled
+    assert fb.store.get_run(child.id).status is RunStatus.cancelled
+    assert not fb.cancel(result.run_id)  # once
+
+
+async def test_cancelling_a_running_caller_cancels_the_running_child(fb: Flowboard) -> None:
+    fb.import_flow(called("busy", "Busy", [{"id": "code", "type": "code", "config": {
+        "code": "import time\ntime.sleep(20)\nreturn items", "timeout": 60}}]))
+    fb.import_flow(caller("main", "Busy"))
     task = asyncio.ensure_future(fb.run_flow("main", [{}]))
-    for _ in range(200):
-        children = fb.store.list_runs("slow")
-        if children and fb.engine.active_runs and len(fb.engine.active_runs) >= 2:
-            break
-        await asyncio.sleep(0.02)
-    parent = next(r for r in fb.engine.active_runs if r not in {c.id for c in children})
-    assert fb.cancel(parent)
-    result = await asyncio.wait_for(task, 10)
-    assert result.status is RunStatus.cancelled
-    for _ in range(100):
-        if fb.store.get_run(children[0].id).status.finished:
+    for _ in range(400):
+        children = fb.store.list_runs("busy")
+        if children and len(fb.engine.active_runs) >= 2:
             break
         await asyncio.sleep(0.05)
-    assert fb.store.get_run(children[0].id).status is RunStatus.cancelled
+    parent = next(r for r in fb.engine.active_runs if r != children[0].id)
+    assert fb.cancel(parent)
+    result = await asyncio.wait_for(task, 20)
+    assert result.status is RunStatus.cancelled
+    assert (await finished(fb, children[0].id)).status is RunStatus.cancelled
 
 
 async def test_start_and_go_on_does_not_wait(fb: Flowboard) -> None:
