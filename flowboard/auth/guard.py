@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-from http.cookies import CookieError, SimpleCookie
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -114,7 +113,8 @@ class AuthGuard:
         if key:
             info = self.store.cached_api_key(key) or await run_in_threadpool(self.store.check_api_key, key)
             if info is not None:
-                return await run_in_threadpool(self.accounts.key_principal, info), False
+                owner = self.accounts.cached_key_principal(info)
+                return owner or await run_in_threadpool(self.accounts.key_principal, info), False
         return None, False
 
     def _sign_in_page(self, scope: Scope) -> bool:
@@ -139,14 +139,14 @@ class AuthGuard:
 
 
 def session_token(header: str) -> str | None:
+    """The session cookie's value from a Cookie header (a split, not `http.cookies`, which costs ~20x more)."""
     if COOKIE not in header:
         return None
-    try:
-        jar = SimpleCookie(header)
-    except CookieError:
-        return None
-    morsel = jar.get(COOKIE)
-    return morsel.value if morsel is not None else None
+    for part in header.split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep and name == COOKIE:
+            return value.strip().strip('"') or None
+    return None
 
 
 def same_origin(scope: Scope) -> bool:
