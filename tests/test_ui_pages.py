@@ -858,3 +858,23 @@ async def test_every_icon_button_in_the_editor_has_a_label_and_a_tooltip(user: U
         tips = {t.props.get("target") for t in ElementFilter(kind=ui.tooltip)}  # a tooltip names its element
         unnamed = [b.props["icon"] for b in buttons if not b.props.get("aria-label") or f"#{b.html_id}" not in tips]
     assert len(buttons) >= 5 and not unnamed, unnamed
+
+
+async def test_templates_show_the_business_flows_and_make_a_copy_to_edit(user: User, app: Flowboard) -> None:
+    from flowboard.ui.templates import templates
+
+    found = {t.flow.id: t for t in templates()}
+    assert set(found) >= {"vacation-request", "invoice-approval", "crm-to-invoices", "customer-hub"}
+    assert all(t.summary and t.how and t.picture.startswith("<svg") for t in found.values())
+    await user.open("/")
+    for flow_id in found:
+        await user.should_see(marker=f"template:{flow_id}")
+    await user.should_see("Start from a template")
+    before = {f.id for f in app.store.list_flows()}
+    user.find(marker="use-template:vacation-request").click()
+    await until(lambda: len(app.store.list_flows()) == len(before) + 1)
+    made = next(f for f in app.store.list_flows() if f.id not in before)
+    taken = "Vacation request" in {app.store.get_flow(i).flow.name for i in before}
+    assert made.name == ("Vacation request (copy)" if taken else "Vacation request")
+    template_nodes = [n.id for n in found["vacation-request"].flow.nodes]
+    assert [n.id for n in app.store.get_flow(made.id).flow.nodes] == template_nodes

@@ -14,6 +14,7 @@ from ..services import Flowboard
 from ..store import FlowSummary, NotFound, VersionConflict
 from .import_dialog import ImportDialog
 from .layout import ago, frame, problem_text, status_chip
+from .templates import templates_section
 
 
 def new_flow(name: str) -> Flow:
@@ -42,6 +43,7 @@ class FlowsPage:
                 ui.button("New flow", icon="add", on_click=self._create).props("no-caps unelevated") \
                     .mark("new-flow")
             self.list = ui.column().classes("w-full gap-2")
+            templates_section(fb)
         self.refresh()
 
     def _search(self, e: object) -> None:
