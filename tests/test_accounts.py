@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from flowboard.auth import PERMISSIONS, AccountError, Accounts, Permission, Role, SignInRefused
@@ -440,6 +440,20 @@ def test_the_websocket_needs_a_session(live: Live) -> None:
     with connect(url, additional_headers={"Cookie": f"flowboard_session={live.sessions['eve']}"},
                  open_timeout=10) as socket:
         assert str(socket.recv(timeout=10)).startswith("0{")  # engine.io's open packet
+    # a live connection ends with its session (here: signed out in another tab)
+    answer = sign_in(live.base, "eve", PASSWORDS["eve"])
+    fresh = answer.cookies["flowboard_session"]
+    with connect(url, additional_headers={"Cookie": f"flowboard_session={fresh}"}, open_timeout=10) as socket:
+        assert str(socket.recv(timeout=10)).startswith("0{")
+        time.sleep(2.5)
+        socket.send("40")  # socket.io's connect: answered while the session lives
+        assert str(socket.recv(timeout=30)).startswith("4")
+        httpx.post(live.base + "/logout", cookies={"flowboard_session": fresh}, timeout=30)
+        time.sleep(2.5)  # past the guard's check interval (WATCH)
+        socket.send("40")  # any message from the browser: the guard checks the session now
+        with pytest.raises(ConnectionClosed):
+            for _ in range(10):
+                socket.recv(timeout=30)
     # the sign-in page's own websocket opens without a session, and only with that page's client id
     login_id = _client_id(httpx.get(live.base + "/login", timeout=30).text)
     with connect(f"{ws}&client_id={login_id}", open_timeout=10) as socket:

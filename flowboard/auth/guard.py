@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, quote, urlsplit
 
 import orjson
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .principal import LOCAL, SCOPE_KEY, Principal, reset_current, set_current
 from .roles import Permission
@@ -41,6 +42,7 @@ OPEN_PREFIXES = ("/webhook/", "/form/", "/webhook-waiting/", "/decide/")  # each
 OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico"})
 NO_REDIRECT = ("/api/", "/_nicegui", "/openapi.json", "/webhook-test/", "/_swagger/")
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+WATCH = 2.0  # seconds between session checks on a live websocket
 #: Paths that are not NiceGUI pages or API routes (those declare their own permission), with the one they need.
 PATH_PERMISSIONS = (("/webhook-test/", Permission.flows), ("/docs", Permission.flows),
                     ("/openapi.json", Permission.flows), ("/_swagger/", Permission.flows))
@@ -66,7 +68,7 @@ class AuthGuard:
         path: str = scope["path"]
         if path.startswith(OPEN_PREFIXES) or path in OPEN_PATHS or path.startswith(self.assets):
             return await self.app(scope, receive, send)
-        principal, from_cookie = await self.identify(scope, api=path.startswith("/api/"))
+        principal, cookie = await self.identify(scope, api=path.startswith("/api/"))
         if principal is None:
             if path.startswith("/api/"):
                 return await self.app(scope, receive, send)  # the API checks its key and answers 401 itself
@@ -76,13 +78,15 @@ class AuthGuard:
                 return await self.app(scope, receive, send)
             else:
                 return await self.refuse(scope, receive, send, path)
-        elif from_cookie and kind == "http" and scope["method"] not in SAFE and not same_origin(scope):
+        elif cookie is not None and kind == "http" and scope["method"] not in SAFE and not same_origin(scope):
             return await _answer(send, 403, {"error": "this request came from another web site and was refused; "
                                                       "use Flowboard's own pages"})
         for prefix, permission in PATH_PERMISSIONS:
             if path.startswith(prefix) and not principal.can(permission):
                 return await _answer(send, 403, {"error": f"{principal.label} may not open {prefix.rstrip('/')}: "
                                                           "it is for the people who build flows (admins and editors)"})
+        if kind == "websocket" and cookie is not None:
+            receive = self._watch(receive, cookie)
         scope[SCOPE_KEY] = principal
         token = set_current(principal)
         try:
@@ -90,9 +94,9 @@ class AuthGuard:
         finally:
             reset_current(token)
 
-    async def identify(self, scope: Scope, api: bool) -> tuple[Principal | None, bool]:
-        """The principal of a session cookie, else (outside the API) of an API key header; and whether it came from
-        the cookie."""
+    async def identify(self, scope: Scope, api: bool) -> tuple[Principal | None, str | None]:
+        """The principal of a session cookie, else (outside the API) of an API key header; and the cookie's value
+        when it came from the cookie."""
         headers = scope["headers"]
         cookie = key = None
         for name, value in headers:
@@ -109,13 +113,33 @@ class AuthGuard:
             if principal is None:
                 principal = await run_in_threadpool(self.accounts.session, cookie)
             if principal is not None:
-                return principal, True
+                return principal, cookie
         if key:
             info = self.store.cached_api_key(key) or await run_in_threadpool(self.store.check_api_key, key)
             if info is not None:
                 owner = self.accounts.cached_key_principal(info)
-                return owner or await run_in_threadpool(self.accounts.key_principal, info), False
-        return None, False
+                return owner or await run_in_threadpool(self.accounts.key_principal, info), None
+        return None, None
+
+    def _watch(self, receive: Receive, cookie: str) -> Receive:
+        """A live websocket (the editor's connection) ends when its session does: signed out, password changed, user
+        removed, expired. Checked on a message from the browser at most every `WATCH` seconds (socket.io's pings
+        bring one every 25 s at the latest); the app is told the browser went away, and the browser's reconnect
+        meets the guard."""
+        last = time.monotonic()
+
+        async def watched() -> Message:
+            nonlocal last
+            message = await receive()
+            if message["type"] == "websocket.receive" and time.monotonic() - last > WATCH:
+                last = time.monotonic()
+                alive = self.accounts.cached_session(cookie) or await run_in_threadpool(self.accounts.session, cookie)
+                if alive is None:
+                    log.info("a live connection's session ended; the connection is closed")
+                    return {"type": "websocket.disconnect", "code": 1008}
+            return message
+
+        return watched
 
     def _sign_in_page(self, scope: Scope) -> bool:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
