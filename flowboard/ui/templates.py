@@ -19,15 +19,16 @@ from ..services import Flowboard
 
 FLOWS = Path(__file__).resolve().parent.parent.parent / "flows"
 CATEGORY_COLOURS = {"trigger": "#f59e0b", "logic": "#6366f1", "integration": "#10b981"}
+START = "Start Flowboard with the command flowboard demo"
 HOW = {  # what to press, per template (by flow id); the default says to run it
-    "vacation-request": "Start Flowboard with the command flowboard demo, switch the flow on, open /form/vacation and ask for 3 days as ada; "
-                        "grace's email in the mail catcher (127.0.0.1:8091/mail) has the buttons.",
-    "invoice-approval": "Start Flowboard with the command flowboard demo, switch the flow on and send an invoice at /form/invoice; change a row "
-                        "of the Invoice rules table to change who approves the next one.",
-    "crm-to-invoices": "Start Flowboard with the command flowboard demo, then press Run: every won deal becomes an invoice; press Run again and "
-                       "nothing is billed twice.",
-    "customer-hub": "Start Flowboard with the command flowboard demo, switch the flow on, then change a row of the Customers table: the CRM, "
-                    "invoicing and chat stand-ins receive it.",
+    "vacation-request": f"{START}, switch the flow on, open /form/vacation and ask for 3 days as ada; grace's email "
+                        "in the mail catcher (127.0.0.1:8091/mail) has the buttons.",
+    "invoice-approval": f"{START}, switch the flow on and send an invoice at /form/invoice; change a row of the "
+                        "Invoice rules table to change who approves the next one.",
+    "crm-to-invoices": f"{START}, then press Run: every won deal becomes an invoice; press Run again and nothing is "
+                       "billed twice.",
+    "customer-hub": f"{START}, switch the flow on, then change a row of the Customers table: the CRM, invoicing and "
+                    "chat stand-ins receive it.",
 }
 
 
