@@ -878,3 +878,45 @@ async def test_templates_show_the_business_flows_and_make_a_copy_to_edit(user: U
     assert made.name == ("Vacation request (copy)" if taken else "Vacation request")
     template_nodes = [n.id for n in found["vacation-request"].flow.nodes]
     assert [n.id for n in app.store.get_flow(made.id).flow.nodes] == template_nodes
+
+
+async def test_the_inbox_lists_what_i_may_decide_and_records_my_answers(user: User, app: Flowboard) -> None:
+    """Single-user mode: the local user (an admin) sees the tasks for them and for their role, not bob's; the
+    header counts them; deciding records the answer, the fields and the comment; a task decided meanwhile by
+    someone else says who and when."""
+    async def ask(approvers: list[str], title: str, **extra: Any) -> Any:
+        app.store.create_run(f"run-{title}", "f", 1, "start", [], "manual", status="waiting")  # a parked run
+        (task,) = await app.approvals.ask(
+            flow_id="f", run_id=f"run-{title}", node_id="ask", item_index=0, title=title, approvers=approvers,
+            data={"message": f"Please decide {title}", "fields": {"days": 3, "employee": "eve"},
+                  "form": [{"name": "days_granted", "label": "Days granted", "type": "number", "default": 3}]},
+            **extra)
+        return task
+
+    mine = await ask(["local"], "Vacation for eve")
+    role = await ask(["role:admin"], "Invoice 7")
+    await ask(["bob"], "Not mine")
+    late = await ask(["local"], "Already taken")
+    await user.open("/inbox")
+    for task in (mine, role, late):
+        await user.should_see(marker=f"task:{task.id}")
+    await user.should_not_see("Not mine")
+    await user.should_see("Please decide Vacation for eve")
+    badge = user.find(marker="badge:inbox").elements.pop()
+    assert badge.text == "3"
+    user.find(marker=f"comment:{mine.id}").type("enjoy")
+    user.find(marker=f"decide:{mine.id}:approve").click()
+    await until(lambda: app.approvals.store.get(mine.id).status == "decided")
+    await until(lambda: any("Recorded: approved by local" in m for m in user.notify.messages))
+    stored = app.approvals.store.get(mine.id)
+    assert (stored.decision, stored.responder, stored.comment, stored.channel) == ("approve", "local", "enjoy",
+                                                                                   "inbox")
+    assert stored.fields == {"days_granted": 3}
+    await app.approvals.decide(late.id, "reject", "carol")  # someone else, in another tab or by a link
+    user.find(marker=f"decide:{late.id}:approve").click()
+    await until(lambda: any("Already rejected by carol" in m for m in user.notify.messages))
+    user.find(marker="inbox-filter").click()  # the toggle: pick "Decided by me" by setting its value
+    toggle = user.find(marker="inbox-filter").elements.pop()
+    toggle.set_value("decided")
+    await user.should_see(marker=f"task:{mine.id}")
+    await user.should_see("This request was approved by local")

@@ -70,7 +70,7 @@ def parse_roles(values: Iterable[str]) -> list[Role]:
 #: Where a user lands after signing in, and where a page they may not open sends them: the first entry whose
 #: permission they have. A page that serves a role as its home adds itself (the inbox: `(Permission.inbox,
 #: "/inbox")`); everyone else gets `/me`, which says what they can do.
-HOMES: list[tuple[Permission, str]] = [(Permission.flows, "/")]
+HOMES: list[tuple[Permission, str]] = [(Permission.flows, "/"), (Permission.inbox, "/inbox")]
 FALLBACK_HOME = "/me"
 
 

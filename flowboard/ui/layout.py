@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from typing import Any
 
 from nicegui import ui
 
@@ -41,7 +42,10 @@ body { background: #f6f7f9; color: #1f2430; }
 
 SECTIONS = (("flows", "Flows", "/", Permission.flows), ("runs", "Runs", "/runs", Permission.flows),
             ("tables", "Tables", "/tables", Permission.tables),
-            ("credentials", "Credentials", "/credentials", Permission.credentials))
+            ("credentials", "Credentials", "/credentials", Permission.credentials),
+            ("inbox", "Inbox", "/inbox", Permission.inbox))
+#: Counts shown beside a section's link (the inbox's open tasks), set by the pages: key -> principal -> count.
+BADGES: dict[str, Any] = {}
 
 
 def frame(active: str) -> None:
@@ -54,7 +58,12 @@ def frame(active: str) -> None:
         ui.label("Flowboard").classes("fb-brand")
         for key, label, href, permission in SECTIONS:
             if principal is None or principal.can(permission):
-                ui.link(label, href).classes("fb-on" if key == active else "").mark(f"nav:{key}")
+                count = BADGES[key](principal) if key in BADGES and principal is not None else 0
+                with ui.link(label if not count else f"{label} ", href).classes(
+                        "fb-on" if key == active else "").mark(f"nav:{key}"):
+                    if count:
+                        ui.badge(str(count), color="red").props("rounded").mark(f"badge:{key}") \
+                            .tooltip(f"{count} to decide")
         ui.space()
         user_menu(principal)
 

@@ -28,9 +28,13 @@ def register(fb: Flowboard) -> None:
     from .credentials_page import CredentialsPage
     from .editor import Editor
     from .flows_page import FlowsPage
+    from .inbox_page import InboxPage, open_count
+    from .layout import BADGES
     from .run_page import RunPage
     from .runs_page import RunsPage
     from .tables_page import TablePage, TablesPage
+
+    BADGES["inbox"] = lambda principal: open_count(fb, principal)
 
     @ui.page("/")
     @require(Permission.flows)
@@ -54,6 +58,11 @@ def register(fb: Flowboard) -> None:
     @require(Permission.credentials)
     def credentials_page() -> None:
         CredentialsPage(fb)
+
+    @ui.page("/inbox")
+    @require(Permission.inbox)
+    def inbox_page(show: str = "open") -> None:
+        InboxPage(fb, show)
 
     @ui.page("/tables")
     @require(Permission.tables)
