@@ -25,6 +25,7 @@ disagree.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,10 +48,23 @@ class SchemaTooNew(RuntimeError):
 
 
 def upgrade(engine: sa.Engine) -> None:
-    """Bring the database to `HEAD` (see the module docstring)."""
+    """Bring the database to `HEAD` (see the module docstring). Processes starting at once take turns; on SQLite one
+    that waits longer than the busy timeout for another's upgrade tries again (for up to a minute)."""
     with engine.connect() as conn:
         if _current(conn) == HEAD:
             return
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            _upgrade(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _upgrade(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
             conn.exec_driver_sql("BEGIN IMMEDIATE")
