@@ -617,7 +617,8 @@ async def test_run_page_follows_a_running_run_and_can_stop_it(user: User, app: F
         {"id": "wait", "type": "logic.wait", "position": {"x": 240, "y": 0}, "config": {"seconds": 30}}],
         "edges": [{"source": "manual", "target": "wait"}]})
     app.save_flow(flow, None)
-    task = app.start_run("slow")
+    # the editor's runs keep a wait in memory (a longer one in a stored flow's run would park it as `waiting`)
+    task = asyncio.ensure_future(app.run_draft(flow, version=1))
     await until(lambda: bool(app.store.list_runs(flow_id="slow")))
     run_id = app.store.list_runs(flow_id="slow")[0].id
     await user.open(f"/run/{run_id}")
