@@ -1,0 +1,337 @@
+"""The vacation request end to end, with people, in real Chromium, against `flowboard serve` in a subprocess.
+
+The data folder is set up as a person would: `prepare()` (what `flowboard demo` makes: the Employees table, the Mail
+credential pointing at the mail catcher), users added with `flowboard user add`, the flow stored with `flowboard
+import` and switched on with `flowboard activate`. The stand-ins (mail catcher on SMTP 2525, APIs on 8091) run in this
+test process, on the ports the flow's credential names.
+
+ada asks for days on the public form /form/vacation; her manager grace (from the Employees table) signs in, sees the
+inbox badge and the task, and approves or rejects with a comment; or decides from the one-click link in her email.
+The run ends, the balance in the table changes (or not), the decision is on record, and ada's email says so. A
+`kill -9` of the server while the run waits loses nothing and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from flowboard.demo import DemoServer
+
+from .browser import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium
+from .clihelp import env_for, flowboard
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOW = ROOT / "flows" / "vacation-request.json"
+TIMEOUT = 30_000  # ms, for Playwright's waits on a busy machine
+DONE = {"approve": "approved", "reject": "rejected"}
+PASSWORDS = {"grace": "grace-decides-1", "ada": "ada-asks-for-1", "boss": "boss-admin-1"}
+
+
+@pytest.fixture(scope="module")
+def stand_ins() -> Iterator[DemoServer]:
+    """The mail catcher (2525) and the stand-in APIs (8091). Other test modules use the same fixed ports, so wait for
+    them to be free a while rather than fail at once."""
+    require_chromium()
+    deadline = time.monotonic() + 120
+    while True:
+        server = DemoServer()
+        try:
+            server.start()
+            break
+        except (RuntimeError, OSError):
+            server.stop()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    yield server
+    server.stop()
+
+
+class Server:
+    """`flowboard serve` on `data_dir` (a free port, links pointing at it); `kill()` is a `kill -9`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / f"server-{self.port}.log"
+        env = {**env_for(data_dir), "FLOWBOARD_PUBLIC_URL": self.url}
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser"],
+                cwd=data_dir, env=env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 90  # a busy machine can take a while to import and bind
+        while True:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.1)
+
+    def kill(self) -> None:
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(20)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def errors(self) -> list[str]:
+        return [line for line in self.log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+class Office:
+    """One data folder, set up like a person would, with its server and an admin API key for the checks."""
+
+    def __init__(self, data_dir: Path, stand_ins: DemoServer) -> None:
+        from flowboard.demo import prepare
+        from flowboard.services import Flowboard
+
+        self.data_dir = data_dir
+        self.mail = stand_ins.state.mail
+        fb = Flowboard(data_dir=data_dir)
+        try:
+            prepare(fb)
+            _info, self.key = fb.store.create_api_key("end-to-end checks")
+        finally:
+            fb.store.close()
+        # the first user must be an admin
+        for name, roles in (("boss", ["admin"]), ("grace", ["approver", "requester"]), ("ada", ["requester"])):
+            args = [a for role in roles for a in ("--role", role)]
+            done = flowboard(data_dir, "user", "add", name, *args, "--email", f"{name}@example.com",
+                             input=PASSWORDS[name] + "\n")
+            assert done.returncode == 0, done.stderr
+        for step in (("import", str(FLOW)), ("activate", "vacation-request")):
+            done = flowboard(data_dir, *step)
+            assert done.returncode == 0, done.stdout + done.stderr
+        self.servers: list[Server] = []
+        self.start()
+
+    def start(self) -> Server:
+        self.server = Server(self.data_dir)
+        self.servers.append(self.server)
+        return self.server
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.stop()
+
+    def api(self, path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{self.server.url}/api/v1{path}", params=params, headers={"X-API-Key": self.key},
+                           timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def tasks(self) -> list[dict[str, Any]]:
+        return list(self.api("/approvals", flow_id="vacation-request")["tasks"])
+
+    def wait_for_task(self, count: int = 1) -> dict[str, Any]:
+        """The newest approval task, once `count` of them exist (the run reached the Approval node and waits)."""
+        deadline = time.monotonic() + 60
+        while len(tasks := self.tasks()) < count:
+            assert time.monotonic() < deadline, f"no approval task appeared; runs: {self.api('/runs')}"
+            time.sleep(0.2)
+        assert len(tasks) == count, tasks
+        return tasks[0]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return dict(self.api(f"/runs/{run_id}"))
+
+    def wait_until_finished(self, run_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 60
+        while (run := self.run(run_id))["status"] in ("waiting", "running", "queued"):
+            assert time.monotonic() < deadline, f"run {run_id} did not finish: {run}"
+            time.sleep(0.2)
+        return run
+
+    def days_left(self, employee: str = "ada") -> int:
+        (row,) = self.api("/tables/Employees/rows", employee=employee)["rows"]
+        return int(row["days_left"])
+
+    def mails(self, to: str, subject: str | None = None) -> list[dict[str, Any]]:
+        return [m for m in list(self.mail) if m["to"] == to and (subject is None or m["subject"] == subject)]
+
+
+@pytest.fixture
+def office(tmp_path: Path, stand_ins: DemoServer) -> Iterator[Office]:
+    stand_ins.state.reset()
+    made = Office(tmp_path, stand_ins)
+    yield made
+    made.close()
+    for server in made.servers:
+        assert not server.errors(), server.log.read_text()
+
+
+@pytest.fixture
+def chromium() -> Iterator[Any]:
+    """Chromium, and the console or page errors of every tab opened in it (the test fails on any). Tests ask for it
+    after `office`, so it closes before the server stops."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser.errors = errors
+        yield browser
+        browser.close()
+    assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+def tab(browser: Any) -> Any:
+    """A phone-to-laptop sized tab in a context of its own (its own cookies: one person)."""
+    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.on("console", lambda m: browser.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: browser.errors.append(f"page error: {e}"))
+    return page
+
+
+def ask_for_days(browser: Any, office: Office, days: int, reason: str = "family") -> str:
+    """ada fills the public form; returns the id of the run it started (it waits for grace)."""
+    before = {t["id"] for t in office.tasks()}
+    page = tab(browser)
+    page.goto(office.server.url + "/form/vacation")
+    page.get_by_label("Your user name").fill("ada")
+    page.get_by_label("How many days").fill(str(days))
+    page.get_by_label("First day off").fill("2026-12-20")
+    page.get_by_label("Reason (optional)").fill(reason)
+    page.get_by_role("button", name="Send the request").click()
+    page.wait_for_selector("text=Thank you. Your request is on its way")
+    page.context.close()
+    task = office.wait_for_task(len(before) + 1)
+    assert task["id"] not in before
+    assert task["title"] == "Vacation for ada" and task["assignees"] == ["grace"] and task["status"] == "open"
+    assert office.run(task["run_id"])["status"] == "waiting"
+    return str(task["run_id"])
+
+
+def sign_in(browser: Any, office: Office, name: str) -> Any:
+    page = tab(browser)
+    page.goto(office.server.url + "/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(PASSWORDS[name])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(office.server.url + "/inbox")  # approvers land on their inbox
+    return page
+
+
+def decide_in_inbox(browser: Any, office: Office, outcome: str, comment: str = "") -> None:
+    """grace signs in, sees one task on the badge and its card with ada's request, and answers it."""
+    page = sign_in(browser, office, "grace")
+    badge = page.get_by_role("link", name=re.compile("^Inbox")).locator(".q-badge")
+    badge.wait_for()
+    assert badge.inner_text().strip() == "1"
+    card = page.locator(".q-card", has_text="Vacation for ada")
+    card.wait_for()
+    assert "ada asks for 3 days from 2026-12-20" in card.inner_text()
+    if comment:
+        card.get_by_label("Comment (optional)").fill(comment)
+    card.get_by_role("button", name=outcome.capitalize()).click()
+    page.wait_for_selector(f"text=Recorded: {DONE[outcome]} by grace")
+    page.wait_for_selector("text=Nothing to decide right now.")
+    page.context.close()
+
+
+def test_ada_asks_and_grace_approves_in_her_inbox(office: Office, chromium: Any) -> None:
+    run_id = ask_for_days(chromium, office, 3)
+    (request,) = office.mails("grace@example.com")  # grace is asked by email too, with her own links
+    assert "ada asks for 3 days from 2026-12-20" in request["text"] and "/decide/" in request["text"]
+    assert office.days_left() == 20 and not office.mails("ada@example.com")
+
+    decide_in_inbox(chromium, office, "approve")
+
+    assert office.wait_until_finished(run_id)["status"] == "succeeded"
+    assert office.days_left() == 17
+    (task,) = office.tasks()
+    assert (task["status"], task["decision"], task["responder"], task["channel"]) == ("decided", "approve", "grace",
+                                                                                      "inbox")
+    (told,) = office.mails("ada@example.com")
+    assert told["subject"] == "Your vacation is approved"
+    assert "grace approved your 3 days from 2026-12-20. Days left: 17." in told["text"]
+
+
+def test_grace_rejects_with_a_comment_and_the_days_stay(office: Office, chromium: Any) -> None:
+    run_id = ask_for_days(chromium, office, 3)
+    decide_in_inbox(chromium, office, "reject", "the team is short that week")
+
+    assert office.wait_until_finished(run_id)["status"] == "succeeded"
+    assert office.days_left() == 20
+    (task,) = office.tasks()
+    assert (task["status"], task["decision"], task["responder"], task["comment"]) == (
+        "decided", "reject", "grace", "the team is short that week")
+    (told,) = office.mails("ada@example.com")
+    assert told["subject"] == "Your vacation request was declined"
+    assert "grace declined your request. Comment: the team is short that week" in told["text"]
+
+
+def test_a_killed_server_resumes_the_waiting_run_exactly_once(office: Office, chromium: Any) -> None:
+    run_id = ask_for_days(chromium, office, 3)
+    office.server.kill()  # kill -9 while the run waits for grace
+    office.start()
+    assert office.run(run_id)["status"] == "waiting"
+
+    decide_in_inbox(chromium, office, "approve")
+
+    assert office.wait_until_finished(run_id)["status"] == "succeeded"
+    assert office.days_left() == 17
+    assert [m["subject"] for m in office.mails("ada@example.com")] == ["Your vacation is approved"]
+    assert len(office.mails("grace@example.com")) == 1  # she was asked once, not again after the restart
+    runs = office.api("/runs", flow_id="vacation-request")["runs"]
+    assert [r["id"] for r in runs] == [run_id]
+    steps = office.run(run_id)["steps"]
+    assert [s["node_id"] for s in steps].count("spend") == 1
+
+
+def test_the_one_click_link_in_graces_email(office: Office, chromium: Any) -> None:
+    """Opening the link shows the request and decides nothing; pressing a button there decides; opening it again
+    says it is already decided."""
+    run_id = ask_for_days(chromium, office, 3)
+    (request,) = office.mails("grace@example.com")
+    links = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])
+    assert links and all(link.startswith(office.server.url + "/decide/") for link in links), request["text"]
+
+    page = tab(chromium)  # not signed in: the link itself says who she is
+    page.goto(links[0])
+    page.wait_for_selector("h1:has-text('Vacation for ada')")
+    assert "ada asks for 3 days from 2026-12-20" in page.inner_text("body")
+    page.wait_for_selector("text=Nothing is recorded until you press a button.")
+    (task,) = office.tasks()
+    assert task["status"] == "open" and office.run(run_id)["status"] == "waiting"  # a GET decides nothing
+
+    page.get_by_label("Comment (optional)").fill("enjoy")
+    page.get_by_role("button", name="Approve").click()
+    page.wait_for_selector("text=Recorded")
+    assert "approved by grace" in page.inner_text("body")
+
+    assert office.wait_until_finished(run_id)["status"] == "succeeded"
+    assert office.days_left() == 17
+    (task,) = office.tasks()
+    assert (task["decision"], task["responder"], task["channel"], task["comment"]) == ("approve", "grace", "link",
+                                                                                      "enjoy")
+    assert [m["subject"] for m in office.mails("ada@example.com")] == ["Your vacation is approved"]
+
+    page.goto(links[0])  # replayed: nothing left to decide
+    page.wait_for_selector("text=Nothing left to decide")
+    page.context.close()
