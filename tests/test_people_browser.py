@@ -183,35 +183,40 @@ def office(tmp_path: Path, stand_ins: DemoServer) -> Iterator[Office]:
         assert not server.errors(), server.log.read_text()
 
 
+class Chromium:
+    """Chromium, and the console or page errors of every tab opened in it (the test fails on any)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.errors: list[str] = []
+
+    def tab(self) -> Any:
+        """A laptop-sized tab in a context of its own (its own cookies: one person)."""
+        page = self.browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
+        page.set_default_timeout(TIMEOUT)
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        return page
+
+
 @pytest.fixture
-def chromium() -> Iterator[Any]:
-    """Chromium, and the console or page errors of every tab opened in it (the test fails on any). Tests ask for it
-    after `office`, so it closes before the server stops."""
+def chromium() -> Iterator[Chromium]:
+    """Tests ask for it after `office`, so it closes before the server stops."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        browser.errors = errors
-        yield browser
+        made = Chromium(browser)
+        yield made
         browser.close()
-    assert not errors, "browser errors:\n" + "\n".join(errors)
+    assert not made.errors, "browser errors:\n" + "\n".join(made.errors)
 
 
-def tab(browser: Any) -> Any:
-    """A phone-to-laptop sized tab in a context of its own (its own cookies: one person)."""
-    page = browser.new_context(viewport={"width": 1100, "height": 800}).new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.on("console", lambda m: browser.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: browser.errors.append(f"page error: {e}"))
-    return page
-
-
-def ask_for_days(browser: Any, office: Office, days: int, reason: str = "family") -> str:
+def ask_for_days(browser: Chromium, office: Office, days: int, reason: str = "family") -> str:
     """ada fills the public form; returns the id of the run it started (it waits for grace)."""
     before = {t["id"] for t in office.tasks()}
-    page = tab(browser)
+    page = browser.tab()
     page.goto(office.server.url + "/form/vacation")
     page.get_by_label("Your user name").fill("ada")
     page.get_by_label("How many days").fill(str(days))
@@ -227,8 +232,8 @@ def ask_for_days(browser: Any, office: Office, days: int, reason: str = "family"
     return str(task["run_id"])
 
 
-def sign_in(browser: Any, office: Office, name: str) -> Any:
-    page = tab(browser)
+def sign_in(browser: Chromium, office: Office, name: str) -> Any:
+    page = browser.tab()
     page.goto(office.server.url + "/login")
     page.get_by_label("User name").fill(name)
     page.get_by_label("Password").fill(PASSWORDS[name])
@@ -237,7 +242,7 @@ def sign_in(browser: Any, office: Office, name: str) -> Any:
     return page
 
 
-def decide_in_inbox(browser: Any, office: Office, outcome: str, comment: str = "") -> None:
+def decide_in_inbox(browser: Chromium, office: Office, outcome: str, comment: str = "") -> None:
     """grace signs in, sees one task on the badge and its card with ada's request, and answers it."""
     page = sign_in(browser, office, "grace")
     badge = page.get_by_role("link", name=re.compile("^Inbox")).locator(".q-badge")
@@ -254,7 +259,7 @@ def decide_in_inbox(browser: Any, office: Office, outcome: str, comment: str = "
     page.context.close()
 
 
-def test_ada_asks_and_grace_approves_in_her_inbox(office: Office, chromium: Any) -> None:
+def test_ada_asks_and_grace_approves_in_her_inbox(office: Office, chromium: Chromium) -> None:
     run_id = ask_for_days(chromium, office, 3)
     (request,) = office.mails("grace@example.com")  # grace is asked by email too, with her own links
     assert "ada asks for 3 days from 2026-12-20" in request["text"] and "/decide/" in request["text"]
@@ -272,7 +277,7 @@ def test_ada_asks_and_grace_approves_in_her_inbox(office: Office, chromium: Any)
     assert "grace approved your 3 days from 2026-12-20. Days left: 17." in told["text"]
 
 
-def test_grace_rejects_with_a_comment_and_the_days_stay(office: Office, chromium: Any) -> None:
+def test_grace_rejects_with_a_comment_and_the_days_stay(office: Office, chromium: Chromium) -> None:
     run_id = ask_for_days(chromium, office, 3)
     decide_in_inbox(chromium, office, "reject", "the team is short that week")
 
@@ -286,7 +291,7 @@ def test_grace_rejects_with_a_comment_and_the_days_stay(office: Office, chromium
     assert "grace declined your request. Comment: the team is short that week" in told["text"]
 
 
-def test_a_killed_server_resumes_the_waiting_run_exactly_once(office: Office, chromium: Any) -> None:
+def test_a_killed_server_resumes_the_waiting_run_exactly_once(office: Office, chromium: Chromium) -> None:
     run_id = ask_for_days(chromium, office, 3)
     office.server.kill()  # kill -9 while the run waits for grace
     office.start()
@@ -304,7 +309,7 @@ def test_a_killed_server_resumes_the_waiting_run_exactly_once(office: Office, ch
     assert [s["node_id"] for s in steps].count("spend") == 1
 
 
-def test_the_one_click_link_in_graces_email(office: Office, chromium: Any) -> None:
+def test_the_one_click_link_in_graces_email(office: Office, chromium: Chromium) -> None:
     """Opening the link shows the request and decides nothing; pressing a button there decides; opening it again
     says it is already decided."""
     run_id = ask_for_days(chromium, office, 3)
@@ -312,7 +317,7 @@ def test_the_one_click_link_in_graces_email(office: Office, chromium: Any) -> No
     links = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])
     assert links and all(link.startswith(office.server.url + "/decide/") for link in links), request["text"]
 
-    page = tab(chromium)  # not signed in: the link itself says who she is
+    page = chromium.tab()  # not signed in: the link itself says who she is
     page.goto(links[0])
     page.wait_for_selector("h1:has-text('Vacation for ada')")
     assert "ada asks for 3 days from 2026-12-20" in page.inner_text("body")
