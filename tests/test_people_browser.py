@@ -34,10 +34,12 @@ from .clihelp import env_for, flowboard
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
-FLOW = ROOT / "flows" / "vacation-request.json"
+FLOWS = ROOT / "flows"
 TIMEOUT = 30_000  # ms, for Playwright's waits on a busy machine
 DONE = {"approve": "approved", "reject": "rejected"}
-PASSWORDS = {"grace": "grace-decides-1", "ada": "ada-asks-for-1", "boss": "boss-admin-1"}
+PASSWORDS = {"grace": "grace-decides-1", "ada": "ada-asks-for-1", "boss": "boss-admin-1", "linus": "linus-signs-1"}
+#: The people of the vacation flow (the first user must be an admin).
+USERS = (("boss", ["admin"]), ("grace", ["approver", "requester"]), ("ada", ["requester"]))
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +106,8 @@ class Server:
 class Office:
     """One data folder, set up like a person would, with its server and an admin API key for the checks."""
 
-    def __init__(self, data_dir: Path, stand_ins: DemoServer) -> None:
+    def __init__(self, data_dir: Path, stand_ins: DemoServer, flow: str = "vacation-request",
+                 users: tuple[tuple[str, list[str]], ...] = USERS) -> None:
         from flowboard.demo import prepare
         from flowboard.services import Flowboard
 
@@ -116,13 +119,13 @@ class Office:
             _info, self.key = fb.store.create_api_key("end-to-end checks")
         finally:
             fb.store.close()
-        # the first user must be an admin
-        for name, roles in (("boss", ["admin"]), ("grace", ["approver", "requester"]), ("ada", ["requester"])):
+        self.flow = flow
+        for name, roles in users:
             args = [a for role in roles for a in ("--role", role)]
             done = flowboard(data_dir, "user", "add", name, *args, "--email", f"{name}@example.com",
                              input=PASSWORDS[name] + "\n")
             assert done.returncode == 0, done.stderr
-        for step in (("import", str(FLOW)), ("activate", "vacation-request")):
+        for step in (("import", str(FLOWS / f"{flow}.json")), ("activate", flow)):
             done = flowboard(data_dir, *step)
             assert done.returncode == 0, done.stdout + done.stderr
         self.servers: list[Server] = []
@@ -144,7 +147,7 @@ class Office:
         return answer.json()
 
     def tasks(self) -> list[dict[str, Any]]:
-        return list(self.api("/approvals", flow_id="vacation-request")["tasks"])
+        return list(self.api("/approvals", flow_id=self.flow)["tasks"])
 
     def wait_for_task(self, count: int = 1) -> dict[str, Any]:
         """The newest approval task, once `count` of them exist (the run reached the Approval node and waits)."""
@@ -340,3 +343,49 @@ def test_the_one_click_link_in_graces_email(office: Office, chromium: Chromium) 
     page.goto(links[0])  # replayed: nothing left to decide
     page.wait_for_selector("text=Nothing left to decide")
     page.context.close()
+
+
+def test_two_of_three_approvers_each_in_their_inbox(tmp_path: Path, stand_ins: DemoServer,
+                                                    chromium: Chromium) -> None:
+    """A big invoice needs two of grace, ada and linus (the Invoice rules table): after ada's approval the run still
+    waits; linus's makes it go on (booked once, the requester told), and grace has nothing left to decide."""
+    stand_ins.state.reset()
+    office = Office(tmp_path, stand_ins, "invoice-approval", (
+        ("boss", ["admin"]), ("grace", ["approver"]), ("ada", ["approver"]), ("linus", ["approver"])))
+    try:
+        page = chromium.tab()  # eve is not a user: the form is public
+        page.goto(office.server.url + "/form/invoice")
+        for label, value in (("Invoice number", "INV-9"), ("Supplier", "Paper & Co"), ("Amount (EUR)", "12000"),
+                             ("Your user name", "eve"), ("Your email", "eve@example.com")):
+            page.get_by_label(label).fill(value)
+        page.get_by_role("button", name="Send for approval").click()
+        page.wait_for_selector("text=The invoice is with its approvers")
+        page.context.close()
+        office.wait_for_task(3)
+        tasks = office.tasks()
+        assert sorted(t["assignees"][0] for t in tasks) == ["ada", "grace", "linus"]
+        run_id = tasks[0]["run_id"]
+
+        for who, still_waiting in (("ada", True), ("linus", False)):
+            page = sign_in(chromium, office, who)
+            page.get_by_role("link", name=re.compile("^Inbox")).locator(".q-badge").wait_for()
+            card = page.locator(".q-card", has_text="Invoice INV-9 from Paper & Co")
+            card.get_by_role("button", name="Approve").click()
+            page.wait_for_selector(f"text=Recorded: approved by {who}")
+            page.context.close()
+            if still_waiting:
+                assert office.run(run_id)["status"] == "waiting"  # one of the two approvals so far
+
+        assert office.wait_until_finished(run_id)["status"] == "succeeded"
+        assert [e["invoice"] for e in stand_ins.state.entries] == ["INV-9"]
+        assert [m["subject"] for m in office.mails("eve@example.com")] == ["Invoice INV-9 is approved"]
+        decided = {t["assignees"][0]: (t["status"], t["decision"]) for t in office.tasks()}
+        assert decided["ada"] == decided["linus"] == ("decided", "approve") and decided["grace"][0] != "open"
+
+        page = sign_in(chromium, office, "grace")
+        page.wait_for_selector("text=Nothing to decide right now.")
+        page.context.close()
+    finally:
+        office.close()
+    for server in office.servers:
+        assert not server.errors(), server.log.read_text()
