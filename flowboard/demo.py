@@ -191,24 +191,34 @@ class DemoServer:
         self.smtp: Any = None
 
     def start(self, timeout: float = 15) -> DemoServer:
+        """Start both; if either cannot (a port is taken), nothing is left running and RuntimeError says which."""
         if self.smtp_port is not None:
             from aiosmtpd.controller import Controller
 
-            self.smtp = Controller(_Catcher(self.state), hostname="127.0.0.1", port=self.smtp_port)
-            self.smtp.start()
+            smtp = Controller(_Catcher(self.state), hostname="127.0.0.1", port=self.smtp_port)
+            try:
+                smtp.start()
+            except Exception as exc:
+                raise RuntimeError(f"the mail catcher could not start on 127.0.0.1:{self.smtp_port} (is the port "
+                                   f"taken?): {exc}") from None
+            self.smtp = smtp
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
+                self.stop()
                 raise RuntimeError(f"the stand-ins could not start on 127.0.0.1:{self.port} (is the port taken?)")
             time.sleep(0.05)
         return self
 
     def stop(self) -> None:
+        """Stop what was started (safe to call after a failed start, and twice)."""
         self.server.should_exit = True
-        self.thread.join(10)
+        if self.thread.ident is not None:
+            self.thread.join(10)
         if self.smtp is not None:
             self.smtp.stop()
+            self.smtp = None
 
     def __enter__(self) -> DemoServer:
         return self.start()

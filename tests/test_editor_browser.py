@@ -114,7 +114,7 @@ def export_from_list(page: Any, row_index: int, name: str = "Greetings") -> dict
 def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Server, tmp_path: Path) -> None:
     page = tab
     page.goto(server.url + "/")
-    page.get_by_text("Vacation request").wait_for()  # first start: the examples are there
+    page.locator("a.fb-name", has_text="Vacation request").wait_for()  # first start: the examples are there
 
     page.get_by_role("button", name="New flow").click()
     page.get_by_label("Name").fill("Greetings")
