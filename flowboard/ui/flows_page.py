@@ -42,7 +42,7 @@ class FlowsPage:
                 ui.button("Import", icon="upload", on_click=self._import).props("outline no-caps").mark("import")
                 ui.button("New flow", icon="add", on_click=self._create).props("no-caps unelevated") \
                     .mark("new-flow")
-            self.list = ui.column().classes("w-full gap-2")
+            self.list = ui.column().classes("w-full gap-2").mark("flow-list")
             templates_section(fb)
         self.refresh()
 
