@@ -303,7 +303,7 @@ class Condition(BaseModel):
 
     column: str = Field(description="The column to look at; `id` is the row's own number",
                         json_schema_extra={"widget": "table_column", "table_field": "table"})
-    op: Op = Field(default=Op.eq, description="How to compare")
+    op: Op = Field(default=Op.eq, title="Comparison", description="How to compare")
     value: Any = Field(default=None, description="What to compare with (a list for 'is one of')")
 
 
@@ -322,7 +322,8 @@ class Change(BaseModel):
 
     column: str = Field(description="The column to change", json_schema_extra={"widget": "table_column",
                                                                               "table_field": "table"})
-    action: str = Field(default="set", pattern="^(set|increase by|decrease by)$")
+    action: str = Field(default="set", pattern="^(set|increase by|decrease by)$", title="Change",
+                        description="set it, increase by, or decrease by")
     value: Any = None
 
 

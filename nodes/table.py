@@ -48,7 +48,7 @@ Match = Annotated[Literal["all", "any"], Field(
 
 
 class Find(_Strict):
-    operation: Literal["find"] = Field(description="Find rows")
+    operation: Literal["find"] = Field(title="Find", description="Find rows")
     conditions: Conditions
     match: Match
     sort: list[TableSort] = Field(default_factory=list, description="The order of the rows found")
@@ -56,33 +56,34 @@ class Find(_Strict):
 
 
 class Add(_Strict):
-    operation: Literal["insert"] = Field(description="Add rows")
+    operation: Literal["insert"] = Field(title="Add", description="Add rows")
     values: list[ColumnValue] = Field(default_factory=list, description="The new row's values. Leave empty to take "
                                       "every field of the item whose name is a column.")
 
 
 class Update(_Strict):
-    operation: Literal["update"] = Field(description="Change rows")
+    operation: Literal["update"] = Field(title="Change", description="Change rows")
     conditions: Conditions
     match: Match
     values: list[ColumnValue] = Field(min_length=1, description="The new values of the rows found")
 
 
 class Upsert(_Strict):
-    operation: Literal["upsert"] = Field(description="Add or change rows by the key column")
+    operation: Literal["upsert"] = Field(title="Add or change", description="Add or change rows by the key column")
     values: list[ColumnValue] = Field(default_factory=list, description="The row's values, with the key column. "
                                       "Leave empty to take every field of the item whose name is a column.")
 
 
 class Delete(_Strict):
-    operation: Literal["delete"] = Field(description="Remove rows")
+    operation: Literal["delete"] = Field(title="Remove", description="Remove rows")
     conditions: list[TableCondition] = Field(min_length=1, description="Which rows to remove, e.g. employee is "
                                              "{{ item.employee }}")
     match: Match
 
 
 class ChangeSafely(_Strict):
-    operation: Literal["change"] = Field(description="Change a number safely (only if a condition holds)")
+    operation: Literal["change"] = Field(title="Change a number",
+                                         description="Change a number safely (only if a condition holds)")
     conditions: Conditions
     match: Match
     changes: list[TableChange] = Field(min_length=1, description="What to change, e.g. days_left decrease by "
