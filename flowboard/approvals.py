@@ -14,15 +14,18 @@
   one before approves).
 - When a request settles, its open tasks are cancelled ("settled by another answer"), and when every request of the
   node is settled the run resumes with one decision per item: outcome, who answered, when, comments and fields.
-- Deadlines need no polling: one timer sleeps until the earliest deadline of an open task and is woken whenever a
-  task is made or changes. At a deadline a request escalates once (its open tasks are handed to the escalation
-  people or role, with a new deadline) or times out (outcome `timed_out`).
+- Deadlines and reminders need no polling: one timer sleeps until the earliest deadline or reminder of an open task
+  (indexed columns `due` and `remind_at`) and is woken whenever a task is made or changes, so both survive restarts.
+  A reminder tells the task's assignees again through the node's channels (their own links) and is counted in the
+  inbox. At a deadline a request escalates once (its open tasks are handed to the escalation people or role, with a
+  new deadline and reminders) or times out (outcome `timed_out`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
@@ -38,8 +41,11 @@ from .store.approvals import (
     OPEN,
     TIMED_OUT,
     AlreadyClosed,
+    ApprovalError,
     ApprovalStore,
+    NotAllowed,
     Task,
+    may_decide,
     person_key,
 )
 
@@ -83,7 +89,8 @@ class ApprovalService:
         self.links = links  # signed one-click links to tasks (approval_links.py)
         self.run_going = run_going  # set by the app: is the run still going (not ended, cancelled, deleted)?
         #: set by the app: tell the approvers of tasks made after their node ran (a sequence's next, an escalation)
-        self.notifier: Callable[[list[Task]], Awaitable[None]] | None = None
+        #: (the second argument True: a reminder of open tasks)
+        self.notifier: Callable[[list[Task], bool], Awaitable[None]] | None = None
         self._resuming: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -93,8 +100,11 @@ class ApprovalService:
     async def ask(self, *, flow_id: str, run_id: str, node_id: str, item_index: int, title: str, data: Any,
                   approvers: Sequence[str], rule: str = "any", needed: int = 1, outcomes: Sequence[str] = (
                       "approve", "reject"), requester: str | None = None, due: float | None = None,
-                  escalate_to: Sequence[str] = (), escalate_after: float | None = None) -> list[Task]:
-        """Make the tasks of one request (one item); `sequence` makes only the first. Returns the tasks made."""
+                  escalate_to: Sequence[str] = (), escalate_after: float | None = None,
+                  remind_before: float | None = None, remind_every: float | None = None) -> list[Task]:
+        """Make the tasks of one request (one item); `sequence` makes only the first. Returns the tasks made.
+        `remind_before` (seconds before the deadline) and `remind_every` (seconds, while open) remind the assignees
+        of an open task (`reminder_due`)."""
         if rule not in RULES:
             raise ValueError(f"unknown rule {rule!r}; the rules are {', '.join(RULES)}")
         approvers = [a for a in approvers if a]
@@ -112,14 +122,16 @@ class ApprovalService:
         if rule == "n_of_m":
             needed = min(needed, len(approvers))
         meta = {"rule": rule, "needed": needed, "approvers": list(approvers), "position": 0,
-                "escalate_to": list(escalate_to), "escalate_after": escalate_after, "escalated": False}
+                "escalate_to": list(escalate_to), "escalate_after": escalate_after, "escalated": False,
+                "remind_before": remind_before, "remind_every": remind_every}
         firsts = approvers[:1] if rule == "sequence" else approvers
         tasks = []
+        now = time.time()
         for position, approver in enumerate(firsts):
             tasks.append(await run_in_threadpool(
                 self.store.create, flow_id=flow_id, run_id=run_id, node_id=node_id, item_index=item_index,
                 title=title, data={"show": data, "request": meta | {"position": position}}, assignees=[approver],
-                outcomes=outcomes, requester=requester, due=due))
+                outcomes=outcomes, requester=requester, due=due, remind_at=reminder_due(meta, due, now)))
         self._wake.set()
         return tasks
 
@@ -148,6 +160,22 @@ class ApprovalService:
         await self.settle(task.run_id, task.node_id)
         self._wake.set()
         return task
+
+    async def hand_on(self, task_id: str, to: Sequence[str], by: str, reason: str = "", *,
+                      roles: Iterable[str] | None = None) -> Task:
+        """Delegation: `by`, who may decide the open task, hands it to other people or roles (`roles` None: a
+        trusted caller, such as an admin). The new assignees are told the way the node says, with their own links;
+        links sent before stop working for whoever no longer holds the task."""
+        task = await run_in_threadpool(self.store.get, task_id)
+        refusal = may_decide(task, by, roles) if roles is not None else None
+        if refusal:
+            raise NotAllowed(refusal.replace("decide this task", "hand this task on"))
+        if any(person_key(name) == person_key(by) for name in to) and len(to) == 1:
+            raise ApprovalError(f"{by} cannot hand the task to themselves; name someone else")
+        handed = await run_in_threadpool(self.store.reassign, task_id, list(to), by, reason)
+        self._wake.set()
+        await self._notify([handed])
+        return handed
 
     async def settle(self, run_id: str, node_id: str) -> dict[int, str | None]:
         """Work out each request of a node: make the next task of a sequence, cancel what a verdict made moot, and
@@ -206,17 +234,21 @@ class ApprovalService:
         made = await run_in_threadpool(lambda: self.store.create(
             flow_id=first.flow_id, run_id=first.run_id, node_id=first.node_id, item_index=first.item_index,
             title=first.title, data={"show": (first.data or {}).get("show"), "request": meta | {"position": position}},
-            assignees=[meta["approvers"][position]], outcomes=first.outcomes, requester=first.requester, due=due))
+            assignees=[meta["approvers"][position]], outcomes=first.outcomes, requester=first.requester, due=due,
+            remind_at=reminder_due(meta, due, time.time())))
+        self._wake.set()
         await self._notify([made])
 
-    async def _notify(self, tasks: list[Task]) -> None:
-        """Tell approvers of new or handed-on tasks; a failure is logged, never in the way of deciding."""
+    async def _notify(self, tasks: list[Task], reminder: bool = False) -> None:
+        """Tell approvers of new or handed-on tasks (or remind them of open ones); a failure is logged, never in the
+        way of deciding."""
         if self.notifier is None or not tasks:
             return
         try:
-            await self.notifier(tasks)
+            await self.notifier(tasks, reminder)
         except Exception as exc:
-            log.warning("approvers of %s could not be told: %s", ", ".join(t.id for t in tasks), exc)
+            log.warning("approvers of %s could not be %s: %s", ", ".join(t.id for t in tasks),
+                        "reminded" if reminder else "told", exc)
 
     # -- deadlines ---------------------------------------------------------------------------------------------------
 
@@ -249,17 +281,21 @@ class ApprovalService:
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)
 
     async def expire(self, now: float | None = None) -> float | None:
-        """Escalate or time out every open task past its deadline; returns seconds until the next deadline."""
+        """Remind the assignees of open tasks whose reminder has come, then escalate or time out every open task past
+        its deadline; returns seconds until the next reminder or deadline."""
         now = time.time() if now is None else now
+        for task in await run_in_threadpool(self.store.reminders_due, now):
+            await self._remind(task, now)
         late = await run_in_threadpool(lambda: self.store.list_tasks(status=OPEN, overdue=True, limit=1000))
         touched: set[tuple[str, str]] = set()
         for task in late:
             meta = _meta(task)
             if meta.get("escalate_to") and not meta.get("escalated"):
                 after = float(meta.get("escalate_after") or 24 * 3600)
-                handed = await run_in_threadpool(self.store.reassign, task.id, meta["escalate_to"], "flowboard",
-                                                 "the deadline passed: escalated", due=now + after,
-                                                 data={**(task.data or {}), "request": meta | {"escalated": True}})
+                handed = await run_in_threadpool(functools.partial(
+                    self.store.reassign, task.id, meta["escalate_to"], "flowboard", "the deadline passed: escalated",
+                    due=now + after, data={**(task.data or {}), "request": meta | {"escalated": True}},
+                    remind_at=reminder_due(meta, now + after, now)))
                 await self._notify([handed])
             else:
                 await run_in_threadpool(self.store.close, task.id, TIMED_OUT, "flowboard", "the deadline passed")
@@ -268,6 +304,31 @@ class ApprovalService:
             await self.settle(run_id, node_id)
         upcoming = await run_in_threadpool(lambda: self.store.next_due())
         return None if upcoming is None else max(0.0, upcoming - time.time())
+
+
+    async def _remind(self, task: Task, now: float) -> None:
+        """Remind one open task's assignees through its node's channels (and in the inbox, which shows the count),
+        and set its next reminder. Recorded before they are told, so a crash never reminds twice."""
+        meta = _meta(task)
+        reminded = [*(meta.get("reminded") or []), now]
+        data = {**(task.data or {}), "request": meta | {"reminded": reminded}}
+        done = await run_in_threadpool(self.store.reminded, task.id, reminder_due(meta, task.due, now), data, now)
+        if done is not None:
+            await self._notify([done], reminder=True)
+
+
+def reminder_due(meta: dict[str, Any], due: float | None, after: float) -> float | None:
+    """When the assignees of a task are reminded next, after `after` (when it was made or last reminded): `remind_every`
+    seconds later, or `remind_before` seconds before the deadline, whichever comes first; never at or after the
+    deadline. None: no reminder to come."""
+    times = []
+    every, before = meta.get("remind_every"), meta.get("remind_before")
+    if every:
+        times.append(after + float(every))
+    if before and due is not None and due - float(before) > after:
+        times.append(due - float(before))
+    times = [t for t in times if due is None or t < due]
+    return min(times) if times else None
 
 
 def _meta(task: Task) -> dict[str, Any]:

@@ -162,7 +162,8 @@ class Approvals(Protocol):
                   approvers: Sequence[str], rule: str = "any", needed: int = 1,
                   outcomes: Sequence[str] = ("approve", "reject"), requester: str | None = None,
                   due: float | None = None, escalate_to: Sequence[str] = (),
-                  escalate_after: float | None = None) -> list[Any]: ...
+                  escalate_after: float | None = None, remind_before: float | None = None,
+                  remind_every: float | None = None) -> list[Any]: ...
 
     def link(self, task_id: str, recipient: str, expires: float | None = None, outcome: str | None = None) -> str:
         """The recipient's own signed one-click link to a task (for email and chat buttons)."""

@@ -80,9 +80,9 @@ class Flowboard:
         self._triggers_started = False
         self._error_flows: set[asyncio.Task[Any]] = set()
 
-    async def _notify_approvers(self, tasks: list[Any]) -> None:
-        """Approvers of tasks made after their node ran are told the way their Approval node says (its type does it,
-        with a context of the run, so credentials and the HTTP client are the run's)."""
+    async def _notify_approvers(self, tasks: list[Any], reminder: bool = False) -> None:
+        """Approvers of tasks made after their node ran, or reminded of open ones, are told the way their Approval
+        node says (its type does it, with a context of the run, so credentials and the HTTP client are the run's)."""
         for task in tasks:
             cls = self.registry.get("approval")
             notify = getattr(cls, "notify_tasks", None)
@@ -90,7 +90,7 @@ class Flowboard:
                 return
             ctx = Context(run_id=task.run_id, flow_id=task.flow_id, node_id=task.node_id, node_name=task.node_id,
                           attempt=1, services=self.services, config_for=lambda item: None, cancelled=asyncio.Event())
-            await notify(ctx, [task])
+            await notify(ctx, [task], reminder=reminder)
 
     def _run_going(self, run_id: str) -> bool:
         """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""

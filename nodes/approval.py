@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
@@ -27,8 +28,9 @@ class FormField(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Key of the answer in the decision's "
                       "`fields`, e.g. `days`.")
     label: str = Field(min_length=1, description="What the approver reads, e.g. `Days granted`.")
-    type: Literal["text", "textarea", "number", "yes_no"] = Field("text", json_schema_extra={"widget": "select"},
-                                                                 description="Kind of answer.")
+    type: Literal["text", "textarea", "number", "yes_no"] = Field(
+        "text", description="Kind of answer.", json_schema_extra={"widget": "select", "enum_labels": [
+            "A short text", "A longer text", "A number", "Yes or no"]})
     required: bool = Field(False, description="The approver must fill it in.")
     default: str | int | float | bool | None = Field(None, description="Filled in beforehand, e.g. "
                                                      "`{{ item.days }}` for a correctable amount.")
@@ -59,11 +61,15 @@ class ApprovalConfig(_Strict):
     approvers: list[str] | str = Field(
         description="Who decides: user names (`ada` or `user:ada`), roles (`role:manager`: anyone with the role), "
                     "or an expression such as `{{ item.manager }}`; several separated by commas.")
-    rule: Literal["any", "all", "n_of_m", "sequence"] = Field(
-        "any", description="any: the first answer decides. all: everyone must approve. n_of_m: `needed` approvals "
-        "decide. sequence: one approver after the other, in the order listed.",
-        json_schema_extra={"widget": "select"})
-    needed: int = Field(2, ge=1, le=50, description="n_of_m: how many approvals are needed.")
+    rule: Literal["any", "n_of_m", "all", "sequence"] = Field(
+        "any", description="How their answers decide: the first answer of any one of them; a number of approvals "
+        "(set below); everyone's approval; or each approver in turn, in the order listed (the next is asked when "
+        "the one before approves).",
+        json_schema_extra={"widget": "select", "enum_labels": [
+            "Any one of them decides", "A number of them must agree", "All of them must agree",
+            "One after another, in order"]})
+    needed: int = Field(2, ge=1, le=50, description="When a number of them must agree: how many approvals are "
+                        "needed.")
     title: str = Field("Approval needed", min_length=1, description="What the task is called in the inbox, e.g. "
                        "`Vacation: {{ item.employee }}, {{ item.days }} days`.")
     message: str = Field("", description="What the approver reads; expressions allowed.",
@@ -82,6 +88,12 @@ class ApprovalConfig(_Strict):
     escalate_to: list[str] | str = Field(default_factory=list, description="At the deadline, hand the open tasks to "
                                          "these people or roles once (e.g. `role:director`) instead of timing out.")
     escalate_hours: float = Field(24, gt=0, le=24 * 365, description="Hours the escalation people have.")
+    remind_before_hours: float | None = Field(None, gt=0, le=24 * 365, description="Remind the approvers who have "
+                                              "not answered this many hours before the deadline (e.g. `4`); empty: "
+                                              "no such reminder. Needs a deadline.")
+    remind_every_hours: float | None = Field(None, gt=0, le=24 * 365, description="Remind the approvers who have "
+                                             "not answered every this many hours (e.g. `24`) until they answer or "
+                                             "the deadline passes; empty: no repeated reminder.")
     notify: list[Notice] = Field(default_factory=list, description="Tell each approver, with their own one-click "
                                  "links (a button per outcome): by chat, by email, or both.",
                                  json_schema_extra={"widget": "union"})
@@ -108,7 +120,16 @@ class ApprovalConfig(_Strict):
                 and not any("{{" in a for a in self.approvers) and self.needed > len(self.approvers):
             raise ValueError(f"needed is {self.needed}, but only {len(self.approvers)} approvers are listed")
         if self.rule in ("all", "n_of_m", "sequence") and "approve" not in self.outcomes:
-            raise ValueError(f"the rule {self.rule} counts approvals: keep approve among the outcomes")
+            rule = {"all": "All of them must agree", "n_of_m": "A number of them must agree",
+                    "sequence": "One after another, in order"}[self.rule]
+            raise ValueError(f"the rule '{rule}' counts approvals: keep approve among the outcomes")
+        if self.remind_before_hours is not None:
+            if self.deadline_hours is None:
+                raise ValueError("remind before hours needs a deadline: set deadline hours, or use remind every "
+                                 "hours instead")
+            if self.remind_before_hours >= self.deadline_hours:
+                raise ValueError(f"remind before hours ({self.remind_before_hours:g}) must be less than deadline "
+                                 f"hours ({self.deadline_hours:g}), or the reminder would come before the request")
         return self
 
 
@@ -171,7 +192,9 @@ class Approval(NodeType):
                 data=data, approvers=approvers, rule=cfg.rule, needed=cfg.needed if cfg.rule == "n_of_m" else 1,
                 outcomes=cfg.outcomes, requester=cfg.requester.strip() or None,
                 due=now + cfg.deadline_hours * 3600 if cfg.deadline_hours else None,
-                escalate_to=_names(cfg.escalate_to), escalate_after=cfg.escalate_hours * 3600)
+                escalate_to=_names(cfg.escalate_to), escalate_after=cfg.escalate_hours * 3600,
+                remind_before=cfg.remind_before_hours * 3600 if cfg.remind_before_hours else None,
+                remind_every=cfg.remind_every_hours * 3600 if cfg.remind_every_hours else None)
             asked += 1
             for task in tasks if cfg.notify else []:
                 _notices(ctx, cfg.notify, task, cfg.message, shown, index, chats, emails)
@@ -184,9 +207,9 @@ class Approval(NodeType):
         return Suspend(None, data={"approval": {"requests": asked, "title": config.title}})
 
     @classmethod
-    async def notify_tasks(cls, ctx: Context, tasks: list[Any]) -> None:
-        """Tell the approvers of tasks made after the node ran (the next of a sequence, an escalation) the way the
-        node's `notify` says, from what each task keeps."""
+    async def notify_tasks(cls, ctx: Context, tasks: list[Any], reminder: bool = False) -> None:
+        """Tell the approvers of tasks made after the node ran (the next of a sequence, an escalation), or remind
+        them of open tasks (`reminder`), the way the node's `notify` says, from what each task keeps."""
         chats: list[ChatConfig] = []
         emails: list[EmailConfig] = []
         for task in tasks:
@@ -194,7 +217,7 @@ class Approval(NodeType):
             notices = [_NOTICE.validate_python(n) for n in show.get("notify") or []]
             if notices:
                 _notices(ctx, notices, task, str(show.get("message") or ""), dict(show.get("fields") or {}),
-                         task.item_index, chats, emails)
+                         task.item_index, chats, emails, reminder)
         if chats:
             await post_messages(ctx, chats)
         if emails:
@@ -215,9 +238,14 @@ class Approval(NodeType):
 
 
 def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: dict[str, Any], index: int,
-             chats: list[ChatConfig], emails: list[EmailConfig]) -> None:
-    """The messages that tell one task's approver, each with their own links (one button per outcome)."""
+             chats: list[ChatConfig], emails: list[EmailConfig], reminder: bool = False) -> None:
+    """The messages that tell one task's approver, each with their own links (one button per outcome). A reminder
+    says so in its title and first line."""
     recipient = task.assignees[0]
+    title = f"Reminder: {task.title}" if reminder else task.title
+    if reminder:
+        due = f" Please answer before {_when(task.due)}." if task.due else ""
+        message = f"This request is still waiting for your answer.{due}" + (f"\n\n{message}" if message else "")
     who = recipient[5:] if recipient.lower().startswith("user:") else recipient
     links = [(o.replace("_", " ").capitalize(), ctx.approvals.link(task.id, recipient, task.due, o), o)
              for o in task.outcomes]
@@ -225,7 +253,7 @@ def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: d
     styles = {"approve": "primary", "reject": "danger"}
     for notice in notices:
         if isinstance(notice, ChatNotice):
-            chats.append(ChatConfig(service=notice.service, credential=notice.credential, title=task.title,
+            chats.append(ChatConfig(service=notice.service, credential=notice.credential, title=title,
                                     message=(message + "\n\n" if message else "") + f"For {who}.",
                                     details=details, buttons=[{"title": t, "url": u, "style": styles.get(o, "default")}
                                                               for t, u, o in links]))
@@ -240,11 +268,18 @@ def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: d
                                for t, u, _o in links)
             text = "\n".join(f"{t}: {u}" for t, u, _o in links)
             emails.append(EmailConfig(
-                credential=notice.credential, sender=notice.sender, to=address, subject=task.title,
+                credential=notice.credential, sender=notice.sender, to=address, subject=title,
                 text=(message + "\n\n" if message else "") + text + "\n\nNothing is recorded until you "
                 "press a button on the page the link opens.\n",
                 html=f"<p>{_e(message)}</p><table>{rows}</table><p>{buttons}</p><p style='color:#666'>Each link is "
                      "yours alone. Nothing is recorded until you press a button on the page it opens.</p>"))
+
+
+def _when(at: float) -> str:
+    """`10:42 (UTC)` today, else `2026-11-28 10:42 (UTC)`: the server cannot know the reader's time zone."""
+    moment = datetime.fromtimestamp(at, UTC)
+    today = moment.date() == datetime.now(UTC).date()
+    return moment.strftime("%H:%M (UTC)" if today else "%Y-%m-%d %H:%M (UTC)")
 
 
 def _e(value: Any) -> str:

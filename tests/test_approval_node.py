@@ -275,3 +275,42 @@ async def test_the_next_of_a_sequence_and_the_escalation_people_are_told_too(fb:
         texts = [p["attachments"][0]["text"] for _r, _q, p in chat.received]
         assert [t.split("\n\n")[1] for t in texts[2:]] == ["For carol.", "For role:director."]
         assert open_tasks(fb, escalating)[0].assignees == ["role:director"]
+
+
+async def test_reminders_come_through_the_same_channel_with_fresh_links(fb: Flowboard) -> None:
+    from .chatservers import ChatServer
+
+    fb.start_triggers()  # the deadline and reminder timer
+    async with ChatServer() as chat:
+        fb.store.set_credential("hook", "chat_webhook", {"url": chat.url("/mattermost")})
+        run_id = await start(fb, approvers="ada", deadline_hours=1, remind_every_hours=0.0001,  # 0.36 s
+                             notify=[{"via": "chat", "service": "mattermost", "credential": "hook"}])
+        for _ in range(400):
+            if len(chat.received) >= 2:
+                break
+            await asyncio.sleep(0.025)
+        [task] = open_tasks(fb, run_id)
+        await fb.approvals.decide(task.id, "approve", "ada", roles=[])
+        texts = [p["attachments"][0]["text"] for _r, _q, p in chat.received]
+        titles = [p["attachments"][0]["title"] for _r, _q, p in chat.received]
+    assert titles[:2] == ["Vacation: grace", "Reminder: Vacation: grace"]
+    assert texts[1].startswith("This request is still waiting for your answer. Please answer before ")
+    assert "For ada." in texts[1] and "/decide/" in texts[1]
+    out = await finished(fb, run_id)
+    assert out["approve"][0]["approval"]["decided_by"] == ["ada"]
+    assert "reminded" in [e.event for e in fb.approvals.store.log(task.id)]
+
+
+def test_reminder_mistakes_are_caught_before_the_run() -> None:
+    from flowboard.engine import build_plan
+    from flowboard.registry import default_registry
+
+    for config, expected in (({"approvers": ["a"], "remind_before_hours": 2},
+                              "remind before hours needs a deadline"),
+                             ({"approvers": ["a"], "remind_before_hours": 2, "deadline_hours": 2},
+                              r"remind before hours \(2\) must be less than deadline hours \(2\)")):
+        data = {"id": "x", "name": "x", "nodes": [{"id": "start", "type": "trigger.manual"},
+                                                  {"id": "a", "type": "approval", "config": config}],
+                "edges": [{"source": "start", "target": "a"}]}
+        with pytest.raises(FlowInvalid, match=expected):
+            build_plan(parse_flow(data), default_registry())

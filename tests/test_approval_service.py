@@ -206,3 +206,110 @@ async def test_a_decision_before_the_wait_is_recorded_resumes_the_run_once_it_is
     await svc.decide(task.id, "approve", "ada", roles=[])  # returns at once; the resume is tried again meanwhile
     await asyncio.wait_for(runs.event.wait(), timeout=10)
     assert refusals == [] and runs.resumed[0][2]["decisions"]["0"]["outcome"] == "approve"
+
+
+@pytest.mark.parametrize(("every", "before", "due", "after", "expected"), [
+    (None, None, 100.0, 0.0, None),  # no reminders
+    (10.0, None, None, 0.0, 10.0),  # every 10 s, no deadline
+    (10.0, None, 100.0, 95.0, None),  # the next would come at the deadline: none
+    (None, 30.0, 100.0, 0.0, 70.0),  # 30 s before the deadline
+    (None, 30.0, 100.0, 70.0, None),  # sent already
+    (None, 30.0, None, 0.0, None),  # before a deadline there is not
+    (50.0, 30.0, 100.0, 0.0, 50.0),  # whichever comes first
+    (50.0, 30.0, 100.0, 50.0, 70.0),
+    (50.0, 30.0, 100.0, 70.0, None),  # every: 120 is past the deadline
+])
+def test_when_the_next_reminder_comes(every: float | None, before: float | None, due: float | None, after: float,
+                                      expected: float | None) -> None:
+    from flowboard.approvals import reminder_due
+
+    assert reminder_due({"remind_every": every, "remind_before": before}, due, after) == expected
+
+
+async def test_reminders_tell_the_open_assignees_again_until_they_answer(service: Any) -> None:
+    """The timer wakes for a reminder (no polling), tells only the task still open, records it in the log and on the
+    task (the inbox counts it), and stops once the task is decided."""
+    svc, _runs = service
+    told: list[tuple[list[str], bool]] = []
+
+    async def notifier(tasks: list[Any], reminder: bool) -> None:
+        told.extend((t.assignees, reminder) for t in tasks)
+
+    svc.notifier = notifier
+    svc.start()
+    ada, bob = await ask(svc, ["user:ada", "user:bob"], rule="all", remind_every=0.2, due=time.time() + 3600)
+    assert ada.remind_at is not None and ada.remind_at <= time.time() + 0.2
+    await svc.decide(bob.id, "approve", "bob", roles=[])
+    for _ in range(200):
+        if len(told) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    assert told[:2] == [(["user:ada"], True)] * 2, "only ada, who has not answered, is reminded, again and again"
+    task = svc.store.get(ada.id)
+    assert len(task.data["request"]["reminded"]) >= 2 and task.remind_at is not None
+    assert svc.store.get(bob.id).remind_at is None
+    assert [e.event for e in svc.store.log(ada.id)][:3] == ["created", "reminded", "reminded"]
+    await svc.decide(ada.id, "approve", "ada", roles=[])
+    count = len(told)
+    await asyncio.sleep(0.5)
+    assert len(told) == count and svc.store.get(ada.id).remind_at is None
+    assert svc.store.verify().ok, svc.store.verify().problems
+
+
+async def test_a_reminder_survives_a_restart(tmp_path: Path) -> None:
+    """The next reminder is a column of the task: a new service on the same database reminds at that time."""
+    store = Store(data_dir=tmp_path)
+    first = ApprovalService(ApprovalStore(store.engine), Runs().resume)
+    [task] = await ask(first, ["user:ada"], remind_before=3599.7, due=time.time() + 3600)
+    await first.stop()
+    second = ApprovalService(ApprovalStore(store.engine), Runs().resume)
+    told = asyncio.Event()
+
+    async def notifier(tasks: list[Any], reminder: bool) -> None:
+        assert reminder and [t.id for t in tasks] == [task.id]
+        told.set()
+
+    second.notifier = notifier
+    second.start()
+    try:
+        await asyncio.wait_for(told.wait(), timeout=10)
+        assert second.store.get(task.id).remind_at is None, "one reminder before the deadline, then no more"
+    finally:
+        await second.stop()
+        store.close()
+
+
+async def test_an_escalation_and_the_next_in_a_sequence_get_reminders_of_their_own(service: Any) -> None:
+    svc, _runs = service
+    [task] = await ask(svc, ["user:ada"], due=time.time() - 1, escalate_to=["role:director"], escalate_after=3600,
+                       remind_before=600)
+    await svc.expire()
+    escalated = svc.store.get(task.id)
+    assert escalated.assignees == ["role:director"] and escalated.due is not None
+    assert escalated.remind_at == pytest.approx(escalated.due - 600)
+    first, = await ask(svc, ["user:ada", "user:bob"], rule="sequence", run_id="r3", remind_every=60)
+    await svc.decide(first.id, "approve", "ada", roles=[])
+    [second] = svc.store.list_tasks(run_id="r3", status="open")
+    assert second.assignees == ["user:bob"] and second.remind_at == pytest.approx(time.time() + 60, abs=5)
+
+
+async def test_an_approver_hands_a_task_on(service: Any) -> None:
+    svc, runs = service
+    told: list[list[str]] = []
+
+    async def notifier(tasks: list[Any], reminder: bool) -> None:
+        told.extend(t.assignees for t in tasks)
+
+    svc.notifier = notifier
+    [task] = await ask(svc, ["user:ada"])
+    with pytest.raises(NotAllowed, match=r"^bob is not among the people who may hand this task on"):
+        await svc.hand_on(task.id, ["bob"], "bob", roles=[])
+    with pytest.raises(ApprovalError, match="cannot hand the task to themselves"):
+        await svc.hand_on(task.id, ["user:ada"], "ada", roles=[])
+    handed = await svc.hand_on(task.id, ["bob"], "ada", "on leave tomorrow", roles=[])
+    assert handed.assignees == ["bob"] and told == [["bob"]]
+    with pytest.raises(NotAllowed):
+        await svc.decide(task.id, "approve", "ada", roles=[])
+    await svc.decide(task.id, "approve", "bob", roles=[])
+    assert runs.resumed[0][2]["decisions"]["0"]["decided_by"] == ["bob"]
+    assert [e.event for e in svc.store.log(task.id)] == ["created", "reassigned", "decided"]

@@ -47,6 +47,13 @@ _PAST = {"approve": "approved", "reject": "rejected"}
 _AWAY = "approval_out_of_office"  # settings key: {user: {"delegate": name, "until": epoch seconds or None}}
 
 
+class Keep:
+    """Leave the value as it is (`reassign(remind_at=KEEP)`)."""
+
+
+KEEP = Keep()
+
+
 class ApprovalError(FlowboardError):
     """A task operation was refused; the message says why in plain words."""
 
@@ -89,6 +96,7 @@ class Task:
     created: float
     updated: float
     decided: float | None
+    remind_at: float | None = None  # when its assignees are reminded next (open tasks with reminders)
 
     @property
     def overdue(self) -> bool:
@@ -172,7 +180,7 @@ class ApprovalStore:
     def create(self, *, flow_id: str, run_id: str, node_id: str, title: str, assignees: Sequence[str],
                outcomes: Sequence[str] = ("approve", "reject"), data: Any = None, requester: str | None = None,
                due: float | None = None, item_index: int = 0, actor: str = "flowboard",
-               task_id: str | None = None) -> Task:
+               task_id: str | None = None, remind_at: float | None = None) -> Task:
         outcomes = [o for o in (str(o).strip() for o in outcomes) if o]
         if not outcomes:
             raise ApprovalError("a task needs at least one outcome, such as approve")
@@ -181,7 +189,7 @@ class ApprovalStore:
                "item_index": item_index, "title": title, "data": data, "outcomes": list(outcomes),
                "assignees": [str(a) for a in assignees], "requester": requester, "due": due, "status": OPEN,
                "decision": None, "responder": None, "comment": "", "fields": {}, "channel": None, "created": now,
-               "updated": now, "decided": None}
+               "updated": now, "decided": None, "remind_at": remind_at}
         with self._write() as conn:
             conn.execute(approval_tasks_t.insert().values(**row))
             self._append(conn, row["id"], "created", actor, now,
@@ -212,7 +220,7 @@ class ApprovalStore:
             if refusal:
                 raise NotAllowed(refusal)
             values = {"status": DECIDED, "decision": outcome, "responder": responder, "comment": comment,
-                      "fields": fields or {}, "channel": channel, "decided": now, "updated": now}
+                      "fields": fields or {}, "channel": channel, "decided": now, "updated": now, "remind_at": None}
             done = conn.execute(approval_tasks_t.update()
                                 .where(approval_tasks_t.c.id == task_id, approval_tasks_t.c.status == OPEN)
                                 .values(**values))
@@ -223,8 +231,9 @@ class ApprovalStore:
             return _replace(task, **values)
 
     def reassign(self, task_id: str, assignees: Sequence[str], by: str, reason: str = "", *,
-                 due: float | None = None, data: Any = None) -> Task:
-        """Hand an open task to other people or roles (delegation, escalation), with a new deadline if `due`."""
+                 due: float | None = None, data: Any = None, remind_at: float | Keep | None = KEEP) -> Task:
+        """Hand an open task to other people or roles (delegation, escalation), with a new deadline if `due` (and
+        its next reminder if `remind_at` is given)."""
         assignees = [str(a).strip() for a in assignees if str(a).strip()]
         if not assignees:
             raise ApprovalError("name at least one person or role to hand the task to")
@@ -239,8 +248,26 @@ class ApprovalStore:
                 values["due"] = content["due"] = due
             if data is not None:
                 values["data"] = data
+            if not isinstance(remind_at, Keep):
+                values["remind_at"] = remind_at
             conn.execute(approval_tasks_t.update().where(approval_tasks_t.c.id == task_id).values(**values))
             self._append(conn, task_id, "reassigned", by or "flowboard", now, content)
+            return _replace(task, **values)
+
+    def reminded(self, task_id: str, next_at: float | None, data: Any = None, now: float | None = None
+                 ) -> Task | None:
+        """Record that an open task's assignees were reminded (a log entry), and when the next reminder is due
+        (None: no more). None when the task is no longer open (decided meanwhile: nobody is reminded)."""
+        now = time.time() if now is None else now
+        with self._write() as conn:
+            task = self._get(conn, task_id)
+            if task.status != OPEN:
+                return None
+            values: dict[str, Any] = {"remind_at": next_at, "updated": now}
+            if data is not None:
+                values["data"] = data
+            conn.execute(approval_tasks_t.update().where(approval_tasks_t.c.id == task_id).values(**values))
+            self._append(conn, task_id, "reminded", "flowboard", now, {"to": task.assignees, "next": next_at})
             return _replace(task, **values)
 
     def close(self, task_id: str, status: str, by: str = "flowboard", reason: str = "") -> Task:
@@ -253,9 +280,9 @@ class ApprovalStore:
             if task.status != OPEN:
                 raise AlreadyClosed(f"already {task.describe()}")
             conn.execute(approval_tasks_t.update().where(approval_tasks_t.c.id == task_id)
-                         .values(status=status, decided=now, updated=now))
+                         .values(status=status, decided=now, updated=now, remind_at=None))
             self._append(conn, task_id, status, by, now, {"reason": reason})
-            return _replace(task, status=status, decided=now, updated=now)
+            return _replace(task, status=status, decided=now, updated=now, remind_at=None)
 
     # -- out of office -------------------------------------------------------------------------------------------------
 
@@ -334,12 +361,25 @@ class ApprovalStore:
             return [_task(row._mapping) for row in conn.execute(query)]
 
     def next_due(self) -> float | None:
-        """The earliest deadline of an open task (what the deadline timer sleeps until)."""
+        """The earliest deadline or reminder of an open task (what the deadline timer sleeps until): two indexed
+        lookups."""
         t = approval_tasks_t
         with self.engine.connect() as conn:
-            value = conn.execute(sa.select(sa.func.min(t.c.due)).where(t.c.status == OPEN, t.c.due.is_not(None))
-                                 ).scalar()
-        return None if value is None else float(value)
+            due = conn.execute(sa.select(sa.func.min(t.c.due)).where(t.c.status == OPEN, t.c.due.is_not(None))
+                               ).scalar()
+            remind = conn.execute(sa.select(sa.func.min(t.c.remind_at))
+                                  .where(t.c.status == OPEN, t.c.remind_at.is_not(None))).scalar()
+        times = [float(v) for v in (due, remind) if v is not None]
+        return min(times) if times else None
+
+    def reminders_due(self, now: float | None = None, limit: int = 1000) -> list[Task]:
+        """Open tasks whose next reminder has come, earliest first."""
+        t = approval_tasks_t
+        now = time.time() if now is None else now
+        query = (sa.select(t).where(t.c.status == OPEN, t.c.remind_at.is_not(None), t.c.remind_at <= now)
+                 .order_by(t.c.remind_at).limit(limit))
+        with self.engine.connect() as conn:
+            return [_task(row._mapping) for row in conn.execute(query)]
 
     def log(self, task_id: str | None = None) -> list[LogEntry]:
         query = sa.select(approval_log_t).order_by(approval_log_t.c.seq)

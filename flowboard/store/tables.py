@@ -219,7 +219,8 @@ class ApprovalTaskRow(SQLModel, table=True):
 
     __tablename__ = "approval_tasks"
     __table_args__ = (sa.Index("ix_approval_tasks_status_due", "status", "due"),
-                      sa.Index("ix_approval_tasks_run", "run_id", "node_id"))
+                      sa.Index("ix_approval_tasks_run", "run_id", "node_id"),
+                      sa.Index("ix_approval_tasks_status_remind", "status", "remind_at"))
 
     id: str = Field(primary_key=True, max_length=32)
     flow_id: str = Field(max_length=64, index=True)
@@ -232,6 +233,7 @@ class ApprovalTaskRow(SQLModel, table=True):
     assignees: Any = _json(nullable=False)  # who may decide: "user:ada", "role:approver" (a bare name is a user)
     requester: str | None = Field(default=None, max_length=200)  # who asked; never allowed to decide
     due: float | None = _time(nullable=True)
+    remind_at: float | None = _time(nullable=True)  # when the open task's assignees are reminded next
     status: str = Field(max_length=16)  # open, decided, timed_out, cancelled
     decision: str | None = Field(default=None, max_length=64)  # the outcome chosen
     responder: str | None = Field(default=None, max_length=200)

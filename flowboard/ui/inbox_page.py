@@ -96,7 +96,11 @@ class InboxPage:
                         ui.label(str(key)).classes("font-medium text-grey-8")
                         ui.label("" if value is None else str(value)).style("word-break: break-word")
             meta = f"Asked {ago(task.created)}" + (f" by {task.requester}" if task.requester else "")
-            ui.label(meta).classes("fb-small")
+            reminded = _reminded(task)
+            if reminded and task.status == OPEN:
+                meta += (f" · reminded {len(reminded)} time{'s' if len(reminded) > 1 else ''}, last "
+                         f"{ago(reminded[-1])}")
+            ui.label(meta).classes("fb-small").mark(f"meta:{task.id}")
             if task.status != OPEN:
                 ui.label(f"This request was {task.describe()}." + (f" Comment: {task.comment}" if task.comment
                                                                      else "")).classes("text-sm text-grey-8")
@@ -121,6 +125,13 @@ class InboxPage:
                     ui.button(WORDS.get(outcome, outcome.replace("_", " ").capitalize()),
                               on_click=lambda o=outcome: self.decide(task, o, comment.value, answers)) \
                         .props(f"unelevated no-caps color={color}").mark(f"decide:{task.id}:{outcome}")
+            with ui.expansion("Hand it to someone else").classes("w-full text-sm").props("dense") \
+                    .mark(f"hand-on:{task.id}"):
+                to = ui.input("Who decides instead", placeholder="a user name, e.g. grace, or a role, e.g. "
+                              "role:manager").classes("w-full").mark(f"hand-to:{task.id}")
+                reason = ui.input("Why (optional)").classes("w-full")
+                ui.button("Hand on", on_click=lambda: self.hand_on(task, to.value, reason.value)) \
+                    .props("outline no-caps").mark(f"hand:{task.id}")
 
     async def decide(self, task: Task, outcome: str, comment: str, answers: dict[str, Any]) -> None:
         assert self.principal is not None
@@ -136,6 +147,31 @@ class InboxPage:
             return
         ui.notify(f"Recorded: {done.describe()}", type="positive")
         self.show(self.which)
+
+
+    async def hand_on(self, task: Task, to: str, reason: str) -> None:
+        assert self.principal is not None
+        names = [n.strip() for n in (to or "").split(",") if n.strip()]
+        if not names:
+            ui.notify("Write who decides instead: a user name such as grace, or a role such as role:manager.",
+                      type="warning")
+            return
+        try:
+            handed = await self.fb.approvals.hand_on(task.id, names, self.principal.name, (reason or "").strip(),
+                                                     roles=[r.value for r in self.principal.roles])
+        except ApprovalError as exc:
+            text = str(exc)
+            ui.notify(text[:1].upper() + text[1:], type="warning", multi_line=True)
+            self.show(self.which)
+            return
+        ui.notify(f"Handed to {', '.join(handed.assignees)}: it is theirs to decide now.", type="positive")
+        self.show(self.which)
+
+
+def _reminded(task: Task) -> list[float]:
+    request = task.data.get("request") if isinstance(task.data, dict) else None
+    times = request.get("reminded") if isinstance(request, dict) else None
+    return [float(t) for t in times if isinstance(t, int | float)] if isinstance(times, list) else []
 
 
 def _when(ts: float) -> str:
