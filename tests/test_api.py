@@ -11,12 +11,10 @@ import re
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,8 @@ from flowboard.engine import RunStatus, Step, StepStatus
 from flowboard.model import dump_flow, parse_flow
 from flowboard.store import NotFound, SqlRecorder, Store, hash_api_key
 
-from .clihelp import env_for, flowboard
+from . import serve
+from .clihelp import flowboard
 from .jsoncorpus import BAD_JSON
 from .test_store import MakeStore, make_store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
@@ -38,12 +37,16 @@ API = "/api/v1"
 # -- the server ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    base: str
-    key: str
-    data_dir: Path
-    log: Path
+class Server(serve.Server):
+    """The shared `flowboard serve` (tests/serve.py), with the admin API key made before it started."""
+
+    def __init__(self, data_dir: Path, key: str) -> None:
+        super().__init__(data_dir)
+        self.key = key
+
+    @property
+    def base(self) -> str:
+        return self.url
 
     def client(self, key: str | None = None, **headers: str) -> httpx.Client:
         given = {"X-API-Key": key if key is not None else self.key} if key != "" else {}
@@ -67,31 +70,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()
     assert re.fullmatch(r"fb_[A-Za-z0-9_\-]{43}", key), made.stdout
-    port = free_port()
-    log = data_dir / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser",
-                                 "--data-dir", str(data_dir)], env=env_for(data_dir), stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, f"the server stopped:\n{log.read_text()}"
-        try:
-            if httpx.get(base + "/openapi.json", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"the server did not answer:\n{log.read_text()}"
-        time.sleep(0.1)
-    yield Server(base, key, data_dir, log)
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    errors = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not errors, "the server logged errors:\n" + log.read_text()
+    served = Server(data_dir, key)
+    yield served
+    served.stop()
+    assert not served.errors(), "the server logged errors:\n" + served.output
 
 
 @pytest.fixture

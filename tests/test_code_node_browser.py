@@ -11,7 +11,8 @@ import pytest
 from flowboard.model import Flow
 from flowboard.store import Store
 from tests.browser import browser, require_chromium  # noqa: F401
-from tests.test_editor_browser import Server, node
+from tests.serve import Server
+from tests.test_editor_browser import node
 
 pytestmark = pytest.mark.browser
 

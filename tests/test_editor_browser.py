@@ -7,54 +7,17 @@ runs it, reads the output, exports it and imports it back. Any browser console e
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser import ROOT, browser, center, free_port, mouse_drag, require_chromium  # noqa: F401
+from tests.browser import browser, center, mouse_drag, require_chromium  # noqa: F401
+from tests.serve import Server
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 15_000  # ms
-
-
-class Server:
-    """`flowboard serve` on a free port with its own data folder."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output = ""
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser",
-             "--data-dir", str(data_dir)], cwd=data_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        deadline = time.monotonic() + 90  # a busy machine can take a while to import and bind
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"the server did not start:\n{self.output}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.output, _ = self.process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.output, _ = self.process.communicate()
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,7 @@ The run ends, the balance in the table changes (or not), the decision is on reco
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,8 +24,9 @@ import pytest
 
 from flowboard.demo import DemoServer
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium
-from .clihelp import env_for, flowboard
+from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from .clihelp import flowboard
+from .serve import Server
 
 pytestmark = pytest.mark.browser
 
@@ -60,47 +57,6 @@ def stand_ins() -> Iterator[DemoServer]:
             time.sleep(1)
     yield server
     server.stop()
-
-
-class Server:
-    """`flowboard serve` on `data_dir` (a free port, links pointing at it); `kill()` is a `kill -9`."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = data_dir / f"server-{self.port}.log"
-        env = {**env_for(data_dir), "FLOWBOARD_PUBLIC_URL": self.url}
-        with self.log.open("w") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser"],
-                cwd=data_dir, env=env, stdout=out, stderr=out)
-        deadline = time.monotonic() + 90  # a busy machine can take a while to import and bind
-        while True:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.1)
-
-    def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(20)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def errors(self) -> list[str]:
-        return [line for line in self.log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
 
 
 class Office:

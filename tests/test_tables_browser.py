@@ -14,7 +14,7 @@ from flowboard.datatables import Condition
 from flowboard.store import Store
 from flowboard.store.datatables import DataTables
 from tests.browser import browser, require_chromium  # noqa: F401
-from tests.test_editor_browser import Server
+from tests.serve import Server
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 15_000
@@ -42,8 +42,7 @@ def tab(browser: Any, server: Server) -> Any:  # noqa: F811
 
 
 def tables_of(server: Server) -> DataTables:
-    data_dir = Path(server.process.args[server.process.args.index("--data-dir") + 1])  # type: ignore[union-attr]
-    return DataTables(Store(f"sqlite:///{data_dir / 'flowboard.db'}", data_dir=data_dir).engine)
+    return DataTables(Store(f"sqlite:///{server.data_dir / 'flowboard.db'}", data_dir=server.data_dir).engine)
 
 
 def eventually(check: Any, timeout: float = 10) -> Any:

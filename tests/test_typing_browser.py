@@ -18,7 +18,8 @@ from flowboard.model import Flow
 from flowboard.registry import default_registry
 from flowboard.store import Store
 from tests.browser import browser, require_chromium  # noqa: F401
-from tests.test_editor_browser import Server, node
+from tests.serve import Server
+from tests.test_editor_browser import node
 
 pytestmark = pytest.mark.browser
 SKIP_TYPES = {"trigger.error"}  # has no text fields to type in

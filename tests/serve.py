@@ -1,0 +1,73 @@
+"""`flowboard serve` in a subprocess, as a person starts it: the one helper the browser and API tests share.
+
+    server = Server(data_dir)            # a free port, its own data folder, links (FLOWBOARD_PUBLIC_URL) pointing at it
+    server.url                           # "http://127.0.0.1:<port>"
+    server.kill()                        # kill -9 (a crash); Server(data_dir) again is the restart
+    server.stop()                        # SIGTERM, then SIGKILL after 20 s
+    server.errors()                      # the ERROR lines and tracebacks of its log (tests assert there are none)
+
+The server's output goes to a file in the data folder (a pipe could fill and block it); `output` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from .browser import free_port
+from .clihelp import env_for
+
+
+class Server:
+    """`flowboard serve` on `data_dir` and a free port, answering `/healthz` when the constructor returns."""
+
+    def __init__(self, data_dir: Path, *, timeout: float = 90) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir / f"server-{self.port}.log"
+        env = {**env_for(data_dir), "FLOWBOARD_PUBLIC_URL": self.url}
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser",
+                 "--data-dir", str(data_dir)], cwd=data_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout  # a busy machine can take a while to import and bind
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server stopped:\n{self.output}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the server did not answer within {timeout:.0f} s:\n{self.output}")
+            time.sleep(0.1)
+
+    @property
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def kill(self) -> None:
+        """A crash: SIGKILL, nothing is cleaned up."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(20)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def errors(self) -> list[str]:
+        return [line for line in self.output.splitlines() if " ERROR " in line or "Traceback" in line]
