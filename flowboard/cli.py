@@ -206,6 +206,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(go())
     print(json.dumps(result.summary(), indent=2, ensure_ascii=False, default=str))
+    if result.status.value == "waiting":
+        if is_file:
+            print("The run waits (for a person's approval or a timer), but a run of a flow file is not kept, so it "
+                  f"cannot go on. Store the flow first (flowboard import {args.flow}) and run it by its name.",
+                  file=sys.stderr)
+            return EXIT_RUN_FAILED
+        print("The run waits (for a person's approval or a timer). It goes on by itself once that is answered, "
+              "while `flowboard serve` runs (approvers answer in their inbox).", file=sys.stderr)
+        return EXIT_OK
     return EXIT_OK if result.status.value == "succeeded" else EXIT_RUN_FAILED
 
 

@@ -19,6 +19,7 @@ the real service is a change of its URL (and credential) only.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import threading
 import time
@@ -186,7 +187,7 @@ class DemoServer:
         config = uvicorn.Config(create_demo_app(self.state), host="127.0.0.1", port=port, log_level="warning",
                                 access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="flowboard-demo", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="flowboard-demo", daemon=True)
         self.smtp_port = smtp_port
         self.smtp: Any = None
 
@@ -210,6 +211,10 @@ class DemoServer:
                 raise RuntimeError(f"the stand-ins could not start on 127.0.0.1:{self.port} (is the port taken?)")
             time.sleep(0.05)
         return self
+
+    def _serve(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind; start() says so in words
+            self.server.run()
 
     def stop(self) -> None:
         """Stop what was started (safe to call after a failed start, and twice)."""

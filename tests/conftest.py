@@ -12,6 +12,7 @@ from flowboard.model import parse_flow
 from flowboard.registry import Registry, load_builtins
 
 from . import testnodes
+from .serve import stand_ins  # noqa: F401  (flowboard demo's stand-ins, a module fixture)
 
 IN_CI = bool(os.environ.get("CI"))
 

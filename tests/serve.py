@@ -7,6 +7,8 @@
     server.errors()                      # the ERROR lines and tracebacks of its log (tests assert there are none)
 
 The server's output goes to a file in the data folder (a pipe could fill and block it); `output` reads it.
+
+`stand_ins` (a module fixture) runs `flowboard demo`'s stand-in APIs and mail catcher on their fixed ports.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
+
+from flowboard.demo import DemoServer
 
 from .browser import free_port
 from .clihelp import env_for
@@ -71,3 +77,22 @@ class Server:
 
     def errors(self) -> list[str]:
         return [line for line in self.output.splitlines() if " ERROR " in line or "Traceback" in line]
+
+
+@pytest.fixture(scope="module")
+def stand_ins() -> Iterator[DemoServer]:
+    """The stand-in APIs (8091) and the mail catcher (2525) the business flows call. Other test modules (and other
+    test processes) use the same fixed ports, so wait a while for them to be free rather than fail at once."""
+    deadline = time.monotonic() + 120
+    while True:
+        server = DemoServer()
+        try:
+            server.start()
+            break
+        except (RuntimeError, OSError):
+            server.stop()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    yield server
+    server.stop()

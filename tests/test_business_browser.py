@@ -19,7 +19,7 @@ import pytest
 from flowboard.demo import DemoServer
 
 from .clihelp import flowboard, result_json
-from .test_people_browser import PASSWORDS, Chromium, Office, chromium, sign_in, stand_ins  # noqa: F401
+from .test_people_browser import PASSWORDS, Chromium, Office, chromium, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.browser
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from flowboard.datatables import Condition
 from flowboard.demo import DemoServer
@@ -107,13 +104,6 @@ async def test_vacation_request_end_to_end(tmp_path: Path, stand_ins: DemoServer
         await fb.aclose()
 
 
-@pytest.fixture(scope="module")
-def stand_ins() -> Iterator[DemoServer]:
-    """`flowboard demo`'s stand-in APIs on their port (8091), which the business flows call."""
-    with DemoServer() as server:
-        yield server
-
-
 async def test_invoice_approval_routes_by_the_rules_table(tmp_path: Path, stand_ins: DemoServer) -> None:
     """Below the threshold one approver; above it two of three. Approved invoices are booked in accounting and the
     requester told; a rejection comes back with the comment; changing a rule row changes the next invoice's route."""
@@ -175,6 +165,43 @@ async def test_invoice_approval_routes_by_the_rules_table(tmp_path: Path, stand_
                              {"amount is greater than or equal to": 20_000})
         again = await submit("INV-4", 12_000)
         assert [t.assignees for t in fb.approvals.store.list_tasks(run_id=again)] == [["grace"]]
+    finally:
+        await fb.aclose()
+
+
+async def test_invoice_approval_by_flowboard_run_waits_for_its_approver(tmp_path: Path, stand_ins: DemoServer) -> None:
+    """`flowboard run` of the stored flow parks the run for grace and says so (not an error); the run of the bare file
+    cannot be kept waiting and says how to store it. grace's answer finishes the stored run."""
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    stand_ins.state.reset()
+    fb = Flowboard(data_dir=tmp_path)
+    prepare(fb)
+    fb.store.close()
+    invoice = json.dumps({"number": "INV-7", "supplier": "Paper & Co", "amount": 800, "description": "paper",
+                          "department": "office", "requester": "eve", "requester_email": "eve@example.com"})
+    bare = flowboard(tmp_path, "run", str(FLOWS / "invoice-approval.json"), "--input", invoice)
+    assert bare.returncode == 1 and result_json(bare)["status"] == "waiting"
+    assert "a run of a flow file is not kept" in bare.stderr and "flowboard import" in bare.stderr
+    assert flowboard(tmp_path, "import", str(FLOWS / "invoice-approval.json")).returncode == 0
+    stored = flowboard(tmp_path, "run", "invoice-approval", "--input", invoice)
+    assert stored.returncode == 0, stored.stderr
+    assert "The run waits" in stored.stderr and "inbox" in stored.stderr
+    run_id = result_json(stored)["run_id"]
+
+    fb = Flowboard(data_dir=tmp_path)
+    try:
+        fb.approvals.start()
+        (task,) = fb.approvals.store.list_tasks(run_id=run_id)
+        assert task.assignees == ["grace"]
+        await fb.approvals.decide(task.id, "approve", "grace")
+        for _ in range(200):
+            if fb.store.get_run(run_id).status.finished:
+                break
+            await asyncio.sleep(0.05)
+        assert fb.store.get_run(run_id).status.value == "succeeded"
+        assert [e["invoice"] for e in stand_ins.state.entries] == ["INV-7"]
     finally:
         await fb.aclose()
 

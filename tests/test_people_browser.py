@@ -39,26 +39,6 @@ PASSWORDS = {"grace": "grace-decides-1", "ada": "ada-asks-for-1", "boss": "boss-
 USERS = (("boss", ["admin"]), ("grace", ["approver", "requester"]), ("ada", ["requester"]))
 
 
-@pytest.fixture(scope="module")
-def stand_ins() -> Iterator[DemoServer]:
-    """The mail catcher (2525) and the stand-in APIs (8091). Other test modules use the same fixed ports, so wait for
-    them to be free a while rather than fail at once."""
-    require_chromium()
-    deadline = time.monotonic() + 120
-    while True:
-        server = DemoServer()
-        try:
-            server.start()
-            break
-        except (RuntimeError, OSError):
-            server.stop()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(1)
-    yield server
-    server.stop()
-
-
 class Office:
     """One data folder, set up like a person would, with its server and an admin API key for the checks."""
 
