@@ -129,29 +129,39 @@ def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, d
     assert not wrong, wrong
 
 
-def test_drag_a_field_from_the_input_into_a_form_field(tab: Any, server: Server, data_dir: Path) -> None:
-    """Mapping data without typing: after a run, the fields coming in are chips; one dropped on a field writes the
-    expression that reads it."""
+@pytest.mark.parametrize("where", ["inspector", "node view"])
+def test_drag_a_field_from_the_input_into_a_form_field(tab: Any, server: Server, data_dir: Path, where: str) -> None:
+    """Mapping data without typing: after a run, the fields coming in are chips (above the form beside the canvas,
+    in the input column of the node view); one dropped on a field writes the expression that reads it."""
     page = tab
+    flow_id = "mapping-" + where.replace(" ", "-")
     store = Store(data_dir=data_dir)
-    store.save_flow(Flow.model_validate({"id": "mapping", "name": "Mapping", "nodes": [
+    store.save_flow(Flow.model_validate({"id": flow_id, "name": f"Mapping in the {where}", "nodes": [
         {"id": "manual", "type": "trigger.manual", "config": {"items": [{"employee": "ada", "days": 3}]}},
         {"id": "set", "type": "data.set", "position": {"x": 300, "y": 0},
          "config": {"fields": [{"name": "who", "value": ""}]}}],
         "edges": [{"source": "manual", "target": "set"}]}), None)
-    page.goto(server.url + "/flow/mapping")
+    page.goto(server.url + f"/flow/{flow_id}")
     page.wait_for_function("window.__flowboardCanvasReady === true")
     page.get_by_role("button", name="Run").click()
     node(page, "set").locator(".fb-badge-succeeded").wait_for()
-    node(page, "set").click()
-    chip = page.locator(".fb-field-chip", has_text="employee")
+    if where == "inspector":
+        node(page, "set").click()
+        chip = page.locator(".fb-input-fields .fb-field-chip", has_text="employee")
+    else:
+        node(page, "set").dblclick()
+        chip = page.locator(".fb-node-view .fb-nv-col .fb-field-chip", has_text="employee")
     chip.wait_for()
     target = page.locator('.fb-inspector input[data-loc="fields[0].value"]')
     chip.drag_to(target)
     page.wait_for_timeout(500)
+    if where == "node view":
+        page.screenshot(path=str(data_dir / "node-view.png"))
+        page.keyboard.press("Escape")
+        page.locator(".fb-node-view").wait_for(state="detached")
     page.locator(".fb-flow-wrap").click(position={"x": 30, "y": 700})
     page.keyboard.press("Control+s")
     page.get_by_text("Saved as version 2.").wait_for()
-    config = store.get_flow("mapping").flow.node("set").config
+    config = store.get_flow(flow_id).flow.node("set").config
     store.close()
     assert config["fields"][0] == {"name": "who", "value": "{{ item.employee }}"}

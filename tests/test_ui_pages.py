@@ -337,6 +337,7 @@ async def test_inspector_checks_config_on_the_server_and_edits_settings(user: Us
     with user.scope(marker="panel:parameters"):
         user.find(marker="input:fields[0].name").clear()
         await user.should_see(marker="error:fields[0].name")
+    user.find(marker="tab:settings").click()  # drawn when first shown
     with user.scope(marker="panel:settings"):
         user.find(marker="input:retries").type("2")
         user.find(marker="input:name").clear().type("Greeter")
@@ -516,6 +517,36 @@ async def test_run_this_node_reuses_earlier_outputs(user: User, app: Flowboard) 
     first_steps = app.store.get_steps(first.id)
     assert steps["manual"].started == first_steps["manual"].started  # reused, not run again
     assert second.output == [{"name": "Ada", "greeting": "Hi Ada"}, {"name": "Bob", "greeting": "Hi Bob"}]
+
+
+async def test_node_view_shows_input_fields_form_and_output_and_running_the_node_updates_it(
+        user: User, app: Flowboard) -> None:
+    app.save_flow(simple_flow(), None)
+    await user.open("/flow/greet")
+    user.find(marker="canvas").trigger("open", {"id": "set"})  # a double click on the node
+    await user.should_see(marker="node-view:form")
+    with user.scope(marker="node-view:input"):
+        await user.should_see(marker="input:none")  # no run yet: it says how to get input
+    with user.scope(marker="node-view:output"):
+        await user.should_see("No output yet")
+    user.find(marker="run-node").click()
+    with user.scope(marker="node-view:output"):  # the node's output, at once, without another click
+        await user.should_see(marker="table:output:main")
+        assert [r["c1"] for r in one(user, "table:output:main").rows] == ["Hello Ada", "Hello Bob"]
+    with user.scope(marker="node-view:input"):  # the fields coming in, ready to drag into the form
+        await user.should_see(marker="schema:input:main")
+        await user.should_see(marker="input-field:name")
+        one(user, "mode:input").value = "table"
+        await user.should_see(marker="table:input:main")
+    with user.scope(marker="node-view:form"):
+        one(user, "expr:fields[0].value").value = "Hi {{ item.name }}"
+    user.find(marker="run-node").click()
+    await until(lambda: len(finished_runs(app, "greet")) == 2)
+    with user.scope(marker="node-view:output"):
+        await until(lambda: [r["c1"] for r in one(user, "table:output:main").rows] == ["Hi Ada", "Hi Bob"])
+    user.find(marker="node-view-close").click()
+    await user.should_not_see(marker="node-view:form")
+    await user.should_see(marker="tab:data")  # back beside the canvas, the node still selected
 
 
 async def test_stop_cancels_a_running_test_run(user: User, app: Flowboard) -> None:

@@ -1,7 +1,9 @@
-"""A node's part in a run: state, timing, attempts, error, and its input and output items as a table or as JSON."""
+"""A node's part in a run: state, timing, attempts, error, and its input and output items as a table, as JSON or
+as their fields (schema). Fields can be chips to drag into a form field: the drop writes the expression reading it."""
 
 from __future__ import annotations
 
+import html
 import json
 import weakref
 from collections.abc import Callable
@@ -12,6 +14,7 @@ from nicegui import Client, context, ui
 from ..engine import Step
 from ..engine.lineage import sources_of
 from .layout import duration, status_chip
+from .run_data import field_values
 
 Items = list[dict[str, Any]]
 SHOWN = 100  # items drawn per port; the JSON view and the count say how many there are
@@ -24,6 +27,15 @@ CSS = """
   letter-spacing: .05em; }
 .fb-data pre.fb-json { background: #f6f7f9; border: 1px solid #e3e6ec; border-radius: 6px; padding: 8px;
   font-size: 12px; max-height: 360px; overflow: auto; margin: 0; white-space: pre-wrap; word-break: break-word; }
+.fb-data .fb-items-table { max-height: 480px; }
+.fb-data .fb-items-table thead tr th { position: sticky; top: 0; z-index: 1; }
+.fb-data .fb-schema td { font-size: 12px; padding: 2px 6px; vertical-align: top; }
+.fb-data .fb-schema td.fb-kind { color: #4b5563; white-space: nowrap; }
+.fb-data .fb-schema td.fb-example { font-family: ui-monospace, monospace; color: #374151; max-width: 220px;
+  overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.fb-field-chip { font-family: ui-monospace, monospace; font-size: 12px; padding: 1px 8px; border-radius: 10px;
+  background: #eef2ff; color: #3730a3; border: 1px solid #c7d2fe; cursor: grab; user-select: none;
+  display: inline-block; }
 .fb-data .fb-err { background: #fef2f2; border: 1px solid #fecaca; color: #991b1b; border-radius: 6px;
   padding: 8px 10px; font-size: 12.5px; white-space: pre-wrap; word-break: break-word; }
 """
@@ -50,8 +62,11 @@ def items_table(items: Items, mark: str, sources: list[str] | None = None) -> No
     rows = [{"_i": n + 1, **({"_from": sources[n] if n < len(sources) else ""} if sources else {}),
              **{f"c{i}": cell(item.get(k)) for i, k in enumerate(keys) if isinstance(item, dict)}}
             for n, item in enumerate(shown)]
-    ui.table(columns=columns, rows=rows, row_key="_i").props("dense flat bordered wrap-cells=false") \
-        .classes("w-full").mark(f"table:{mark}")
+    # Virtual scroll: the browser draws the rows in view only (a node view with 1,000 items opens at once).
+    ui.table(columns=columns, rows=rows, row_key="_i") \
+        .props("dense flat bordered wrap-cells=false virtual-scroll :virtual-scroll-item-size=26 "
+               ":virtual-scroll-sticky-size-start=26") \
+        .classes("w-full fb-items-table").mark(f"table:{mark}")
     if len(items) > SHOWN:
         ui.label(f"Showing the first {SHOWN} of {len(items)} items; the JSON view has them all.").classes("fb-small")
 
@@ -65,17 +80,68 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-_modes: weakref.WeakKeyDictionary[Client, str] = weakref.WeakKeyDictionary()
+def field_chip(path: str) -> ui.label:
+    """A field of the items coming in (`.email`, `.team.name`) as a chip to drag into a form field: the drop
+    writes `{{ item.email }}`, so mapping data needs no typing."""
+    name = path.lstrip(".")
+    expression = f"{{{{ item{path} }}}}"
+    chip = ui.label(name).classes("fb-field-chip").mark(f"input-field:{name}")
+    chip.props(f'draggable=true tabindex=0 role=button aria-label="Field {html.escape(name)}: drag into a field '
+               'to use it"')
+    chip.tooltip(f"Drag into a field: writes {expression}")
+    chip.on("dragstart", js_handler=f"(e) => {{ e.dataTransfer.setData('text/plain', {json.dumps(expression)}); "
+                                    "e.dataTransfer.effectAllowed = 'copy'; }")
+    return chip
+
+
+def kind_of(value: Any) -> str:
+    """A value's kind in plain words."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "yes/no"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return f"list of {len(value)}"
+    return "group of fields"
+
+
+def items_schema(items: Items, mark: str, draggable: bool) -> None:
+    """The items' fields (from the first few items): name, kind and the first item's value."""
+    rows = [(path, kind_of(value), "" if isinstance(value, dict) or value is None else cell(value))
+            for path, value in field_values(items).items()]
+    with ui.element("table").classes("fb-schema w-full").mark(f"schema:{mark}"):
+        for path, kind, example in rows:
+            depth = path.count(".") + path.count("[") - 1
+            with ui.element("tr"):
+                with ui.element("td").style(f"padding-left: {6 + 14 * depth}px"):
+                    if draggable:
+                        field_chip(path)
+                    else:
+                        ui.label(path.lstrip(".")).classes("fb-field-chip").style("cursor: default")
+                ui.element("td").classes("fb-kind")._props["innerText"] = kind
+                ui.element("td").classes("fb-example")._props["innerText"] = "" if example is None else str(example)
+
+
+MODES = {"table": "Table", "json": "JSON", "schema": "Fields"}
+_modes: weakref.WeakKeyDictionary[Client, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 class ItemsView:
-    """Items per port with a Table / JSON switch shared by every port of one view; the choice is kept per tab."""
+    """Items per port with a Table / JSON / Fields switch shared by every port of one view; the choice is kept per
+    browser tab and view (`mark`). `draggable`: the Fields view's chips can be dragged into form fields."""
 
     def __init__(self, title: str, ports: dict[str, Items], mark: str, empty: str,
-                 sources: dict[str, list[str]] | None = None) -> None:
+                 sources: dict[str, list[str]] | None = None, *, default: str = "table",
+                 draggable: bool = False) -> None:
         self.ports = ports
         self.sources = sources or {}
         self.mark = mark
+        self.default = default
+        self.draggable = draggable
         self.client = context.client
         total = sum(len(v) for v in ports.values())
         with ui.column().classes("w-full gap-1"):
@@ -84,7 +150,7 @@ class ItemsView:
                 ui.label(f"{total} item{'s' if total != 1 else ''}").classes("fb-small").mark(f"count:{mark}")
                 ui.space()
                 if total:
-                    ui.toggle({"table": "Table", "json": "JSON"}, value=self.mode, on_change=self._switch) \
+                    ui.toggle(MODES, value=self.mode, on_change=self._switch) \
                         .props("dense no-caps size=sm unelevated toggle-color=primary").mark(f"mode:{mark}")
             self.body = ui.column().classes("w-full gap-2")
         if not total:
@@ -95,10 +161,10 @@ class ItemsView:
 
     @property
     def mode(self) -> str:
-        return _modes.get(self.client, "table")
+        return _modes.get(self.client, {}).get(self.mark, self.default)
 
     def _switch(self, e: Any) -> None:
-        _modes[self.client] = e.value
+        _modes.setdefault(self.client, {})[self.mark] = e.value
         self.render()
 
     def render(self) -> None:
@@ -112,6 +178,8 @@ class ItemsView:
                     ui.label("no items").classes("fb-small")
                 elif self.mode == "json":
                     items_json(items, f"{self.mark}:{port}")
+                elif self.mode == "schema":
+                    items_schema(items, f"{self.mark}:{port}", self.draggable)
                 else:
                     items_table(items, f"{self.mark}:{port}", self.sources.get(port))
 
@@ -124,38 +192,53 @@ def logs_view(lines: list[str]) -> None:
             .classes("w-full").mark("data:logs")
 
 
+def step_state(step: Step | None, *, not_run: str, actions: Callable[[], None] | None = None) -> None:
+    """State line (with `actions`, buttons such as pin), then the error and what the node printed."""
+    with ui.row().classes("w-full items-center gap-2"):
+        if step is None:
+            ui.label(not_run).classes("fb-muted").mark("data:none")
+        else:
+            status_chip(step.status.value)
+            ui.label(duration(step.started, step.finished)).classes("fb-small").mark("data:duration")
+            if step.attempt > 1:
+                ui.label(f"attempt {step.attempt}").classes("fb-small").mark("data:attempts")
+        ui.space()
+        if actions is not None:
+            actions()
+    if step is None:
+        return
+    if step.error:
+        error = step.error
+        where = []
+        if error.get("item_index") is not None:
+            where.append(f"item {error['item_index'] + 1}")
+        if error.get("field"):
+            where.append(f"field {error['field']}")
+        text = error.get("message", "failed") + (f" ({', '.join(where)})" if where else "")
+        ui.label(text).classes("fb-err w-full").mark("data:error")
+    if step.logs:
+        logs_view(step.logs)
+
+
+def input_view(inputs: dict[str, Items], *, default: str = "table", draggable: bool = False) -> ItemsView:
+    return ItemsView("Input", inputs, "input", "No input items (a trigger gets the run's input).",
+                     default=default, draggable=draggable)
+
+
+def output_view(step: Step, inputs: dict[str, Items], *, default: str = "table") -> ItemsView:
+    return ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.",
+                     source_labels(step, inputs), default=default)
+
+
 def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
               actions: Callable[[], None] | None = None) -> None:
     """State line, error, then input and output items. `actions` draws buttons (pin, run) in the state line."""
     ui.add_css(CSS)
     with ui.column().classes("fb-data w-full gap-3"):
-        with ui.row().classes("w-full items-center gap-2"):
-            if step is None:
-                ui.label(not_run).classes("fb-muted").mark("data:none")
-            else:
-                status_chip(step.status.value)
-                ui.label(duration(step.started, step.finished)).classes("fb-small").mark("data:duration")
-                if step.attempt > 1:
-                    ui.label(f"attempt {step.attempt}").classes("fb-small").mark("data:attempts")
-            ui.space()
-            if actions is not None:
-                actions()
-        if step is None:
-            return
-        if step.error:
-            error = step.error
-            where = []
-            if error.get("item_index") is not None:
-                where.append(f"item {error['item_index'] + 1}")
-            if error.get("field"):
-                where.append(f"field {error['field']}")
-            text = error.get("message", "failed") + (f" ({', '.join(where)})" if where else "")
-            ui.label(text).classes("fb-err w-full").mark("data:error")
-        if step.logs:
-            logs_view(step.logs)
-        ItemsView("Input", inputs, "input", "No input items (a trigger gets the run's input).")
-        ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.",
-                  source_labels(step, inputs))
+        step_state(step, not_run=not_run, actions=actions)
+        if step is not None:
+            input_view(inputs)
+            output_view(step, inputs)
 
 
 def source_labels(step: Step, inputs: dict[str, Items]) -> dict[str, list[str]]:

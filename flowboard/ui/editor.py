@@ -42,6 +42,8 @@ CSS = """
 .fb-editor-head .fb-title input { font-size: 16px; font-weight: 600; }
 .fb-dirty { width: 9px; height: 9px; border-radius: 50%; background: #f59e0b; }
 .fb-side { width: 400px; min-width: 400px; border-left: 1px solid #e3e6ec; background: #fff; overflow-y: auto; }
+.fb-side.fb-side-wide { position: absolute; inset: 0; width: auto; min-width: 0; z-index: 20; border-left: none;
+  overflow: hidden; }
 """
 LEAVE_GUARD = "window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };"
 
@@ -86,7 +88,7 @@ class Editor:
         with ui.column().classes("w-full h-screen gap-0 no-wrap"):
             frame("flows")
             self._header()
-            with ui.row().classes("w-full grow no-wrap gap-0 min-h-0"):
+            with ui.row().classes("w-full grow no-wrap gap-0 min-h-0 relative"):
                 with ui.element("div").classes("grow h-full relative min-w-0"):
                     nodes, edges = self.sync.graph(self.flow)
                     self.canvas = FlowCanvas(self.catalog, nodes, edges, on_change=self._canvas_changed,
@@ -94,7 +96,7 @@ class Editor:
                                              on_save=lambda: self.save(), on_run=lambda: self.runs.run_flow()) \
                         .classes("absolute-full").mark("canvas")
                     self.paint_status()
-                with ui.column().classes("fb-side h-full gap-0 no-wrap").mark("side"):
+                with ui.column().classes("fb-side h-full gap-0 no-wrap").mark("side") as self.side:
                     self.inspector = Inspector(self.state, self)
                     self.panel_box = ui.column().classes("w-full gap-0")
                     with self.panel_box:
@@ -225,7 +227,7 @@ class Editor:
             self.canvas.select(ids[0] if ids else None)
 
     def _canvas_open(self, e: GenericEventArguments) -> None:
-        self.inspector.tab = "parameters"
+        self.state.node_view = True
         self._show(e.args.get("id"))
 
     def _show(self, node_id: str | None) -> None:
@@ -234,6 +236,10 @@ class Editor:
             self._unmerged_selection = node_id  # a node the canvas just made: its change event follows
             node_id = None
         self.selected = node_id
+        if node_id is None:
+            self.state.node_view = False
+        self.side.classes(add="fb-side-wide" if self.state.node_view else "",
+                          remove="" if self.state.node_view else "fb-side-wide")
         self.panel_box.set_visibility(node_id is None)
         self.state.notify("selection")
 
@@ -244,6 +250,10 @@ class Editor:
 
     def deselect(self) -> None:
         self.select(None)
+
+    def node_view(self, open: bool) -> None:
+        self.state.node_view = open and self.selected is not None
+        self._show(self.selected)
 
     # -- runs -------------------------------------------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ class EditorState:
     version: int = 0  # the stored version the working copy started from
     dirty: bool = False  # differs from that version
     selected: str | None = None  # the node shown in the inspector
+    node_view: bool = False  # the inspector is open over the canvas: input | form | output
     last_run: RunView | None = None  # the last test run (its data feeds previews and the data tabs)
     running: bool = False  # a test run is going on
     live: Statuses = field(default_factory=dict)  # its node states so far
@@ -70,6 +71,10 @@ class EditorActions(Protocol):
     def update_flow(self, **changes: Any) -> None: ...
 
     def select(self, node_id: str | None) -> None: ...
+
+    def node_view(self, open: bool) -> None:
+        """Open the selected node's view over the canvas (input, form, output side by side), or close it."""
+        ...
 
     def run_flow(self) -> Awaitable[None]: ...
 

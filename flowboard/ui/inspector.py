@@ -1,4 +1,8 @@
-"""The editor's right-hand inspector for one node: Parameters, Settings and its data from the last run.
+"""The editor's inspector for one node: Parameters, Settings and its data from the last run.
+
+Two layouts of the same panel: beside the canvas (tabs Parameters, Settings, Data), and the node view over the canvas
+(`state.node_view`): the items coming in on the left (their fields ready to drag into the form), the form in the
+middle, the node's output on the right, so running the node shows its output at once.
 
 Both forms are generated (ConfigForm): the node type's config model, and NodeSettings plus the node's name. Every
 change is checked on the server with the models themselves and the messages go back to their fields.
@@ -7,8 +11,7 @@ change is checked on the server with the models themselves and the messages go b
 from __future__ import annotations
 
 import copy
-import html
-import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
@@ -18,7 +21,8 @@ from .. import expressions
 from ..errors import ExpressionError, format_loc, problems_from_validation
 from ..model import Node, NodeSettings
 from ..sdk import Category, NodeType
-from .data_view import step_view
+from .data_view import CSS as DATA_CSS
+from .data_view import field_chip, input_view, output_view, step_state, step_view
 from .forms import ConfigForm, errors_from_validation
 from .run_data import paths
 
@@ -33,8 +37,11 @@ CSS = """
 .fb-inspector .q-tab-panel { padding: 14px 16px 24px; }
 .fb-settings-form .fb-fx { display: none; }
 .fb-input-fields { margin-bottom: 10px; }
-.fb-field-chip { font-family: ui-monospace, monospace; font-size: 12px; padding: 1px 8px; border-radius: 10px;
-  background: #eef2ff; color: #3730a3; border: 1px solid #c7d2fe; cursor: grab; user-select: none; }
+.fb-nv-body { flex: 1 1 0; min-height: 0; }
+.fb-nv-col { width: 30%; min-width: 0; height: 100%; overflow: auto; padding: 12px 16px 24px; background: #f8fafc; }
+.fb-nv-mid { width: 40%; min-width: 0; height: 100%; overflow: auto; background: #fff;
+  border-left: 1px solid #e3e6ec; border-right: 1px solid #e3e6ec; }
+.fb-nv-head { border-bottom: 1px solid #e3e6ec; }
 """
 _NAME = {"type": "string", "title": "Name", "maxLength": 200,
          "description": "Shown on the canvas and usable in expressions as `nodes['Name']`. Empty: the type's title."}
@@ -86,9 +93,12 @@ class Inspector:
         self.node_id: str | None = None
         self.form: ConfigForm | None = None
         self.settings_form: ConfigForm | None = None
-        self.data_panel: ui.column | None = None
+        self.data_panel: ui.column | None = None  # the Data tab, or the node view's output column
+        self.input_panel: ui.column | None = None  # the node view's input column
         ui.add_css(CSS)
-        self.root = ui.column().classes("fb-inspector w-full gap-0")
+        ui.add_css(DATA_CSS)
+        self.root = ui.column().classes("fb-inspector w-full gap-0 no-wrap").mark("inspector")
+        self.root.on("keydown.esc", self._escape)
         state.subscribe("selection", lambda: self.show(state.selected))
         state.subscribe("run", self.refresh_data)
 
@@ -100,36 +110,93 @@ class Inspector:
         self.node_id = node_id
         self.root.clear()
         self.form = self.settings_form = None
+        self.data_panel = self.input_panel = None
         node = self.node
+        wide = self.state.node_view and node is not None
+        self.root.classes(add="h-full fb-node-view" if wide else "", remove="" if wide else "h-full fb-node-view")
         if node is None:
             self.node_id = None
             return
         cls = self.state.registry.get(node.type, node.version)
         with self.root:
+            if wide:
+                self._node_view(node, cls)
+                return
             self._head(node, cls)
             with ui.tabs().classes("w-full") \
                     .props("dense align=left active-color=primary indicator-color=primary") as tabs:
                 ui.tab("parameters", "Parameters").mark("tab:parameters")
                 ui.tab("settings", "Settings").mark("tab:settings")
                 ui.tab("data", "Data").mark("tab:data")
-            tabs.set_value(self.tab)
-            tabs.on_value_change(self._tab_changed)
-            ui.separator()
-            with ui.tab_panels(tabs, value=self.tab, animated=False, keep_alive=False).classes("w-full"):
-                with ui.tab_panel("parameters").mark("panel:parameters"):
-                    if cls is None:
-                        ui.label(f"Unknown node type {node.type!r}: install the package that provides it.") \
-                            .classes("text-negative")
-                    else:
-                        self._parameters(node, cls)
-                with ui.tab_panel("settings").mark("panel:settings"):
-                    self._settings(node)
-                with ui.tab_panel("data").mark("panel:data"):
-                    self.data_panel = ui.column().classes("w-full gap-2")
-                    self.refresh_data()
+            self._panels(node, cls, tabs, data=True)
 
-    def _tab_changed(self, e: Any) -> None:
-        self.tab = e.value
+    def _panels(self, node: Node, cls: type[NodeType] | None, tabs: ui.tabs, *, data: bool) -> None:
+        """The tab panels; each is drawn when first shown (a node with many items opens faster)."""
+
+        def parameters() -> None:
+            if cls is None:
+                ui.label(f"Unknown node type {node.type!r}: install the package that provides it.") \
+                    .classes("text-negative")
+            else:
+                self._parameters(node, cls, chips=data)
+
+        def data_tab() -> None:
+            self.data_panel = ui.column().classes("w-full gap-2")
+            self.refresh_data()
+
+        builders: dict[str, Callable[[], None]] = {"parameters": parameters, "settings": lambda: self._settings(node)}
+        if data:
+            builders["data"] = data_tab
+        tab = self.tab if self.tab in builders else "parameters"
+        panels: dict[str, ui.tab_panel] = {}
+
+        def build(name: str) -> None:
+            panel = panels.get(name)
+            if panel is not None and not panel.default_slot.children:
+                with panel:
+                    builders[name]()
+
+        def changed(e: Any) -> None:
+            self.tab = e.value
+            build(e.value)
+
+        tabs.set_value(tab)
+        tabs.on_value_change(changed)
+        ui.separator()
+        with ui.tab_panels(tabs, value=tab, animated=False, keep_alive=False).classes("w-full"):
+            for name in builders:
+                panels[name] = ui.tab_panel(name).mark(f"panel:{name}")
+        build(tab)
+
+    def _node_view(self, node: Node, cls: type[NodeType] | None) -> None:
+        """Input items | form | output items, over the whole canvas."""
+        with ui.row().classes("fb-nv-head w-full items-center no-wrap gap-2 px-4 py-2"):
+            ui.icon(cls.icon if cls else "help_outline", size="24px").classes("text-primary")
+            with ui.column().classes("grow gap-0 min-w-0"):
+                ui.label(self.state.name_of(node)).classes("font-semibold text-base ellipsis") \
+                    .mark("inspector:name")
+                ui.label(cls.description if cls and cls.description else (cls.title if cls else node.type)) \
+                    .classes("fb-small ellipsis")
+            ui.button("Run this node", icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
+                .props("unelevated no-caps dense color=primary").classes("px-3").mark("run-node") \
+                .tooltip("Run this node with the earlier nodes' last output, and show its output on the right")
+            ui.button(icon="close_fullscreen", on_click=lambda: self.actions.node_view(False)) \
+                .props('flat round dense aria-label="Back to the canvas"') \
+                .mark("node-view-close").tooltip("Back to the canvas (Esc)")
+        with ui.row().classes("fb-nv-body w-full no-wrap gap-0"):
+            self.input_panel = ui.column().classes("fb-nv-col fb-data gap-2 no-wrap").mark("node-view:input")
+            with ui.column().classes("fb-nv-mid gap-0 no-wrap").mark("node-view:form"):
+                with ui.tabs().classes("w-full") \
+                        .props("dense align=left active-color=primary indicator-color=primary") as tabs:
+                    ui.tab("parameters", "Parameters").mark("tab:parameters")
+                    ui.tab("settings", "Settings").mark("tab:settings")
+                self._panels(node, cls, tabs, data=False)
+            self.data_panel = ui.column().classes("fb-nv-col fb-data gap-2 no-wrap").mark("node-view:output")
+        self.refresh_data()
+
+    def _escape(self) -> None:
+        if self.state.node_view:
+            self.actions.node_view(False)
 
     def _head(self, node: Node, cls: type[NodeType] | None) -> None:
         with ui.row().classes("w-full items-center no-wrap gap-2 px-4 pt-3 pb-1"):
@@ -141,6 +208,9 @@ class Inspector:
             ui.button(icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
                 .props('flat round dense color=primary aria-label="Run this node"') \
                 .mark("run-node").tooltip("Run this node (reuses the last run's earlier outputs)")
+            ui.button(icon="open_in_full", on_click=lambda: self.actions.node_view(True)) \
+                .props('flat round dense aria-label="Open the node view"').mark("node-view-open") \
+                .tooltip("Open the node view: input, settings and output side by side (or double-click the node)")
             ui.button(icon="close", on_click=lambda: self.actions.select(None)) \
                 .props('flat round dense aria-label="Close the node"') \
                 .tooltip("Close")
@@ -149,11 +219,11 @@ class Inspector:
 
     # -- parameters -------------------------------------------------------------------------------------------------
 
-    def _parameters(self, node: Node, cls: type[NodeType]) -> None:
+    def _parameters(self, node: Node, cls: type[NodeType], *, chips: bool) -> None:
         state = self.state
         last = state.last_run
         names = last.field_names(state.flow, state.registry, node.id) if last else []
-        if cls.category is not Category.trigger:
+        if chips and cls.category is not Category.trigger:
             self._input_fields(node)
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
                                field_names=names, preview=self._preview, credentials=self.actions.credential_names,
@@ -176,14 +246,7 @@ class Inspector:
             ui.label("Fields coming in: drag one into a field below").classes("fb-small")
             with ui.row().classes("w-full gap-1"):
                 for path in fields:
-                    expression = f"{{{{ item{path} }}}}"
-                    chip = ui.label(path.lstrip(".")).classes("fb-field-chip").mark(f"input-field:{path.lstrip('.')}")
-                    chip.props('draggable=true tabindex=0 role=button')
-                    chip.props(f'aria-label="Field {html.escape(path.lstrip("."))}: drag into a field to use it"')
-                    chip.tooltip(f"Drag into a field: writes {expression}")
-                    chip.on("dragstart", js_handler=f"(e) => {{ e.dataTransfer.setData('text/plain', "
-                                                    f"{json.dumps(expression)}); e.dataTransfer.effectAllowed = "
-                                                    "'copy'; }")
+                    field_chip(path)
 
     def _config_changed(self, value: dict[str, Any]) -> None:
         node = self.node
@@ -239,22 +302,47 @@ class Inspector:
         inputs = last.inputs_of(state.flow, node.id) if last else {}
         cls = state.registry.get(node.type, node.version)
         trigger = cls is not None and cls.category is Category.trigger
+
+        def actions() -> None:
+            if trigger and step is not None and step.outputs:
+                items = next(iter(step.outputs.values()))
+                ui.button("Pin output", icon="push_pin", on_click=lambda: self._pin(items)) \
+                    .props("flat dense no-caps size=sm").mark("pin").tooltip("Start test runs with these items")
+
         self.data_panel.clear()
         with self.data_panel:
             if trigger and node.pinned is not None:
-                with ui.row().classes("w-full items-center gap-2 fb-pinned").mark("pinned"):
-                    ui.icon("push_pin", size="18px").classes("text-amber-8")
-                    ui.label(f"{len(node.pinned)} pinned item{'s' if len(node.pinned) != 1 else ''}: test runs "
-                             "start with them").classes("text-sm grow")
-                    ui.button("Unpin", on_click=lambda: self._pin(None)).props("flat dense no-caps").mark("unpin")
+                self._pinned(node.pinned)
+            if self.input_panel is None:
+                step_view(step, inputs, not_run="No data yet: run the flow, or this node (▶ above).", actions=actions)
+                return
+            if step is None:
+                ui.label("Output").classes("font-semibold text-sm")
+            step_state(step, not_run="No output yet: press Run this node (above) to see what it makes of its input.",
+                       actions=actions)
+            if step is not None:
+                output_view(step, inputs)
+        if self.input_panel.is_deleted:
+            return
+        self.input_panel.clear()
+        with self.input_panel:
+            if trigger:
+                ui.label("Input").classes("font-semibold text-sm")
+                ui.label("A trigger starts the flow: it has no input. Its test data is in the form, and what it "
+                         "passes on is on the right.").classes("fb-small")
+            elif last is None or not inputs:
+                ui.label("Input").classes("font-semibold text-sm")
+                ui.label("No input yet: run the flow (or Run this node) to see the items coming in; then drag a "
+                         "field from here into the form.").classes("fb-small").mark("input:none")
+            else:
+                input_view(inputs, default="schema", draggable=True)
 
-            def actions() -> None:
-                if trigger and step is not None and step.outputs:
-                    items = next(iter(step.outputs.values()))
-                    ui.button("Pin output", icon="push_pin", on_click=lambda: self._pin(items)) \
-                        .props("flat dense no-caps size=sm").mark("pin").tooltip("Start test runs with these items")
-
-            step_view(step, inputs, not_run="No data yet: run the flow, or this node (▶ above).", actions=actions)
+    def _pinned(self, pinned: list[dict[str, Any]]) -> None:
+        with ui.row().classes("w-full items-center gap-2 fb-pinned").mark("pinned"):
+            ui.icon("push_pin", size="18px").classes("text-amber-8")
+            ui.label(f"{len(pinned)} pinned item{'s' if len(pinned) != 1 else ''}: test runs "
+                     "start with them").classes("text-sm grow")
+            ui.button("Unpin", on_click=lambda: self._pin(None)).props("flat dense no-caps").mark("unpin")
 
     def _pin(self, items: list[dict[str, Any]] | None) -> None:
         node = self.node

@@ -106,19 +106,25 @@ class RunView:
 
 def paths(items: Items, depth: int = 3) -> list[str]:
     """`.email`, `.customer.name`, `['first name']` for the fields of the first few items."""
-    out: list[str] = []
+    return list(field_values(items, depth))
+
+
+def field_values(items: Items, depth: int = 3) -> dict[str, Any]:
+    """Each field path of the first few items (as `paths`) with its first value that is not empty."""
+    out: dict[str, Any] = {}
 
     def walk(value: Any, prefix: str, level: int) -> None:
         if not isinstance(value, dict) or level > depth:
             return
         for key, child in value.items():
             path = f"{prefix}.{key}" if _IDENT.match(str(key)) else f"{prefix}[{str(key)!r}]"
-            out.append(path)
+            if out.get(path) is None:
+                out[path] = child
             walk(child, path, level + 1)
 
     for item in items[:5]:
         walk(item, "", 1)
-    return list(dict.fromkeys(out))
+    return out
 
 
 def ancestors(flow: Flow, node_id: str) -> list[str]:
