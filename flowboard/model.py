@@ -105,6 +105,9 @@ class Flow(Strict):
     nodes: list[Node] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     settings: FlowSettings = Field(default_factory=FlowSettings)
+    connectors: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Only in an exported file: the OpenAPI connectors the flow's nodes use "
+        "(`document`, `source`, `server`), so the flow works where it is imported. Stored flows leave it out.")
 
     @field_validator("format")
     @classmethod
@@ -163,6 +166,8 @@ def dump_flow(flow: Flow) -> str:
         node["settings"] = {k: v for k, v in node["settings"].items() if v != NodeSettings.model_fields[k].default}
         if node["pinned"] is None:
             del node["pinned"]
+    if not data["connectors"]:
+        del data["connectors"]
     return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 

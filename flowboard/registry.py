@@ -23,6 +23,23 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[tuple[str, int], type[NodeType]] = {}
         self._latest: dict[str, int] = {}
+        #: Counts changes (a connector's node types added or removed), so what is built from the catalog is rebuilt.
+        self.generation = 0
+
+    def copy(self) -> Registry:
+        """A registry with the same node types, to which more can be added without changing this one (each
+        Flowboard adds its connectors' node types to its own copy)."""
+        other = Registry()
+        other._types = dict(self._types)
+        other._latest = dict(self._latest)
+        return other
+
+    def unregister(self, type_id: str) -> None:
+        """Forget every version of a node type (a connector's operation that was removed)."""
+        for key in [key for key in self._types if key[0] == type_id]:
+            del self._types[key]
+        self._latest.pop(type_id, None)
+        self.generation += 1
 
     def register(self, cls: type[NodeType]) -> type[NodeType]:
         for attr in ("type", "title", "category"):
@@ -34,6 +51,7 @@ class Registry:
                             f"{self._types[key].__module__} and {cls.__module__}")
         self._types[key] = cls
         self._latest[cls.type] = max(self._latest.get(cls.type, 0), cls.version)
+        self.generation += 1
         return cls
 
     def register_module(self, module: ModuleType) -> None:
@@ -78,6 +96,7 @@ def describe(cls: type[NodeType]) -> dict[str, Any]:
         "outputs": list(cls.outputs),
         "side_effects": cls.side_effects,
         "config_schema": cls.Config.model_json_schema(),
+        "group": getattr(cls, "group", "") or "",  # a connector's node types: the API's name (a palette section)
     }
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -291,6 +291,21 @@ class Context:
         self._pairs[id(item)] = (item, sources)
         return item
 
+    def delegate(self, config_for: Callable[[Any], Any],
+                 credential: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None) -> Context:
+        """A context for handing this step's work to another node type (an OpenAPI connector's operation runs the
+        HTTP request node): the same run, node, HTTP client and cancellation. `config_for` turns this node's config
+        (rendered for an item) into the other type's; `credential`, when given, turns a credential's fields (name,
+        fields) into the ones the other type reads. Printed lines are shared; say where output items came from on
+        this context (`paired`), not on the delegate."""
+        outer = self._config_for
+        services = self._services if credential is None else _MappedCredentials(self._services, credential)
+        ctx = Context(run_id=self.run_id, flow_id=self.flow_id, node_id=self.node_id, node_name=self.node_name,
+                      attempt=self.attempt, services=services, config_for=lambda item: config_for(outer(item)),
+                      cancelled=self.cancelled)
+        ctx.logs = self.logs
+        return ctx
+
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise asyncio.CancelledError()
@@ -373,6 +388,39 @@ class Services:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+
+
+class _MappedCredentials(Services):
+    """Another context's services, with each credential's fields mapped on the way (`Context.delegate`)."""
+
+    def __init__(self, inner: Services, mapping: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]):
+        super().__init__()
+        self._inner = inner
+        self._mapping = mapping
+
+    def http(self) -> httpx.AsyncClient:
+        return self._inner.http()
+
+    def database(self, url: str) -> sqlalchemy.Engine:
+        return self._inner.database(url)
+
+    async def credential(self, name: str) -> dict[str, Any]:
+        return await self._mapping(name, await self._inner.credential(name))
+
+    def code_runner(self) -> CodeRunner:
+        return self._inner.code_runner()
+
+    def tables(self, run_id: str) -> Tables:
+        return self._inner.tables(run_id)
+
+    def flows(self, run_id: str, node_id: str = "") -> Flows:
+        return self._inner.flows(run_id, node_id)
+
+    def approvals(self) -> Approvals:
+        return self._inner.approvals()
+
+    async def aclose(self) -> None:  # the inner services belong to someone else
+        return None
 
 
 def make_http_client() -> httpx.AsyncClient:

@@ -22,6 +22,7 @@ from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
 from .calls import CallChecks, FlowCalls
+from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
@@ -47,7 +48,8 @@ class Flowboard:
     def __init__(self, data_dir: Path | str | None = None, database: str | None = None,
                  registry: Registry | None = None, record: bool = True):
         self.data_dir = Path(data_dir) if data_dir else None
-        self.registry = registry or default_registry()
+        #: The node types: the installed ones plus this Flowboard's connectors (on its own copy of the registry).
+        self.registry = registry if registry is not None else default_registry().copy()
         self.store = Store(make_engine(database or database_url(self.data_dir)), data_dir=self.data_dir)
         self.approvals = ApprovalService(ApprovalStore(self.store.engine),  # approval tasks, decisions, deadlines
                                          links=Links(lambda: raw_key(self.store.data_dir)))
@@ -79,6 +81,8 @@ class Flowboard:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
         self._error_flows: set[asyncio.Task[Any]] = set()
+        self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
+        self.connectors.load_all()
 
     async def _notify_approvers(self, tasks: list[Any], reminder: bool = False) -> None:
         """Approvers of tasks made after their node ran, or reminded of open ones, are told the way their Approval
@@ -121,12 +125,21 @@ class Flowboard:
 
     def import_flow(self, text: str | bytes | dict[str, Any], *, new_id: bool = False) -> tuple[Flow, int]:
         """Import a flow file. Nothing is written unless the whole file is valid. An id already taken gets a new one,
-        and a name already taken gets "(copy)", so the list never shows two flows that look the same."""
-        flow = self.parse(text)
-        if new_id or self.store.flow_exists(flow.id):
-            flow = flow.model_copy(update={"id": uuid.uuid4().hex[:12]})
-        flow = flow.model_copy(update={"name": self.free_name(flow.name)})
-        return flow, self.store.save_flow(flow, expected_version=None, note="imported")
+        and a name already taken gets "(copy)", so the list never shows two flows that look the same. The OpenAPI
+        connectors an exported file carries are installed when this Flowboard has none of that name (an existing
+        one is kept as it is); a failed import takes them back."""
+        flow = parse_flow(text)
+        installed = self.connectors.install_from(flow) if flow.connectors else []
+        try:
+            flow = flow.model_copy(update={"connectors": {}})
+            build_plan(flow, self.registry)
+            if new_id or self.store.flow_exists(flow.id):
+                flow = flow.model_copy(update={"id": uuid.uuid4().hex[:12]})
+            flow = flow.model_copy(update={"name": self.free_name(flow.name)})
+            return flow, self.store.save_flow(flow, expected_version=None, note="imported")
+        except BaseException:
+            self.connectors.take_back(installed)
+            raise
 
     def free_name(self, name: str) -> str:
         """`name`, or `name (copy)`, `name (copy 2)`… whichever no stored flow has."""
@@ -138,7 +151,23 @@ class Flowboard:
         return candidate[:200]
 
     def export_flow(self, flow_id: str) -> str:
-        return dump_flow(self.store.get_flow(flow_id).flow)
+        """The flow file to share: the flow, with the documents of the OpenAPI connectors its nodes use (never a
+        credential: nodes name theirs, and the person importing adds their own)."""
+        flow = self.store.get_flow(flow_id).flow
+        connectors = self.connectors.for_export(flow)
+        return dump_flow(flow.model_copy(update={"connectors": connectors}) if connectors else flow)
+
+    def forget_plans(self) -> None:
+        """Node types changed (a connector was imported or removed): plans are compiled again when next needed, and
+        active flows that use a connector serve their newest version with the new node types."""
+        self._plans.clear()
+        for flow_id in list(self.triggers.active):
+            try:
+                flow = self.store.get_flow(flow_id).flow
+                if any(n.type.startswith("api.") for n in flow.nodes):
+                    self.activate(flow_id)
+            except Exception as exc:
+                log.warning("flow %s stays active with its previous node types: %s", flow_id, exc)
 
     def save_flow(self, flow: Flow, expected_version: int | None, note: str = "") -> int:
         version = self.store.save_flow(flow, expected_version=expected_version, note=note)

@@ -604,14 +604,15 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
 
 
 def _node_routes(r: APIRouter, fb: Flowboard) -> None:
-    catalog: list[bytes] = []
+    catalog: list[tuple[int, bytes]] = []
 
     @r.get("/nodes", response_model=NodeList, tags=["nodes"], summary="The node catalog")
     async def nodes() -> Response:
         """Every installed node type (its newest version): ports, config JSON Schema and documentation."""
-        if not catalog:
-            catalog.append(NodeList.model_validate({"nodes": fb.registry.catalog()}).model_dump_json().encode())
-        return Response(catalog[0], media_type=JSON)
+        if not catalog or catalog[0][0] != fb.registry.generation:  # rebuilt when a connector changed the types
+            catalog[:] = [(fb.registry.generation,
+                           NodeList.model_validate({"nodes": fb.registry.catalog()}).model_dump_json().encode())]
+        return Response(catalog[0][1], media_type=JSON)
 
     @r.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                  include_in_schema=False)

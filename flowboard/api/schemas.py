@@ -210,6 +210,8 @@ class NodeTypeOut(_Out):
     side_effects: bool = Field(description="It changes something outside the run (so it is never repeated after a "
                                            "crash).")
     config_schema: dict[str, Any] = Field(description="JSON Schema of the node's config.")
+    group: str = Field("", description="For an OpenAPI connector's operations: the API's name (they are listed "
+                                       "together under it).")
 
 
 class NodeList(_Out):

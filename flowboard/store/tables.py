@@ -289,6 +289,20 @@ class SessionRow(SQLModel, table=True):
     address: str | None = Field(default=None, max_length=64)  # the client address at sign-in
 
 
+class ConnectorRow(SQLModel, table=True):
+    """An OpenAPI connector: the document as imported (JSON), from where, and the server address given at import."""
+
+    __tablename__ = "connectors"
+
+    name: str = Field(primary_key=True, max_length=64)  # its node types are api.<name>.<operation>
+    title: str = Field(max_length=200)
+    source: str = Field(default="", sa_type=sa.Text)  # the URL or file name it was imported from
+    server: str = Field(default="", sa_type=sa.Text)  # a base URL given at import ("" = the document's)
+    document: Any = _json(nullable=False)
+    created: float = _time()
+    updated: float = _time()
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -306,3 +320,4 @@ approval_tasks_t: sa.Table = ApprovalTaskRow.__table__  # type: ignore[attr-defi
 approval_log_t: sa.Table = ApprovalLogRow.__table__  # type: ignore[attr-defined]
 users_t: sa.Table = UserRow.__table__  # type: ignore[attr-defined]
 sessions_t: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]
+connectors_t: sa.Table = ConnectorRow.__table__  # type: ignore[attr-defined]

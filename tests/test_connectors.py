@@ -1,0 +1,170 @@
+"""OpenAPI connectors against a real FastAPI app (tests/apps/shop_api.py) on a local port: import its own
+/openapi.json, call its operations from a flow, re-import a changed version, carry the connector in a flow export."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowboard.connectors import ConnectorInUse
+from flowboard.errors import FlowInvalid
+from flowboard.model import parse_flow
+from flowboard.services import Flowboard
+
+from .apps.shop_api import API_KEY, TOKEN, Served, make_app
+from .conftest import make_flow
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[Served]:
+    with Served(make_app(1)) as served:
+        yield served
+
+
+@pytest.fixture
+async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
+    app = Flowboard(data_dir=tmp_path)
+    app.store.set_credential("shop reader", "secret", {"value": API_KEY})
+    app.store.set_credential("shop writer", "bearer", {"token": TOKEN})
+    yield app
+    await app.aclose()
+
+
+def shop_flow(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """A manual trigger, then the nodes in a row."""
+    ids = ["start"] + [n["id"] for n in nodes]
+    return make_flow([{"id": "start", "type": "trigger.manual"}, *nodes], list(itertools.pairwise(ids)),
+                     name="shop flow")
+
+
+async def test_import_and_call_every_kind_of_operation(fb: Flowboard, shop: Served) -> None:
+    preview = fb.connectors.fetch(shop.url + "/openapi.json")
+    assert not preview.existing
+    fb.connectors.save(preview)
+    types = {t: fb.registry.get(t) for t in ("api.shop_api.list_items", "api.shop_api.get_item",
+                                            "api.shop_api.create_item", "api.shop_api.delete_item")}
+    assert all(types.values()), types
+    assert types["api.shop_api.get_item"].group == "Shop API"  # type: ignore[union-attr]
+    schema = types["api.shop_api.create_item"].Config.model_json_schema()  # type: ignore[union-attr]
+    props = schema["properties"]
+    assert props["category"]["default"] == "books"  # the enum's default, through a $ref with a sibling default
+    assert props["quantity"]["default"] == 1
+    assert "oneOf" in json.dumps(props["delivery"])  # the discriminated oneOf
+    assert props["credential"]["credential_types"] == ["bearer", "secret"]
+
+    seen_before = len(shop.seen)
+    flow = parse_flow(shop_flow([
+        {"id": "create", "type": "api.shop_api.create_item",
+         "config": {"name": "Flowboard book", "price": {"amount": 12.5}, "tags": ["new"],
+                    "delivery": {"kind": "shipping", "address": "Main street 1"}, "credential": "shop writer"}},
+        {"id": "get", "type": "api.shop_api.get_item",
+         "config": {"item_id": "{{ item.id }}", "x_request_id": "req-{{ item.id }}", "credential": "shop reader"}},
+        {"id": "list", "type": "api.shop_api.list_items",
+         "config": {"category": "tools", "credential": "shop reader"}},
+    ]))
+    stored, _ = fb.import_flow(flow.model_dump(mode="json"))
+    result = await fb.run_flow(stored.id)
+    assert result.status.value == "succeeded", result
+    created = result.steps["create"].outputs["main"]
+    assert created == [{"id": 6, "name": "Flowboard book", "category": "books", "quantity": 1, "tags": ["new"],
+                        "price": {"amount": 12.5, "currency": "EUR"},
+                        "delivery": {"kind": "shipping", "address": "Main street 1", "express": False}}]
+    assert result.steps["get"].outputs["main"][0]["name"] == "Flowboard book"
+    listed = result.steps["list"].outputs["main"]
+    assert [i["id"] for i in listed] == [1, 2, 3, 4, 5]  # every page (2 per page), each record an item
+
+    calls = shop.seen[seen_before:]
+    post = next(c for c in calls if c["method"] == "POST")
+    assert post["headers"]["authorization"] == f"Bearer {TOKEN}"
+    assert json.loads(post["body"])["delivery"] == {"kind": "shipping", "address": "Main street 1", "express": False}
+    get = next(c for c in calls if c["path"] == "/items/6")
+    assert get["headers"]["x-api-key"] == API_KEY and get["headers"]["x-request-id"] == "req-6"
+    pages = [c["query"] for c in calls if c["path"] == "/items" and c["method"] == "GET"]
+    assert pages == [f"per_page=2&category=tools&page={n}" for n in (1, 2, 3, 4)]  # until a page is empty
+    assert fb.data_dir is not None  # the secrets are nowhere in the data folder (run data, flows, connectors)
+    stored_bytes = b"".join(p.read_bytes() for p in fb.data_dir.rglob("*") if p.is_file())
+    assert API_KEY.encode() not in stored_bytes and TOKEN.encode() not in stored_bytes
+
+
+async def test_a_wrong_credential_is_said_plainly(fb: Flowboard, shop: Served) -> None:
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    fb.store.set_credential("basic one", "basic", {"user": "ada", "password": "pw-123456"})
+    stored, _ = fb.import_flow(shop_flow([{"id": "get", "type": "api.shop_api.get_item",
+                                           "config": {"item_id": 1, "credential": "basic one"}}]))
+    result = await fb.run_flow(stored.id)
+    assert result.status.value == "failed"
+    message = result.steps["get"].error["message"]
+    assert "credential 'basic one' does not fit Shop API" in message and "X-API-Key" in message
+
+
+async def test_reimport_lists_changes_and_the_flows_they_touch(fb: Flowboard, shop: Served) -> None:
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    keeps, _ = fb.import_flow(shop_flow([{"id": "get", "type": "api.shop_api.get_item",
+                                          "config": {"item_id": 2, "credential": "shop reader"}}]))
+    loses, _ = fb.import_flow({**shop_flow([{"id": "del", "type": "api.shop_api.delete_item",
+                                             "config": {"item_id": 2, "credential": "shop writer"}}]),
+                               "name": "cleanup"})
+    with Served(make_app(2)) as v2:
+        preview = fb.connectors.fetch(v2.url + "/openapi.json")
+        assert preview.existing and preview.changes is not None
+        assert preview.changes.as_dict() == {"added": ["get_stock", "rename_item"], "removed": ["delete_item"],
+                                             "changed": []}
+        assert preview.removed_in_use == {"cleanup": ["delete_item"]}
+        assert preview.server_change == (shop.url, v2.url)
+        fb.connectors.save(preview)
+        assert fb.registry.get("api.shop_api.delete_item") is None
+        assert fb.registry.get("api.shop_api.rename_item") is not None
+        assert fb.check(fb.store.get_flow(keeps.id).flow) == []  # unchanged operations keep working
+        problems = fb.check(fb.store.get_flow(loses.id).flow)
+        assert "unknown node type 'api.shop_api.delete_item'" in str(problems[0])
+        result = await fb.run_flow(keeps.id)
+        assert result.status.value == "succeeded", result
+        assert result.steps["get"].outputs["main"][0]["id"] == 2
+        assert v2.seen[-1]["path"] == "/items/2"  # the connector's new server address
+    with pytest.raises(ConnectorInUse, match="cleanup, shop flow"):
+        fb.connectors.remove("shop_api")
+
+
+async def test_export_carries_the_connector_and_import_installs_it(fb: Flowboard, shop: Served, tmp_path: Path) -> None:
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    stored, _ = fb.import_flow(shop_flow([{"id": "get", "type": "api.shop_api.get_item",
+                                           "config": {"item_id": 3, "credential": "shop reader"}}]))
+    exported = fb.export_flow(stored.id)
+    data = json.loads(exported)
+    assert data["connectors"]["shop_api"]["document"]["info"]["title"] == "Shop API"
+    assert API_KEY not in exported
+    assert "connectors" not in fb.store.get_flow(stored.id).flow.model_dump(exclude_defaults=True)
+
+    other = Flowboard(data_dir=tmp_path / "other")
+    try:
+        other.store.set_credential("shop reader", "secret", {"value": API_KEY})
+        imported, _ = other.import_flow(exported)
+        assert [c.name for c in other.connectors.all()] == ["shop_api"]
+        result = await other.run_flow(imported.id)
+        assert result.status.value == "succeeded" and result.steps["get"].outputs["main"][0]["id"] == 3
+
+        broken = json.loads(exported)
+        broken["connectors"] = {"other_api": {"document": {"openapi": "3.1.0", "info": {"title": "x"}}}}
+        broken["nodes"][1]["type"] = "api.other_api.get_item"
+        with pytest.raises(FlowInvalid) as caught:
+            other.import_flow(json.dumps(broken))
+        assert "connectors.other_api.document.info: the field `version` is missing here" in str(caught.value)
+        assert [c.name for c in other.connectors.all()] == ["shop_api"]  # a failed import changes nothing
+    finally:
+        await other.aclose()
+
+
+async def test_remove_a_connector_nobody_uses(fb: Flowboard, shop: Served) -> None:
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    fb.connectors.remove("shop_api")
+    assert fb.registry.get("api.shop_api.get_item") is None and fb.connectors.all() == []
+    again = Flowboard(data_dir=fb.data_dir)  # and it stays removed
+    try:
+        assert again.registry.get("api.shop_api.get_item") is None
+    finally:
+        await again.aclose()
