@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from flowboard.model import parse_flow
 from flowboard.registry import Registry, load_builtins
 from flowboard.sdk import Category, Context, Inputs, NodeType, Outputs
 from flowboard.store import NotFound, SqlRecorder, Store
+from flowboard.store.recorder import _step_row as recorder_row
 
 from . import testnodes
 from .conftest import make_flow
@@ -272,3 +274,35 @@ async def test_inputs_are_derived_from_upstream_outputs(make_store: MakeStore, p
     edge_list = [(e.source, e.source_port, e.target, e.target_port) for e in plan.flow.edges]
     derived = derive_inputs(edge_list, stored, [{"ok": True}, {"ok": False}], {"t"})
     assert derived == {nid: step.inputs for nid, step in result.steps.items()}
+
+
+async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store) -> None:
+    """Writes of several runs committed together (one statement on PostgreSQL): a run another process owns and a run
+    that ended are refused, with none of their steps, while the others in the same group are written whole."""
+    now = time.time()
+    store.create_run("taken", "f", 1, "start", [], "test", status=RunStatus.running, owner="someone else")
+    store.create_run("ended", "f", 1, "start", [], "test", status=RunStatus.running, owner=store.owner)
+    store.mark_run("ended", RunStatus.failed, {"message": "ended elsewhere"})
+    store.create_run("mine", "f", 1, "start", [], "test", status=RunStatus.running, owner=store.owner)
+    recorder = SqlRecorder(store)
+
+    def step(run_id: str, node_id: str) -> Step:
+        return Step(run_id, node_id, StepStatus.succeeded, now, now, outputs={"main": [{"at": node_id}]})
+
+    def run_row(run_id: str, status: str) -> tuple[Any, ...]:
+        return (run_id, "f", 1, status, "start", "test", "[]", "[]", None, now, now, now, store.owner, now)
+
+    jobs: list[Any] = [
+        ("new", run_row("new", "succeeded"), [recorder_row(step("new", "a")), recorder_row(step("new", "b"))], []),
+        ("taken", run_row("taken", "succeeded"), [recorder_row(step("taken", "a"))], []),
+        ("mine", None, [recorder_row(step("mine", "a"))], []),  # steps only: the run row is checked, not written
+        ("ended", None, [recorder_row(step("ended", "a"))], []),
+    ]
+    outcomes = recorder._execute(jobs)
+    assert [type(o).__name__ for o in outcomes] == ["NoneType", "RunLost", "NoneType", "RunLost"]
+    assert store.get_run("new").status is RunStatus.succeeded and set(store.get_steps("new")) == {"a", "b"}
+    assert store.get_steps("new")["b"].outputs == {"main": [{"at": "b"}]}
+    assert store.get_run("taken").status is RunStatus.running and store.get_steps("taken") == {}
+    assert set(store.get_steps("mine")) == {"a"} and store.get_run("mine").heartbeat is not None
+    assert store.get_run("ended").status is RunStatus.failed and store.get_steps("ended") == {}
+    await recorder.aclose()
