@@ -1,6 +1,7 @@
 """`flowboard serve` in a subprocess, as a person starts it: the one helper the browser and API tests share.
 
     server = Server(data_dir)            # a free port, its own data folder, links (FLOWBOARD_PUBLIC_URL) pointing at it
+    Server(data_dir, env={"FLOWBOARD_DATABASE_URL": url})   # more settings
     server.url                           # "http://127.0.0.1:<port>"
     server.kill()                        # kill -9 (a crash); Server(data_dir) again is the restart
     server.stop()                        # SIGTERM, then SIGKILL after 20 s
@@ -33,16 +34,16 @@ from .clihelp import env_for
 class Server:
     """`flowboard serve` on `data_dir` and a free port, answering `/healthz` when the constructor returns."""
 
-    def __init__(self, data_dir: Path, *, timeout: float = 90) -> None:
+    def __init__(self, data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 90) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / f"server-{self.port}.log"
-        env = {**env_for(data_dir), "FLOWBOARD_PUBLIC_URL": self.url}
-        with self.log.open("w") as out:
+        environment = {**env_for(data_dir), "FLOWBOARD_PUBLIC_URL": self.url, **(env or {})}
+        with self.log.open("a") as out:  # a restart on the same folder and port appends
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "flowboard", "serve", "--port", str(self.port), "--no-browser",
-                 "--data-dir", str(data_dir)], cwd=data_dir, env=env, stdout=out, stderr=subprocess.STDOUT)
+                 "--data-dir", str(data_dir)], cwd=data_dir, env=environment, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout  # a busy machine can take a while to import and bind
         while True:
             if self.process.poll() is not None:

@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +19,7 @@ from flowboard.store import Store
 from flowboard.store.datatables import DataTables
 from flowboard.tables import MAX_DEPTH
 
-from .clihelp import env_for
+from .serve import Server
 from .test_store import PG_URL, _pg_admin
 
 
@@ -213,51 +208,46 @@ async def test_a_thousand_updates_start_exactly_a_thousand_runs(tmp_path: Path, 
             admin.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser"],
-                            env=env_for(data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def test_a_killed_server_loses_and_repeats_no_change(tmp_path: Path) -> None:
-    """1,000 changes written by another process; the server is killed (-9) while it starts their runs; after a
-    restart every change has started exactly one run, and every run finished."""
-    board = Flowboard(data_dir=tmp_path)
-    make_employees(board)
-    board.import_flow(watcher("count", events=["update"]))
-    board.store.set_active("count", True)
-    await board.aclose()
-    tables = DataTables(Store(f"sqlite:///{tmp_path / 'flowboard.db'}", data_dir=tmp_path).engine)
-    port = _free_port()
-    server = _serve(tmp_path, port)
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_a_killed_server_loses_and_repeats_no_change(tmp_path: Path, backend: str) -> None:
+    """1,000 changes written by another process (this one); the server is killed (-9) while it starts their runs;
+    after a restart every change has started exactly one run (1,000 runs, no more), and every run finished."""
+    env, schema = {}, None
+    url = f"sqlite:///{tmp_path / 'flowboard.db'}"
+    if backend == "postgresql":
+        admin = _pg_admin()
+        schema = f"tk_{uuid.uuid4().hex[:12]}"
+        admin.execute(f"CREATE SCHEMA {schema}")
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+        env = {"FLOWBOARD_DATABASE_URL": url}
+    server: Server | None = None
     try:
-        store = Store(f"sqlite:///{tmp_path / 'flowboard.db'}", data_dir=tmp_path)
-        deadline = time.monotonic() + 30
-        while store.list_runs("count") == [] and time.monotonic() < deadline:  # the trigger is listening
-            tables.update("Employees", [Condition(column="employee", value="bob")], {"status": "warm-up"})
-            await asyncio.sleep(0.5)
-        first = len(store.list_runs("count", limit=100_000))
+        board = Flowboard(data_dir=tmp_path, database=url)
+        make_employees(board)
+        board.import_flow(watcher("count", events=["update"]))
+        board.activate("count")  # as `flowboard activate` does: the trigger starts at the newest change, now
+        await board.aclose()
+        store = Store(url, data_dir=tmp_path)
+        tables = DataTables(store.engine)
+        server = Server(tmp_path, env=env)
         for n in range(1000):
             tables.update("Employees", [Condition(column="employee", value="ada")], {"days_left": n})
             if n == 500:
-                while len(store.list_runs("count", limit=100_000)) < first + 100:
+                while len(store.list_runs("count", limit=100_000)) < 100:
                     await asyncio.sleep(0.05)
-                os.kill(server.pid, signal.SIGKILL)
-                server.wait()
-        server = _serve(tmp_path, port)
-        runs = await finished_runs(store, "count", first + 1000, timeout=120)
-        ada = [r for r in runs if r.input[0]["row"]["employee"] == "ada"]
-        counts = collections.Counter(r.input[0]["new"]["days_left"] for r in ada)
-        assert sorted(counts) == list(range(1000)) and set(counts.values()) == {1}
+                server.kill()
+                assert 100 <= len(store.list_runs("count", limit=100_000)) < 1000  # killed mid-way
+        server = Server(tmp_path, env=env)
+        runs = await finished_runs(store, "count", 1000, timeout=180)
+        counts = collections.Counter(r.input[0]["new"]["days_left"] for r in runs)
+        assert len(runs) == 1000 and sorted(counts) == list(range(1000)) and set(counts.values()) == {1}
         assert all(r.status is RunStatus.succeeded for r in runs)
+        store.close()
+        server.stop()
+        assert not server.errors(), server.output
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        if server is not None:
+            server.stop()
+        if schema is not None:
+            admin.execute(f"DROP SCHEMA {schema} CASCADE")
+            admin.close()
