@@ -361,3 +361,28 @@ def test_auto_layout_keeps_branch_order(page: Any, canvas_app: CanvasApp, false_
     assert pos["yes"]["y"] < pos["no"]["y"], "the true branch is above the false one"
     assert pos["after_no"]["y"] == pos["no"]["y"], "a branch moves with what follows it"
     assert pos["yes"]["x"] - pos["n1"]["x"] >= 300, "readable spacing between layers"
+
+
+def test_plus_on_a_connection_inserts_a_node_between(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=3")
+    before = canvas_app.graph()
+    edge = page.locator('.vue-flow__edge[data-id="n1:true->n2:main"]')
+    box = edge.locator(".vue-flow__edge-interaction").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    plus = page.get_by_role("button", name="Insert a node between Step 1 and Step 2")
+    plus.click()  # the pointer leaves the line for the button: the button stays
+    dialog = page.get_by_role("dialog", name="Insert between Step 1 and Step 2")
+    expect(dialog).to_be_visible()
+    page.keyboard.type("http")
+    page.keyboard.press("Enter")
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 4)
+    new = graph["nodes"][-1]
+    assert new["type"] == "http.request"
+    assert edge_set(graph) == (edge_set(before) - {("n1", "true", "n2", "main")}) | {
+        ("n1", "true", new["id"], "main"), (new["id"], "main", "n2", "main")}
+    x = {n["id"]: n["position"]["x"] for n in graph["nodes"]}
+    assert x["n1"] < x[new["id"]] < x["n2"], "placed between them; what follows moves right to make room"
+    assert x["n2"] - x[new["id"]] >= 220
+    page.keyboard.press("Control+z")  # one step undoes the whole insert
+    graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 3)
+    assert edge_set(graph) == edge_set(before)

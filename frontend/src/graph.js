@@ -43,6 +43,7 @@ export function toFlowEdge(edge) {
   }
   return {
     id: edgeId(edge),
+    type: 'flowboard',
     source: String(edge.source),
     target: String(edge.target),
     sourceHandle: edge.source_port ?? 'main',
