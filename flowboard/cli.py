@@ -138,6 +138,20 @@ def _parser() -> argparse.ArgumentParser:
     cred_actions.add_parser("list", parents=[common], help="list the credentials (never their values)")
     cred_delete = cred_actions.add_parser("delete", parents=[common], help="delete a credential")
     cred_delete.add_argument("name")
+    conn = sub.add_parser("connector", parents=[common], help="import, list and remove OpenAPI connectors (each "
+                          "operation of an API becomes a node)")
+    conn_actions = conn.add_subparsers(dest="connector_command", metavar="ACTION", required=True)
+    conn_import = conn_actions.add_parser("import", parents=[common], help="import an OpenAPI 3.0/3.1 document (JSON "
+                                          "or YAML); importing one with the same name again shows what changed")
+    conn_import.add_argument("source", help="a file, or the document's http(s) address (e.g. "
+                                            "https://api.example.com/openapi.json)")
+    conn_import.add_argument("--name", help="the connector's name (default: from the API's title); node types are "
+                                            "api.NAME.OPERATION")
+    conn_import.add_argument("--server", help="the API's base address, when the document names none or another one")
+    conn_import.add_argument("--check", action="store_true", help="only show what would change; import nothing")
+    conn_actions.add_parser("list", parents=[common], help="list the connectors and their operations")
+    conn_remove = conn_actions.add_parser("remove", parents=[common], help="remove a connector no flow uses")
+    conn_remove.add_argument("name")
     audit = sub.add_parser("audit", parents=[common], help="check the approval decision log")
     audit_actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     audit_actions.add_parser("verify", parents=[common], help="recompute the log's hash chain and check every approval "
@@ -436,6 +450,54 @@ def cmd_credential(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_connector(args: argparse.Namespace) -> int:
+    from .connectors import ConnectorInUse
+    from .openapi import ApiInvalid
+    from .store import NotFound
+
+    app = _app()
+    try:
+        if args.connector_command == "import":
+            try:
+                if args.source.lower().startswith(("http://", "https://")):
+                    preview = app.connectors.fetch(args.source, server=args.server or "", name=args.name or "")
+                else:
+                    preview = app.connectors.read(_read_file(args.source), source=Path(args.source).name,
+                                                  server=args.server or "", name=args.name or "")
+            except ApiInvalid as exc:
+                print(f"{args.source} cannot be imported:", file=sys.stderr)
+                for problem in exc.problems:
+                    print(f"  {problem}", file=sys.stderr)
+                return EXIT_INVALID
+            api = preview.api
+            print(f"{'would import' if args.check else 'imported'} connector {api.name} ({api.title} {api.version})"
+                  f": {len(api.operations)} operations" if not preview.existing else
+                  f"{'would re-import' if args.check else 're-imported'} connector {api.name} ({api.title} "
+                  f"{api.version})")
+            for line in preview.lines():
+                print(f"  {line}")
+            if not args.check:
+                app.connectors.save(preview)
+        elif args.connector_command == "list":
+            records = app.connectors.all()
+            if not records:
+                print("no connectors yet: `flowboard connector import FILE-OR-URL`")
+            for record in records:
+                known = app.connectors.apis.get(record.name)
+                print(f"{record.name}: {record.title} ({record.source or 'pasted'})")
+                for op in (known.operations.values() if known else []):
+                    print(f"  api.{record.name}.{op.key:28} {op.method:6} {op.path}  {op.title}")
+        else:
+            try:
+                app.connectors.remove(args.name)
+            except (ConnectorInUse, NotFound) as exc:
+                raise _UsageError(str(exc)) from None
+            print(f"removed connector {args.name}")
+    finally:
+        asyncio.run(app.aclose())
+    return EXIT_OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from .store import Store
     from .store.approvals import ApprovalStore
@@ -542,7 +604,8 @@ COMMANDS = {
     "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
-    "credential": cmd_credential, "audit": cmd_audit, "approvals": cmd_approvals, "user": cmd_user,
+    "credential": cmd_credential, "connector": cmd_connector, "audit": cmd_audit, "approvals": cmd_approvals,
+    "user": cmd_user,
 }
 
 if __name__ == "__main__":

@@ -54,6 +54,29 @@ class Preview:
     broken: dict[str, list[str]] = field(default_factory=dict)
     server_change: tuple[str, str] | None = None  # (before, after) when the server address changes
 
+    def lines(self) -> list[str]:
+        """What importing does, line by line, in words (the CLI and the connectors page)."""
+        api = self.api
+        lines = []
+        if not self.existing or self.changes is None:
+            lines = [f"{op.method} {op.path}: {op.title}" for op in api.operations.values()]
+        else:
+            changes = self.changes
+            for label, keys in (("added", changes.added), ("removed", changes.removed), ("changed", changes.changed)):
+                if keys:
+                    lines.append(f"{label}: {', '.join(keys)}")
+            if not changes:
+                lines.append("no operation changed")
+        if self.server_change:
+            lines.append(f"server address: {self.server_change[0] or '(none)'} -> {self.server_change[1] or '(none)'}")
+        for flow, keys in self.removed_in_use.items():
+            lines.append(f"flow {flow!r} uses {', '.join(keys)}, which the API no longer has: change that flow")
+        for flow, problems in self.broken.items():
+            lines.append(f"flow {flow!r} no longer fits the changed operations: {'; '.join(problems)}")
+        if not api.server:
+            lines.append("the document names no server address: give one when importing (or set it on each node)")
+        return lines + api.warnings
+
 
 def connector_of(node_type: str) -> str | None:
     """The connector a node type belongs to (`api.shop.list_items` -> shop), None for other node types."""
@@ -75,7 +98,7 @@ class Connectors:
         document = openapi.read_document(text)
         return self.preview(document, source=source, server=server, name=name)
 
-    def fetch(self, url: str) -> Preview:
+    def fetch(self, url: str, *, server: str = "", name: str = "") -> Preview:
         """Read the document at an http(s) URL. Raises ApiInvalid saying what went wrong."""
         import httpx
 
@@ -89,7 +112,7 @@ class Connectors:
             raise ApiInvalid([Problem("", f"could not load {url}: {exc or type(exc).__name__}")]) from None
         if response.status_code != 200:
             raise ApiInvalid([Problem("", f"{url} answered {response.status_code}, not the document")])
-        return self.read(response.content, source=url)
+        return self.read(response.content, source=url, server=server, name=name)
 
     def preview(self, document: dict[str, Any], *, source: str = "", server: str = "", name: str = "") -> Preview:
         api = openapi.load(document, source=source, server=server, name=name)

@@ -17,6 +17,7 @@ from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 
 from .apps.shop_api import API_KEY, TOKEN, Served, make_app
+from .clihelp import flowboard
 from .conftest import make_flow
 
 
@@ -168,3 +169,35 @@ async def test_remove_a_connector_nobody_uses(fb: Flowboard, shop: Served) -> No
         assert again.registry.get("api.shop_api.get_item") is None
     finally:
         await again.aclose()
+
+
+def test_cli_import_list_reimport_and_remove(tmp_path: Path, shop: Served) -> None:
+    data = tmp_path / "cli"
+    url = shop.url + "/openapi.json"
+    done = flowboard(data, "connector", "import", url)
+    assert done.returncode == 0, done.stderr
+    assert "imported connector shop_api (Shop API 1.0): 4 operations" in done.stdout
+    assert "GET /items/{item_id}: Get an item" in done.stdout
+    listed = flowboard(data, "connector", "list")
+    assert "api.shop_api.create_item" in listed.stdout and "POST   /items" in listed.stdout
+    nodes = flowboard(data, "nodes")
+    assert "api.shop_api.list_items" not in nodes.stdout  # `flowboard nodes` lists the installed types only
+
+    with Served(make_app(2)) as v2:
+        document = json.dumps(v2.app.openapi())
+    changed = tmp_path / "shop-v2.json"
+    changed.write_text(document)
+    check = flowboard(data, "connector", "import", str(changed), "--name", "shop_api", "--server", shop.url,
+                      "--check")
+    assert check.returncode == 0, check.stderr
+    assert "would re-import connector shop_api (Shop API 2.0)" in check.stdout
+    assert "added: get_stock, rename_item" in check.stdout and "removed: delete_item" in check.stdout
+    assert "api.shop_api.delete_item" in flowboard(data, "connector", "list").stdout  # --check changed nothing
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("openapi: 3.1.0\ninfo:\n  title: Broken\npaths: {}\n")
+    failed = flowboard(data, "connector", "import", str(broken))
+    assert failed.returncode == 2
+    assert "info: the field `version` is missing here" in failed.stderr
+    assert flowboard(data, "connector", "remove", "shop_api").returncode == 0
+    assert "no connectors yet" in flowboard(data, "connector", "list").stdout
