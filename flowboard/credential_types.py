@@ -1,6 +1,6 @@
 """The credential types the UI and the CLI make, with their fields. The nodes read these fields by name (http.request:
 bearer, basic, header, query, cookie; sql.query: database; webhook secrets: secret; email.send: smtp; chat.post:
-chat_webhook)."""
+chat_webhook; the broker nodes: redis, rabbitmq, mqtt, nats)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,11 @@ TYPES: dict[str, list[tuple[str, str, bool]]] = {
              ("password", "Password", True),
              ("certificate", "Trusted certificate, PEM (only for a server with its own certificate)", False)],
     "chat_webhook": [("url", "Incoming webhook URL", True)],
+    "redis": [("url", "Redis URL, e.g. redis://:password@127.0.0.1:6379/0", True)],
+    "rabbitmq": [("url", "RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/", True)],
+    "mqtt": [("host", "MQTT broker (host name)", False), ("port", "Port (empty: 1883)", False),
+             ("user", "User (empty: no login)", False), ("password", "Password", True)],
+    "nats": [("url", "NATS server URL, e.g. nats://user:password@127.0.0.1:4222", True)],
 }
 
 #: What the credentials page calls each type.
@@ -29,10 +34,13 @@ LABELS: dict[str, str] = {
     "query": "Query parameter (name, value)", "cookie": "Cookie (name, value)",
     "database": "Database URL", "secret": "Secret value", "smtp": "Email server (SMTP)",
     "chat_webhook": "Chat webhook (Slack, Teams, Discord, Mattermost)",
+    "redis": "Redis connection", "rabbitmq": "RabbitMQ connection", "mqtt": "MQTT broker connection",
+    "nats": "NATS connection",
 }
 
 #: Fields that may stay empty.
-OPTIONAL: dict[str, frozenset[str]] = {"smtp": frozenset({"port", "security", "user", "password", "certificate"})}
+OPTIONAL: dict[str, frozenset[str]] = {"smtp": frozenset({"port", "security", "user", "password", "certificate"}),
+                                       "mqtt": frozenset({"port", "user", "password"})}
 
 #: Fields with a fixed set of values (checked on save, so a typo shows at once rather than at the first run).
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {("smtp", "security"): ("starttls", "tls", "plain")}

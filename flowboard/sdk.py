@@ -30,10 +30,10 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -55,9 +55,9 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["Approvals", "Category", "Context", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "NodeError",
-           "NodeType", "Outputs", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables",
-           "compile_regex", "secret_forms"]
+__all__ = ["Approvals", "Category", "Context", "Emit", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "Listening",
+           "NodeError", "NodeType", "Outputs", "RunOutcome", "Suspend", "TableChange", "TableCondition", "TableOp",
+           "TableSort", "Tables", "compile_regex", "secret_forms"]
 
 
 _node_log = logging.getLogger("flowboard.node")
@@ -107,6 +107,9 @@ class NodeType:
     retry_safe: ClassVar[bool] = False
     #: True for nodes that must see every connected input, even an empty one (merge).
     runs_on_empty: ClassVar[bool] = False
+    #: A listening trigger (one that implements `listen`) names the service it holds a connection to, as people call
+    #: it ("RabbitMQ"); the flows page says "Connected to RabbitMQ".
+    service: ClassVar[str] = ""
 
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs | Suspend:
         raise NotImplementedError
@@ -122,6 +125,17 @@ class NodeType:
         if isinstance(payload, list) and all(isinstance(item, dict) for item in payload):
             return payload
         return [{"data": payload}]
+
+    async def listen(self, ctx: Listening, config: Any, emit: Emit) -> None:
+        """Listening triggers (message brokers) implement this: connect, call `ctx.connected()`, then hand each
+        message to `emit` for as long as the connection holds. Return or raise when it is lost: Flowboard calls
+        `listen` again with a growing pause (backoff) while the flow is active, shows the state on the flows page,
+        and cancels the call when the flow is switched off. `run` still serves manual and editor runs."""
+        raise NotImplementedError
+
+    @classmethod
+    def listens(cls) -> bool:
+        return cls.listen is not NodeType.listen
 
     @classmethod
     def output_ports(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
@@ -180,6 +194,58 @@ class Flows(Protocol):
         ...
 
 
+RunOutcome = Literal["started", "succeeded", "failed", "skipped"]
+
+
+class Emit(Protocol):
+    """Starts the flow's run with a message's items (a listening trigger's third argument).
+
+    `await emit(items)` starts the run and returns "started" once it is going; it waits only while the
+    listener already has its maximum of runs going (back pressure). `await emit(items, wait=True)` returns when the
+    run ended: "succeeded" once it succeeded and is recorded (acknowledge the message now), "failed" when it failed
+    or crashed. Either returns "skipped" when the flow's run mode (skip) ignored the message."""
+
+    async def __call__(self, items: Items, *, wait: bool = False) -> RunOutcome: ...
+
+
+class Listening:
+    """What a listening trigger's `listen` gets: its credentials, a logger, and a way to say it is connected."""
+
+    __slots__ = ("_connected", "_services", "flow_id", "node_id", "secrets")
+
+    def __init__(self, *, flow_id: str, node_id: str, services: Services, connected: Callable[[str], None]):
+        self.flow_id = flow_id
+        self.node_id = node_id
+        self._services = services
+        self._connected = connected
+        #: secret values read from credentials, blanked out of the connection state and logs
+        self.secrets: set[str] = set()
+
+    @property
+    def log(self) -> logging.LoggerAdapter[logging.Logger]:
+        return logging.LoggerAdapter(_node_log, {"flow_id": self.flow_id, "node_id": self.node_id})
+
+    async def credential(self, name: str) -> dict[str, Any]:
+        """The decrypted fields of the credential called `name`. Never put them in items or logs."""
+        from urllib.parse import urlsplit
+
+        data = await self._services.credential(name)
+        for value in data.values():
+            if isinstance(value, str) and len(value) >= 4:
+                self.secrets |= secret_forms(value)
+                try:
+                    password = urlsplit(value).password  # a URL's password shows up alone in some errors
+                except ValueError:
+                    password = None
+                if password:
+                    self.secrets |= secret_forms(password)
+        return data
+
+    def connected(self, detail: str = "") -> None:
+        """Say the connection is up (and what it listens to, e.g. "queue orders"); resets the backoff."""
+        self._connected(detail)
+
+
 class Suspend(Exception):
     """Return (or raise) it from `run` to park the run durably: the engine records the node's step and the run as
     `waiting` and frees everything the run held in memory. The run resumes at `resume_at` (epoch seconds, or a
@@ -233,6 +299,15 @@ class Context:
     async def credential(self, name: str) -> dict[str, Any]:
         """The decrypted fields of the credential called `name`. Never put them in items or logs."""
         return await self._services.credential(name)
+
+    async def connection(self, key: Hashable, open: Callable[[], Awaitable[Any]]) -> Any:
+        """A client connection shared by every node and run that names the same `key` (say ("redis", url)): opened
+        with `open()` on first use, closed (its `aclose()` or `close()`) when Flowboard stops. A node that finds it
+        broken calls `drop_connection(key)` and asks again."""
+        return await self._services.connection(key, open)
+
+    async def drop_connection(self, key: Hashable) -> None:
+        await self._services.drop_connection(key)
 
     async def run_code(self, code: str, items: Items, *, mode: str = "all", timeout: float = 10.0,
                        memory_mb: int = 256, network: bool = False) -> Items:
@@ -324,6 +399,8 @@ class Services:
         self._tables = tables
         self._approvals = approvals
         self._flows = flows
+        self._connections: dict[Hashable, Any] = {}
+        self._opening: dict[Hashable, asyncio.Future[Any]] = {}
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -351,6 +428,32 @@ class Services:
         if value is None:
             raise NodeError(f"there is no credential called {name!r}; add it under Credentials")
         return dict(value)
+
+    async def connection(self, key: Hashable, open: Callable[[], Awaitable[Any]]) -> Any:
+        client = self._connections.get(key)
+        if client is not None:
+            return client
+        opening = self._opening.get(key)
+        if opening is not None:  # another run is opening it: share that one
+            return await asyncio.shield(opening)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._opening[key] = future
+        try:
+            client = await open()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            self._opening.pop(key, None)
+        future.set_result(client)
+        self._connections[key] = client
+        return client
+
+    async def drop_connection(self, key: Hashable) -> None:
+        client = self._connections.pop(key, None)
+        if client is not None:
+            await _close_quietly(client)
 
     def code_runner(self) -> CodeRunner:
         """The Code node's pool of sandboxed Python workers, started on first use."""
@@ -388,6 +491,20 @@ class Services:
         for engine in self._engines.values():
             engine.dispose()
         self._engines.clear()
+        for key in list(self._connections):
+            await self.drop_connection(key)
+
+
+async def _close_quietly(client: Any) -> None:
+    close = getattr(client, "aclose", None) or getattr(client, "close", None)
+    if close is None:
+        return
+    try:
+        done = close()
+        if asyncio.iscoroutine(done) or isinstance(done, asyncio.Future):
+            await asyncio.wait_for(done, 5)
+    except Exception:  # a broken connection may fail to close; it is dropped either way
+        _node_log.debug("closing a shared connection failed", exc_info=True)
 
 
 class _MappedCredentials(Services):
@@ -418,6 +535,12 @@ class _MappedCredentials(Services):
 
     def approvals(self) -> Approvals:
         return self._inner.approvals()
+
+    async def connection(self, key: Hashable, open: Callable[[], Awaitable[Any]]) -> Any:
+        return await self._inner.connection(key, open)
+
+    async def drop_connection(self, key: Hashable) -> None:
+        await self._inner.drop_connection(key)
 
     async def aclose(self) -> None:  # the inner services belong to someone else
         return None

@@ -26,6 +26,7 @@ from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .forms_public import FormTriggers
+from .listeners import AppLauncher, ConnectionState, ListenerTriggers
 from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .scheduler import ScheduleTriggers
@@ -64,8 +65,9 @@ class Flowboard:
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go
             self.engine.lease = Lease(self.store, self.store.owner, lambda: self.engine.active_runs,
                                       self.engine.abandon)
+        self.listeners = ListenerTriggers(AppLauncher(self))  # brokers: RabbitMQ, MQTT, Redis, NATS
         self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self), TableTriggers(self),
-                                     CallChecks(self)])
+                                     CallChecks(self), self.listeners])
         self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
         #: Where people reach this server (resume links in emails): `FLOWBOARD_PUBLIC_URL`, else the local address.
@@ -240,6 +242,10 @@ class Flowboard:
                     self.triggers.activate(summary.id, summary.name, summary.version, self.plan(summary.id))
                 except Exception as exc:
                     log.error("active flow %s (%s) cannot be served: %s", summary.id, summary.name, exc)
+
+    def connection_states(self, flow_id: str) -> list[ConnectionState]:
+        """The connections the active flow's listening triggers (brokers) hold, and how each is doing."""
+        return self.listeners.states(flow_id)
 
     def listen_test(self, flow_id: str, timeout: float = 120.0) -> asyncio.Future[RunResult]:
         """Answer one call to the flow's `/webhook-test/<path>` URLs (its newest saved version, active or not). The

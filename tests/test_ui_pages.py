@@ -237,6 +237,39 @@ async def test_active_switch_turns_triggers_on_and_off(user: User, app: Flowboar
     assert not app.store.get_flow("greet").active
 
 
+async def test_the_flows_page_shows_each_listening_triggers_connection(user: User, app: Flowboard) -> None:
+    from .brokerkit import fast_reconnects, free_port, need
+
+    need("RabbitMQ", 5672)
+    fast_reconnects(app)
+    queue = f"fb-ui-{time.time_ns()}"
+
+    def consumer(flow_id: str, port: int) -> Flow:
+        return parse_flow({"id": flow_id, "name": f"Orders {flow_id}", "nodes": [
+            {"id": "in", "type": "rabbitmq.consume", "config": {"queue": queue, "url": f"amqp://127.0.0.1:{port}/",
+                                                               "declare": False}}], "edges": []})
+
+    app.save_flow(consumer("down", free_port()), None)  # nothing listens there
+    app.save_flow(consumer("up", 5672), None)
+    import aio_pika
+
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    channel = await connection.channel()
+    await channel.declare_queue(queue, auto_delete=True)
+    try:
+        await user.open("/")
+        assert not shown(user, "connection:up")  # inactive: nothing to show
+        user.find(marker="active:up").click()
+        user.find(marker="active:down").click()
+        await user.should_see(f"Connected to RabbitMQ (queue {queue})", retries=100)
+        await user.should_see("Reconnecting to RabbitMQ: connection refused, next try in", retries=100)
+        user.find(marker="active:up").click()
+        await until(lambda: not shown(user, "connection:up"))
+    finally:
+        app.deactivate("down")
+        await connection.close()
+
+
 # -- editor ------------------------------------------------------------------------------------------------------------
 
 def canvas_of(user: User) -> FlowCanvas:

@@ -32,6 +32,7 @@ class FlowsPage:
     def __init__(self, fb: Flowboard) -> None:
         self.fb = fb
         self.query = ""
+        self.connections: dict[str, ui.label] = {}  # flow id -> its listening triggers' connection state
         frame("flows")
         with ui.column().classes("fb-page gap-4") as self.root:
             with ui.row().classes("w-full items-center gap-3"):
@@ -45,6 +46,7 @@ class FlowsPage:
             self.list = ui.column().classes("w-full gap-2").mark("flow-list")
             templates_section(fb)
         self.refresh()
+        ui.timer(2.0, self._show_connections)
 
     def _search(self, e: object) -> None:
         self.query = (getattr(e, "value", None) or "").strip().lower()
@@ -55,6 +57,7 @@ class FlowsPage:
         shown = [f for f in flows if not self.query or self.query in f.name.lower()
                  or self.query in (f.description or "").lower()]
         self.list.clear()
+        self.connections.clear()
         with self.list:
             if not flows:
                 with ui.column().classes("fb-row w-full items-center gap-2 py-10"):
@@ -71,12 +74,14 @@ class FlowsPage:
                 ui.link(f.name, f"/flow/{f.id}").classes("fb-name").mark(f"open:{f.id}")
                 if f.description:
                     ui.label(f.description).classes("fb-muted ellipsis w-full").tooltip(f.description)
+                self.connections[f.id] = ui.label().classes("fb-small").mark(f"connection:{f.id}")
+                self._show_connection(f.id)
             with ui.column().classes("items-end gap-0"):
                 status_chip(f.last_run_status.value if f.last_run_status else None)
                 ui.label(ago(f.last_run_at)).classes("fb-small")
             ui.label(f"v{f.version}").classes("fb-small w-10 text-right").tooltip("Saved version")
             switch = ui.switch(value=f.active).props("dense color=green").mark(f"active:{f.id}")
-            switch.tooltip("Active: its webhook, schedule and form triggers run the flow")
+            switch.tooltip("Active: its triggers (webhooks, schedules, forms, messages) start runs")
             switch.on_value_change(lambda e, fid=f.id: self._set_active(fid, bool(e.value), e.sender))
             with ui.button(icon="more_vert").props('flat round dense aria-label="More actions for this flow"') \
                     .mark(f"menu:{f.id}").tooltip("Rename, duplicate, export or delete"), ui.menu():
@@ -87,6 +92,22 @@ class FlowsPage:
                 ui.separator()
                 ui.menu_item("Delete", on_click=lambda s=f: self._delete(s)).classes("text-negative") \
                     .mark(f"delete:{f.id}")
+
+    def _show_connections(self) -> None:
+        for flow_id in self.connections:
+            self._show_connection(flow_id)
+
+    def _show_connection(self, flow_id: str) -> None:
+        """"Connected to RabbitMQ (queue orders)", or "Reconnecting to Redis: connection refused, next try in 4 s"."""
+        label = self.connections[flow_id]
+        states = self.fb.connection_states(flow_id)
+        text = "; ".join(state.text() for state in states)
+        if label.text != text:
+            label.set_text(text)
+        up = all(state.up for state in states)
+        label.classes(add="text-positive" if up else "text-orange-9",
+                      remove="text-orange-9" if up else "text-positive")
+        label.set_visibility(bool(states))
 
     # -- actions ----------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,184 @@
+"""What the broker tests share: a Flowboard with fast reconnects, a wait for finished runs, a TCP proxy that cuts and
+restores a client's connection to the shared RabbitMQ or NATS, and private redis-server / mosquitto instances."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from flowboard.engine import Event
+from flowboard.services import Flowboard
+
+from .conftest import require_service
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+def need(name: str, port: int) -> None:
+    require_service(name, port_open(port))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fast_reconnects(fb: Flowboard) -> Flowboard:
+    fb.listeners.backoff, fb.listeners.backoff_max = 0.2, 0.8
+    return fb
+
+
+class Finished:
+    """Counts the runs of one flow as they finish (the event bus), so a test awaits them instead of sleeping."""
+
+    def __init__(self, fb: Flowboard, flow_id: str):
+        self.flow_id = flow_id
+        self.events: list[Event] = []
+        self._changed = asyncio.Event()
+        self._off = fb.bus.subscribe(self._seen)
+
+    def _seen(self, event: Event) -> None:
+        if event.kind == "run.finished" and event.flow_id == self.flow_id:
+            self.events.append(event)
+            self._changed.set()
+
+    def count(self, status: str | None = None) -> int:
+        return sum(1 for e in self.events if status is None or e.status == status)
+
+    async def until(self, n: int, status: str | None = None, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(status) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.count(status)} of {n} runs ({status or 'any'}) finished in {timeout} s: "
+                                     f"{[(e.status, e.message) for e in self.events[-3:]]}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), left)
+
+    def close(self) -> None:
+        self._off()
+
+
+async def until(check: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+    """Poll `check` (for states no event reports, such as a connection) until it gives a true value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        await asyncio.sleep(0.05)
+
+
+def state_texts(fb: Flowboard, flow_id: str) -> list[str]:
+    return [s.text() for s in fb.connection_states(flow_id)]
+
+
+class Proxy:
+    """A TCP proxy to a shared service: `cut()` drops every connection through it and refuses new ones (as a
+    stopped server does), `restore()` listens again on the same port. The service itself is never touched."""
+
+    def __init__(self, target_port: int):
+        self.target = target_port
+        self.port = free_port()
+        self.server: asyncio.base_events.Server | None = None
+        self.pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self.pipes |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self.pipes -= {writer, up_writer}
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for pipe in list(self.pipes):
+            transport = pipe.transport
+            transport.abort()  # type: ignore[attr-defined]
+        await self.server.wait_closed()
+        self.server = None
+
+    async def restore(self) -> None:
+        await self.start()
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.cut()
+
+
+@contextlib.asynccontextmanager
+async def proxy(target_port: int) -> AsyncIterator[Proxy]:
+    p = Proxy(target_port)
+    await p.start()
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+class Private:
+    """A private server process (redis-server, mosquitto) on a free port, stopped and started again by the test."""
+
+    def __init__(self, argv: Callable[[int], list[str]], folder: Path):
+        self.argv = argv
+        self.folder = folder
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv(self.port), cwd=self.folder, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        await until(lambda: port_open(self.port), 10, f"{self.argv(self.port)[0]} to listen")
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            await asyncio.to_thread(self.proc.wait)
+        self.proc = None
+
+
+def private_redis(folder: Path) -> Private:
+    exe = shutil.which("redis-server") or "redis-server"
+    return Private(lambda port: [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
+                                 "no", "--dir", str(folder)], folder)
+
+
+def private_mosquitto(folder: Path) -> Private:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+    def argv(port: int) -> list[str]:
+        conf = folder / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        return [exe, "-c", str(conf)]
+
+    return Private(argv, folder)

@@ -1,0 +1,171 @@
+"""RabbitMQ publish node and queue-consumer trigger against the RabbitMQ on 127.0.0.1:5672: acknowledged after the run,
+retried then dead-lettered, and no message lost when the connection is cut while the trigger listens."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from flowboard.registry import Registry
+from flowboard.services import Flowboard
+
+from .brokerkit import Finished, fast_reconnects, need, proxy, state_texts, until
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture(autouse=True)
+def _rabbitmq() -> None:
+    need("RabbitMQ", 5672)
+
+
+@pytest.fixture
+async def fb(tmp_path: Path, registry: Registry) -> Any:
+    board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
+    yield board
+    await board.aclose()
+
+
+@pytest.fixture
+async def amqp() -> Any:
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    channel = await connection.channel()
+    queues: list[str] = []
+    yield channel, queues
+    for name in queues:
+        await channel.queue_delete(name)
+    await connection.close()
+
+
+def consumer_flow(flow_id: str, queue: str, url: str = "amqp://127.0.0.1:5672/", **config: Any) -> dict[str, Any]:
+    """The trigger, then a short sleep (a run that takes time), then Stop with error for items with `fail`."""
+    return {"id": flow_id, "name": f"Consume {flow_id}", "nodes": [
+        {"id": "in", "type": "rabbitmq.consume", "config": {"queue": queue, "url": url, **config}},
+        {"id": "wait", "type": "test.sleep", "config": {"seconds": 0.01}},
+        {"id": "check", "type": "logic.if", "config": {"conditions": [{"field": "body.fail", "op": "is_true"}]}},
+        {"id": "stop", "type": "logic.stop", "config": {"message": "message {{ item.body.n }} is marked to fail"}},
+    ], "edges": [{"source": "in", "target": "wait"}, {"source": "wait", "target": "check"},
+                 {"source": "check", "source_port": "true", "target": "stop"}]}
+
+
+def publish_flow(queue: str) -> dict[str, Any]:
+    return {"id": "pub", "name": "Publish", "nodes": [
+        {"id": "start", "type": "trigger.manual"},
+        {"id": "send", "type": "rabbitmq.publish", "config": {"routing_key": queue,
+                                                             "message": {"n": "{{ item.n }}",
+                                                                         "fail": "{{ item.fail }}"}}}],
+        "edges": [{"source": "start", "target": "send"}]}
+
+
+async def publish(fb: Flowboard, queue: str, items: list[dict[str, Any]]) -> None:
+    result = await fb.run_draft(fb.parse(publish_flow(queue)), items)
+    assert result.status.value == "succeeded", result.error
+
+
+async def queue_depth(channel: Any, name: str) -> int:
+    queue = await channel.declare_queue(name, passive=True)
+    return int(queue.declaration_result.message_count)
+
+
+def inputs_of(fb: Flowboard, flow_id: str, status: str = "succeeded") -> list[Any]:
+    return [run.input[0]["body"]["n"] for run in fb.store.list_runs(flow_id, status=status, limit=10_000)]
+
+
+async def test_each_message_starts_one_run_and_is_acknowledged_after_it(fb: Flowboard, amqp: Any) -> None:
+    channel, queues = amqp
+    queue = f"fb-test-{uuid.uuid4().hex[:8]}"
+    queues += [queue, f"{queue}.dead"]
+    fb.import_flow(consumer_flow("c1", queue))
+    finished = Finished(fb, "c1")
+    fb.activate("c1")
+    await until(lambda: state_texts(fb, "c1") == [f"Connected to RabbitMQ (queue {queue})"], what="connected")
+    await publish(fb, queue, [{"n": n, "fail": False} for n in range(40)])
+    await finished.until(40, "succeeded")
+    assert sorted(inputs_of(fb, "c1")) == list(range(40))
+    run = fb.store.list_runs("c1", limit=1)[0]
+    assert run.source == "rabbitmq"
+    assert run.input[0]["queue"] == queue and run.input[0]["redelivered"] is False
+    assert await queue_depth(channel, queue) == 0  # every message acknowledged, none waiting
+    finished.close()
+
+
+async def test_a_failing_message_is_tried_again_then_goes_to_the_dead_letter_queue(fb: Flowboard,
+                                                                                  amqp: Any) -> None:
+    channel, queues = amqp
+    queue = f"fb-test-{uuid.uuid4().hex[:8]}"
+    queues += [queue, f"{queue}.dead"]
+    fb.import_flow(consumer_flow("c2", queue, retries=2, retry_wait=0))
+    finished = Finished(fb, "c2")
+    fb.activate("c2")
+    await until(lambda: fb.connection_states("c2") and fb.connection_states("c2")[0].up, what="connected")
+    await publish(fb, queue, [{"n": 1, "fail": True}, {"n": 2, "fail": False}])
+    await finished.until(1, "succeeded")
+    await finished.until(3, "failed")  # the first run and two more tries
+    dead = await channel.declare_queue(f"{queue}.dead", passive=True)
+    message = await until_message(dead)
+    assert message.body == b'{"n":1,"fail":true}'
+    await message.ack()
+    assert inputs_of(fb, "c2", "failed") == [1, 1, 1]
+    assert await queue_depth(channel, queue) == 0
+    finished.close()
+
+
+async def until_message(queue: Any) -> Any:
+    """The next message of `queue` (polled: RabbitMQ moves a rejected message to it by itself)."""
+    for _ in range(200):
+        message = await queue.get(fail=False)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError("no message reached the dead-letter queue")
+
+
+async def test_a_cut_connection_reconnects_and_loses_no_message(fb: Flowboard, amqp: Any) -> None:
+    channel, queues = amqp
+    queue = f"fb-test-{uuid.uuid4().hex[:8]}"
+    queues += [queue, f"{queue}.dead"]
+    async with proxy(5672) as cut:
+        fb.import_flow(consumer_flow("c3", queue, url=f"amqp://127.0.0.1:{cut.port}/", prefetch=20))
+        finished = Finished(fb, "c3")
+        fb.activate("c3")
+        await until(lambda: fb.connection_states("c3") and fb.connection_states("c3")[0].up, what="connected")
+        await publish(fb, queue, [{"n": n, "fail": False} for n in range(200)])
+        await finished.until(20)  # runs are going: cut while messages are in work and unacknowledged
+        await cut.cut()
+        text = await until(lambda: [t for t in state_texts(fb, "c3") if t.startswith("Reconnecting")], what="down")
+        assert text[0].startswith("Reconnecting to RabbitMQ: ")
+        assert "next try in" in text[0]
+        await until(lambda: "connection refused" in state_texts(fb, "c3")[0], what="refused")
+        await cut.restore()
+        await until(lambda: fb.connection_states("c3")[0].up, what="reconnected")
+        await until(lambda: len(set(inputs_of(fb, "c3"))) == 200, timeout=60, what="every message run")
+        assert set(inputs_of(fb, "c3")) == set(range(200))  # none lost (some may have run twice: at least once)
+        runs = fb.store.list_runs("c3", limit=10_000)
+        assert any(run.input[0]["redelivered"] for run in runs)  # the cut caught messages in work: they came back
+        assert await queue_depth(channel, queue) == 0
+        finished.close()
+
+
+async def test_a_missing_queue_says_so_while_reconnecting(fb: Flowboard) -> None:
+    fb.import_flow(consumer_flow("c4", f"fb-absent-{uuid.uuid4().hex[:8]}", declare=False))
+    fb.activate("c4")
+    text = await until(lambda: [t for t in state_texts(fb, "c4") if t.startswith("Reconnecting")], what="state")
+    assert "there is no queue fb-absent-" in text[0] and "turn on 'Create the queues'" in text[0]
+
+
+async def test_a_password_in_the_url_is_refused_and_a_credential_secret_never_shows(fb: Flowboard) -> None:
+    with pytest.raises(Exception, match="a password does not belong in the flow"):
+        fb.parse(consumer_flow("c5", "q", url="amqp://guest:hunter2secret@127.0.0.1:5672/"))
+    fb.store.set_credential("rabbit", "rabbitmq", {"url": "amqp://guest:wrong-pass-4711@127.0.0.1:5672/"})
+    flow = consumer_flow("c5", f"fb-test-{uuid.uuid4().hex[:8]}")
+    flow["nodes"][0]["config"]["credential"] = "rabbit"
+    fb.import_flow(flow)
+    fb.activate("c5")
+    text = await until(lambda: [t for t in state_texts(fb, "c5") if t.startswith("Reconnecting")], what="state")
+    assert "refused" in text[0]
+    assert "wrong-pass-4711" not in text[0]
