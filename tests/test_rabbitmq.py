@@ -42,11 +42,12 @@ async def amqp() -> Any:
     await connection.close()
 
 
-def consumer_flow(flow_id: str, queue: str, url: str = "amqp://127.0.0.1:5672/", **config: Any) -> dict[str, Any]:
-    """The trigger, then a short sleep (a run that takes time), then Stop with error for items with `fail`."""
+def consumer_flow(flow_id: str, queue: str, url: str = "amqp://127.0.0.1:5672/", sleep: float = 0.01,
+                  **config: Any) -> dict[str, Any]:
+    """The trigger, then a sleep (a run that takes time), then Stop with error for items with `fail`."""
     return {"id": flow_id, "name": f"Consume {flow_id}", "nodes": [
         {"id": "in", "type": "rabbitmq.consume", "config": {"queue": queue, "url": url, **config}},
-        {"id": "wait", "type": "test.sleep", "config": {"seconds": 0.01}},
+        {"id": "wait", "type": "test.sleep", "config": {"seconds": sleep}},
         {"id": "check", "type": "logic.if", "config": {"conditions": [{"field": "body.fail", "op": "is_true"}]}},
         {"id": "stop", "type": "logic.stop", "config": {"message": "message {{ item.body.n }} is marked to fail"}},
     ], "edges": [{"source": "in", "target": "wait"}, {"source": "wait", "target": "check"},
@@ -130,13 +131,15 @@ async def test_a_cut_connection_reconnects_and_loses_no_message(fb: Flowboard, a
     queue = f"fb-test-{uuid.uuid4().hex[:8]}"
     queues += [queue, f"{queue}.dead"]
     async with proxy(5672) as cut:
-        fb.import_flow(consumer_flow("c3", queue, url=f"amqp://127.0.0.1:{cut.port}/", prefetch=20))
+        fb.import_flow(consumer_flow("c3", queue, url=f"amqp://127.0.0.1:{cut.port}/", prefetch=20,
+                                     sleep=0.2))
         finished = Finished(fb, "c3")
         fb.activate("c3")
         await until(lambda: fb.connection_states("c3") and fb.connection_states("c3")[0].up, what="connected")
         await publish(fb, queue, [{"n": n, "fail": False} for n in range(200)])
         await finished.until(20)  # runs are going: cut while messages are in work and unacknowledged
         await cut.cut()
+        assert finished.count() < 200
         text = await until(lambda: [t for t in state_texts(fb, "c3") if t.startswith("Reconnecting")], what="down")
         assert text[0].startswith("Reconnecting to RabbitMQ: ")
         assert "next try in" in text[0]
