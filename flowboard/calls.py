@@ -146,15 +146,17 @@ class CallChecks(TriggerKind):
     def problems(self, plan: Plan) -> list[Problem]:
         index = _node_index(plan)
         out = []
-        for nid in [n for n in plan.order if plan.nodes[n].cls.type == CALL]:
+        for nid in plan.order:
+            fields = flow_fields(plan.nodes[nid].cls)
             config: Any = plan.nodes[nid].static_config
-            if config is None:
+            if not fields or config is None:
                 continue
-            chain = self._chain_back(plan.flow.id, config.flow)
-            if chain is not None:
-                names = " → ".join([plan.flow.name, *chain])
-                out.append(Problem(f"nodes[{index[nid]}].config.flow", f"the calls go round in a circle ({names}); "
-                                   "a flow must not call itself, directly or through others", nid))
+            for field in fields:
+                chain = self._chain_back(plan.flow.id, getattr(config, field))
+                if chain is not None:
+                    names = " → ".join([plan.flow.name, *chain])
+                    out.append(Problem(f"nodes[{index[nid]}].config.{field}", f"the calls go round in a circle "
+                                       f"({names}); a flow must not call itself, directly or through others", nid))
         return out
 
     def _chain_back(self, start: str, first: str) -> list[str] | None:
@@ -175,6 +177,17 @@ class CallChecks(TriggerKind):
                 continue
             seen.add(flow_id)
             for node in flow.nodes:
-                if node.type == CALL and isinstance(node.config.get("flow"), str):
-                    stack.append((node.config["flow"], path))
+                cls = self.fb.registry.get(node.type, node.version)
+                for field in flow_fields(cls) if cls is not None else ():
+                    if isinstance(node.config.get(field), str):
+                        stack.append((node.config[field], path))
         return None
+
+
+def flow_fields(cls: Any) -> tuple[str, ...]:
+    """The config fields of a node type that name a flow to call (the flow picker: Call flow, Loop over items)."""
+    config = getattr(cls, "Config", None)
+    if config is None:
+        return ()
+    return tuple(name for name, field in config.model_fields.items()
+                 if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("widget") == "flow")

@@ -162,6 +162,76 @@ async def test_calls_that_go_round_in_a_circle_are_refused(fb: Flowboard) -> Non
     assert f"more than {MAX_DEPTH} levels deep" in result.error["message"]
 
 
+# -- Loop over items -------------------------------------------------------------------------------------------------
+
+def looper(flow_id: str, body: str, batch_size: int, pause: float = 0) -> dict[str, Any]:
+    return {"id": flow_id, "name": f"Loop {flow_id}", "nodes": [
+        {"id": "start", "type": "trigger.manual"},
+        {"id": "loop", "name": "Each batch", "type": "logic.loop",
+         "config": {"flow": body, "batch_size": batch_size, "pause_seconds": pause}},
+    ], "edges": [{"source": "start", "target": "loop"}]}
+
+
+async def test_a_loop_runs_its_body_once_per_batch_and_collects_the_results_in_order(fb: Flowboard) -> None:
+    body = [{"id": "size", "type": "data.set", "config": {"fields": [
+        {"name": "twice", "value": "{{ item.n * 2 }}"}, {"name": "batch_of", "value": "{{ items | length }}"}]}}]
+    fb.import_flow(called("body", "Double a batch", body, [{"name": "n"}]))
+    fb.import_flow(looper("main", "Double a batch", 2))
+    result = await fb.run_flow("main", [{"n": n} for n in range(1, 6)])
+    assert result.status is RunStatus.succeeded, result.error
+    assert [i["twice"] for i in result.output] == [2, 4, 6, 8, 10]
+    assert [i["batch_of"] for i in result.output] == [2, 2, 2, 2, 1]  # the body sees its batch as its items
+    children = sorted(fb.store.list_runs("body"), key=lambda r: r.started)
+    assert [len(r.input) for r in children] == [2, 2, 1]  # one run per batch, one after the other
+    assert all(r.source == "call" and r.status is RunStatus.succeeded for r in children)
+    assert [i["n"] for r in children for i in r.input] == [1, 2, 3, 4, 5]
+
+
+async def test_a_failing_batch_names_itself_and_the_batches_before_it_stay_done(fb: Flowboard) -> None:
+    body = [{"id": "check", "type": "logic.stop", "config": {"message": "{{ item.n }} is too big"}}]
+    gate = {"id": "small", "type": "logic.filter", "config": {"conditions": [
+        {"field": "n", "op": "gte", "type": "number", "value": 3}]}}
+    fb.import_flow(called("body", "Refuse big ones", [gate, *body]))
+    fb.import_flow(looper("main", "Refuse big ones", 2))
+    result = await fb.run_flow("main", [{"n": n} for n in range(1, 6)])
+    assert result.status is RunStatus.failed
+    message = result.error["message"]
+    assert message.startswith("batch 2 of 3 (items 3 to 4): the called flow 'Refuse big ones' failed"), message
+    assert "3 is too big" in message
+    runs = sorted(fb.store.list_runs("body"), key=lambda r: r.started)
+    assert [r.status for r in runs] == [RunStatus.succeeded, RunStatus.failed]  # batch 3 never started
+
+
+async def test_a_loop_body_that_waits_is_refused_in_words(fb: Flowboard) -> None:
+    fb.import_flow(called("later", "Later", [{"id": "wait", "type": "logic.wait", "config": {"seconds": 600}}]))
+    fb.import_flow(looper("main", "Later", 10))
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.failed
+    assert "a loop's body must finish by itself" in result.error["message"]
+
+
+async def test_a_loop_pausing_between_batches_stops_at_once_when_cancelled(fb: Flowboard) -> None:
+    fb.import_flow(called("body", "Body", DOUBLE))
+    fb.import_flow(looper("main", "Body", 1, pause=600))
+    task = asyncio.ensure_future(fb.run_flow("main", [{"n": 1}, {"n": 2}]))
+    for _ in range(400):
+        if fb.store.list_runs("body") and fb.engine.active_runs:
+            break
+        await asyncio.sleep(0.05)
+    (run_id,) = fb.engine.active_runs
+    assert fb.cancel(run_id)
+    result = await asyncio.wait_for(task, 20)
+    assert result.status is RunStatus.cancelled
+    assert len(fb.store.list_runs("body")) == 1
+
+
+async def test_a_loop_whose_body_calls_back_is_refused(fb: Flowboard) -> None:
+    fb.import_flow({**looper("a", "Flow B", 5), "name": "Flow A"})
+    fb.import_flow(called("b", "Flow B", [{"id": "loop", "type": "logic.loop", "config": {"flow": "Flow A"}}]))
+    with pytest.raises(FlowInvalid, match=r"the calls go round in a circle \(Flow A → Flow B → Flow A\)"):
+        fb.activate("a")
+
+
 # -- Rules ---------------------------------------------------------------------------------------------------------
 
 def invoice_rules(fb: Flowboard) -> None:
