@@ -43,6 +43,7 @@ body { background: #f6f7f9; color: #1f2430; }
 
 SECTIONS = (("flows", "Flows", "/", Permission.flows), ("runs", "Runs", "/runs", Permission.flows),
             ("tables", "Tables", "/tables", Permission.tables),
+            ("connectors", "Connectors", "/connectors", Permission.flows),
             ("credentials", "Credentials", "/credentials", Permission.credentials),
             ("inbox", "Inbox", "/inbox", Permission.inbox))
 #: Counts shown beside a section's link (the inbox's open tasks), set by the pages: key -> principal -> count.

@@ -5,6 +5,7 @@
     /runs          every run, live, with filters and retention settings
     /run/{id}      one run on a read-only canvas, each node's data in the inspector
     /credentials   credentials (secrets flows use) and REST API keys
+    /connectors    APIs imported from OpenAPI documents: import, operations, re-import with changes, remove
     /tables        data tables: list, create, rename, delete
     /table/{id}    one table's rows in a grid: edit in place, filter, sort, page, CSV import and export
     /login, /me, /account   signing in, what a user can do, their password (account_pages.py)
@@ -25,6 +26,7 @@ from .layout import frame
 
 def register(fb: Flowboard) -> None:
     from . import account_pages
+    from .connectors_page import ConnectorsPage
     from .credentials_page import CredentialsPage
     from .editor import Editor
     from .flows_page import FlowsPage
@@ -58,6 +60,11 @@ def register(fb: Flowboard) -> None:
     @require(Permission.credentials)
     def credentials_page() -> None:
         CredentialsPage(fb)
+
+    @ui.page("/connectors")
+    @require(Permission.flows)
+    def connectors_page() -> None:
+        ConnectorsPage(fb)
 
     @ui.page("/inbox")
     @require(Permission.inbox)
