@@ -43,7 +43,7 @@ class Office:
     """One data folder, set up like a person would, with its server and an admin API key for the checks."""
 
     def __init__(self, data_dir: Path, stand_ins: DemoServer, flow: str = "vacation-request",
-                 users: tuple[tuple[str, list[str]], ...] = USERS) -> None:
+                 users: tuple[tuple[str, list[str]], ...] = USERS, source: Path | None = None) -> None:
         from flowboard.demo import prepare
         from flowboard.services import Flowboard
 
@@ -61,7 +61,7 @@ class Office:
             done = flowboard(data_dir, "user", "add", name, *args, "--email", f"{name}@example.com",
                              input=PASSWORDS[name] + "\n")
             assert done.returncode == 0, done.stderr
-        for step in (("import", str(FLOWS / f"{flow}.json")), ("activate", flow)):
+        for step in (("import", str(source or FLOWS / f"{flow}.json")), ("activate", flow)):
             done = flowboard(data_dir, *step)
             assert done.returncode == 0, done.stdout + done.stderr
         self.servers: list[Server] = []
@@ -321,6 +321,186 @@ def test_two_of_three_approvers_each_in_their_inbox(tmp_path: Path, stand_ins: D
         page = sign_in(chromium, office, "grace")
         page.wait_for_selector("text=Nothing to decide right now.")
         page.context.close()
+    finally:
+        office.close()
+    for server in office.servers:
+        assert not server.errors(), server.log.read_text()
+
+
+#: grace, ada's manager, and linus, who signs after her or takes over; boss is the admin.
+TEAM = (("boss", ["admin"]), ("grace", ["approver", "requester"]), ("ada", ["requester"]), ("linus", ["approver"]))
+
+
+def vacation_with(folder: Path, **ask: Any) -> Path:
+    """The vacation flow with its Approval node changed (linus gets mail too), written to `folder`."""
+    import json
+
+    flow = json.loads((FLOWS / "vacation-request.json").read_text())
+    node = next(n for n in flow["nodes"] if n["id"] == "ask")
+    node["config"].update(ask)
+    node["config"]["notify"][0]["addresses"]["linus"] = "linus@example.com"
+    path = folder / "vacation-variant.json"
+    path.write_text(json.dumps(flow))
+    return path
+
+
+def decide_as(browser: Chromium, office: Office, who: str, outcome: str = "approve") -> None:
+    """`who` signs in, finds ada's request in the inbox and answers it."""
+    page = sign_in(browser, office, who)
+    page.get_by_role("link", name=re.compile("^Inbox")).locator(".q-badge").wait_for()
+    card = page.locator(".q-card", has_text="Vacation for ada")
+    card.get_by_role("button", name=outcome.capitalize()).click()
+    page.wait_for_selector(f"text=Recorded: {DONE[outcome]} by {who}")
+    page.context.close()
+
+
+def test_a_sequence_grace_then_linus(tmp_path: Path, stand_ins: DemoServer, chromium: Chromium) -> None:
+    """One after another: linus is asked (by email, with his own link) only once grace has approved; the run goes on
+    after linus, and ada's email names both."""
+    stand_ins.state.reset()
+    source = vacation_with(tmp_path, approvers="{{ item.manager }}, linus", rule="sequence")
+    office = Office(tmp_path, stand_ins, users=TEAM, source=source)
+    try:
+        run_id = ask_for_days(chromium, office, 3)
+        assert not office.mails("linus@example.com")
+        page = sign_in(chromium, office, "linus")
+        page.wait_for_selector("text=Nothing to decide right now.")  # not his turn yet
+        page.context.close()
+
+        decide_as(chromium, office, "grace")
+        assert office.run(run_id)["status"] == "waiting"
+        second = office.wait_for_task(2)
+        assert second["assignees"] == ["linus"] and second["status"] == "open"
+        (asked,) = office.mails("linus@example.com")
+        assert "/decide/" in asked["text"]
+
+        decide_as(chromium, office, "linus")
+        assert office.wait_until_finished(run_id)["status"] == "succeeded"
+        assert office.days_left() == 17
+        (told,) = office.mails("ada@example.com")
+        assert "grace, linus approved your 3 days" in told["text"]
+    finally:
+        office.close()
+    for server in office.servers:
+        assert not server.errors(), server.log.read_text()
+
+
+def test_grace_is_reminded_then_the_request_escalates_to_linus(tmp_path: Path, stand_ins: DemoServer,
+                                                               chromium: Chromium) -> None:
+    """A short deadline (25 s) with a reminder 12 s before it: grace gets a reminder email and her inbox counts it;
+    nobody answers, so at the deadline the task is handed to linus (told by email), who approves; grace's old link
+    no longer works."""
+    stand_ins.state.reset()
+    source = vacation_with(tmp_path, deadline_hours=25 / 3600, remind_before_hours=12 / 3600, escalate_to="linus",
+                           escalate_hours=1)
+    office = Office(tmp_path, stand_ins, users=TEAM, source=source)
+    try:
+        run_id = ask_for_days(chromium, office, 3)
+        (request,) = office.mails("grace@example.com", "Vacation for ada")
+        grace_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])[0]
+
+        deadline = time.monotonic() + 60
+        while not office.mails("grace@example.com", "Reminder: Vacation for ada"):
+            assert time.monotonic() < deadline, "grace was never reminded"
+            time.sleep(0.2)
+        (reminder,) = office.mails("grace@example.com", "Reminder: Vacation for ada")
+        assert reminder["text"].startswith("This request is still waiting for your answer. Please answer before ")
+        assert "/decide/" in reminder["text"]
+        page = sign_in(chromium, office, "grace")
+        card = page.locator(".q-card", has_text="Vacation for ada")
+        card.wait_for()
+        if office.tasks()[0]["assignees"] == ["grace"]:  # still hers (a loaded machine may be past the deadline)
+            assert "reminded 1 time" in card.inner_text()
+        page.context.close()
+
+        while (task := office.tasks()[0])["assignees"] != ["linus"]:
+            assert time.monotonic() < deadline, f"the request did not escalate: {task}"
+            time.sleep(0.2)
+        assert task["status"] == "open"
+        (handed,) = office.mails("linus@example.com")
+        assert handed["subject"] == "Vacation for ada" and "/decide/" in handed["text"]
+
+        page = chromium.tab()  # grace's emailed link: its time is up
+        page.goto(grace_link)
+        page.wait_for_selector("text=This link cannot be used")
+        assert "This link has expired." in page.inner_text("body")
+        page.context.close()
+
+        decide_as(chromium, office, "linus")
+        assert office.wait_until_finished(run_id)["status"] == "succeeded"
+        assert office.days_left() == 17
+        (done,) = office.tasks()
+        assert (done["status"], done["responder"]) == ("decided", "linus")
+        log = office.api(f"/approvals/{done['id']}")["log"]
+        assert [e["event"] for e in log] == ["created", "reminded", "reassigned", "decided"]
+    finally:
+        office.close()
+    for server in office.servers:
+        assert not server.errors(), server.log.read_text()
+
+
+def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, chromium: Chromium) -> None:
+    """grace hands the request to linus in her inbox. Her emailed link is now someone else's task; a changed link and
+    an expired one are refused, each with a page that says why and decides nothing; linus's own link (GET) only shows
+    the request, his press decides, and a replay is told it is decided."""
+    from flowboard.approval_links import Links
+    from flowboard.store.secrets import raw_key
+
+    stand_ins.state.reset()
+    office = Office(tmp_path, stand_ins, users=TEAM, source=vacation_with(tmp_path))
+    try:
+        run_id = ask_for_days(chromium, office, 3)
+        (request,) = office.mails("grace@example.com")
+        grace_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])[0]
+        (task,) = office.tasks()
+
+        page = sign_in(chromium, office, "grace")
+        card = page.locator(".q-card", has_text="Vacation for ada")
+        card.get_by_text("Hand it to someone else").click()
+        card.get_by_label("Who decides instead").fill("linus")
+        card.get_by_label("Why (optional)").fill("I am away next week")
+        card.get_by_role("button", name="Hand on").click()
+        page.wait_for_selector("text=Handed to linus: it is theirs to decide now.")
+        page.wait_for_selector("text=Nothing to decide right now.")
+        page.context.close()
+
+        token = grace_link.rsplit("/", 1)[1]
+        body, signature = token.split(".")
+        tampered = f"{office.server.url}/decide/{body}.{signature[:-3]}{'AAA' if signature[-3:] != 'AAA' else 'BBB'}"
+        links = Links(lambda: raw_key(lambda: tmp_path))
+        expired = links.url(task["id"], "linus", time.time() - 60).replace(links.base, office.server.url)
+        for link, heading, reason in (
+                (grace_link, "This link is not yours any more", "It was sent to grace, but the task has been handed "
+                                                                "to linus."),
+                (tampered, "This link cannot be used", "This link is not valid: it was changed or cut short."),
+                (expired, "This link cannot be used", "This link has expired.")):
+            page = chromium.tab()
+            answer = page.goto(link)
+            assert answer is not None and answer.status == 403
+            page.wait_for_selector(f"h1:has-text('{heading}')")
+            assert reason in page.inner_text("body")
+            assert page.locator("button").count() == 0  # nothing to press
+            page.context.close()
+        # a refused link answers 403 by design; Chromium logs that status as a console error
+        chromium.errors[:] = [e for e in chromium.errors if "status of 403 (Forbidden)" not in e]
+
+        (asked,) = office.mails("linus@example.com")
+        linus_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", asked["text"])[0]
+        page = chromium.tab()
+        page.goto(linus_link)
+        page.wait_for_selector("h1:has-text('Vacation for ada')")
+        assert office.tasks()[0]["status"] == "open" and office.run(run_id)["status"] == "waiting"
+        page.get_by_role("button", name="Approve").click()
+        page.wait_for_selector("text=Recorded")
+        page.goto(linus_link)
+        page.wait_for_selector("text=Nothing left to decide")
+        assert "approved by linus" in page.inner_text("body")
+        page.context.close()
+        assert office.wait_until_finished(run_id)["status"] == "succeeded"
+        (done,) = office.tasks()
+        assert (done["responder"], done["channel"]) == ("linus", "link")
+        assert [e["event"] for e in office.api(f"/approvals/{done['id']}")["log"]] == ["created", "reassigned",
+                                                                                      "decided"]
     finally:
         office.close()
     for server in office.servers:
