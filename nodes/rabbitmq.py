@@ -137,12 +137,12 @@ def encode(value: Any) -> tuple[bytes, str]:
 
 
 def decode(body: bytes, content_type: str | None) -> dict[str, Any]:
-    """A received body as item fields: JSON when it is JSON, else text, else base64."""
+    """A received body as item fields: JSON data when it is JSON (and not sent as text), else text, else base64."""
     try:
         text = body.decode()
     except UnicodeDecodeError:
         return {"body": base64.b64encode(body).decode("ascii"), "body_encoding": "base64"}
-    if content_type == "application/json" or text[:1] in ("{", "["):
+    if content_type not in ("text/plain", "application/octet-stream"):  # text sent as text stays text
         try:
             return {"body": json.loads(text)}
         except ValueError:
@@ -168,26 +168,27 @@ class RabbitPublish(NodeType):
         items = inputs.get("main") or []
         url = await _url(ctx, config)
         key = ("rabbitmq", url)
-        for attempt in (1, 2):  # a shared connection may have broken since the last run: open it once more
-            try:
-                publisher = await ctx.connection(key, lambda: _open_channel(url))
-                channel = publisher.channel
-                for _, item, cfg in ctx.each(items):
-                    body, content_type = encode(item if cfg.message is None else cfg.message)
-                    message = aio_pika.Message(body, content_type=content_type, headers=dict(cfg.headers) or None,
-                                               delivery_mode=aio_pika.DeliveryMode.PERSISTENT if cfg.persistent
-                                               else aio_pika.DeliveryMode.NOT_PERSISTENT)
-                    exchange = channel.default_exchange if not cfg.exchange else \
-                        await channel.get_exchange(cfg.exchange, ensure=False)
-                    await exchange.publish(message, routing_key=cfg.routing_key)
-                return list(items)
-            except NodeError:
-                raise
-            except Exception as exc:
+        publisher = await ctx.connection(key, lambda: _open_channel(url))
+        if publisher.closed:  # broken since the last run (RabbitMQ restarted): open a new one; nothing was sent
+            await ctx.drop_connection(key)
+            publisher = await ctx.connection(key, lambda: _open_channel(url))
+        channel = publisher.channel
+        try:
+            for _, item, cfg in ctx.each(items):
+                body, content_type = encode(item if cfg.message is None else cfg.message)
+                message = aio_pika.Message(body, content_type=content_type, headers=dict(cfg.headers) or None,
+                                           delivery_mode=aio_pika.DeliveryMode.PERSISTENT if cfg.persistent
+                                           else aio_pika.DeliveryMode.NOT_PERSISTENT)
+                exchange = channel.default_exchange if not cfg.exchange else \
+                    await channel.get_exchange(cfg.exchange, ensure=False)
+                await exchange.publish(message, routing_key=cfg.routing_key)
+        except NodeError:
+            raise
+        except Exception as exc:
+            if publisher.closed:
                 await ctx.drop_connection(key)
-                if attempt == 2 or not _broken(exc):
-                    raise NodeError(f"RabbitMQ did not take the message: {_reason(exc)}") from None
-        raise AssertionError("unreachable")
+            raise NodeError(f"RabbitMQ did not take the message: {_reason(exc)}") from None
+        return list(items)
 
 
 class _Publisher:
@@ -198,6 +199,10 @@ class _Publisher:
         self.connection = connection
         self.channel = channel
 
+    @property
+    def closed(self) -> bool:
+        return bool(self.connection.is_closed or self.channel.is_closed)
+
     async def aclose(self) -> None:
         await self.connection.close()
 
@@ -205,13 +210,6 @@ class _Publisher:
 async def _open_channel(url: str) -> _Publisher:
     connection = await _connect(url)
     return _Publisher(connection, await connection.channel(publisher_confirms=True))
-
-
-def _broken(exc: BaseException) -> bool:
-    import aio_pika.exceptions as errors
-
-    return isinstance(exc, errors.ChannelInvalidStateError | errors.ConnectionClosed | ConnectionError
-                      | errors.AMQPConnectionError | RuntimeError)
 
 
 class RabbitConsume(NodeType):
