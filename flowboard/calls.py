@@ -23,7 +23,7 @@ from .engine import RunResult, RunStatus
 from .errors import NodeError, Problem
 from .sdk import Items, Suspend
 from .store.tables import waits_t
-from .triggers import TriggerKind, _node_index, new_run_id
+from .triggers import TriggerKind, new_run_id, node_index
 
 if TYPE_CHECKING:
     from .engine import Plan
@@ -67,8 +67,8 @@ class FlowCalls:
         task = asyncio.ensure_future(fb.engine.run(plan, items, run_id=run_id, trigger=trigger))
         task.add_done_callback(lambda _: self._depth.pop(run_id, None))
         if not wait:
-            fb.triggers.tasks.add(task)
-            task.add_done_callback(fb.triggers.tasks.discard)
+            fb.launcher.tasks.add(task)
+            task.add_done_callback(fb.launcher.tasks.discard)
             return [{"run_id": run_id, "flow": stored.flow.name, "started": True}]
         try:
             result = await asyncio.shield(task)
@@ -144,7 +144,7 @@ class CallChecks(TriggerKind):
         self.fb = fb
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = _node_index(plan)
+        index = node_index(plan)
         out = []
         for nid in plan.order:
             fields = flow_fields(plan.nodes[nid].cls)

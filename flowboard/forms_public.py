@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -20,18 +19,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .engine import RunStatus
-from .errors import Problem
-from .triggers import Activation, Claim, TriggerKind, accept, run_gated
+from .triggers import FormEndpoint, FormTriggers
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .engine import Plan
     from .services import Flowboard
 
 log = logging.getLogger("flowboard.form")
 
-FORM = "trigger.form"
 MAX_BODY = 1024 * 1024
 MAX_FIELDS = 1000
 HEADERS = {
@@ -41,54 +37,6 @@ HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
-
-
-@dataclass(slots=True, eq=False)
-class FormEndpoint:
-    flow_id: str
-    node_id: str
-    config: Any  # nodes.form.FormConfig, validated at activation
-    activation: Activation
-
-
-class FormTriggers(TriggerKind):
-    """The form routing table: `routes[path]` for active flows."""
-
-    name = "form"
-    node_types = frozenset({FORM})
-
-    def __init__(self) -> None:
-        self.routes: dict[str, FormEndpoint] = {}
-
-    def problems(self, plan: Plan) -> list[Problem]:
-        index = _node_index(plan)
-        return [Problem(f"nodes[{index[nid]}].config", "a form's settings cannot hold expressions", nid)
-                for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
-
-    def claims(self, plan: Plan) -> list[Claim]:
-        index = _node_index(plan)
-        out = []
-        for nid in self.trigger_nodes(plan):
-            config: Any = plan.nodes[nid].static_config
-            if config is not None:
-                out.append(Claim(("form", config.path), f"the form page /form/{config.path}", nid,
-                                 f"nodes[{index[nid]}].config.path"))
-        return out
-
-    def add(self, activation: Activation) -> None:
-        plan = activation.plan
-        for nid in self.trigger_nodes(plan):
-            config: Any = plan.nodes[nid].static_config
-            if config is not None:
-                self.routes[config.path] = FormEndpoint(activation.flow_id, nid, config, activation)
-
-    def remove(self, flow_id: str) -> None:
-        for path in [p for p, ep in self.routes.items() if ep.flow_id == flow_id]:
-            del self.routes[path]
-
-
-def _node_index(plan: Plan) -> dict[str, int]:
-    return {node.id: i for i, node in enumerate(plan.flow.nodes)}
 
 
 # -- routes -------------------------------------------------------------------------------------------------------
@@ -137,9 +85,9 @@ class FormPage:
             return _page(config.title, _notice("Please try again in a moment",
                                                "The form is busy with the previous answers."), 503)
         if config.respond.type == "message":
-            accept(self.fb, activation, ep.node_id, [item], source="form")
+            self.fb.launcher.accept(activation, ep.node_id, [item], source="form")
             return _page(config.title, _thanks(config.title, config.respond.message, again=ep.config.path))
-        result = await run_gated(self.fb, activation, ep.node_id, [item], source="form")
+        result = await self.fb.launcher.run(activation, ep.node_id, [item], source="form")
         if result.status is not RunStatus.succeeded:
             log.warning("form /form/%s: run %s ended %s", ep.config.path, result.run_id, result.status.value)
             return _page(config.title, _notice("Something went wrong",

@@ -12,12 +12,11 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import error_flow
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
@@ -25,19 +24,25 @@ from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
-from .forms_public import FormTriggers
-from .listeners import AppLauncher, ConnectionState, ListenerTriggers
 from .model import Flow, OnError, dump_flow, parse_flow
 from .registry import Registry, default_registry
-from .scheduler import ScheduleTriggers
+from .runs import Launcher
 from .sdk import Context, Items, Services
 from .store import Lease, NotFound, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
 from .store.secrets import raw_key
-from .table_trigger import TableTriggers
 from .tables import TableService
-from .triggers import Activations, WebhookTriggers
+from .triggers import (
+    Activations,
+    ConnectionState,
+    ErrorFlows,
+    FormTriggers,
+    ListenerTriggers,
+    ScheduleTriggers,
+    TableTriggers,
+    WebhookTriggers,
+)
 from .waiting import LINK_PATH, Sleeper, resume_token, token_valid
 
 log = logging.getLogger(__name__)
@@ -65,11 +70,16 @@ class Flowboard:
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go
             self.engine.lease = Lease(self.store, self.store.owner, lambda: self.engine.active_runs,
                                       self.engine.abandon)
-        self.listeners = ListenerTriggers(AppLauncher(self))  # brokers: RabbitMQ, MQTT, Redis, NATS
-        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self), TableTriggers(self),
-                                     CallChecks(self), self.listeners])
-        self.engine.on_finished = self._run_finished  # error flows
         self.owner = self.store.owner
+        self.launcher = Launcher(self.store, self.engine, self.recorder, self.plan, self.owner)
+        self.listeners = ListenerTriggers(self.launcher)  # brokers: RabbitMQ, MQTT, Redis, NATS
+        self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self.launcher, self.store),
+                                     TableTriggers(self.launcher, self.tables), CallChecks(self), self.listeners])
+        self.error_flows = ErrorFlows(self.launcher, self.store, self.plan)
+        #: Run-finished subscribers: each is called with (plan, trigger node id, result) for every run this process
+        #: concludes; must not raise or block.
+        self.finished: list[Callable[[Plan, str, RunResult], None]] = [self.error_flows.finished]
+        self.engine.on_finished = self._run_finished
         #: Where people reach this server (resume links in emails): `FLOWBOARD_PUBLIC_URL`, else the local address.
         self.public_url = (os.environ.get("FLOWBOARD_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.sleeper = Sleeper(self)
@@ -82,7 +92,6 @@ class Flowboard:
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
-        self._error_flows: set[asyncio.Task[Any]] = set()
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
 
@@ -263,14 +272,7 @@ class Flowboard:
     async def run_flow(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
                        source: str = "manual") -> RunResult:
         """Run a stored flow now and wait for it. The run is recorded and survives a crash."""
-        stored = self.store.get_flow(flow_id)
-        plan = self.plan(flow_id, stored.version)
-        run_id = uuid.uuid4().hex
-        trigger = trigger or plan.default_trigger()
-        if self.recorder is not None:  # the run exists before it starts, so no crash can lose it
-            self.store.create_run(run_id, flow_id, stored.version, trigger, input_items or [], source,
-                                  status=RunStatus.running.value, owner=self.owner)
-        return await self.engine.run(plan, input_items, run_id=run_id, trigger=trigger)
+        return await self.launcher.run_flow(flow_id, input_items, trigger=trigger, source=source)
 
     def start_run(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
                   source: str = "manual") -> asyncio.Task[RunResult]:
@@ -346,15 +348,19 @@ class Flowboard:
         return resumable
 
     def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
-        """Post-run hook: the engine calls it for every run it concludes. A failed run starts its error flow; a run
-        parked until a deadline wakes the sleeper, which may have to wake earlier now."""
+        """Post-run hook: the engine calls it for every run it concludes. A run parked until a deadline wakes the
+        sleeper, which may have to wake earlier now; a concluded one goes to the run-finished subscribers (error
+        flows) and to a caller parked on it."""
         if result.status is RunStatus.waiting:
             self.sleeper.wake()
             return
-        if error_flow.wanted(plan, trigger, result):
-            error_flow.start(self, plan, result, self._error_flows)
+        for subscriber in self.finished:
+            try:
+                subscriber(plan, trigger, result)
+            except Exception:
+                log.exception("a run-finished subscriber failed on run %s", result.run_id)
         if self.calls.is_child(plan, trigger, result.run_id):  # a caller may be parked on it
-            self.triggers.spawn(self.calls.child_finished(result))
+            self.launcher.spawn(self.calls.child_finished(result))
 
     # -- waiting runs -----------------------------------------------------------------------------------------------
 
@@ -388,7 +394,7 @@ class Flowboard:
                                     {"message": f"could not resume: {exc}"}, owner=self.owner)
             raise WaitGone(f"run {run_id} could not resume: {exc}") from None
         log.info("resuming waiting run %s of flow %s at node %s (%s)", run_id, run.flow_id, node_id, who or "a call")
-        return self.triggers.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=run.trigger, done=done,
+        return self.launcher.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=run.trigger, done=done,
                                                    started=run.started, waits=waits))
 
     async def resume_due(self) -> list[RunResult]:
@@ -432,7 +438,7 @@ class Flowboard:
         the run did not fail or is being retried already. The store work runs in a thread."""
         plan, run, trigger, done = await asyncio.to_thread(self._reopen, run_id)
         log.info("retrying run %s of flow %s (%d steps kept)", run_id, run.flow_id, len(done))
-        return self.triggers.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=trigger, done=done))
+        return self.launcher.spawn(self.engine.run(plan, run.input, run_id=run_id, trigger=trigger, done=done))
 
     def _reopen(self, run_id: str) -> tuple[Plan, RunRecord, str | None, dict[str, Step]]:
         run = self.store.get_run(run_id)
@@ -447,8 +453,9 @@ class Flowboard:
         return plan, run, trigger, done
 
     async def aclose(self) -> None:
-        await error_flow.settle(self._error_flows)  # a failed run's error flow still runs (`flowboard run`)
+        await self.error_flows.settle()  # a failed run's error flow still runs (`flowboard run`)
         self.triggers.close()
+        self.launcher.close()
         await self.approvals.stop()
         for task in list(self._tasks):
             task.cancel()

@@ -1,7 +1,7 @@
 """Schedule trigger: starts an active flow on a cron expression or every N seconds, minutes, hours or days.
 
-The server's scheduler (`flowboard/scheduler.py`) fires it; each fire is claimed in the database, so it runs once
-however many servers share the database and however often they restart. The run's item::
+The server's scheduler (`flowboard/triggers/schedule.py`) fires it; each fire is claimed in the database, so it runs
+once however many servers share the database and however often they restart. The run's item::
 
     {"fired_at": "2025-01-06T09:00:00.012+01:00", "scheduled_for": "2025-01-06T09:00:00+01:00",
      "timezone": "Europe/Berlin", "missed": 0}

@@ -44,7 +44,7 @@ class TableTriggerConfig(BaseModel):
 
 
 class TableTrigger(NodeType):
-    """Started by the server's table-change feed (flowboard/table_trigger.py); a manual run passes its items on."""
+    """Started by the server's table-change feed (flowboard/triggers/table.py); a manual run passes its items on."""
 
     type = "trigger.table"
     title = "Table change"

@@ -53,7 +53,7 @@ from ..jsonlimits import JsonRefused, read_json
 from ..model import MAX_FLOW_BYTES, Flow, dump_flow
 from ..services import RetryRefused
 from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConflict
-from ..triggers import ActivationConflict, new_run_id, run_triggered
+from ..triggers import ActivationConflict, new_run_id
 from . import ApiError, approvals
 from .access import require
 from .keys import authenticate
@@ -519,8 +519,8 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
         if created:
             await db(fb.store.create_run, run_id, flow_id, version, trigger, body.items or [], "api",
                      RunStatus.running, fb.owner)
-        task = fb.triggers.spawn(run_triggered(fb, plan, version, trigger, body.items or [], source="api",
-                                               run_id=run_id, created=created))
+        task = fb.launcher.spawn(fb.launcher.run_plan(plan, version, trigger, body.items or [], source="api",
+                                                      run_id=run_id, created=created))
         return await _answer(task, run_id, body.wait)
 
     @r.get("/runs", response_model=RunList, tags=["runs"], summary="List runs")

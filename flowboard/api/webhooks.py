@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..engine import RunResult, RunStatus, StepStatus
 from ..jsonlimits import JsonRefused, read_json
-from ..triggers import WebhookEndpoint, WebhookTriggers, accept, new_run_id, run_gated, run_triggered
+from ..triggers import WebhookEndpoint, WebhookTriggers, new_run_id
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -90,6 +90,7 @@ class WebhookApp:
         self.fb = fb
         self.test = test
         self.kind: WebhookTriggers = fb.triggers.kind(WebhookTriggers)
+        self.launcher = fb.launcher
         self.prefix = "/webhook-test/" if test else "/webhook/"
         self.source = "webhook-test" if test else "webhook"
 
@@ -146,9 +147,9 @@ class WebhookApp:
         if activation is None or not activation.gate.admit():
             return 200, [_JSON], b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
         if config.respond == "immediately":
-            run_id = accept(self.fb, activation, ep.node_id, [item], source=self.source)
+            run_id = self.launcher.accept(activation, ep.node_id, [item], source=self.source)
             return 202, [_JSON], _dumps({"run_id": run_id})
-        result = await run_gated(self.fb, activation, ep.node_id, [item], source=self.source)
+        result = await self.launcher.run(activation, ep.node_id, [item], source=self.source)
         return _answer(ep, result)
 
     async def test_call(self, ep: WebhookEndpoint, item: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]],
@@ -157,13 +158,13 @@ class WebhookApp:
         self.kind.stop_listening(ep.flow_id, listener)  # one call per listen
         if ep.config.respond == "immediately":
             run_id = new_run_id()
-            task = self.fb.triggers.spawn(run_triggered(self.fb, ep.plan, ep.version, ep.node_id, [item],
-                                                        source=self.source, run_id=run_id))
+            task = self.launcher.spawn(self.launcher.run_plan(ep.plan, ep.version, ep.node_id, [item],
+                                                              source=self.source, run_id=run_id))
             if listener is not None:
                 task.add_done_callback(lambda t: _settle(listener, t))
             return 202, [_JSON], _dumps({"run_id": run_id})
         try:
-            result = await run_triggered(self.fb, ep.plan, ep.version, ep.node_id, [item], source=self.source)
+            result = await self.launcher.run_plan(ep.plan, ep.version, ep.node_id, [item], source=self.source)
         except BaseException as exc:
             if listener is not None and not listener.done():
                 listener.set_exception(exc if isinstance(exc, Exception) else RuntimeError("the test run stopped"))

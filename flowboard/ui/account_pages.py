@@ -11,8 +11,8 @@ from nicegui import context, ui
 
 from ..auth import DESCRIPTIONS, AccountError, Permission, Role, SignInRefused
 from ..auth.roles import home_for
-from ..forms_public import FormTriggers
 from ..services import Flowboard
+from ..triggers import FormTriggers
 from .access import page_principal, public, require
 from .layout import CSS, frame
 

@@ -22,42 +22,15 @@ import math
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-from .engine import Plan, RunResult, RunStatus
-from .errors import NodeError, Problem
-from .sdk import Items, Listening, NodeType, RunOutcome, Services
-from .triggers import Activation, TriggerKind, _node_index, run_gated
-
-if TYPE_CHECKING:
-    from .services import Flowboard
+from ..engine import Plan, RunResult, RunStatus
+from ..errors import NodeError, Problem
+from ..sdk import Items, Listening, NodeType, RunOutcome
+from .base import Activation, Launcher, TriggerKind, node_index
 
 log = logging.getLogger("flowboard.triggers.listen")
 IN_FLIGHT = 256  # runs one listener may have going at once (emit without wait); more wait for a free slot
-
-
-class Launcher(Protocol):
-    """What a trigger kind needs to start runs: admit one under the flow's run mode, then run it (recorded)."""
-
-    services: Services
-
-    def admit(self, activation: Activation) -> bool: ...
-
-    async def run(self, activation: Activation, node_id: str, items: Items, *, source: str) -> RunResult: ...
-
-
-class AppLauncher:
-    """The launcher of a Flowboard application."""
-
-    def __init__(self, fb: Flowboard):
-        self._fb = fb
-        self.services = fb.services
-
-    def admit(self, activation: Activation) -> bool:
-        return activation.gate.admit()
-
-    async def run(self, activation: Activation, node_id: str, items: Items, *, source: str) -> RunResult:
-        return await run_gated(self._fb, activation, node_id, items, source=source)
 
 
 @dataclass(slots=True)
@@ -105,7 +78,7 @@ class ListenerTriggers(TriggerKind):
         return [nid for nid in plan.triggers if plan.nodes[nid].cls.listens()]
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = _node_index(plan)
+        index = node_index(plan)
         return [Problem(f"nodes[{index[nid]}].config", f"a {plan.nodes[nid].cls.title} trigger's settings cannot "
                         "hold expressions: write the values themselves", nid)
                 for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]

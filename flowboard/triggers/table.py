@@ -4,7 +4,7 @@ that an active flow's Table change trigger wants.
 ```
  a row changes ─(same transaction)─▶ table_changes (the outbox)
  TableService.changed() ─▶ poke ─▶ _drain(trigger): changes after its cursor ─▶ match (events, columns, conditions)
-     ─▶ claim_changes: move the cursor AND create the queued runs, one transaction ─▶ run_gated per run
+     ─▶ claim_changes: move the cursor AND create the queued runs, one transaction ─▶ Launcher.start
 ```
 
 Exactly once: the cursor moves only together with the runs it covers (compare-and-set), so two servers never both
@@ -16,19 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .datatables import TableSchema, ValueInvalid, row_matches
-from .errors import Problem
-from .store.datatables import TableNotFound
-from .tables import MAX_DEPTH
-from .triggers import Activation, TriggerKind, _node_index, new_run_id, run_gated
+from ..datatables import TableSchema, ValueInvalid, row_matches
+from ..errors import Problem
+from ..store.datatables import TableNotFound
+from ..tables import MAX_DEPTH
+from .base import Activation, Launcher, TriggerKind, new_run_id, node_index
 
 if TYPE_CHECKING:
-    from .engine import Plan
-    from .services import Flowboard
+    from ..engine import Plan
+    from ..tables import TableService
 
 log = logging.getLogger("flowboard.triggers.table")
 TABLE_TRIGGER = "trigger.table"
@@ -50,15 +51,16 @@ class TableTriggers(TriggerKind):
     name = "table"
     node_types = frozenset({TABLE_TRIGGER})
 
-    def __init__(self, fb: Flowboard):
-        self.fb = fb
+    def __init__(self, launcher: Launcher, tables: TableService):
+        self.launcher = launcher
+        self.tables = tables
         self.entries: dict[tuple[str, str], Entry] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
-        fb.tables.listeners.append(self.poke)
+        tables.listeners.append(self.poke)
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = _node_index(plan)
+        index = node_index(plan)
         out = []
         for nid in self.trigger_nodes(plan):
             config: Any = plan.nodes[nid].static_config
@@ -67,7 +69,7 @@ class TableTriggers(TriggerKind):
                                    "expressions", nid))
                 continue
             try:
-                info = self.fb.tables.tables.get(config.table)
+                info = self.tables.tables.get(config.table)
                 row_matches({}, config.conditions, info.schema)
                 for column in config.columns:
                     if info.schema.column(column) is None:
@@ -131,8 +133,8 @@ class TableTriggers(TriggerKind):
             self._wake.clear()
 
     async def _drain(self, entry: Entry) -> None:
-        fb, activation = self.fb, entry.activation
-        tables = fb.tables.tables
+        launcher, activation = self.launcher, entry.activation
+        tables = self.tables.tables
         flow_id = activation.flow_id
         if entry.cursor is None:
             await asyncio.to_thread(self._locate, entry)
@@ -157,11 +159,11 @@ class TableTriggers(TriggerKind):
                              change["id"])
                     continue
                 runs.append((new_run_id(), item))
-            record = fb.recorder is not None
+            record = launcher.records
             try:
                 won = await asyncio.to_thread(tables.claim_changes, flow_id, entry.node_id, cursor,
                                               changes[-1]["id"], runs, flow_version=activation.version,
-                                              owner=fb.owner, record=record)
+                                              owner=launcher.owner, record=record)
             except BaseException:
                 for _ in runs:
                     gate.leave(False)
@@ -173,18 +175,16 @@ class TableTriggers(TriggerKind):
                 return
             entry.cursor = changes[-1]["id"]
             for run_id, item in runs:
-                fb.tables.set_depth(run_id, item["depth"])
-                fb.triggers.spawn(self._run(activation, entry.node_id, run_id, item, record))
+                task = launcher.start(activation, entry.node_id, [item], source="table", run_id=run_id)
+                if task is not None:  # runs here: its depth is known without a store read (else read from its item)
+                    self.tables.set_depth(run_id, item["depth"])
+                    task.add_done_callback(functools.partial(self._forget, run_id))
 
-    async def _run(self, activation: Activation, node_id: str, run_id: str, item: dict[str, Any],
-                   created: bool) -> None:
-        try:
-            await run_gated(self.fb, activation, node_id, [item], source="table", run_id=run_id, created=created)
-        finally:
-            self.fb.tables.forget(run_id)
+    def _forget(self, run_id: str, _: object) -> None:
+        self.tables.forget(run_id)
 
     def _locate(self, entry: Entry) -> None:
-        tables = self.fb.tables.tables
+        tables = self.tables.tables
         info = tables.get(entry.config.table)
         entry.table_id, entry.schema = info.id, info.schema
         entry.cursor = tables.trigger_cursor(entry.activation.flow_id, entry.node_id)

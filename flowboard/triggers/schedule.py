@@ -24,13 +24,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import Problem
-from .triggers import Activation, TriggerKind, new_run_id, run_gated
+from ..errors import Problem
+from .base import Activation, Launcher, TriggerKind, new_run_id
 
 if TYPE_CHECKING:
-    from .services import Flowboard
+    from ..store import Store
 
-log = logging.getLogger("flowboard.scheduler")
+log = logging.getLogger("flowboard.triggers.schedule")
 
 SCHEDULE = "trigger.schedule"
 MAX_SLEEP = 60.0  # seconds; a long sleep is cut so a changed wall clock is noticed
@@ -57,8 +57,9 @@ class ScheduleTriggers(TriggerKind):
     name = "schedule"
     node_types = frozenset({SCHEDULE})
 
-    def __init__(self, fb: Flowboard):
-        self.fb = fb
+    def __init__(self, launcher: Launcher, store: Store):
+        self.launcher = launcher
+        self.store = store  # the schedule claims (`claim_schedule_fire`)
         self.entries: dict[tuple[str, str], Entry] = {}
         self._replaced: set[tuple[str, str]] = set()  # removed a moment ago, maybe coming back as a new version
         self._wake: asyncio.Event | None = None
@@ -72,7 +73,7 @@ class ScheduleTriggers(TriggerKind):
                 for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
 
     def add(self, activation: Activation) -> None:
-        from .nodes.schedule import rule_for
+        from ..nodes.schedule import rule_for
 
         plan = activation.plan
         for nid in self.trigger_nodes(plan):
@@ -150,7 +151,7 @@ class ScheduleTriggers(TriggerKind):
         """Pick up a trigger: read its state, deal with scheduled times missed while no server ran it, plan the next."""
         flow_id, nid = entry.key
         now = time.time()
-        last = await asyncio.to_thread(self.fb.store.start_schedule, flow_id, nid, math.floor(now))
+        last = await asyncio.to_thread(self.store.start_schedule, flow_id, nid, math.floor(now))
         entry.next_fire = entry.rule.next_after(now)
         latest = entry.rule.last_at_or_before(now)
         if latest is not None and latest > last:
@@ -170,7 +171,7 @@ class ScheduleTriggers(TriggerKind):
 
     async def _missed(self, entry: Entry, after: int, latest: int, now: float, restart: bool) -> None:
         """The scheduled times in (after, latest] passed without a run."""
-        from .nodes.schedule import count_between
+        from ..nodes.schedule import count_between
 
         flow_id, nid = entry.key
         count = count_between(entry.rule, after, latest)
@@ -182,12 +183,12 @@ class ScheduleTriggers(TriggerKind):
         if restart:
             log.info("flow %s: schedule %s skips %d missed time(s) up to %s", flow_id, nid, count,
                      _iso(latest, entry.timezone))
-        await asyncio.to_thread(self.fb.store.skip_schedule_fires, flow_id, nid, latest)
+        await asyncio.to_thread(self.store.skip_schedule_fires, flow_id, nid, latest)
 
     async def _claim_and_run(self, entry: Entry, fire: int, now: float, missed: int) -> None:
-        from .nodes.schedule import fire_item
+        from ..nodes.schedule import fire_item
 
-        fb, activation = self.fb, entry.activation
+        launcher, activation = self.launcher, entry.activation
         flow_id, nid = entry.key
         gate = activation.gate
         if not gate.admit():
@@ -195,10 +196,10 @@ class ScheduleTriggers(TriggerKind):
                      _iso(fire, entry.timezone))
             return
         item = fire_item(fire, now, entry.timezone, missed)
-        record = fb.recorder is not None
+        record = launcher.records
         run_id = new_run_id()
         try:
-            won = await asyncio.to_thread(fb.store.claim_schedule_fire, flow_id, nid, fire, owner=fb.owner,
+            won = await asyncio.to_thread(self.store.claim_schedule_fire, flow_id, nid, fire, owner=launcher.owner,
                                           run_id=run_id if record else None, flow_version=activation.version,
                                           items=[item], missed=missed)
         except BaseException:
@@ -207,7 +208,7 @@ class ScheduleTriggers(TriggerKind):
         if not won:  # another server took it, or the flow was switched off there
             gate.leave(False)
             return
-        fb.triggers.spawn(run_gated(fb, activation, nid, [item], source="schedule", run_id=run_id, created=record))
+        launcher.start(activation, nid, [item], source="schedule", run_id=run_id)
 
 
 def _task_done(task: asyncio.Task[None]) -> None:
