@@ -53,6 +53,7 @@ class Preview:
     removed_in_use: dict[str, list[str]] = field(default_factory=dict)
     broken: dict[str, list[str]] = field(default_factory=dict)
     server_change: tuple[str, str] | None = None  # (before, after) when the server address changes
+    old: Api | None = None  # the connector as it is now, for a re-import
 
     def lines(self) -> list[str]:
         """What importing does, line by line, in words (the CLI and the connectors page)."""
@@ -62,9 +63,15 @@ class Preview:
             lines = [f"{op.method} {op.path}: {op.title}" for op in api.operations.values()]
         else:
             changes = self.changes
+            old = self.old.operations if self.old else {}
+
+            def named(keys: list[str]) -> str:
+                ops = [api.operations.get(k) or old.get(k) for k in keys]
+                return ", ".join(f"{op.title} ({op.key})" if op else k for k, op in zip(keys, ops, strict=True))
+
             for label, keys in (("added", changes.added), ("removed", changes.removed), ("changed", changes.changed)):
                 if keys:
-                    lines.append(f"{label}: {', '.join(keys)}")
+                    lines.append(f"{label}: {named(keys)}")
             if not changes:
                 lines.append("no operation changed")
         if self.server_change:
@@ -121,6 +128,7 @@ class Connectors:
         if old is None:
             return preview
         preview.existing = True
+        preview.old = old
         preview.changes = openapi.diff(old, api)
         if old.server != api.server:
             preview.server_change = (old.server, api.server)

@@ -246,7 +246,7 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
         annotation, default = builder.field(schema, required, key)
         title = name if place == "header" else _label(name)
         where = {"path": "in the address", "query": "as a query parameter", "header": "as a header",
-                 "cookie": "as a cookie", "body": "in the request body"}.get(place, "")
+                 "cookie": "as a cookie"}.get(place, "")
         text = description.strip() or (f"Sent {where} ({name})." if where else "")
         fields[key] = (annotation, Field(default, title=title, description=text[:600] or None))
         places[key] = (place, name)

@@ -191,7 +191,8 @@ def test_cli_import_list_reimport_and_remove(tmp_path: Path, shop: Served) -> No
                       "--check")
     assert check.returncode == 0, check.stderr
     assert "would re-import connector shop_api (Shop API 2.0)" in check.stdout
-    assert "added: get_stock, rename_item" in check.stdout and "removed: delete_item" in check.stdout
+    assert "added: Stock of an item (get_stock), Rename an item (rename_item)" in check.stdout
+    assert "removed: Delete an item (delete_item)" in check.stdout
     assert "api.shop_api.delete_item" in flowboard(data, "connector", "list").stdout  # --check changed nothing
 
     broken = tmp_path / "broken.yaml"
