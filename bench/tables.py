@@ -5,8 +5,9 @@
 
 1. Store: a 100,000-row table; an indexed find (the key column), a page of 100 sorted by an unindexed column, a count.
    Target: indexed find < 5 ms.
-2. Grid (real Chromium against `flowboard serve`): open the table page until its first rows show; go to another page
-   until its rows show. Targets: open < 1 s, page < 200 ms.
+2. Grid (real Chromium against `flowboard serve`): open the table page until its first rows are painted; press
+   another page's button until its rows are painted. Timed in the page (performance.now()); the Playwright-driven
+   figure beside it adds the harness's own click checks and polling. Targets: open < 1 s, page < 200 ms.
 3. Table change trigger, recording on (SQLite): N changes in one transaction, until N runs have finished.
    Target: >= 500 changes/s delivered as runs.
 Medians of several repetitions; the machine is shared, so quote medians.
@@ -70,10 +71,44 @@ def bench_store(data: Path, rows: int) -> tuple[str, Path]:
     return table_id, data
 
 
+#: In the page: press a page button, until that page's first row is in the grid and painted (one more frame).
+PAGE_JS = """async (target) => {
+  const first = (target - 1) * PAGE + 1;
+  const shown = () => document.querySelector(`.ag-center-cols-container .ag-row[row-id="${first}"]`);
+  const button = [...document.querySelectorAll('.q-pagination button')]
+    .find(b => b.textContent.trim() === String(target));
+  const t0 = performance.now();
+  const done = new Promise(resolve => {
+    const observer = new MutationObserver(() => { if (shown()) { observer.disconnect(); resolve(); } });
+    observer.observe(document.body, {childList: true, subtree: true});
+  });
+  button.click();
+  await done;
+  await new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve)));
+  return performance.now() - t0;
+}""".replace("PAGE", "100")
+#: In the page: from the start of the navigation until the first row is painted.
+OPEN_JS = """async () => {
+  const shown = () => document.querySelector('.ag-center-cols-container .ag-row[row-id="1"]');
+  if (!shown()) await new Promise(resolve => {
+    const observer = new MutationObserver(() => { if (shown()) { observer.disconnect(); resolve(); } });
+    observer.observe(document.body, {childList: true, subtree: true});
+  });
+  await new Promise(resolve => requestAnimationFrame(() => setTimeout(resolve)));
+  return performance.now();
+}"""
+
+
 def bench_grid(data: Path, table_id: str, repeat: int) -> None:
+    """Timed in the page (performance.now(): what a person waits for), and, for comparison, from this process
+    through Playwright (its click checks and polling add 50-150 ms on a loaded machine)."""
+    import socket
+
     from playwright.sync_api import sync_playwright
 
-    port = 8900 + int(time.time()) % 50
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     server = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser",
                                "--data-dir", str(data)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -87,7 +122,7 @@ def bench_grid(data: Path, table_id: str, repeat: int) -> None:
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server did not start") from None
                 time.sleep(0.2)
-        opens, pages = [], []
+        opens, pages, driven = [], [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium",
                                         args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
@@ -95,20 +130,21 @@ def bench_grid(data: Path, table_id: str, repeat: int) -> None:
             page.goto(f"{url}/table/{table_id}")  # warm the cache (scripts, styles)
             page.locator('.ag-center-cols-container .ag-row[row-id="1"]').wait_for()
             for _ in range(repeat):
-                t0 = time.perf_counter()
-                page.goto(f"{url}/table/{table_id}")
-                page.locator('.ag-center-cols-container .ag-row[row-id="1"]').wait_for()
-                opens.append(time.perf_counter() - t0)
-                for target in ("2", "3"):
-                    first = (int(target) - 1) * 100 + 1
+                page.goto(f"{url}/table/{table_id}", wait_until="commit")
+                opens.append(page.evaluate(OPEN_JS))
+                for target in (2, 3):
+                    pages.append(page.evaluate(PAGE_JS, target))
+                for target in (2, 3):
+                    first = (target - 1) * 100 + 1
                     t0 = time.perf_counter()
-                    page.locator(".q-pagination button", has_text=target).first.click()
+                    page.locator(".q-pagination button", has_text=str(target)).first.click()
                     page.locator(f'.ag-center-cols-container .ag-row[row-id="{first}"]').wait_for()
-                    pages.append(time.perf_counter() - t0)
+                    driven.append((time.perf_counter() - t0) * 1000)
             browser.close()
-        o, g = statistics.median(opens) * 1000, statistics.median(pages) * 1000
+        o, g, d = statistics.median(opens), statistics.median(pages), statistics.median(driven)
         print(f"grid: open {o:.0f} ms (target < 1000: {'ok' if o < 1000 else 'MISSED'}); "
-              f"next page {g:.0f} ms (target < 200: {'ok' if g < 200 else 'MISSED'})")
+              f"next page {g:.0f} ms (target < 200: {'ok' if g < 200 else 'MISSED'}), in the page, medians of "
+              f"{len(opens)} and {len(pages)}; the same page turn driven by Playwright: {d:.0f} ms")
     finally:
         server.terminate()
         server.wait(10)
@@ -159,7 +195,7 @@ def main() -> None:
         data = Path(tmp)
         table_id, _ = bench_store(data, 20_000 if args.quick else 100_000)
         if not args.quick:
-            bench_grid(data, table_id, repeat=5)
+            bench_grid(data, table_id, repeat=8)
         asyncio.run(bench_trigger(data, 500 if args.quick else 2000, 3))
 
 
