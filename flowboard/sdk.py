@@ -57,7 +57,7 @@ Outputs = dict[str, Items] | Items
 
 __all__ = ["Approvals", "Category", "Context", "Emit", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "Listening",
            "NodeError", "NodeType", "Outputs", "RunOutcome", "Suspend", "TableChange", "TableCondition", "TableOp",
-           "TableSort", "Tables", "compile_regex", "secret_forms"]
+           "TableSort", "Tables", "compile_regex", "plain", "secret_forms"]
 
 
 _node_log = logging.getLogger("flowboard.node")
@@ -141,6 +141,23 @@ class NodeType:
     def output_ports(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
         """Output ports for a given config; override for nodes whose outputs depend on it (switch)."""
         return cls.outputs
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        """A short name saying what a node with this config does, in the user's words ("Find rows in Employees"),
+        or None when the config does not say yet. The editor names a new node with it until the user renames the
+        node. `config` is the raw config as edited: it may be incomplete or hold expressions (`{{ ... }}`)."""
+        return None
+
+
+def plain(value: Any) -> str | None:
+    """`value` as a short text for a node's name, or None when it is empty or an expression (`{{ ... }}`)."""
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        return None
+    text = " ".join(str(value).split())
+    if not text or "{{" in text or "{%" in text:
+        return None
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 class Tables(Protocol):

@@ -14,6 +14,7 @@ import contextlib
 import errno
 import re
 import socket
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -115,6 +116,11 @@ class PostToChat(NodeType):
     description = "Post a message with link buttons to Slack, Microsoft Teams, Discord or Mattermost."
     Config = ChatConfig
     side_effects = True
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        service = _NAMES.get(str(config.get("service")))
+        return f"Post to {service}" if service else None
 
     async def run(self, ctx: Context, config: ChatConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []

@@ -10,6 +10,7 @@ import mimetypes
 import re
 import socket
 import ssl
+from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
@@ -19,7 +20,7 @@ from typing import Any, Literal, Self
 import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, plain
 
 Addresses = str | list[str]
 _ADDRESS_HELP = ("One address, several separated by commas (`ada@example.com, Grace <grace@example.com>`), or an "
@@ -98,6 +99,14 @@ class SendEmail(NodeType):
     description = "Send an email for every item over SMTP: text and HTML, attachments, to/cc/bcc/reply-to."
     Config = EmailConfig
     side_effects = True
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        to = config.get("to")
+        first = to[0] if isinstance(to, list) and to else to
+        name, address = getaddresses([first])[0] if isinstance(first, str) and plain(first) else ("", "")
+        who = plain(name) or plain(address)
+        return f"Email {who}" if who else None
 
     async def run(self, ctx: Context, config: EmailConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []

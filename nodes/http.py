@@ -7,7 +7,7 @@ import base64
 import errno
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -15,7 +15,7 @@ import httpx
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, secret_forms
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, plain, secret_forms
 
 Scalar = str | int | float | bool | None
 T = TypeVar("T")
@@ -182,6 +182,16 @@ class HttpRequest(NodeType):
     description = "Call an HTTP API for every item: any method, query, headers, JSON/form/multipart body, credentials."
     Config = HttpConfig
     side_effects = True
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        url = plain(config.get("url"))
+        host = urlsplit(url).hostname if url and "://" in url else None
+        if not host:
+            return None
+        verb = {"GET": "Get from", "POST": "Send to", "PUT": "Update at", "PATCH": "Update at",
+                "DELETE": "Delete at"}.get(str(config.get("method") or "GET"), "Call")
+        return f"{verb} {host}"
 
     async def run(self, ctx: Context, config: HttpConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []

@@ -10,11 +10,12 @@ with an error.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from flowboard.sdk import Category, Context, Inputs, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, NodeError, NodeType, Outputs, plain
 
 
 class _Strict(BaseModel):
@@ -74,6 +75,11 @@ class CallFlow(NodeType):
     description = "Run another flow with these items and pass on its result: rules kept in one place, used by many."
     Config = CallConfig
     side_effects = True  # the called flow may change the world: never run twice after a crash
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        flow = plain(config.get("flow"))
+        return f"Run {flow}" if flow else None
 
     async def run(self, ctx: Context, config: CallConfig, inputs: Inputs) -> Outputs:
         return await ctx.flows.call(config.flow, list(inputs.get("main") or []), wait=config.mode == "wait")

@@ -9,6 +9,7 @@ route "not enough days" elsewhere.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +25,7 @@ from flowboard.sdk import (
     TableChange,
     TableCondition,
     TableSort,
+    plain,
 )
 
 TABLE = {"widget": "table"}  # the editor offers the data tables by name
@@ -109,6 +111,15 @@ class DataTable(NodeType):
     description = "Find, add, change or remove rows of a data table (see the Tables page)."
     Config = TableConfig
     side_effects = True
+
+    @classmethod
+    def name_for(cls, config: Mapping[str, Any]) -> str | None:
+        table = plain(config.get("table"))
+        action = config.get("action")
+        operation = action.get("operation", "find") if isinstance(action, dict) else "find"
+        words = {"find": "Find rows in", "insert": "Add rows to", "update": "Change rows in",
+                 "upsert": "Add or change rows in", "delete": "Remove rows from", "change": "Change numbers in"}
+        return f"{words.get(operation, 'Use')} {table}" if table else None
 
     async def run(self, ctx: Context, config: TableConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []

@@ -137,6 +137,8 @@ def test_copy_paste_gives_fresh_ids_also_in_another_tab(page: Any, canvas_app: C
     graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 7)
     assert [n["id"] for n in graph["nodes"][5:]] == ["n0_3", "n1_3"]
     assert graph["nodes"][5]["position"] == {"x": 80, "y": 80}
+    names = [n["name"] for n in graph["nodes"]]
+    assert names[3:] == ["Step 3", "Step 4", "Step 5", "Step 6"], "a pasted node never takes a name in use"
 
     other = page.context.new_page()
     open_canvas(other, canvas_app)

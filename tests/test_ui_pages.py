@@ -582,6 +582,37 @@ async def test_node_view_shows_input_fields_form_and_output_and_running_the_node
     await user.should_see(marker="tab:data")  # back beside the canvas, the node still selected
 
 
+async def test_a_node_the_editor_named_says_what_it_does_and_names_never_repeat(user: User, app: Flowboard) -> None:
+    from flowboard.datatables import Column, TableSchema
+
+    app.tables.tables.create(TableSchema(name="Employees", columns=[Column(name="employee")]))
+    flow = simple_flow()
+    app.save_flow(flow.model_copy(update={"nodes": [*flow.nodes, *parse_flow({"id": "x", "name": "x", "nodes": [
+        {"id": "table", "type": "data.table", "name": "Data table", "position": {"x": 480, "y": 0}},
+        {"id": "table_2", "type": "data.table", "name": "Find rows in Employees", "position": {"x": 480, "y": 200},
+         "config": {"table": "Employees"}}], "edges": []}).nodes]}), None)
+    await user.open("/flow/greet")
+    select(user, "table")
+    with user.scope(marker="panel:parameters"):
+        one(user, "input:table").value = "Employees"
+    await until(lambda: one(user, "inspector:name").text == "Find rows in Employees 2")  # the other has that name
+    await until(lambda: [n["name"] for n in canvas_of(user).props["nodes"]][2] == "Find rows in Employees 2")
+    # A name the user gives is kept when the config changes, and a taken one is refused with a message.
+    user.find(marker="tab:settings").click()
+    with user.scope(marker="panel:settings"):
+        user.find(marker="input:name").clear().type("Add greeting")
+        await user.should_see("Another node is already called “Add greeting”: choose another name.")
+        user.find(marker="input:name").clear().type("Look up staff")
+    user.find(marker="tab:parameters").click()
+    with user.scope(marker="panel:parameters"):
+        one(user, "input:table").value = "Leave"
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    stored = app.store.get_flow("greet").flow.node("table")
+    assert (stored.name, stored.config["table"]) == ("Look up staff", "Leave")
+    assert one(user, "inspector:name").text == "Look up staff"
+
+
 async def test_stop_cancels_a_running_test_run(user: User, app: Flowboard) -> None:
     flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
         {"id": "manual", "type": "trigger.manual"},

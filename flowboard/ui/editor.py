@@ -30,6 +30,7 @@ from .graph import CanvasSync
 from .import_dialog import ImportDialog
 from .inspector import Inspector
 from .layout import frame
+from .naming import name_after_edit
 from .run_data import RunView, Statuses
 from .run_panel import RunPanel
 from .test_runs import RunController
@@ -166,6 +167,10 @@ class Editor:
         self._pushed = time.monotonic()
 
     def update_node(self, node_id: str, **changes: Any) -> None:
+        if "config" in changes and "name" not in changes:  # a node the editor named says what it now does
+            name = name_after_edit(self.flow, self.fb.registry, node_id, changes["config"])
+            if name is not None:
+                changes["name"] = name
         nodes = [n.model_copy(update=changes) if n.id == node_id else n for n in self.flow.nodes]
         self.flow = self.flow.model_copy(update={"nodes": nodes})
         self.changed(canvas_stale=True)

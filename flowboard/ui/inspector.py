@@ -24,6 +24,7 @@ from ..sdk import Category, NodeType
 from .data_view import CSS as DATA_CSS
 from .data_view import field_chip, input_view, output_view, step_state, step_view
 from .forms import ConfigForm, errors_from_validation
+from .naming import taken_names
 from .run_data import paths
 
 MAX_CHIPS = 40  # fields offered to drag; the picker (data_object) lists the rest
@@ -44,7 +45,8 @@ CSS = """
 .fb-nv-head { border-bottom: 1px solid #e3e6ec; }
 """
 _NAME = {"type": "string", "title": "Name", "maxLength": 200,
-         "description": "Shown on the canvas and usable in expressions as `nodes['Name']`. Empty: the type's title."}
+         "description": "The name on the canvas, e.g. Look up leave. Later nodes read this node's items by it. Leave "
+                        "it empty to use the node type's name."}
 
 
 def settings_schema() -> dict[str, Any]:
@@ -95,6 +97,8 @@ class Inspector:
         self.settings_form: ConfigForm | None = None
         self.data_panel: ui.column | None = None  # the Data tab, or the node view's output column
         self.input_panel: ui.column | None = None  # the node view's input column
+        self.name_label: ui.label | None = None
+        self.tab_panels: dict[str, ui.tab_panel] = {}
         ui.add_css(CSS)
         ui.add_css(DATA_CSS)
         self.root = ui.column().classes("fb-inspector w-full gap-0 no-wrap").mark("inspector")
@@ -148,7 +152,7 @@ class Inspector:
         if data:
             builders["data"] = data_tab
         tab = self.tab if self.tab in builders else "parameters"
-        panels: dict[str, ui.tab_panel] = {}
+        panels = self.tab_panels = {}
 
         def build(name: str) -> None:
             panel = panels.get(name)
@@ -173,8 +177,8 @@ class Inspector:
         with ui.row().classes("fb-nv-head w-full items-center no-wrap gap-2 px-4 py-2"):
             ui.icon(cls.icon if cls else "help_outline", size="24px").classes("text-primary")
             with ui.column().classes("grow gap-0 min-w-0"):
-                ui.label(self.state.name_of(node)).classes("font-semibold text-base ellipsis") \
-                    .mark("inspector:name")
+                self.name_label = ui.label(self.state.name_of(node)) \
+                    .classes("font-semibold text-base ellipsis").mark("inspector:name")
                 ui.label(cls.description if cls and cls.description else (cls.title if cls else node.type)) \
                     .classes("fb-small ellipsis")
             ui.button("Run this node", icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
@@ -202,8 +206,8 @@ class Inspector:
         with ui.row().classes("w-full items-center no-wrap gap-2 px-4 pt-3 pb-1"):
             ui.icon(cls.icon if cls else "help_outline", size="22px").classes("text-primary")
             with ui.column().classes("grow gap-0 min-w-0"):
-                ui.label(node.name or (cls.title if cls else node.id)).classes("font-semibold text-base ellipsis") \
-                    .mark("inspector:name")
+                self.name_label = ui.label(self.state.name_of(node)) \
+                    .classes("font-semibold text-base ellipsis").mark("inspector:name")
                 ui.label(f"{cls.title if cls else node.type} · {node.id}").classes("fb-small")
             ui.button(icon="play_arrow", on_click=lambda: self.actions.run_node(node.id)) \
                 .props('flat round dense color=primary aria-label="Run this node"') \
@@ -253,6 +257,9 @@ class Inspector:
         if node is None:
             return
         self.actions.update_node(node.id, config=value)
+        renamed = self.node
+        if renamed is not None and renamed.name != node.name:  # named after what it now does (naming.py)
+            self._show_name(renamed)
         cls = self.state.registry.get(node.type, node.version)
         if cls is not None and self.form is not None:
             self.form.set_errors(config_errors(cls, value))
@@ -271,6 +278,14 @@ class Inspector:
             self.settings_form = ConfigForm(settings_schema(), settings_value(node), on_change=self._settings_changed,
                                             expressions=False)
 
+    def _show_name(self, node: Node) -> None:
+        if self.name_label is not None:
+            self.name_label.text = self.state.name_of(node)
+        settings = self.tab_panels.get("settings")
+        if settings is not None and self.tab != "settings":  # drawn again with the new name when shown
+            settings.clear()
+            self.settings_form = None
+
     def _settings_changed(self, value: dict[str, Any]) -> None:
         node = self.node
         if node is None or self.settings_form is None:
@@ -280,6 +295,8 @@ class Inspector:
         errors: dict[str, str] = {}
         if len(name) > 200:
             errors["name"] = "at most 200 characters"
+        elif name and name in taken_names(self.state.flow, self.state.registry, node.id):
+            errors["name"] = f"Another node is already called “{name}”: choose another name."
         try:
             settings = NodeSettings.model_validate(value)
         except ValidationError as exc:
@@ -289,6 +306,9 @@ class Inspector:
         if errors or settings is None:
             return
         self.actions.update_node(node.id, name=name, settings=settings)
+        renamed = self.node
+        if renamed is not None and self.name_label is not None:
+            self.name_label.text = self.state.name_of(renamed)
 
     # -- data -------------------------------------------------------------------------------------------------------
 

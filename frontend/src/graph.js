@@ -101,6 +101,15 @@ export function uniqueId(base, taken) {
   return `${base}_${i}`
 }
 
+/** `name`, or the first of "name 2", "name 3", ... not in `taken` ("Send email 2" counts on from "Send email"). */
+export function uniqueName(name, taken) {
+  if (!taken.has(name)) return name
+  const base = name.replace(/ \d+$/, '')
+  let i = 2
+  while (taken.has(`${base} ${i}`)) i += 1
+  return `${base} ${i}`
+}
+
 export const snap = (v) => Math.round(v / GRID) * GRID
 
 /** True if a path already leads from `from` to `to` (so to -> from would close a loop). */
@@ -158,6 +167,7 @@ export function parseClipboard(text) {
 /** Give pasted nodes fresh ids and shift them until they do not sit exactly on existing nodes. */
 export function preparePaste(clip, existingNodes) {
   const taken = new Set(existingNodes.map((n) => n.id))
+  const names = new Set(existingNodes.map((n) => n.data?.name ?? n.name))
   const rename = new Map()
   for (const n of clip.nodes) {
     const id = uniqueId(slug(n.id.replace(/_\d+$/, '')), taken)
@@ -168,11 +178,12 @@ export function preparePaste(clip, existingNodes) {
   let offset = 2 * GRID
   const at = (n, d) => `${Math.round((n.position?.x ?? 0) + d)},${Math.round((n.position?.y ?? 0) + d)}`
   while (clip.nodes.some((n) => occupied.has(at(n, offset))) && offset < 100 * GRID) offset += 2 * GRID
-  const nodes = clip.nodes.map((n) => ({
-    ...clone(n),
-    id: rename.get(n.id),
-    position: { x: (n.position?.x ?? 0) + offset, y: (n.position?.y ?? 0) + offset },
-  }))
+  const nodes = clip.nodes.map((n) => {
+    const copy = { ...clone(n), id: rename.get(n.id) }
+    copy.position = { x: (n.position?.x ?? 0) + offset, y: (n.position?.y ?? 0) + offset }
+    if (typeof n.name === 'string' && n.name) names.add((copy.name = uniqueName(n.name, names))) // never two alike
+    return copy
+  })
   const edges = clip.edges
     .filter((e) => rename.has(e.source) && rename.has(e.target))
     .map((e) => ({ ...clone(e), source: rename.get(e.source), target: rename.get(e.target) }))
