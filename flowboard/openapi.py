@@ -352,8 +352,10 @@ def _schemes(root: Any, api: Api) -> None:
             api.schemes[name] = Scheme(name, "bearer")
         elif kind == "http" and str(s.get("scheme") or "").lower() == "basic":
             api.schemes[name] = Scheme(name, "basic")
-        elif kind == "oauth2" and isinstance((s.get("flows") or {}).get("clientCredentials"), dict):
-            flow = s["flows"]["clientCredentials"]
+        elif kind == "oauth2" and isinstance(s.get("flows"), dict) and s["flows"]:
+            # client credentials: Flowboard can fetch the token itself; other flows need a credential that holds a
+            # current access token (an OAuth2 credential that signs in to an account)
+            flow = s["flows"].get("clientCredentials") or {}
             api.schemes[name] = Scheme(name, "oauth2", token_url=str(flow.get("tokenUrl") or ""),
                                        scopes=tuple(flow.get("scopes") or ()))
         else:

@@ -11,7 +11,7 @@ turning the answer into items (a list, or the records of a paginated list, one i
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
 import keyword
 import re
 import time
@@ -26,10 +26,10 @@ from .sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
 
 #: Credential types (credential_types.TYPES) that fit each kind of security scheme.
 SCHEME_CREDENTIALS: dict[str, list[str]] = {
-    "api_key": ["secret", "header", "query", "cookie"],
-    "bearer": ["bearer", "secret"],
+    "api_key": ["api_key", "secret", "header", "query", "cookie"],
+    "bearer": ["bearer", "secret", "oauth2_client", "oauth2_code"],
     "basic": ["basic"],
-    "oauth2": ["oauth2_client_credentials"],
+    "oauth2": ["oauth2_client", "oauth2_code", "bearer"],
 }
 _RESERVED = {"server", "credential", "all_pages", "max_pages", "timeout"} | set(dir(BaseModel))
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -53,7 +53,9 @@ class OperationNode(NodeType):
         items = inputs.get("main") or []
         http_cls = self.http
         impl = http_cls()
-        sub = ctx.delegate(self._http_config, credential=lambda name, fields: self._credential(ctx, name, fields))
+        server = str(config.server or "")
+        sub = ctx.delegate(self._http_config,
+                           credential=lambda name, fields: self._credential(ctx, name, fields, server))
         records = self.op.pagination["records"] if self.op.pagination else ""
         out: list[Item] = []
         if self.op.pagination and config.all_pages:
@@ -132,13 +134,13 @@ class OperationNode(NodeType):
             raise NodeError(f"{'server' if field else first.loc}: {first.message}", field=field,
                             retryable=False) from None
 
-    async def _credential(self, ctx: Context, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def _credential(self, ctx: Context, name: str, fields: dict[str, Any], server: str) -> dict[str, Any]:
         """The credential's fields as the HTTP node reads them, placed the way the API's security scheme says."""
         schemes = [self.api.schemes[s] for s in self.op.schemes if s in self.api.schemes]
         if not schemes:
             return fields
         for scheme in schemes:
-            mapped = await _fit(ctx, scheme, fields)
+            mapped = await _fit(ctx, scheme, fields, server)
             if mapped is not None:
                 return mapped
         wanted = " or ".join(_scheme_words(s) for s in schemes)
@@ -146,17 +148,20 @@ class OperationNode(NodeType):
                         retryable=False)
 
 
-async def _fit(ctx: Context, scheme: Scheme, fields: dict[str, Any]) -> dict[str, Any] | None:
-    secret = next((fields[k] for k in ("value", "token", "key", "api_key") if fields.get(k)), None)
+async def _fit(ctx: Context, scheme: Scheme, fields: dict[str, Any], server: str) -> dict[str, Any] | None:
+    """The credential's fields placed as `scheme` says, or None when they do not fit it. An OAuth2 credential's
+    current access token (`access_token`, kept fresh by the credentials service where it does that) is used as it
+    is; with only a client id and secret, the token is fetched here (client credentials)."""
+    secret = next((fields[k] for k in ("value", "token", "key", "api_key", "access_token") if fields.get(k)), None)
     if scheme.kind == "api_key" and secret:
         return {"type": scheme.location, "name": scheme.param, "value": str(secret)}
-    if scheme.kind == "bearer" and secret:
+    if scheme.kind in ("bearer", "oauth2") and secret:
         return {"type": "bearer", "token": str(secret)}
     if scheme.kind == "basic" and (fields.get("user") or fields.get("username")):
         return {"type": "basic", "user": fields.get("user") or fields.get("username"),
                 "password": fields.get("password") or ""}
     if scheme.kind == "oauth2" and fields.get("client_id") and fields.get("client_secret"):
-        return {"type": "bearer", "token": await _client_token(ctx, scheme, fields)}
+        return {"type": "bearer", "token": await _client_token(ctx, scheme, fields, server)}
     return None
 
 
@@ -170,35 +175,39 @@ def _scheme_words(scheme: Scheme) -> str:
     return "an OAuth2 client credentials credential (client id, client secret)"
 
 
-_TOKENS: dict[tuple[str, str, int], tuple[str, float]] = {}
-_TOKEN_LOCKS: dict[tuple[str, str, int], asyncio.Lock] = {}
+#: OAuth2 access tokens fetched here, by (token address, client id, hash of the secret): (token, good until).
+_TOKENS: dict[tuple[str, str, str], tuple[str, float]] = {}
 
 
-async def _client_token(ctx: Context, scheme: Scheme, fields: dict[str, Any]) -> str:
-    """An access token by OAuth2 client credentials, kept until shortly before it expires."""
-    url = str(fields.get("token_url") or scheme.token_url)
+async def _client_token(ctx: Context, scheme: Scheme, fields: dict[str, Any], server: str) -> str:
+    """An access token by OAuth2 client credentials (the secret in basic auth, RFC 6749 2.3.1), kept until shortly
+    before it expires. A relative token address is read against the server address."""
+    from urllib.parse import urljoin
+
+    url = urljoin(server.rstrip("/") + "/", str(fields.get("token_url") or scheme.token_url))
     client_id, secret = str(fields["client_id"]), str(fields["client_secret"])
-    key = (url, client_id, hash(secret))
-    lock = _TOKEN_LOCKS.setdefault(key, asyncio.Lock())
-    async with lock:
-        cached = _TOKENS.get(key)
-        if cached and cached[1] > time.time():
-            return cached[0]
-        scope = str(fields.get("scope") or " ".join(scheme.scopes))
-        data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
-        try:
-            response = await ctx.http.post(url, data=data, auth=(client_id, secret), timeout=30)
-            answer = response.json() if response.status_code == 200 else {}
-        except Exception as exc:
-            raise NodeError(f"could not get an access token from {url}: {type(exc).__name__}", field="credential"
-                            ) from None
-        token = answer.get("access_token") if isinstance(answer, dict) else None
-        if not token:
-            raise NodeError(f"the token address {url} gave no access token (status {response.status_code}); check "
-                            "the client id and secret", field="credential")
-        expires = float(answer.get("expires_in") or 300)
-        _TOKENS[key] = (str(token), time.time() + max(expires - 30, 5))
-        return str(token)
+    key = (url, client_id, hashlib.sha256(secret.encode()).hexdigest())
+    cached = _TOKENS.get(key)
+    if cached and cached[1] > time.time():
+        return cached[0]
+    if not url.lower().startswith(("http://", "https://")):
+        raise NodeError("the API names no token address for its OAuth2 sign-in; give the credential a token_url",
+                        field="credential", retryable=False)
+    scope = str(fields.get("scope") or " ".join(scheme.scopes))
+    data = {"grant_type": "client_credentials", **({"scope": scope} if scope else {})}
+    try:
+        response = await ctx.http.post(url, data=data, auth=(client_id, secret), timeout=30)
+        answer = response.json() if response.status_code == 200 else {}
+    except Exception as exc:
+        raise NodeError(f"could not get an access token from {url}: {type(exc).__name__}", field="credential"
+                        ) from None
+    token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not token:
+        raise NodeError(f"the token address {url} gave no access token (status {response.status_code}); check the "
+                        "client id and secret", field="credential", retryable=False)
+    expires = float(answer.get("expires_in") or 300)
+    _TOKENS[key] = (str(token), time.time() + max(expires - 30, 5))
+    return str(token)
 
 
 def _as_list(outputs: Any) -> list[Item]:

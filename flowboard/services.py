@@ -164,7 +164,10 @@ class Flowboard:
     def export_flow(self, flow_id: str) -> str:
         """The flow file to share: the flow, with the documents of the OpenAPI connectors its nodes use (never a
         credential: nodes name theirs, and the person importing adds their own)."""
-        flow = self.store.get_flow(flow_id).flow
+        return self.export_text(self.store.get_flow(flow_id).flow)
+
+    def export_text(self, flow: Flow) -> str:
+        """A flow (stored or on the canvas) as the file to share, with the connectors its nodes use."""
         connectors = self.connectors.for_export(flow)
         return dump_flow(flow.model_copy(update={"connectors": connectors}) if connectors else flow)
 

@@ -61,7 +61,7 @@ def take(base: str, v2_url: str) -> None:
         page.on("pageerror", lambda e: errors.append(str(e)))
 
         page.goto(base + "/connectors")
-        page.get_by_text("4 operations").click()
+        page.get_by_text("5 operations").click()
         page.get_by_text("Create an item").wait_for()
         shoot(page, "connector-page.png")
 

@@ -16,7 +16,7 @@ from flowboard.errors import FlowInvalid
 from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 
-from .apps.shop_api import API_KEY, TOKEN, Served, make_app
+from .apps.shop_api import ACCESS_TOKEN, API_KEY, CLIENT_ID, CLIENT_SECRET, TOKEN, Served, make_app
 from .clihelp import flowboard
 from .conftest import make_flow
 
@@ -176,7 +176,7 @@ def test_cli_import_list_reimport_and_remove(tmp_path: Path, shop: Served) -> No
     url = shop.url + "/openapi.json"
     done = flowboard(data, "connector", "import", url)
     assert done.returncode == 0, done.stderr
-    assert "imported connector shop_api (Shop API 1.0): 4 operations" in done.stdout
+    assert "imported connector shop_api (Shop API 1.0): 5 operations" in done.stdout
     assert "GET /items/{item_id}: Get an item" in done.stdout
     listed = flowboard(data, "connector", "list")
     assert "api.shop_api.create_item" in listed.stdout and "POST   /items" in listed.stdout
@@ -202,3 +202,26 @@ def test_cli_import_list_reimport_and_remove(tmp_path: Path, shop: Served) -> No
     assert "info: the field `version` is missing here" in failed.stderr
     assert flowboard(data, "connector", "remove", "shop_api").returncode == 0
     assert "no connectors yet" in flowboard(data, "connector", "list").stdout
+
+
+async def test_oauth2_client_credentials_fetch_a_token_once(fb: Flowboard, shop: Served) -> None:
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    node_type = fb.registry.get("api.shop_api.sales_report")
+    assert node_type is not None
+    assert "oauth2_client" in node_type.Config.model_json_schema()["properties"]["credential"]["credential_types"] \
+        or "bearer" in node_type.Config.model_json_schema()["properties"]["credential"]["credential_types"]
+    fb.store.set_credential("reports", "oauth2_client", {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                                                         "token_url": shop.url + "/token"})
+    stored, _ = fb.import_flow(shop_flow([{"id": "sales", "type": "api.shop_api.sales_report",
+                                           "config": {"credential": "reports"}}]))
+    tokens = shop.app.state.tokens
+    for _ in range(2):
+        result = await fb.run_flow(stored.id)
+        assert result.status.value == "succeeded", result
+        assert result.steps["sales"].outputs["main"][0]["items"] >= 5
+    assert shop.app.state.tokens == tokens + 1  # the token is kept until it expires
+    calls = [c for c in shop.seen if c["path"] == "/reports/sales"]
+    assert calls[-1]["headers"]["authorization"] == f"Bearer {ACCESS_TOKEN}"
+    assert fb.data_dir is not None
+    stored_bytes = b"".join(p.read_bytes() for p in fb.data_dir.rglob("*") if p.is_file())
+    assert CLIENT_SECRET.encode() not in stored_bytes and ACCESS_TOKEN.encode() not in stored_bytes

@@ -398,7 +398,8 @@ def _flow_routes(r: APIRouter, fb: Flowboard) -> None:
     async def export_flow(flow_id: str) -> Response:
         stored = await db(fb.store.get_flow, flow_id)
         filename = _slug(stored.flow.name, stored.flow.id) + ".json"
-        return Response(dump_flow(stored.flow).encode(), media_type=JSON,
+        text = await db(fb.export_text, stored.flow)  # with the OpenAPI connectors its nodes use
+        return Response(text.encode(), media_type=JSON,
                         headers={"Content-Disposition": f'attachment; filename="{filename}"', **_etag(stored.version)})
 
     @r.get("/flows/{flow_id}/versions", response_model=VersionList, tags=["flows"], summary="List a flow's versions",

@@ -317,7 +317,7 @@ class Editor:
 
     def export(self) -> None:
         """Download the flow as it is on the canvas (saved or not)."""
-        ui.download.content(dump_flow(self.flow).encode(), file_name(self.flow.name), "application/json")
+        ui.download.content(self.fb.export_text(self.flow).encode(), file_name(self.flow.name), "application/json")
 
     def duplicate(self) -> None:
         """Store a copy of the flow as it is on the canvas, and open it."""

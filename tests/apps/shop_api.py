@@ -13,11 +13,21 @@ from typing import Annotated, Any, Literal
 
 import uvicorn
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request, Response
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBasic,
+    HTTPBasicCredentials,
+    HTTPBearer,
+    OAuth2,
+)
 from pydantic import BaseModel, Field
 
 API_KEY = "read-key-4711-secret"
 TOKEN = "write-token-0815-secret"
+CLIENT_ID, CLIENT_SECRET = "report-app", "client-secret-9931-secret"  # OAuth2 client credentials for the reports
+ACCESS_TOKEN = "oauth-access-7777-secret"
 
 
 class Category(StrEnum):
@@ -64,6 +74,7 @@ class ItemPage(BaseModel):
 def make_app(version: int = 1) -> FastAPI:
     app = FastAPI(title="Shop API", version=f"{version}.0")
     app.state.seen = []
+    app.state.tokens = 0  # access tokens handed out
     app.state.items = {i: Item(id=i, name=f"item {i}", price=Price(amount=i), category=Category.tools)
                        for i in range(1, 6)}
 
@@ -76,6 +87,27 @@ def make_app(version: int = 1) -> FastAPI:
 
     reader = APIKeyHeader(name="X-API-Key")
     bearer = HTTPBearer()
+    oauth = OAuth2(flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(
+        tokenUrl="/token", scopes={"reports": "read the reports"})), scheme_name="ShopOAuth")
+    client = HTTPBasic(auto_error=False)
+
+    @app.post("/token", include_in_schema=False)
+    async def token(request: Request, auth: Annotated[HTTPBasicCredentials | None, Depends(client)]) -> Any:
+        form = await request.form()
+        if form.get("grant_type") != "client_credentials" or auth is None or \
+                (auth.username, auth.password) != (CLIENT_ID, CLIENT_SECRET):
+            raise HTTPException(401, "wrong client")
+        app.state.tokens += 1
+        return {"access_token": ACCESS_TOKEN, "token_type": "bearer", "expires_in": 3600}
+
+    def can_report(authorization: Annotated[str, Depends(oauth)]) -> None:
+        if authorization != f"Bearer {ACCESS_TOKEN}":
+            raise HTTPException(401, "wrong access token")
+
+    @app.get("/reports/sales", operation_id="salesReport", summary="Sales report",
+             dependencies=[Depends(can_report)])
+    def sales_report() -> dict[str, Any]:
+        return {"items": len(app.state.items), "total": sum(i.price.amount for i in app.state.items.values())}
 
     def can_read(key: Annotated[str, Depends(reader)]) -> None:
         if key != API_KEY:
