@@ -108,23 +108,26 @@ TAGS = [{"name": "flows", "description": "Flow documents, their versions, activa
 
 def register(app: FastAPI, fb: Flowboard) -> None:
     """Add the API to the outer app. Call it before NiceGUI is mounted (`ui.run_with`), so it is matched first."""
+    approvals.register(app, fb, PREFIX, ApiRoute, RESPONSES)  # approvers use it too: its own permission checks
     app.include_router(router(fb))
     if not app.description:
         app.description = DESCRIPTION
     app.openapi_tags = [*(app.openapi_tags or []), *TAGS]
 
 
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "No API key, or not a valid one."},
+    403: {"model": ErrorOut, "description": "The key's user (or the signed-in user) has no role that may use this "
+                                            "part of the API."},
+    422: {"model": ErrorOut, "description": "The request is not valid; `problems` says where."}}
+
+
 def router(fb: Flowboard) -> APIRouter:
     r = APIRouter(prefix=PREFIX, route_class=ApiRoute, dependencies=[Depends(authenticate(fb)),
                                                                      require(Permission.flows)],
-                  responses={401: {"model": ErrorOut, "description": "No API key, or not a valid one."},
-                             403: {"model": ErrorOut, "description": "The key's user (or the signed-in user) has no "
-                                                                     "role that may use this part of the API."},
-                             422: {"model": ErrorOut, "description": "The request is not valid; `problems` says "
-                                                                     "where."}})
+                  responses=RESPONSES)
     _flow_routes(r, fb)
     _run_routes(r, fb)
-    approvals.routes(r, fb)
     _node_routes(r, fb)  # last: it ends with the catch-all that answers 404/405 in words
     return r
 

@@ -334,8 +334,11 @@ class ApprovalStore:
     def list_tasks(self, *, status: str | Iterable[str] | None = None, flow_id: str | None = None,
              run_id: str | None = None, node_id: str | None = None, assignee: str | None = None,
              responder: str | None = None, overdue: bool | None = None, since: float | None = None,
-             until: float | None = None, limit: int = 100, offset: int = 0) -> list[Task]:
-        """Newest first. `assignee` matches a name exactly as listed (`user:ada`, `role:approver`, or `ada`)."""
+             until: float | None = None, limit: int = 100, offset: int = 0,
+             involving: tuple[Sequence[str], str] | None = None) -> list[Task]:
+        """Newest first. `assignee` matches a name exactly as listed (`user:ada`, `role:approver`, or `ada`).
+        `involving` (names as listed, person): only tasks listing one of the names, or decided or asked by the person
+        (what an approver may see)."""
         t = approval_tasks_t
         query = sa.select(t).order_by(t.c.created.desc(), t.c.id).limit(limit).offset(offset)
         if status is not None:
@@ -344,10 +347,12 @@ class ApprovalStore:
                               (t.c.responder, responder)):
             if value is not None:
                 query = query.where(column == value)
-        if assignee is not None:  # the JSON list's text holds each name quoted
-            needle = orjson.dumps(assignee).decode()
-            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            query = query.where(sa.type_coerce(t.c.assignees, sa.Text).like(f"%{escaped}%", escape="\\"))
+        if assignee is not None:
+            query = query.where(_listing(assignee))
+        if involving is not None:
+            names, person = involving
+            query = query.where(sa.or_(*(_listing(n) for n in names), t.c.responder == person,
+                                       t.c.requester == person))
         now = time.time()
         if overdue is True:
             query = query.where(t.c.status == OPEN, t.c.due.is_not(None), t.c.due < now)
@@ -507,6 +512,13 @@ class ApprovalStore:
         conn.execute(approval_log_t.insert().values(
             seq=seq, task_id=task_id, event=event, actor=actor, at=at, data=data, prev_hash=prev,
             hash=entry_hash(prev, seq, task_id, event, actor, at, data)))
+
+
+def _listing(name: str) -> sa.ColumnElement[bool]:
+    """The task lists `name` among its assignees (the JSON list's text holds each name quoted)."""
+    needle = orjson.dumps(name).decode()
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return sa.type_coerce(approval_tasks_t.c.assignees, sa.Text).like(f"%{escaped}%", escape="\\")
 
 
 def _bare(name: str) -> str:
