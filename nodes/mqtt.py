@@ -40,8 +40,8 @@ class PublishConfig(Connection):
     qos: QoS = Field(0, title="Quality of service", description="0: sent once, may be lost. 1: repeated until the "
                      "broker confirms, may arrive twice. 2: exactly once.",
                      json_schema_extra={"widget": "select", "enum_labels": QOS_LABELS})
-    retain: bool = Field(False, title="Keep as the last value (retain)", description="The broker keeps the message as the topic's last value and gives it to "
-                         "every new subscriber")
+    retain: bool = Field(False, title="Keep as the last value (retain)", description="The broker keeps the message "
+                         "as the topic's last value and gives it to every new subscriber")
 
 
 class SubscribeConfig(Connection):

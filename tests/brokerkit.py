@@ -156,9 +156,13 @@ class Private:
         self.proc: subprocess.Popen[bytes] | None = None
 
     async def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv(self.port), cwd=self.folder, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        await until(lambda: port_open(self.port), 10, f"{self.argv(self.port)[0]} to listen")
+        log = self.folder / "server.log"
+        argv = self.argv(self.port)
+        with log.open("ab") as out:
+            proc = self.proc = subprocess.Popen(argv, cwd=self.folder, stdout=out, stderr=out)
+        await until(lambda: port_open(self.port) or proc.poll() is not None, 10, f"{argv[0]} to listen")
+        if proc.poll() is not None:
+            raise AssertionError(f"{argv[0]} did not start: {log.read_text()[-500:]}")
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -175,10 +179,7 @@ def private_redis(folder: Path) -> Private:
 
 def private_mosquitto(folder: Path) -> Private:
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-
-    def argv(port: int) -> list[str]:
-        conf = folder / "mosquitto.conf"
-        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        return [exe, "-c", str(conf)]
-
-    return Private(argv, folder)
+    conf = folder / "mosquitto.conf"
+    server = Private(lambda port: [exe, "-c", str(conf)], folder)
+    conf.write_text(f"listener {server.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    return server
