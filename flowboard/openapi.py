@@ -155,10 +155,12 @@ def read_document(text: str | bytes) -> dict[str, Any]:
     return result
 
 
-def load(document: dict[str, Any], source: str = "", server: str = "", name: str = "") -> Api:
+def load(document: dict[str, Any], source: str = "", server: str = "", name: str = "", *,
+         validate: bool = True) -> Api:
     """The Api of a document (from `read_document`). `source`: the URL it came from (a relative server address is
     read against it); `server`: a base URL that overrides the document's; `name`: the connector's name (default: from
-    the title). Raises ApiInvalid listing every problem."""
+    the title); `validate=False` skips the meta-schema check (a document checked when it was imported). Raises
+    ApiInvalid listing every problem."""
     version = str(document.get("openapi") or "")
     if not version:
         if "swagger" in document:
@@ -170,7 +172,8 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
     if not re.match(r"^3\.[01]\.\d+", version):
         raise ApiInvalid([Problem("openapi", f"OpenAPI version {version!r} is not supported; Flowboard reads 3.0.x "
                                              "and 3.1.x")])
-    _validate(document, version)
+    if validate:
+        _validate(document, version)
     from jsonschema_path import SchemaPath
 
     root = SchemaPath.from_dict(document)
@@ -182,6 +185,7 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
     if not api.name:
         raise ApiInvalid([Problem("info.title", "the API's title gives no name; give the connector a name")])
     problems: list[Problem] = []
+    resolver = Resolver()
     _schemes(root, api)
     default_security = document.get("security")
     for path, item in (document.get("paths") or {}).items():
@@ -190,13 +194,13 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
         item_path = root / "paths" / path
         with item_path.open() as resolved:  # a path item may itself be a $ref
             item_keys = list(resolved.keys())
-        shared = _params(item_path / "parameters") if "parameters" in item_keys else []
+        shared = _params(item_path / "parameters", resolver) if "parameters" in item_keys else []
         for method in METHODS:
             if method not in item_keys:
                 continue
             where = ["paths", path, method]
             try:
-                op = _operation(api, item_path / method, method, path, shared, default_security)
+                op = _operation(api, item_path / method, method, path, shared, default_security, resolver)
             except ApiInvalid as exc:
                 problems += [Problem(format_loc([*where, p.loc] if p.loc else where), p.message) for p in exc.problems]
                 continue
@@ -364,7 +368,7 @@ def _schemes(root: Any, api: Api) -> None:
                                 "are called without a credential")
 
 
-def _params(path: Any) -> list[Param]:
+def _params(path: Any, resolver: Resolver) -> list[Param]:
     out = []
     for index in range(len(path.read_value())):
         with (path / index).open() as raw:
@@ -372,22 +376,22 @@ def _params(path: Any) -> list[Param]:
         name, location = str(p.get("name") or ""), str(p.get("in") or "")
         schema: dict[str, Any] = {}
         if "schema" in p:
-            schema = resolve(path / index / "schema")
+            schema = resolver.schema(path / index / "schema")
         elif isinstance(p.get("content"), dict) and p["content"]:
             media = next(iter(p["content"]))
             if "schema" in p["content"][media]:
-                schema = resolve(path / index / "content" / media / "schema")
+                schema = resolver.schema(path / index / "content" / media / "schema")
         out.append(Param(name=name, location=location, required=bool(p.get("required")) or location == "path",
                          schema=schema, description=str(p.get("description") or schema.get("description") or "")))
     return out
 
 
-def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param],
-               default_security: Any) -> Operation:
+def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param], default_security: Any,
+               resolver: Resolver) -> Operation:
     with path.open() as raw:
         op = dict(raw)
     key = slug(op.get("operationId") or f"{method} {route}")
-    own = _params(path / "parameters") if "parameters" in op else []
+    own = _params(path / "parameters", resolver) if "parameters" in op else []
     names = {(p.name, p.location) for p in own}
     params = [p for p in shared if (p.name, p.location) not in names] + own
     problems = []
@@ -409,7 +413,7 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
                       m.split(";")[0].strip().endswith("+json")), None)
         media = media or next((m for m in content if m.startswith("application/x-www-form-urlencoded")), None)
         if media is not None:
-            schema = resolve(path / "requestBody" / "content" / media / "schema") \
+            schema = resolver.schema(path / "requestBody" / "content" / media / "schema") \
                 if "schema" in content[media] else {}
             body = Body(media_type="application/json" if "json" in media else "application/x-www-form-urlencoded",
                         required=bool(rb.get("required")), schema=schema, description=str(rb.get("description") or ""))
@@ -426,7 +430,7 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
         content = resp.get("content") or {}
         media = next((m for m in content if "json" in m), None)
         if media is not None and "schema" in content[media]:
-            response = resolve(responses / status / "content" / media / "schema")
+            response = resolver.schema(responses / status / "content" / media / "schema")
         break
     security = op.get("security", default_security)
     schemes = []
@@ -449,44 +453,57 @@ def _words(operation_id: str) -> str:
     return words[:1].upper() + words[1:]
 
 
-def resolve(path: Any, depth: int = 0, chain: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The schema at `path` with every `$ref` resolved (by jsonschema-path), `allOf` merged into one object schema,
-    and OpenAPI 3.0's `nullable` written the 3.1 way (`"null"` among the types). A reference back into its own chain
-    (a recursive schema), or nesting deeper than MAX_DEPTH, becomes `{}`: any JSON value."""
-    raw = _raw(path)  # the mapping as written, with "$ref" still in it
-    if not isinstance(raw, dict):
-        return {}
-    ref = raw.get("$ref")
-    if isinstance(ref, str):
-        if ref in chain or depth > MAX_DEPTH:
-            return {"description": str(raw.get("description") or "")} if raw.get("description") else {}
-        chain = (*chain, ref)
-    if depth > MAX_DEPTH:
-        return {}
-    with path.open() as resolved:
-        keys = list(resolved.keys())
-        schema: dict[str, Any] = {k: resolved[k] for k in keys if k not in _NESTED}
-    if isinstance(ref, str):  # beside a $ref (3.1), a default or description of this use of the schema wins
-        schema.update({k: v for k, v in raw.items() if k not in _NESTED})
-    if "properties" in keys:
-        schema["properties"] = {name: resolve(path / "properties" / name, depth + 1, chain)
-                                for name in (path / "properties").keys()}  # noqa: SIM118
-    for key in ("items", "additionalProperties", "not"):
-        if key in keys:
-            value = (path / key).read_value()
-            schema[key] = resolve(path / key, depth + 1, chain) if isinstance(value, dict) else value
-    for key in ("oneOf", "anyOf", "allOf", "prefixItems"):
-        if key in keys:
-            schema[key] = [resolve(path / key / i, depth + 1, chain) for i in range(len((path / key).read_value()))]
-    if schema.pop("nullable", False) is True:
-        kind = schema.get("type")
-        if isinstance(kind, str):
-            schema["type"] = [kind, "null"]
-        elif "enum" in schema and None not in schema["enum"]:
-            schema["enum"] = [*schema["enum"], None]
-    if "allOf" in schema:
-        schema = _merge_all_of(schema)
-    return schema
+class Resolver:
+    """Schemas with every `$ref` resolved (by jsonschema-path), `allOf` merged into one object schema, and OpenAPI
+    3.0's `nullable` written the 3.1 way (`"null"` among the types). Each referenced schema is resolved once per
+    document and shared (a large API refers to the same few schemas from hundreds of operations). A reference back
+    into a schema being resolved (a recursive schema), or nesting deeper than MAX_DEPTH, becomes `{}`: any JSON."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, dict[str, Any]] = {}
+        self.active: set[str] = set()
+
+    def schema(self, path: Any, depth: int = 0) -> dict[str, Any]:
+        raw = _raw(path)  # the mapping as written, with "$ref" still in it
+        if not isinstance(raw, dict) or depth > MAX_DEPTH:
+            return {}
+        ref = raw.get("$ref")
+        if not isinstance(ref, str):
+            return self._expand(path, depth)
+        siblings = {k: v for k, v in raw.items() if k not in _NESTED}  # beside a $ref (3.1): this use's default
+        if ref in self.active:
+            return {k: v for k, v in siblings.items() if k == "description"}
+        if ref not in self.done:
+            self.active.add(ref)
+            try:
+                self.done[ref] = self._expand(path, depth)
+            finally:
+                self.active.discard(ref)
+        return {**self.done[ref], **siblings} if siblings else self.done[ref]
+
+    def _expand(self, path: Any, depth: int) -> dict[str, Any]:
+        with path.open() as resolved:
+            keys = list(resolved.keys())
+            schema: dict[str, Any] = {k: resolved[k] for k in keys if k not in _NESTED}
+        if "properties" in keys:
+            schema["properties"] = {name: self.schema(path / "properties" / name, depth + 1)
+                                    for name in (path / "properties").keys()}  # noqa: SIM118
+        for key in ("items", "additionalProperties", "not"):
+            if key in keys:
+                value = (path / key).read_value()
+                schema[key] = self.schema(path / key, depth + 1) if isinstance(value, dict) else value
+        for key in ("oneOf", "anyOf", "allOf", "prefixItems"):
+            if key in keys:
+                schema[key] = [self.schema(path / key / i, depth + 1) for i in range(len((path / key).read_value()))]
+        if schema.pop("nullable", False) is True:
+            kind = schema.get("type")
+            if isinstance(kind, str):
+                schema["type"] = [kind, "null"]
+            elif "enum" in schema and None not in schema["enum"]:
+                schema["enum"] = [*schema["enum"], None]
+        if "allOf" in schema:
+            schema = _merge_all_of(schema)
+        return schema
 
 
 def _raw(path: Any) -> Any:

@@ -239,12 +239,13 @@ def node_types(api: Api, http: type[NodeType], credential_types: set[str] | None
                ) -> list[type[NodeType]]:
     """One node type per operation of `api`. `http`: the HTTP request node type the calls go through;
     `credential_types`: the credential types this Flowboard has (the picker offers those that fit)."""
-    return [make_type(api, op, http, credential_types) for op in api.operations.values()]
+    models = _Models(_camel(api.name))  # one per API: a schema used by many operations is one model
+    return [make_type(api, op, http, credential_types, models) for op in api.operations.values()]
 
 
-def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: set[str] | None = None
-              ) -> type[NodeType]:
-    builder = _Models(f"{_camel(api.name)}{_camel(op.key)}")
+def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: set[str] | None = None,
+              models: _Models | None = None) -> type[NodeType]:
+    builder = models or _Models(_camel(api.name))
     fields: dict[str, Any] = {}
     places: dict[str, tuple[str, str]] = {}
     taken = set(_RESERVED)
@@ -295,7 +296,7 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
         fields["max_pages"] = (int, Field(100, ge=1, le=10_000, title="At most this many pages"))
     fields["timeout"] = (float, Field(30, gt=0, le=3600, title="Timeout (seconds)",
                                       description="Seconds to wait for each answer before failing."))
-    config = create_model(f"{_camel(api.name)}{_camel(op.key)}Config",
+    config = create_model(f"{_camel(api.name)}{_camel(op.key)}Config", __module__=__name__,
                           __config__=ConfigDict(extra="forbid", protected_namespaces=()), **fields)
     doc = op.description or op.title
     attrs = {
@@ -324,7 +325,8 @@ class _Models:
 
     def __init__(self, prefix: str):
         self.prefix = prefix
-        self.count = 0
+        self.made: dict[int, tuple[dict[str, Any], type[BaseModel]]] = {}  # id(schema) -> (schema, its model)
+        self.names: set[str] = set()
 
     def field(self, schema: dict[str, Any], required: bool, hint: str) -> tuple[Any, Any]:
         annotation = self.annotation(schema, hint)
@@ -373,8 +375,14 @@ class _Models:
         return Optional[result] if nullable and result is not Any else result  # noqa: UP045
 
     def model(self, schema: dict[str, Any], hint: str) -> type[BaseModel]:
-        self.count += 1
-        name = _camel(str(schema.get("title") or hint)) or f"Part{self.count}"
+        known = self.made.get(id(schema))
+        if known is not None and known[0] is schema:
+            return known[1]
+        base = _camel(str(schema.get("title") or hint)) or "Part"
+        name, n = base, 2
+        while name in self.names:
+            name, n = f"{base}{n}", n + 1
+        self.names.add(name)
         required = set(schema.get("required") or [])
         fields: dict[str, Any] = {}
         taken: set[str] = set(dir(BaseModel))
@@ -387,10 +395,12 @@ class _Models:
             fields[key] = (annotation, Field(default, title=_label(prop), description=description or None, **extra))
         extra_mode: Literal["allow", "forbid"] = "allow" if schema.get("additionalProperties") not in (None, False) \
             else "forbid"
-        return create_model(f"{self.prefix}{name}",
-                            __config__=ConfigDict(extra=extra_mode, populate_by_name=True, protected_namespaces=(),
-                                                  title=str(schema.get("title") or _label(hint))),
-                            **fields)
+        model: type[BaseModel] = create_model(
+            f"{self.prefix}{name}", __module__=__name__, **fields,
+            __config__=ConfigDict(extra=extra_mode, populate_by_name=True, protected_namespaces=(),
+                                  title=str(schema.get("title") or _label(hint))))
+        self.made[id(schema)] = (schema, model)
+        return model
 
 
 def _tagged(model: type[BaseModel], tag: str) -> bool:
