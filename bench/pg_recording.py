@@ -3,6 +3,8 @@
     python bench/pg_recording.py                 # 3 x 10 s per store, wrk -t2 -c16 (about 2 minutes)
     python bench/pg_recording.py --quick         # 1 x 5 s per store, for iteration
     python bench/pg_recording.py --profile       # also a py-spy profile (if py-spy is on PATH) of each server
+    python bench/pg_recording.py --in-process    # the recorder alone: the engine runs the flow 16 at a time in
+                                                 # this process (no HTTP), recorded in each store
 
 Issue 13's first figure: with every run recorded in PostgreSQL, the echo flow (webhook -> set -> respond) must reach
 at least 0.5x the same flow recorded in SQLite. Each store gets a fresh data folder (SQLite) or a fresh database
@@ -58,7 +60,7 @@ def free_port() -> int:
 class Server:
     """`flowboard serve` on one store, with the echo flow imported and active."""
 
-    def __init__(self, kind: str, code: Path | None = None, settings: tuple[str, ...] = ()):
+    def __init__(self, kind: str, code: Path | None = None, settings: tuple[str, ...] = (), serve: bool = True):
         self.kind = kind
         self.code = code
         self.data = Path(tempfile.mkdtemp(prefix=f"flowboard-pgbench-{kind}-"))
@@ -77,6 +79,8 @@ class Server:
                     name, value = setting.split("=", 1)
                     conn.execute(f"ALTER DATABASE {self.database} SET {name} = '{value}'")
             self.env["FLOWBOARD_DATABASE_URL"] = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.database
+        if not serve:  # a fresh database only (--in-process)
+            return
         for args in (["import", str(FLOW)], ["activate", "bench-echo"]):
             subprocess.run([sys.executable, "-m", "flowboard", *args], env=self.env, check=True, capture_output=True)
         self.port = free_port()
@@ -158,6 +162,64 @@ def wrk(url: str, lua: Path, seconds: int, conns: int) -> dict[str, Any]:
     return dict(json.loads(found.group(1)))
 
 
+def in_process(kinds: list[str], repeats: int, seconds: float, conns: int, settings: tuple[str, ...]) -> None:
+    """The recorder without HTTP: `conns` tasks run the echo flow back to back on one engine recording to each store
+    (a fresh SQLite file, a fresh PostgreSQL database), for `seconds`, `repeats` times, the stores alternating."""
+    import asyncio
+
+    from flowboard.engine import Engine, build_plan
+    from flowboard.model import parse_flow
+    from flowboard.registry import default_registry
+    from flowboard.store import SqlRecorder, Store
+
+    plan = build_plan(parse_flow(json.loads(FLOW.read_text())), default_registry())
+    item = {"body": json.loads(BODY), "headers": {}, "query": {}}
+
+    async def load(engine: Engine) -> int:
+        done = 0
+        stop = time.perf_counter() + seconds
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < stop:
+                await engine.run(plan, [item], trigger="webhook")
+                done += 1
+
+        await asyncio.gather(*[client() for _ in range(conns)])
+        return done
+
+    async def main() -> dict[str, list[float]]:
+        servers = {kind: Server(kind, settings=settings, serve=False) for kind in kinds}
+        stores = {kind: Store(server.env.get("FLOWBOARD_DATABASE_URL") or f"sqlite:///{server.data / 'flowboard.db'}",
+                              data_dir=server.data) for kind, server in servers.items()}
+        engines = {kind: Engine(recorder=SqlRecorder(store)) for kind, store in stores.items()}
+        rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+        try:
+            for kind in kinds:
+                await load(engines[kind])  # warm-up
+            for r in range(repeats):
+                for kind in kinds:
+                    started = time.perf_counter()
+                    runs = await load(engines[kind])
+                    rates[kind].append(runs / (time.perf_counter() - started))
+                    print(f"{kind:10} run {r + 1}: {rates[kind][-1]:8,.0f} runs/s", flush=True)
+        finally:
+            for kind in kinds:
+                await engines[kind].recorder.aclose()  # type: ignore[union-attr]
+                stores[kind].close()
+                servers[kind].drop()
+        return rates
+
+    rates = asyncio.run(main())
+    print(f"\n# the echo flow run by the engine in this process, {conns} at a time, every run recorded ({repeats} x "
+          f"{seconds} s, medians; load average {os.getloadavg()[0]:.1f})\n")
+    median = {kind: statistics.median(values) for kind, values in rates.items()}
+    for kind, value in median.items():
+        print(f"| {kind} | {value:,.0f} runs/s |")
+    if {"sqlite", "postgresql"} <= set(median):
+        print(f"\nPostgreSQL / SQLite: {median['postgresql'] / median['sqlite']:.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 x 5 s per store (iteration, not for reporting)")
@@ -171,7 +233,12 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, help="another checkout of Flowboard (git worktree add DIR COMMIT): "
                                                       "its PostgreSQL recording is measured alongside, as "
                                                       "'postgresql-base', to see what a change paid")
+    parser.add_argument("--in-process", action="store_true", help="the recorder alone, no HTTP (see above)")
     args = parser.parse_args()
+    if args.in_process:
+        in_process([k for k in args.only.split(",")], 1 if args.quick else args.repeats,
+                   3 if args.quick else args.duration, args.conns, tuple(args.pg_setting))
+        return
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install wrk, or ../shared/peers/setup.sh)")
     repeats, duration = (1, 5) if args.quick else (args.repeats, args.duration)

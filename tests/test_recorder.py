@@ -276,9 +276,11 @@ async def test_inputs_are_derived_from_upstream_outputs(make_store: MakeStore, p
     assert derived == {nid: step.inputs for nid, step in result.steps.items()}
 
 
-async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store) -> None:
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "relaxed"])
+async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store, durable: bool) -> None:
     """Writes of several runs committed together (one statement on PostgreSQL): a run another process owns and a run
-    that ended are refused, with none of their steps, while the others in the same group are written whole."""
+    that ended are refused, with none of their steps, while the others in the same group are written whole; the same
+    whether the group must wait for the disk (a side effect) or not."""
     now = time.time()
     store.create_run("taken", "f", 1, "start", [], "test", status=RunStatus.running, owner="someone else")
     store.create_run("ended", "f", 1, "start", [], "test", status=RunStatus.running, owner=store.owner)
@@ -293,10 +295,11 @@ async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store) -> No
         return (run_id, "f", 1, status, "start", "test", "[]", "[]", None, now, now, now, store.owner, now)
 
     jobs: list[Any] = [
-        ("new", run_row("new", "succeeded"), [recorder_row(step("new", "a")), recorder_row(step("new", "b"))], []),
-        ("taken", run_row("taken", "succeeded"), [recorder_row(step("taken", "a"))], []),
-        ("mine", None, [recorder_row(step("mine", "a"))], []),  # steps only: the run row is checked, not written
-        ("ended", None, [recorder_row(step("ended", "a"))], []),
+        ("new", run_row("new", "succeeded"), [recorder_row(step("new", "a")), recorder_row(step("new", "b"))], [],
+         durable),
+        ("taken", run_row("taken", "succeeded"), [recorder_row(step("taken", "a"))], [], durable),
+        ("mine", None, [recorder_row(step("mine", "a"))], [], durable),  # steps only: the run row is checked
+        ("ended", None, [recorder_row(step("ended", "a"))], [], durable),
     ]
     outcomes = recorder._execute(jobs)
     assert [type(o).__name__ for o in outcomes] == ["NoneType", "RunLost", "NoneType", "RunLost"]

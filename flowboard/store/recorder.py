@@ -55,8 +55,8 @@ _KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the
 
 Row = Sequence[Any]
 # (run id, run row to upsert or None, step rows to upsert, waits: (run id, node id, resume_at, data, created) to add,
-# or (now, run id, node id) to close)
-Job = tuple[str, Row | None, list[Row], list[Row]]
+# or (now, run id, node id) to close, durable: a node with side effects finished, so the commit must be on disk)
+Job = tuple[str, Row | None, list[Row], list[Row], bool]
 _dumps = orjson.dumps
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,23 @@ _RUN_FLOATS = tuple(i for i, t in enumerate(_PG_RUN_TYPES) if t == "float8")
 _STEP_FLOATS = tuple(i for i, t in enumerate(_PG_STEP_TYPES) if t == "float8")
 
 
-def compile_batch_statement(with_steps: bool = True) -> str:
+_RELAXED = ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"  # this transaction only
+
+
+def compile_batch_statement(with_steps: bool = True, durable: bool = True) -> str:
     """PostgreSQL: a whole group of writes as ONE statement (one round trip, one transaction in autocommit), the rows
     passed as one array per column (`unnest`). Parameters: the run columns (RUN_COLUMNS order), then heartbeat, the ids
     of the runs only checked (no run row: `check`), owner, then the step columns (STEP_COLUMNS order) if `with_steps`.
     Returns the ids of the runs that were written or checked: the others are lost to this writer, and none of their
     steps is written. The upserts are the ones of `compile_statements`, fed from the arrays instead of VALUES. (Without
-    steps the statement does not name the steps table, so a run's end can be written when its steps cannot.)"""
+    steps the statement does not name the steps table, so a run's end can be written when its steps cannot.)
+
+    Not `durable` (no node with side effects finished in this group): the commit does not wait for the disk
+    (`synchronous_commit` off for this transaction alone). It is then as safe as SQLite's WAL with
+    `synchronous=NORMAL`: it survives Flowboard being killed, and a crash of the database server or the machine may
+    lose the last fraction of a second of such writes, never a step with a side effect (those are always durable:
+    a run that loses its end is resumed from its last durable step, and only steps without side effects run again).
+    A write that waits for the disk also makes every earlier one durable (the WAL is written in order)."""
     run_sql, step_sql, check_sql = compile_statements("postgresql")
 
     def from_arrays(sql: str, source: str) -> str:
@@ -128,7 +138,8 @@ def compile_batch_statement(with_steps: bool = True) -> str:
     return (f"WITH written AS ({from_arrays(run_sql, unnest(RUN_COLUMNS, _PG_RUN_TYPES))} RETURNING runs.id), "
             f"checked AS ({check} RETURNING runs.id), "
             f"kept AS (SELECT id FROM written UNION ALL SELECT id FROM checked)"
-            f"{f', stepped AS ({steps})' if with_steps else ''} SELECT id FROM kept")
+            f"{f', stepped AS ({steps})' if with_steps else ''} SELECT id FROM kept"
+            f"{'' if durable else _RELAXED}")
 
 
 def _columns(rows: list[Row], width: int, floats: tuple[int, ...]) -> list[list[Any]]:
@@ -184,7 +195,8 @@ class SqlRecorder:
         self._run_sql, self._step_sql, self._check_sql = compile_statements(store.dialect)
         self._wait_add_sql, self._wait_drop_sql = compile_wait_statements(store.dialect)
         self._pg = store.dialect == "postgresql"
-        self._batch_sql = (compile_batch_statement(), compile_batch_statement(with_steps=False)) if self._pg else None
+        self._batch_sql = tuple(compile_batch_statement(with_steps, durable) for durable in (True, False)
+                                for with_steps in (True, False)) if self._pg else None
         self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
         self._conn: Any = None  # the DBAPI connection
         self._pending: dict[str, _Pending] = {}
@@ -224,7 +236,7 @@ class SqlRecorder:
             if step.wait is not None:
                 pending.waits.append(_wait_row(step))
         if durable:
-            await self._write(pending)
+            await self._write(pending, durable=True)
 
     async def run_finished(self, result: RunResult) -> None:
         pending = self._pending.pop(result.run_id, None) or _Pending(result.run_id, None)
@@ -246,7 +258,7 @@ class SqlRecorder:
 
     # -- writing ----------------------------------------------------------------------------------------------------
 
-    async def _write(self, pending: _Pending, final: bool = False) -> None:
+    async def _write(self, pending: _Pending, final: bool = False, durable: bool = False) -> None:
         if self._closed:
             raise RuntimeError("the recorder is closed")
         run = None
@@ -257,7 +269,7 @@ class SqlRecorder:
         waits, pending.waits = pending.waits, []
         if run is None and not steps:
             return
-        job = (pending.run_id, run, steps, waits)
+        job = (pending.run_id, run, steps, waits, durable)
         try:
             if self._writer is None:
                 await self._join_group(job)
@@ -318,7 +330,7 @@ class SqlRecorder:
         try:
             # SQLite: take the write lock now (waits up to busy_timeout); PostgreSQL: the connection is in autocommit
             cursor.execute("BEGIN" if self._pg else "BEGIN IMMEDIATE")
-            for run_id, run, steps, waits in jobs:
+            for run_id, run, steps, waits, _durable in jobs:
                 # The run row first: its upsert (or the check) holds the row until the commit, so no claim can slip
                 # between the check and the steps.
                 if run is not None:
@@ -356,7 +368,8 @@ class SqlRecorder:
         assert self._batch_sql is not None
         cursor = self._connection().cursor()
         try:
-            cursor.execute(self._batch_sql[0 if steps else 1], params)
+            durable = any(job[4] for job in jobs)
+            cursor.execute(self._batch_sql[(0 if steps else 1) + (0 if durable else 2)], params)
             kept = {row[0] for row in cursor.fetchall()}
         finally:
             cursor.close()
@@ -378,7 +391,7 @@ class SqlRecorder:
         for pending in self._pending.values():
             run = tuple(pending.run) if pending.run is not None and not pending.written else None
             if run is not None or pending.steps:
-                jobs.append((pending.run_id, run, pending.steps, pending.waits))
+                jobs.append((pending.run_id, run, pending.steps, pending.waits, True))
                 pending.steps, pending.waits = [], []
                 pending.written = True
         if not jobs:
