@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from ..sdk import Items, Listening, NodeType, RunOutcome
 from .base import Activation, Launcher, TriggerKind, node_index
 
 log = logging.getLogger("flowboard.triggers.listen")
+_SAID = re.compile(r"^cannot (connect to|reach) [^:]{1,40}: ")
 IN_FLIGHT = 256  # runs one listener may have going at once (emit without wait); more wait for a free slot
 
 
@@ -188,6 +190,7 @@ def describe(exc: BaseException, secrets: set[str] = frozenset()) -> str:  # typ
         current = current.__cause__ or current.__context__
     text = exc.message if isinstance(exc, NodeError) else (str(exc).strip() or type(exc).__name__)
     text = text.splitlines()[0] if text else type(exc).__name__
+    text = _SAID.sub("", text)  # "Reconnecting to NATS: cannot connect to NATS: ..." says it twice
     for secret in sorted(secrets, key=len, reverse=True):
         text = text.replace(secret, "•••")
     return text[:200]
