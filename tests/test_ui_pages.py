@@ -1017,3 +1017,77 @@ async def test_the_inbox_lists_what_i_may_decide_and_records_my_answers(user: Us
     toggle.set_value("decided")
     await user.should_see(marker=f"task:{mine.id}")
     await user.should_see("This request was approved by local")
+
+
+async def test_the_users_page_adds_changes_and_removes_users(user: User, app: Flowboard) -> None:
+    """An admin (here the local user, before anyone signs in) adds the first user (an admin) and an approver, changes
+    her roles, gives her a new password, sets her away with a delegate, and removes her; the rules of the accounts
+    (the last admin stays, the passwords must match) are told in words."""
+    from flowboard.auth.passwords import verify_password
+
+    accounts = app.accounts
+
+    def value(marker: str) -> Any:
+        return user.find(marker=marker).elements.pop()
+
+    async def add(name: str, password: str, again: str, roles: tuple[str, ...] = ()) -> None:
+        user.find(marker="add-user").click()
+        await user.should_see(marker="new-name")
+        value("new-name").set_value(name)
+        value("new-full-name").set_value(name.capitalize() + " Hopper")
+        for role in roles:
+            value(f"role:{role}").set_value(True)
+        value("new-password").set_value(password)
+        value("new-password-again").set_value(again)
+        user.find(marker="save-user").click()
+
+    await user.open("/users")
+    await user.should_see(marker="no-users")
+    await user.should_see(marker="nav:users")
+    await add("boss", "boss-password-1", "boss-password-1")  # the first user: admin is ticked already
+    await until(lambda: [u.name for u in accounts.list_users()] == ["boss"])
+    assert accounts.get_user("boss").roles == ["admin"]
+
+    await add("grace", "grace-pass-1", "grace-pass-2")
+    await user.should_see("The two passwords are not the same. Type the password twice.")
+    value("new-password-again").set_value("grace-pass-1")
+    user.find(marker="save-user").click()
+    await until(lambda: len(accounts.list_users()) == 2)
+    grace = accounts.get_user("grace")
+    assert grace.roles == ["approver"] and grace.full_name == "Grace Hopper"
+    await user.should_see(marker="user:grace")
+
+    assert value("roles:grace").text == "Approver"  # her roles, as words
+    user.find(marker="edit-roles:grace").click()
+    await user.should_see(marker="save-roles")
+    value("role:requester").set_value(True)
+    user.find(marker="save-roles").click()
+    await until(lambda: accounts.get_user("grace").roles == ["approver", "requester"])
+
+    user.find(marker="edit-password:grace").click()
+    await user.should_see(marker="reset-password")
+    value("reset-password").set_value("short")
+    value("reset-password-again").set_value("short")
+    user.find(marker="save-password").click()
+    await until(lambda: value("user-error").text != "")
+    assert value("user-error").text == "The password is too short: use at least 8 characters."
+    value("reset-password").set_value("grace-new-pass-9")
+    value("reset-password-again").set_value("grace-new-pass-9")
+    user.find(marker="save-password").click()
+    await until(lambda: any("The password of grace is changed." in m for m in user.notify.messages),
+                timeout=15)
+    assert verify_password(accounts.get_user("grace").password_hash, "grace-new-pass-9")
+
+    user.find(marker="edit-away:grace").click()
+    await user.should_see(marker="delegate")
+    value("delegate").set_value("boss")
+    value("away-until").set_value("2999-12-24")
+    user.find(marker="save-away").click()
+    await until(lambda: app.approvals.store.delegate_of("grace") == "user:boss")
+    await user.should_see("Away until 2999-12-24: new tasks go to boss")
+    assert value("roles:grace").text == "Approver, Requester"
+
+    user.find(marker="remove:boss").click()
+    await user.should_see(marker="confirm-remove")
+    user.find(marker="confirm-remove").click()
+    await user.should_see("Boss is the only admin; make another user an admin first.")

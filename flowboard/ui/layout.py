@@ -45,7 +45,7 @@ SECTIONS = (("flows", "Flows", "/", Permission.flows), ("runs", "Runs", "/runs",
             ("tables", "Tables", "/tables", Permission.tables),
             ("connectors", "Connectors", "/connectors", Permission.flows),
             ("credentials", "Credentials", "/credentials", Permission.credentials),
-            ("inbox", "Inbox", "/inbox", Permission.inbox))
+            ("inbox", "Inbox", "/inbox", Permission.inbox), ("users", "Users", "/users", Permission.users))
 #: Counts shown beside a section's link (the inbox's open tasks), set by the pages: key -> principal -> count.
 BADGES: dict[str, Any] = {}
 

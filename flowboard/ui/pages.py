@@ -8,6 +8,8 @@
     /connectors    APIs imported from OpenAPI documents: import, operations, re-import with changes, remove
     /tables        data tables: list, create, rename, delete
     /table/{id}    one table's rows in a grid: edit in place, filter, sort, page, CSV import and export
+    /inbox         the approval tasks the signed-in person may decide
+    /users         users and their roles, passwords, out-of-office delegates (admins)
     /login, /me, /account   signing in, what a user can do, their password (account_pages.py)
 
 Each page declares who may open it (`access.require(Permission...)`); a test checks that every page does.
@@ -35,6 +37,7 @@ def register(fb: Flowboard) -> None:
     from .run_page import RunPage
     from .runs_page import RunsPage
     from .tables_page import TablePage, TablesPage
+    from .users_page import UsersPage
 
     BADGES["inbox"] = lambda principal: open_count(fb, principal)
 
@@ -70,6 +73,11 @@ def register(fb: Flowboard) -> None:
     @require(Permission.inbox)
     def inbox_page(show: str = "open") -> None:
         InboxPage(fb, show)
+
+    @ui.page("/users")
+    @require(Permission.users)
+    def users_page() -> None:
+        UsersPage(fb)
 
     @ui.page("/tables")
     @require(Permission.tables)
