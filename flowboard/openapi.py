@@ -75,6 +75,7 @@ class Operation:
     schemes: list[str]  # names of the security schemes that may authenticate it (any one of them)
     pagination: dict[str, Any] | None = None  # an HTTP request node's pagination setting (without max_pages)
     tag: str = ""
+    deprecated: bool = False
 
     def fingerprint(self) -> str:
         """Changes when anything a flow depends on changes (what is sent, where, what comes back)."""
@@ -443,7 +444,8 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
     tags = op.get("tags") or []
     result = Operation(key=key, method=method.upper(), path=route, title=title[:120],
                        description=str(op.get("description") or "").strip(), params=params, body=body,
-                       response=response, schemes=schemes, tag=str(tags[0]) if tags else "")
+                       response=response, schemes=schemes, tag=str(tags[0]) if tags else "",
+                       deprecated=op.get("deprecated") is True)
     result.pagination = pagination(result)
     return result
 

@@ -269,7 +269,8 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
         if props and not (schema.get("oneOf") or schema.get("anyOf")):
             required = set(schema.get("required") or []) if op.body.required else set()
             for name, prop in props.items():
-                add(name, "body", prop, name in required, str(prop.get("description") or ""))
+                if not prop.get("readOnly"):  # set by the API (an id, a creation time): never sent
+                    add(name, "body", prop, name in required, str(prop.get("description") or ""))
         else:
             key = _field_name("body", "body_whole", taken)
             taken.add(key)
@@ -298,11 +299,15 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
                                       description="Seconds to wait for each answer before failing."))
     config = create_model(f"{_camel(api.name)}{_camel(op.key)}Config", __module__=__name__,
                           __config__=ConfigDict(extra="forbid", protected_namespaces=()), **fields)
-    doc = op.description or op.title
+    if op.deprecated:
+        fields_note = " The API marks this operation as deprecated: it may go away."
+    else:
+        fields_note = ""
+    doc = (op.description or op.title) + fields_note
     attrs = {
         "type": type_id(api.name, op.key),
         "version": 1,
-        "title": op.title,
+        "title": op.title + (" (deprecated)" if op.deprecated else ""),
         "category": Category.integration,
         "icon": "api",
         "description": f"{api.title}: {op.method} {op.path}"[:200],
@@ -387,6 +392,8 @@ class _Models:
         fields: dict[str, Any] = {}
         taken: set[str] = set(dir(BaseModel))
         for prop, sub in schema["properties"].items():
+            if isinstance(sub, dict) and sub.get("readOnly"):
+                continue
             key = _field_name(prop, "", taken)
             taken.add(key)
             annotation, default = self.field(sub if isinstance(sub, dict) else {}, prop in required, key)

@@ -108,3 +108,40 @@ paths:
     assert pet["required"] == ["name", "kind"]  # allOf merged
     assert pet["properties"]["kind"]["type"] == ["string", "null"]  # 3.0 nullable, the 3.1 way
     assert pet["properties"]["parent"] == {}  # a recursive $ref: any JSON there
+
+
+def test_fields_go_where_the_operation_says() -> None:
+    """Each field of a generated form lands in its place of the request: path (escaped), query (a list repeated),
+    header, cookie, body; names that clash with the node's own fields are told apart; read-only properties are not
+    asked for; a deprecated operation says so."""
+    from flowboard.openapi_nodes import make_type
+    from flowboard.registry import default_registry
+
+    text = json.dumps({"openapi": "3.1.0", "info": INFO, "servers": [{"url": "https://api.example/v2/"}], "paths": {
+        "/files/{path}": {"put": {
+            "operationId": "putFile", "deprecated": True,
+            "parameters": [
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
+                {"name": "tag", "in": "query", "schema": {"type": "array", "items": {"type": "string"}}},
+                {"name": "timeout", "in": "query", "schema": {"type": "integer"}},
+                {"name": "X-Trace", "in": "header", "schema": {"type": "string"}},
+                {"name": "session", "in": "cookie", "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["content"], "properties": {
+                    "id": {"type": "integer", "readOnly": True}, "content": {"type": "string"},
+                    "mode": {"type": "string", "enum": ["0644", "0755"], "default": "0644"}}}}}},
+            "responses": {"204": {"description": "stored"}}}}}})
+    api = load(read_document(text))
+    cls = make_type(api, api.operations["put_file"], default_registry().get("http.request"))  # type: ignore[arg-type]
+    assert cls.title == "Put file (deprecated)"
+    props = cls.Config.model_json_schema()["properties"]
+    assert "id" not in props and props["mode"]["enum"] == ["0644", "0755"] and props["mode"]["default"] == "0644"
+    assert {"path", "tag", "query_timeout", "x_trace", "session", "content", "timeout", "server"} <= set(props)
+    config = cls.Config.model_validate({"path": "a b/c.txt", "tag": ["x", "y"], "query_timeout": 5,
+                                        "x_trace": "t-1", "session": "s 1", "content": "hello"})
+    http = cls()._http_config(config)  # type: ignore[attr-defined]
+    assert http.method == "PUT" and http.url == "https://api.example/v2/files/a%20b%2Fc.txt"
+    assert [(p.name, p.value) for p in http.query] == [("tag", "x"), ("tag", "y"), ("timeout", "5")]
+    assert [(p.name, p.value) for p in http.headers] == [("X-Trace", "t-1"), ("Cookie", "session=s%201")]
+    assert http.body.type == "json" and http.body.data == {"content": "hello", "mode": "0644"}
+    assert http.timeout == 30
