@@ -299,11 +299,8 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
                                       description="Seconds to wait for each answer before failing."))
     config = create_model(f"{_camel(api.name)}{_camel(op.key)}Config", __module__=__name__,
                           __config__=ConfigDict(extra="forbid", protected_namespaces=()), **fields)
-    if op.deprecated:
-        fields_note = " The API marks this operation as deprecated: it may go away."
-    else:
-        fields_note = ""
-    doc = (op.description or op.title) + fields_note
+    note = " The API marks this operation as deprecated: it may go away." if op.deprecated else ""
+    doc = (op.description or op.title) + note
     attrs = {
         "type": type_id(api.name, op.key),
         "version": 1,
