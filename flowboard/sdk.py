@@ -49,15 +49,30 @@ if TYPE_CHECKING:
     import sqlalchemy
 
     from .coderun import CodeRunner
+    from .notify.chat import SERVICE_NAMES, ChatConfig, Service, post_messages
+    from .notify.email import EmailConfig, send_messages
 
 Item = dict[str, Any]
 Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["Approvals", "Category", "Context", "Emit", "EmptyConfig", "Flows", "Inputs", "Item", "Items", "Listening",
-           "NodeError", "NodeType", "Outputs", "RunOutcome", "Suspend", "TableChange", "TableCondition", "TableOp",
-           "TableSort", "Tables", "compile_regex", "plain", "secret_forms"]
+__all__ = ["SERVICE_NAMES", "Approvals", "Category", "ChatConfig", "Context", "EmailConfig", "Emit", "EmptyConfig",
+           "Flows", "Inputs", "Item", "Items", "Listening", "NodeError", "NodeType", "Outputs", "RunOutcome",
+           "Service", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
+           "plain", "post_messages", "secret_forms", "send_messages"]
+
+#: Telling people (flowboard/notify/): imported on first use, as those modules import this one.
+_NOTIFY = {"EmailConfig": "email", "send_messages": "email", "ChatConfig": "chat", "Service": "chat",
+           "SERVICE_NAMES": "chat", "post_messages": "chat"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NOTIFY:
+        import importlib
+
+        return getattr(importlib.import_module(f"flowboard.notify.{_NOTIFY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _node_log = logging.getLogger("flowboard.node")

@@ -11,10 +11,22 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, Suspend
-
-from .chat import ChatConfig, Service, post_messages
-from .email import EmailConfig, send_messages
+from flowboard.sdk import (
+    Category,
+    ChatConfig,
+    Context,
+    EmailConfig,
+    Inputs,
+    Item,
+    Items,
+    NodeError,
+    NodeType,
+    Outputs,
+    Service,
+    Suspend,
+    post_messages,
+    send_messages,
+)
 
 _PORT = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 TIMED_OUT = "timed_out"
