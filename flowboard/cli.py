@@ -68,6 +68,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--no-browser", action="store_true")
     serve.add_argument("--no-record", action="store_true")
+    serve.add_argument("--dispatch", choices=("process", "procrastinate"), default=None,
+                       help="where triggered runs go: process (this server, the default) or procrastinate (queued "
+                            "for `flowboard worker` processes; PostgreSQL only; also FLOWBOARD_DISPATCH)")
+
+    worker = sub.add_parser("worker", parents=[common], help="run queued flows (PostgreSQL: set "
+                            "FLOWBOARD_DATABASE_URL as for the server, which runs with --dispatch procrastinate)")
+    worker.add_argument("--concurrency", type=int, default=16, help="runs at a time (default 16)")
+    worker.add_argument("--graceful", type=float, default=30.0, help="seconds the runs going get to finish on "
+                        "SIGTERM before they are handed back to the queue (default 30)")
 
     demo = sub.add_parser("demo", parents=[common], help="start the editor with local stand-ins of the platforms the "
                           "example business flows call (CRM, invoicing, accounting, chat) on port 8091")
@@ -330,8 +339,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .server import serve
 
+    if getattr(args, "dispatch", None):
+        os.environ["FLOWBOARD_DISPATCH"] = args.dispatch
     return serve(host=args.host, port=args.port, open_browser=not args.no_browser,
                  record=False if args.no_record else None)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .runs.queue import serve_worker
+
+    return serve_worker(concurrency=args.concurrency, graceful=args.graceful)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -600,8 +617,8 @@ def cmd_user(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "serve": cmd_serve, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate, "import": cmd_import,
-    "export": cmd_export,
+    "serve": cmd_serve, "worker": cmd_worker, "demo": cmd_demo, "run": cmd_run, "validate": cmd_validate,
+    "import": cmd_import, "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
     "credential": cmd_credential, "connector": cmd_connector, "audit": cmd_audit, "approvals": cmd_approvals,

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .approval_links import Links
 from .approvals import ApprovalService
@@ -24,7 +24,7 @@ from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
-from .model import Flow, OnError, dump_flow, parse_flow
+from .model import Flow, OnError, RunMode, dump_flow, parse_flow
 from .registry import Registry, default_registry
 from .runs import Launcher
 from .sdk import Context, Items, Services
@@ -45,6 +45,9 @@ from .triggers import (
 )
 from .waiting import LINK_PATH, Sleeper, resume_token, token_valid
 
+if TYPE_CHECKING:
+    from .runs.queue import ProcrastinateDispatcher
+
 log = logging.getLogger(__name__)
 
 
@@ -52,7 +55,9 @@ class Flowboard:
     """The application: registry, store, engine and event bus, wired once."""
 
     def __init__(self, data_dir: Path | str | None = None, database: str | None = None,
-                 registry: Registry | None = None, record: bool = True):
+                 registry: Registry | None = None, record: bool = True, dispatch: str | None = None):
+        """`dispatch`: where triggered runs run: "process" (this process, the default) or "procrastinate" (queued for
+        `flowboard worker` processes, PostgreSQL only); env `FLOWBOARD_DISPATCH`."""
         self.data_dir = Path(data_dir) if data_dir else None
         #: The node types: the installed ones plus this Flowboard's connectors (on its own copy of the registry).
         self.registry = registry if registry is not None else default_registry().copy()
@@ -72,6 +77,13 @@ class Flowboard:
                                       self.engine.abandon)
         self.owner = self.store.owner
         self.launcher = Launcher(self.store, self.engine, self.recorder, self.plan, self.owner)
+        self.queue: ProcrastinateDispatcher | None = None  # set when runs go to workers
+        dispatch = dispatch or os.environ.get("FLOWBOARD_DISPATCH") or "process"
+        if dispatch == "procrastinate":
+            self._use_workers()
+        elif dispatch != "process":
+            raise FlowboardError(f"FLOWBOARD_DISPATCH is {dispatch!r}; use process (runs go in this process) or "
+                                 "procrastinate (runs go to `flowboard worker` processes on PostgreSQL)")
         self.listeners = ListenerTriggers(self.launcher)  # brokers: RabbitMQ, MQTT, Redis, NATS
         self.triggers = Activations([WebhookTriggers(), FormTriggers(), ScheduleTriggers(self.launcher, self.store),
                                      TableTriggers(self.launcher, self.tables), CallChecks(self), self.listeners])
@@ -94,6 +106,18 @@ class Flowboard:
         self._triggers_started = False
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
+
+    def _use_workers(self) -> None:
+        """Triggered runs are recorded as queued with no owner and handed to workers through Procrastinate."""
+        from .runs.queue import ProcrastinateDispatcher
+
+        if self.store.engine.dialect.name != "postgresql" or self.recorder is None:
+            raise FlowboardError("runs can go to workers only with PostgreSQL and recording on: set "
+                                 "FLOWBOARD_DATABASE_URL to a postgresql:// URL, or leave FLOWBOARD_DISPATCH unset")
+        self.queue = ProcrastinateDispatcher(self.store.engine.url.render_as_string(hide_password=False), self.store,
+                                             self.launcher.spawn)
+        self.launcher.dispatcher = self.queue
+        self.launcher.owner = None  # the worker that takes a run owns it
 
     async def _notify_approvers(self, tasks: list[Any], reminder: bool = False) -> None:
         """Approvers of tasks made after their node ran, or reminded of open ones, are told the way their Approval
@@ -310,7 +334,9 @@ class Flowboard:
     async def resume_unfinished(self) -> list[RunResult]:
         """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again. All
         of them go at once (one slow run does not hold the others back); returns their results. The store work runs
-        in a thread."""
+        in a thread. A server whose runs go to workers leaves this to them (their recovery sweep)."""
+        if self.queue is not None:
+            return []
         resumable = await asyncio.to_thread(self._claim_unfinished)
         for run, _, done, _ in resumable:
             log.info("resuming run %s of flow %s (%d steps already done)", run.id, run.flow_id, len(done))
@@ -333,22 +359,43 @@ class Flowboard:
         marked crashed with the reason."""
         resumable = []
         for run in self.store.unfinished_runs():
-            if run.id in self.engine.active_runs or not self.store.claim_run(run.id, self.owner):
-                continue
-            if run.source == EDITOR and run.flow_version is None:  # its flow (unsaved edits) was never stored
-                self.store.mark_run(run.id, RunStatus.crashed.value,
-                                    {"message": "could not resume: a test run of unsaved changes"}, owner=self.owner)
-                continue
-            try:
-                plan = self.plan(run.flow_id, run.flow_version)
-            except Exception as exc:  # the flow or its version is gone, or no longer valid
-                self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"},
-                                    owner=self.owner)
-                continue
-            done = {nid: step for nid, step in self.store.get_steps(run.id).items()
-                    if step.status in _FINAL_STEP}
-            resumable.append((run, plan, done, self.store.waits_of(run.id)))
+            claimed = self._claim(run)
+            if claimed is not None:
+                resumable.append(claimed)
         return resumable
+
+    def _claim(self, run: RunRecord) -> tuple[RunRecord, Plan, dict[str, Step], dict[str, Waiting]] | None:
+        if run.id in self.engine.active_runs or not self.store.claim_run(run.id, self.owner):
+            return None
+        if run.source == EDITOR and run.flow_version is None:  # its flow (unsaved edits) was never stored
+            self.store.mark_run(run.id, RunStatus.crashed.value,
+                                {"message": "could not resume: a test run of unsaved changes"}, owner=self.owner)
+            return None
+        try:
+            plan = self.plan(run.flow_id, run.flow_version)
+        except Exception as exc:  # the flow or its version is gone, or no longer valid
+            self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"},
+                                owner=self.owner)
+            return None
+        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _FINAL_STEP}
+        return run, plan, done, self.store.waits_of(run.id)
+
+    async def run_claimed(self, run_id: str) -> RunResult | None:
+        """Claim one recorded run and run it here to its end (or its next wait), from its recorded steps, on its flow
+        version: a worker's job. None when it is not to run here: it ended, or a live process has it."""
+        def claim() -> tuple[RunRecord, Plan, dict[str, Step], dict[str, Waiting]] | None:
+            try:
+                run = self.store.get_run(run_id)
+            except NotFound:
+                return None
+            return self._claim(run) if run.status in (RunStatus.queued, RunStatus.running) else None
+
+        claimed = await asyncio.to_thread(claim)
+        if claimed is None:
+            return None
+        run, plan, done, waits = claimed
+        return await self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done,
+                                     started=run.started, waits=waits)
 
     def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
         """Post-run hook: the engine calls it for every run it concludes. A run parked until a deadline wakes the
@@ -389,6 +436,15 @@ class Flowboard:
         None), and the run goes on from its recorded steps, on the flow version it started with. `who` says who
         resumed it, in words, for the record ("Ada", "resume link", "timer"). Raises WaitGone when the node is not
         waiting (resumed already, by whom and when; or the run ended). Returns the run's task (it is going)."""
+        if self.queue is not None:  # a worker runs it: the run is taken with no owner, and its job deferred
+            run = await asyncio.to_thread(self.store.resume_wait, run_id, node_id, None, payload, who)
+            mode = RunMode.parallel
+            with contextlib.suppress(Exception):
+                mode = self.plan(run.flow_id, run.flow_version).flow.settings.run_mode
+            await self.queue.resume(run.flow_id, run_id, mode)
+            log.info("waiting run %s of flow %s goes on at node %s on a worker (%s)", run_id, run.flow_id, node_id,
+                     who or "a call")
+            return self.launcher.spawn(self.queue.wait_for(run_id))
         run = await asyncio.to_thread(self.store.resume_wait, run_id, node_id, self.owner, payload, who)
         try:
             plan, done, waits = await asyncio.to_thread(self._resumable, run)
@@ -465,6 +521,8 @@ class Flowboard:
         await self.sleeper.aclose()
         if isinstance(self.engine.lease, Lease):
             await self.engine.lease.aclose()
+        if self.queue is not None:
+            await self.queue.aclose()
         await self.engine.aclose()
         self.store.close()
 

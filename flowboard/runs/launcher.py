@@ -24,12 +24,13 @@ class Launcher:
     """Accepts runs and hands them to the dispatcher (in-process unless one is given)."""
 
     def __init__(self, store: Store, engine: Engine, recorder: SqlRecorder | None,
-                 plans: Callable[[str, int | None], Plan], owner: str, dispatcher: Dispatcher | None = None):
+                 plans: Callable[[str, int | None], Plan], owner: str | None,
+                 dispatcher: Dispatcher | None = None):
         self.store = store
         self.engine = engine
         self.recorder = recorder
         self.plans = plans  # (flow id, version or None for the newest) -> the cached plan
-        self.owner = owner
+        self.owner = owner  # who the runs it records as queued belong to; None: the worker that claims one
         self.records = recorder is not None
         self.services = engine.services
         self.tasks: set[asyncio.Task[Any]] = set()  # runs started in the background
@@ -83,7 +84,7 @@ class Launcher:
         trigger = trigger or plan.default_trigger()
         if self.recorder is not None:  # the run exists before it starts, so no crash can lose it
             self.store.create_run(run_id, flow_id, stored.version, trigger, items or [], source,
-                                  status=RunStatus.running.value, owner=self.owner)
+                                  status=RunStatus.running.value, owner=self.store.owner)
         return await self.engine.run(plan, items, run_id=run_id, trigger=trigger)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

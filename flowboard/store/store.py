@@ -163,6 +163,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
 UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)  # runs a process holds (waiting ones it does not)
 #: Seconds a run's owner holds it without renewing its lease (`heartbeat`); after that, another process may take the
 #: run over (`claim_run`). The owner renews every third of it. `FLOWBOARD_RUN_LEASE` changes it (tests shorten it).
+GOING_HERE = ("queued", "running")  # a run in these states is being run by its owner
 LEASE = float(os.environ.get("FLOWBOARD_RUN_LEASE") or 30.0)
 FINISHED = tuple(s.value for s in RunStatus if s.finished)
 _CHUNK = 500  # rows per delete transaction, so a big cleanup never holds SQLite's write lock for long
@@ -421,6 +422,14 @@ class Store:
             conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id, steps_t.c.node_id.not_in(keep)))
         return True
 
+    def release_runs(self, owner: str) -> list[tuple[str, str]]:
+        """Hand back every unfinished run `owner` holds (a worker stopping): no owner, so the next claim takes it at
+        once. Returns (run id, flow id) of each."""
+        with self.engine.begin() as conn:
+            rows = conn.execute(runs_t.update().where(runs_t.c.owner == owner, runs_t.c.status.in_(GOING_HERE))
+                                .values(owner=None, heartbeat=None).returning(runs_t.c.id, runs_t.c.flow_id)).all()
+        return [(row.id, row.flow_id) for row in rows]
+
     def heartbeat(self, owner: str) -> int:
         """Renew `owner`'s lease on every unfinished run it owns, in one UPDATE; returns how many. `Lease` calls it
         every third of `LEASE`."""
@@ -487,11 +496,12 @@ class Store:
             conn.execute(waits_t.delete().where(waits_t.c.run_id == run_id))
         return True
 
-    def resume_wait(self, run_id: str, node_id: str, owner: str, payload: Any = None,
+    def resume_wait(self, run_id: str, node_id: str, owner: str | None, payload: Any = None,
                     who: str | None = None) -> RunRecord:
         """Take a parked run to resume it: its wait at `node_id` is marked resumed with `payload` (kept, so a crash
         before the node's step is recorded still resumes it with the same payload), and the run becomes `running`
-        for `owner`. One transaction; of two callers one wins, the other gets WaitGone."""
+        for `owner` (None: for the worker that claims it). One transaction; of two callers one wins, the other gets
+        WaitGone."""
         now = time.time()
         with self.engine.begin() as conn:
             row = conn.execute(sa.select(waits_t.c.resumed, waits_t.c.who).where(

@@ -228,7 +228,7 @@ class Launcher(Protocol):
     the flow's run mode, hand it to the dispatcher. The trigger has admitted each run with `activation.gate.admit()`
     first; from then on the launcher owns the admission (it leaves the gate when the run ends or cannot start)."""
 
-    owner: str  # who claims runs in the store (this process)
+    owner: str | None  # who the runs a trigger records belong to: this process, or None (a worker claims each)
     records: bool  # runs are recorded in the store
     services: Services  # what nodes reach the world through (a listening trigger's connection uses them)
 
