@@ -11,13 +11,13 @@ import threading
 import uuid
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 import sqlalchemy
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy.engine import make_url
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, TableOp
 
 _URL_HELP = "e.g. sqlite:///data.db, postgresql+psycopg://user@host/db or mysql+pymysql://user@host/db"
 
@@ -64,15 +64,7 @@ class SqlConfig(BaseModel):
             raise ValueError("set `url` (a database URL) or `credential` (a credential holding one)")
         if self.url and self.credential:
             raise ValueError("set either `url` or `credential`, not both")
-        if "{{" not in self.query and "{%" not in self.query:
-            used = bind_names(self.query)
-            missing = [name for name in used if name not in self.parameters]
-            if missing:
-                raise ValueError(f"the query uses :{missing[0]}, but `parameters` has no value for it")
-            unused = [name for name in self.parameters if name not in used]
-            if unused:
-                have = ", ".join(f":{n}" for n in used) or "none"
-                raise ValueError(f"parameters.{unused[0]} is not used by the query (its parameters: {have})")
+        _check_parameters(self.query, self.parameters)
         return self
 
 
@@ -142,20 +134,27 @@ class SqlQuery(NodeType):
             if (cfg.url, cfg.credential) != (config.url, config.credential):
                 raise NodeError("the database must be the same for every item (one transaction)", item_index=index,
                                 field="url" if cfg.url != config.url else "credential")
-        url = await _database_url(ctx, config)
-        engine = ctx.database(url)
-        jobs = [(_statement(cfg.query), cfg.parameters) for cfg in configs]
-        running = Running()
-        work = asyncio.ensure_future(asyncio.to_thread(_execute, engine, jobs, config.output,
-                                                       config.mode == "per_item", running))
-        try:
-            return await asyncio.shield(work)
-        except asyncio.CancelledError:  # the node timed out or the run was cancelled: stop the statement itself
-            await asyncio.to_thread(running.cancel, engine)
-            await asyncio.wait({work}, timeout=CANCEL_WAIT)
-            if work.done() and not work.cancelled():
-                work.exception()  # retrieved: the statement's "interrupted" error is the expected end
-            raise
+        engine = ctx.database(await _database_url(ctx, config))
+        jobs: list[Job] = [(_statement(cfg.query), cfg.parameters) for cfg in configs]
+        return await _guarded(engine, lambda _conn: jobs, config.output, config.mode == "per_item")
+
+
+#: One statement to run, with its bound values (None: they are in the statement).
+Job = tuple[Any, dict[str, Any] | None]
+
+
+async def _guarded(engine: sqlalchemy.Engine, build: Any, output: str, per_item: bool) -> list[Item]:
+    """`_execute` in a worker thread; a cancelled step (timeout, Stop) stops the statement in the database too."""
+    running = Running()
+    work = asyncio.ensure_future(asyncio.to_thread(_execute, engine, build, output, per_item, running))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.to_thread(running.cancel, engine)
+        await asyncio.wait({work}, timeout=CANCEL_WAIT)
+        if work.done() and not work.cancelled():
+            work.exception()  # retrieved: the statement's "interrupted" error is the expected end
+        raise
 
 
 #: Seconds to wait for a cancelled statement's thread to come back before the step ends anyway.
@@ -225,9 +224,10 @@ async def _database_url(ctx: Context, config: SqlConfig) -> str:
     return value.strip()
 
 
-def _execute(engine: sqlalchemy.Engine, jobs: list[tuple[sqlalchemy.TextClause, dict[str, Any]]],
-             output: str, per_item: bool, running: Running | None = None) -> list[Item]:
-    """Runs in a worker thread: every statement in one transaction, rows converted to JSON-safe items."""
+def _execute(engine: sqlalchemy.Engine, build: Any, output: str, per_item: bool,
+             running: Running | None = None) -> list[Item]:
+    """Runs in a worker thread: `build(connection)` gives the statements (it may read the table's columns first);
+    every statement in one transaction, rows converted to JSON-safe items."""
     try:
         conn = engine.connect()
     except sqlalchemy.exc.SQLAlchemyError as exc:
@@ -244,7 +244,7 @@ def _execute(engine: sqlalchemy.Engine, jobs: list[tuple[sqlalchemy.TextClause, 
     with conn:
         try:
             with conn.begin():
-                for statement, params in jobs:
+                for statement, params in build(conn):
                     result = conn.execute(statement, params)
                     if not result.returns_rows:
                         out.append({"rows_affected": max(result.rowcount, 0)})
@@ -314,3 +314,367 @@ def json_value(value: Any) -> Any:
 
 def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- version 2: the statement written from the table's columns (find, add, change, add or change, remove), or yours --
+
+SQL_TABLE = {"widget": "sql_table", "expressions": False}  # the editor offers the database's tables ...
+SQL_COLUMN = {"widget": "sql_column", "table_field": "table", "expressions": False}  # ... and the table's columns
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SqlCondition(_Strict):
+    model_config = ConfigDict(extra="forbid", title="Condition")
+
+    column: str = Field(min_length=1, description="The column to look at", json_schema_extra=SQL_COLUMN)
+    op: TableOp = Field(default=TableOp.eq, title="Comparison", description="How to compare")
+    value: Any = Field(default=None, description="What to compare with, e.g. {{ item.email }} (a list for 'is one "
+                       "of')")
+
+
+class SqlValue(_Strict):
+    model_config = ConfigDict(extra="forbid", title="Column value")
+
+    column: str = Field(min_length=1, description="The column to fill", json_schema_extra=SQL_COLUMN)
+    value: Any = Field(default=None, description="Its value, e.g. {{ item.email }}")
+
+
+class SqlSort(_Strict):
+    model_config = ConfigDict(extra="forbid", title="Sort key")
+
+    column: str = Field(min_length=1, description="The column to sort by", json_schema_extra=SQL_COLUMN)
+    descending: bool = False
+
+
+Match = Annotated[Literal["all", "any"], Field(
+    "all", description="all: a row must meet every condition. any: meeting one is enough.",
+    json_schema_extra={"widget": "select", "labels": {"all": "every condition", "any": "any condition"}})]
+ColumnName = Annotated[str, Field(min_length=1, json_schema_extra=SQL_COLUMN)]
+ROW_VALUES = "The row's values. Leave empty to take every field of the item whose name is a column of the table."
+
+
+class Find(_Strict):
+    operation: Literal["find"] = Field(title="Find", description="Find rows")
+    columns: list[ColumnName] = Field(default_factory=list, description="The columns to give back (none: all)")
+    conditions: list[SqlCondition] = Field(default_factory=list, description="Which rows: each condition compares a "
+                                           "column with a value, e.g. email is {{ item.email }}. None: every row.")
+    match: Match
+    sort: list[SqlSort] = Field(default_factory=list, description="The order of the rows found")
+    limit: int = Field(50, ge=1, le=100_000, description="At most this many rows per item")
+
+
+class Insert(_Strict):
+    operation: Literal["insert"] = Field(title="Add", description="Add a row for each item")
+    values: list[SqlValue] = Field(default_factory=list, description=ROW_VALUES)
+
+
+class Update(_Strict):
+    operation: Literal["update"] = Field(title="Change", description="Change rows")
+    conditions: list[SqlCondition] = Field(min_length=1, description="Which rows to change, e.g. id is "
+                                           "{{ item.id }}")
+    match: Match
+    values: list[SqlValue] = Field(min_length=1, description="The new values of the rows found")
+
+
+class Upsert(_Strict):
+    operation: Literal["upsert"] = Field(title="Add or change",
+                                         description="Add a row, or change the row that has the same key")
+    keys: list[ColumnName] = Field(min_length=1, title="Key columns", description="The columns that say which row "
+                                   "it is: the primary key or columns with a unique index, e.g. email")
+    values: list[SqlValue] = Field(default_factory=list, description=ROW_VALUES)
+
+
+class Delete(_Strict):
+    operation: Literal["delete"] = Field(title="Remove", description="Remove rows")
+    conditions: list[SqlCondition] = Field(min_length=1, description="Which rows to remove, e.g. id is "
+                                           "{{ item.id }}")
+    match: Match
+
+
+class OwnSql(_Strict):
+    operation: Literal["query"] = Field(title="Your own SQL", description="Run a statement you write")
+    query: str = SqlConfig.model_fields["query"]  # type: ignore[assignment]
+    parameters: dict[str, Any] = SqlConfig.model_fields["parameters"]  # type: ignore[assignment]
+    mode: Literal["per_item", "once"] = SqlConfig.model_fields["mode"]  # type: ignore[assignment]
+    output: Literal["rows", "first_row", "summary"] = SqlConfig.model_fields["output"]  # type: ignore[assignment]
+
+    @model_validator(mode="after")
+    def _parameters_match(self) -> Self:
+        _check_parameters(self.query, self.parameters)
+        return self
+
+
+Operation = Annotated[Find | Insert | Update | Upsert | Delete | OwnSql, Field(discriminator="operation")]
+
+
+class SqlConfigV2(_Strict):
+    url: str | None = SqlConfig.model_fields["url"]  # type: ignore[assignment]
+    credential: str | None = SqlConfig.model_fields["credential"]  # type: ignore[assignment]
+    table: str | None = Field(None, description="The table, picked from the database (schema.table for one in "
+                              "another schema). Not needed for your own SQL.", json_schema_extra=SQL_TABLE)
+    action: Operation = Field(default_factory=lambda: Find(operation="find"), title="Operation",
+                              json_schema_extra={"widget": "union"})
+
+    @field_validator("url")
+    @classmethod
+    def _known_url(cls, value: str | None) -> str | None:
+        return SqlConfig._known_url(value)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Self:
+        if not self.url and not self.credential:
+            raise ValueError("set `url` (a database URL) or `credential` (a credential holding one)")
+        if self.url and self.credential:
+            raise ValueError("set either `url` or `credential`, not both")
+        if not isinstance(self.action, OwnSql) and not (self.table or "").strip():
+            raise ValueError("pick the table (`table`) to find, add, change or remove rows in")
+        return self
+
+
+class SqlTable(SqlQuery):
+    """Finds, adds, changes or removes rows of a table picked from the database, or runs your own SQL.
+
+    Pick the database (a credential holding its URL), the table and its columns, and the node writes the statement
+    from the table's real columns (the editor shows it under the form) and sends every value as a bound parameter,
+    never pasted into the SQL. One statement per item, all in one transaction: if one fails, none is kept. Find gives
+    the rows found; Add, Change, Add or change and Remove give `{"rows_affected": n}` per item. Add or change is the
+    database's own upsert (`ON CONFLICT` on SQLite and PostgreSQL, `ON DUPLICATE KEY` on MySQL/MariaDB), so its key
+    columns need a primary key or a unique index. Values for date, time and exact-number columns may be ISO text
+and numbers. Rows become JSON as in version 1 (dates as ISO 8601 text, exact decimals as text, bytes as base64).
+Your own SQL works as in version 1."""
+
+    type = "sql.query"
+    version = 2
+    description = "Find, add, change or remove rows of a database table (SQLite, PostgreSQL, MySQL/MariaDB) " \
+                  "without writing SQL, or run your own statement."
+    Config = SqlConfigV2  # type: ignore[assignment]
+
+    async def run(self, ctx: Context, config: SqlConfigV2, inputs: Inputs) -> Outputs:  # type: ignore[override]
+        items = inputs.get("main") or []
+        action = config.action
+        each = list(ctx.each(items)) if items else [(0, {}, config)]
+        if isinstance(action, OwnSql) and action.mode == "once":
+            each = each[:1]
+        for index, _, cfg in each:
+            if (cfg.url, cfg.credential, cfg.table) != (config.url, config.credential, config.table):
+                raise NodeError("the database and the table must be the same for every item (one transaction)",
+                                item_index=index, field="table")
+        engine = ctx.database(await _database_url(ctx, config))  # type: ignore[arg-type]
+        if isinstance(action, OwnSql):
+            jobs: list[Job] = [(_statement(cfg.action.query), cfg.action.parameters) for _, _, cfg in each]
+            return await _guarded(engine, lambda _conn: jobs, action.output, action.mode == "per_item")
+        table = (config.table or "").strip()
+        wanted = [(index, item, cfg.action) for index, item, cfg in each]
+        return await _guarded(engine, lambda conn: _written(conn, table, wanted), "rows", True)
+
+    @classmethod
+    def explain(cls, config: SqlConfigV2, dialect: str | None = None) -> str:
+        """The statement the node writes for one item, values shown as `:column` parameters (`dialect`: sqlite,
+        postgresql, mysql; by default that of the config's URL, else a standard one)."""
+        action = config.action
+        if isinstance(action, OwnSql):
+            return action.query
+        name = dialect or (_dialect_name(config.url) if config.url else None) or "postgresql"
+        columns = {c: sqlalchemy.column(c) for c in _named_columns(action)}
+        schema, _, plain = (config.table or "table").rpartition(".")
+        table = sqlalchemy.table(plain, *columns.values(), schema=schema or None)
+        row = _sample_row(action)
+        if isinstance(action, Insert) and not row:  # the item's own fields, known only when it runs
+            return f"INSERT INTO {config.table} (…) VALUES (…)\n-- every field of the item whose name is a column"
+        statement = _statement_for(table, action, row, name)
+        text = str(statement.compile(dialect=_dialect(name), compile_kwargs={"render_postcompile": True}))
+        if isinstance(action, Upsert) and not action.values:
+            text += "\n-- and every other field of the item whose name is a column"
+        return text
+
+
+def _check_parameters(query: str, parameters: dict[str, Any]) -> None:
+    if "{{" not in query and "{%" not in query:
+        used = bind_names(query)
+        missing = [name for name in used if name not in parameters]
+        if missing:
+            raise ValueError(f"the query uses :{missing[0]}, but `parameters` has no value for it")
+        unused = [name for name in parameters if name not in used]
+        if unused:
+            have = ", ".join(f":{n}" for n in used) or "none"
+            raise ValueError(f"parameters.{unused[0]} is not used by the query (its parameters: {have})")
+
+
+def _written(conn: sqlalchemy.Connection, name: str, wanted: list[tuple[int, Item, Any]]) -> list[Job]:
+    """The statements for each item, written from the table's real columns (read from the database first)."""
+    table = _reflect(conn, name)
+    order = list(table.columns.keys())
+    known = set(order)
+    jobs: list[Job] = []
+    for index, item, action in wanted:
+        unknown = [c for c in _named_columns(action) if c not in known]
+        if unknown:
+            raise NodeError(f"the table {name!r} has no column {unknown[0]!r} (its columns: {', '.join(order)})",
+                            item_index=index)
+        row = _row_values(item, action, known)
+        if isinstance(action, Insert | Upsert) and not row:
+            raise NodeError(f"item {index + 1} has no field named like a column of {name!r}, so there is nothing to "
+                            f"add (its columns: {', '.join(order)})", item_index=index)
+        try:
+            row = {k: typed(table.c[k], v) for k, v in row.items()}
+            statement = _statement_for(table, action, row, conn.dialect.name)
+            jobs.append((statement.execution_options(preserve_rowcount=True), None))  # rowcount on every driver
+        except ValueError as exc:
+            raise NodeError(f"item {index + 1}: {exc}", item_index=index) from None
+    return jobs
+
+
+def _reflect(conn: sqlalchemy.Connection, name: str) -> sqlalchemy.Table:
+    schema, _, plain = name.rpartition(".")
+    try:
+        return sqlalchemy.Table(plain, sqlalchemy.MetaData(), autoload_with=conn, schema=schema or None)
+    except sqlalchemy.exc.NoSuchTableError:
+        have = sqlalchemy.inspect(conn).get_table_names(schema=schema or None)
+        listed = ", ".join(sorted(have)[:20]) + (" …" if len(have) > 20 else "") if have else "none"
+        raise NodeError(f"the database has no table {name!r} (its tables: {listed})", field="table") from None
+
+
+def _named_columns(action: Any) -> list[str]:
+    names: list[str] = []
+    for attr in ("columns", "keys"):
+        names += list(getattr(action, attr, None) or [])
+    for attr in ("conditions", "values", "sort"):
+        names += [part.column for part in getattr(action, attr, None) or []]
+    return list(dict.fromkeys(names))
+
+
+def _row_values(item: Item, action: Any, known: set[str]) -> dict[str, Any]:
+    values = getattr(action, "values", None)
+    if values is None:
+        return {}
+    if values:
+        return {v.column: v.value for v in values}
+    return {k: v for k, v in item.items() if k in known}  # left empty: the item's fields that are columns
+
+
+def _sample_row(action: Any) -> dict[str, Any]:
+    values = getattr(action, "values", None) or []
+    return {v.column: None for v in values} or {k: None for k in getattr(action, "keys", None) or []}
+
+
+_PARSERS: dict[type, tuple[Any, str]] = {
+    dt.datetime: (dt.datetime.fromisoformat, "a date and time (YYYY-MM-DD HH:MM:SS)"),
+    dt.date: (lambda v: dt.date.fromisoformat(v[:10]) if len(v) > 10 and v[10] in "T " else dt.date.fromisoformat(v),
+              "a date (YYYY-MM-DD)"),
+    dt.time: (dt.time.fromisoformat, "a time (HH:MM:SS)"),
+    Decimal: (lambda v: Decimal(v.strip()), "a number"),
+}
+
+
+def typed(column: Any, value: Any) -> Any:
+    """A JSON value as the column's Python type where the driver needs it (dates and times from ISO text, exact
+    numbers); anything else is left to the database. ValueError says what the column wants."""
+    try:
+        kind = column.type.python_type
+    except (NotImplementedError, AttributeError):
+        return value
+    if isinstance(value, list):
+        return [typed(column, v) for v in value]
+    if kind is Decimal and isinstance(value, int | float) and not isinstance(value, bool):
+        return Decimal(str(value))
+    parser = _PARSERS.get(kind)
+    if parser is None or not isinstance(value, str):
+        return value
+    try:
+        return parser[0](value)
+    except (ValueError, ArithmeticError):
+        raise ValueError(f"{column.name}: {value!r} is not {parser[1]}") from None
+
+
+def _condition(table: Any, cond: SqlCondition) -> Any:
+    column, op = table.c[cond.column], cond.op
+    value = cond.value if op in (TableOp.contains, TableOp.starts, TableOp.ends) else typed(column, cond.value)
+    if op is TableOp.eq:
+        return column.is_(None) if value is None else column == value
+    if op is TableOp.ne:
+        return column.is_not(None) if value is None else column != value
+    if op is TableOp.gt:
+        return column > value
+    if op is TableOp.ge:
+        return column >= value
+    if op is TableOp.lt:
+        return column < value
+    if op is TableOp.le:
+        return column <= value
+    if op is TableOp.contains:
+        return column.contains(str(value), autoescape=True)
+    if op is TableOp.starts:
+        return column.startswith(str(value), autoescape=True)
+    if op is TableOp.ends:
+        return column.endswith(str(value), autoescape=True)
+    if op is TableOp.empty:
+        return sqlalchemy.or_(column.is_(None), sqlalchemy.cast(column, sqlalchemy.String) == "")
+    if op is TableOp.not_empty:
+        return sqlalchemy.and_(column.is_not(None), sqlalchemy.cast(column, sqlalchemy.String) != "")
+    if op is TableOp.one_of:
+        choices = value if isinstance(value, list) else [v.strip() for v in str(value or "").split(",") if v.strip()]
+        return column.in_(choices)
+    raise NodeError(f"the comparison {op.value!r} is not known")
+
+
+def _where(table: Any, action: Any) -> Any:
+    parts = [_condition(table, c) for c in getattr(action, "conditions", [])]
+    if not parts:
+        return sqlalchemy.true()
+    return sqlalchemy.and_(*parts) if action.match == "all" else sqlalchemy.or_(*parts)
+
+
+def _statement_for(table: Any, action: Any, row: dict[str, Any], dialect: str) -> Any:
+    if isinstance(action, Find):
+        everything = [table] if isinstance(table, sqlalchemy.Table) else [sqlalchemy.literal_column("*")]
+        shown = [table.c[c] for c in action.columns] or everything
+        query = sqlalchemy.select(*shown).select_from(table).limit(action.limit)
+        if action.conditions:
+            query = query.where(_where(table, action))
+        return query.order_by(*[table.c[s.column].desc() if s.descending else table.c[s.column]
+                                for s in action.sort])
+    if isinstance(action, Insert):
+        return sqlalchemy.insert(table).values(row)
+    if isinstance(action, Update):
+        return sqlalchemy.update(table).where(_where(table, action)).values(row)
+    if isinstance(action, Delete):
+        return sqlalchemy.delete(table).where(_where(table, action))
+    if isinstance(action, Upsert):
+        changed = {k: v for k, v in row.items() if k not in action.keys}
+        if dialect in ("mysql", "mariadb"):
+            from sqlalchemy.dialects import mysql
+
+            statement = mysql.insert(table).values(row)
+            key = action.keys[0]  # nothing else to change: setting the key to itself makes it "add if missing"
+            return statement.on_duplicate_key_update(
+                {k: statement.inserted[k] for k in changed} or {key: statement.inserted[key]})
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        module: Any = postgresql if dialect == "postgresql" else sqlite
+        statement = module.insert(table).values(row)
+        if not changed:
+            return statement.on_conflict_do_nothing(index_elements=action.keys)
+        return statement.on_conflict_do_update(index_elements=action.keys,
+                                               set_={k: statement.excluded[k] for k in changed})
+    raise NodeError("this operation cannot be written as SQL")
+
+
+def _dialect_name(url: str) -> str | None:
+    try:
+        return make_url(url).get_backend_name()
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        return None
+
+
+def _dialect(name: str | None) -> Any:
+    """A dialect that shows parameters as `:name` (for reading, not for running)."""
+    from sqlalchemy.dialects.mysql.base import MySQLDialect
+    from sqlalchemy.dialects.postgresql.base import PGDialect
+    from sqlalchemy.dialects.sqlite.base import SQLiteDialect
+
+    known: dict[str, Any] = {"postgresql": PGDialect, "sqlite": SQLiteDialect, "mysql": MySQLDialect,
+                             "mariadb": MySQLDialect}
+    return known.get(name or "", PGDialect)(paramstyle="named")

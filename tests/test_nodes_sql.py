@@ -341,3 +341,111 @@ def test_expressions_in_the_sql_text_are_refused_with_the_fix() -> None:
     [problem] = info.value.problems
     assert problem.loc == "nodes[1].config.query"
     assert problem.message.startswith("expressions are not allowed here; put values in `parameters` as `:name`")
+
+
+# -- version 2: the statement written from the table's columns ------------------------------------------------------
+
+
+def built(db: Db, action: dict[str, Any], table: str | None = None) -> Plan:
+    config = {"url": db.url, "table": table or db.table, "action": action}
+    flow = make_flow([{"id": "t", "type": "trigger.manual"},
+                      {"id": "sql", "type": "sql.query", "version": 2, "config": config}], [("t", "sql")])
+    return build_plan(parse_flow(flow), default_registry())
+
+
+async def run2(engine: Engine, db: Db, action: dict[str, Any], items: list[dict[str, Any]] | None = None,
+               table: str | None = None) -> RunResult:
+    return await engine.run(built(db, action, table), items if items is not None else [{}])
+
+
+async def ok2(engine: Engine, db: Db, action: dict[str, Any], items: list[dict[str, Any]] | None = None) -> list[Any]:
+    result = await run2(engine, db, action, items)
+    assert result.status is RunStatus.succeeded, result.error
+    return result.output
+
+
+def rows_of(db: Db) -> list[tuple[Any, ...]]:
+    with db.sa.connect() as conn:
+        return [tuple(r) for r in conn.execute(sqlalchemy.text(f"SELECT id, name FROM {db.table} ORDER BY id"))]
+
+
+async def test_add_find_change_upsert_and_remove_without_writing_sql(engine: Engine, db: Db) -> None:
+    people = [{**p, "not_a_column": "ignored"} for p in PEOPLE]
+    assert await ok2(engine, db, {"operation": "insert"}, people) == [{"rows_affected": 1}] * 3
+    assert rows_of(db) == [(1, "Ada"), (2, "Bob"), (3, "Cy")]
+
+    found = await ok2(engine, db, {"operation": "find", "columns": ["id", "name"], "conditions": [
+        {"column": "amount", "op": "is greater than or equal to", "value": "{{ item.least }}"}],
+        "sort": [{"column": "id", "descending": True}]}, [{"least": 1}, {"least": 100}])
+    assert found == [{"id": 3, "name": "Cy"}, {"id": 1, "name": "Ada"}, {"id": 3, "name": "Cy"}]  # per item
+    assert await ok2(engine, db, {"operation": "find", "columns": ["name"], "match": "any", "conditions": [
+        {"column": "name", "op": "starts with", "value": "B"}, {"column": "id", "op": "is one of", "value": [3]}],
+        "limit": 1, "sort": [{"column": "name"}]}) == [{"name": "Bob"}]
+
+    changed = await ok2(engine, db, {"operation": "update", "conditions": [
+        {"column": "id", "value": "{{ item.id }}"}], "values": [{"column": "name", "value": "{{ item.name }}"}]},
+        [{"id": 2, "name": "Bobby"}, {"id": 9, "name": "Nobody"}])
+    assert changed == [{"rows_affected": 1}, {"rows_affected": 0}]
+
+    upsert = {"operation": "upsert", "keys": ["id"], "values": [
+        {"column": "id", "value": "{{ item.id }}"}, {"column": "name", "value": "{{ item.name }}"}]}
+    await ok2(engine, db, upsert, [{"id": 3, "name": "Cyrus"}, {"id": 4, "name": "Dee"}])
+    await ok2(engine, db, {"operation": "upsert", "keys": ["id"]}, [{"id": 5, "name": "Eve"}, {"id": 4,
+                                                                                               "name": "Dora"}])
+    assert rows_of(db) == [(1, "Ada"), (2, "Bobby"), (3, "Cyrus"), (4, "Dora"), (5, "Eve")]
+
+    removed = await ok2(engine, db, {"operation": "delete", "conditions": [
+        {"column": "name", "op": "contains", "value": "o"}, {"column": "id", "op": "is greater than", "value": 3}]})
+    assert removed == [{"rows_affected": 1}]  # Dora: both conditions
+    assert [r[1] for r in rows_of(db)] == ["Ada", "Bobby", "Cyrus", "Eve"]
+
+
+async def test_values_and_patterns_are_parameters_never_sql(engine: Engine, db: Db) -> None:
+    evil = f"'; DROP TABLE {db.table}; --"
+    await ok2(engine, db, {"operation": "insert", "values": [
+        {"column": "id", "value": "{{ item.id }}"}, {"column": "name", "value": "{{ item.name }}"}]},
+        [{"id": 1, "name": evil}, {"id": 2, "name": "100% off_sale"}, {"id": 3, "name": "100 offXsale"}])
+    assert db.exists()
+    found = await ok2(engine, db, {"operation": "find", "columns": ["id"], "conditions": [
+        {"column": "name", "op": "contains", "value": "% off_"}]})
+    assert found == [{"id": 2}]  # % and _ are letters here, not wildcards
+    assert await ok2(engine, db, {"operation": "find", "columns": ["id"], "conditions": [
+        {"column": "name", "value": evil}]}) == [{"id": 1}]
+
+
+async def test_a_failing_item_keeps_nothing_and_mistakes_are_named(engine: Engine, db: Db) -> None:
+    result = await run2(engine, db, {"operation": "insert"}, [PEOPLE[0], PEOPLE[1], {**PEOPLE[2], "id": 1}])
+    assert result.status is RunStatus.failed and result.error["item_index"] == 2
+    assert result.error["message"].endswith("the statements of items 0 to 1 were rolled back, nothing was saved")
+    assert db.count() == 0
+
+    missing = await run2(engine, db, {"operation": "find"}, table="no_such_table")
+    assert missing.status is RunStatus.failed
+    assert missing.error["message"].startswith("the database has no table 'no_such_table' (its tables: ")
+    assert db.table in missing.error["message"] and missing.error["field"] == "table"
+
+    column = await run2(engine, db, {"operation": "find", "conditions": [{"column": "salary", "value": 1}]})
+    assert column.status is RunStatus.failed
+    assert column.error["message"].startswith(f"the table {db.table!r} has no column 'salary' (its columns: id, ")
+
+    nothing = await run2(engine, db, {"operation": "insert"}, [{"colour": "red"}])
+    assert "has no field named like a column" in nothing.error["message"]
+
+
+def test_the_statement_is_written_for_each_database_and_shown() -> None:
+    from flowboard.registry import default_registry
+
+    node = default_registry().get("sql.query")
+    assert node is not None and node.version == 2
+    config = node.Config(credential="crm", table="people", action={
+        "operation": "upsert", "keys": ["email"], "values": [{"column": "email", "value": "{{ item.email }}"},
+                                                            {"column": "name", "value": "{{ item.name }}"}]})
+    assert node.explain(config, "postgresql") == ("INSERT INTO people (email, name) VALUES (:email, :name) "
+                                                  "ON CONFLICT (email) DO UPDATE SET name = excluded.name")
+    assert node.explain(config, "mysql").endswith("ON DUPLICATE KEY UPDATE name = VALUES(name)")
+    find = node.Config(url="sqlite:///x.db", table="people", action={"operation": "find", "conditions": [
+        {"column": "email", "op": "is", "value": "{{ item.email }}"}]})
+    assert " ".join(node.explain(find).split()) == "SELECT * FROM people WHERE people.email = :email_1 " \
+                                                   "LIMIT :param_1 OFFSET :param_2"
+    with pytest.raises(ValueError, match=r"pick the table \(`table`\)"):
+        node.Config(url="sqlite:///x.db", action={"operation": "find"})
