@@ -211,8 +211,16 @@ class MqttSubscribe(NodeType):
             async with client:
                 await client.subscribe([(topic, config.qos) for topic in config.topics])
                 ctx.connected(f"{'topic' if len(config.topics) == 1 else 'topics'} {', '.join(config.topics)}")
+                waiting = getattr(client, "_queue", None)  # aiomqtt's queue of messages received and not yet read
                 async for message in client.messages:
-                    await emit([{"topic": message.topic.value, "message": decode(message.payload),
-                                 "qos": message.qos, "retain": bool(message.retain)}])
+                    await emit([_item(message)])
+                    # take the messages that came meanwhile without a wait each (aiomqtt makes a task per wait)
+                    while waiting is not None and not waiting.empty():
+                        await emit([_item(waiting.get_nowait())])
         except aiomqtt.MqttError as exc:
             raise NodeError(_reason(exc)) from exc
+
+
+def _item(message: Any) -> dict[str, Any]:
+    return {"topic": message.topic.value, "message": decode(message.payload), "qos": message.qos,
+            "retain": bool(message.retain)}

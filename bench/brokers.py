@@ -1,0 +1,146 @@
+"""Broker triggers: messages per second into runs.
+
+- RabbitMQ: a queue filled beforehand with N messages, then the consumer trigger of an active flow (trigger, then a
+  Set node) takes them: each is a recorded run (SQLite in a temp folder), acknowledged after it. Target >= 2,000/s.
+- MQTT: a publisher in another process sends N QoS 0 messages as fast as it can; the subscribe trigger of an active
+  flow (trigger, then a Set node) starts a run for each, with recording off. Target >= 5,000/s.
+
+Both against the services on 127.0.0.1 (RabbitMQ :5672, Mosquitto :1883). Prints each figure with the count of runs
+and messages, so a lost message shows.
+
+    python bench/brokers.py [--messages 10000] [--only rabbitmq|mqtt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+import uuid
+from typing import Any
+
+from flowboard.model import parse_flow
+from flowboard.services import Flowboard
+
+SET = {"id": "set", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}
+
+
+def flow(trigger: dict[str, Any]) -> dict[str, Any]:
+    return {"id": "bench", "name": "bench", "nodes": [{"id": "in", **trigger}, SET],
+            "edges": [{"source": "in", "target": "set"}]}
+
+
+class Count:
+    """Counts the runs the trigger starts as they end (wrapping the trigger's launcher: the event bus would make the
+    engine build an event per node, which a production server without a watcher does not)."""
+
+    def __init__(self, fb: Flowboard, n: int):
+        self.n, self.done, self.failed = n, 0, 0
+        self.first: float | None = None  # when the first run started
+        self.last = 0.0
+        self.all = asyncio.Event()
+        launcher = fb.listeners.launcher
+        run = launcher.run
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            if self.first is None:
+                self.first = time.perf_counter()
+            result = await run(*args, **kwargs)
+            self.last = time.perf_counter()
+            self.done += 1
+            self.failed += result.status.value != "succeeded"
+            if self.done >= self.n:
+                self.all.set()
+            return result
+
+        launcher.run = counted  # type: ignore[method-assign]
+
+
+async def rabbitmq(n: int) -> None:
+    import aio_pika
+
+    queue = f"fb-bench-{uuid.uuid4().hex[:8]}"
+    connection = await aio_pika.connect("amqp://guest:guest@127.0.0.1:5672/")
+    channel = await connection.channel()
+    await channel.declare_queue(f"{queue}.dead", durable=True)
+    await channel.declare_queue(queue, durable=True, arguments={"x-dead-letter-exchange": "",
+                                                                "x-dead-letter-routing-key": f"{queue}.dead"})
+    for i in range(n):
+        await channel.default_exchange.publish(aio_pika.Message(b'{"n": %d}' % i), routing_key=queue)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            fb = Flowboard(data_dir=tmp)
+            fb.store.save_flow(parse_flow(flow({"type": "rabbitmq.consume",
+                                                "config": {"queue": queue, "prefetch": 500}})), None)
+            count = Count(fb, n)
+            start = time.perf_counter()
+            fb.activate("bench")
+            await asyncio.wait_for(count.all.wait(), 600)
+            elapsed = time.perf_counter() - start
+            recorded = len(fb.store.list_runs("bench", status="succeeded", limit=n + 1))
+            left = (await channel.declare_queue(queue, passive=True)).declaration_result.message_count
+            await fb.aclose()
+        print(f"RabbitMQ consumer trigger, recorded runs: {n / elapsed:,.0f} messages/s "
+              f"({n} messages in {elapsed:.2f} s from activation; {recorded} succeeded runs recorded, "
+              f"{count.failed} failed, {left} left in the queue; target >= 2,000/s)")
+    finally:
+        await channel.queue_delete(queue)
+        await channel.queue_delete(f"{queue}.dead")
+        await connection.close()
+
+
+PUBLISHER = """
+import sys, paho.mqtt.client as mqtt
+topic, n = sys.argv[1], int(sys.argv[2])
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+c.max_queued_messages_set(0)
+c.connect("127.0.0.1", 1883)
+c.loop_start()
+for i in range(n):
+    c.publish(topic, b'{"n": %d}' % i, qos=0)
+c.loop_stop()
+c.disconnect()
+"""
+
+
+async def mqtt(n: int) -> None:
+    topic = f"fb-bench/{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        fb = Flowboard(data_dir=tmp, record=False)
+        fb.store.save_flow(parse_flow(flow({"type": "mqtt.subscribe", "config": {"topics": [f"{topic}/#"]}})), None)
+        count = Count(fb, n)
+        fb.activate("bench")
+        while not fb.connection_states("bench")[0].up:
+            await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", PUBLISHER, f"{topic}/x", str(n))
+        await proc.wait()
+        sent = time.perf_counter() - start
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(count.all.wait(), 60)
+        await asyncio.sleep(0.5)  # stragglers
+        elapsed = count.last - (count.first or start)
+        await fb.aclose()
+    print(f"MQTT subscribe trigger, recording off: {count.done / elapsed:,.0f} messages/s "
+          f"({count.done} of {n} messages ran in {elapsed:.2f} s from the first run's start to the last run's end; "
+          f"the publisher process took {sent:.2f} s with its start; {count.failed} failed; target >= 5,000/s)")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--only", choices=["rabbitmq", "mqtt"])
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    if args.only in (None, "rabbitmq"):
+        await rabbitmq(args.messages)
+    if args.only in (None, "mqtt"):
+        await mqtt(args.messages)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
