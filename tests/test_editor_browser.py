@@ -7,6 +7,7 @@ runs it, reads the output, exports it and imports it back. Any browser console e
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,86 @@ def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Ser
     imported = export_from_list(page, rows.index("Greetings (copy)"), "Greetings (copy)")
     assert imported["id"] != exported["id"]  # the id was taken too, so it got a new one
     assert {**imported, "id": None, "name": None} == {**exported, "id": None, "name": None}
+
+
+class Keys:
+    """Keyboard-only driving: every action is a key press (typing counts one per text), counted."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.count = 0
+
+    def press(self, key: str) -> None:
+        self.page.keyboard.press(key)
+        self.count += 1
+
+    def type(self, text: str) -> None:
+        self.page.keyboard.type(text, delay=20)
+        self.count += 1
+
+    def focused(self, predicate: str) -> bool:
+        script = f"(() => {{ const el = document.activeElement; return !!el && ({predicate}); }})()"
+        return bool(self.page.evaluate(script))
+
+    def wait_focused(self, predicate: str) -> None:
+        self.page.wait_for_function(f"(() => {{ const el = document.activeElement; return !!el && ({predicate}); }})()")
+
+    def tab_to(self, predicate: str, limit: int = 80) -> None:
+        """Press Tab until the focused element `el` fulfils the JavaScript `predicate`."""
+        for _ in range(limit):
+            self.press("Tab")
+            if self.focused(predicate):
+                return
+        raise AssertionError(f"Tab never reached an element where {predicate}")
+
+
+def test_the_main_path_with_the_keyboard_alone(tab: Any, server: Server) -> None:
+    """Create a flow, add a node after the trigger (connected), configure it, run it, read its output: no mouse."""
+    page = tab
+    keys = Keys(page)
+    page.goto(server.url + "/")
+    page.locator("a.fb-name").first.wait_for()
+    keys.tab_to("el.tagName === 'BUTTON' && el.textContent.includes('New flow')")
+    keys.press("Enter")
+    keys.wait_focused("el.tagName === 'INPUT'")  # the name field has the keyboard
+    keys.press("Control+a")
+    keys.type("Keyboard only")
+    keys.press("Enter")
+    page.wait_for_url("**/flow/*")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+
+    # Add: Tab to the trigger, Tab to its +, Enter, type what to add, Enter: placed, connected and focused.
+    keys.tab_to("el.matches('.vue-flow__node[data-id=\"manual\"]')")
+    keys.press("Tab")
+    assert keys.focused("el.matches('.fb-add-after')")
+    keys.press("Enter")
+    page.get_by_role("dialog", name="Add after Manual trigger").wait_for()
+    keys.type("transform")
+    assert page.locator(".fb-quick-add-item").first.get_attribute("data-type") == "data.set"
+    keys.press("Enter")
+    node(page, "set").wait_for()
+    keys.wait_focused("el.matches('.vue-flow__node[data-id=\"set\"]')")
+    page.wait_for_function("document.querySelectorAll('.vue-flow__edge').length === 1")
+
+    # Configure: Enter opens the node's view with the keyboard in its form; a new pair takes the keyboard.
+    keys.press("Enter")
+    page.locator(".fb-node-view .fb-form").wait_for()
+    keys.wait_focused("!!el.closest('.fb-node-view .fb-form')")
+    assert keys.focused("el.textContent.includes('Add pair')")
+    keys.press("Enter")
+    keys.wait_focused("el.tagName === 'INPUT' && !!el.closest('.fb-entry')")
+    keys.type("greeting")
+    keys.press("Tab")
+    keys.type("Hello")
+    keys.press("Escape")  # back to the canvas, on the node
+    page.locator(".fb-node-view").wait_for(state="detached")
+    keys.wait_focused("el.matches('.vue-flow__node[data-id=\"set\"]')")
+
+    # Run, then read the output in the node's view.
+    keys.press("Control+Enter")
+    node(page, "set").locator(".fb-badge-succeeded").wait_for()
+    keys.press("Enter")
+    page.locator(".fb-node-view").get_by_role("cell", name="Hello").wait_for()
+    if os.environ.get("FLOWBOARD_SCREENSHOTS"):
+        page.screenshot(path=os.environ["FLOWBOARD_SCREENSHOTS"] + "/keyboard-node-view.png")
+    assert keys.count <= 45, keys.count  # 41 measured: most are Tabs through the page header

@@ -113,6 +113,9 @@ def items_schema(items: Items, mark: str, draggable: bool) -> None:
     """The items' fields (from the first few items): name, kind and the first item's value."""
     rows = [(path, kind_of(value), "" if isinstance(value, dict) or value is None else cell(value))
             for path, value in field_values(items).items()]
+    if not rows:
+        ui.label("These items have no fields yet.").classes("fb-small").mark(f"schema:{mark}")
+        return
     with ui.element("table").classes("fb-schema w-full").mark(f"schema:{mark}"):
         for path, kind, example in rows:
             depth = path.count(".") + path.count("[") - 1

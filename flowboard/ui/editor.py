@@ -46,6 +46,8 @@ CSS = """
 .fb-side.fb-side-wide { position: absolute; inset: 0; width: auto; min-width: 0; z-index: 20; border-left: none;
   overflow: hidden; }
 """
+FOCUS_FORM = """requestAnimationFrame(() => document.querySelector(
+  '.fb-node-view .fb-form :is(input, textarea, button, [contenteditable="true"])')?.focus())"""
 LEAVE_GUARD = "window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };"
 
 
@@ -225,7 +227,8 @@ class Editor:
 
     def _canvas_selected(self, e: GenericEventArguments) -> None:
         ids = e.args.get("ids") or []
-        self._show(ids[0] if len(ids) == 1 else None)
+        if not (len(ids) == 1 and ids[0] == self.selected and self._unmerged_selection is None):
+            self._show(ids[0] if len(ids) == 1 else None)
         if len(ids) <= 1 and time.monotonic() - self._pushed < RESELECT_WINDOW:
             # This selection may have crossed a push_graph, whose re-selection the browser then applied after it:
             # say again which node is selected, so browser and inspector agree.
@@ -234,6 +237,8 @@ class Editor:
     def _canvas_open(self, e: GenericEventArguments) -> None:
         self.state.node_view = True
         self._show(e.args.get("id"))
+        if e.args.get("keyboard"):  # opened with Enter: the keyboard goes on in the form
+            self.client.run_javascript(FOCUS_FORM)
 
     def _show(self, node_id: str | None) -> None:
         self._unmerged_selection = None
@@ -259,6 +264,8 @@ class Editor:
     def node_view(self, open: bool) -> None:
         self.state.node_view = open and self.selected is not None
         self._show(self.selected)
+        if not open and self.selected:  # back on the canvas, on the node
+            self.canvas.run_method("focusNode", self.selected)
 
     # -- runs -------------------------------------------------------------------------------------------------------
 

@@ -35,6 +35,10 @@ class ListEditorBase:
 
     def add(self, entry: Any) -> None:
         self.store([*self.entries(), entry])
+        # The keyboard goes on in the new entry's first field (Enter on "Add ..." and type).
+        ui.run_javascript(f"requestAnimationFrame(() => [...(document.getElementById('{self.container.html_id}')"
+                          "?.querySelectorAll(':scope > .fb-entry') ?? [])].pop()"
+                          "?.querySelector('input, textarea, [contenteditable=\"true\"]')?.focus())")
 
     def remove(self, index: int) -> None:
         entries = self.entries()
@@ -71,7 +75,7 @@ class CardsEditor(ListEditorBase):
         with self.container:
             for index, _ in enumerate(entries):
                 item_loc = loc_of(self.loc, index)
-                with ui.column().classes("fb-card w-full gap-0").mark(mark(item_loc, "card")):
+                with ui.column().classes("fb-card fb-entry w-full gap-0").mark(mark(item_loc, "card")):
                     with ui.row().classes("fb-card-head w-full items-center no-wrap gap-0"):
                         ui.label(f"{self.item_title} {index + 1}").classes("fb-card-title")
                         ui.space()
@@ -166,7 +170,8 @@ class RowsEditor(ListEditorBase):
                         ui.label(title + (" *" if required else "")).classes("grow basis-0")
                     ui.element("div").classes("fb-row-tools")
             for index, _ in enumerate(entries):
-                with ui.row().classes("w-full no-wrap items-start gap-1").mark(mark(loc_of(self.loc, index), "row")):
+                with ui.row().classes("fb-entry w-full no-wrap items-start gap-1") \
+                        .mark(mark(loc_of(self.loc, index), "row")):
                     if self.dict_mode:
                         self._dict_row(index)
                     else:
