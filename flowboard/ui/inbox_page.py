@@ -127,8 +127,9 @@ class InboxPage:
                         .props(f"unelevated no-caps color={color}").mark(f"decide:{task.id}:{outcome}")
             with ui.expansion("Hand it to someone else").classes("w-full text-sm").props("dense") \
                     .mark(f"hand-on:{task.id}"):
-                to = ui.input("Who decides instead", placeholder="a user name, e.g. grace, or a role, e.g. "
-                              "role:manager").classes("w-full").mark(f"hand-to:{task.id}")
+                to = ui.input("Who decides instead").props(
+                    'hint="A user name, e.g. linus, or a role, e.g. role:manager. They are told the way you were."'
+                ).classes("w-full").mark(f"hand-to:{task.id}")
                 reason = ui.input("Why (optional)").classes("w-full")
                 ui.button("Hand on", on_click=lambda: self.hand_on(task, to.value, reason.value)) \
                     .props("outline no-caps").mark(f"hand:{task.id}")
