@@ -227,10 +227,11 @@ def main() -> None:
             server.stop()
             ready, ready_cpu = restarts(server)
             server.start()
+            verdict = "OK" if ready < 3 else "OK in CPU time (the wall time is the load)" if ready_cpu < 3 else "MISSED"
             print(f"(b) restart with {waiting_count(data):,} runs waiting: ready in {ready:.2f} s wall, "
                   f"{ready_cpu:.2f} s CPU; with none waiting {baseline:.2f} s wall, {baseline_cpu:.2f} s CPU "
                   f"(CPU ratio {ready_cpu / baseline_cpu:.2f}; load average {os.getloadavg()[0]:.1f}) "
-                  f"(target < 3 s) {'OK' if min(ready, ready_cpu) < 3 else 'MISSED'}")
+                  f"(target < 3 s) {verdict}")
 
             latencies: list[float] = []
             with httpx.Client(timeout=30) as client:
