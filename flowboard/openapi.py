@@ -149,11 +149,37 @@ def read_document(text: str | bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiInvalid([Problem("", "an OpenAPI document is an object with `openapi`, `info` and `paths`; this "
                                       "is not one")])
+    try:
+        too_big = _expanded_size(data, {}) > MAX_VALUES
+    except RecursionError:
+        too_big = True
+    if too_big:
+        raise ApiInvalid([Problem("", f"the document holds more than {MAX_VALUES:,} values once its repeated parts "
+                                      "(YAML aliases) are written out, or nests too deeply")])
     try:  # YAML may hold dates and other non-JSON values: the document is kept and exported as JSON
         result: dict[str, Any] = json.loads(json.dumps(data, default=str))
     except (ValueError, RecursionError):
         raise ApiInvalid([Problem("", "the document holds values JSON cannot carry")]) from None
     return result
+
+
+MAX_VALUES = 2_000_000  # values in a document once YAML's repeated parts (aliases) are written out
+
+
+def _expanded_size(data: Any, sizes: dict[int, int]) -> int:
+    """How many values `data` holds with every shared part counted each time it is used (YAML aliases make a few
+    lines stand for billions of values: "billion laughs"); each shared part is counted once, so this is quick."""
+    known = sizes.get(id(data))
+    if known is not None:
+        return known
+    if isinstance(data, dict):
+        size = 1 + sum(_expanded_size(v, sizes) for v in data.values())
+    elif isinstance(data, list):
+        size = 1 + sum(_expanded_size(v, sizes) for v in data)
+    else:
+        return 1
+    sizes[id(data)] = size
+    return size
 
 
 def load(document: dict[str, Any], source: str = "", server: str = "", name: str = "", *,
@@ -175,9 +201,9 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
                                              "and 3.1.x")])
     if validate:
         _validate(document, version)
-    from jsonschema_path import SchemaPath
+    from referencing.exceptions import Unresolvable
 
-    root = SchemaPath.from_dict(document)
+    root = schema_path(document)
     info = document.get("info") or {}
     title = str(info.get("title") or "API").strip() or "API"
     api = Api(name=slug(name or title), title=title, version=str(info.get("version") or ""),
@@ -204,6 +230,9 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
                 op = _operation(api, item_path / method, method, path, shared, default_security, resolver)
             except ApiInvalid as exc:
                 problems += [Problem(format_loc([*where, p.loc] if p.loc else where), p.message) for p in exc.problems]
+                continue
+            except (Unresolvable, LookupError) as exc:  # a $ref the validator did not reach
+                problems.append(Problem(format_loc(where), _ref_message(exc)))
                 continue
             if op.key in api.operations:
                 problems.append(Problem(format_loc(where), f"two operations are called {op.key!r}; give each its "
@@ -236,6 +265,21 @@ def slug(text: str) -> str:
     return out[:48].strip("_")
 
 
+def schema_path(document: dict[str, Any]) -> Any:
+    """The document to walk, resolving only references inside it: a `$ref` to a file or a web address is never
+    followed (a document must not make the server read its files or call other hosts), it points to nothing."""
+    from jsonschema_path import SchemaAccessor, SchemaPath
+    from referencing import Registry
+    from referencing.exceptions import NoSuchResource
+    from referencing.jsonschema import DRAFT202012
+
+    def refuse(uri: str) -> Any:  # jsonschema-path's own retriever falls back to urllib for any other scheme
+        raise NoSuchResource(ref=uri)
+
+    registry: Any = Registry(retrieve=refuse).with_resource("", DRAFT202012.create_resource(document))
+    return SchemaPath(SchemaAccessor(document, registry.resolver(base_uri="")), separator="#")
+
+
 # -- validation ---------------------------------------------------------------------------------------------------
 
 
@@ -245,7 +289,7 @@ def _validate(document: dict[str, Any], version: str) -> None:
     cls = OpenAPIV31SpecValidator if version.startswith("3.1") else OpenAPIV30SpecValidator
     problems = []
     try:
-        for error in cls(document).iter_errors():
+        for error in cls(schema_path(document)).iter_errors():
             problems.append(_located(error))
             if len(problems) >= 50:
                 break
@@ -314,10 +358,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
-def _ref_message(exc: Exception) -> str:
+def _ref_message(exc: BaseException) -> str:
+    """An unresolvable `$ref` in words: which one, and why it is not followed."""
+    ref = None
+    cause: BaseException | None = exc
+    for _ in range(10):  # the reference is on the error or on one it was raised from
+        if cause is None:
+            break
+        ref = ref or getattr(cause, "ref", None)
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(ref, str):
+        if ref.startswith("#") or ref.startswith("/"):
+            return f"`$ref: {ref}` points to nothing in the document"
+        return (f"`$ref: {ref}` is outside the document; Flowboard follows only references inside it "
+                "(`#/components/...`): put the referenced part into the document")
     text = str(exc).split("\n", 1)[0]
-    if "Unresolvable" in type(exc).__name__ or "unresolvable" in text.lower() or "PointerToNowhere" in repr(exc):
-        return f"a `$ref` points to nothing in the document: {text[:200]}"
     return f"the document cannot be read: {text[:200]}"
 
 

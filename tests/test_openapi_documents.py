@@ -145,3 +145,30 @@ def test_fields_go_where_the_operation_says() -> None:
     assert [(p.name, p.value) for p in http.headers] == [("X-Trace", "t-1"), ("Cookie", "session=s%201")]
     assert http.body.type == "json" and http.body.data == {"content": "hello", "mode": "0644"}
     assert http.timeout == 30
+
+
+def test_references_outside_the_document_are_never_followed(tmp_path: Any) -> None:
+    """A document must not make the server read its files or call other hosts: a `$ref` to a file or a web address
+    is refused in words, and nothing is read or fetched."""
+    from tests.servers import ThreadedHttpServer
+
+    secret_file = tmp_path / "secret.json"
+    secret_file.write_text('{"type": "string", "description": "FILE-CONTENT-MARKER"}')
+    with ThreadedHttpServer() as server:
+        for ref in (secret_file.as_uri(), server.url("/schema.json"), "other.yaml#/Thing"):
+            text = doc({"/a": {"get": {"parameters": [{"name": "q", "in": "query", "schema": {"$ref": ref}}],
+                                       "responses": OK_RESPONSES}}})
+            with pytest.raises(ApiInvalid) as caught:
+                load(read_document(text))
+            assert f"`$ref: {ref}` is outside the document" in str(caught.value)
+            assert "FILE-CONTENT-MARKER" not in str(caught.value)
+        assert server.requests == []
+
+
+def test_a_yaml_bomb_is_refused_quickly() -> None:
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    with pytest.raises(ApiInvalid, match="more than 2,000,000 values once its repeated parts"):
+        read_document("\n".join(levels) + "\n")
+    with pytest.raises(ApiInvalid, match="nests too deeply"):
+        read_document("a: &a [1, *a]\n")
