@@ -274,9 +274,10 @@ def schema_path(document: dict[str, Any]) -> Any:
     from referencing.jsonschema import DRAFT202012
 
     def refuse(uri: str) -> Any:  # jsonschema-path's own retriever falls back to urllib for any other scheme
-        raise NoSuchResource(ref=uri)
+        raise NoSuchResource(ref=uri)  # type: ignore[call-arg]
 
-    registry: Any = Registry(retrieve=refuse).with_resource("", DRAFT202012.create_resource(document))
+    empty: Any = Registry(retrieve=refuse)  # type: ignore[call-arg]
+    registry = empty.with_resource("", DRAFT202012.create_resource(document))
     return SchemaPath(SchemaAccessor(document, registry.resolver(base_uri="")), separator="#")
 
 
