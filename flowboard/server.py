@@ -49,6 +49,7 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
         if EXAMPLES.is_dir() and not fb.store.list_flows():
             load_examples(fb, EXAMPLES)
         fb.start_triggers()  # active flows answer their webhooks from here on
+        fb.start_notices()  # activation changes and cancels from other processes on PostgreSQL
         resume = asyncio.ensure_future(fb.resume_unfinished())
         fb.start_waiting()  # parked runs resume at their deadlines
         gc.collect()

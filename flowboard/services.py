@@ -31,6 +31,7 @@ from .sdk import Context, Items, Services
 from .store import Lease, NotFound, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
+from .store.notify import Notices
 from .store.secrets import raw_key
 from .tables import TableService
 from .triggers import (
@@ -104,6 +105,9 @@ class Flowboard:
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
+        #: The other processes on this PostgreSQL database (servers, workers): activation changes and cancels.
+        self.notices = Notices(self.store.engine, self.owner)
+        self.notices.handlers.update(activation=self._heard_activation, cancel=self._heard_cancel)
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
 
@@ -224,6 +228,7 @@ class Flowboard:
         self.store.delete_flow(flow_id)
         for key in [key for key in self._plans if key[0] == flow_id]:
             del self._plans[key]
+        self.notices.send("activation", flow_id=flow_id)
 
     def find_flow(self, key: str) -> str:
         """A stored flow's id from its id or its exact name."""
@@ -259,11 +264,50 @@ class Flowboard:
         self.triggers.activate(flow_id, stored.flow.name, stored.version, self.plan(flow_id, stored.version))
         if not stored.active:
             self.store.set_active(flow_id, True)
+        self.notices.send("activation", flow_id=flow_id)
 
     def deactivate(self, flow_id: str) -> None:
         """No new runs from the flow's production triggers; runs already going finish."""
         self.store.set_active(flow_id, False)
         self.triggers.deactivate(flow_id)
+        self.notices.send("activation", flow_id=flow_id)
+
+    async def _heard_activation(self, message: dict[str, Any]) -> None:
+        """Another process activated, changed, deactivated or deleted a flow: serve what the store says now."""
+        flow_id = str(message.get("flow_id"))
+        if not self._triggers_started:  # a worker, or a command: it serves no triggers
+            return
+
+        def load() -> tuple[Any, Plan] | None:
+            try:
+                stored = self.store.get_flow(flow_id)
+            except NotFound:
+                return None
+            return (stored, self.plan(flow_id, stored.version)) if stored.active else None
+
+        try:
+            loaded = await asyncio.to_thread(load)
+        except Exception as exc:
+            log.error("flow %s changed in another process and cannot be served here: %s", flow_id, exc)
+            return
+        if loaded is None:
+            self.triggers.deactivate(flow_id)
+            return
+        stored, plan = loaded
+        active = self.triggers.active.get(flow_id)
+        if active is not None and active.version == stored.version:
+            return
+        try:
+            self.triggers.activate(flow_id, stored.flow.name, stored.version, plan)
+        except Exception as exc:
+            log.error("flow %s was activated in another process but cannot be served here: %s", flow_id, exc)
+
+    def _heard_cancel(self, message: dict[str, Any]) -> None:
+        self.engine.cancel(str(message.get("run_id")))
+
+    def start_notices(self) -> None:
+        """Hear the other processes on this database from now on (servers and workers call it as they start)."""
+        self.notices.start()
 
     def start_triggers(self) -> None:
         """Serve the triggers of every flow stored as active (once; at server start)."""
@@ -482,12 +526,31 @@ class Flowboard:
         children = [w.data.get("child_run") for w in self.store.waits_of(run_id).values()
                     if isinstance(w.data, dict) and not w.resumed]
         if not self.store.cancel_waiting(run_id):
-            return False
+            return self._cancel_elsewhere(run_id)
         self.bus.publish(Event("run.finished", run_id, self.store.get_run(run_id).flow_id,
                                status=RunStatus.cancelled.value, message="the run was cancelled"))
         for child in children:
             if isinstance(child, str):
                 self.cancel(child)
+        return True
+
+    def _cancel_elsewhere(self, run_id: str) -> bool:
+        """A run going in another process (a worker): one nobody took yet ends here; one that runs is stopped by its
+        process, which hears it at once (PostgreSQL NOTIFY). False when neither (it ended, or SQLite)."""
+        if not self.notices.enabled:
+            return False
+        try:
+            run = self.store.get_run(run_id)
+        except NotFound:
+            return False
+        if run.status not in (RunStatus.queued, RunStatus.running):
+            return False
+        if run.owner is None and self.store.claim_run(run_id, self.owner):
+            self.store.mark_run(run_id, RunStatus.cancelled, {"message": "the run was cancelled"}, owner=self.owner)
+            self.bus.publish(Event("run.finished", run_id, run.flow_id, status=RunStatus.cancelled.value,
+                                   message="the run was cancelled"))
+            return True
+        self.notices.send("cancel", run_id=run_id)
         return True
 
     async def retry_run(self, run_id: str) -> asyncio.Task[RunResult]:
@@ -523,6 +586,7 @@ class Flowboard:
             await self.engine.lease.aclose()
         if self.queue is not None:
             await self.queue.aclose()
+        await self.notices.aclose()
         await self.engine.aclose()
         self.store.close()
 

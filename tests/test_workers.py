@@ -9,7 +9,6 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,19 +21,25 @@ pytestmark = pytest.mark.postgres
 RUNS = int(os.environ.get("FLOWBOARD_TEST_WORKER_RUNS", "300"))  # bench/workers.py runs the issue's 5,000
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def counting() -> Iterator[Counting]:
     server = Counting(delay=0.01)
     yield server
     server.close()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Iterator[Cluster]:
+    """Two servers (runs go to the queue) and two workers on one PostgreSQL schema, for the whole module; the
+    killing test comes last."""
     admin = pg_admin()
     require_service("PostgreSQL on 127.0.0.1:5432", admin is not None)
     admin.close()
-    with Cluster(tmp_path, workers=2, concurrency=8) as running:
+    with Cluster(tmp_path_factory.mktemp("workers"), workers=2, concurrency=8) as running:
+        running.save(count_flow(counting.url))
+        running.save(slow_flow(counting.url))
+        running.save(echo_flow(), active=False)
+        running.start(servers=2)
         yield running
 
 
@@ -44,6 +49,59 @@ def count_flow(counter: str, **settings: Any) -> dict[str, Any]:
         {"id": "call", "type": "http.request",
          "config": {"method": "POST", "url": counter + "/hit?n={{ item.body.n }}"}}],
         "edges": [{"source": "hook", "target": "call"}]}
+
+
+def slow_flow(counter: str) -> dict[str, Any]:
+    return {"id": "slow", "name": "Slow", "nodes": [
+        {"id": "hook", "type": "trigger.webhook", "config": {"path": "slow", "respond": "immediately"}},
+        {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counter + "/slow"}}],
+        "edges": [{"source": "hook", "target": "call"}]}
+
+
+def echo_flow() -> dict[str, Any]:
+    return {"id": "echo", "name": "Echo", "nodes": [
+        {"id": "hook", "type": "trigger.webhook", "config": {"path": "echo"}},
+        {"id": "mark", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}],
+        "edges": [{"source": "hook", "target": "mark"}]}
+
+
+def until(check: Any, timeout: float, step: float = 0.02) -> float:
+    """Seconds until `check()` is true (AssertionError after `timeout`)."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError(f"not within {timeout} s")
+        time.sleep(step)
+    return time.monotonic() - started
+
+
+def test_an_activation_change_reaches_the_second_server_within_a_second(cluster: Cluster) -> None:
+    first, second = cluster.server, cluster.servers[0]
+    assert first is not None
+    assert httpx.post(f"{second.url}/webhook/echo", json={}).status_code == 404
+    with cluster.api(first) as api:
+        assert api.post("/flows/echo/activate").status_code == 200
+        took = until(lambda: httpx.post(f"{second.url}/webhook/echo", json={}).status_code == 200, timeout=1.0)
+        print(f"\nactivation seen by the second server after {took * 1000:.0f} ms")
+        assert api.post("/flows/echo/deactivate").status_code == 200
+        took = until(lambda: httpx.post(f"{second.url}/webhook/echo", json={}).status_code == 404, timeout=1.0)
+        print(f"deactivation seen by the second server after {took * 1000:.0f} ms")
+
+
+def test_cancel_on_the_server_stops_the_run_on_its_worker(cluster: Cluster, counting: Counting) -> None:
+    assert cluster.server is not None and cluster.store is not None
+    store = cluster.store
+    run_id = httpx.post(f"{cluster.server.url}/webhook/slow", json={}).json()["run_id"]
+    until(lambda: store.get_run(run_id).owner is not None, timeout=30, step=0.1)  # a worker took it
+    until(lambda: counting.slow > 0, timeout=30, step=0.05)  # and is in its call
+    owner = store.get_run(run_id).owner
+    with cluster.api() as api:
+        answer = api.post(f"/runs/{run_id}/cancel")
+    assert answer.status_code in (200, 202), answer.text
+    took = until(lambda: store.get_run(run_id).status.value == "cancelled", timeout=5, step=0.05)
+    run = store.get_run(run_id)
+    assert run.owner == owner and run.error == {"message": "the run was cancelled"}, run
+    print(f"\ncancel reached worker {owner} and was recorded within {took * 1000:.0f} ms of the answer")
 
 
 def post_all(url: str, count: int, on_sent: Any = None) -> list[str]:
@@ -61,9 +119,8 @@ def post_all(url: str, count: int, on_sent: Any = None) -> list[str]:
 
 
 def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, counting: Counting) -> None:
-    cluster.save(count_flow(counting.url))
-    cluster.start()
     assert cluster.server is not None
+    before = sum(cluster.statuses().values())
     killed = False
 
     def maybe_kill(i: int) -> None:
@@ -76,10 +133,10 @@ def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, c
     run_ids = post_all(cluster.server.url, RUNS, maybe_kill)
     if not killed:  # the runs were faster than the calls: kill now, the rest still resumes
         cluster.workers[0].kill()
-    statuses = cluster.wait_all_finished(RUNS, timeout=60)
+    statuses = cluster.wait_all_finished(before + RUNS, timeout=60)
     took = time.monotonic() - started
     assert len(set(run_ids)) == RUNS
-    assert statuses == {"succeeded": RUNS}, statuses
+    assert cluster.statuses_of(run_ids) == {"succeeded": RUNS}, statuses
     missing = [str(i) for i in range(RUNS) if counting.hits[str(i)] == 0]
     assert not missing, f"{len(missing)} side effects never happened: {missing[:10]}"
     repeats = {n: c - 1 for n, c in counting.hits.items() if c > 1}

@@ -48,10 +48,12 @@ def pg_admin() -> Any:
 
 
 class Counting:
-    """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`."""
+    """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`;
+    `POST /slow` answers after 30 s."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.hits: Counter[str] = Counter()
+        self.slow = 0  # calls to /slow begun
         self.lock = threading.Lock()
         counting = self
 
@@ -60,16 +62,22 @@ class Counting:
                 length = int(self.headers.get("content-length") or 0)
                 self.rfile.read(length)
                 n = parse_qs(urlparse(self.path).query).get("n", ["?"])[0]
-                if delay:
+                if self.path.startswith("/slow"):  # a call that a cancel must stop
+                    counting.slow += 1
+                    time.sleep(30)
+                elif delay:
                     time.sleep(delay)
                 with counting.lock:
                     counting.hits[n] += 1
                 body = b'{"ok":true}'
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the caller was cancelled
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -100,6 +108,14 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Until it takes jobs (a loaded machine can take a while to import)."""
+        deadline = time.monotonic() + timeout
+        while "Starting worker on queues" not in self.output:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start:\n{self.output}")
+            time.sleep(0.1)
+
     def kill(self) -> None:
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(20)
@@ -126,6 +142,8 @@ class Cluster:
         self.schema = f"w_{uuid.uuid4().hex[:16]}"
         self.url = f"{PG_URL}?options=-csearch_path%3D{self.schema}"
         self.server: Server | None = None
+        self.servers: list[Server] = []  # more servers on the same database
+        self.key = ""
         self.workers: list[WorkerProcess] = []
         self.store: Store | None = None
 
@@ -141,27 +159,48 @@ class Cluster:
                            data_dir=self.data_dir)
         return self
 
-    def save(self, flow: dict[str, Any]) -> None:
+    def save(self, flow: dict[str, Any], active: bool = True) -> None:
         assert self.store is not None
         parsed = parse_flow(flow)
         self.store.save_flow(parsed, expected_version=None)
-        self.store.set_active(parsed.id, True)
+        self.store.set_active(parsed.id, active)
 
-    def start(self) -> None:
+    def start(self, servers: int = 1) -> None:
+        assert self.store is not None
+        self.key = self.store.create_api_key("tests")[1]
         self.server = Server(self.data_dir, env={**self.env, "FLOWBOARD_DISPATCH": self.dispatch})
+        for _ in range(servers - 1):
+            self.servers.append(Server(self.data_dir, env={**self.env, "FLOWBOARD_DISPATCH": self.dispatch}))
         for i in range(self.n_workers if self.dispatch == "procrastinate" else 0):
             self.add_worker(str(i))
+        for worker in self.workers:
+            worker.wait_ready()
 
     def add_worker(self, name: str) -> WorkerProcess:
         worker = WorkerProcess(self.data_dir, self.env, name, self.concurrency)
         self.workers.append(worker)
         return worker
 
+    def api(self, server: Server | None = None) -> Any:
+        """An httpx client of a server's REST API, as the admin."""
+        import httpx
+
+        server = server or self.server
+        assert server is not None
+        return httpx.Client(base_url=server.url + "/api/v1", headers={"X-API-Key": self.key}, timeout=30)
+
     def statuses(self) -> Counter[str]:
         """How many runs are in each state."""
         assert self.store is not None
         with self.store.engine.connect() as conn:
             rows = conn.execute(sa.select(runs_t.c.status, sa.func.count()).group_by(runs_t.c.status)).all()
+        return Counter({status: count for status, count in rows})
+
+    def statuses_of(self, run_ids: list[str]) -> Counter[str]:
+        assert self.store is not None
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(sa.select(runs_t.c.status, sa.func.count()).where(runs_t.c.id.in_(run_ids))
+                                .group_by(runs_t.c.status)).all()
         return Counter({status: count for status, count in rows})
 
     def wait_all_finished(self, expected: int, timeout: float) -> Counter[str]:
@@ -180,8 +219,9 @@ class Cluster:
     def __exit__(self, *exc: Any) -> None:
         for worker in self.workers:
             worker.stop()
-        if self.server is not None:
-            self.server.stop()
+        for server in [self.server, *self.servers]:
+            if server is not None:
+                server.stop()
         if self.store is not None:
             self.store.close()
         if self.admin is not None:

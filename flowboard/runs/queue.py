@@ -235,6 +235,7 @@ class Worker:
         seconds, and hand the rest back (their runs resume on another worker from their recorded steps)."""
         async with self.app.open_async():
             await ensure_schema(self.app)
+            self.fb.start_notices()  # a cancel of a run going here comes from the server
             sweeper = asyncio.ensure_future(self._sweeping())
             try:
                 while True:
