@@ -243,6 +243,26 @@ class Connectors:
             raise FlowInvalid(problems)
         return installed
 
+    def differing(self, flow: Flow) -> list[str]:
+        """The connectors a flow file carries that this Flowboard has in another version (its document differs)."""
+        out = []
+        for name, carried in flow.connectors.items():
+            record = self.store.get(name) if name in self.apis else None
+            if record is not None and isinstance(carried, dict) and carried.get("document") != record.document:
+                out.append(name)
+        return out
+
+    def orphans(self, name: str) -> dict[str, list[str]]:
+        """Flows that use operations of the connector it no longer has (after a re-import): flow name -> operations."""
+        api = self.apis.get(name)
+        out: dict[str, list[str]] = {}
+        for flow in self._flows_using(name):
+            gone = sorted({n.type.split(".", 2)[2] for n in flow.nodes if connector_of(n.type) == name
+                           and (api is None or n.type.split(".", 2)[2] not in api.operations)})
+            if gone:
+                out[flow.name] = gone
+        return out
+
     def take_back(self, names: list[str]) -> None:
         for name in names:
             self.store.delete(name)

@@ -169,9 +169,18 @@ class Flowboard:
         one is kept as it is); a failed import takes them back."""
         flow = parse_flow(text)
         installed = self.connectors.install_from(flow) if flow.connectors else []
+        differing = self.connectors.differing(flow) if flow.connectors else []
         try:
             flow = flow.model_copy(update={"connectors": {}})
-            build_plan(flow, self.registry)
+            try:
+                build_plan(flow, self.registry)
+            except FlowInvalid as exc:
+                if not differing:
+                    raise
+                raise FlowInvalid([*exc.problems, *(Problem(f"connectors.{name}", (  # why the nodes may not fit
+                    f"the file carries another version of the connector {name!r} than this Flowboard has; the flow's "
+                    f"nodes were checked against this Flowboard's. Re-import {name!r} on the Connectors page if the "
+                    "flow needs the file's version")) for name in differing)]) from None
             if new_id or self.store.flow_exists(flow.id):
                 flow = flow.model_copy(update={"id": uuid.uuid4().hex[:12]})
             flow = flow.model_copy(update={"name": self.free_name(flow.name)})

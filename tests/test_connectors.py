@@ -156,6 +156,14 @@ async def test_export_carries_the_connector_and_import_installs_it(fb: Flowboard
             other.import_flow(json.dumps(broken))
         assert "connectors.other_api.document.info: the field `version` is missing here" in str(caught.value)
         assert [c.name for c in other.connectors.all()] == ["shop_api"]  # a failed import changes nothing
+
+        other_version = json.loads(exported)  # the file's version of a connector this Flowboard has differs
+        other_version["connectors"]["shop_api"]["document"]["info"]["version"] = "9.0"
+        other_version["nodes"][1]["config"]["no_such_field"] = 1
+        with pytest.raises(FlowInvalid) as caught:
+            other.import_flow(json.dumps(other_version))
+        assert "nodes[1].config.no_such_field" in str(caught.value)
+        assert "the file carries another version of the connector 'shop_api'" in str(caught.value)
     finally:
         await other.aclose()
 

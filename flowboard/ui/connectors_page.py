@@ -72,6 +72,9 @@ class ConnectorsPage:
                         ui.label(op.title).classes("grow")
             for warning in api.warnings:
                 ui.label(warning).classes("fb-small text-amber-9")
+            for flow, ops in self.fb.connectors.orphans(record.name).items():
+                ui.label(f"The flow {flow!r} uses {', '.join(ops)}, which {record.title} no longer has: change that "
+                         "flow.").classes("text-negative text-sm").mark(f"orphan:{flow}")
 
     # -- import and re-import -----------------------------------------------------------------------------------
 
