@@ -154,7 +154,7 @@ class ItemsView:
                 ui.space()
                 if total:
                     ui.toggle(MODES, value=self.mode, on_change=self._switch) \
-                        .props("dense no-caps size=sm unelevated toggle-color=primary").mark(f"mode:{mark}")
+                        .classes("fb-sm").props("dense no-caps unelevated toggle-color=primary").mark(f"mode:{mark}")
             self.body = ui.column().classes("w-full gap-2")
         if not total:
             with self.body:
@@ -229,8 +229,9 @@ def input_view(inputs: dict[str, Items], *, default: str = "table", draggable: b
 
 
 def output_view(step: Step, inputs: dict[str, Items], *, default: str = "table") -> ItemsView:
-    return ItemsView("Output", step.outputs, "output", "No output items: the branches after it were not taken.",
-                     source_labels(step, inputs), default=default)
+    empty = "No output: the node failed (see why above)." if step.status.value == "failed" else \
+        "No output items: the branches after it were not taken."
+    return ItemsView("Output", step.outputs, "output", empty, source_labels(step, inputs), default=default)
 
 
 def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,

@@ -327,7 +327,8 @@ class Inspector:
             if trigger and step is not None and step.outputs:
                 items = next(iter(step.outputs.values()))
                 ui.button("Pin output", icon="push_pin", on_click=lambda: self._pin(items)) \
-                    .props("flat dense no-caps size=sm").mark("pin").tooltip("Start test runs with these items")
+                    .classes("fb-sm").props("flat dense no-caps").mark("pin") \
+                    .tooltip("Start test runs with these items")
 
         self.data_panel.clear()
         with self.data_panel:

@@ -15,6 +15,7 @@ from .access import page_principal
 CSS = """
 body { background: #f6f7f9; color: #1f2430; }
 .nicegui-content { padding: 0; gap: 0; }
+a.nicegui-link { color: #1d4ed8; }
 .fb-topbar { height: 48px; background: #1f2430; color: #e8eaf0; padding: 0 16px; overflow-x: auto; }
 @media (max-width: 600px) { .fb-brand { display: none; } .fb-topbar a { padding: 4px 6px; } }
 .fb-topbar a { color: #c9cdd8; text-decoration: none; font-size: 14px; padding: 4px 10px; border-radius: 6px; }
@@ -25,6 +26,8 @@ body { background: #f6f7f9; color: #1f2430; }
 .fb-h1 { font-size: 22px; font-weight: 650; }
 .fb-muted { color: #6b7280; font-size: 13px; }
 .fb-small { font-size: 12px; color: #6b7280; }
+.q-tooltip { font-size: 12px; background: #1f2937; color: #f9fafb; }
+.fb-sm .q-btn, .q-btn.fb-sm { font-size: 12px; }
 .fb-chip { display: inline-flex; align-items: center; gap: 4px; border-radius: 999px; padding: 1px 9px;
   font-size: 12px; font-weight: 600; line-height: 20px; white-space: nowrap; }
 .fb-chip-succeeded { background: #dcfce7; color: #166534; }

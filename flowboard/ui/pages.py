@@ -17,13 +17,15 @@ Each page declares who may open it (`access.require(Permission...)`); a test che
 
 from __future__ import annotations
 
-from nicegui import ui
+from nicegui import app, ui
 
 from ..auth import Permission
 from ..services import Flowboard
 from ..store import NotFound
 from .access import require, use_accounts
 from .layout import frame
+
+PRIMARY = "#1d5fbf"  # 5.9:1 on white
 
 
 def register(fb: Flowboard) -> None:
@@ -40,6 +42,8 @@ def register(fb: Flowboard) -> None:
     from .users_page import UsersPage
 
     BADGES["inbox"] = lambda principal: open_count(fb, principal)
+    # Colours white text can sit on, and that read as text on white, at WCAG AA (4.5:1): tests/test_contrast_browser.py
+    app.colors(primary=PRIMARY, positive="#15803d", negative="#b91c1c", info="#0369a1", warning="#b45309")
 
     @ui.page("/")
     @require(Permission.flows)

@@ -34,23 +34,23 @@ _styled_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 CSS = """
 .fb-form { font-size: 13px; color: #2c2f36; }
 .fb-form .fb-label { font-size: 12.5px; font-weight: 600; color: #3b3f4a; line-height: 1.6; }
-.fb-form .fb-req { color: #e5484d; font-weight: 700; }
-.fb-form .fb-hint { font-size: 11.5px; color: #7b8190; line-height: 1.35; margin-top: 3px; }
+.fb-form .fb-req { color: #c4262e; font-weight: 700; }
+.fb-form .fb-hint { font-size: 12px; color: #596070; line-height: 1.35; margin-top: 3px; }
 .fb-form .fb-hint code, .fb-form .fb-warn code { background: #eef0f4; border-radius: 3px; padding: 0 3px;
   font-size: 11px; color: #4a4f5c; }
-.fb-form .fb-error { font-size: 11.5px; color: #d93036; margin-top: 2px; }
+.fb-form .fb-error { font-size: 12px; color: #c4262e; margin-top: 2px; }
 .fb-form .fb-warn { font-size: 11.5px; color: #9a6700; background: #fff8c5; border-radius: 4px; padding: 2px 6px; }
 .fb-form .fb-group { border: 1px solid #e3e6ec; border-radius: 6px; padding: 10px 12px; background: #fafbfc; }
 .fb-form .fb-card { border: 1px solid #e3e6ec; border-radius: 6px; background: #fff; overflow: hidden; }
 .fb-form .fb-card-head { background: #f4f5f8; border-bottom: 1px solid #e3e6ec; padding: 1px 4px 1px 10px; }
 .fb-form .fb-card-title { font-size: 12px; font-weight: 600; color: #555b68; }
-.fb-form .fb-rows-head { font-size: 10.5px; font-weight: 600; color: #8a90a0; text-transform: uppercase;
+.fb-form .fb-rows-head { font-size: 11px; font-weight: 600; color: #5f6675; text-transform: uppercase;
   letter-spacing: .04em; }
 .fb-form .fb-row-tools { width: 28px; flex: none; }
 .fb-form .fb-cell { min-width: 0; flex: 1 1 0; }
 .fb-form .fb-hint-top { margin: 0 0 6px 0; }
-.fb-form .fb-fx { font-family: ui-monospace, monospace; font-style: italic; font-weight: 700; font-size: 11px;
-  min-height: 18px; min-width: 24px; padding: 0 4px; border-radius: 4px; }
+.fb-form .fb-fx { font-family: ui-monospace, monospace; font-style: italic; font-weight: 700;
+  font-size: 12px !important; min-height: 18px; min-width: 24px; padding: 0 4px; border-radius: 4px; }
 .fb-form .fb-expr .q-field__control { background: #fff7f5; }
 .fb-form .fb-expr input, .fb-form .fb-expr textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 .fb-form .fb-preview { font-family: ui-monospace, monospace; font-size: 11.5px; color: #3f6e3f; background: #f0f7f0;

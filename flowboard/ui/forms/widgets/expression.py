@@ -25,7 +25,7 @@ class ScalarField:
         value = slot.get()
         self.expression = is_expression(value) or not self._fits(value)
         with actions:
-            self.fx = ui.button("fx", on_click=self.toggle).props("dense no-caps size=sm") \
+            self.fx = ui.button("fx", on_click=self.toggle).classes("fb-sm").props("dense no-caps") \
                 .classes("fb-fx").mark(mark(view.loc, "fx"))
             self.fx.tooltip("Fixed value or expression")
         self.body = ui.column().classes("w-full gap-0")
@@ -89,9 +89,9 @@ class ScalarField:
     def render(self) -> None:
         self.body.clear()
         if self.expression:
-            self.fx.props(add="unelevated color=deep-orange-5 text-color=white", remove="flat")
+            self.fx.props(add="unelevated color=deep-orange-10 text-color=white", remove="flat")
         else:
-            self.fx.props(add="flat color=grey-6", remove="unelevated text-color")
+            self.fx.props(add="flat color=grey-8", remove="unelevated text-color")
         self.fx.classes(add="fb-on" if self.expression else None, remove=None if self.expression else "fb-on")
         self.view.inputs.clear()
         with self.body:

@@ -80,7 +80,7 @@ class ItemsTable:
                         .mark(mark(loc, f"remove-item:{r}"))
                     remove.tooltip("Remove this item")
             ui.button("Add item", icon="add", on_click=self.add_row) \
-                .props("flat dense no-caps size=sm color=primary").classes("fb-add").mark(mark(loc, "add-item"))
+                .classes("fb-sm fb-add").props("flat dense no-caps color=primary").mark(mark(loc, "add-item"))
 
     def set_cell(self, r: int, name: str, text: str) -> None:
         if not name:

@@ -33,7 +33,7 @@ def json_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schem
                 json_box(view, slot, meta)
 
     ui.toggle({"table": "Table", "json": "JSON"}, value="table", on_change=lambda e: show(e.value)) \
-        .props("dense no-caps unelevated size=sm toggle-color=primary color=grey-2 text-color=grey-9") \
+        .classes("fb-sm").props("dense no-caps unelevated toggle-color=primary color=grey-2 text-color=grey-9") \
         .classes("fb-choice fb-items-mode").mark(mark(view.loc, "mode"))
     body = ui.column().classes("w-full gap-1")
     with body:

@@ -56,7 +56,7 @@ class ListEditorBase:
         raise NotImplementedError
 
     def add_button(self, label: str, on_click: Callable[[], None]) -> None:
-        ui.button(label, icon="add", on_click=on_click).props("flat dense no-caps size=sm color=primary") \
+        ui.button(label, icon="add", on_click=on_click).classes("fb-sm").props("flat dense no-caps color=primary") \
             .classes("fb-add").mark(mark(self.loc, "add"))
 
 

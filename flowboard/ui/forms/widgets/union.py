@@ -30,7 +30,7 @@ class UnionEditor:
         short = len(labels) <= 6 and sum(len(t) for t in labels.values()) <= 48
         if short:
             self.choice: ui.toggle | ui.select = ui.toggle(labels, value=self.index) \
-                .props("no-caps dense unelevated toggle-color=primary color=grey-2 text-color=grey-9 size=sm")
+                .classes("fb-sm").props("no-caps dense unelevated toggle-color=primary color=grey-2 text-color=grey-9")
         else:
             self.choice = ui.select(labels, value=self.index).props("dense outlined options-dense")
         self.choice.classes("fb-choice").mark(mark(loc, "choice"))
