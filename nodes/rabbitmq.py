@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -112,8 +114,18 @@ async def _url(ctx: Context | Listening, config: Connection) -> str:
 async def _connect(url: str) -> aio_pika.abc.AbstractConnection:
     import aio_pika
 
+    class Connection(aio_pika.Connection):
+        async def connect(self, timeout: Any = None) -> None:
+            try:
+                await super().connect(timeout)
+            except BaseException:  # closed now, or aio-pika closes it when it is collected, without waiting
+                with contextlib.suppress(Exception):
+                    await self.close()
+                raise
+
     try:
-        return await aio_pika.connect(url, timeout=10, client_properties={"connection_name": "flowboard"})
+        return await aio_pika.connect(url, timeout=10, client_properties={"connection_name": "flowboard"},
+                                      connection_class=Connection)
     except Exception as exc:
         raise NodeError(f"cannot connect to RabbitMQ: {_reason(exc)}") from None
 
@@ -257,7 +269,10 @@ class RabbitConsume(NodeType):
                 raise NodeError(f"there is no queue {config.queue}; create it, or turn on 'Create the queues'") \
                     from None
 
+            acks = _Acks()
+
             async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+                acks.arrived(message)
                 item = {**decode(message.body, message.content_type), "queue": config.queue,
                         "routing_key": message.routing_key, "exchange": message.exchange or "",
                         "headers": _plain(message.headers), "message_id": message.message_id,
@@ -267,9 +282,10 @@ class RabbitConsume(NodeType):
                         await asyncio.sleep(config.retry_wait)
                     outcome = await emit([item], wait=True)
                     if outcome != "failed":  # succeeded, or dropped by the run mode
-                        await message.ack()
+                        acks.settled(message, True)
                         return
                 await message.reject(requeue=False)  # to the dead-letter queue
+                acks.settled(message, False)
 
             await queue.consume(on_message)
             ctx.connected(f"queue {config.queue}")
@@ -280,6 +296,39 @@ class RabbitConsume(NodeType):
                 for waiter in closed:
                     waiter.cancel()
         raise NodeError("RabbitMQ closed the connection")
+
+
+class _Acks:
+    """Acknowledges finished messages together: once per turn of the event loop, one `ack(multiple=True)` for the
+    newest message below which every message is settled (acknowledged or rejected). Messages finish out of order; a
+    message still in work is never covered. Measured: a frame and a syscall less per message."""
+
+    def __init__(self) -> None:
+        self.order: collections.deque[int] = collections.deque()  # delivery tags in arrival order, not yet settled
+        self.messages: dict[int, Any] = {}
+        self.settled_as: dict[int, bool] = {}  # tag -> acknowledge (True) or rejected already (False)
+        self.upto: Any = None  # the newest message to acknowledge with all before it
+        self.flush: asyncio.Task[None] | None = None
+
+    def arrived(self, message: Any) -> None:
+        self.order.append(message.delivery_tag)
+        self.messages[message.delivery_tag] = message
+
+    def settled(self, message: Any, ack: bool) -> None:
+        self.settled_as[message.delivery_tag] = ack
+        while self.order and self.order[0] in self.settled_as:
+            tag = self.order.popleft()
+            if self.settled_as.pop(tag):
+                self.upto = self.messages[tag]
+            del self.messages[tag]
+        if self.upto is not None and self.flush is None:
+            self.flush = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # the runs that end in this turn join in
+        message, self.upto, self.flush = self.upto, None, None
+        with contextlib.suppress(Exception):  # a lost connection: RabbitMQ delivers them again, and listen reconnects
+            await message.ack(multiple=True)
 
 
 def _plain(headers: Any) -> dict[str, Any]:
