@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .credential_types import TYPES as CREDENTIAL_TYPES
 from .errors import FlowInvalid
 from .jsonlimits import JsonRefused, read_json
 
@@ -138,15 +137,25 @@ def _parser() -> argparse.ArgumentParser:
     cred_actions = creds.add_subparsers(dest="cred_command", metavar="ACTION", required=True)
     cred_set = cred_actions.add_parser("set", parents=[common], help="create or change a credential")
     cred_set.add_argument("name", help="the name flows use, e.g. 'github'")
-    cred_set.add_argument("--type", required=True, choices=list(CREDENTIAL_TYPES),
-                          help="bearer (token), basic (user, password), header (name, value), database (url), "
-                               "secret (value)")
+    cred_set.add_argument("--type", required=True,
+                          help="the credential type, e.g. api_key, bearer, basic, oauth2_client, oauth2_code, db, "
+                               "database, smtp, secret; `flowboard credential types` lists them with their fields")
     cred_set.add_argument("fields", nargs="*", metavar="FIELD=VALUE",
                           help="the type's fields; VALUE '-' reads it from standard input (keeps it out of the "
                                "shell history). Changing a credential, a field left out keeps its value")
     cred_actions.add_parser("list", parents=[common], help="list the credentials (never their values)")
-    cred_delete = cred_actions.add_parser("delete", parents=[common], help="delete a credential")
+    cred_delete = cred_actions.add_parser("delete", parents=[common],
+                                          help="delete a credential (refused while flows use it, naming them)")
     cred_delete.add_argument("name")
+    cred_test = cred_actions.add_parser("test", parents=[common], help="test a credential's connection (database: "
+                                        "connect and SELECT 1; mail server: log in; OAuth2: get a token; HTTP types: "
+                                        "call its test address)")
+    cred_test.add_argument("name")
+    cred_actions.add_parser("types", parents=[common], help="list the credential types and their fields")
+    secret_key = sub.add_parser("secret-key", parents=[common], help="manage the key that encrypts the credentials")
+    key_actions = secret_key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
+    key_actions.add_parser("rotate", parents=[common], help="re-encrypt every credential under a new key, all or "
+                           "nothing (stop the server first, or restart it after)")
     conn = sub.add_parser("connector", parents=[common], help="import, list and remove OpenAPI connectors (each "
                           "operation of an API becomes a node)")
     conn_actions = conn.add_subparsers(dest="connector_command", metavar="ACTION", required=True)
@@ -430,9 +439,20 @@ def cmd_api_key(args: argparse.Namespace) -> int:
 def cmd_credential(args: argparse.Namespace) -> int:
     import time
 
-    from .credential_types import credential_data
-    from .store import NotFound, Store
+    from . import credential_types
+    from .registry import default_registry
+    from .store import CredentialInUse, NotFound, Store
 
+    default_registry()  # node packages may add credential types
+    if args.cred_command == "types":
+        for declaration in credential_types.all_types().values():
+            fields = ", ".join(f.key + ("?" if f.optional else "") + (" (secret)" if f.secret else "")
+                               for f in declaration.fields)
+            print(f"{declaration.type:14} {declaration.label}: {fields}")
+        print("(a field with ? may stay empty)")
+        return EXIT_OK
+    if args.cred_command == "test":
+        return _test_credential(args.name)
     store = Store()
     try:
         if args.cred_command == "set":
@@ -445,7 +465,7 @@ def cmd_credential(args: argparse.Namespace) -> int:
             old = next((c for c in store.list_credentials() if c.name == args.name), None)
             stored = store.get_credential(args.name) if old is not None and old.type == args.type else None
             try:
-                data = credential_data(args.type, entered, stored)
+                data = credential_types.credential_data(args.type, entered, stored)
             except ValueError as exc:
                 raise _UsageError(str(exc)) from None
             store.set_credential(args.name, args.type, data)
@@ -455,11 +475,12 @@ def cmd_credential(args: argparse.Namespace) -> int:
             if not items:
                 print("no credentials yet: `flowboard credential set NAME --type TYPE FIELD=VALUE ...`")
             for c in items:
-                print(f"{c.name:24} {c.type:9} updated {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}")
+                print(f"{c.name:24} {c.type:13} updated {time.strftime('%Y-%m-%d %H:%M', time.localtime(c.updated))}"
+                      + (f"  PROBLEM: {c.problem}" if c.problem else ""))
         else:
             try:
                 store.delete_credential(args.name)
-            except NotFound as exc:
+            except (NotFound, CredentialInUse) as exc:
                 raise _UsageError(str(exc)) from None
             print(f"deleted credential {args.name}")
     finally:
@@ -512,6 +533,43 @@ def cmd_connector(args: argparse.Namespace) -> int:
             print(f"removed connector {args.name}")
     finally:
         asyncio.run(app.aclose())
+    return EXIT_OK
+
+
+def _test_credential(name: str) -> int:
+    from .services import Flowboard
+    from .store import NotFound
+
+    fb = Flowboard(record=False)
+    try:
+        message = asyncio.run(fb.test_credential(name))
+    except NotFound as exc:
+        raise _UsageError(str(exc)) from None
+    except ValueError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    finally:
+        fb.store.close()
+    print(f"{name}: {message}")
+    return EXIT_OK
+
+
+def cmd_secret_key(args: argparse.Namespace) -> int:
+    from .store import SecretKeyError, Store
+
+    store = Store()
+    try:
+        count = store.rotate_secret_key()
+    except SecretKeyError as exc:
+        raise _UsageError(str(exc)) from None
+    except Exception as exc:
+        print(f"nothing changed: the rotation stopped ({type(exc).__name__}: {exc}); the old key and every credential "
+              "are as they were", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    finally:
+        store.close()
+    print(f"re-encrypted {count} credential{'s' if count != 1 else ''} under a new secret key. Restart a running "
+          "server; links in approval emails sent before now no longer work")
     return EXIT_OK
 
 
@@ -621,7 +679,8 @@ COMMANDS = {
     "import": cmd_import, "export": cmd_export,
     "list": cmd_list, "schema": cmd_schema, "nodes": cmd_nodes, "resume": cmd_resume,
     "activate": cmd_activate, "deactivate": cmd_activate, "api-key": cmd_api_key,
-    "credential": cmd_credential, "connector": cmd_connector, "audit": cmd_audit, "approvals": cmd_approvals,
+    "credential": cmd_credential, "secret-key": cmd_secret_key, "connector": cmd_connector, "audit": cmd_audit,
+    "approvals": cmd_approvals,
     "user": cmd_user,
 }
 

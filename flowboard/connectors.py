@@ -273,12 +273,12 @@ class Connectors:
     # -- inside ------------------------------------------------------------------------------------------------
 
     def _types(self, api: Api) -> list[type[Any]]:
-        from .credential_types import TYPES
+        from .credential_types import all_types
 
         http = self.fb.registry.get("http.request", 1)
         if http is None:
             raise FlowboardError("the HTTP request node type (http.request v1) is missing; connectors call through it")
-        return node_types(api, http, set(TYPES))
+        return node_types(api, http, set(all_types()))
 
     def _install(self, api: Api) -> None:
         old = self.apis.get(api.name)

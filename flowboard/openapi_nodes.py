@@ -24,7 +24,7 @@ from .errors import problems_from_validation
 from .openapi import Api, Operation, Scheme
 from .sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs
 
-#: Credential types (credential_types.TYPES) that fit each kind of security scheme.
+#: Credential types (flowboard.credential_types) that fit each kind of security scheme.
 SCHEME_CREDENTIALS: dict[str, list[str]] = {
     "api_key": ["api_key", "secret", "header", "query", "cookie"],
     "bearer": ["bearer", "secret", "oauth2_client", "oauth2_code"],

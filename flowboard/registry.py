@@ -1,5 +1,6 @@
 """Node types: the built-ins in `flowboard.nodes` plus third-party packages through the entry-point group
-`flowboard.nodes` (each entry point names a module, or a NodeType class)."""
+`flowboard.nodes` (each entry point names a module, or a NodeType class). A module may also declare credential
+types (`flowboard.sdk.CredentialType` instances at module level): they join the credential types."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any
 
+from .credential_types import CredentialType
+from .credential_types import register as register_credential_type
 from .sdk import Category, NodeType
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,9 @@ class Registry:
         return cls
 
     def register_module(self, module: ModuleType) -> None:
+        for value in list(vars(module).values()):
+            if isinstance(value, CredentialType):
+                register_credential_type(value)
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, NodeType) and obj is not NodeType and obj.__module__ == module.__name__ \
                     and "type" in vars(obj):

@@ -23,6 +23,12 @@ item with the config rendered for it, for nodes that work item by item.
 Items a node receives are frozen (other nodes and the run's record share them): build changed copies, such as
 `{**item, "field": value}`. A node that makes new items other than one per input item, in order, says where each
 came from with `ctx.paired(new_item, input_index)`, so `nodes['Earlier'].item` finds the matching item after it.
+
+A node module may declare a credential type beside its node types, one declaration at module level::
+
+    TICKETS_KEY = CredentialType("tickets_key", "Tickets API key", (CredentialField("key", "API key", secret=True),))
+
+It appears on the credentials page and in the CLI; `ctx.credential(name)` gives its fields and `type`.
 """
 
 from __future__ import annotations
@@ -31,12 +37,16 @@ import asyncio
 import builtins
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from .credential_types import CredentialField, CredentialType
+from .curl import CurlError, CurlRequest, parse_curl
 from .datatables import Change as TableChange
 from .datatables import Condition as TableCondition
 from .datatables import Op as TableOp
@@ -57,9 +67,10 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["SERVICE_NAMES", "Approvals", "Category", "ChatConfig", "Context", "EmailConfig", "Emit", "EmptyConfig",
-           "Flows", "Inputs", "Item", "Items", "Listening", "NodeError", "NodeType", "Outputs", "RunOutcome",
-           "Service", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
+__all__ = ["SERVICE_NAMES", "Approvals", "Category", "ChatConfig", "Context", "CredentialField", "CredentialType",
+           "CurlError", "CurlRequest", "EmailConfig", "Emit", "EmptyConfig", "Flows", "Inputs", "Item", "Items",
+           "Listening", "NodeError", "NodeType", "Outputs", "PasteImport", "PastedConfig", "RunOutcome", "Service",
+           "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex", "parse_curl",
            "plain", "post_messages", "secret_forms", "send_messages"]
 
 #: Telling people (flowboard/notify/): imported on first use, as those modules import this one.
@@ -76,6 +87,11 @@ def __getattr__(name: str) -> Any:
 
 
 _node_log = logging.getLogger("flowboard.node")
+
+# httpx logs every request's URL at INFO (an API key in a query string with it) and httpcore every answer's headers at
+# DEBUG (a Set-Cookie, an OAuth2 code in a Location): secrets must never reach a log, so below WARNING they stay quiet.
+for _library in ("httpx", "httpcore"):
+    logging.getLogger(_library).setLevel(logging.WARNING)
 
 
 def secret_forms(secret: str) -> set[str]:
@@ -102,6 +118,26 @@ class EmptyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+@dataclass
+class PastedConfig:
+    """What pasted text gave: the node's config values, a credential to save for it (suggested name, type, data;
+    the config's `credential` field then names it), and notes on what could not be carried over."""
+
+    config: dict[str, Any]
+    credential: tuple[str, str, dict[str, Any]] | None = None
+    notes: list[str] = dataclass_field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PasteImport:
+    """A node type's "fill the form from pasted text" (the HTTP request node: a curl command). `parse` raises
+    ValueError in plain words for text it cannot read."""
+
+    label: str
+    hint: str
+    parse: Callable[[str], PastedConfig]
+
+
 class NodeType:
     """Base class of every node type. Subclasses set the class attributes and implement `run`."""
 
@@ -125,6 +161,8 @@ class NodeType:
     #: A listening trigger (one that implements `listen`) names the service it holds a connection to, as people call
     #: it ("RabbitMQ"); the flows page says "Connected to RabbitMQ".
     service: ClassVar[str] = ""
+    #: Fill the form from pasted text (a button in the inspector), e.g. the HTTP request node's curl import.
+    paste_import: ClassVar[PasteImport | None] = None
 
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs | Suspend:
         raise NotImplementedError

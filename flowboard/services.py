@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import credential_types
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
@@ -25,6 +26,7 @@ from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .model import Flow, OnError, RunMode, dump_flow, parse_flow
+from .oauth import OAuth2
 from .registry import Registry, default_registry
 from .runs import Launcher
 from .sdk import Context, Items, Services
@@ -69,7 +71,8 @@ class Flowboard:
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.calls = FlowCalls(self)  # the Call flow node's child runs
-        self.services = Services(credentials=self.store.get_credential, tables=self.tables.for_run,
+        self.oauth = OAuth2(self.store, lambda: self.public_url)  # OAuth2 credentials' tokens
+        self.services = Services(credentials=self.credential_for_run, tables=self.tables.for_run,
                                 approvals=self.approvals, flows=self.calls.for_run)
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
@@ -134,6 +137,33 @@ class Flowboard:
             ctx = Context(run_id=task.run_id, flow_id=task.flow_id, node_id=task.node_id, node_name=task.node_id,
                           attempt=1, services=self.services, config_for=lambda item: None, cancelled=asyncio.Event())
             await notify(ctx, [task], reminder=reminder)
+
+    # -- credentials --------------------------------------------------------------------------------------------------
+
+    async def credential_for_run(self, name: str) -> dict[str, Any] | None:
+        """What a node sees of a credential: its fields, `type`, what the type derives (a database URL), and for
+        OAuth2 types a current `access_token` (fetched or renewed here). None when there is no such credential."""
+        found = self.store.credential(name)
+        if found is None:
+            return None
+        type_, data = found
+        declaration = credential_types.get(type_)
+        if declaration is not None and declaration.oauth2:
+            data = await self.oauth.current(name, type_, data)
+        return credential_types.for_nodes(type_, data)
+
+    async def test_credential(self, name: str) -> str:
+        """"Test connection": a sentence saying what worked. Raises ValueError saying what did not (or NotFound)."""
+        found = self.store.credential(name)
+        if found is None:
+            raise NotFound(f"there is no credential {name!r}")
+        type_, data = found
+        declaration = credential_types.get(type_)
+        if declaration is not None and declaration.oauth2:
+            return await self.oauth.test(name, type_, data)
+        if declaration is None or declaration.test is None:
+            raise ValueError(f"a credential of type {type_} cannot be tested: use it in a flow and run it")
+        return await declaration.test(credential_types.for_nodes(type_, data))
 
     def _run_going(self, run_id: str) -> bool:
         """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import email.utils
 import errno
 import json
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeError, NodeType, Outputs, plain, secret_forms
+from flowboard.sdk import (
+    Category,
+    Context,
+    Inputs,
+    Item,
+    NodeError,
+    NodeType,
+    Outputs,
+    PastedConfig,
+    PasteImport,
+    parse_curl,
+    plain,
+    secret_forms,
+)
 
 Scalar = str | int | float | bool | None
 T = TypeVar("T")
+#: The credential types that sign a request (see flowboard.credential_types).
+HTTP_CREDENTIALS = ["api_key", "bearer", "basic", "oauth2_client", "oauth2_code", "header", "query", "cookie"]
 
 
 class _Strict(BaseModel):
@@ -127,12 +146,12 @@ class HttpConfig(_Strict):
                                json_schema_extra={"widget": "key_value"})
     body: Body = Field(default_factory=lambda: NoBody(), json_schema_extra={"widget": "union"},
                        description="What to send: none, json, form, multipart or raw.")
-    credential: str | None = Field(None, description="Credential to authenticate with: bearer (token), basic "
-                                   "(user, password), header, query or cookie (name, value). It is sent only to "
-                                   "the URL's own site, never after a redirect to another one, and its secrets "
-                                   "never reach the output.",
-                                   json_schema_extra={"widget": "credential", "credential_types":
-                                                      ["bearer", "basic", "header", "query", "cookie"]})
+    credential: str | None = Field(None, description="Credential to sign the requests with: an API key, a bearer "
+                                   "token, basic auth (user, password), OAuth2 (Flowboard fetches and renews the "
+                                   "token), or a header, query parameter or cookie. It is sent only to the URL's "
+                                   "own site, never after a redirect to another one, and its secrets never reach "
+                                   "the output.",
+                                   json_schema_extra={"widget": "credential", "credential_types": HTTP_CREDENTIALS})
     timeout: float = Field(30, gt=0, le=3600, description="Seconds to wait for the whole answer before failing.")
     response_format: Literal["auto", "json", "text", "base64"] = Field(
         "auto", description="How to read the answer: auto (JSON when its content type says so, else text; bytes "
@@ -148,6 +167,45 @@ class HttpConfig(_Strict):
                              "the output keeps the items' order).")
     pagination: Pagination = Field(default_factory=lambda: NoPages(), json_schema_extra={"widget": "union"},
                                    description="Fetch every page of a list: each record becomes an item.")
+    retries: int = Field(
+        0, ge=0, le=10, title="Tries again when busy",
+        description="Tries again this many times when the server is busy: an answer 429 (too many requests) or 503 "
+        "(unavailable), and for GET, HEAD, OPTIONS, PUT and DELETE also 500, 502 and 504. It waits as the server's "
+        "Retry-After header says, else 1, 2, 4 ... seconds. 0: never.")
+    retry_max_wait: float = Field(
+        60, ge=0, le=3600, title="Longest wait between tries (seconds)",
+        description="Longest wait before trying again, in seconds. A server asking to wait longer gets its answer "
+        "passed on (or the node fails).")
+    proxy: str | None = Field(None, description="Send the requests through this proxy, e.g. "
+                              "http://proxy.example.com:3128 (empty: no proxy).")
+    ca_certificate: str | None = Field(
+        None, title="Trusted certificate authority (PEM)", json_schema_extra={"widget": "textarea"},
+        description="A certificate authority to trust (PEM text, starting with -----BEGIN CERTIFICATE-----), for a "
+        "server whose certificate your organisation signed itself.")
+    verify_tls: bool = Field(
+        True, title="Check the server's certificate",
+        description="Check the server's certificate (https). Switch off only to try out a test server: without the "
+        "check, anyone on the way can read and change the requests and answers, credentials included.")
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is None or "{{" in value or "{%" in value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme.lower() not in ("http", "https", "socks5") or not parts.hostname:
+            raise ValueError(f"must be a proxy address such as http://proxy.example.com:3128 (got "
+                             f"{_shorten(value, 60)!r})")
+        return value
+
+    @field_validator("ca_certificate")
+    @classmethod
+    def _pem(cls, value: str | None) -> str | None:
+        value = (value or "").strip() or None
+        if value is not None and "{{" not in value and "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("must be a certificate in PEM form: text starting with -----BEGIN CERTIFICATE-----")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -182,6 +240,9 @@ class HttpRequest(NodeType):
     description = "Call an HTTP API for every item: any method, query, headers, JSON/form/multipart body, credentials."
     Config = HttpConfig
     side_effects = True
+    paste_import = PasteImport("Import from cURL", "Paste a curl command, e.g. curl -X POST https://api.example.com/"
+                               "users -H 'Content-Type: application/json' -d '{\"name\": \"Ada\"}'",
+                               lambda text: from_curl(text))
 
     @classmethod
     def name_for(cls, config: Mapping[str, Any]) -> str | None:
@@ -200,8 +261,13 @@ class HttpRequest(NodeType):
         for index, cfg in enumerate(configs):
             if cfg.credential and cfg.credential not in auths:
                 auths[cfg.credential] = await _Auth.load(ctx, cfg.credential, index)
-        client = ctx.http
+        if config.proxy or config.ca_certificate or not config.verify_tls:
+            async with _own_client(ctx, config) as client:
+                return await self._requests(config, configs, auths, client)
+        return await self._requests(config, configs, auths, ctx.http)
 
+    async def _requests(self, config: HttpConfig, configs: list[HttpConfig], auths: dict[str, _Auth],
+                        client: httpx.AsyncClient) -> Outputs:
         if config.pagination.type != "none":
             async def pages(index: int) -> list[Item]:
                 cfg = configs[index]
@@ -215,6 +281,81 @@ class HttpRequest(NodeType):
             return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
 
         return await run_bounded(len(configs), one, config.concurrency)
+
+
+@contextlib.asynccontextmanager
+async def _own_client(ctx: Context, config: HttpConfig) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of this node's own for a proxy or TLS settings (the shared one has neither), closed after the node."""
+    verify: bool | ssl.SSLContext = True
+    if not config.verify_tls:
+        verify = False
+        ctx.log.warning("HTTP request %r does not check the server's certificate (verify_tls is off): anyone on the "
+                        "way can read and change its requests and answers", ctx.node_name)
+    elif config.ca_certificate:
+        try:
+            verify = ssl.create_default_context(cadata=config.ca_certificate)
+        except (ssl.SSLError, ValueError):
+            raise NodeError("ca_certificate is not a certificate that can be read (PEM text from -----BEGIN "
+                            "CERTIFICATE----- to -----END CERTIFICATE-----)", field="ca_certificate") from None
+    try:
+        client = httpx.AsyncClient(proxy=config.proxy or None, verify=verify, follow_redirects=False,
+                                   timeout=config.timeout, trust_env=False)
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise NodeError(f"proxy: {exc}", field="proxy") from None
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def from_curl(text: str) -> PastedConfig:
+    """The node's config from a curl command (`flowboard.curl`); a login in it becomes a credential to save, never a
+    value in the flow. Raises ValueError (CurlError) in plain words."""
+    req = parse_curl(text)
+    notes = [f"skipped {what}: it has no place in this node" for what in req.skipped]
+    config: dict[str, Any] = {"method": req.method, "url": req.url}
+    body_has_type = req.body in ("json", "raw", "form")
+    headers = [{"name": k, "value": v} for k, v in req.headers
+               if not (body_has_type and k.lower() == "content-type")]
+    if headers:
+        config["headers"] = headers
+    if req.body == "json":
+        try:
+            config["body"] = {"type": "json", "data": json.loads(req.data)}
+        except ValueError:
+            config["body"] = {"type": "raw", "text": req.data, "content_type": req.content_type or "application/json"}
+            notes.append("the JSON body is not valid JSON: it is sent as it is (raw)")
+    elif req.body == "form":
+        config["body"] = {"type": "form", "fields": [{"name": k, "value": v} for k, v in req.fields]}
+    elif req.body == "raw":
+        config["body"] = {"type": "raw", "text": req.data, "content_type": req.content_type}
+    elif req.body == "multipart":
+        files = [{"name": name, "filename": path.rsplit("/", 1)[-1] or "file", "content": ""}
+                 for name, path in req.files]
+        config["body"] = {"type": "multipart", "fields": [{"name": k, "value": v} for k, v in req.fields],
+                          "files": files}
+        notes += [f"the file {path} is not here: put its content under Body, files" for _, path in req.files]
+    if req.insecure:
+        config["verify_tls"] = False
+    if req.proxy:
+        config["proxy"] = req.proxy if "://" in req.proxy else f"http://{req.proxy}"
+    if req.timeout:
+        config["timeout"] = req.timeout
+    host = urlsplit(req.url).hostname or "API"
+    credential: tuple[str, str, dict[str, Any]] | None = None
+    if req.bearer is not None:
+        credential = (f"{host} token", "bearer", {"token": req.bearer})
+    elif req.user is not None:
+        credential = (f"{host} login", "basic", {"user": req.user, "password": req.password or ""})
+        if req.password is None:
+            notes.append("the command has a user but no password: add it to the credential")
+    try:
+        HttpConfig.model_validate(config)  # anything the node would refuse shows now
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ValueError(f"the command's {where} does not fit this node: {first['msg']}") from None
+    return PastedConfig(config=config, credential=credential, notes=notes)
 
 
 async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency: int) -> list[T]:
@@ -357,15 +498,22 @@ async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | Non
         if auth is None:
             auth = _Auth.basic(url.username, url.password)
         url = url.copy_with(username=None, password=None)
-    try:
-        async with asyncio.timeout(cfg.timeout):
-            response = await _send(client, method, url, headers, kwargs, cfg, auth)
-    except TimeoutError:
-        raise _error(auth, f"{method} {_display_url(cfg.url)}: no answer within {cfg.timeout:g} s", index) from None
-    except httpx.TooManyRedirects:
-        raise _error(auth, f"{method} {_display_url(cfg.url)}: more than {MAX_REDIRECTS} redirects", index) from None
-    except (httpx.HTTPError, OSError) as exc:
-        raise _error(auth, _transport_message(exc, method, _display_url(cfg.url), cfg.timeout), index) from None
+    for attempt in range(cfg.retries + 1):
+        try:
+            async with asyncio.timeout(cfg.timeout):
+                response = await _send(client, method, url, headers, kwargs, cfg, auth)
+        except TimeoutError:
+            raise _error(auth, f"{method} {_display_url(cfg.url)}: no answer within {cfg.timeout:g} s", index) \
+                from None
+        except httpx.TooManyRedirects:
+            raise _error(auth, f"{method} {_display_url(cfg.url)}: more than {MAX_REDIRECTS} redirects", index) \
+                from None
+        except (httpx.HTTPError, OSError) as exc:
+            raise _error(auth, _transport_message(exc, method, _display_url(cfg.url), cfg.timeout), index) from None
+        wait = _retry_wait(response, method, attempt, cfg)
+        if wait is None:
+            break
+        await asyncio.sleep(wait)
     status = response.status_code
     if not (200 <= status < 300 or (300 <= status < 400 and not cfg.follow_redirects)) and cfg.non_2xx == "error":
         params = response.headers.get("content-type", "").partition(";")[2]
@@ -382,6 +530,35 @@ async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | Non
 
 
 MAX_REDIRECTS = 20
+_BUSY = frozenset({429, 503})  # the server did not handle the request: safe to send again, whatever the method
+_FAILED = frozenset({500, 502, 504})  # it may have: only for methods that may be repeated (RFC 9110 9.2.2)
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
+
+def _retry_wait(response: httpx.Response, method: str, attempt: int, cfg: HttpConfig) -> float | None:
+    """Seconds to wait before trying again, or None to take this answer: the server's Retry-After (seconds or an
+    HTTP date), else 1, 2, 4 ... seconds; None past `retries` tries or when it asks for more than `retry_max_wait`."""
+    status = response.status_code
+    if attempt >= cfg.retries or not (status in _BUSY or (status in _FAILED and method in _IDEMPOTENT)):
+        return None
+    wait = retry_after(response.headers.get("retry-after"))
+    if wait is None:
+        wait = float(2 ** attempt)
+    return None if wait > cfg.retry_max_wait else wait
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header in seconds from now: `120` or `Fri, 31 Dec 2027 23:59:59 GMT` (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 _BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "transfer-encoding"})
 _ORIGIN_BOUND = frozenset({"authorization", "cookie", "proxy-authorization"})
 
@@ -511,6 +688,9 @@ def _transport_message(exc: BaseException, method: str, shown: str, timeout: flo
 # -- credentials --------------------------------------------------------------------------------------------------
 
 
+_SECRET_FIELDS = ("token", "password", "value", "access_token", "refresh_token", "client_secret")
+
+
 class _Auth:
     """One credential: where it goes (a header, a query parameter or a cookie), plus the secret strings to blank out
     of outputs and errors, with the encodings they travel in (URL-encoded, base64)."""
@@ -535,17 +715,22 @@ class _Auth:
         kind = str(fields.get("type") or "").lower()
         if not kind:
             kind = "bearer" if "token" in fields else "basic" if "password" in fields else "header"
+        secrets = [str(fields[k]) for k in _SECRET_FIELDS if fields.get(k)]
+        if kind in ("oauth2_client", "oauth2_code") and fields.get("access_token"):
+            token = str(fields["access_token"])
+            return cls("header", "Authorization", f"Bearer {token}", secrets)
         if kind == "bearer" and fields.get("token"):
             token = str(fields["token"])
-            return cls("header", "Authorization", f"Bearer {token}", [token])
+            return cls("header", "Authorization", f"Bearer {token}", secrets)
         if kind == "basic" and (fields.get("user") or fields.get("username")):
             return cls.basic(str(fields.get("user") or fields.get("username")), str(fields.get("password") or ""))
+        if kind == "api_key":
+            kind = "query" if fields.get("where") == "query" else "header"
         if kind in ("header", "query", "cookie") and fields.get("name") and fields.get("value") is not None:
-            value = str(fields["value"])
-            return cls(kind, str(fields["name"]), value, [value])
-        raise NodeError(f"credential {name!r} does not fit an HTTP request: it needs type bearer (token), basic "
-                        "(user, password), header, query or cookie (name, value)", item_index=index,
-                        field="credential")
+            return cls(kind, str(fields["name"]), str(fields["value"]), secrets)
+        raise NodeError(f"credential {name!r} does not fit an HTTP request: it needs an API key, a bearer token, "
+                        "basic auth (user, password), OAuth2, or a header, query parameter or cookie (name, value)",
+                        item_index=index, field="credential")
 
     @classmethod
     def basic(cls, user: str, password: str) -> _Auth:

@@ -28,9 +28,9 @@ class SqlConfig(BaseModel):
     url: str | None = Field(None, description=f"SQLAlchemy database URL ({_URL_HELP}). A URL with a password "
                             "belongs in a credential instead.", json_schema_extra={"widget": "text",
                                                                                   "placeholder": "sqlite:///data.db"})
-    credential: str | None = Field(None, description="Credential holding the database URL in its field `url` "
-                                   "(use instead of `url`).", json_schema_extra={"widget": "credential",
-                                                                                 "credential_types": ["database"]})
+    credential: str | None = Field(None, description="Credential of the database (use instead of `url`): a database "
+                                   "connection (PostgreSQL, MariaDB or SQLite) or a database URL.",
+                                   json_schema_extra={"widget": "credential", "credential_types": ["db", "database"]})
     query: str = Field(min_length=1, description="One SQL statement. Write values as named parameters (`:email`) "
                        "and set them under `parameters`; they are sent apart from the SQL, so they can never change "
                        "it. For a PostgreSQL cast write CAST(:x AS int), not :x::int.",
@@ -215,7 +215,7 @@ async def _database_url(ctx: Context, config: SqlConfig) -> str:
         raise
     value = fields.get("url")
     if not isinstance(value, str) or not value.strip():
-        raise NodeError(f"credential {config.credential!r} has no field `url` with a database URL",
+        raise NodeError(f"credential {config.credential!r} is not a database connection or a database URL",
                         field="credential")
     try:
         check_url(value.strip())

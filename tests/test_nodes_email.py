@@ -263,7 +263,7 @@ def test_smtp_credential_fields() -> None:
     assert credential_data("smtp", {"host": "mail.example.com"}, None) == {"host": "mail.example.com"}
     full = {"host": "h", "port": "2525", "security": "tls", "user": "ada", "password": "pw", "certificate": "c"}
     assert credential_data("smtp", full, None) == full
-    with pytest.raises(ValueError, match=r"Security: starttls, tls or plain \(security\) must be one of starttls, "
+    with pytest.raises(ValueError, match=r"Security \(security\) must be one of starttls, "
                                          r"tls, plain, not 'ssl'"):
         credential_data("smtp", {"host": "h", "security": "ssl"}, None)
     with pytest.raises(ValueError, match=r"Mail server \(host name\) \(host\) is required"):

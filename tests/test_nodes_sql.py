@@ -327,8 +327,8 @@ async def test_database_url_from_a_credential(engine: Engine) -> None:
     assert await ok(engine, {"credential": "db", "query": "SELECT :x + 1 AS y", "parameters": {"x": "{{ item.x }}"}},
                     [{"x": 1}, {"x": 41}]) == [{"y": 2}, {"y": 42}]
     error = await failed(engine, {"credential": "empty", "query": "SELECT 1"})
-    assert error == {"message": "credential 'empty' has no field `url` with a database URL", "field": "credential",
-                     "node_id": "sql"}
+    assert error == {"message": "credential 'empty' is not a database connection or a database URL",
+                     "field": "credential", "node_id": "sql"}
 
 
 def test_expressions_in_the_sql_text_are_refused_with_the_fix() -> None:

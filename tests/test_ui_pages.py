@@ -840,6 +840,77 @@ async def test_credentials_are_saved_encrypted_and_never_shown(user: User, app: 
     assert app.store.get_credential("github") is None
 
 
+async def test_credential_forms_choices_test_connection_problems_and_refused_delete(user: User, app: Flowboard,
+                                                                                   tmp_path: Path) -> None:
+    db = tmp_path / "shop.db"
+    sa.create_engine(f"sqlite:///{db}").dispose()
+    await user.open("/credentials")
+    user.find(marker="new-credential").click()
+    await user.should_see(marker="credential-save")
+    one(user, "credential-name").value = "shop"
+    one(user, "credential-type").value = "db"
+    await user.should_see(marker="credential-field:kind")
+    assert one(user, "credential-field:kind").value == "postgresql"  # a choice, with the usual one preset
+    one(user, "credential-field:kind").value = "sqlite"
+    one(user, "credential-field:database").value = str(db)
+    user.find(marker="credential-save").click()
+    await user.should_see(marker="credential:shop")
+    assert app.store.get_credential("shop") == {"kind": "sqlite", "database": str(db)}
+    await user.should_see("Database connection (PostgreSQL, MariaDB, SQLite)")
+    user.find(marker="test-credential:shop").click()
+    await user.should_see("Connected to the database and ran SELECT 1")
+
+    # an OAuth2 sign-in shows the redirect URL to register, and a failed renewal on its row
+    user.find(marker="new-credential").click()
+    await user.should_see(marker="credential-save")
+    one(user, "credential-type").value = "oauth2_code"
+    await user.should_see(marker="credential-redirect-url")
+    assert one(user, "credential-redirect-url").text.endswith("/oauth/callback")
+    user.find("Cancel").click()
+    app.store.set_credential("crm", "oauth2_code", {"authorize_url": "https://id.example.com/a",
+                                                    "token_url": "https://id.example.com/t", "client_id": "c"})
+    app.store.set_credential_problem("crm", "2026-11-29 10:00: Renewing the sign-in failed. Press Connect.")
+    await user.open("/credentials")
+    await user.should_see(marker="credential-problem:crm")
+    await user.should_see(marker="connect-credential:crm")
+
+    # a credential that a flow uses is not deleted: the flows are named
+    flow = simple_flow()
+    node = flow.nodes[1].model_copy(update={"type": "sql.query", "config": {"credential": "shop",
+                                                                             "query": "SELECT 1"}})
+    app.save_flow(flow.model_copy(update={"nodes": [flow.nodes[0], node]}), None)
+    user.find(marker="delete-credential:shop").click()
+    await user.should_see(marker="credential-in-use")
+    await user.should_see(marker="credential-user:Greet")
+    user.find("OK").click()
+    assert app.store.get_credential("shop") is not None
+
+
+async def test_inspector_imports_a_curl_command(user: User, app: Flowboard) -> None:
+    flow = simple_flow()
+    node = flow.nodes[1].model_copy(update={"type": "http.request", "config": {"url": "https://example.com"}})
+    app.save_flow(flow.model_copy(update={"nodes": [flow.nodes[0], node]}), None)
+    await user.open("/flow/greet")
+    select(user, "set")
+    await user.should_see(marker="paste-import")
+    user.find(marker="paste-import").click()
+    await user.should_see(marker="paste-import-apply")
+    one(user, "paste-import-text").value = "wget https://example.com"
+    user.find(marker="paste-import-apply").click()
+    await user.should_see("This is not a curl command")
+    one(user, "paste-import-text").value = ("curl -X POST https://api.example.com/users -u ada:pw-123 "
+                                            "-H 'X-Trace: 1' --json '{\"name\": \"Ada\"}'")
+    user.find(marker="paste-import-apply").click()
+    await user.should_see("Filled the form")
+    canvas = canvas_of(user)
+    await until(lambda: canvas.props["nodes"][1]["config"].get("method") == "POST")
+    config = canvas.props["nodes"][1]["config"]
+    assert config["url"] == "https://api.example.com/users" and config["body"] == {"type": "json",
+                                                                                    "data": {"name": "Ada"}}
+    assert config["credential"] == "api.example.com login" and "pw-123" not in json.dumps(config)
+    assert app.store.get_credential("api.example.com login") == {"user": "ada", "password": "pw-123"}
+
+
 async def test_api_key_is_shown_once_and_revoking_refuses_it(user: User, app: Flowboard) -> None:
     await user.open("/credentials")
     await user.should_see(marker="no-api-keys")

@@ -17,6 +17,7 @@ from .store import (
     AlreadyExists,
     ApiKeyInfo,
     CredentialInfo,
+    CredentialInUse,
     FlowSummary,
     NotFound,
     RunRecord,
@@ -31,7 +32,8 @@ from .store import (
     make_owner_id,
 )
 
-__all__ = ["DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInfo", "FlowSummary", "Lease",
-           "NotFound", "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError", "StoredFlow",
+__all__ = ["DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInUse", "CredentialInfo",
+           "FlowSummary", "Lease", "NotFound", "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError",
+           "StoredFlow",
            "TransitionRefused", "VersionConflict", "VersionInfo", "WaitGone", "database_url", "hash_api_key", "init_db",
            "make_engine", "make_owner_id", "normalize_url", "resolve_data_dir"]

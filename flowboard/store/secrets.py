@@ -3,6 +3,9 @@
 The key comes from env `FLOWBOARD_SECRET_KEY` or from `<data dir>/secret.key`, created with mode 0600 on first use.
 `FLOWBOARD_SECRET_KEY` may list several keys separated by commas to rotate: the first encrypts, any of them decrypts.
 Losing the key loses the credentials (not the flows or runs): back it up with the database.
+
+`flowboard secret-key rotate` re-encrypts every credential under a new key (`Secrets.rotate`,
+`Store.rotate_secret_key`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +101,11 @@ class Secrets:
 
     def decrypt(self, name: str, token: str) -> dict[str, Any]:
         try:
-            plain = orjson.loads(self.fernet.decrypt(token.encode()))
+            try:
+                plain = orjson.loads(self.fernet.decrypt(token.encode()))
+            except InvalidToken:  # the key may have been rotated by another process: read it again, once
+                self._fernet = None
+                plain = orjson.loads(self.fernet.decrypt(token.encode()))
         except InvalidToken:
             raise SecretKeyError(f"credential {name!r} cannot be decrypted: it was saved with another secret key than "
                                  f"the current one ({KEY_ENV} or {KEY_FILE} in the data dir)") from None
@@ -105,3 +113,47 @@ class Secrets:
             raise SecretKeyError(f"credential {name!r} holds data saved for another credential; save it again")
         data: dict[str, Any] = plain["data"]
         return data
+
+    @contextmanager
+    def rotate(self) -> Iterator[MultiFernet]:
+        """Yield the keys to re-encrypt with (`MultiFernet.rotate` encrypts under the first, reads with any), for a
+        transaction that re-encrypts every credential.
+
+        With the key file: a new key is made and the file holds "new,old" while the block runs, so every row reads
+        whatever happens; when the block ends well the file keeps only the new key, and when it fails the old file is
+        put back. With `FLOWBOARD_SECRET_KEY`, which Flowboard cannot change: the user lists the new key first
+        (NEW,OLD), the rows are re-encrypted under it, and the user drops OLD afterwards."""
+        raw, where = _raw_keys(self._data_dir)
+        old = [k.strip() for k in raw.split(",") if k.strip()]
+        if where.startswith("env"):
+            if len(old) < 2:
+                raise SecretKeyError(f"the secret key comes from {KEY_ENV}, which Flowboard cannot change: make a new "
+                                     f"key, set {KEY_ENV}=NEW,OLD (the new key first, a comma, the current one), run "
+                                     f"this again, then set {KEY_ENV}=NEW")
+            self._fernet = None
+            yield self.fernet
+            return
+        path = self._data_dir() / KEY_FILE
+        before = path.read_text()
+        new = Fernet.generate_key().decode()
+        _write_key(path, ",".join([new, *old]))
+        self._fernet = None
+        try:
+            yield self.fernet
+        except BaseException:
+            _write_key(path, before.strip())
+            self._fernet = None
+            raise
+        _write_key(path, new)
+        self._fernet = None
+
+
+def _write_key(path: Path, text: str) -> None:
+    """Replace the key file atomically (a new file renamed over it), owner-only."""
+    temp = path.with_name(path.name + ".new")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temp, path)

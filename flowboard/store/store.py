@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 
 from ..engine.states import GOING, RunStatus, Step, StepStatus, Waiting, sources_of, transition_allowed
@@ -58,6 +59,17 @@ class AlreadyExists(StoreError):
 class TransitionRefused(StoreError):
     """A run's state change that its state table does not allow (`engine.states.RUN_TRANSITIONS`), or one asked by a
     process that does not own the run (any more)."""
+
+
+class CredentialInUse(StoreError):
+    """A credential that stored flows use cannot be deleted; `flows` names them."""
+
+    def __init__(self, name: str, flows: list[str]):
+        self.flows = flows
+        shown = ", ".join(repr(f) for f in flows[:10]) + (f" and {len(flows) - 10} more" if len(flows) > 10 else "")
+        super().__init__(f"the credential {name!r} cannot be deleted: the flow{'s' if len(flows) > 1 else ''} "
+                         f"{shown} use{'' if len(flows) > 1 else 's'} it. Change {'them' if len(flows) > 1 else 'it'} "
+                         "to use another credential (or delete the flows) first")
 
 
 class WaitGone(StoreError):
@@ -124,6 +136,7 @@ class CredentialInfo:
     type: str
     created: float
     updated: float
+    problem: str | None = None  # what is wrong, in words (an OAuth2 sign-in whose renewal failed)
 
 
 @dataclass(slots=True)
@@ -584,30 +597,68 @@ class Store:
     # -- credentials ------------------------------------------------------------------------------------------------
 
     def set_credential(self, name: str, type: str, data: dict[str, Any]) -> None:
-        """Create or replace a credential. `data` is encrypted before it reaches the database."""
+        """Create or replace a credential (clearing any problem shown with it). `data` is encrypted before it reaches
+        the database."""
         token = self.secrets.encrypt(name, data)
         now = time.time()
         with self.engine.begin() as conn:
             if conn.execute(credentials_t.update().where(credentials_t.c.name == name)
-                            .values(type=type, data=token, updated=now)).rowcount == 0:
+                            .values(type=type, data=token, updated=now, problem=None)).rowcount == 0:
                 conn.execute(credentials_t.insert().values(name=name, type=type, data=token, created=now, updated=now))
 
     def get_credential(self, name: str) -> dict[str, Any] | None:
         """The decrypted data, or None if there is no such credential. Raises SecretKeyError with the wrong key."""
+        found = self.credential(name)
+        return None if found is None else found[1]
+
+    def credential(self, name: str) -> tuple[str, dict[str, Any]] | None:
+        """The type and the decrypted data, or None if there is no such credential."""
         with self.engine.connect() as conn:
-            token = conn.execute(sa.select(credentials_t.c.data).where(credentials_t.c.name == name)).scalar()
-        return None if token is None else self.secrets.decrypt(name, token)
+            row = conn.execute(sa.select(credentials_t.c.type, credentials_t.c.data)
+                               .where(credentials_t.c.name == name)).first()
+        return None if row is None else (row.type, self.secrets.decrypt(name, row.data))
+
+    def set_credential_problem(self, name: str, problem: str | None) -> None:
+        """Say what is wrong with a credential (shown on the credentials page), or None when it works again."""
+        with self.engine.begin() as conn:
+            conn.execute(credentials_t.update().where(credentials_t.c.name == name).values(problem=problem))
 
     def list_credentials(self) -> list[CredentialInfo]:
-        """Names and types, never the data."""
-        query = sa.select(credentials_t.c.name, credentials_t.c.type, credentials_t.c.created, credentials_t.c.updated)
+        """Names, types and problems, never the data."""
+        query = sa.select(credentials_t.c.name, credentials_t.c.type, credentials_t.c.created, credentials_t.c.updated,
+                          credentials_t.c.problem)
         with self.engine.connect() as conn:
             return [CredentialInfo(*row) for row in conn.execute(query.order_by(credentials_t.c.name))]
 
+    def credential_users(self, name: str) -> list[str]:
+        """The names of the stored flows whose current version uses the credential `name` (any config field called
+        `credential`, at any depth, naming it)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(flows_t.c.name, flows_t.c.document).order_by(flows_t.c.name)).all()
+        return [row.name for row in rows if name in row.document and _uses_credential(orjson.loads(row.document), name)]
+
     def delete_credential(self, name: str) -> None:
+        """Delete a credential; refused (CredentialInUse, listing them) while stored flows use it."""
+        users = self.credential_users(name)
+        if users:
+            raise CredentialInUse(name, users)
         with self.engine.begin() as conn:
             if conn.execute(credentials_t.delete().where(credentials_t.c.name == name)).rowcount != 1:
                 raise NotFound(f"there is no credential {name!r}")
+
+    def rotate_secret_key(self, fail_after: int | None = None) -> int:
+        """Re-encrypt every credential under a new secret key, all or nothing; returns how many. See
+        `Secrets.rotate`: the key file holds new and old key while the rows change in one transaction, so a failure
+        at any point leaves a key that reads every row. `fail_after` (tests) raises after that many rows."""
+        with self.secrets.rotate() as fernet, self.engine.begin() as conn:
+            rows = conn.execute(sa.select(credentials_t.c.name, credentials_t.c.data)).all()
+            for count, row in enumerate(rows):
+                if fail_after is not None and count == fail_after:
+                    raise RuntimeError("stopped on purpose (test)")
+                self.secrets.decrypt(row.name, row.data)  # any row the current key cannot read stops it all
+                conn.execute(credentials_t.update().where(credentials_t.c.name == row.name)
+                             .values(data=fernet.rotate(row.data.encode()).decode()))
+            return len(rows)
 
     # -- API keys ---------------------------------------------------------------------------------------------------
 
@@ -741,6 +792,15 @@ class Store:
             last = conn.execute(sa.select(schedule_state_t.c.last_fire).where(
                 schedule_state_t.c.flow_id == flow_id, schedule_state_t.c.node_id == node_id)).scalar()
         return None if last is None else int(last)
+
+
+def _uses_credential(value: Any, name: str) -> bool:
+    if isinstance(value, dict):
+        return any((key == "credential" and item == name) or _uses_credential(item, name)
+                   for key, item in value.items())
+    if isinstance(value, list):
+        return any(_uses_credential(item, name) for item in value)
+    return False
 
 
 def resumed_already(when: float, who: str | None) -> str:

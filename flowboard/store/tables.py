@@ -119,6 +119,7 @@ class CredentialRow(SQLModel, table=True):
     data: str = Field(sa_type=sa.Text)  # a Fernet token: never the secret in clear
     created: float = _time()
     updated: float = _time()
+    problem: str | None = Field(default=None, sa_type=sa.Text, nullable=True)  # e.g. an OAuth2 refresh that failed
 
 
 class SettingRow(SQLModel, table=True):

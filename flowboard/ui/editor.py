@@ -306,6 +306,14 @@ class Editor:
     def credential_names(self, types: list[str]) -> list[str]:
         return [c.name for c in self.fb.store.list_credentials() if not types or c.type in types]
 
+    def add_credential(self, name: str, type_: str, data: dict[str, Any]) -> str:
+        taken = {c.name for c in self.fb.store.list_credentials()}
+        chosen, n = name, 2
+        while chosen in taken:
+            chosen, n = f"{name} {n}", n + 1
+        self.fb.store.set_credential(chosen, type_, data)
+        return chosen
+
     def choices(self, widget: str, table: str | None = None) -> list[str]:
         if widget == "table":
             return [t.name for t in self.fb.tables.tables.list_tables()]

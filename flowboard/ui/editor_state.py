@@ -82,6 +82,10 @@ class EditorActions(Protocol):
 
     def credential_names(self, types: list[str]) -> list[str]: ...
 
+    def add_credential(self, name: str, type_: str, data: dict[str, Any]) -> str:
+        """Save a new credential under `name`, or `name 2`... when taken; returns the name used."""
+        ...
+
     def choices(self, widget: str, table: str | None = None) -> list[str]:
         """What a picker field offers: data tables (`table`), a table's columns (`table_column`), flows (`flow`)."""
         ...

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from .. import expressions
 from ..errors import ExpressionError, format_loc, problems_from_validation
 from ..model import Node, NodeSettings
-from ..sdk import Category, NodeType
+from ..sdk import Category, NodeType, PasteImport
 from .data_view import CSS as DATA_CSS
 from .data_view import field_chip, input_view, output_view, step_state, step_view
 from .forms import ConfigForm, errors_from_validation
@@ -229,11 +229,50 @@ class Inspector:
         names = last.field_names(state.flow, state.registry, node.id) if last else []
         if chips and cls.category is not Category.trigger:
             self._input_fields(node)
+        if cls.paste_import is not None:
+            paste = cls.paste_import
+            ui.button(paste.label, icon="content_paste", on_click=lambda: self._paste(paste)) \
+                .props("flat dense no-caps color=primary").mark("paste-import")
         self.form = ConfigForm(cls.Config.model_json_schema(), node.config, on_change=self._config_changed,
                                field_names=names, preview=self._preview, credentials=self.actions.credential_names,
                                choices=self.actions.choices,
                                expressions=cls.category is not Category.trigger)
         self.form.set_errors(config_errors(cls, node.config))
+
+    async def _paste(self, paste: PasteImport) -> None:
+        """Fill the form from pasted text (a curl command): the config's fields are replaced by what it says, and a
+        login in it is saved as a new credential the node then uses (a secret never goes into the flow)."""
+        node_id = self.node_id
+        with self.root, ui.dialog() as dialog, ui.card().classes("w-[640px] gap-3"):
+            ui.label(paste.label).classes("text-lg font-semibold")
+            text = ui.textarea(placeholder=paste.hint).props("outlined autofocus autogrow input-style=min-height:8em") \
+                .classes("w-full fb-mono").mark("paste-import-text")
+            error = ui.label("").classes("text-negative text-sm").mark("paste-import-error")
+            with ui.row().classes("w-full justify-end gap-2"):
+                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+                ui.button("Fill the form", on_click=lambda: dialog.submit(True)).props("unelevated no-caps") \
+                    .mark("paste-import-apply")
+        result = None
+        while await dialog:
+            try:
+                result = paste.parse(str(text.value or ""))
+            except ValueError as exc:
+                error.text = str(exc)[:1].upper() + str(exc)[1:]
+                continue
+            break
+        dialog.delete()
+        if result is None or node_id is None or self.node_id != node_id:
+            return
+        config = dict(result.config)
+        notes = list(result.notes)
+        if result.credential is not None:
+            suggested, type_, data = result.credential
+            config["credential"] = self.actions.add_credential(suggested, type_, data)
+            notes.insert(0, f"the login is saved as the credential {config['credential']!r}")
+        self.actions.update_node(node_id, config=config)
+        self.show(node_id)
+        ui.notify("Filled the form" + (": " + "; ".join(notes) if notes else ""), type="positive", multi_line=True,
+                  timeout=8000)
 
     def _input_fields(self, node: Node) -> None:
         """The fields of the items coming in (from the last run), as chips to drag into a form field: the drop

@@ -65,8 +65,8 @@ def register(fb: Flowboard) -> None:
 
     @ui.page("/credentials")
     @require(Permission.credentials)
-    def credentials_page() -> None:
-        CredentialsPage(fb)
+    def credentials_page(connected: str | None = None) -> None:
+        CredentialsPage(fb, connected=connected)
 
     @ui.page("/connectors")
     @require(Permission.flows)
