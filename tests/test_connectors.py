@@ -56,7 +56,7 @@ async def test_import_and_call_every_kind_of_operation(fb: Flowboard, shop: Serv
     assert props["category"]["default"] == "books"  # the enum's default, through a $ref with a sibling default
     assert props["quantity"]["default"] == 1
     assert "oneOf" in json.dumps(props["delivery"])  # the discriminated oneOf
-    assert props["credential"]["credential_types"] == ["bearer", "secret"]
+    assert props["credential"]["credential_types"] == ["bearer", "secret", "oauth2_client", "oauth2_code"]
 
     seen_before = len(shop.seen)
     flow = parse_flow(shop_flow([
