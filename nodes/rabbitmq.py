@@ -132,7 +132,7 @@ async def _connect(url: str) -> aio_pika.abc.AbstractConnection:
 
 def _reason(exc: BaseException) -> str:
     for current in (exc, *exc.args):
-        if isinstance(current, ConnectionRefusedError):
+        if isinstance(current, ConnectionRefusedError) or "Connect call failed" in str(current):
             return "connection refused (is RabbitMQ running at that address?)"
         if isinstance(current, BaseException) and "ACCESS_REFUSED" in str(current):
             return "the user name or password was refused"

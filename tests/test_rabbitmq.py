@@ -14,7 +14,7 @@ import pytest
 from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, need, proxy, state_texts, until
+from .brokerkit import Finished, fast_reconnects, free_port, need, proxy, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -172,3 +172,12 @@ async def test_a_password_in_the_url_is_refused_and_a_credential_secret_never_sh
     text = await until(lambda: [t for t in state_texts(fb, "c5") if t.startswith("Reconnecting")], what="state")
     assert "refused" in text[0]
     assert "wrong-pass-4711" not in text[0]
+
+
+async def test_publishing_to_a_server_that_is_not_there_says_so(fb: Flowboard) -> None:
+    flow = publish_flow("q")
+    flow["nodes"][1]["config"]["url"] = f"amqp://127.0.0.1:{free_port()}/"
+    result = await fb.run_draft(fb.parse(flow), [{"n": 1}])
+    assert result.status.value == "failed"
+    assert result.error["message"] == "cannot connect to RabbitMQ: connection refused (is RabbitMQ running at that " \
+                                      "address?)"
