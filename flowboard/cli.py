@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=16, help="runs at a time (default 16)")
     worker.add_argument("--graceful", type=float, default=30.0, help="seconds the runs going get to finish on "
                         "SIGTERM before they are handed back to the queue (default 30)")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics at "
+                        "http://127.0.0.1:PORT/metrics")
 
     demo = sub.add_parser("demo", parents=[common], help="start the editor with local stand-ins of the platforms the "
                           "example business flows call (CRM, invoicing, accounting, chat) on port 8091")
@@ -357,7 +359,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from .runs.queue import serve_worker
 
-    return serve_worker(concurrency=args.concurrency, graceful=args.graceful)
+    return serve_worker(concurrency=args.concurrency, graceful=args.graceful, metrics_port=args.metrics_port)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -36,7 +36,7 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
     from nicegui import ui
 
     from . import approval_links, forms_public
-    from .api import credentials, rest, signin, tables, waiting, webhooks
+    from .api import credentials, health, rest, signin, tables, waiting, webhooks
     from .auth.guard import AuthGuard
     from .ui import pages
 
@@ -68,7 +68,8 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML
     approval_links.register(app, fb)  # /decide/<token>: one-click approval links, plain HTML
-    signin.register(app, fb)  # POST /login, /logout (the session cookie), /healthz
+    signin.register(app, fb)  # POST /login, /logout (the session cookie)
+    health.register(app, fb)  # /healthz, /readyz, /metrics
     pages.register(fb)
     app.add_middleware(AuthGuard, accounts=fb.accounts, store=fb.store)  # sessions and keys; not for /webhook/
     ui.run_with(app, title="Flowboard", favicon="🔀", storage_secret=_storage_secret(fb),

@@ -328,7 +328,8 @@ def routes(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     return found
 
 
-OPEN = ("/webhook/", "/form/", "/webhook-waiting/", "/decide/", "/healthz", "/login", "/logout", "/_nicegui/")
+OPEN = ("/webhook/", "/form/", "/webhook-waiting/", "/decide/", "/healthz", "/readyz", "/login", "/logout",
+        "/_nicegui/")
 FLOWS_ONLY = ("/webhook-test/", "/docs", "/openapi.json", "/_swagger")
 IDENTITIES = [None, "ada", "eve", "abe", "rob", "eve-key", "rob-key", "cli-key"]
 HOME = {"ada": "/", "eve": "/", "abe": "/inbox", "rob": "/me"}  # an approver's home is their inbox

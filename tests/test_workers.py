@@ -104,6 +104,17 @@ def test_cancel_on_the_server_stops_the_run_on_its_worker(cluster: Cluster, coun
     print(f"\ncancel reached worker {owner} and was recorded within {took * 1000:.0f} ms of the answer")
 
 
+def test_ready_and_metrics_count_the_runs(cluster: Cluster) -> None:
+    assert cluster.server is not None
+    ready = httpx.get(f"{cluster.server.url}/readyz")
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    answer = httpx.get(f"{cluster.server.url}/metrics", headers={"X-API-Key": cluster.key})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert f'flowboard_runs{{status="cancelled"}} {float(cluster.statuses()["cancelled"])}' in text, text
+    assert "flowboard_queue_depth " in text and 'flowboard_step_seconds{quantile="0.99"}' in text
+
+
 def post_all(url: str, count: int, on_sent: Any = None) -> list[str]:
     """POST `{"n": i}` for i in 0..count-1, 16 at a time; returns the run ids (202 each)."""
     def one(i: int) -> str:

@@ -1,11 +1,10 @@
 """Signing in and out, as plain routes of the outer app (the form on the NiceGUI page `/login` posts here, so the
-session cookie is set by an HTTP answer and can be HttpOnly), and `/healthz`.
+session cookie is set by an HTTP answer and can be HttpOnly). (`/healthz` is in health.py.)
 
     POST /login    user, password, next → 303 to `next` (a path of this server) or the user's home, with the cookie;
                    refused → 303 back to /login with the reason (`?failed=1`, `?missing=1`,
                    `?wait=MINUTES`)
     POST /logout   ends the session, deletes the cookie → 303 /login?out=1
-    GET  /healthz  200 {"ok": true}, open to all (load balancers, uptime checks)
 """
 
 from __future__ import annotations
@@ -83,12 +82,8 @@ def routes(fb: Flowboard) -> list[BaseRoute]:
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=secure_cookies())
         return response
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True})
-
     return [Route("/login", login, methods=["POST"], name="sign_in"),
-            Route("/logout", logout, methods=["POST"], name="sign_out"),
-            Route("/healthz", healthz, methods=["GET"], name="healthz")]
+            Route("/logout", logout, methods=["POST"], name="sign_out")]
 
 
 def register(app: Starlette, fb: Flowboard) -> None:

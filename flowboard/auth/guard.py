@@ -3,11 +3,11 @@ once accounts are on (a user exists, or the server listens on a public address).
 
 What stays open: production webhooks `/webhook/...`, public forms `/form/...`, a waiting run's signed resume link
 `/webhook-waiting/...` and a one-click approval link `/decide/...` (each has its own authentication),
-`/healthz`, the sign-in page with the static files it needs (`/_nicegui/<version>/...`), and the websocket of a
-sign-in page (by its NiceGUI client id, a random secret of that page). The API `/api/v1` checks its API key itself
-(also in single-user mode, as before accounts): the guard only reads a session cookie for it, so a signed-in browser
-can use the API (`/docs`). Everything else without a session or key is answered: a page with a redirect to
-`/login?next=...`, anything else 401, a websocket by closing it before it opens (403).
+`/healthz` and `/readyz`, the sign-in page with the static files it needs (`/_nicegui/<version>/...`), and the
+websocket of a sign-in page (by its NiceGUI client id, a random secret of that page). The API `/api/v1` checks its
+API key itself (also in single-user mode, as before accounts): the guard only reads a session cookie for it, so a
+signed-in browser can use the API (`/docs`). Everything else without a session or key is answered: a page with a
+redirect to `/login?next=...`, anything else 401, a websocket by closing it before it opens (403).
 
 The principal is put in the scope (`flowboard.principal`) and in a context variable (`current_principal()`).
 
@@ -39,7 +39,7 @@ log = logging.getLogger("flowboard.auth")
 
 COOKIE = "flowboard_session"
 OPEN_PREFIXES = ("/webhook/", "/form/", "/webhook-waiting/", "/decide/")  # each checks its own signature or secret
-OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/favicon.ico"})
+OPEN_PATHS = frozenset({"/login", "/logout", "/healthz", "/readyz", "/favicon.ico"})
 NO_REDIRECT = ("/api/", "/_nicegui", "/openapi.json", "/webhook-test/", "/_swagger/")
 SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 WATCH = 2.0  # seconds between session checks on a live websocket

@@ -267,8 +267,9 @@ class Worker:
                 log.warning("run %s was handed back but not enqueued (%s); another worker's sweep will", run_id, exc)
 
 
-def serve_worker(concurrency: int = 16, graceful: float = 30.0) -> int:
-    """`flowboard worker`: run queued flows until SIGTERM or SIGINT."""
+def serve_worker(concurrency: int = 16, graceful: float = 30.0, metrics_port: int | None = None) -> int:
+    """`flowboard worker`: run queued flows until SIGTERM or SIGINT; `metrics_port`: serve `/metrics` (Prometheus)
+    on 127.0.0.1 there."""
     import os
 
     from ..services import Flowboard
@@ -282,6 +283,14 @@ def serve_worker(concurrency: int = 16, graceful: float = 30.0) -> int:
               "postgresql:// URL (the same as the server's)", file=__import__("sys").stderr)
         return 2
     worker = Worker(fb, concurrency)
+    if metrics_port is not None:
+        from prometheus_client import CollectorRegistry, start_http_server
+
+        from ..metrics import Collector
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(Collector(fb))
+        start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
 
     async def main() -> None:
         try:
