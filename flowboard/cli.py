@@ -157,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
     secret_key = sub.add_parser("secret-key", parents=[common], help="manage the key that encrypts the credentials")
     key_actions = secret_key.add_subparsers(dest="key_command", metavar="ACTION", required=True)
     key_actions.add_parser("rotate", parents=[common], help="re-encrypt every credential under a new key, all or "
-                           "nothing (stop the server first, or restart it after)")
+                           "nothing (a running server takes the new key by itself)")
     conn = sub.add_parser("connector", parents=[common], help="import, list and remove OpenAPI connectors (each "
                           "operation of an API becomes a node)")
     conn_actions = conn.add_subparsers(dest="connector_command", metavar="ACTION", required=True)
@@ -570,8 +570,8 @@ def cmd_secret_key(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILED
     finally:
         store.close()
-    print(f"re-encrypted {count} credential{'s' if count != 1 else ''} under a new secret key. Restart a running "
-          "server; links in approval emails sent before now no longer work")
+    print(f"re-encrypted {count} credential{'s' if count != 1 else ''} under a new secret key. Back up the new key "
+          "with the database; links in approval emails sent before now no longer work")
     return EXIT_OK
 
 

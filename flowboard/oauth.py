@@ -117,6 +117,10 @@ class OAuth2:
             token = await self._token_request(data, prepare_token_request(
                 "refresh_token", refresh_token=data["refresh_token"]))
         except OAuth2Failed as exc:
+            again = self.store.credential(name)  # another process (a worker) may have renewed it with that token
+            if again is not None and again[1].get("refresh_token") != data["refresh_token"] \
+                    and float(again[1].get("expires_at") or 0) - LEEWAY > time.time():
+                return again[1]
             problem = (f"renewing the sign-in failed ({exc}). On the Credentials page, press Connect beside it and "
                        "sign in again")
             self.store.set_credential_problem(name, _stamped(problem))

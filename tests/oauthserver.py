@@ -23,6 +23,7 @@ import email.utils
 import hashlib
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 from urllib.parse import urlencode
 
@@ -47,6 +48,8 @@ class AuthServer:
         self.api_calls: list[str] = []  # "via" of every accepted /api/me call
         self.busy: dict[str, int] = {}
         self.issued: list[str] = []  # every token and code issued (for the secrets sweep)
+        #: Awaited (once) when a refresh arrives, before it is answered: another client's refresh can come first.
+        self.on_refresh: Callable[[], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
 
     def url(self, path: str) -> str:
@@ -134,6 +137,9 @@ class AuthServer:
                                          status=400)
             return self._tokens(grant, refresh=True)
         if grant == "refresh_token":
+            if self.on_refresh is not None:
+                hook, self.on_refresh = self.on_refresh, None
+                await hook()
             token = str(form.get("refresh_token", ""))
             if token not in self.refresh:
                 return web.json_response({"error": "invalid_grant", "error_description": "refresh token revoked"},

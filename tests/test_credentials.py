@@ -470,3 +470,43 @@ async def test_concurrent_runs_share_one_refresh(fb: Flowboard, auth: AuthServer
     results = await asyncio.gather(*(fb.run_flow(flow_id) for _ in range(5)))
     assert all(r.status is RunStatus.succeeded for r in results), [r.error for r in results]
     assert auth.grants.count("refresh_token") == 1  # a rotating refresh token used twice would fail
+
+
+async def test_a_server_holding_the_old_key_writes_under_the_new_one_after_rotation(fb: Flowboard,
+                                                                                    tmp_path: Path) -> None:
+    from flowboard.store import Store
+
+    fb.store.set_credential("a", "bearer", {"token": "t-a"})
+    other = Store(fb.store.engine, data_dir=tmp_path)  # another process: the CLI that rotates
+    try:
+        assert other.rotate_secret_key() == 1
+    finally:
+        other.secrets._fernet = None
+    fb.store.set_credential("b", "bearer", {"token": "t-b"})  # the server, with the old key in memory
+    fresh = Store(fb.store.engine, data_dir=tmp_path)  # after a restart: only the new key
+    assert fresh.get_credential("a") == {"token": "t-a"} and fresh.get_credential("b") == {"token": "t-b"}
+
+
+async def test_a_refresh_another_process_made_meanwhile_is_used_not_reported(fb: Flowboard, auth: AuthServer,
+                                                                             api: httpx.AsyncClient) -> None:
+    fb.store.set_credential("crm", "oauth2_code", {"authorize_url": auth.url("/authorize"),
+                                                   "token_url": auth.url("/token"), "client_id": CLIENT_ID,
+                                                   "client_secret": CLIENT_SECRET})
+    await connect(fb, api, "crm")
+    fb.store.set_credential("crm", "oauth2_code", {**stored(fb, "crm"), "expires_at": time.time()})
+    stale = stored(fb, "crm")
+    other = Flowboard(data_dir=fb.data_dir)  # a worker, renewing with the same refresh token
+    renewed: dict[str, Any] = {}
+
+    async def worker_first() -> None:  # its refresh reaches the provider just before ours
+        renewed.update(await other.oauth.current("crm", "oauth2_code", stale))
+
+    auth.on_refresh = worker_first
+    try:
+        mine = await fb.oauth.current("crm", "oauth2_code", stale)
+    finally:
+        await other.aclose()
+        other.store.close()
+    assert auth.grants.count("refresh_token") == 1  # ours was refused (the token was used): the worker's is taken
+    assert mine == renewed and mine["access_token"] != stale["access_token"]
+    assert fb.store.list_credentials()[0].problem is None

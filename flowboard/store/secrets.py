@@ -81,12 +81,23 @@ class Secrets:
     def __init__(self, data_dir: Callable[[], Path]):
         self._data_dir = data_dir
         self._fernet: MultiFernet | None = None
+        self._stamp: tuple[int, int, int] | None = None  # the key file as it was read (rotation replaces it)
 
     @property
     def fernet(self) -> MultiFernet:
         if self._fernet is None:
             self._fernet = load_key(self._data_dir)
+            self._stamp = self._key_file_stamp()
         return self._fernet
+
+    def _key_file_stamp(self) -> tuple[int, int, int] | None:
+        if os.environ.get(KEY_ENV, "").strip():
+            return None
+        try:
+            st = os.stat(self._data_dir() / KEY_FILE)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
 
     def signing_key(self, purpose: str) -> bytes:
         """A key to sign links with (HMAC), derived from the newest secret key and `purpose`: links stay valid across
@@ -96,6 +107,8 @@ class Secrets:
         return hmac.new(newest, b"flowboard:" + purpose.encode(), hashlib.sha256).digest()
 
     def encrypt(self, name: str, data: dict[str, Any]) -> str:
+        if self._fernet is not None and self._key_file_stamp() != self._stamp:
+            self._fernet = None  # another process rotated the key: never write a row under the old one
         # the name goes inside the token, so a token copied onto another credential's row does not decrypt there
         return self.fernet.encrypt(orjson.dumps({"name": name, "data": data})).decode()
 
