@@ -167,6 +167,12 @@ class NodeType:
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs | Suspend:
         raise NotImplementedError
 
+    @classmethod
+    def explain(cls, config: Any) -> str | None:
+        """What the node will do with this (valid) config, shown under its form in the editor, e.g. the SQL
+        statement it writes. None (the default): nothing to show. Must not reach the network or the disk."""
+        return None
+
     async def resume(self, ctx: Context, config: Any, inputs: Inputs, payload: Any) -> Outputs:
         """The node's output when its run resumes after it returned `Suspend`: `payload` is what the resume call
         brought (None when the deadline passed). By default the payload becomes the output (an object as one item,

@@ -449,3 +449,28 @@ def test_the_statement_is_written_for_each_database_and_shown() -> None:
                                                    "LIMIT :param_1 OFFSET :param_2"
     with pytest.raises(ValueError, match=r"pick the table \(`table`\)"):
         node.Config(url="sqlite:///x.db", action={"operation": "find"})
+
+
+def test_the_editor_lists_a_databases_tables_and_columns(db: Db, tmp_path: Path) -> None:
+    from flowboard.databases import DatabaseUnreadable, database_of, names_in
+
+    assert db.table in names_in(db.url)
+    assert names_in(db.url, db.table) == ["id", "name", "amount", "born", "seen"]
+    with pytest.raises(DatabaseUnreadable, match="the database has no table 'no_such_table'"):
+        names_in(db.url, "no_such_table")
+    assert database_of({"credential": "crm"}, {"crm": {"url": db.url}}.get) == db.url
+    with pytest.raises(DatabaseUnreadable, match="choose the database first"):
+        database_of({}, {}.get)
+
+
+def test_a_database_that_cannot_be_read_is_said_in_words_without_its_password(tmp_path: Path) -> None:
+    from flowboard.databases import DatabaseUnreadable, names_in
+
+    with pytest.raises(DatabaseUnreadable) as info:
+        names_in("postgresql+psycopg://ada:topsecret@127.0.0.1:1/test")
+    assert str(info.value).startswith("could not read postgresql+psycopg://ada:***@127.0.0.1:1/test: ")
+    assert "topsecret" not in str(info.value)
+    missing = tmp_path / "typo.db"
+    with pytest.raises(DatabaseUnreadable):
+        names_in(f"sqlite:///{missing}")
+    assert not missing.exists()  # read only: a mistyped path makes no new database

@@ -18,6 +18,7 @@ from typing import Any
 from nicegui import background_tasks, context, ui
 from nicegui.events import GenericEventArguments
 
+from ..databases import database_of, names_in
 from ..errors import Problem
 from ..model import Flow, dump_flow
 from ..services import Flowboard
@@ -314,7 +315,12 @@ class Editor:
         self.fb.store.set_credential(chosen, type_, data)
         return chosen
 
-    def choices(self, widget: str, table: str | None = None) -> list[str]:
+    def choices(self, widget: str, table: str | None = None, config: dict[str, Any] | None = None) -> list[str]:
+        if widget in ("sql_table", "sql_column"):
+            if widget == "sql_column" and not table:
+                return []
+            url = database_of(config or {}, self.fb.store.get_credential)
+            return names_in(url, table if widget == "sql_column" else None)
         if widget == "table":
             return [t.name for t in self.fb.tables.tables.list_tables()]
         if widget == "table_column":

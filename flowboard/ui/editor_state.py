@@ -86,6 +86,8 @@ class EditorActions(Protocol):
         """Save a new credential under `name`, or `name 2`... when taken; returns the name used."""
         ...
 
-    def choices(self, widget: str, table: str | None = None) -> list[str]:
-        """What a picker field offers: data tables (`table`), a table's columns (`table_column`), flows (`flow`)."""
+    def choices(self, widget: str, table: str | None = None, config: dict[str, Any] | None = None) -> list[str]:
+        """What a picker field offers: data tables (`table`), a table's columns (`table_column`), flows (`flow`),
+        the tables (`sql_table`) or a table's columns (`sql_column`) of the database the node's `config` names
+        (may raise DatabaseUnreadable, in words)."""
         ...

@@ -98,6 +98,7 @@ class Inspector:
         self.data_panel: ui.column | None = None  # the Data tab, or the node view's output column
         self.input_panel: ui.column | None = None  # the node view's input column
         self.name_label: ui.label | None = None
+        self.explained: ui.column | None = None  # what the node will do (NodeType.explain), under its form
         self.tab_panels: dict[str, ui.tab_panel] = {}
         ui.add_css(CSS)
         ui.add_css(DATA_CSS)
@@ -114,6 +115,7 @@ class Inspector:
         self.node_id = node_id
         self.root.clear()
         self.form = self.settings_form = None
+        self.explained = None
         self.data_panel = self.input_panel = None
         node = self.node
         wide = self.state.node_view and node is not None
@@ -238,6 +240,26 @@ class Inspector:
                                choices=self.actions.choices,
                                expressions=cls.category is not Category.trigger)
         self.form.set_errors(config_errors(cls, node.config))
+        self.explained = ui.column().classes("w-full gap-1 pt-2").mark("inspector:explain")
+        self._explain(cls, node.config)
+
+    def _explain(self, cls: type[NodeType], config: dict[str, Any]) -> None:
+        """Show what the node will do with this config (its `explain`), or nothing while the config is not valid."""
+        if self.explained is None:
+            return
+        try:
+            text = cls.explain(cls.Config.model_validate(config))
+        except Exception:  # not valid yet (the form shows why), or nothing to say
+            text = None
+        self.explained.clear()
+        self.explained.set_visibility(bool(text))
+        if text:
+            with self.explained:
+                ui.label("The statement it runs for each item (values are sent separately, shown as :name)") \
+                    .classes("fb-small")
+                ui.label(text).classes("fb-explain w-full").style(
+                    "white-space: pre-wrap; font-family: ui-monospace, monospace; font-size: 12px; "
+                    "background: #f4f5f7; border-radius: 4px; padding: 8px")
 
     async def _paste(self, paste: PasteImport) -> None:
         """Fill the form from pasted text (a curl command): the config's fields are replaced by what it says, and a
@@ -302,6 +324,7 @@ class Inspector:
         cls = self.state.registry.get(node.type, node.version)
         if cls is not None and self.form is not None:
             self.form.set_errors(config_errors(cls, value))
+            self._explain(cls, value)
 
     def _preview(self, text: str) -> Any:
         last = self.state.last_run

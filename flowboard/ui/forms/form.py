@@ -84,7 +84,7 @@ class ConfigForm:
     def __init__(self, schema: dict[str, Any], value: dict[str, Any], *, on_change: Callable[[dict[str, Any]], None],
                  field_names: list[str] | None = None, preview: Callable[[str], Any] | None = None,
                  credentials: Callable[[list[str]], list[str]] | None = None, expressions: bool = True,
-                 choices: Callable[[str, str | None], list[str]] | None = None) -> None:
+                 choices: Callable[..., list[str]] | None = None) -> None:
         self.schema = schema
         self.schemas = Schemas(schema)
         self.value: dict[str, Any] = copy.deepcopy(value) if isinstance(value, dict) else {}
@@ -92,7 +92,7 @@ class ConfigForm:
         self.field_names = list(field_names or [])
         self.preview = preview
         self.credentials = credentials  # names of stored credentials of the given types (optional)
-        self.choices = choices  # what picker fields offer: (widget, table) -> names; see widgets/picker.py
+        self.choices = choices  # what picker fields offer: (widget, table[, config]) -> names; widgets/picker.py
         self.expressions = expressions  # offer `fx` (a trigger's config, settings: there is no item to work on)
         self.server_errors: dict[str, str] = {}
         self.views: dict[str, FieldView] = {}

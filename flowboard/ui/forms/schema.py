@@ -29,7 +29,7 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-PICKERS = frozenset({"table", "table_column", "flow"})  # names offered from Flowboard (data tables, flows)
+PICKERS = frozenset({"table", "table_column", "flow", "sql_table", "sql_column"})  # names offered by the editor
 KEY_VALUE_WIDGETS = frozenset({"key_value", "keyvalue", "key-value"})
 TEXT_KINDS = frozenset({"text", "textarea", "url", "password"})
 FX_KINDS = TEXT_KINDS | {"number", "boolean", "enum", "scalar", "lenient", "json", "chips"}
@@ -157,7 +157,7 @@ class Schemas:
         if kind == "array":
             items, _ = self.unwrap_nullable(s.get("items", {}))
             item_kind = self.kind(items) if items else "json"
-            if item_kind in ("text", "url", "number", "enum", "scalar", "password"):
+            if item_kind in ("text", "url", "number", "enum", "scalar", "password", "picker"):
                 return "chips"
             if item_kind in ("object", "union"):
                 return "rows" if widget in KEY_VALUE_WIDGETS else "cards"
