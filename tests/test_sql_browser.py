@@ -1,6 +1,6 @@
 """The SQL node's form in real Chromium against `flowboard serve`: the table and column pickers list what the
-database (a real SQLite file, named by a credential) holds, and the statement the node will run is shown under the
-form as the choices change."""
+database (a real SQLite file, named by a database connection credential) holds, and the statement the node will run
+is shown under the form as the choices change."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                       "CREATE TABLE deals (id INTEGER PRIMARY KEY, amount NUMERIC);")
     crm.close()
     fb = Flowboard(data_dir=data)
-    fb.store.set_credential("CRM database", "database", {"url": f"sqlite:///{data / 'crm.db'}"})
+    fb.store.set_credential("CRM database", "db", {"kind": "sqlite", "database": str(data / "crm.db")})
     fb.store.save_flow(parse_flow({"id": "sql", "name": "People", "nodes": [  # not finished: no table yet
         {"id": "start", "type": "trigger.manual", "position": {"x": 0, "y": 0}},
         {"id": "people", "type": "sql.query", "version": 2, "position": {"x": 260, "y": 0},

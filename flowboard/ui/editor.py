@@ -18,6 +18,7 @@ from typing import Any
 from nicegui import background_tasks, context, ui
 from nicegui.events import GenericEventArguments
 
+from .. import credential_types
 from ..databases import database_of, names_in
 from ..errors import Problem
 from ..model import Flow, dump_flow
@@ -315,11 +316,16 @@ class Editor:
         self.fb.store.set_credential(chosen, type_, data)
         return chosen
 
+    def _credential_fields(self, name: str) -> dict[str, Any] | None:
+        """A credential's fields as a node sees them (a database connection's derived `url` too)."""
+        found = self.fb.store.credential(name)
+        return None if found is None else credential_types.for_nodes(*found)
+
     def choices(self, widget: str, table: str | None = None, config: dict[str, Any] | None = None) -> list[str]:
         if widget in ("sql_table", "sql_column"):
             if widget == "sql_column" and not table:
                 return []
-            url = database_of(config or {}, self.fb.store.get_credential)
+            url = database_of(config or {}, self._credential_fields)
             return names_in(url, table if widget == "sql_column" else None)
         if widget == "table":
             return [t.name for t in self.fb.tables.tables.list_tables()]
