@@ -101,6 +101,8 @@ class _Pages(_Strict):
     records: str = Field("", description="Where the records are in each answer's JSON, e.g. data or results.items; "
                          "empty: the answer itself is the list.")
     max_pages: int = Field(100, ge=1, le=10_000, description="Stop after this many pages at most.")
+    max_records: int | None = Field(None, ge=1, description="Stop once this many records are read (empty: no limit); "
+                                    "no further page is asked for.")
 
 
 class NextLink(_Pages):
@@ -417,6 +419,9 @@ async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | N
             raise _error(auth, f"page {len(seen) + 1} of {_display_url(cfg.url)} has no list of records {where}; set "
                          "where the records are in the pagination settings", index)
         records += [r if isinstance(r, dict) else {"value": r} for r in found]
+        if pages.max_records is not None and len(records) >= pages.max_records:
+            del records[pages.max_records:]
+            break
         seen.add(f"{url}?{page_query}")
         if isinstance(pages, (PageNumber, Offset)):
             if not found:

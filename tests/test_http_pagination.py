@@ -128,6 +128,14 @@ async def test_max_pages_stops_early(engine: Engine, api: Api) -> None:
     assert [r["id"] for r in result.output] == list(range(1, 11)) and len(api.calls) == 2
 
 
+@pytest.mark.parametrize(("path", "pagination", "first_last"), STYLES, ids=[s[1]["type"] + s[0] for s in STYLES])
+async def test_max_records_stops_every_style_early(engine: Engine, api: Api, path: str, pagination: dict[str, Any],
+                                                   first_last: list[str]) -> None:
+    result = await fetch(engine, api.base + path, {**pagination, "max_records": 7})
+    assert result.status is RunStatus.succeeded, result.error
+    assert result.output == RECORDS[:7] and len(api.calls) == 2  # pages of 5: the third is never asked for
+
+
 async def test_a_link_back_to_a_page_already_read_stops(engine: Engine, api: Api) -> None:
     result = await fetch(engine, api.base + "/loop", {"type": "next_link", "records": "deals", "next_field": "next"})
     assert result.status is RunStatus.succeeded and len(api.calls) == 1
