@@ -19,6 +19,7 @@ import pytest
 from flowboard.demo import DemoServer
 
 from .clihelp import flowboard, result_json
+from .serve import Server
 from .test_people_browser import PASSWORDS, Chromium, Office, chromium, sign_in  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -106,6 +107,40 @@ def approve_in_inbox(browser: Chromium, office: Office, who: str, title: str) ->
 def _nonempty(found: list[Any]) -> list[Any]:
     assert found
     return found
+
+
+def test_every_example_flow_opens_in_the_editor(tmp_path: Path, chromium: Chromium) -> None:  # noqa: F811
+    """All four business flows, imported with `flowboard import` into a folder `flowboard demo` prepared: each draws
+    every node of its file, with no problem to fix before it can run."""
+    from flowboard.demo import prepare
+    from flowboard.services import Flowboard
+
+    fb = Flowboard(data_dir=tmp_path)
+    try:
+        prepare(fb)
+    finally:
+        fb.store.close()
+    names = sorted(p.stem for p in FLOWS.glob("*.json"))
+    assert len(names) == 4
+    for name in names:
+        done = flowboard(tmp_path, "import", str(FLOWS / f"{name}.json"))
+        assert done.returncode == 0, done.stderr
+    server = Server(tmp_path)
+    try:
+        page = chromium.tab()
+        page.set_viewport_size({"width": 1500, "height": 900})
+        for name in names:
+            nodes = [n["id"] for n in json.loads((FLOWS / f"{name}.json").read_text())["nodes"]]
+            page.goto(f"{server.url}/flow/{name}")
+            page.wait_for_function("window.__flowboardCanvasReady === true")
+            for node_id in nodes:
+                page.locator(f'.vue-flow__node[data-id="{node_id}"]').wait_for()
+            assert page.locator(".vue-flow__node").count() == len(nodes)
+            assert page.get_by_text("problem to fix before it can run").count() == 0, name
+            assert page.get_by_text("problems to fix before it can run").count() == 0, name
+    finally:
+        server.stop()
+    assert not server.errors(), server.output
 
 
 def test_invoice_one_approver_then_a_rule_row_changed_in_the_grid_reroutes_the_next(
