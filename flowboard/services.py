@@ -30,7 +30,17 @@ from .oauth import OAuth2
 from .registry import Registry, default_registry
 from .runs import Launcher
 from .sdk import Context, Items, Services
-from .store import Lease, NotFound, RunRecord, SqlRecorder, Store, WaitGone, database_url, make_engine
+from .store import (
+    CREDENTIAL_CACHE,
+    Lease,
+    NotFound,
+    RunRecord,
+    SqlRecorder,
+    Store,
+    WaitGone,
+    database_url,
+    make_engine,
+)
 from .store.approvals import ApprovalStore
 from .store.datatables import DataTables
 from .store.notify import Notices
@@ -142,8 +152,11 @@ class Flowboard:
 
     async def credential_for_run(self, name: str) -> dict[str, Any] | None:
         """What a node sees of a credential: its fields, `type`, what the type derives (a database URL), and for
-        OAuth2 types a current `access_token` (fetched or renewed here). None when there is no such credential."""
-        found = self.store.credential(name)
+        OAuth2 types a current `access_token` (fetched or renewed here). None when there is no such credential.
+        Read at most every `CREDENTIAL_CACHE` seconds, and never on the event loop (a read goes to a thread)."""
+        found = self.store.cached_credential(name, CREDENTIAL_CACHE)
+        if found is None:
+            found = await asyncio.to_thread(self.store.credential, name, CREDENTIAL_CACHE)
         if found is None:
             return None
         type_, data = found

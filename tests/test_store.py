@@ -315,6 +315,28 @@ def test_credentials_are_encrypted_at_rest(store: Store, tmp_path: Path) -> None
     assert [c.name for c in store.list_credentials()] == ["smtp main"]
 
 
+def test_credentials_read_by_runs_are_kept_briefly_and_forgotten_on_change(make_store: MakeStore) -> None:
+    """Runs read a credential at most every few seconds (no database read, no decryption per call); a change made
+    through this store is seen at once, one made by another process within `max_age`; a copy that a caller changes
+    does not change what the next caller gets."""
+    store, other = make_store(), make_store()  # `other` stands for another process
+    store.set_credential("api", "http.bearer", {"token": "one", "nested": {"k": 1}})
+    assert store.cached_credential("api") is None  # nothing read yet
+    assert store.credential("api", max_age=60) == ("http.bearer", {"token": "one", "nested": {"k": 1}})
+    other.set_credential("api", "http.bearer", {"token": "two"})
+    found = store.cached_credential("api", 60)
+    assert found == ("http.bearer", {"token": "one", "nested": {"k": 1}})  # kept: no read
+    found[1]["nested"]["k"] = 99
+    assert store.credential("api", max_age=60) == ("http.bearer", {"token": "one", "nested": {"k": 1}})
+    assert store.credential("api") == ("http.bearer", {"token": "two"})  # without max_age: always read
+    assert store.cached_credential("api", 0.0) is None  # too old for a max_age of 0
+    store.set_credential("api", "http.bearer", {"token": "three"})  # this store's change: forgotten at once
+    assert store.cached_credential("api", 60) is None
+    assert store.credential("api", max_age=60) == ("http.bearer", {"token": "three"})
+    store.delete_credential("api")
+    assert store.cached_credential("api", 60) is None and store.credential("api", max_age=60) is None
+
+
 def test_a_wrong_key_gives_a_clear_error(make_store: MakeStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                          ) -> None:
     monkeypatch.setenv("FLOWBOARD_SECRET_KEY", Fernet.generate_key().decode())

@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from ..engine import RunResult, RunStatus, StepStatus
 from ..jsonlimits import JsonRefused, read_json
+from ..store import CREDENTIAL_CACHE
 from ..triggers import WebhookEndpoint, WebhookTriggers, new_run_id
 
 if TYPE_CHECKING:
@@ -219,7 +220,8 @@ class WebhookApp:
 
     def credential(self, name: str) -> dict[str, Any]:
         try:
-            fields = self.fb.store.get_credential(name)
+            found = self.fb.store.credential(name, CREDENTIAL_CACHE)  # read at most every few seconds
+            fields = None if found is None else found[1]
         except Exception as exc:  # the secret key is wrong or the database is gone
             log.error("credential %r could not be read: %s", name, exc)
             fields = None

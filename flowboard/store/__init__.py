@@ -12,6 +12,7 @@ from .lease import Lease
 from .recorder import SqlRecorder
 from .secrets import SecretKeyError
 from .store import (
+    CREDENTIAL_CACHE,
     DEFAULT_SETTINGS,
     LEASE,
     AlreadyExists,
@@ -32,7 +33,8 @@ from .store import (
     make_owner_id,
 )
 
-__all__ = ["DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInUse", "CredentialInfo",
+__all__ = ["CREDENTIAL_CACHE", "DEFAULT_SETTINGS", "LEASE", "AlreadyExists", "ApiKeyInfo", "CredentialInUse",
+           "CredentialInfo",
            "FlowSummary", "Lease", "NotFound", "RunRecord", "SecretKeyError", "SqlRecorder", "Store", "StoreError",
            "StoredFlow",
            "TransitionRefused", "VersionConflict", "VersionInfo", "WaitGone", "database_url", "hash_api_key", "init_db",

@@ -154,6 +154,9 @@ class ApiKeyInfo:
 API_KEY_PREFIX = "fb_"
 _API_KEY_TOUCH = 60.0  # seconds: `last_used` is written at most this often per key, not on every call
 API_KEY_CACHE = 2.0  # seconds a valid key is trusted without reading the database again (this process)
+#: Seconds a credential read by a run (or a webhook checking a call) is used again without reading and decrypting it
+#: anew. A change made through this store is seen at once; one made by another process, within this time.
+CREDENTIAL_CACHE = 2.0
 
 
 #: A step's `outputs["main"]` as written when the node handed on exactly the run's input items (a trigger does): the
@@ -199,6 +202,9 @@ class Store:
         self.secrets = Secrets(self.data_dir)
         self.recorders: weakref.WeakSet[Any] = weakref.WeakSet()  # SqlRecorders on this store, closed with it
         self._valid_keys: dict[str, tuple[ApiKeyInfo, float]] = {}  # key hash -> (info, checked at); see API keys
+        # name -> (type, decrypted data, read at): see `credential`. Cleared whenever this store changes a credential.
+        self._credentials: dict[str, tuple[str, dict[str, Any], float]] = {}
+        self._credentials_changed = 0  # counts changes: a read that overlapped one is not kept
         init_db(self.engine)
 
     def data_dir(self) -> Path:
@@ -601,22 +607,48 @@ class Store:
         the database."""
         token = self.secrets.encrypt(name, data)
         now = time.time()
+        self._forget_credentials()
         with self.engine.begin() as conn:
             if conn.execute(credentials_t.update().where(credentials_t.c.name == name)
                             .values(type=type, data=token, updated=now, problem=None)).rowcount == 0:
                 conn.execute(credentials_t.insert().values(name=name, type=type, data=token, created=now, updated=now))
+        self._forget_credentials()
 
     def get_credential(self, name: str) -> dict[str, Any] | None:
         """The decrypted data, or None if there is no such credential. Raises SecretKeyError with the wrong key."""
         found = self.credential(name)
         return None if found is None else found[1]
 
-    def credential(self, name: str) -> tuple[str, dict[str, Any]] | None:
-        """The type and the decrypted data, or None if there is no such credential."""
+    def credential(self, name: str, max_age: float = 0.0) -> tuple[str, dict[str, Any]] | None:
+        """The type and the decrypted data, or None if there is no such credential. `max_age` > 0: a copy of what
+        this store read less than that many seconds ago will do (`cached_credential`); what is read is kept for that.
+        Runs and webhooks read with `CREDENTIAL_CACHE`, so a busy flow does not read and decrypt per call."""
+        if max_age > 0:
+            hit = self.cached_credential(name, max_age)
+            if hit is not None:
+                return hit
+        changes = self._credentials_changed
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(credentials_t.c.type, credentials_t.c.data)
                                .where(credentials_t.c.name == name)).first()
-        return None if row is None else (row.type, self.secrets.decrypt(name, row.data))
+        if row is None:
+            return None
+        data = self.secrets.decrypt(name, row.data)
+        if changes == self._credentials_changed:  # no change of this store overlapped the read
+            self._credentials[name] = (row.type, copy.deepcopy(data), time.monotonic())
+        return row.type, data
+
+    def _forget_credentials(self) -> None:
+        self._credentials_changed += 1
+        self._credentials.clear()
+
+    def cached_credential(self, name: str, max_age: float = CREDENTIAL_CACHE) -> tuple[str, dict[str, Any]] | None:
+        """A copy of the credential as this store read it less than `max_age` seconds ago, else None. Never reads
+        the database: safe to call on the event loop."""
+        hit = self._credentials.get(name)
+        if hit is None or time.monotonic() - hit[2] > max_age:
+            return None
+        return hit[0], copy.deepcopy(hit[1])
 
     def set_credential_problem(self, name: str, problem: str | None) -> None:
         """Say what is wrong with a credential (shown on the credentials page), or None when it works again."""
@@ -642,14 +674,17 @@ class Store:
         users = self.credential_users(name)
         if users:
             raise CredentialInUse(name, users)
+        self._forget_credentials()
         with self.engine.begin() as conn:
             if conn.execute(credentials_t.delete().where(credentials_t.c.name == name)).rowcount != 1:
                 raise NotFound(f"there is no credential {name!r}")
+        self._forget_credentials()
 
     def rotate_secret_key(self, fail_after: int | None = None) -> int:
         """Re-encrypt every credential under a new secret key, all or nothing; returns how many. See
         `Secrets.rotate`: the key file holds new and old key while the rows change in one transaction, so a failure
         at any point leaves a key that reads every row. `fail_after` (tests) raises after that many rows."""
+        self._forget_credentials()
         with self.secrets.rotate() as fernet, self.engine.begin() as conn:
             rows = conn.execute(sa.select(credentials_t.c.name, credentials_t.c.data)).all()
             for count, row in enumerate(rows):
