@@ -137,6 +137,10 @@ class Chromium:
         page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
         return page
 
+    def expect_refusals(self) -> None:
+        """A refused link answers 403 by design, which Chromium logs as a console error: those are expected."""
+        self.errors[:] = [e for e in self.errors if "status of 403 (Forbidden)" not in e]
+
 
 @pytest.fixture
 def chromium() -> Iterator[Chromium]:
@@ -425,6 +429,7 @@ def test_grace_is_reminded_then_the_request_escalates_to_linus(tmp_path: Path, s
         page.wait_for_selector("text=This link cannot be used")
         assert "This link has expired." in page.inner_text("body")
         page.context.close()
+        chromium.expect_refusals()
 
         decide_as(chromium, office, "linus")
         assert office.wait_until_finished(run_id)["status"] == "succeeded"
@@ -481,8 +486,7 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
             assert reason in page.inner_text("body")
             assert page.locator("button").count() == 0  # nothing to press
             page.context.close()
-        # a refused link answers 403 by design; Chromium logs that status as a console error
-        chromium.errors[:] = [e for e in chromium.errors if "status of 403 (Forbidden)" not in e]
+        chromium.expect_refusals()
 
         (asked,) = office.mails("linus@example.com")
         linus_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", asked["text"])[0]
