@@ -5,6 +5,7 @@ the HTTP request node is not retry-safe, so such a repeat is the one the issue a
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -39,6 +40,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
         running.save(count_flow(counting.url))
         running.save(slow_flow(counting.url))
         running.save(echo_flow(), active=False)
+        running.save(serial_flow(counting.url))
         running.start(servers=2)
         yield running
 
@@ -55,6 +57,13 @@ def slow_flow(counter: str) -> dict[str, Any]:
     return {"id": "slow", "name": "Slow", "nodes": [
         {"id": "hook", "type": "trigger.webhook", "config": {"path": "slow", "respond": "immediately"}},
         {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counter + "/slow"}}],
+        "edges": [{"source": "hook", "target": "call"}]}
+
+
+def serial_flow(counter: str) -> dict[str, Any]:
+    return {"id": "serial", "name": "One at a time", "settings": {"run_mode": "queued"}, "nodes": [
+        {"id": "hook", "type": "trigger.webhook", "config": {"path": "serial", "respond": "immediately"}},
+        {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counter + "/serial"}}],
         "edges": [{"source": "hook", "target": "call"}]}
 
 
@@ -102,6 +111,19 @@ def test_cancel_on_the_server_stops_the_run_on_its_worker(cluster: Cluster, coun
     run = store.get_run(run_id)
     assert run.owner == owner and run.error == {"message": "the run was cancelled"}, run
     print(f"\ncancel reached worker {owner} and was recorded within {took * 1000:.0f} ms of the answer")
+
+
+def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:
+    """Six runs of a flow in `queued` mode, accepted at once, spread over two workers: their calls never overlap."""
+    assert cluster.server is not None
+    with ThreadPoolExecutor(6) as pool:
+        run_ids = list(pool.map(lambda _: httpx.post(f"{cluster.server.url}/webhook/serial", json={}).json()["run_id"],
+                                range(6)))
+    until(lambda: cluster.statuses_of(run_ids) == {"succeeded": 6}, timeout=60, step=0.1)
+    spans = sorted(counting.spans)
+    assert len(spans) == 6
+    overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
+    assert not overlaps, f"runs of a queued flow ran at the same time: {overlaps}"
 
 
 def test_ready_and_metrics_count_the_runs(cluster: Cluster) -> None:

@@ -49,11 +49,12 @@ def pg_admin() -> Any:
 
 class Counting:
     """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`;
-    `POST /slow` answers after 30 s."""
+    `POST /slow` answers after 30 s; `POST /serial` after 0.3 s, keeping when it began and ended."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.hits: Counter[str] = Counter()
         self.slow = 0  # calls to /slow begun
+        self.spans: list[tuple[float, float]] = []  # (start, end) of each call to /serial
         self.lock = threading.Lock()
         counting = self
 
@@ -65,10 +66,16 @@ class Counting:
                 if self.path.startswith("/slow"):  # a call that a cancel must stop
                     counting.slow += 1
                     time.sleep(30)
-                elif delay:
-                    time.sleep(delay)
-                with counting.lock:
-                    counting.hits[n] += 1
+                elif self.path.startswith("/serial"):  # a call whose time span is kept (run modes)
+                    began = time.monotonic()
+                    time.sleep(0.3)
+                    with counting.lock:
+                        counting.spans.append((began, time.monotonic()))
+                else:
+                    if delay:
+                        time.sleep(delay)
+                    with counting.lock:
+                        counting.hits[n] += 1
                 body = b'{"ok":true}'
                 try:
                     self.send_response(200)
