@@ -91,6 +91,8 @@ class ApprovalService:
         #: set by the app: tell the approvers of tasks made after their node ran (a sequence's next, an escalation)
         #: (the second argument True: a reminder of open tasks)
         self.notifier: Callable[[list[Task], bool], Awaitable[None]] | None = None
+        #: set by the app: why these people or roles cannot be handed a task (unknown names), or None
+        self.unknown: Callable[[Sequence[str]], str | None] | None = None
         self._resuming: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -172,6 +174,9 @@ class ApprovalService:
             raise NotAllowed(refusal.replace("decide this task", "hand this task on"))
         if any(person_key(name) == person_key(by) for name in to) and len(to) == 1:
             raise ApprovalError(f"{by} cannot hand the task to themselves; name someone else")
+        problem = self.unknown(to) if self.unknown is not None else None
+        if problem:
+            raise ApprovalError(problem)
         handed = await run_in_threadpool(self.store.reassign, task_id, list(to), by, reason)
         self._wake.set()
         await self._notify([handed])

@@ -115,6 +115,7 @@ class Flowboard:
             self.approvals.resume = self.resume_waiting  # a settled approval resumes its parked run
             self.approvals.run_going = self._run_going
             self.approvals.notifier = self._notify_approvers
+        self.approvals.unknown = self.unknown_people
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
@@ -177,6 +178,24 @@ class Flowboard:
         if declaration is None or declaration.test is None:
             raise ValueError(f"a credential of type {type_} cannot be tested: use it in a flow and run it")
         return await declaration.test(credential_types.for_nodes(type_, data))
+
+    def unknown_people(self, names: Iterable[str]) -> str | None:
+        """Why a task cannot be handed to these people or roles: a user or a role that does not exist, in words.
+        None when all exist (or nobody signs in here, so names are not users yet)."""
+        from .auth import Role
+
+        if not self.accounts.has_users():
+            return None
+        users = {u.name for u in self.accounts.list_users()}
+        for name in names:
+            text = name.strip()
+            if text.lower().startswith("role:"):
+                if text[5:].strip().lower() not in {r.value for r in Role}:
+                    return (f"there is no role {text[5:].strip()!r}; the roles are "
+                            f"{', '.join('role:' + r.value for r in Role)}")
+            elif text.lower().removeprefix("user:").strip() not in users:
+                return f"there is no user {text!r}: write the user name someone signs in with"
+        return None
 
     def _run_going(self, run_id: str) -> bool:
         """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""

@@ -27,7 +27,8 @@ async def api(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
     app = FastAPI()
     rest.register(app, fb)
     fb.accounts.add_user("boss", "boss-password-1", ["admin"])
-    for name, roles in (("ada", ["approver"]), ("eve", ["editor"]), ("rob", ["requester"]), ("grace", ["approver"])):
+    for name, roles in (("ada", ["approver"]), ("eve", ["editor"]), ("rob", ["requester"]), ("grace", ["approver"]),
+                        ("linus", ["approver"]), ("bob", ["approver"])):
         fb.accounts.add_user(name, f"{name}-password-1", roles)
     _info, key = fb.store.create_api_key("test", user_id(fb, "ada"))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test/api/v1",
@@ -88,6 +89,12 @@ async def test_list_filter_decide_and_export(api: tuple[httpx.AsyncClient, Flowb
     assert missing.status_code == 404 and missing.json()["error"] == "there is no approval task 'nope'"
     assert (await client.get("/approvals/nope")).status_code == 404
 
+    typo = await client.post(f"/approvals/{b.id}/reassign", json={"to": ["user:linsu"]}, headers=boss)
+    assert typo.status_code == 422
+    assert typo.json()["error"] == "there is no user 'user:linsu': write the user name someone signs in with"
+    unknown_role = await client.post(f"/approvals/{b.id}/reassign", json={"to": ["role:finance"]}, headers=boss)
+    assert unknown_role.status_code == 422 and unknown_role.json()["error"].startswith(
+        "there is no role 'finance'; the roles are role:admin, role:editor, role:approver, role:requester")
     moved = await client.post(f"/approvals/{b.id}/reassign", json={"to": ["user:linus"], "reason": "holiday"},
                               headers=boss)
     assert moved.status_code == 200 and moved.json()["assignees"] == ["user:linus"]
@@ -173,6 +180,8 @@ async def test_out_of_office(api: tuple[httpx.AsyncClient, Flowboard]) -> None:
     answer = await client.put("/approvals/out-of-office/ada", json={"delegate": "bob"})
     assert answer.status_code == 200 and answer.json() == {"ada": {"delegate": "bob", "until": None}}
     assert fb.approvals.store.delegate_of("user:ada") == "user:bob"
+    nobody = await client.put("/approvals/out-of-office/ada", json={"delegate": "bobby"})
+    assert nobody.status_code == 422 and nobody.json()["error"].startswith("there is no user 'bobby'")
     own = await client.put("/approvals/out-of-office/ada", json={"delegate": "Ada"})
     assert own.status_code == 422 and own.json()["error"] == "ada cannot hand their tasks to themselves; name " \
                                                               "someone else"

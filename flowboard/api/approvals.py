@@ -211,6 +211,9 @@ def routes(r: APIRouter, fb: Flowboard) -> None:
     async def away(user: str, body: Away) -> Response:
         """New tasks for `user` go to `delegate` until `until` (tasks already made stay: hand them on with
         `/approvals/{id}/reassign`). An approver sets only their own; admins anyone's."""
+        problem = await db(fb.unknown_people, [user, body.delegate])
+        if problem:
+            raise ApiError(422, problem)
         try:
             await db(approvals.set_out_of_office, user, body.delegate, body.until)
         except ApprovalError as exc:
