@@ -36,7 +36,7 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
     from nicegui import ui
 
     from . import approval_links, forms_public
-    from .api import credentials, health, rest, signin, tables, waiting, webhooks
+    from .api import connectors, credentials, health, rest, signin, tables, waiting, webhooks
     from .auth.guard import AuthGuard
     from .ui import pages
 
@@ -64,6 +64,7 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
     webhooks.register(app, fb)  # plain routes, ahead of NiceGUI's mount
     tables.register(app, fb)  # /api/v1/tables (ahead of the API's catch-all for unknown endpoints)
     credentials.register(app, fb)  # /api/v1/credentials (ditto) and /oauth/callback
+    connectors.register(app, fb)  # /api/v1/connectors (ditto)
     waiting.register(app, fb)  # resume links of waiting runs
     rest.register(app, fb)  # the REST API /api/v1, also ahead of the mount
     forms_public.register(app, fb)  # the public form pages, plain HTML

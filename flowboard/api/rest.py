@@ -10,6 +10,7 @@
  GET    /runs/{id}                 with steps and items      POST /runs/{id}/cancel | /retry     DELETE /runs/{id}
  GET    /nodes                     the node catalog
 ```
+(`/tables` and `/connectors` have their own modules: api/tables.py, api/connectors.py.)
 
 - Plain FastAPI routes on the outer app, included before NiceGUI is mounted: never behind its middleware.
 - Every route needs an API key (`keys.py`) or a signed-in browser, whose user may work on flows (admins and
