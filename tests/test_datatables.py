@@ -203,6 +203,32 @@ def test_find_sorts_pages_and_matches_any(tables: DataTables) -> None:
         tables.find(name, [Condition(column="days_left", op=Op.gt, value="x")])
 
 
+def test_a_deep_page_is_the_same_slice_of_the_whole_order(tables: DataTables) -> None:
+    """Past the first thousand rows a page's row ids are found first (an index of a Fast sorting column has them):
+    the rows are exactly those of the whole sorted list, ties in the row order in the sort's direction."""
+    from flowboard.store.datatables import DEEP
+
+    info = tables.create(TableSchema(name="Deep", columns=[Column(name="team"), Column(name="fast", indexed=True),
+                                                           Column(name="n", type=ColumnType.number)]))
+    with tables.engine.begin() as conn:  # straight into the SQL table: fast to set up
+        team, fast, n = (c.storage for c in info.schema.columns)
+        conn.execute(tables._table(info).insert(), [{"_created": 0.0, "_updated": 0.0, team: f"t{i % 7}",
+                                                     fast: f"t{i % 7}", n: i} for i in range(DEEP + 600)])
+    for column in ("team", "fast"):
+        for descending in (False, True):
+            sort = [Sort(column=column, descending=descending)]
+            whole = [r["n"] for r in tables.find("Deep", sort=sort, limit=None)]
+            assert len(whole) == DEEP + 600
+            page = [r["n"] for r in tables.find("Deep", sort=sort, limit=100, offset=DEEP + 50)]
+            assert page == whole[DEEP + 50:DEEP + 150], (column, descending)
+            matching = [Condition(column="n", op=Op.ge, value=10)]
+            some = [r["n"] for r in tables.find("Deep", matching, sort=sort, limit=None)]
+            assert [r["n"] for r in tables.find("Deep", matching, sort=sort, limit=7, offset=DEEP + 5)] == \
+                some[DEEP + 5:DEEP + 12]
+    ties = [r["n"] for r in tables.find("Deep", sort=[Sort(column="fast", descending=True)], limit=3)]
+    assert ties == sorted(ties, reverse=True)  # equal values: the newest row first when sorting down
+
+
 def test_update_upsert_and_delete(tables: DataTables) -> None:
     name = employees(tables)
     updated = tables.update(name, [Condition(column="team", value="sales")], {"manager": "zoe"})

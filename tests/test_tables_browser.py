@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from flowboard.datatables import Condition
 from flowboard.store import Store
@@ -134,7 +135,7 @@ def test_a_person_builds_and_fills_a_table(tab: Any, server: Server, tmp_path: P
     page.screenshot(path=str(tmp_path / "table.png"))
 
 
-def test_a_big_table_pages_from_the_database(tab: Any, server: Server) -> None:
+def test_a_big_table_pages_from_the_database(tab: Any, server: Server, tmp_path: Path) -> None:
     tables = tables_of(server)
     from flowboard.datatables import Column, ColumnType, TableSchema
 
@@ -155,6 +156,20 @@ def test_a_big_table_pages_from_the_database(tab: Any, server: Server) -> None:
     page.get_by_text("Rows 1 to 100 of 20,000").wait_for()
     cell(page, 20_000, "label").wait_for()
     assert cell(page, 20_000, "label").inner_text() == "row 19999"
+
+    # "Fast sorting" keeps an index of the column: the database then sorts a deep page without reading every row.
+    page.get_by_role("button", name="Columns").click()
+    line = page.locator(".q-dialog .row.no-wrap", has=page.get_by_label("Fast sorting of n"))
+    line.get_by_label("Fast sorting of n").check()
+    page.screenshot(path=str(tmp_path / "columns.png"))
+    line.get_by_role("button", name="Save").click()
+    page.locator(".q-dialog").wait_for(state="detached")
+    storage = tables.get("Big").schema.columns[0]
+    assert storage.indexed
+    with tables.engine.connect() as conn:
+        indexed = [i["column_names"] for i in sa.inspect(conn).get_indexes(tables._table(tables.get("Big")).name)]
+    assert [storage.storage] in indexed
+    assert tables.count("Big") == 20_000  # every row kept through the change
 
 
 def _assert(condition: bool) -> None:

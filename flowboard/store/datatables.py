@@ -50,6 +50,10 @@ from .tables import data_tables_t, flows_t, runs_t, table_changes_t, table_trigg
 MAX_PAGE = 10_000  # rows one find returns at most
 
 
+#: From this offset on, a page's row ids are found first and only those rows read (see `find`).
+DEEP = 1_000
+
+
 class TableError(FlowboardError):
     """A table operation was refused; the message says why and what to do."""
 
@@ -279,8 +283,14 @@ class DataTables:
         with self.engine.connect() as conn:
             info = self._get(conn, name_or_id)
             table = self._table(info)
+            order = self._order(info, table, sort)
             query = sa.select(table).where(self._where(info, table, conditions, match))
-            query = query.order_by(*self._order(info, table, sort)).offset(max(0, offset))
+            if offset > DEEP and limit is not None:  # a deep page: its row ids first (an index has them), then
+                ids = sa.select(table.c._id).where(self._where(info, table, conditions, match))  # only its rows
+                ids = ids.order_by(*order).offset(offset).limit(max(0, min(limit, MAX_PAGE)))
+                query = sa.select(table).where(table.c._id.in_(ids.scalar_subquery()))
+                return [self._row(info, r) for r in conn.execute(query.order_by(*order))]
+            query = query.order_by(*order).offset(max(0, offset))
             if limit is not None:
                 query = query.limit(max(0, min(limit, MAX_PAGE)))
             return [self._row(info, r) for r in conn.execute(query)]
@@ -682,7 +692,9 @@ class DataTables:
         for s in sort:
             col = self._sql_column(info, table, s.column)
             order.append(col.desc() if s.descending else col.asc())
-        order.append(table.c._id)
+        # Ties in the row order, in the last sort's direction: an index of that column (which holds the row id
+        # too) then gives the whole order, with no sorting step.
+        order.append(table.c._id.desc() if sort and sort[-1].descending else table.c._id)
         return order
 
     def _row(self, info: TableInfo, sql_row: Any) -> dict[str, Any]:
