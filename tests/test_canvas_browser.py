@@ -388,3 +388,16 @@ def test_plus_on_a_connection_inserts_a_node_between(page: Any, canvas_app: Canv
     page.keyboard.press("Control+z")  # one step undoes the whole insert
     graph = canvas_app.wait_for("change", lambda g: len(g["nodes"]) == 3)
     assert edge_set(graph) == edge_set(before)
+
+
+def test_a_connectors_operations_have_their_own_palette_section(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app)
+    section = page.locator('.fb-palette-group[data-group="Shop API"]')
+    expect(section.locator("h3")).to_have_text("Shop API")
+    expect(section.locator('.fb-palette-item[data-type="api.shop_api.list_items"]')).to_have_count(1)
+    integrations = page.locator('.fb-palette-group[data-group="Integrations"]')
+    expect(integrations.locator('.fb-palette-item[data-type="api.shop_api.list_items"]')).to_have_count(0)
+    expect(integrations.locator('.fb-palette-item[data-type="http.request"]')).to_have_count(1)
+    page.fill(".fb-search input", "shop")  # the API's name finds its operations
+    expect(page.locator(".fb-palette-group")).to_have_count(1)
+    expect(page.locator(".fb-palette-item")).to_have_count(1)

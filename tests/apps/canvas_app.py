@@ -82,6 +82,17 @@ CATALOG: list[dict[str, Any]] = [
         "inputs": ["main"],
         "outputs": ["main"],
     },
+    {  # an OpenAPI connector's operation: listed in a section under its API's name
+        "type": "api.shop_api.list_items",
+        "version": 1,
+        "title": "List items",
+        "category": "integration",
+        "group": "Shop API",
+        "icon": "api",
+        "description": "Shop API: GET /items",
+        "inputs": ["main"],
+        "outputs": ["main"],
+    },
 ]
 KINDS = ["http.request", "logic.if", "mail.send"]
 
