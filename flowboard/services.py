@@ -121,7 +121,8 @@ class Flowboard:
         self._triggers_started = False
         #: The other processes on this PostgreSQL database (servers, workers): activation changes and cancels.
         self.notices = Notices(self.store.engine, self.owner)
-        self.notices.handlers.update(activation=self._heard_activation, cancel=self._heard_cancel)
+        self.notices.handlers.update(activation=self._heard_activation, cancel=self._heard_cancel,
+                                     ended=self._heard_ends)
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
 
@@ -372,6 +373,17 @@ class Flowboard:
             self.triggers.activate(flow_id, stored.flow.name, stored.version, plan)
         except Exception as exc:
             log.error("flow %s was activated in another process but cannot be served here: %s", flow_id, exc)
+
+    def _heard_ends(self, message: dict[str, Any]) -> None:
+        """Runs a worker concluded: a caller waiting here gets its answer, and the views here hear of it."""
+        for entry in message.get("runs") or []:
+            if not (isinstance(entry, list) and len(entry) == 3):
+                continue
+            run_id, flow_id, status = (str(x) for x in entry)
+            if self.queue is not None:
+                self.queue.ended(run_id)
+            if self.bus.active:
+                self.bus.publish_safely(Event("run.finished", run_id, flow_id, status=status))
 
     def _heard_cancel(self, message: dict[str, Any]) -> None:
         self.engine.cancel(str(message.get("run_id")))

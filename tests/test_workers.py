@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import statistics
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from .conftest import require_service
 from .workerkit import Cluster, Counting, pg_admin
 
 pytestmark = pytest.mark.postgres
-RUNS = int(os.environ.get("FLOWBOARD_TEST_WORKER_RUNS", "300"))  # bench/workers.py runs the issue's 5,000
+RUNS = int(os.environ.get("FLOWBOARD_TEST_WORKER_RUNS", "200"))  # bench/workers.py runs the issue's 5,000
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
         running.save(slow_flow(counting.url))
         running.save(echo_flow(), active=False)
         running.save(serial_flow(counting.url))
+        running.save({**echo_flow(), "id": "answer", "name": "Answer", "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "answer"}},
+            {"id": "mark", "type": "data.set",
+             "config": {"fields": [{"name": "seen", "value": "{{ item.body.n }}"}]}}]})
         running.start(servers=2)
         yield running
 
@@ -113,6 +118,19 @@ def test_cancel_on_the_server_stops_the_run_on_its_worker(cluster: Cluster, coun
     print(f"\ncancel reached worker {owner} and was recorded within {took * 1000:.0f} ms of the answer")
 
 
+def test_a_webhook_answers_with_the_result_of_a_run_on_a_worker(cluster: Cluster) -> None:
+    """"Respond when finished" with the run on a worker: the worker's notice (NOTIFY) brings the answer."""
+    assert cluster.server is not None
+    times = []
+    for n in range(5):
+        started = time.monotonic()
+        answer = httpx.post(f"{cluster.server.url}/webhook/answer", json={"n": n}, timeout=30)
+        times.append(time.monotonic() - started)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["seen"] == n
+    print(f"\nanswered through a worker in {statistics.median(times) * 1000:.0f} ms (median of 5)")
+
+
 def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:
     """Six runs of a flow in `queued` mode, accepted at once, spread over two workers: their calls never overlap."""
     assert cluster.server is not None
@@ -166,7 +184,7 @@ def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, c
     run_ids = post_all(cluster.server.url, RUNS, maybe_kill)
     if not killed:  # the runs were faster than the calls: kill now, the rest still resumes
         cluster.workers[0].kill()
-    statuses = cluster.wait_all_finished(before + RUNS, timeout=60)
+    statuses = cluster.wait_all_finished(before + RUNS, timeout=90)  # a loaded machine
     took = time.monotonic() - started
     assert len(set(run_ids)) == RUNS
     assert cluster.statuses_of(run_ids) == {"succeeded": RUNS}, statuses

@@ -50,6 +50,7 @@ SWEEP = max(1.0, LEASE / 3)  # seconds between two recovery sweeps of a worker
 #: (`FLOWBOARD_WORKER_STALLED`). Generous: a worker that is only slow (a loaded machine) must not lose its place; its
 #: runs are safe either way (a run has one owner in the store).
 STALLED = float(os.environ.get("FLOWBOARD_WORKER_STALLED") or 30.0)
+ANNOUNCE = 0.01  # seconds a worker gathers ended runs into one notice
 GRACE = 5.0  # seconds a queued run may wait for its job to be deferred before a sweep defers it again
 _SCHEMA_LOCK = 0x466C6F77  # advisory lock key while one process creates Procrastinate's tables ("Flow")
 
@@ -119,8 +120,9 @@ class ProcrastinateDispatcher:
         self.app = make_app(url)
         self.store = store
         self.spawn = spawn
-        self.poll = 0.05  # seconds between two reads of a run that a caller waits for
+        self.poll = 1.0  # seconds between two reads of a run that a caller waits for (a worker's notice is sooner)
         self._open: asyncio.Task[Any] | None = None
+        self._waiting: dict[str, asyncio.Future[None]] = {}  # run id -> resolved when a worker says it ended
 
     async def ready(self) -> procrastinate.App:
         """The app, its connection pool open (once, on first use, in the server's event loop)."""
@@ -163,16 +165,27 @@ class ProcrastinateDispatcher:
             log.exception("run %s could not be enqueued now; a worker will pick it up", order.run_id)
 
     async def wait_for(self, run_id: str) -> RunResult:
-        """The run's result once it ended or parked (read from the store)."""
-        delay = self.poll
-        while True:
-            run = await asyncio.to_thread(self.store.get_run, run_id)
-            if run.status.finished or run.status is RunStatus.waiting:
-                steps = await asyncio.to_thread(self.store.get_steps, run_id)
-                return RunResult(run.id, run.flow_id, run.status, run.started or run.created,
-                                 run.finished or time.time(), run.output or [], steps, run.error)
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        """The run's result once it ended or parked: read from the store when its worker says so (NOTIFY), and every
+        `poll` seconds in case that notice was missed."""
+        ended = self._waiting.setdefault(run_id, asyncio.get_running_loop().create_future())
+        try:
+            while True:
+                run = await asyncio.to_thread(self.store.get_run, run_id)
+                if run.status.finished or run.status is RunStatus.waiting:
+                    steps = await asyncio.to_thread(self.store.get_steps, run_id)
+                    return RunResult(run.id, run.flow_id, run.status, run.started or run.created,
+                                     run.finished or time.time(), run.output or [], steps, run.error)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(ended), self.poll)
+        finally:
+            if self._waiting.get(run_id) is ended:
+                del self._waiting[run_id]
+
+    def ended(self, run_id: str) -> None:
+        """A worker said the run ended or parked."""
+        future = self._waiting.get(run_id)
+        if future is not None and not future.done():
+            future.set_result(None)
 
 
 class Worker:
@@ -182,15 +195,32 @@ class Worker:
         self.fb = fb
         self.app = make_app(str(fb.store.engine.url.render_as_string(hide_password=False)), self.run_job)
         self.concurrency = concurrency
+        self._ends: list[list[str]] = []  # [run id, flow id, status] to announce in the next notice
+        self._announcing: asyncio.Task[None] | None = None
         self.swept = 0  # runs and jobs the sweeps handed back (for the log and the tests)
 
     async def run_job(self, run_id: str) -> None:
-        """One job: claim the run, run it from its recorded steps on its flow version."""
+        """One job: claim the run, run it from its recorded steps on its flow version; tell the servers it ended."""
         result = await self.fb.run_claimed(run_id)
-        if result is None:
+        if result is not None:
+            self.announce(result.run_id, result.flow_id, result.status.value)
+        else:
             run = await asyncio.to_thread(self.fb.store.get_run, run_id)
             if run.status in (RunStatus.queued, RunStatus.running):
                 raise RunBusy(f"run {run_id} is being run by {run.owner}")
+
+    def announce(self, run_id: str, flow_id: str, status: str) -> None:
+        """Tell the servers a run ended (its webhook caller may wait, a runs page may show it): gathered for
+        `ANNOUNCE` seconds, so a busy worker sends one NOTIFY for many runs."""
+        self._ends.append([run_id, flow_id, status])
+        if self._announcing is None or self._announcing.done():
+            self._announcing = asyncio.ensure_future(self._announce())
+
+    async def _announce(self) -> None:
+        await asyncio.sleep(ANNOUNCE)
+        while self._ends:
+            batch, self._ends = self._ends[:100], self._ends[100:]
+            await asyncio.to_thread(self.fb.notices.send, "ended", runs=batch)
 
     async def sweep(self) -> None:
         """Hand back what dead processes left: their stalled jobs (Procrastinate's heartbeats) and queued runs whose
