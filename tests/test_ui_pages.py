@@ -1116,14 +1116,14 @@ async def test_the_users_page_adds_changes_and_removes_users(user: User, app: Fl
     await user.should_see(marker="no-users")
     await user.should_see(marker="nav:users")
     await add("boss", "boss-password-1", "boss-password-1")  # the first user: admin is ticked already
-    await until(lambda: [u.name for u in accounts.list_users()] == ["boss"])
+    await until(lambda: [u.name for u in accounts.list_users()] == ["boss"], timeout=15)  # argon2, loaded
     assert accounts.get_user("boss").roles == ["admin"]
 
     await add("grace", "grace-pass-1", "grace-pass-2")
     await user.should_see("The two passwords are not the same. Type the password twice.")
     value("new-password-again").set_value("grace-pass-1")
     user.find(marker="save-user").click()
-    await until(lambda: len(accounts.list_users()) == 2)
+    await until(lambda: len(accounts.list_users()) == 2, timeout=15)
     grace = accounts.get_user("grace")
     assert grace.roles == ["approver"] and grace.full_name == "Grace Hopper"
     await user.should_see(marker="user:grace")
