@@ -76,12 +76,14 @@ class Operation:
     pagination: dict[str, Any] | None = None  # an HTTP request node's pagination setting (without max_pages)
     tag: str = ""
     deprecated: bool = False
+    records: str = ""  # for a list answer wrapped in an object (GET): the field holding the list, e.g. items
+    link_header: bool = False  # the answer declares a `Link` header (the next page's address, RFC 8288)
 
     def fingerprint(self) -> str:
         """Changes when anything a flow depends on changes (what is sent, where, what comes back)."""
         data = [self.method, self.path, [(p.name, p.location, p.required, p.schema) for p in self.params],
                 self.body and (self.body.media_type, self.body.required, self.body.schema), self.response,
-                self.schemes, self.pagination]
+                self.schemes, self.pagination, self.records]
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -478,6 +480,7 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
             api.warnings.append(f"{method.upper()} {route}: its body ({', '.join(content)}) is not JSON or a form; "
                                 "the node sends none")
     response = None
+    link_header = False
     responses = path / "responses"
     for status in sorted(op.get("responses") or {}, key=str):
         if not str(status).startswith("2"):
@@ -488,6 +491,7 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
         media = next((m for m in content if "json" in m), None)
         if media is not None and "schema" in content[media]:
             response = resolver.schema(responses / status / "content" / media / "schema")
+        link_header = any(str(h).lower() == "link" for h in resp.get("headers") or {})
         break
     security = op.get("security", default_security)
     schemes = []
@@ -501,8 +505,13 @@ def _operation(api: Api, path: Any, method: str, route: str, shared: list[Param]
     result = Operation(key=key, method=method.upper(), path=route, title=title[:120],
                        description=str(op.get("description") or "").strip(), params=params, body=body,
                        response=response, schemes=schemes, tag=str(tags[0]) if tags else "",
-                       deprecated=op.get("deprecated") is True)
+                       deprecated=op.get("deprecated") is True, link_header=link_header)
     result.pagination = pagination(result)
+    if result.pagination:
+        result.records = result.pagination["records"]
+    elif result.method == "GET" and result.response is not None:
+        found = _records(result.response)
+        result.records = found if found and found.lower() in RECORD_KEYS else ""
     return result
 
 
@@ -616,23 +625,10 @@ def pagination(op: Operation) -> dict[str, Any] | None:
     if op.method != "GET" or op.response is None:
         return None
     query = {p.name.lower().replace("-", "_"): p for p in op.params if p.location == "query"}
-    response = op.response
-    records = ""
-    props: dict[str, Any] = {}
-    if _is_array(response):
-        records = ""
-    elif isinstance(response.get("properties"), dict):
-        props = response["properties"]
-        arrays = [k for k, v in props.items() if _is_array(v)]
-        named = [k for k in arrays if k.lower() in RECORD_KEYS]
-        if named:
-            records = named[0]
-        elif len(arrays) == 1:
-            records = arrays[0]
-        else:
-            return None
-    else:
+    records = _records(op.response)
+    if records is None:
         return None
+    props: dict[str, Any] = (op.response.get("properties") or {}) if records else {}
     lowered = {k.lower(): k for k in props}
     page = next((query[n] for n in _PAGE if n in query), None)
     offset = next((query[n] for n in _OFFSET if n in query), None)
@@ -648,6 +644,8 @@ def pagination(op: Operation) -> dict[str, Any] | None:
     if isinstance(links, dict) and "next" in (links.get("properties") or {}):
         return {"type": "next_link", "records": records, "next_field": f"{'links' if 'links' in props else '_links'}"
                                                                         ".next"}
+    if op.link_header:  # the next page's address in the Link header (rel="next"), as GitHub does
+        return {"type": "next_link", "records": records, "next_field": ""}
     if offset is not None and limit is not None:
         size = limit.schema.get("default") or min(100, int(limit.schema.get("maximum") or 100))
         return {"type": "offset", "records": records, "parameter": offset.name, "limit_parameter": limit.name,
@@ -657,6 +655,21 @@ def pagination(op: Operation) -> dict[str, Any] | None:
         return {"type": "page", "records": records, "parameter": page.name,
                 "first": int(first) if isinstance(first, int) and first >= 0 else 1}
     return None
+
+
+def _records(response: dict[str, Any]) -> str | None:
+    """Where a list answer's records are: "" for a list itself, the field of the list in an object (one named like
+    `items`, `data`, `results`, …, or the only list field), None when the answer is no list."""
+    if _is_array(response):
+        return ""
+    props = response.get("properties")
+    if not isinstance(props, dict):
+        return None
+    arrays = [k for k, v in props.items() if _is_array(v)]
+    named = [k for k in arrays if k.lower() in RECORD_KEYS]
+    if named:
+        return named[0]
+    return arrays[0] if len(arrays) == 1 else None
 
 
 def _cursor_field(props: dict[str, Any], lowered: dict[str, str]) -> str:

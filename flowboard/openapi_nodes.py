@@ -56,7 +56,7 @@ class OperationNode(NodeType):
         server = str(config.server or "")
         sub = ctx.delegate(self._http_config,
                            credential=lambda name, fields: self._credential(ctx, name, fields, server))
-        records = self.op.pagination["records"] if self.op.pagination else ""
+        records = self.op.records
         out: list[Item] = []
         if self.op.pagination and config.all_pages:
             for index, item in enumerate(items or [None]):

@@ -172,3 +172,31 @@ def test_a_yaml_bomb_is_refused_quickly() -> None:
         read_document("\n".join(levels) + "\n")
     with pytest.raises(ApiInvalid, match="nests too deeply"):
         read_document("a: &a [1, *a]\n")
+
+
+def test_list_shapes_become_items_and_pages() -> None:
+    """The answer's shape says how a list is read: records in a wrapper object, the next page in the Link header,
+    or an offset and a limit."""
+    listing = {"type": "array", "items": {"type": "object"}}
+
+    def answer(schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        return {"200": {"description": "ok", "content": {"application/json": {"schema": schema}}, **extra}}
+
+    api = load(read_document(doc({
+        "/events": {"get": {"operationId": "events", "responses": answer(listing, headers={
+            "Link": {"schema": {"type": "string"}}})}},
+        "/tags": {"get": {"operationId": "tags", "responses": answer({"type": "object", "properties": {
+            "data": listing, "count": {"type": "integer"}}})}},
+        "/rows": {"get": {"operationId": "rows", "parameters": [
+            {"name": "offset", "in": "query", "schema": {"type": "integer"}},
+            {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 25, "maximum": 100}}],
+            "responses": answer({"type": "object", "properties": {"results": listing}})}},
+        "/user": {"get": {"operationId": "user", "responses": answer({"type": "object", "properties": {
+            "name": {"type": "string"}, "roles": listing}})}},
+    })))
+    ops = api.operations
+    assert ops["events"].pagination == {"type": "next_link", "records": "", "next_field": ""}
+    assert ops["tags"].pagination is None and ops["tags"].records == "data"
+    assert ops["rows"].pagination == {"type": "offset", "records": "results", "parameter": "offset",
+                                      "limit_parameter": "limit", "limit": 25}
+    assert ops["user"].pagination is None and ops["user"].records == ""  # one object with a list in it: one item
