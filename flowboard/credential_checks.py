@@ -116,3 +116,95 @@ async def check_smtp(data: dict[str, Any]) -> str:
             except aiosmtplib.SMTPException:
                 client.close()
     return f"Connected to {data['host']}:{port}" + (" and logged in" if data.get("user") else "")
+
+
+# -- brokers: connect (and log in), then leave -----------------------------------------------------------------------
+
+def _where(url: str) -> str:
+    """host:port of a URL, without user or password."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or '?'}:{parts.port}" if parts.port else (parts.hostname or "?")
+
+
+def _refused(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, ConnectionRefusedError) or "Connect call failed" in text or "Connection refused" in text
+
+
+async def check_redis(data: dict[str, Any]) -> str:
+    import redis.asyncio as redis
+    import redis.exceptions as errors
+
+    url = str(data["url"])
+    client = redis.from_url(url, socket_connect_timeout=TIMEOUT)
+    try:
+        await client.ping()
+    except errors.AuthenticationError:
+        raise ValueError(f"Redis at {_where(url)} refused the password") from None
+    except (errors.RedisError, OSError, ValueError) as exc:
+        reason = "connection refused" if _refused(exc) else str(exc).splitlines()[0]
+        raise ValueError(_redact(f"Could not reach Redis at {_where(url)}: {reason}", data)) from None
+    finally:
+        await client.aclose()
+    return f"Connected to Redis at {_where(url)} (PING answered)"
+
+
+async def check_rabbitmq(data: dict[str, Any]) -> str:
+    import aio_pika
+
+    url = str(data["url"])
+    connection = None
+    try:
+        connection = await aio_pika.connect(url, timeout=TIMEOUT)
+    except Exception as exc:
+        if "ACCESS_REFUSED" in str(exc):
+            raise ValueError(f"RabbitMQ at {_where(url)} refused the user and password") from None
+        reason = "connection refused" if _refused(exc) else str(exc).splitlines()[0]
+        raise ValueError(_redact(f"Could not reach RabbitMQ at {_where(url)}: {reason}", data)) from None
+    finally:
+        if connection is not None:
+            await connection.close()
+    return f"Connected to RabbitMQ at {_where(url)} and logged in"
+
+
+async def check_mqtt(data: dict[str, Any]) -> str:
+    import aiomqtt
+
+    where = f"{data['host']}:{data.get('port') or 1883}"
+    try:
+        async with aiomqtt.Client(data["host"], int(data.get("port") or 1883), username=data.get("user") or None,
+                                  password=data.get("password") or None, timeout=TIMEOUT):
+            pass
+    except aiomqtt.MqttError as exc:
+        text = str(exc)
+        if "Not authorized" in text or "Bad user name or password" in text:
+            raise ValueError(f"The MQTT broker at {where} refused the user and password") from None
+        reason = "connection refused" if _refused(exc) else text.splitlines()[0]
+        raise ValueError(_redact(f"Could not reach the MQTT broker at {where}: {reason}",
+                                 {"password": data.get("password")})) from None
+    return f"Connected to the MQTT broker at {where}" + (" and logged in" if data.get("user") else "")
+
+
+async def check_nats(data: dict[str, Any]) -> str:
+    import nats
+    import nats.errors
+
+    url = str(data["url"])
+
+    async def quiet(_: Exception) -> None:
+        pass
+
+    try:
+        client = await nats.connect(url, connect_timeout=TIMEOUT, allow_reconnect=False, max_reconnect_attempts=1,
+                                    reconnect_time_wait=0.2, error_cb=quiet)
+    except nats.errors.NoServersError:
+        raise ValueError(f"Could not reach NATS at {_where(url)}: connection refused") from None
+    except Exception as exc:
+        if "Authorization" in str(exc):
+            raise ValueError(f"NATS at {_where(url)} refused the user, password or token") from None
+        raise ValueError(_redact(f"Could not reach NATS at {_where(url)}: {exc}", data)) from None
+    try:
+        await client.flush(timeout=int(TIMEOUT))
+    finally:
+        await client.close()
+    return f"Connected to NATS at {_where(url)}"

@@ -263,16 +263,20 @@ for _declaration in (
     CredentialType("chat_webhook", "Chat webhook (Slack, Teams, Discord, Mattermost)", (
         CredentialField("url", "Incoming webhook URL", secret=True),)),
     CredentialType("redis", "Redis connection", (
-        CredentialField("url", "Redis URL, e.g. redis://:password@127.0.0.1:6379/0", secret=True),)),
+        CredentialField("url", "Redis URL, e.g. redis://:password@127.0.0.1:6379/0", secret=True),),
+        test=_test("check_redis")),
     CredentialType("rabbitmq", "RabbitMQ connection", (
-        CredentialField("url", "RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/", secret=True),)),
+        CredentialField("url", "RabbitMQ URL, e.g. amqp://user:password@127.0.0.1:5672/", secret=True),),
+        test=_test("check_rabbitmq")),
     CredentialType("mqtt", "MQTT broker connection", (
         CredentialField("host", "MQTT broker (host name)"),
         CredentialField("port", "Port (empty: 1883)", optional=True),
         CredentialField("user", "User (empty: no login)", optional=True),
-        CredentialField("password", "Password", secret=True, optional=True))),
+        CredentialField("password", "Password", secret=True, optional=True)),
+        test=_test("check_mqtt")),
     CredentialType("nats", "NATS connection", (
-        CredentialField("url", "NATS server URL, e.g. nats://user:password@127.0.0.1:4222", secret=True),)),
+        CredentialField("url", "NATS server URL, e.g. nats://user:password@127.0.0.1:4222", secret=True),),
+        test=_test("check_nats")),
 ):
     register(_declaration)
 

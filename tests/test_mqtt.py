@@ -14,7 +14,7 @@ from flowboard.engine import RunStatus
 from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, need, private_mosquitto, state_texts, until
+from .brokerkit import Finished, fast_reconnects, free_port, need, private_mosquitto, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -127,3 +127,13 @@ async def test_the_trigger_reconnects_after_the_broker_restarts(fb: Flowboard, t
         finished.close()
     finally:
         await broker.stop()
+
+
+async def test_test_connection_connects_or_says_refused(fb: Flowboard) -> None:
+    fb.store.set_credential("broker", "mqtt", {"host": "127.0.0.1", "port": "1883"})
+    assert await fb.test_credential("broker") == "Connected to the MQTT broker at 127.0.0.1:1883"
+    port = free_port()
+    fb.store.set_credential("broker", "mqtt", {"host": "127.0.0.1", "port": str(port), "user": "ada",
+                                               "password": "mqtt-pw-8080"})
+    with pytest.raises(ValueError, match=f"Could not reach the MQTT broker at 127.0.0.1:{port}: connection refused"):
+        await fb.test_credential("broker")

@@ -15,7 +15,7 @@ from flowboard.engine import RunStatus
 from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, need, proxy, state_texts, until
+from .brokerkit import Finished, fast_reconnects, free_port, need, proxy, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -161,3 +161,13 @@ async def test_a_cut_connection_reconnects_and_loses_no_message(fb: Flowboard, n
 async def test_a_user_in_the_url_is_refused(fb: Flowboard) -> None:
     with pytest.raises(Exception, match="does not belong in the flow"):
         fb.parse(consumer_flow("n3", "S", "s.>", url="nats://ada:pw12345@127.0.0.1:4222"))
+
+
+async def test_test_connection_connects_or_says_refused(fb: Flowboard) -> None:
+    fb.store.set_credential("bus", "nats", {"url": "nats://127.0.0.1:4222"})
+    assert await fb.test_credential("bus") == "Connected to NATS at 127.0.0.1:4222"
+    port = free_port()
+    fb.store.set_credential("bus", "nats", {"url": f"nats://ada:nats-pw-9090@127.0.0.1:{port}"})
+    with pytest.raises(ValueError, match=f"Could not reach NATS at 127.0.0.1:{port}: connection refused") as caught:
+        await fb.test_credential("bus")
+    assert "nats-pw-9090" not in str(caught.value)

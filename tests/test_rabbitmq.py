@@ -181,3 +181,16 @@ async def test_publishing_to_a_server_that_is_not_there_says_so(fb: Flowboard) -
     assert result.status.value == "failed"
     assert result.error["message"] == "cannot connect to RabbitMQ: connection refused (is RabbitMQ running at that " \
                                       "address?)"
+
+
+async def test_test_connection_logs_in_and_says_a_wrong_password(fb: Flowboard) -> None:
+    fb.store.set_credential("rabbit", "rabbitmq", {"url": "amqp://guest:guest@127.0.0.1:5672/"})
+    assert await fb.test_credential("rabbit") == "Connected to RabbitMQ at 127.0.0.1:5672 and logged in"
+    fb.store.set_credential("rabbit", "rabbitmq", {"url": "amqp://guest:wrong-pw-7171@127.0.0.1:5672/"})
+    with pytest.raises(ValueError, match=r"RabbitMQ at 127\.0\.0\.1:5672 refused the user and password") as caught:
+        await fb.test_credential("rabbit")
+    assert "wrong-pw-7171" not in str(caught.value)
+    port = free_port()
+    fb.store.set_credential("rabbit", "rabbitmq", {"url": f"amqp://guest:guest@127.0.0.1:{port}/"})
+    with pytest.raises(ValueError, match=f"Could not reach RabbitMQ at 127.0.0.1:{port}: connection refused"):
+        await fb.test_credential("rabbit")

@@ -145,3 +145,20 @@ async def test_the_trigger_reconnects_after_redis_restarts(fb: Flowboard, tmp_pa
 async def test_a_password_in_the_url_is_refused(fb: Flowboard) -> None:
     with pytest.raises(Exception, match="a password does not belong in the flow"):
         fb.parse(subscribe_flow("s3", ["x"], url="redis://:pw1234@127.0.0.1:6379/0"))
+
+
+async def test_test_connection_pings_and_says_a_wrong_password(fb: Flowboard, tmp_path: Path) -> None:
+    server = private_redis(tmp_path)
+    server.argv = (lambda argv: lambda port: [*argv(port), "--requirepass", "right-pw-5150"])(server.argv)
+    await server.start()
+    try:
+        fb.store.set_credential("cache", "redis", {"url": f"redis://:right-pw-5150@127.0.0.1:{server.port}/0"})
+        assert await fb.test_credential("cache") == f"Connected to Redis at 127.0.0.1:{server.port} (PING answered)"
+        fb.store.set_credential("cache", "redis", {"url": f"redis://:wrong-pw-6060@127.0.0.1:{server.port}/0"})
+        with pytest.raises(ValueError, match=f"Redis at 127.0.0.1:{server.port} refused the password") as caught:
+            await fb.test_credential("cache")
+        assert "wrong-pw-6060" not in str(caught.value)
+    finally:
+        await server.stop()
+    with pytest.raises(ValueError, match=f"Could not reach Redis at 127.0.0.1:{server.port}: connection refused"):
+        await fb.test_credential("cache")
