@@ -42,6 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
         running.save(slow_flow(counting.url))
         running.save(echo_flow(), active=False)
         running.save(serial_flow(counting.url))
+        running.save(tick_flow(), active=False)
         running.save({**echo_flow(), "id": "answer", "name": "Answer", "nodes": [
             {"id": "hook", "type": "trigger.webhook", "config": {"path": "answer"}},
             {"id": "mark", "type": "data.set",
@@ -63,6 +64,15 @@ def slow_flow(counter: str) -> dict[str, Any]:
         {"id": "hook", "type": "trigger.webhook", "config": {"path": "slow", "respond": "immediately"}},
         {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counter + "/slow"}}],
         "edges": [{"source": "hook", "target": "call"}]}
+
+
+def tick_flow() -> dict[str, Any]:
+    return {"id": "tick", "name": "Tick", "nodes": [
+        {"id": "every", "type": "trigger.schedule",
+         "config": {"schedule": {"type": "interval", "every": 1, "unit": "seconds"}, "missed": "skip"}},
+        {"id": "mark", "type": "data.set",
+         "config": {"fields": [{"name": "seen", "value": "{{ item.scheduled_for }}"}]}}],
+        "edges": [{"source": "every", "target": "mark"}]}
 
 
 def serial_flow(counter: str) -> dict[str, Any]:
@@ -129,6 +139,26 @@ def test_a_webhook_answers_with_the_result_of_a_run_on_a_worker(cluster: Cluster
         assert answer.status_code == 200, answer.text
         assert answer.json()["seen"] == n
     print(f"\nanswered through a worker in {statistics.median(times) * 1000:.0f} ms (median of 5)")
+
+
+def test_two_servers_fire_each_tick_once_and_workers_run_it(cluster: Cluster) -> None:
+    """A schedule every second, served by both servers: each tick is claimed once and run on a worker."""
+    assert cluster.store is not None
+    store = cluster.store
+    with cluster.api() as api:
+        assert api.post("/flows/tick/activate").status_code == 200
+        until(lambda: len([r for r in store.list_runs("tick", limit=100) if r.status.value == "succeeded"]) >= 4,
+              timeout=30, step=0.2)
+        assert api.post("/flows/tick/deactivate").status_code == 200
+    time.sleep(1.5)  # a tick claimed just before the deactivation still runs
+    until(lambda: all(r.status.value == "succeeded" for r in store.list_runs("tick", limit=100)), timeout=30)
+    runs = store.list_runs("tick", limit=100)
+    ticks = [r.input[0]["scheduled_for"] for r in runs]
+    assert len(set(ticks)) == len(ticks), f"a tick ran twice: {sorted(ticks)}"
+    workers_owners = {r.owner for r in runs}
+    servers_owners = {cluster.server.process.pid, cluster.servers[0].process.pid}  # type: ignore[union-attr]
+    assert not any(f":{pid}:" in str(owner) for owner in workers_owners for pid in servers_owners), \
+        "a server ran a scheduled run itself"
 
 
 def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:
