@@ -255,6 +255,22 @@ def test_a_big_flow_draws_only_what_is_on_screen(page: Any, canvas_app: CanvasAp
     assert page.locator(".vue-flow__node").count() > drawn
 
 
+def test_zoom_to_fit_draws_every_node_of_a_big_flow_as_plain_cards(page: Any, canvas_app: CanvasApp) -> None:
+    open_canvas(page, canvas_app, "?n=1000&layout=grid")
+    assert page.locator(".vue-flow__node").count() < 1000  # opens no smaller than names can be read
+    page.mouse.click(700, 790)  # the canvas has the keyboard
+    page.keyboard.press("1")  # zoom to fit: every node
+    expect(page.locator(".vue-flow__node")).to_have_count(1000)
+    expect(page.locator(".fb-node-far")).to_have_count(1000)  # far out: plain cards, no icons or buttons
+    assert page.locator(".fb-node-far .fb-node-name").count() == 0  # too small to read: colour only
+    assert page.locator(".fb-node-far .fb-handle").count() >= 2000  # the ports stay: edges are drawn to them
+    page.mouse.move(800, 400)
+    for _ in range(12):
+        page.mouse.wheel(0, -400)  # zoom back in: the full cards return
+        page.wait_for_timeout(50)
+    page.locator(".fb-node:not(.fb-node-far) .fb-node-icon").first.wait_for()
+
+
 def test_screenshot(page: Any, canvas_app: CanvasApp) -> None:
     """Renders a realistic flow with run state to /tmp/canvas.png, for a human to look at."""
     open_canvas(page, canvas_app)
