@@ -24,6 +24,7 @@ from .store.connectors import ConnectorRecord, ConnectorStore
 
 if TYPE_CHECKING:
     from .model import Flow
+    from .registry import Registry
     from .services import Flowboard
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,32 @@ class Connectors:
             self.take_back(installed)
             raise FlowInvalid(problems)
         return installed
+
+    def registry_for(self, flow: Flow) -> Registry:
+        """The registry to check and run a flow file with: this Flowboard's, plus the node types of the connectors
+        the file carries that are not installed here (`flowboard run FILE` of an export; nothing is stored). Raises
+        FlowInvalid, located at `connectors.<name>`, for a carried document that does not read."""
+        missing = {name: carried for name, carried in flow.connectors.items() if name not in self.apis}
+        if not missing:
+            return self.fb.registry
+        registry = self.fb.registry.copy()
+        problems: list[Problem] = []
+        for name, carried in missing.items():
+            document = carried.get("document") if isinstance(carried, dict) else None
+            try:
+                if not isinstance(document, dict):
+                    raise ApiInvalid([Problem("", "the connector has no `document` (the OpenAPI document as JSON)")])
+                api = openapi.load(document, source=str(carried.get("source") or ""),
+                                   server=str(carried.get("server") or ""), name=name)
+            except ApiInvalid as exc:
+                problems += [Problem(f"connectors.{name}" + (f".document.{p.loc}" if p.loc else ""), p.message)
+                             for p in exc.problems]
+                continue
+            for cls in self._types(api):
+                registry.register(cls)
+        if problems:
+            raise FlowInvalid(problems)
+        return registry
 
     def differing(self, flow: Flow) -> list[str]:
         """The connectors a flow file carries that this Flowboard has in another version (its document differs)."""

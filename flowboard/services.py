@@ -222,7 +222,7 @@ class Flowboard:
     def parse(self, text: str | bytes | dict[str, Any]) -> Flow:
         """Read a flow file and check it fully (types, ports, config, expressions, graph). Raises FlowInvalid."""
         flow = parse_flow(text)
-        build_plan(flow, self.registry)
+        build_plan(flow, self.connectors.registry_for(flow))
         return flow
 
     def import_flow(self, text: str | bytes | dict[str, Any], *, new_id: bool = False) -> tuple[Flow, int]:
@@ -455,8 +455,8 @@ class Flowboard:
     async def run_file(self, flow: Flow, input_items: Items | None = None, *, trigger: str | None = None
                        ) -> RunResult:
         """Run a flow that is not stored (`flowboard run FILE`): nothing is recorded."""
-        engine = Engine(self.services, None, self.bus)
-        return await engine.run(build_plan(flow, self.registry), input_items, trigger=trigger)
+        engine = Engine(self.services, None, self.bus)  # with the connectors the file carries, installed or not
+        return await engine.run(build_plan(flow, self.connectors.registry_for(flow)), input_items, trigger=trigger)
 
     async def resume_unfinished(self) -> list[RunResult]:
         """Finish the runs a crash interrupted: each continues from its recorded steps, which do not run again. All

@@ -157,6 +157,15 @@ async def test_export_carries_the_connector_and_import_installs_it(fb: Flowboard
         assert "connectors.other_api.document.info: the field `version` is missing here" in str(caught.value)
         assert [c.name for c in other.connectors.all()] == ["shop_api"]  # a failed import changes nothing
 
+        third = Flowboard(data_dir=tmp_path / "third")  # `flowboard run FILE` of the export: nothing installed
+        try:
+            third.store.set_credential("shop reader", "secret", {"value": API_KEY})
+            ran = await third.run_file(third.parse(exported))
+            assert ran.status.value == "succeeded" and ran.steps["get"].outputs["main"][0]["id"] == 3
+            assert third.connectors.all() == [] and third.registry.get("api.shop_api.get_item") is None
+        finally:
+            await third.aclose()
+
         other_version = json.loads(exported)  # the file's version of a connector this Flowboard has differs
         other_version["connectors"]["shop_api"]["document"]["info"]["version"] = "9.0"
         other_version["nodes"][1]["config"]["no_such_field"] = 1
