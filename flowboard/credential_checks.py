@@ -12,8 +12,17 @@ TIMEOUT = 10.0
 
 
 def _redact(text: str, data: dict[str, Any]) -> str:
-    for value in data.values():
-        if isinstance(value, str) and len(value) >= 4 and value in text:
+    values = [v for v in data.values() if isinstance(v, str)]
+    for value in list(values):
+        if "://" in value:  # a URL's password, on its own, too
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            if password:
+                values.append(password)
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) >= 4 and value in text:
             text = text.replace(value, "***")
     return text
 
