@@ -510,4 +510,3 @@ async def test_a_refresh_another_process_made_meanwhile_is_used_not_reported(fb:
     assert auth.grants.count("refresh_token") == 1  # ours was refused (the token was used): the worker's is taken
     assert mine == renewed and mine["access_token"] != stale["access_token"]
     assert fb.store.list_credentials()[0].problem is None
-

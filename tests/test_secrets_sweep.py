@@ -1,6 +1,7 @@
-"""The secrets sweep: after runs that used every credential type (each against a local server that checks it, some
-of which echo the secret back, and some that fail), no secret value is found in the data folder's plain files (the
-database with every run's data included), the flow exports, the log records, the run data, or any API response."""
+"""The secrets sweep: after runs that used every credential type (HTTP, OAuth2, SMTP, databases and the brokers, each
+against a local server or service that checks it; some servers echo the secret back, some runs fail), no secret value
+is found in the data folder's plain files (the database with every run's data included), the flow exports, the log
+records, the run data, or any API response."""
 
 from __future__ import annotations
 
@@ -133,6 +134,28 @@ async def test_no_secret_is_found_anywhere_after_runs_with_every_credential_type
                                                                                "query": "SELECT * FROM nowhere_x"}})
                 assert (await fb.run_flow(ok)).status is RunStatus.succeeded
                 assert (await fb.run_flow(bad)).status is RunStatus.failed
+
+            brokers = {  # the local services take these logins (or none): the URLs themselves are the secrets
+                "cache": ("redis", {"url": "redis://127.0.0.1:6379/3"},
+                          {"type": "redis.command", "config": {"credential": "cache", "action": {
+                              "operation": "set", "key": "sweep", "value": "x"}}}),
+                "queue": ("rabbitmq", {"url": "amqp://guest:guest@127.0.0.1:5672/%2F"},
+                          {"type": "rabbitmq.publish", "config": {"credential": "queue", "routing_key": "sweep",
+                                                                  "message": "x", "persistent": False}}),
+                "sensors": ("mqtt", {"host": "127.0.0.1", "port": "1883", "user": "sweep-user",
+                                     "password": "mqtt-sweep-pw-4c1d"},
+                            {"type": "mqtt.publish", "config": {"credential": "sensors", "topic": "sweep/x",
+                                                                "message": "x"}}),
+                "bus": ("nats", {"url": "nats://127.0.0.1:4222/"},
+                        {"type": "nats.message", "config": {"credential": "bus", "action": {
+                            "operation": "publish", "subject": "sweep.x", "message": "x"}}}),
+            }
+            for name, (type_, fields, node) in brokers.items():
+                await api("PUT", f"/api/v1/credentials/{name}", json={"type": type_, "fields": fields})
+                tested = (await api("POST", f"/api/v1/credentials/{name}/test")).json()
+                require_service(type_, tested["ok"])
+                result = await fb.run_flow(flow(f"broker {name}", node))
+                assert result.status is RunStatus.succeeded, (name, result.error)
 
             for path in ("/api/v1/credentials", "/api/v1/runs?limit=500", "/api/v1/flows"):
                 await api("GET", path)
