@@ -236,10 +236,13 @@ def load(document: dict[str, Any], source: str = "", server: str = "", name: str
             except (Unresolvable, LookupError) as exc:  # a $ref the validator did not reach
                 problems.append(Problem(format_loc(where), _ref_message(exc)))
                 continue
-            if op.key in api.operations:
-                problems.append(Problem(format_loc(where), f"two operations are called {op.key!r}; give each its "
-                                                           "own operationId"))
-                continue
+            if op.key in api.operations:  # e.g. GET /items and GET /items/ without operationIds: told apart
+                n = 2
+                while f"{op.key}_{n}" in api.operations:
+                    n += 1
+                api.warnings.append(f"{op.method} {op.path} is called {op.key}_{n}: {op.key} was taken by "
+                                    f"{api.operations[op.key].method} {api.operations[op.key].path}")
+                op.key = f"{op.key}_{n}"
             api.operations[op.key] = op
     if problems:
         raise ApiInvalid(problems)

@@ -62,6 +62,15 @@ def test_broken_document_gets_a_located_plain_error(text: str | bytes, loc: str,
         assert "Failed validating" not in p.message and "schema[" not in p.message, p.message
 
 
+def test_operations_whose_names_meet_are_told_apart() -> None:
+    api = load(read_document(doc({"/items": {"get": {"responses": OK_RESPONSES}},
+                                  "/items/": {"get": {"responses": OK_RESPONSES}},
+                                  "/Items": {"get": {"operationId": "getItems2", "responses": OK_RESPONSES}}})))
+    assert [(op.key, op.path) for op in api.operations.values()] == [
+        ("get_items", "/items"), ("get_items_2", "/items/"), ("get_items2", "/Items")]
+    assert api.warnings == ["GET /items/ is called get_items_2: get_items was taken by GET /items"]
+
+
 def test_a_good_document_in_yaml_reads() -> None:
     text = """
 openapi: 3.0.3
