@@ -214,7 +214,10 @@ for _declaration in (
         CredentialField("client_id", "Client ID"),
         CredentialField("client_secret", "Client secret", secret=True),
         CredentialField("scope", "Scopes, separated by spaces (optional)", optional=True),
-        CredentialField("audience", "Audience (optional; some providers ask for it)", optional=True)),
+        CredentialField("audience", "Audience (optional; some providers ask for it)", optional=True),
+        CredentialField("client_auth", "How the client ID and secret are sent to the token address", choices=(
+            ("basic", "As HTTP basic auth (the usual way)"), ("body", "In the request body (some providers ask so)")),
+            default="basic")),
         help="Flowboard fetches an access token with the client ID and secret, and a new one before it expires.",
         oauth2="client"),
     CredentialType("oauth2_code", "OAuth2 (sign in to an account)", (
@@ -223,7 +226,10 @@ for _declaration in (
         CredentialField("token_url", "Token address (token URL), e.g. https://login.example.com/oauth/token"),
         CredentialField("client_id", "Client ID"),
         CredentialField("client_secret", "Client secret (empty for a public client)", secret=True, optional=True),
-        CredentialField("scope", "Scopes, separated by spaces (optional)", optional=True)),
+        CredentialField("scope", "Scopes, separated by spaces (optional)", optional=True),
+        CredentialField("client_auth", "How the client ID and secret are sent to the token address", choices=(
+            ("basic", "As HTTP basic auth (the usual way)"), ("body", "In the request body (some providers ask so)")),
+            default="basic")),
         help="After saving, press Connect and sign in at the provider: Flowboard keeps the tokens encrypted and "
              "renews them before they expire. Register this server's address /oauth/callback as the redirect URL "
              "at the provider.",

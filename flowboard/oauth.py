@@ -82,8 +82,8 @@ class OAuth2:
         return data
 
     async def _client_token(self, name: str, data: dict[str, Any], *, fresh: bool = False) -> str:
-        settings = (data.get("token_url"), data.get("client_id"), data.get("client_secret"), data.get("scope"),
-                    data.get("audience"))
+        settings = tuple(data.get(k) for k in ("token_url", "client_id", "client_secret", "scope", "audience",
+                                                "client_auth"))
         cached = self._client_tokens.get(name)
         if not fresh and cached is not None and cached[0] == settings and cached[2] - LEEWAY > time.time():
             return cached[1]
@@ -197,14 +197,15 @@ class OAuth2:
 
     async def _token_request(self, data: dict[str, Any], body: str) -> dict[str, Any]:
         """POST to the token endpoint, the client authenticated with HTTP basic (RFC 6749 2.3.1) when it has a
-        secret, else by its client_id in the body (a public client)."""
+        secret, or with client_id and client_secret in the body when the credential says so; a public client sends
+        its client_id alone."""
         headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
         client_id, secret = str(data["client_id"]), str(data.get("client_secret") or "")
-        if secret:
+        if secret and data.get("client_auth", "basic") != "body":
             pair = f"{_form(client_id)}:{_form(secret)}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         else:
-            body += "&client_id=" + _form(client_id)
+            body += "&client_id=" + _form(client_id) + (f"&client_secret={_form(secret)}" if secret else "")
         url = str(data["token_url"])
         try:
             async with httpx.AsyncClient(timeout=TIMEOUT) as client:

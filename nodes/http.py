@@ -233,7 +233,11 @@ class HttpRequest(NodeType):
     the answer's content type says so, text otherwise (base64 for bytes that are not text). With `output: body` the
     answer's JSON object is the item. A status of 400 or more fails the node with the status, method, URL and the
     start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out (`***`) wherever they
-    would appear in the output or in an error, even when the server echoes them back."""
+    would appear in the output or in an error, even when the server echoes them back.
+
+    Lists that come in pages are fetched page after page (`pagination`) until the last or a limit; the records arrive
+    together when the last page is read (the engine passes a node's items on when it ends). Binary answers are base64
+    text in the item for now: keeping them as files (references to a blob store) is the files work of issue 10."""
 
     type = "http.request"
     title = "HTTP request"

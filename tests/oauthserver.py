@@ -45,6 +45,7 @@ class AuthServer:
         self.access: dict[str, float] = {}  # token -> expiry
         self.refresh: set[str] = set()
         self.grants: list[str] = []  # every grant type the token endpoint issued a token for, in order
+        self.client_auth: list[str] = []  # how the client signed in at each token request: basic, body or public
         self.api_calls: list[str] = []  # "via" of every accepted /api/me call
         self.busy: dict[str, int] = {}
         self.issued: list[str] = []  # every token and code issued (for the secrets sweep)
@@ -97,10 +98,13 @@ class AuthServer:
     def _client(self, request: web.Request, form: Any) -> str | None:
         auth = request.headers.get("Authorization", "")
         if auth.startswith("Basic "):
+            self.client_auth.append("basic")
             user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
             return user if (user, password) == (CLIENT_ID, CLIENT_SECRET) else None
         if form.get("client_id") == PUBLIC_CLIENT and not form.get("client_secret"):
+            self.client_auth.append("public")
             return PUBLIC_CLIENT
+        self.client_auth.append("body")
         if (form.get("client_id"), form.get("client_secret")) == (CLIENT_ID, CLIENT_SECRET):
             return CLIENT_ID
         return None

@@ -145,6 +145,7 @@ async def test_oauth2_client_credentials_fetches_and_reuses_a_token(fb: Flowboar
         assert result.status is RunStatus.succeeded, result.error
         assert result.output[0]["body"]["via"] == "bearer"
     assert auth.grants == ["client_credentials"]  # fetched once, reused while valid
+    assert auth.client_auth == ["basic"]
     assert "gave an access token" in await fb.test_credential("svc")
     fb.store.set_credential("svc", "oauth2_client", {"token_url": auth.url("/token"), "client_id": CLIENT_ID,
                                                      "client_secret": "wrong"})
@@ -152,6 +153,19 @@ async def test_oauth2_client_credentials_fetches_and_reuses_a_token(fb: Flowboar
     assert failed.status is RunStatus.failed
     assert "the client ID or secret is wrong" in failed.error["message"]
     assert "wrong" not in failed.error["message"].replace("is wrong", "")
+
+
+async def test_oauth2_client_id_and_secret_in_the_body_when_the_provider_asks_so(fb: Flowboard,
+                                                                                   auth: AuthServer) -> None:
+    from flowboard.credential_types import credential_data
+
+    data = credential_data("oauth2_client", {"token_url": auth.url("/token"), "client_id": CLIENT_ID,
+                                             "client_secret": CLIENT_SECRET, "client_auth": "body"}, None)
+    fb.store.set_credential("svc", "oauth2_client", data)
+    assert (await call(fb, "svc", auth.url("/api/me"))).status is RunStatus.succeeded
+    assert auth.client_auth == ["body"] and auth.grants == ["client_credentials"]
+    assert credential_data("oauth2_client", {"token_url": "t", "client_id": "c", "client_secret": "s"},
+                           None)["client_auth"] == "basic"
 
 
 async def test_oauth2_code_with_pkce_connects_refreshes_and_reports_a_failed_refresh(
