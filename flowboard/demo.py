@@ -200,6 +200,10 @@ class DemoServer:
             try:
                 smtp.start()
             except Exception as exc:
+                with contextlib.suppress(Exception):  # its thread ended; its event loop stays open otherwise
+                    smtp.stop(no_assert=True)
+                if not smtp.loop.is_closed():
+                    smtp.loop.close()
                 raise RuntimeError(f"the mail catcher could not start on 127.0.0.1:{self.smtp_port} (is the port "
                                    f"taken?): {exc}") from None
             self.smtp = smtp
