@@ -19,7 +19,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .engine import RunStatus
-from .triggers import FormEndpoint, FormTriggers
+from .triggers import FormEndpoint, FormTriggers, RunSkipped
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -81,13 +81,17 @@ class FormPage:
 
     async def submit(self, ep: FormEndpoint, item: dict[str, Any]) -> Response:
         config, activation = ep.config, ep.activation
+        busy = _page(config.title, _notice("Please try again in a moment",
+                                           "The form is busy with the previous answers."), 503)
         if not activation.gate.admit():
-            return _page(config.title, _notice("Please try again in a moment",
-                                               "The form is busy with the previous answers."), 503)
-        if config.respond.type == "message":
-            self.fb.launcher.accept(activation, ep.node_id, [item], source="form")
-            return _page(config.title, _thanks(config.title, config.respond.message, again=ep.config.path))
-        result = await self.fb.launcher.run(activation, ep.node_id, [item], source="form")
+            return busy
+        try:
+            if config.respond.type == "message":
+                self.fb.launcher.accept(activation, ep.node_id, [item], source="form")
+                return _page(config.title, _thanks(config.title, config.respond.message, again=ep.config.path))
+            result = await self.fb.launcher.run(activation, ep.node_id, [item], source="form")
+        except RunSkipped:  # decided in the store: a run goes in another process
+            return busy
         if result.status is not RunStatus.succeeded:
             log.warning("form /form/%s: run %s ended %s", ep.config.path, result.run_id, result.status.value)
             return _page(config.title, _notice("Something went wrong",

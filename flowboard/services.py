@@ -137,6 +137,7 @@ class Flowboard:
                                              self.launcher.spawn)
         self.launcher.dispatcher = self.queue
         self.launcher.owner = None  # the worker that takes a run owns it
+        self.launcher.shared = True  # run mode skip is decided in the store
 
     async def _notify_approvers(self, tasks: list[Any], reminder: bool = False) -> None:
         """Approvers of tasks made after their node ran, or reminded of open ones, are told the way their Approval

@@ -43,6 +43,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
         running.save(echo_flow(), active=False)
         running.save(serial_flow(counting.url))
         running.save(tick_flow(), active=False)
+        running.save({**serial_flow(counting.url), "id": "skipper", "name": "Skipper",
+                      "settings": {"run_mode": "skip"}, "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "skipper", "respond": "immediately"}},
+            {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counting.url + "/pause"}}]})
         running.save({**echo_flow(), "id": "answer", "name": "Answer", "nodes": [
             {"id": "hook", "type": "trigger.webhook", "config": {"path": "answer"}},
             {"id": "mark", "type": "data.set",
@@ -172,6 +176,22 @@ def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counti
     assert len(spans) == 6
     overlaps = [(a, b) for a, b in itertools.pairwise(spans) if b[0] < a[1]]
     assert not overlaps, f"runs of a queued flow ran at the same time: {overlaps}"
+
+
+def test_skip_run_mode_holds_across_servers(cluster: Cluster) -> None:
+    """A flow in `skip` mode: while its run goes on a worker, a call to either server starts nothing."""
+    assert cluster.server is not None and cluster.store is not None
+    store = cluster.store
+    first = httpx.post(f"{cluster.server.url}/webhook/skipper", json={})
+    assert first.status_code == 202, first.text
+    for server in (cluster.server, cluster.servers[0]):
+        again = httpx.post(f"{server.url}/webhook/skipper", json={})
+        assert again.status_code == 200 and again.json()["skipped"] is True, again.text
+    run_id = first.json()["run_id"]
+    until(lambda: store.get_run(run_id).status.value == "succeeded", timeout=30, step=0.1)
+    after = httpx.post(f"{cluster.servers[0].url}/webhook/skipper", json={})
+    assert after.status_code == 202, "a call after the run ended must start a run"
+    assert len(store.list_runs("skipper", limit=10)) == 2
 
 
 def test_ready_and_metrics_count_the_runs(cluster: Cluster) -> None:

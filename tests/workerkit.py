@@ -49,7 +49,8 @@ def pg_admin() -> Any:
 
 class Counting:
     """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`;
-    `POST /slow` answers after 30 s; `POST /serial` after 0.3 s, keeping when it began and ended."""
+    `POST /slow` answers after 30 s; `POST /serial` after 0.3 s, keeping when it began and ended; `POST /pause` after
+    1 s."""
 
     def __init__(self, delay: float = 0.0) -> None:
         self.hits: Counter[str] = Counter()
@@ -66,6 +67,8 @@ class Counting:
                 if self.path.startswith("/slow"):  # a call that a cancel must stop
                     counting.slow += 1
                     time.sleep(30)
+                elif self.path.startswith("/pause"):
+                    time.sleep(1.0)
                 elif self.path.startswith("/serial"):  # a call whose time span is kept (run modes)
                     began = time.monotonic()
                     time.sleep(0.3)

@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 from ..engine import RunResult, RunStatus, StepStatus
 from ..jsonlimits import JsonRefused, read_json
 from ..store import CREDENTIAL_CACHE
-from ..triggers import WebhookEndpoint, WebhookTriggers, new_run_id
+from ..triggers import RunSkipped, WebhookEndpoint, WebhookTriggers, new_run_id
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -42,6 +42,7 @@ log = logging.getLogger("flowboard.webhook")
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 _dumps = orjson.dumps
+_SKIPPED = b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
 
 
 class Refused(Exception):
@@ -146,11 +147,14 @@ class WebhookApp:
             return await self.test_call(ep, item)
         activation = ep.activation
         if activation is None or not activation.gate.admit():
-            return 200, [_JSON], b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
-        if config.respond == "immediately":
-            run_id = self.launcher.accept(activation, ep.node_id, [item], source=self.source)
-            return 202, [_JSON], _dumps({"run_id": run_id})
-        result = await self.launcher.run(activation, ep.node_id, [item], source=self.source)
+            return 200, [_JSON], _SKIPPED
+        try:
+            if config.respond == "immediately":
+                run_id = self.launcher.accept(activation, ep.node_id, [item], source=self.source)
+                return 202, [_JSON], _dumps({"run_id": run_id})
+            result = await self.launcher.run(activation, ep.node_id, [item], source=self.source)
+        except RunSkipped:  # decided in the store: a run goes in another process
+            return 200, [_JSON], _SKIPPED
         return _answer(ep, result)
 
     async def test_call(self, ep: WebhookEndpoint, item: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]],

@@ -10,8 +10,9 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from ..engine import Engine, Plan, RunResult, RunStatus
+from ..model import RunMode
 from ..sdk import Items
-from ..triggers import Activation, new_run_id
+from ..triggers import Activation, RunSkipped, new_run_id
 from .dispatch import Dispatcher, InProcess, RunOrder
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Launcher:
         self.records = recorder is not None
         self.services = engine.services
         self.tasks: set[asyncio.Task[Any]] = set()  # runs started in the background
+        #: Runs go to other processes (workers): the skip run mode is decided in the store, across processes.
+        self.shared = False
         self.dispatcher: Dispatcher = dispatcher or InProcess(engine, recorder, self.spawn)
 
     # -- for triggers -----------------------------------------------------------------------------------------------
@@ -48,8 +51,13 @@ class Launcher:
         run_id = new_run_id()
         if self.records:
             try:
-                self.store.create_run(run_id, activation.flow_id, activation.version, node_id, items, source,
-                                      status="queued", owner=self.owner)
+                if self._skip_shared(activation):
+                    if not self.store.create_run_if_idle(run_id, activation.flow_id, activation.version, node_id,
+                                                         items, source):
+                        raise RunSkipped(f"a run of flow {activation.flow_id} is going and its run mode is skip")
+                else:
+                    self.store.create_run(run_id, activation.flow_id, activation.version, node_id, items, source,
+                                          status="queued", owner=self.owner)
             except BaseException:
                 activation.gate.leave(False)
                 raise
@@ -61,7 +69,21 @@ class Launcher:
         """Run now under the flow's run mode (the gate admitted it) and wait for the result. No validation, no
         database read: the plan was built at activation."""
         order = self._order(activation, node_id, items, source, new_run_id(), False)
+        if self.records and self._skip_shared(activation):
+            try:
+                idle = await asyncio.to_thread(self.store.create_run_if_idle, order.run_id, order.flow_id,
+                                               order.version, node_id, items, source)
+            except BaseException:
+                activation.gate.leave(False)
+                raise
+            if not idle:
+                activation.gate.leave(False)
+                raise RunSkipped(f"a run of flow {activation.flow_id} is going and its run mode is skip")
+            order.created = True
         return await self.dispatcher.run(order, activation.gate)
+
+    def _skip_shared(self, activation: Activation) -> bool:
+        return self.shared and activation.gate.mode is RunMode.skip
 
     def start(self, activation: Activation, node_id: str, items: Items, *, source: str, run_id: str
               ) -> asyncio.Task[Any] | None:

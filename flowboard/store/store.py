@@ -329,6 +329,23 @@ class Store:
             raise AlreadyExists(f"a run with id {run_id!r} exists already") from None
         return record
 
+    def create_run_if_idle(self, run_id: str, flow_id: str, flow_version: int | None, trigger: str | None,
+                           input: list[dict[str, Any]], source: str | None) -> bool:
+        """Accept a queued run, with no owner, unless a run of the flow is queued or running (run mode `skip` across
+        processes): the check and the insert are one transaction under a lock per flow (PostgreSQL), so of two
+        concurrent triggers one run starts. False when it was skipped."""
+        going = sa.select(runs_t.c.id).where(runs_t.c.flow_id == flow_id,
+                                             runs_t.c.status.in_(GOING_HERE)).limit(1)
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"skip:{flow_id}"})
+            if conn.execute(going).first() is not None:
+                return False
+            conn.execute(runs_t.insert().values(
+                id=run_id, flow_id=flow_id, flow_version=flow_version, status=RunStatus.queued.value,
+                trigger=trigger, source=source, input=input, created=time.time(), owner=None, heartbeat=None))
+        return True
+
     def get_run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()

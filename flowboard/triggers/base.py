@@ -25,11 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple, Protocol
 
 from ..engine import Plan, RunResult
-from ..errors import FlowInvalid, Problem
+from ..errors import FlowboardError, FlowInvalid, Problem
 from ..model import RunMode
 from ..sdk import Items, Services
 
 log = logging.getLogger("flowboard.triggers")
+
+
+class RunSkipped(FlowboardError):
+    """The flow's run mode is skip and a run of it is going (in any process): this trigger starts nothing."""
 
 
 class ActivationConflict(FlowInvalid):
@@ -238,11 +242,12 @@ class Launcher(Protocol):
         ...
 
     def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
-        """Record the run as queued (so no crash can lose it) and start it in the background. Returns its id."""
+        """Record the run as queued (so no crash can lose it) and start it in the background. Returns its id. Raises
+        RunSkipped when runs go to workers, the run mode is skip and a run of the flow is going."""
         ...
 
     async def run(self, activation: Activation, node_id: str, items: Items, *, source: str) -> RunResult:
-        """Run now and wait for the result (a webhook that answers with the flow's result)."""
+        """Run now and wait for the result (a webhook that answers with the flow's result). RunSkipped as `accept`."""
         ...
 
     def start(self, activation: Activation, node_id: str, items: Items, *, source: str, run_id: str
