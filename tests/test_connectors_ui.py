@@ -104,3 +104,24 @@ async def test_the_generated_form_is_an_ordinary_node_form(fb: Flowboard) -> Non
     assert set(problems) == {"nodes[1].config.name", "nodes[1].config.price.amount", "nodes[1].config.category",
                              "nodes[1].config.colour"}, problems
     assert "books" in problems["nodes[1].config.category"]
+
+
+async def test_a_yaml_file_is_read_when_chosen(user: User, app: Flowboard, tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from nicegui import ui
+
+    document = yaml.safe_dump(json.loads(json.dumps(make_app(1).openapi())))
+    await user.open("/connectors")
+    user.find(marker="import-api").click()
+    await user.should_see(marker="connector-upload")
+    user.find(marker="connector-server").type("http://127.0.0.1:9")
+    upload = next(iter(user.find(marker="connector-upload").elements))
+    assert isinstance(upload, ui.upload)
+    await upload.handle_uploads([ui.upload.SmallFileUpload("shop.yaml", "application/yaml", document.encode())])
+    await user.should_see("POST /items: Create an item", retries=50)
+    user.find(marker="connector-save").click()
+    await user.should_see(marker="connector:shop_api")
+    [record] = app.connectors.all()
+    assert record.source == "shop.yaml" and record.server == "http://127.0.0.1:9"

@@ -79,7 +79,7 @@ class ConnectorsPage:
     # -- import and re-import -----------------------------------------------------------------------------------
 
     async def _import(self, record: ConnectorRecord | None) -> None:
-        state: dict[str, Any] = {"preview": None, "text": None, "source": ""}
+        state: dict[str, Any] = {"preview": None, "file": None, "source": ""}
         title = "Import an API" if record is None else f"Re-import {record.title}"
         with self.root, ui.dialog() as dialog, ui.card().classes("w-[680px] max-w-full gap-3"):
             ui.label(title).classes("text-lg font-semibold")
@@ -109,11 +109,11 @@ class ConnectorsPage:
         async def check() -> None:
             save.disable()
             name = record.name if record else ""
-            try:
-                if state["text"] is None and (text.value or "").strip():
-                    state["text"], state["source"] = text.value, ""
-                if state["text"] is not None:
-                    preview = self.fb.connectors.read(state["text"], source=state["source"],
+            try:  # pasted text first, then a chosen file, then the web address
+                if (text.value or "").strip():
+                    preview = self.fb.connectors.read(text.value, server=server.value or "", name=name)
+                elif state["file"] is not None:
+                    preview = self.fb.connectors.read(state["file"], source=state["source"],
                                                       server=server.value or "", name=name)
                 elif (url.value or "").strip():
                     preview = await asyncio.to_thread(self.fb.connectors.fetch, url.value, server=server.value or "",
@@ -125,9 +125,6 @@ class ConnectorsPage:
             except ApiInvalid as exc:
                 self._show(result, [str(p) for p in exc.problems], bad=True)
                 return
-            finally:
-                if state["text"] is not None and not state["source"]:
-                    state["text"] = None  # pasted text is read again on the next check (it may change)
             if record is None and preview.existing:
                 self._show(result, [f"A connector called {preview.api.name!r} exists already; use its Re-import "
                                     "button to update it."], bad=True, heading=False)
@@ -137,7 +134,6 @@ class ConnectorsPage:
             save.enable()
 
         url.on("keydown.enter", check)
-        state["check"] = check
         while await dialog:
             preview: Preview | None = state["preview"]
             if preview is None:
@@ -150,7 +146,7 @@ class ConnectorsPage:
         dialog.delete()
 
     async def _uploaded(self, e: events.UploadEventArguments, state: dict[str, Any], check: Any) -> None:
-        state["text"] = await e.file.read()
+        state["file"] = await e.file.read()
         state["source"] = e.file.name
         await check()
 
