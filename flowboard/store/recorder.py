@@ -21,10 +21,10 @@ committed in one transaction at the start of the next (group commit), and each c
 commit writes every page it changed to the WAL, so concurrent runs that share pages (the runs and steps tables and
 their indexes) write them once per group instead of once per run. Measured with 32 concurrent webhook calls of a
 10-node flow: 64 KiB written and 28 write calls per run with a transaction per write and random run ids, 13 KiB and 5
-with group commit and time-ordered run ids (UUIDv7, `triggers.new_run_id`). PostgreSQL writes go to writer
-threads (two, each with its connection), so the loop is never blocked on the network; writes that arrive while they
-are busy are committed together in the same way, as ONE statement (`compile_batch_statement`: the rows as one array
-per column, upserted from `unnest`), so a group costs one round trip whatever its size.
+with group commit and time-ordered run ids (UUIDv7, `triggers.new_run_id`). PostgreSQL writes go to one writer
+thread, so the loop is never blocked on the network; writes that arrive while it is busy are committed together in
+the same way, as ONE statement (`compile_batch_statement`: the rows as one array per column, upserted from `unnest`),
+so a group costs one round trip whatever its size.
 """
 
 from __future__ import annotations
@@ -197,12 +197,11 @@ class SqlRecorder:
         self._pg = store.dialect == "postgresql"
         self._batch_sql = tuple(compile_batch_statement(with_steps, durable) for durable in (True, False)
                                 for with_steps in (True, False)) if self._pg else None
-        self._main = _Connection()  # SQLite's writes (on the loop), and what `flush` and `close` write
-        self._local = threading.local()  # PostgreSQL's writer threads: each its own (`_Writer.LANES`)
-        self.lanes: list[_Connection] = []
+        self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
+        self._conn: Any = None  # the DBAPI connection
         self._pending: dict[str, _Pending] = {}
         self._meta: dict[str, tuple[int | None, str | None]] = {}
-        self._writer = _Writer(self) if self._pg else None
+        self._writer = _Writer(self._execute) if self._pg else None
         self._group: list[tuple[Job, asyncio.Future[None]]] | None = None  # SQLite: writes waiting for this turn
         self._closed = False
         store.recorders.add(self)
@@ -300,20 +299,16 @@ class SqlRecorder:
             with contextlib.suppress(RuntimeError):  # closing after the loop: nobody waits any more
                 _resolve(future, outcome)
 
-    def _holder(self) -> _Connection:
-        return getattr(self._local, "holder", None) or self._main
-
     def _connection(self) -> Any:
-        holder = self._holder()
-        if holder.conn is None:
-            if self._closed and holder is self._main:
+        if self._conn is None:
+            if self._closed:
                 raise RuntimeError("the recorder is closed")
-            holder.raw = self.store.engine.raw_connection()
-            holder.conn = holder.raw.driver_connection
-            holder.conn.rollback()  # start clean whatever the pool did (pre-ping)
+            self._raw = self.store.engine.raw_connection()
+            self._conn = self._raw.driver_connection
+            self._conn.rollback()  # start clean whatever the pool did (pre-ping)
             if self._pg:  # the one-statement batch is its own transaction; the other writes say BEGIN themselves
-                holder.conn.autocommit = True
-        return holder.conn
+                self._conn.autocommit = True
+        return self._conn
 
     def _execute(self, jobs: list[Job]) -> list[RunLost | None]:
         """Write `jobs` in one transaction; per job, None or RunLost (nothing of that job was written). On
@@ -321,8 +316,7 @@ class SqlRecorder:
         try:
             return self._transaction(jobs)
         except Exception:
-            conn = self._holder().conn
-            if not self._pg or conn is None or not (conn.closed or conn.broken):
+            if not self._pg or self._conn is None or not (self._conn.closed or self._conn.broken):
                 raise
             self._discard(invalidate=True)
             return self._transaction(jobs)
@@ -382,9 +376,7 @@ class SqlRecorder:
         return [None if job[0] in kept else RunLost(job[0]) for job in jobs]
 
     def _discard(self, invalidate: bool = False) -> None:
-        """Give back (or, broken, throw away) this thread's connection."""
-        holder = self._holder()
-        raw, holder.raw, holder.conn = holder.raw, None, None
+        raw, self._raw, self._conn = self._raw, None, None
         if raw is not None:
             with contextlib.suppress(Exception):
                 if invalidate:
@@ -431,36 +423,18 @@ class SqlRecorder:
             await asyncio.to_thread(self.close)
 
 
-class _Connection:
-    """A DBAPI connection and SQLAlchemy's pooled wrapper around it (kept to give the connection back)."""
-
-    __slots__ = ("conn", "raw")
-
-    def __init__(self) -> None:
-        self.raw: Any = None
-        self.conn: Any = None
-
-
 class _Writer:
-    """The threads that own the PostgreSQL writes, so the loop is never blocked on the network. Each takes every
-    job waiting, commits them together (one statement), and answers each; up to `LANES` groups are on their way at
-    once, each thread on its own connection, so a write that arrives while a group is on its way does not wait for it.
-    Two writes of one run are never on their way together (a run waits for each of its writes): the threads never
-    touch the same rows."""
+    """One thread that owns the PostgreSQL writes: takes every job waiting, commits them together, answers each."""
 
-    LANES = 2
-
-    def __init__(self, recorder: SqlRecorder):
-        self._recorder = recorder
+    def __init__(self, execute: Execute):
+        self._execute = execute
         self._queue: queue.SimpleQueue[tuple[Job, asyncio.AbstractEventLoop, asyncio.Future[None]] | None] = \
             queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._loop, name=f"flowboard-recorder-{i}", daemon=True)
-                         for i in range(self.LANES)]
-        for thread in self._threads:
-            thread.start()
+        self._thread = threading.Thread(target=self._loop, name="flowboard-recorder", daemon=True)
+        self._thread.start()
 
     async def submit(self, job: Job) -> None:
-        if not self._threads[0].is_alive():
+        if not self._thread.is_alive():
             raise RuntimeError("the recorder is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
@@ -468,10 +442,9 @@ class _Writer:
         await future
 
     def stop(self) -> None:
-        for _ in self._threads:
+        if self._thread.is_alive():
             self._queue.put(None)
-        for thread in self._threads:
-            thread.join()
+            self._thread.join()
         while True:  # whatever slipped in while stopping is answered, not left waiting forever
             try:
                 left = self._queue.get_nowait()
@@ -482,15 +455,6 @@ class _Writer:
                     left[1].call_soon_threadsafe(_resolve, left[2], RuntimeError("the recorder is closed"))
 
     def _loop(self) -> None:
-        recorder = self._recorder
-        recorder._local.holder = holder = _Connection()
-        recorder.lanes.append(holder)
-        try:
-            self._serve(recorder._execute)
-        finally:
-            recorder._discard()
-
-    def _serve(self, execute: Execute) -> None:
         running = True
         while running:
             first = self._queue.get()
@@ -502,11 +466,11 @@ class _Writer:
                     more = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if more is None:  # stopping: this thread ends after this batch
+                if more is None:
                     running = False
                     break
                 batch.append(more)
-            outcomes = _outcomes(execute, [job for job, _, _ in batch])
+            outcomes = _outcomes(self._execute, [job for job, _, _ in batch])
             answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[None], BaseException | None]]] = {}
             for (_, loop, future), outcome in zip(batch, outcomes, strict=True):
                 answers.setdefault(loop, []).append((future, outcome))
