@@ -134,6 +134,20 @@ class Server:
         print(f"profile of the {self.kind} server (py-spy raw, for flamegraph.pl or speedscope): {out}", flush=True)
         return answered
 
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by the server (its process tree) and by its database's server processes
+        (PostgreSQL's backends connected to the bench database; SQLite has none). Other processes on the machine do
+        not add to these, so CPU per run is the figure that holds under load."""
+        server = sum(_cpu_seconds(pid) for pid in _tree(self.proc.pid))
+        if self.database is None:
+            return server, 0.0
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            pids = [row[0] for row in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s",
+                                                   [self.database])]
+        return server, sum(_cpu_seconds(pid) for pid in pids)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -151,6 +165,31 @@ class Server:
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {self.database} WITH (FORCE)")
         shutil.rmtree(self.data, ignore_errors=True)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
 
 
 def wrk(url: str, lua: Path, seconds: int, conns: int) -> dict[str, Any]:
@@ -188,34 +227,37 @@ def in_process(kinds: list[str], repeats: int, seconds: float, conns: int, setti
         await asyncio.gather(*[client() for _ in range(conns)])
         return done
 
-    async def main() -> dict[str, list[float]]:
+    async def main() -> tuple[dict[str, list[float]], dict[str, list[float]]]:
         servers = {kind: Server(kind, settings=settings, serve=False) for kind in kinds}
         stores = {kind: Store(server.env.get("FLOWBOARD_DATABASE_URL") or f"sqlite:///{server.data / 'flowboard.db'}",
                               data_dir=server.data) for kind, server in servers.items()}
         engines = {kind: Engine(recorder=SqlRecorder(store)) for kind, store in stores.items()}
         rates: dict[str, list[float]] = {kind: [] for kind in kinds}
+        cpu: dict[str, list[float]] = {kind: [] for kind in kinds}
         try:
             for kind in kinds:
                 await load(engines[kind])  # warm-up
             for r in range(repeats):
                 for kind in kinds:
-                    started = time.perf_counter()
+                    started, used = time.perf_counter(), time.process_time()
                     runs = await load(engines[kind])
                     rates[kind].append(runs / (time.perf_counter() - started))
-                    print(f"{kind:10} run {r + 1}: {rates[kind][-1]:8,.0f} runs/s", flush=True)
+                    cpu[kind].append((time.process_time() - used) / runs * 1e6)
+                    print(f"{kind:10} run {r + 1}: {rates[kind][-1]:8,.0f} runs/s, {cpu[kind][-1]:.0f} µs of this "
+                          f"process's CPU per run", flush=True)
         finally:
             for kind in kinds:
                 await engines[kind].recorder.aclose()  # type: ignore[union-attr]
                 stores[kind].close()
                 servers[kind].drop()
-        return rates
+        return rates, cpu
 
-    rates = asyncio.run(main())
+    rates, cpu = asyncio.run(main())
     print(f"\n# the echo flow run by the engine in this process, {conns} at a time, every run recorded ({repeats} x "
           f"{seconds} s, medians; load average {os.getloadavg()[0]:.1f})\n")
     median = {kind: statistics.median(values) for kind, values in rates.items()}
     for kind, value in median.items():
-        print(f"| {kind} | {value:,.0f} runs/s |")
+        print(f"| {kind} | {value:,.0f} runs/s | {statistics.median(cpu[kind]):.0f} µs CPU per run (this process) |")
     if {"sqlite", "postgresql"} <= set(median):
         print(f"\nPostgreSQL / SQLite: {median['postgresql'] / median['sqlite']:.2f}x")
 
@@ -256,11 +298,17 @@ def main() -> None:
             answered[kind] += wrk(servers[kind].url, lua, 2, args.conns)["requests"]  # warm-up
         for r in range(repeats):
             for kind in kinds:
+                before = servers[kind].cpu()
                 got = wrk(servers[kind].url, lua, duration, args.conns)
+                after = servers[kind].cpu()
                 answered[kind] += got["requests"]
+                runs = max(1, got["requests"])
+                got["server_us"] = (after[0] - before[0]) / runs * 1e6
+                got["db_us"] = (after[1] - before[1]) / runs * 1e6
                 results[kind].append(got)
                 print(f"{kind:10} run {r + 1}: {got['rps']:8,.0f} req/s  p50 {got['p50_ms']:6.2f} ms  "
-                      f"p99 {got['p99_ms']:7.2f} ms  errors {got['errors']}", flush=True)
+                      f"p99 {got['p99_ms']:7.2f} ms  errors {got['errors']}  CPU per run: server "
+                      f"{got['server_us']:.0f} µs, database {got['db_us']:.0f} µs", flush=True)
         if args.profile:
             for kind in kinds:
                 answered[kind] += servers[kind].profile(duration, lua.with_name(f"{kind}.txt"), lua, args.conns)
@@ -272,18 +320,21 @@ def main() -> None:
             server.drop()
     print(f"\n# echo webhook flow, every run recorded (wrk -t2 -c{args.conns}, {repeats} x {duration} s, medians; "
           f"load average {os.getloadavg()[0]:.1f})\n")
-    print("| store | req/s | p50 ms | p99 ms | runs recorded / calls answered (wrk leaves up to c unanswered) |")
-    print("|---|---|---|---|---|")
+    print("| store | req/s | p50 ms | p99 ms | CPU µs per run: server + database | runs recorded / calls answered "
+          "(wrk leaves up to c unanswered) |")
+    print("|---|---|---|---|---|---|")
     median: dict[str, float] = {}
     for kind, runs in results.items():
         median[kind] = statistics.median(x["rps"] for x in runs)
         p50 = statistics.median(x["p50_ms"] for x in runs)
         p99 = statistics.median(x["p99_ms"] for x in runs)
-        print(f"| {kind} | {median[kind]:,.0f} | {p50:.2f} | {p99:.2f} | {recorded[kind]:,} / "
-              f"{answered[kind]:,} |")
+        server = statistics.median(x["server_us"] for x in runs)
+        db = statistics.median(x["db_us"] for x in runs)
+        print(f"| {kind} | {median[kind]:,.0f} | {p50:.2f} | {p99:.2f} | {server:.0f} + {db:.0f} | "
+              f"{recorded[kind]:,} / {answered[kind]:,} |")
     if {"sqlite", "postgresql"} <= set(median):
         ratio = median["postgresql"] / median["sqlite"]
-        print(f"\nPostgreSQL / SQLite: {ratio:.2f}x")
+        print(f"\nPostgreSQL / SQLite: {ratio:.2f}x (req/s, under load average {os.getloadavg()[0]:.1f})")
         if "postgresql-base" in median:
             base = median["postgresql-base"]
             print(f"baseline ({args.baseline}) PostgreSQL / SQLite: {base / median['sqlite']:.2f}x; "
