@@ -524,3 +524,21 @@ async def test_a_refresh_another_process_made_meanwhile_is_used_not_reported(fb:
     assert auth.grants.count("refresh_token") == 1  # ours was refused (the token was used): the worker's is taken
     assert mine == renewed and mine["access_token"] != stale["access_token"]
     assert fb.store.list_credentials()[0].problem is None
+
+
+def test_cli_lists_types_and_tests_a_credential(tmp_path: Path) -> None:
+    from .clihelp import flowboard
+
+    db = tmp_path / "shop.db"
+    sa.create_engine(f"sqlite:///{db}").dispose()
+    types = flowboard(tmp_path, "credential", "types")
+    assert types.returncode == 0 and "oauth2_code" in types.stdout and "client_secret (secret)" in types.stdout
+    made = flowboard(tmp_path, "credential", "set", "shop", "--type", "db", "kind=sqlite", f"database={db}")
+    assert made.returncode == 0, made.stderr
+    tested = flowboard(tmp_path, "credential", "test", "shop")
+    assert tested.returncode == 0 and "shop: Connected to the database and ran SELECT 1" in tested.stdout, tested.stderr
+    flowboard(tmp_path, "credential", "set", "shop", "--type", "db", f"database={tmp_path}/missing/x.db")
+    failed = flowboard(tmp_path, "credential", "test", "shop")
+    assert failed.returncode == 1 and "Could not connect to the database" in failed.stderr
+    wrong = flowboard(tmp_path, "credential", "set", "x", "--type", "nope")
+    assert wrong.returncode != 0 and "unknown credential type 'nope'" in wrong.stderr
