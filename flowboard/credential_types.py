@@ -61,10 +61,12 @@ _TYPES: dict[str, CredentialType] = {}
 
 
 def register(declaration: CredentialType) -> CredentialType:
-    """Add a credential type. The same declaration twice is fine; two different ones for one type id are refused."""
+    """Add a credential type. The same declaration twice is fine (also from a module imported again: same label and
+    fields); two different ones for one type id are refused."""
     known = _TYPES.get(declaration.type)
-    if known is not None and known != declaration:
-        raise TypeError(f"two credential types claim {declaration.type!r}")
+    if known is not None and (known.label, known.fields) != (declaration.label, declaration.fields):
+        raise TypeError(f"two credential types claim {declaration.type!r}: {known.label!r} and "
+                        f"{declaration.label!r}")
     _TYPES[declaration.type] = declaration
     return declaration
 

@@ -542,3 +542,29 @@ def test_cli_lists_types_and_tests_a_credential(tmp_path: Path) -> None:
     assert failed.returncode == 1 and "Could not connect to the database" in failed.stderr
     wrong = flowboard(tmp_path, "credential", "set", "x", "--type", "nope")
     assert wrong.returncode != 0 and "unknown credential type 'nope'" in wrong.stderr
+
+
+def test_a_node_module_declares_a_credential_type() -> None:
+    import types
+
+    from flowboard import credential_types
+    from flowboard.registry import Registry
+    from flowboard.sdk import CredentialField, CredentialType
+
+    module = types.ModuleType("tickets_nodes")
+    module.TICKETS = CredentialType("tickets_key", "Tickets API key",  # type: ignore[attr-defined]
+                                    (CredentialField("key", "API key", secret=True),))
+    try:
+        Registry().register_module(module)
+        assert credential_types.get("tickets_key") is module.TICKETS  # type: ignore[attr-defined]
+        assert credential_types.credential_data("tickets_key", {"key": "k-1"}, None) == {"key": "k-1"}
+        again = types.ModuleType("tickets_nodes")  # the module imported again: the same declaration, accepted
+        again.TICKETS = CredentialType("tickets_key", "Tickets API key",  # type: ignore[attr-defined]
+                                       (CredentialField("key", "API key", secret=True),))
+        Registry().register_module(again)
+        other = types.ModuleType("other_nodes")
+        other.CLASH = CredentialType("tickets_key", "Something else", ())  # type: ignore[attr-defined]
+        with pytest.raises(TypeError, match="two credential types claim 'tickets_key'"):
+            Registry().register_module(other)
+    finally:
+        credential_types._TYPES.pop("tickets_key", None)  # the other tests see the built-in types only
