@@ -126,8 +126,8 @@ def test_every_example_flow_opens_in_the_editor(tmp_path: Path, chromium: Chromi
         done = flowboard(tmp_path, "import", str(FLOWS / f"{name}.json"))
         assert done.returncode == 0, done.stderr
     server = Server(tmp_path)
+    page = chromium.tab()
     try:
-        page = chromium.tab()
         page.set_viewport_size({"width": 1500, "height": 900})
         for name in names:
             nodes = [n["id"] for n in json.loads((FLOWS / f"{name}.json").read_text())["nodes"]]
@@ -139,6 +139,7 @@ def test_every_example_flow_opens_in_the_editor(tmp_path: Path, chromium: Chromi
             assert page.get_by_text("problem to fix before it can run").count() == 0, name
             assert page.get_by_text("problems to fix before it can run").count() == 0, name
     finally:
+        page.context.close()  # before the server goes: a page left open would report its lost connection
         server.stop()
     assert not server.errors(), server.output
 
