@@ -194,3 +194,25 @@ async def test_test_connection_logs_in_and_says_a_wrong_password(fb: Flowboard) 
     fb.store.set_credential("rabbit", "rabbitmq", {"url": f"amqp://guest:guest@127.0.0.1:{port}/"})
     with pytest.raises(ValueError, match=f"Could not reach RabbitMQ at 127.0.0.1:{port}: connection refused"):
         await fb.test_credential("rabbit")
+
+
+async def test_switching_the_flow_off_leaves_new_messages_in_the_queue(fb: Flowboard, amqp: Any) -> None:
+    channel, queues = amqp
+    queue = f"fb-test-{uuid.uuid4().hex[:8]}"
+    queues += [queue, f"{queue}.dead"]
+    fb.import_flow(consumer_flow("c6", queue))
+    finished = Finished(fb, "c6")
+    fb.activate("c6")
+    await until(lambda: fb.connection_states("c6") and fb.connection_states("c6")[0].up, what="connected")
+    fb.deactivate("c6")
+    assert fb.connection_states("c6") == []
+    await publish(fb, queue, [{"n": 1, "fail": False}, {"n": 2, "fail": False}])
+    for _ in range(40):  # the consumer is gone once RabbitMQ says so
+        if (await channel.declare_queue(queue, passive=True)).declaration_result.consumer_count == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await queue_depth(channel, queue) == 2 and finished.count() == 0
+    fb.activate("c6")
+    await finished.until(2, "succeeded")
+    assert await queue_depth(channel, queue) == 0
+    finished.close()
