@@ -86,6 +86,16 @@ class Preview:
         return lines + api.warnings
 
 
+def _said(problem: Problem, node: Any, registry: Registry) -> str:
+    """A node's problem in words: `node "Make one", field sku: is required`."""
+    import re
+
+    cls = registry.get(node.type, node.version)
+    name = node.name or (cls.title if cls is not None else node.id)
+    field = re.sub(r"^nodes\[\d+\]\.?(config\.?)?", "", problem.loc)
+    return f'node "{name}"' + (f", field {field}" if field else "") + f": {problem.message}"
+
+
 def connector_of(node_type: str) -> str | None:
     """The connector a node type belongs to (`api.shop.list_items` -> shop), None for other node types."""
     if not node_type.startswith(PREFIX):
@@ -151,10 +161,10 @@ class Connectors:
                 try:
                     build_plan(flow, trial)
                 except FlowInvalid as exc:
-                    preview.broken[flow.name] = [str(p) for p in exc.problems if p.node_id and any(
-                        n.id == p.node_id and connector_of(n.type) == api.name for n in flow.nodes)][:5]
-                    if not preview.broken[flow.name]:
-                        del preview.broken[flow.name]
+                    nodes = {n.id: n for n in flow.nodes if connector_of(n.type) == api.name}
+                    said = [_said(p, nodes[p.node_id], trial) for p in exc.problems if p.node_id in nodes][:5]
+                    if said:
+                        preview.broken[flow.name] = said
         return preview
 
     # -- changing ----------------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def test_import_check_list_export_and_remove(api: httpx.Client) -> None:
     assert check.status_code == 200, check.text
     body = check.json()
     assert not body["stored"] and body["existing"]
-    assert body["changes"] == {"added": ["get_stock", "rename_item"], "removed": ["delete_item"], "changed": []}
+    assert body["changes"] == {"added": ["get_stock", "rename_item"], "removed": ["delete_item"],
+                               "changed": ["create_item"]}
     assert body["removed_in_use"] == {"api cleanup": ["delete_item"]}
     assert any(n["type"] == "api.shop_api.delete_item" for n in api.get("/nodes").json()["nodes"])  # nothing stored
 

@@ -110,12 +110,18 @@ async def test_reimport_lists_changes_and_the_flows_they_touch(fb: Flowboard, sh
     loses, _ = fb.import_flow({**shop_flow([{"id": "del", "type": "api.shop_api.delete_item",
                                              "config": {"item_id": 2, "credential": "shop writer"}}]),
                                "name": "cleanup"})
+    fb.import_flow({**shop_flow([{"id": "make", "type": "api.shop_api.create_item", "name": "Make one",
+                                  "config": {"name": "x", "price": {"amount": 1}, "credential": "shop writer"}}]),
+                    "name": "restock"})
     with Served(make_app(2)) as v2:
         preview = fb.connectors.fetch(v2.url + "/openapi.json")
         assert preview.existing and preview.changes is not None
         assert preview.changes.as_dict() == {"added": ["get_stock", "rename_item"], "removed": ["delete_item"],
-                                             "changed": []}
+                                             "changed": ["create_item"]}
         assert preview.removed_in_use == {"cleanup": ["delete_item"]}
+        assert list(preview.broken) == ["restock"]  # its node lacks the sku the changed operation needs
+        assert preview.broken["restock"] == ['node "Make one", field sku: is required']
+        assert "flow 'restock' no longer fits the changed operations" in "\n".join(preview.lines())
         assert preview.server_change == (shop.url, v2.url)
         fb.connectors.save(preview)
         assert fb.registry.get("api.shop_api.delete_item") is None
@@ -127,7 +133,7 @@ async def test_reimport_lists_changes_and_the_flows_they_touch(fb: Flowboard, sh
         assert result.status.value == "succeeded", result
         assert result.steps["get"].outputs["main"][0]["id"] == 2
         assert v2.seen[-1]["path"] == "/items/2"  # the connector's new server address
-    with pytest.raises(ConnectorInUse, match="cleanup, shop flow"):
+    with pytest.raises(ConnectorInUse, match="cleanup, restock, shop flow"):
         fb.connectors.remove("shop_api")
 
 

@@ -2,7 +2,8 @@
 with $ref'd models, an enum, defaults and a discriminated oneOf, a paginated list, an API key for reading and a bearer
 token for writing. Every request it answers is recorded in `app.state.seen`.
 
-`make_app(2)` is the next version of the API: one operation removed, one added, one changed.
+`make_app(2)` is the next version of the API: one operation removed, two added, one changed (createItem needs a
+`sku`).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the routes' annotations, which name local dependencies.
@@ -63,6 +64,10 @@ class NewItem(BaseModel):
 
 class Item(NewItem):
     id: int
+
+
+class NewItemV2(NewItem):
+    sku: str = Field(description="The stock-keeping number.")
 
 
 class ItemPage(BaseModel):
@@ -130,12 +135,20 @@ def make_app(version: int = 1) -> FastAPI:
             raise HTTPException(404, f"no item {item_id}")
         return app.state.items[item_id]
 
-    @app.post("/items", operation_id="createItem", summary="Create an item", status_code=201,
-              dependencies=[Depends(can_write)])
-    def create_item(item: NewItem) -> Item:
-        new = Item(id=max(app.state.items, default=0) + 1, **item.model_dump())
-        app.state.items[new.id] = new
-        return new
+    if version == 1:
+        @app.post("/items", operation_id="createItem", summary="Create an item", status_code=201,
+                  dependencies=[Depends(can_write)])
+        def create_item(item: NewItem) -> Item:
+            new = Item(id=max(app.state.items, default=0) + 1, **item.model_dump())
+            app.state.items[new.id] = new
+            return new
+    else:  # version 2 changes the operation: every new item needs a stock-keeping number
+        @app.post("/items", operation_id="createItem", summary="Create an item", status_code=201,
+                  dependencies=[Depends(can_write)])
+        def create_item_v2(item: NewItemV2) -> Item:
+            new = Item(id=max(app.state.items, default=0) + 1, **item.model_dump(exclude={"sku"}))
+            app.state.items[new.id] = new
+            return new
 
     if version == 1:
         @app.delete("/items/{item_id}", operation_id="deleteItem", summary="Delete an item", status_code=204,
