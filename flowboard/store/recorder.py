@@ -135,11 +135,14 @@ def compile_batch_statement(with_steps: bool = True, durable: bool = True) -> st
     check = check_sql.replace(by_id, "runs.id = ANY(%s::text[])")
     steps = from_arrays(step_sql, f"(SELECT * FROM {unnest(STEP_COLUMNS, _PG_STEP_TYPES)} "
                                   f"WHERE u.run_id IN (SELECT id FROM kept)) AS s")
-    return (f"WITH written AS ({from_arrays(run_sql, unnest(RUN_COLUMNS, _PG_RUN_TYPES))} RETURNING runs.id), "
-            f"checked AS ({check} RETURNING runs.id), "
-            f"kept AS (SELECT id FROM written UNION ALL SELECT id FROM checked)"
-            f"{f', stepped AS ({steps})' if with_steps else ''} SELECT id FROM kept"
-            f"{'' if durable else _RELAXED}")
+    sql = (f"WITH written AS ({from_arrays(run_sql, unnest(RUN_COLUMNS, _PG_RUN_TYPES))} RETURNING runs.id), "
+           f"checked AS ({check} RETURNING runs.id), "
+           f"kept AS (SELECT id FROM written UNION ALL SELECT id FROM checked)"
+           f"{f', stepped AS ({steps})' if with_steps else ''} SELECT id FROM kept"
+           f"{'' if durable else _RELAXED}")
+    # Parameters in binary (%b): psycopg writes a text array in text form with a regular-expression escape per item
+    # (every quote of the JSON): 1.65 ms of CPU for a group of 11 runs, against 66 µs in binary (measured).
+    return sql.replace("%s", "%b")
 
 
 def _columns(rows: list[Row], width: int, floats: tuple[int, ...]) -> list[list[Any]]:
