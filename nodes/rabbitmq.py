@@ -136,6 +136,8 @@ def _reason(exc: BaseException) -> str:
             return "connection refused (is RabbitMQ running at that address?)"
         if isinstance(current, BaseException) and "ACCESS_REFUSED" in str(current):
             return "the user name or password was refused"
+        if "unexpectedly closed" in str(current) or isinstance(current, ConnectionResetError):
+            return "the connection to RabbitMQ was cut (a restart or a network failure); trying again opens a new one"
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 

@@ -216,3 +216,25 @@ async def test_switching_the_flow_off_leaves_new_messages_in_the_queue(fb: Flowb
     await finished.until(2, "succeeded")
     assert await queue_depth(channel, queue) == 0
     finished.close()
+
+
+async def test_the_publish_node_opens_a_new_connection_after_a_cut(fb: Flowboard, amqp: Any) -> None:
+    channel, queues = amqp
+    queue = f"fb-test-{uuid.uuid4().hex[:8]}"
+    queues.append(queue)
+    await channel.declare_queue(queue, durable=True)
+    async with proxy(5672) as cut:
+        flow = publish_flow(queue)
+        flow["nodes"][1]["config"]["url"] = f"amqp://127.0.0.1:{cut.port}/"
+        parsed = fb.parse(flow)
+        assert (await fb.run_draft(parsed, [{"n": 1}])).status.value == "succeeded"
+        await cut.cut()
+        failed = await fb.run_draft(parsed, [{"n": 2}])
+        assert failed.status.value == "failed"
+        assert failed.error["message"] in (  # as the cut is seen before the run or during it
+            "cannot connect to RabbitMQ: connection refused (is RabbitMQ running at that address?)",
+            "RabbitMQ did not take the message: the connection to RabbitMQ was cut (a restart or a network failure); "
+            "trying again opens a new one")
+        await cut.restore()
+        assert (await fb.run_draft(parsed, [{"n": 3}])).status.value == "succeeded"
+    assert await queue_depth(channel, queue) == 2  # 1 and 3: nothing sent twice, nothing lost once it succeeded
