@@ -326,8 +326,9 @@ def cmd_nodes(args: argparse.Namespace) -> int:
         return EXIT_OK
     for entry in registry.catalog():
         ports = f"{','.join(entry['inputs']) or '-'} → {','.join(entry['outputs'])}"
+        package = registry.package(entry["type"]) or "-"
         print(f"{entry['type']:20} v{entry['version']}  {entry['category']:11} {entry['title']:22} {ports:28} "
-              f"{entry['description']}")
+              f"[{package}] {entry['description']}")
     return EXIT_OK
 
 

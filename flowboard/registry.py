@@ -26,6 +26,8 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[tuple[str, int], type[NodeType]] = {}
         self._latest: dict[str, int] = {}
+        #: Which package each node type comes from ("flowboard" for the built-ins, "name version" for a package).
+        self._packages: dict[str, str] = {}
         #: Counts changes (a connector's node types added or removed), so what is built from the catalog is rebuilt.
         self.generation = 0
 
@@ -35,6 +37,7 @@ class Registry:
         other = Registry()
         other._types = dict(self._types)
         other._latest = dict(self._latest)
+        other._packages = dict(self._packages)
         return other
 
     def unregister(self, type_id: str) -> None:
@@ -42,9 +45,10 @@ class Registry:
         for key in [key for key in self._types if key[0] == type_id]:
             del self._types[key]
         self._latest.pop(type_id, None)
+        self._packages.pop(type_id, None)
         self.generation += 1
 
-    def register(self, cls: type[NodeType]) -> type[NodeType]:
+    def register(self, cls: type[NodeType], package: str = "") -> type[NodeType]:
         for attr in ("type", "title", "category"):
             if not getattr(cls, attr, None):
                 raise TypeError(f"node type {cls.__name__} must set `{attr}`")
@@ -54,17 +58,24 @@ class Registry:
                             f"{self._types[key].__module__} and {cls.__module__}")
         self._types[key] = cls
         self._latest[cls.type] = max(self._latest.get(cls.type, 0), cls.version)
+        if package:
+            self._packages[cls.type] = package
         self.generation += 1
         return cls
 
-    def register_module(self, module: ModuleType) -> None:
+    def package(self, type_id: str) -> str:
+        """The package a node type comes from: "flowboard" (built in), a package's "name version", or ""
+        (registered by hand, or a connector's operation)."""
+        return self._packages.get(type_id, "")
+
+    def register_module(self, module: ModuleType, package: str = "") -> None:
         for value in list(vars(module).values()):
             if isinstance(value, CredentialType):
                 register_credential_type(value)
         for _, obj in inspect.getmembers(module, inspect.isclass):
             if issubclass(obj, NodeType) and obj is not NodeType and obj.__module__ == module.__name__ \
                     and "type" in vars(obj):
-                self.register(obj)
+                self.register(obj, package)
 
     def get(self, type_id: str, version: int | None = None) -> type[NodeType] | None:
         if version is None:
@@ -110,7 +121,7 @@ def load_builtins(registry: Registry) -> None:
     import flowboard.nodes as package
 
     for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
-        registry.register_module(importlib.import_module(info.name))
+        registry.register_module(importlib.import_module(info.name), "flowboard")
 
 
 def load_entry_points(registry: Registry) -> None:
@@ -120,10 +131,11 @@ def load_entry_points(registry: Registry) -> None:
         except Exception:
             log.exception("node package %s could not be loaded; its node types are missing", ep.value)
             continue
+        package = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else ep.value.partition(":")[0]
         if isinstance(obj, ModuleType):
-            registry.register_module(obj)
+            registry.register_module(obj, package)
         elif inspect.isclass(obj) and issubclass(obj, NodeType):
-            registry.register(obj)
+            registry.register(obj, package)
         else:
             log.error("entry point %s in group %s is neither a module nor a NodeType", ep.value, ENTRY_POINT_GROUP)
 

@@ -1,0 +1,145 @@
+"""The example node package in examples/flowboard-example-nodes, installed the way pip installs it (its code and a
+dist-info whose entry points are read from its own pyproject.toml), adds a node type and a credential type: the node
+is in the palette catalog and runs against a local notes service that checks the key, the credential type is on the
+credentials page, and `flowboard nodes` says which package each type comes from."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from nicegui.testing import User
+
+from flowboard import credential_types
+from flowboard.model import parse_flow
+from flowboard.registry import Registry, load_builtins, load_entry_points
+from flowboard.services import Flowboard
+from flowboard.ui import pages
+
+from .clihelp import env_for
+from .conftest import make_flow
+
+pytest_plugins = ["nicegui.testing.user_plugin"]
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flowboard-example-nodes"
+
+
+def install_example(target: Path) -> None:
+    """What `pip install --target` leaves: the package's code and its dist-info (METADATA, entry_points.txt)."""
+    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
+    for package in tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
+        shutil.copytree(EXAMPLE / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+    info = target / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
+    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
+             for group, eps in project["entry-points"].items()]
+    (info / "entry_points.txt").write_text("\n".join(lines))
+
+
+@pytest.fixture
+def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    target = tmp_path / "site"
+    target.mkdir()
+    install_example(target)
+    monkeypatch.syspath_prepend(str(target))
+    yield target
+    credential_types._TYPES.pop("example_notes_key", None)  # the credential type goes with the package
+    for name in [n for n in sys.modules if n.startswith("flowboard_example_nodes")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+async def notes() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A notes service that saves a note only with the key 'n0tes-key'."""
+    saved: list[dict[str, str]] = []
+
+    async def post(request: web.Request) -> web.Response:
+        if request.headers.get("X-Notes-Key") != "n0tes-key":
+            return web.json_response({"error": "wrong key"}, status=401)
+        saved.append(await request.json())
+        return web.json_response({"id": len(saved)})
+
+    app = web.Application()
+    app.router.add_post("/notes", post)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", saved
+    await runner.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """As in test_ui_pages: NiceGUI's user fixture forgets the flowboard modules; put them back."""
+    request.node.add_marker(pytest.mark.nicegui_main_file(""))
+    saved = {name: module for name, module in sys.modules.items()
+             if name == "flowboard" or name.startswith("flowboard.")}
+    yield
+    sys.modules.update(saved)
+
+
+def test_flowboard_nodes_names_each_types_package(installed: Path, tmp_path: Path) -> None:
+    env = {**env_for(tmp_path / "data"), "PYTHONPATH": str(installed)}
+    proc = subprocess.run([sys.executable, "-m", "flowboard", "nodes"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+    assert "[flowboard-example-nodes 0.1.0]" in lines["example.save_note"]
+    assert "[flowboard]" in lines["http.request"] and "[flowboard]" in lines["trigger.manual"]
+
+
+async def test_the_example_package_adds_a_node_and_a_credential_type(user: User, installed: Path, tmp_path: Path,
+                                                                      notes: tuple[str, list[dict[str, str]]]) -> None:
+    registry = Registry()
+    load_builtins(registry)
+    load_entry_points(registry)
+    assert registry.package("example.save_note") == "flowboard-example-nodes 0.1.0"
+    entry = next(e for e in registry.catalog() if e["type"] == "example.save_note")  # what the palette shows
+    assert entry["title"] == "Save note" and entry["category"] == "integration"
+    assert entry["config_schema"]["properties"]["credential"]["credential_types"] == ["example_notes_key"]
+    declaration = credential_types.get("example_notes_key")
+    assert declaration is not None and declaration.label == "Notes service key"
+
+    fb = Flowboard(data_dir=tmp_path / "data", registry=registry)
+    try:
+        pages.register(fb)
+        address, saved = notes
+        await user.open("/credentials")
+        user.find(marker="new-credential").click()
+        await user.should_see(marker="credential-save")
+        user.find(marker="credential-name").elements.pop().value = "notes"
+        user.find(marker="credential-type").elements.pop().value = "example_notes_key"
+        await user.should_see("Service address")
+        await user.should_see("The address of your notes service and the API key it gave you.")
+        user.find(marker="credential-field:address").elements.pop().value = "notes.example.com"
+        user.find(marker="credential-field:key").elements.pop().value = "n0tes-key"
+        user.find(marker="credential-save").click()
+        await user.should_see("Service address (address) starts with http:// or https://")  # its own check
+        assert fb.store.list_credentials() == []
+        user.find(marker="credential-field:address").elements.pop().value = address
+        user.find(marker="credential-save").click()
+        await user.should_see(marker="credential:notes")
+        assert fb.store.get_credential("notes") == {"address": address, "key": "n0tes-key"}
+
+        flow = parse_flow(make_flow([{"id": "t", "type": "trigger.manual"},
+                                     {"id": "n", "type": "example.save_note", "config": {"credential": "notes",
+                                                                              "text": "{{ item.text }}"}}],
+                                    [("t", "n")]))
+        fb.save_flow(flow, None)
+        result = await fb.run_flow(flow.id, [{"text": "buy milk"}, {"text": "call ada"}])
+        assert result.output == [{"text": "buy milk", "note_id": 1}, {"text": "call ada", "note_id": 2}]
+        assert saved == [{"text": "buy milk"}, {"text": "call ada"}]
+
+        fb.store.set_credential("notes", "example_notes_key", {"address": address, "key": "wr0ng-key"})
+        failed = await fb.run_flow(flow.id, [{"text": "x"}])
+        assert failed.status.value == "failed" and "answered 401" in str(failed.error)
+        assert "wr0ng-key" not in str(failed.error)
+    finally:
+        await fb.aclose()
