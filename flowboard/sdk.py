@@ -41,10 +41,12 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from .blobs import BlobStore, FileTooLarge, is_file_ref
 from .credential_types import CredentialField, CredentialType
 from .curl import CurlError, CurlRequest, parse_curl
 from .datatables import Change as TableChange
@@ -68,10 +70,10 @@ Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
 __all__ = ["SERVICE_NAMES", "Approvals", "Category", "ChatConfig", "Context", "CredentialField", "CredentialType",
-           "CurlError", "CurlRequest", "EmailConfig", "Emit", "EmptyConfig", "Flows", "Inputs", "Item", "Items",
-           "Listening", "NodeError", "NodeType", "Outputs", "PasteImport", "PastedConfig", "RunOutcome", "Service",
-           "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex", "parse_curl",
-           "plain", "post_messages", "secret_forms", "send_messages"]
+           "CurlError", "CurlRequest", "EmailConfig", "Emit", "EmptyConfig", "Files", "Flows", "Inputs", "Item",
+           "Items", "Listening", "NodeError", "NodeType", "Outputs", "PasteImport", "PastedConfig", "RunOutcome",
+           "Service", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
+           "parse_curl", "plain", "post_messages", "secret_forms", "send_messages"]
 
 #: Telling people (flowboard/notify/): imported on first use, as those modules import this one.
 _NOTIFY = {"EmailConfig": "email", "send_messages": "email", "ChatConfig": "chat", "Service": "chat",
@@ -404,6 +406,12 @@ class Context:
         return result.items
 
     @property
+    def files(self) -> Files:
+        """Files in items: keep bytes and get a reference to put in an item (`put`), read a reference's bytes
+        (`read`), and paths inside the folder file nodes may use (`in_folder`)."""
+        return self._services.files()
+
+    @property
     def tables(self) -> Tables:
         """Flowboard's data tables, with every change recorded as made by this run."""
         return self._services.tables(self.run_id)
@@ -462,12 +470,75 @@ class Context:
             raise asyncio.CancelledError()
 
 
+class Files:
+    """What a node sees of files: an item carries a file as a reference (a small JSON object with `$file`, `name`,
+    `mime_type` and `size`); the bytes are kept by Flowboard, content-addressed, never inside the item."""
+
+    def __init__(self, blobs: BlobStore | None, folder: Callable[[], Path] | None):
+        self._blobs = blobs
+        self._folder = folder
+
+    def _store(self) -> BlobStore:
+        if self._blobs is None:
+            raise NodeError("files are not available here: run the flow in Flowboard (the editor, the server or "
+                            "`flowboard run`)")
+        return self._blobs
+
+    @staticmethod
+    def is_file(value: Any) -> bool:
+        """Whether `value` is a file reference."""
+        return is_file_ref(value)
+
+    async def put(self, data: bytes, name: str, mime_type: str | None = None) -> Item:
+        """Keep `data` as a file called `name`; returns the reference to put in an item."""
+        try:
+            return await asyncio.to_thread(self._store().put, bytes(data), name, mime_type)
+        except FileTooLarge as exc:
+            raise NodeError(str(exc)) from None
+
+    async def read(self, ref: Any, *, field: str | None = None, item_index: int | None = None) -> bytes:
+        """The bytes of the file `ref`; a NodeError naming `field` when it is not a file or no longer kept."""
+        if not is_file_ref(ref):
+            raise NodeError(f"{field or 'the value'} is not a file (expected a file from an earlier node, such as "
+                            "Read file or HTTP request)", field=field, item_index=item_index)
+        try:
+            return await asyncio.to_thread(self._store().get, ref)
+        except FileNotFoundError as exc:
+            raise NodeError(str(exc), field=field, item_index=item_index) from None
+
+    @property
+    def folder(self) -> Path:
+        """The folder file nodes may read and write (FLOWBOARD_FILES_DIR, else `files` in the data folder)."""
+        if self._folder is None:
+            raise NodeError("no folder for files is set: set FLOWBOARD_FILES_DIR to the folder flows may use")
+        folder = self._folder()
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return folder
+
+    def in_folder(self, path: str, *, field: str = "path", item_index: int | None = None) -> Path:
+        """`path` (relative to the folder, or absolute inside it) as a resolved path inside the folder. Refused with
+        a NodeError when it leads outside, also through a symbolic link or `..`."""
+        folder = self.folder.resolve()
+        text = str(path).strip()
+        if not text or "\x00" in text:
+            raise NodeError(f"{field}: give a file name inside {folder}, e.g. reports/today.csv", field=field,
+                            item_index=item_index)
+        target = (folder / text).resolve()
+        if not target.is_relative_to(folder) or target == folder:
+            raise NodeError(f"{field}: {text!r} leads outside the folder flows may use ({folder}); use a path "
+                            "inside it (symbolic links to elsewhere are refused too)", field=field,
+                            item_index=item_index)
+        return target
+
+
 class Services:
     """Shared resources behind every Context: overridden by the app, the CLI and tests."""
 
     def __init__(self, credentials: Callable[[str], Any] | None = None,
                  tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None,
-                 flows: Callable[[str, str], Flows] | None = None):
+                 flows: Callable[[str, str], Flows] | None = None, blobs: BlobStore | None = None,
+                 files_dir: Callable[[], Path] | None = None):
+        self._files = Files(blobs, files_dir)
         self._http: httpx.AsyncClient | None = None
         self._engines: dict[str, sqlalchemy.Engine] = {}
         self._credentials = credentials
@@ -539,6 +610,9 @@ class Services:
             self._code_runner = CodeRunner()
         return self._code_runner
 
+    def files(self) -> Files:
+        return self._files
+
     def tables(self, run_id: str) -> Tables:
         if self._tables is None:
             raise NodeError("data tables are not available here: run the flow in Flowboard (the editor, the server or "
@@ -602,6 +676,9 @@ class _MappedCredentials(Services):
 
     def code_runner(self) -> CodeRunner:
         return self._inner.code_runner()
+
+    def files(self) -> Files:
+        return self._inner.files()
 
     def tables(self, run_id: str) -> Tables:
         return self._inner.tables(run_id)

@@ -21,6 +21,7 @@ from . import credential_types
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
+from .blobs import BlobStore
 from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
@@ -82,8 +83,12 @@ class Flowboard:
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.calls = FlowCalls(self)  # the Call flow node's child runs
         self.oauth = OAuth2(self.store, lambda: self.public_url)  # OAuth2 credentials' tokens
+        files_dir = os.environ.get("FLOWBOARD_FILES_DIR")
+        self.blobs = BlobStore(lambda: self.store.data_dir() / "blobs")  # files in items (flowboard/blobs.py)
         self.services = Services(credentials=self.credential_for_run, tables=self.tables.for_run,
-                                approvals=self.approvals, flows=self.calls.for_run)
+                                approvals=self.approvals, flows=self.calls.for_run, blobs=self.blobs,
+                                files_dir=(lambda: Path(files_dir)) if files_dir
+                                else (lambda: self.store.data_dir() / "files"))
         self.recorder = SqlRecorder(self.store) if record else None
         self.engine = Engine(self.services, self.recorder, self.bus)
         if self.recorder is not None:  # runs this process owns are renewed in the background while they go

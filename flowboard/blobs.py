@@ -1,0 +1,111 @@
+"""Files in items: the bytes live in a content-addressed blob store, an item carries a reference to them.
+
+A reference is a small JSON object, so items stay plain JSON (expressions, run data and exports work as before)::
+
+    {"$file": "<sha256 of the bytes>", "name": "invoice.pdf", "mime_type": "application/pdf", "size": 48211}
+
+The store keeps each distinct content once, under its SHA-256 in `<data folder>/blobs/ab/abcdef...`: the name a
+node gives a file is never part of a path on disk (nor a secret that may be in it). Nodes reach it through
+`ctx.files` (flowboard.sdk.Files), never directly. Files at most MAX_FILE_BYTES (FLOWBOARD_MAX_FILE_MB) each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+FILE_KEY = "$file"
+_SHA = re.compile(r"[0-9a-f]{64}")
+
+
+def max_file_bytes() -> int:
+    return int(float(os.environ.get("FLOWBOARD_MAX_FILE_MB") or 100) * 1024 * 1024)
+
+
+def is_file_ref(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get(FILE_KEY), str) and bool(_SHA.fullmatch(value[FILE_KEY]))
+
+
+def guess_mime(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+class FileTooLarge(ValueError):
+    pass
+
+
+class BlobStore:
+    """Content-addressed bytes in a folder (created owner-only on first write)."""
+
+    def __init__(self, root: Path | Callable[[], Path]):
+        self._root = root
+
+    @property
+    def root(self) -> Path:
+        """The folder (a function giving it is called on first use: the data folder is made only when needed)."""
+        return Path(self._root() if callable(self._root) else self._root)
+
+    def path(self, sha: str) -> Path:
+        if not _SHA.fullmatch(sha):
+            raise ValueError("not a file reference")
+        return self.root / sha[:2] / sha
+
+    def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]:
+        """Keep `data`; returns its reference. Content kept before is not written again."""
+        limit = max_file_bytes()
+        if len(data) > limit:
+            raise FileTooLarge(f"the file {name!r} has {len(data):,} bytes, more than the {limit:,} bytes a file "
+                               "may have (FLOWBOARD_MAX_FILE_MB)")
+        sha = hashlib.sha256(data).hexdigest()
+        target = self.path(sha)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+                os.replace(tmp, target)  # atomic: a reader sees all of it or nothing
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        return {FILE_KEY: sha, "name": name, "mime_type": mime_type or guess_mime(name), "size": len(data)}
+
+    def get(self, ref: dict[str, Any]) -> bytes:
+        if not is_file_ref(ref):
+            raise ValueError("this is not a file: a file is an item field like {\"$file\": ..., \"name\": ...}")
+        try:
+            return self.path(ref[FILE_KEY]).read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"the file {ref.get('name')!r} is no longer kept (its run was deleted)") from None
+
+    def exists(self, sha: str) -> bool:
+        return _SHA.fullmatch(sha) is not None and self.path(sha).exists()
+
+    def all(self) -> set[str]:
+        if not self.root.exists():
+            return set()
+        return {p.name for p in self.root.glob("??/*") if _SHA.fullmatch(p.name)}
+
+    def delete(self, sha: str) -> None:
+        self.path(sha).unlink(missing_ok=True)
+
+
+def refs_in(value: Any, found: set[str] | None = None) -> set[str]:
+    """The SHA-256s of every file reference anywhere in `value` (items, run data)."""
+    found = set() if found is None else found
+    if isinstance(value, dict):
+        if is_file_ref(value):
+            found.add(value[FILE_KEY])
+        else:
+            for v in value.values():
+                refs_in(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            refs_in(v, found)
+    return found

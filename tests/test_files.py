@@ -1,0 +1,151 @@
+"""Files in items: the blob store, Read file / Write file in the allowed folder (escapes refused, symbolic links
+included), and Items to file / File to items round trips (CSV, JSON, text, xlsx with a corpus of cell types)."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowboard.blobs import BlobStore, refs_in
+from flowboard.engine import RunResult
+from flowboard.model import parse_flow
+from flowboard.services import Flowboard
+
+from .conftest import make_flow
+
+
+@pytest.fixture
+async def fb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Flowboard]:
+    (tmp_path / "shared").mkdir()
+    monkeypatch.setenv("FLOWBOARD_FILES_DIR", str(tmp_path / "shared"))
+    app = Flowboard(data_dir=tmp_path / "data")
+    yield app
+    await app.aclose()
+
+
+async def run(fb: Flowboard, nodes: list[dict[str, Any]], items: list[dict[str, Any]] | None = None) -> RunResult:
+    """A chain trigger -> nodes[0] -> nodes[1] ..."""
+    ids = ["t", *(n["id"] for n in nodes)]
+    flow = parse_flow(make_flow([{"id": "t", "type": "trigger.manual"}, *nodes], list(itertools.pairwise(ids))))
+    fb.save_flow(flow, None)
+    return await fb.run_flow(flow.id, items or [{}])
+
+
+# A corpus of what items hold, as a spreadsheet gets it: text (unicode, empty, a would-be formula, line breaks,
+# long), whole numbers (negative, large), decimals, true/false, empty, and lists and objects (kept as JSON text).
+CORPUS: list[dict[str, Any]] = [
+    {"text": "Zoë Ångström ✓ 漢字", "whole": 42, "decimal": 3.25, "flag": True, "nothing": None,
+     "list": [1, "a"], "object": {"k": {"n": 1}}},
+    {"text": "=1+1", "whole": -7, "decimal": -0.001, "flag": False, "nothing": "present", "list": [],
+     "object": {}},
+    {"text": "two\nlines, a \"quote\" and a ; semicolon", "whole": 9007199254740991, "decimal": 1e-300,
+     "flag": True, "nothing": None, "list": None, "object": None},
+    {"text": "x" * 5000, "whole": 0, "decimal": 1.5e300, "flag": None, "nothing": None, "list": [None],
+     "object": {"emoji": "🎉"}},
+]
+
+
+def as_cells(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: json.dumps(v, ensure_ascii=False, separators=(",", ":")) if isinstance(v, list | dict) else v
+            for k, v in item.items()}
+
+
+async def test_xlsx_round_trip_keeps_every_cell_type(fb: Flowboard, tmp_path: Path) -> None:
+    result = await run(fb, [
+        {"id": "make", "type": "convert.to_file", "config": {"format": "xlsx", "name": "people"}},
+        {"id": "write", "type": "files.write", "config": {"path": "out/people.xlsx"}},
+        {"id": "read", "type": "files.read", "config": {"path": "{{ item.path }}"}},
+        {"id": "items", "type": "convert.from_file", "config": {}},
+    ], CORPUS)
+    assert result.status.value == "succeeded", result.error
+    assert result.output == [as_cells(i) for i in CORPUS]
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(tmp_path / "shared" / "out" / "people.xlsx").active
+    assert [c.value for c in sheet[1]] == list(CORPUS[0])
+    formula = sheet.cell(row=3, column=1)
+    assert formula.value == "=1+1" and formula.data_type == "s"  # text, never a formula
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "text"])
+async def test_csv_json_and_text_round_trips(fb: Flowboard, fmt: str) -> None:
+    items = [{"text": row["text"], "whole": row["whole"], "list": row["list"]} for row in CORPUS]
+    result = await run(fb, [
+        {"id": "make", "type": "convert.to_file", "config": {"format": fmt, "name": "rows"}},
+        {"id": "items", "type": "convert.from_file", "config": {"lines": False}},
+    ], items)
+    assert result.status.value == "succeeded", result.error
+    made = result.steps["make"].outputs["main"][0]["file"]
+    assert made["name"] == f"rows.{'txt' if fmt == 'text' else fmt}" and made["size"] > 0
+    if fmt == "json":
+        assert result.output == items
+    elif fmt == "csv":  # CSV has text only
+        assert result.output == [{"text": i["text"], "whole": str(i["whole"]),
+                                  "list": "" if i["list"] is None else json.dumps(i["list"], separators=(",", ":"))}
+                                 for i in items]
+    else:
+        assert result.output == [{"text": "".join(f"{i['text']}\n" for i in items)}]
+
+
+async def test_paths_outside_the_folder_are_refused_symlinks_included(fb: Flowboard, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    (tmp_path / "secret.txt").write_text("not for flows")
+    (shared / "inside.txt").write_text("hello")
+    os.symlink(tmp_path / "secret.txt", shared / "leak.txt")
+    os.symlink(tmp_path, shared / "up")
+    os.symlink(shared / "inside.txt", shared / "alias.txt")  # a link that stays inside is fine
+    for path in ["../secret.txt", str(tmp_path / "secret.txt"), "leak.txt", "up/secret.txt", "/etc/passwd", ".",
+                 "a/../../secret.txt"]:
+        result = await run(fb, [{"id": "read", "type": "files.read", "config": {"path": path}}])
+        assert result.status.value == "failed", path
+        assert "leads outside the folder flows may use" in str(result.error), (path, result.error)
+        assert "not for flows" not in json.dumps(result.output)
+    ok = await run(fb, [{"id": "read", "type": "files.read", "config": {"path": "alias.txt"}},
+                        {"id": "items", "type": "convert.from_file", "config": {}}])
+    assert ok.output == [{"text": "hello"}]
+    missing = await run(fb, [{"id": "read", "type": "files.read", "config": {"path": "nope.csv"}}])
+    assert "there is no file 'nope.csv'" in str(missing.error)
+    # writing through a link to elsewhere is refused too, and writes nothing
+    written = await run(fb, [{"id": "make", "type": "convert.to_file", "config": {"format": "text"}},
+                             {"id": "write", "type": "files.write", "config": {"path": "up/new.txt"}}])
+    assert "leads outside" in str(written.error) and not (tmp_path / "new.txt").exists()
+
+
+async def test_write_file_if_exists_fail_keeps_the_old_file(fb: Flowboard, tmp_path: Path) -> None:
+    (tmp_path / "shared" / "a.txt").write_text("old")
+    nodes = [{"id": "make", "type": "convert.to_file", "config": {"format": "text"}},
+             {"id": "write", "type": "files.write", "config": {"path": "a.txt", "if_exists": "fail"}}]
+    result = await run(fb, nodes, [{"text": "new"}])
+    assert "'a.txt' exists already" in str(result.error)
+    assert (tmp_path / "shared" / "a.txt").read_text() == "old"
+    nodes[1]["config"]["if_exists"] = "overwrite"
+    result = await run(fb, nodes, [{"text": "new"}])
+    assert result.output == [{"file": result.steps["make"].outputs["main"][0]["file"], "path": "a.txt", "size": 4}]
+    assert (tmp_path / "shared" / "a.txt").read_text() == "new\n"
+
+
+def test_blob_store_keeps_content_once_under_its_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = BlobStore(tmp_path / "blobs")
+    a = store.put(b"%PDF-1.4 same", "token=s3cret invoice.pdf")
+    b = store.put(b"%PDF-1.4 same", "copy.pdf")
+    assert a["$file"] == b["$file"] == hashlib.sha256(b"%PDF-1.4 same").hexdigest()
+    assert a["mime_type"] == "application/pdf" and a["size"] == 13
+    files = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    assert [p.name for p in files] == [a["$file"]]  # the name given (a secret in it) is not on disk
+    assert store.get(b) == b"%PDF-1.4 same" and refs_in({"x": [a, {"y": b}]}) == {a["$file"]}
+    monkeypatch.setenv("FLOWBOARD_MAX_FILE_MB", "0.001")
+    with pytest.raises(ValueError, match="more than the 1,048 bytes a file may have"):
+        store.put(b"x" * 2000, "big.bin")
+
+
+async def test_a_value_that_is_not_a_file_is_named(fb: Flowboard) -> None:
+    result = await run(fb, [{"id": "items", "type": "convert.from_file", "config": {"field": "doc"}}],
+                       [{"doc": "just text"}])
+    assert result.status.value == "failed" and "field is not a file" in str(result.error)
