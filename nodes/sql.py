@@ -473,12 +473,13 @@ Your own SQL works as in version 1."""
         return await _guarded(engine, lambda conn: _written(conn, table, wanted), "rows", True)
 
     @classmethod
-    def explain(cls, config: SqlConfigV2, dialect: str | None = None) -> str:
+    def explain(cls, config: SqlConfigV2, dialect: str | None = None) -> str | None:
         """The statement the node writes for one item, values shown as `:column` parameters (`dialect`: sqlite,
-        postgresql, mysql; by default that of the config's URL, else a standard one)."""
+        postgresql, mysql; by default that of the config's URL, else PostgreSQL's). None for your own SQL (the
+        form shows it already)."""
         action = config.action
         if isinstance(action, OwnSql):
-            return action.query
+            return None
         name = dialect or (_dialect_name(config.url) if config.url else None) or "postgresql"
         columns = {c: sqlalchemy.column(c) for c in _named_columns(action)}
         schema, _, plain = (config.table or "table").rpartition(".")

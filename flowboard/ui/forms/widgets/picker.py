@@ -58,16 +58,17 @@ def picker_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, sch
     view.attach(element)
     element.on_value_change(lambda e: slot.set(e.value if e.value else meta.empty()))
 
-    async def refresh() -> None:
+    async def refresh(quiet: bool = False) -> None:
         try:
             fresh = await run.io_bound(ask) if widget in OUTSIDE else ask()
-        except ValueError as exc:  # the database cannot be read: say why, keep what is typed
-            ui.notify(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", type="warning", multi_line=True)
+        except ValueError as exc:  # the database cannot be read: say why (when asked), keep what is typed
+            if not quiet:
+                ui.notify(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", type="warning", multi_line=True)
             return
         if fresh is not None:  # None: the server is shutting down
             element.set_options(with_current(fresh, element.value), value=element.value)
 
-    element.on("popup-show", refresh)
-    if widget in OUTSIDE:  # read once the form is drawn, and again when the field gets focus (the table may change)
-        element.on("focus", refresh)
-        ui.timer(0.01, refresh, once=True)
+    element.on("popup-show", lambda: refresh())
+    if widget in OUTSIDE:  # read once the form is drawn (quietly), and when the field gets focus (the table may change)
+        element.on("focus", lambda: refresh())
+        ui.timer(0.01, lambda: refresh(quiet=True), once=True)
