@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import psycopg
 import pytest
 
 from flowboard.engine import Engine, Plan, RunStatus, Step, StepStatus, build_plan, derive_inputs
@@ -308,4 +309,29 @@ async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store, durab
     assert store.get_run("taken").status is RunStatus.running and store.get_steps("taken") == {}
     assert set(store.get_steps("mine")) == {"a"} and store.get_run("mine").heartbeat is not None
     assert store.get_run("ended").status is RunStatus.failed and store.get_steps("ended") == {}
+    await recorder.aclose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("make_store", ["postgresql"], indirect=True)
+async def test_only_groups_without_a_side_effect_skip_waiting_for_the_disk(store: Store, reg: Registry) -> None:
+    """PostgreSQL: the write after a node with side effects waits for the disk (so a crash of the database never
+    makes it run again); the end of a run whose steps since then have none commits without waiting."""
+    p = plan(reg, [START, add("a"), {"id": "call", "type": "test.flaky", "config": {"fail_times": 0}}, add("b")],
+             [("start", "a"), ("a", "call"), ("call", "b")])
+    recorder = SqlRecorder(store)
+    sent: list[str] = []
+
+    class Spy(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, **more: Any) -> Any:
+            sent.append(str(query))
+            return super().execute(query, params, **more)
+
+    recorder._connection().cursor_factory = Spy
+    result = await Engine(recorder=recorder).run(p)
+    assert result.status is RunStatus.succeeded
+    groups = [query for query in sent if query.startswith("WITH written")]
+    assert len(groups) == 2, sent  # after the call (a, call), then the end (b and the run row)
+    assert "synchronous_commit" not in groups[0] and "synchronous_commit" in groups[1]
+    assert set(store.get_steps(result.run_id)) == {"start", "a", "call", "b"}
     await recorder.aclose()
