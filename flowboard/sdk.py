@@ -700,36 +700,9 @@ class _MappedCredentials(Services):
 
 
 def make_http_client() -> httpx.AsyncClient:
-    """httpx's API on aiohttp's transport: measured ~4.5x httpx's default transport on these machines.
+    """The client behind `ctx.http`: httpx's API on aiohttp, with a short way for plain calls
+    (`flowboard/httpclient.py`). It keeps no cookies: a session cookie one flow receives must never ride along on
+    another flow's requests (a node that needs one sends a `Cookie` header)."""
+    from .httpclient import make_client
 
-    The client is shared by every node of every flow, so it keeps no cookies, neither in httpx nor in aiohttp's
-    session: a session cookie one flow receives must never ride along on another flow's requests (a node that needs
-    one sends a `Cookie` header). Skipping httpx's cookie jar also saves ~10% of the client's time per request."""
-    import httpx
-
-    class NoCookies(httpx.Cookies):
-        def extract_cookies(self, response: httpx.Response) -> None:
-            pass
-
-    class Client(httpx.AsyncClient):
-        @property
-        def cookies(self) -> httpx.Cookies:
-            return NoCookies()
-
-        @cookies.setter
-        def cookies(self, cookies: Any) -> None:
-            raise TypeError("the shared HTTP client keeps no cookies; send a Cookie header instead")
-
-    try:
-        import aiohttp
-        from httpx_aiohttp import AiohttpTransport
-
-        def session() -> aiohttp.ClientSession:  # what AiohttpTransport builds by default, without a cookie jar
-            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=5.0, ssl=aio.ssl_context)
-            return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
-
-        aio = AiohttpTransport(client=session)
-        transport: httpx.AsyncBaseTransport = aio
-    except ImportError:  # pragma: no cover - the dependency is required; keep working if it breaks
-        transport = httpx.AsyncHTTPTransport()
-    return Client(transport=transport, timeout=30.0, follow_redirects=False)
+    return make_client()

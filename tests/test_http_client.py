@@ -1,0 +1,182 @@
+"""The shared HTTP client (`flowboard/httpclient.py`): its short way to aiohttp sends and answers exactly what httpx's
+own path does, against a real local server (tests/servers.py), and everything else still takes httpx's path."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from aiohttp import web
+
+from flowboard.httpclient import Client, _Response
+from flowboard.sdk import make_http_client
+
+from .servers import HttpServer
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[HttpServer]:
+    async with HttpServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    c = make_http_client()
+    assert isinstance(c, Client)
+    yield c
+    await c.aclose()
+
+
+#: (method, path, headers, body): plain calls the short way takes.
+CORPUS: list[tuple[str, str, Any, bytes | None]] = [
+    ("GET", "/echo", None, None),
+    ("GET", "/echo/a/b?x=1&y=two&x=3", None, None),
+    ("GET", "/echo/caf%C3%A9?q=a%20b", None, None),
+    ("GET", "/echo/café?q=a b&r=ü", None, None),  # httpx encodes these; the short way sends what httpx writes
+    ("HEAD", "/echo", None, None),
+    ("DELETE", "/echo/7", [("X-Trace", "1")], None),
+    ("POST", "/echo", [("Content-Type", "application/json")], b'{"a": 1}'),
+    ("POST", "/echo", None, None),  # no body: Content-Length 0, as httpx sends it
+    ("PUT", "/echo", {"content-type": "text/plain; charset=utf-8"}, "héllo".encode()),
+    ("PATCH", "/echo", [("X-A", "1"), ("x-a", "2")], b"x"),  # a header twice
+    ("GET", "/echo", {"User-Agent": "flow/1", "ACCEPT": "application/json"}, None),  # over the client's defaults
+    ("OPTIONS", "/echo", None, None),
+    ("get", "/echo", None, None),
+    ("GET", "/status/404", None, None),
+    ("POST", "/status/500?text=broken", None, b"1"),
+    ("GET", "/status/204", None, None),
+    ("GET", "/redirect/1", None, None),  # not followed: the 302 is the answer
+    ("GET", "/text", None, None),
+    ("GET", "/bytes/70000", None, None),
+    ("GET", "/cookies/set?session=abc", None, None),
+]
+
+
+def _seen(server: HttpServer) -> dict[str, Any]:
+    seen = dict(server.requests[-1])
+    seen["headers"] = {k: v for k, v in seen["headers"].items() if k != "host"}
+    return seen
+
+
+def _answer(response: httpx.Response) -> dict[str, Any]:
+    headers = [(k, v) for k, v in response.headers.multi_items() if k != "date"]
+    echo = response.headers.get("x-echo") == "yes" and response.content  # the request's headers, in any order
+    return {"status": response.status_code, "reason": response.reason_phrase, "headers": headers,
+            "content": response.json() if echo else response.content, "text": None if echo else response.text,
+            "method": response.request.method,
+            "url": str(response.request.url), "version": response.http_version}
+
+
+@pytest.mark.parametrize(("method", "path", "headers", "body"), CORPUS)
+async def test_the_short_way_sends_and_answers_as_httpx_does(client: Client, server: HttpServer, method: str,
+                                                               path: str, headers: Any, body: bytes | None) -> None:
+    url = server.url(path)
+    short = await client.request(method, url, headers=headers, content=body, timeout=10)
+    assert isinstance(short, _Response), "a plain call takes the short way"
+    seen_short = _seen(server)
+    own = await client.send(client.build_request(method, url, headers=headers, content=body, timeout=10))
+    assert not isinstance(own, _Response)
+    assert _seen(server) == seen_short
+    assert _answer(short) == _answer(own)
+    assert short.is_closed and short.is_stream_consumed
+    assert short.elapsed.total_seconds() >= 0
+    # the same call with a parsed URL gives the same
+    again = await client.request(method, httpx.URL(url), headers=headers, content=body, timeout=10)
+    assert _seen(server) == seen_short and _answer(again) == _answer(own)
+
+
+async def test_raise_for_status_and_reading_again(client: Client, server: HttpServer) -> None:
+    response = await client.get(server.url("/status/503"))
+    assert isinstance(response, _Response)
+    with pytest.raises(httpx.HTTPStatusError, match="503") as caught:
+        response.raise_for_status()
+    assert caught.value.request.url == httpx.URL(server.url("/status/503"))
+    assert (await client.get(server.url("/json"))).json() == {"ok": True}
+    answer = await client.get(server.url("/text"))
+    assert await answer.aread() == b"hello" and [c async for c in answer.aiter_bytes()] == [b"hello"]
+
+
+async def test_a_compressed_answer_is_unpacked() -> None:
+    body = b'{"big": "' + b"x" * 5000 + b'"}'
+
+    async def packed(request: web.Request) -> web.Response:
+        assert "gzip" in request.headers["Accept-Encoding"]
+        return web.Response(body=gzip.compress(body), headers={"Content-Encoding": "gzip",
+                                                               "Content-Type": "application/json"})
+
+    app = web.Application()
+    app.router.add_get("/", packed)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    client = make_http_client()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        short = await client.get(url)
+        own = await client.send(client.build_request("GET", url))
+        assert isinstance(short, _Response)
+        assert short.content == own.content == body and short.json() == own.json()
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+
+
+async def test_no_cookies_are_kept(client: Client, server: HttpServer) -> None:
+    await client.get(server.url("/cookies/set?session=abc"))
+    await client.get(server.url("/echo"))
+    assert "cookie" not in server.requests[-1]["headers"]
+    with pytest.raises(TypeError, match="Cookie header"):
+        client.cookies = {"a": "b"}
+
+
+async def test_errors_are_httpx_errors_with_their_cause(client: Client, server: HttpServer) -> None:
+    with pytest.raises(httpx.HTTPError) as refused:
+        await client.get("http://127.0.0.1:9/")  # nothing listens on the discard port
+    cause = refused.value.__cause__
+    assert isinstance(cause, OSError)
+    with pytest.raises(httpx.TimeoutException):
+        await client.get(server.url("/sleep/2000"), timeout=0.2)
+    with pytest.raises(httpx.UnsupportedProtocol):
+        await client.get("ftp://127.0.0.1/file")
+    with pytest.raises(httpx.UnsupportedProtocol):
+        await client.get("/relative/path")
+
+
+async def test_other_calls_take_httpx_own_path(client: Client, server: HttpServer) -> None:
+    answers = [
+        await client.post(server.url("/echo"), json={"a": 1}),
+        await client.post(server.url("/echo"), data={"a": "1"}),
+        await client.post(server.url("/echo"), files={"f": ("a.txt", b"hi")}),
+        await client.get(server.url("/echo"), params={"q": "1"}),
+        await client.get(server.url("/echo"), auth=("ada", "pw")),
+        await client.get(server.url("/redirect/2"), follow_redirects=True),
+    ]
+    with pytest.raises(UnicodeEncodeError):  # not ASCII: httpx's own path says so, as before
+        await client.get(server.url("/echo"), headers={"X-Name": "Zoë"})
+    assert not any(isinstance(a, _Response) for a in answers)
+    assert answers[0].json()["json"] == {"a": 1} and answers[1].json()["form"] == {"a": "1"}
+    assert answers[2].json()["files"]["f"]["text"] == "hi" and answers[3].json()["query"] == {"q": "1"}
+    assert answers[4].json()["headers"]["authorization"].startswith("Basic ")
+    assert answers[5].json()["path"].startswith("/echo") and len(answers[5].history) == 2
+    async with client.stream("GET", server.url("/bytes/10")) as streamed:
+        assert len(await streamed.aread()) == 10
+
+
+async def test_changed_client_headers_are_sent(client: Client, server: HttpServer) -> None:
+    await client.get(server.url("/echo"))
+    client.headers["X-Team"] = "flow"
+    await client.get(server.url("/echo"))
+    assert server.requests[-1]["headers"]["x-team"] == "flow"
+
+
+async def test_a_closed_client_refuses(server: HttpServer) -> None:
+    client = make_http_client()
+    await client.get(server.url("/echo"))
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.get(server.url("/echo"))
