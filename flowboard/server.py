@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .errors import FlowboardError
 from .services import Flowboard, load_examples
 
 if TYPE_CHECKING:
@@ -125,7 +126,11 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per outgoing request costs more than the request
     if record is None:
         record = os.environ.get("FLOWBOARD_RECORD", "1").strip().lower() not in ("0", "false", "no", "off")
-    fb = Flowboard(record=record)
+    try:
+        fb = Flowboard(record=record)
+    except FlowboardError as exc:  # e.g. runs to go to workers on SQLite
+        print(f"flowboard: {exc}", file=sys.stderr)
+        return 2
     if not os.environ.get("FLOWBOARD_PUBLIC_URL"):  # resume links point at this server
         fb.public_url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
     fb.accounts.public = public  # every page needs a session, even before a user exists

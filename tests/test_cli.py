@@ -173,3 +173,12 @@ def test_bad_json_corpus_exits_2_with_the_place(tmp_path: Path, case: str, capsy
         assert main(["run", str(path), "--input", raw.decode()]) == 2
         err = capsys.readouterr().err
         assert "--input" in err and expected in err, err
+
+
+def test_workers_need_postgresql_and_say_so(tmp_path: Path) -> None:
+    worker = flowboard(tmp_path, "worker")
+    assert worker.returncode == 2
+    assert "FLOWBOARD_DATABASE_URL" in worker.stderr and "postgresql://" in worker.stderr
+    serve = flowboard(tmp_path, "serve", "--dispatch", "procrastinate", "--no-browser", "--port", "0")
+    assert serve.returncode == 2, serve.stderr
+    assert "PostgreSQL" in serve.stderr and "FLOWBOARD_DISPATCH" in serve.stderr and "Traceback" not in serve.stderr
