@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import email.message
 import email.utils
 import errno
 import json
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flowboard.sdk import (
     Category,
     Context,
+    Files,
     Inputs,
     Item,
     NodeError,
@@ -155,9 +157,10 @@ class HttpConfig(_Strict):
                                    "the output.",
                                    json_schema_extra={"widget": "credential", "credential_types": HTTP_CREDENTIALS})
     timeout: float = Field(30, gt=0, le=3600, description="Seconds to wait for the whole answer before failing.")
-    response_format: Literal["auto", "json", "text", "base64"] = Field(
+    response_format: Literal["auto", "json", "text", "file", "base64"] = Field(
         "auto", description="How to read the answer: auto (JSON when its content type says so, else text; bytes "
-        "that are not text as base64), json, text or base64.", json_schema_extra={"widget": "select"})
+        "that are not text, such as a PDF or an image, as a file), json, text, file or base64.",
+        json_schema_extra={"widget": "select"})
     output: Literal["full", "body"] = Field(
         "full", description="full: each item is {status, headers, body}. body: the answer's JSON object becomes "
         "the item (any other answer becomes {body}).", json_schema_extra={"widget": "select"})
@@ -230,14 +233,14 @@ class HttpRequest(NodeType):
     expressions are evaluated before the first request is sent, so a bad one stops the node before any side effect.
 
     Output per item (`output: full`): `{"status": 200, "headers": {...}, "body": ...}`, the body parsed as JSON when
-    the answer's content type says so, text otherwise (base64 for bytes that are not text). With `output: body` the
-    answer's JSON object is the item. A status of 400 or more fails the node with the status, method, URL and the
-    start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out (`***`) wherever they
-    would appear in the output or in an error, even when the server echoes them back.
+    the answer's content type says so, text otherwise; bytes that are not text (a PDF, an image) become a file: the
+    body is a file reference with its name, type and size, for Write file, File to items or the data view. With
+    `output: body` the answer's JSON object is the item. A status of 400 or more fails the node with the status,
+    method, URL and the start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out
+    (`***`) wherever they would appear in the output or in an error, even when the server echoes them back.
 
     Lists that come in pages are fetched page after page (`pagination`) until the last or a limit; the records arrive
-    together when the last page is read (the engine passes a node's items on when it ends). Binary answers are base64
-    text in the item for now: keeping them as files (references to a blob store) is the files work of issue 10."""
+    together when the last page is read (the engine passes a node's items on when it ends)."""
 
     type = "http.request"
     title = "HTTP request"
@@ -269,22 +272,23 @@ class HttpRequest(NodeType):
                 auths[cfg.credential] = await _Auth.load(ctx, cfg.credential, index)
         if config.proxy or config.ca_certificate or not config.verify_tls:
             async with _own_client(ctx, config) as client:
-                return await self._requests(config, configs, auths, client)
-        return await self._requests(config, configs, auths, ctx.http)
+                return await self._requests(config, configs, auths, client, ctx.files)
+        return await self._requests(config, configs, auths, ctx.http, ctx.files)
 
     async def _requests(self, config: HttpConfig, configs: list[HttpConfig], auths: dict[str, _Auth],
-                        client: httpx.AsyncClient) -> Outputs:
+                        client: httpx.AsyncClient, files: Files) -> Outputs:
         if config.pagination.type != "none":
             async def pages(index: int) -> list[Item]:
                 cfg = configs[index]
-                return await _all_pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
+                return await _all_pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index,
+                                        files)
 
             return [record for records in await run_bounded(len(configs), pages, config.concurrency)
                     for record in records]
 
         async def one(index: int) -> Item:
             cfg = configs[index]
-            return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index)
+            return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index, files)
 
         return await run_bounded(len(configs), one, config.concurrency)
 
@@ -399,7 +403,8 @@ async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency
 # -- pages --------------------------------------------------------------------------------------------------------
 
 
-async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int) -> list[Item]:
+async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int,
+                     files: Files) -> list[Item]:
     """Every page of a list, following the pagination style, as one item per record."""
     pages = cfg.pagination
     assert not isinstance(pages, NoPages)
@@ -415,7 +420,7 @@ async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | N
             page_query = _set(_set(page_query, pages.parameter, str(number)), pages.limit_parameter, str(pages.limit))
         page_cfg = cfg.model_copy(update={"url": url, "query": [Pair(name=k, value=v) for k, v in page_query],
                                           "output": "full", "response_format": "json"})
-        answer = await _request(client, page_cfg, auth, index)
+        answer = await _request(client, page_cfg, auth, index, files)
         body = answer["body"]
         found = _at(body, pages.records) if pages.records else body
         if not isinstance(found, list):
@@ -475,7 +480,8 @@ def _link_next(headers: dict[str, str]) -> str | None:
 # -- one request --------------------------------------------------------------------------------------------------
 
 
-async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int) -> Item:
+async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int,
+                   files: Files) -> Item:
     headers = _pairs(cfg.headers)
     kwargs: dict[str, Any] = {}
     body = cfg.body
@@ -531,8 +537,11 @@ async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | Non
         message = f"{method} {_display_url(cfg.url)} answered {status}{reason}"
         raise _error(auth, message + (f": {_shorten(excerpt, 200)}" if excerpt else ""), index, data={"status": status})
     payload = _read_body(response, cfg.response_format, method, cfg.url, index)
+    is_file = isinstance(payload, _Binary)
+    if isinstance(payload, _Binary):
+        payload = await files.put(payload.content, _file_name(response), payload.media or None)
     if cfg.output == "body":
-        item: Item = payload if isinstance(payload, dict) else {"body": payload}
+        item: Item = payload if isinstance(payload, dict) and not is_file else {"body": payload}
     else:
         item = {"status": status, "headers": dict(response.headers), "body": payload}
     return auth.redact(item) if auth is not None else item
@@ -613,6 +622,26 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
+class _Binary:
+    """An answer's bytes that become a file (the node keeps them with ctx.files)."""
+
+    def __init__(self, content: bytes, media: str):
+        self.content = content
+        self.media = media
+
+
+def _file_name(response: httpx.Response) -> str:
+    """The file's name: the Content-Disposition's filename, else the URL's last path segment, else 'download'."""
+    disposition = response.headers.get("content-disposition", "")
+    if disposition:
+        message = email.message.Message()
+        message["content-disposition"] = disposition
+        name = message.get_filename()
+        if name:
+            return name.replace("/", "_").replace("\\", "_").strip() or "download"
+    return response.url.path.rstrip("/").rpartition("/")[2] or "download"
+
+
 def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index: int) -> Any:
     content = response.content
     if fmt == "base64":
@@ -620,6 +649,8 @@ def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index:
     content_type = response.headers.get("content-type", "")
     media, _, params = content_type.partition(";")
     media = media.strip().lower()
+    if fmt == "file":
+        return _Binary(content, media)
     if fmt == "text":
         return _decode(content, params)
     if fmt == "json" or media == "application/json" or media.endswith("+json"):
@@ -642,7 +673,7 @@ def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index:
             return content.decode(_charset(params))
         except (UnicodeDecodeError, LookupError):
             pass
-    return base64.b64encode(content).decode("ascii")
+    return _Binary(content, media)
 
 
 def _decode(content: bytes, params: str) -> str:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
+from aiohttp import web
 
+from flowboard.blobs import BlobStore
 from flowboard.engine import Engine, Plan, RunResult, RunStatus, build_plan
 from flowboard.errors import FlowInvalid
 from flowboard.model import parse_flow
@@ -50,8 +54,8 @@ async def server() -> AsyncIterator[HttpServer]:
 
 
 @pytest.fixture
-async def engine() -> AsyncIterator[Engine]:
-    eng = Engine(services=Services(credentials=CREDENTIALS.get))
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    eng = Engine(services=Services(credentials=CREDENTIALS.get, blobs=BlobStore(tmp_path / "blobs")))
     yield eng
     await eng.aclose()
 
@@ -226,14 +230,52 @@ async def test_too_many_redirects(engine: Engine, server: HttpServer) -> None:
     ('/json?body={"a":[1,2]}', "auto", {"a": [1, 2]}),
     ('/json?body={"a":1}', "text", '{"a":1}'),
     ('/text?text=[1,2]', "json", [1, 2]),
-    ("/bytes/4", "auto", base64.b64encode(bytes([0, 1, 2, 3])).decode()),
-    ("/bytes/300", "auto", base64.b64encode(bytes(i % 256 for i in range(300))).decode()),
+    ("/bytes/4", "auto", {"$file": hashlib.sha256(bytes([0, 1, 2, 3])).hexdigest(), "name": "4",
+                          "mime_type": "application/octet-stream", "size": 4}),
+    ("/bytes/300", "base64", base64.b64encode(bytes(i % 256 for i in range(300))).decode()),
+    ("/text?text=abc", "file", {"$file": hashlib.sha256(b"abc").hexdigest(), "name": "text",
+                                "mime_type": "text/plain", "size": 3}),
     ("/text?text=abc", "base64", base64.b64encode(b"abc").decode()),
     ("/status/204", "auto", ""),
 ])
 async def test_response_formats(engine: Engine, server: HttpServer, path: str, fmt: str, expected: Any) -> None:
     [item] = await ok(engine, {"url": server.url(path), "response_format": fmt})
     assert item["body"] == expected
+
+
+# A real (tiny) PDF and PNG, served as a download and inline.
+PDF = (b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj 2 0 obj<</Type/Pages/Kids[]/Count 0>>endobj\n"
+       b"trailer<</Root 1 0 R>>\n%%EOF\n")
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154789c6360"
+                    "0000000500010d0a2db40000000049454e44ae426082")
+
+
+async def test_binary_answers_become_files_with_their_name_type_and_size(engine: Engine, tmp_path: Path) -> None:
+    async def invoice(request: web.Request) -> web.Response:
+        return web.Response(body=PDF, content_type="application/pdf",
+                            headers={"Content-Disposition": 'attachment; filename="invoice 42.pdf"'})
+
+    async def logo(request: web.Request) -> web.Response:
+        return web.Response(body=PNG, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/invoices/42", invoice)
+    app.router.add_get("/static/logo.png", logo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        [pdf] = await ok(engine, {"url": base + "/invoices/42"})
+        [png] = await ok(engine, {"url": base + "/static/logo.png", "output": "body"})
+    finally:
+        await runner.cleanup()
+    blobs = BlobStore(tmp_path / "blobs")
+    assert pdf["status"] == 200 and {k: v for k, v in pdf["body"].items() if k != "$file"} == {
+        "name": "invoice 42.pdf", "mime_type": "application/pdf", "size": len(PDF)}
+    assert blobs.get(pdf["body"]) == PDF
+    assert png["body"]["name"] == "logo.png" and png["body"]["mime_type"] == "image/png"
+    assert blobs.get(png["body"]) == PNG
 
 
 async def test_json_format_on_text_fails_clearly(engine: Engine, server: HttpServer) -> None:
