@@ -358,8 +358,8 @@ ROW_VALUES = "The row's values. Leave empty to take every field of the item whos
 
 class Find(_Strict):
     operation: Literal["find"] = Field(title="Find", description="Find rows")
-    columns: list[ColumnName] = Field(default_factory=list, description="The columns to give back: type each name "
-                                      "and press Enter (none: all of them)")
+    columns: list[ColumnName] = Field(default_factory=list, description="The columns to give back, picked from the "
+                                      "table (none: all of them)")
     conditions: list[SqlCondition] = Field(default_factory=list, description="Which rows: each condition compares a "
                                            "column with a value, e.g. email is {{ item.email }}. None: every row.")
     match: Match
@@ -384,8 +384,7 @@ class Upsert(_Strict):
     operation: Literal["upsert"] = Field(title="Add or change",
                                          description="Add a row, or change the row that has the same key")
     keys: list[ColumnName] = Field(min_length=1, title="Key columns", description="The columns that say which row "
-                                   "it is (type each name and press Enter): the primary key or columns with a unique "
-                                   "index, e.g. email")
+                                   "it is: the primary key or columns with a unique index, e.g. email")
     values: list[SqlValue] = Field(default_factory=list, description=ROW_VALUES)
 
 

@@ -67,6 +67,10 @@ def test_the_pickers_list_the_databases_tables_and_columns_and_the_statement_is_
     page.locator(".fb-explain").wait_for()
     assert " ".join(page.locator(".fb-explain").inner_text().split()) == "SELECT * FROM people LIMIT :param_1"
 
+    pick(page, "Columns", "name")  # a list of names picked from the table too
+    page.keyboard.press("Escape")
+    page.wait_for_function("document.querySelector('.fb-explain')?.innerText.includes('SELECT people.name')")
+
     inspector.get_by_role("button", name="Add condition").first.click()
     pick(page, "Column", "email")  # the chosen table's columns
     page.keyboard.press("Escape")

@@ -294,7 +294,7 @@ def check_number(value: float, schema: dict[str, Any]) -> str | None:
 
 
 def chip_value(chip: Any, items: dict[str, Any], kind: str) -> Any:
-    if not isinstance(chip, str) or is_expression(chip) or kind in ("enum", "text", "url", "password"):
+    if not isinstance(chip, str) or is_expression(chip) or kind in ("enum", "text", "url", "password", "picker"):
         return chip
     try:
         parsed = json.loads(chip)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from nicegui import ui
 
 from ..fields import fixed
-from ..schema import MISSING, Meta, Slot, chip_value, to_json
+from ..schema import MISSING, PICKERS, Meta, Slot, chip_value, to_json
 from ..view import INPUT_PROPS, FieldView, mark
+from .picker import keep_fresh
 
 if TYPE_CHECKING:
     from ..form import ConfigForm
@@ -24,6 +25,11 @@ def chips_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, sche
     if "enum" in items:
         options = list(items["enum"])
         element = ui.select(options, value=[v for v in current if v in options], multiple=True).props("use-chips")
+    elif items.get("widget") in PICKERS:  # names offered by the editor (e.g. a table's columns), or typed
+        names = [v for v in current if isinstance(v, str)]
+        element = ui.select(names, value=names, multiple=True, with_input=True, new_value_mode="add-unique") \
+            .props("use-chips options-dense")
+        keep_fresh(form, items, element)
     else:
         element = ui.input_chips(value=[v if isinstance(v, str) else to_json(v) for v in current],
                                  new_value_mode="add")

@@ -29,6 +29,40 @@ ICONS = {"table": "table_chart", "table_column": "view_column", "flow": "account
 OUTSIDE = ("sql_table", "sql_column")  # asked of another system: only when the list opens, off the event loop
 
 
+def offered(form: ConfigForm, schema: dict[str, Any]) -> list[str]:
+    """The names a picker field (or each entry of a list of them) offers now."""
+    widget = str(schema.get("widget"))
+    if not form.choices:
+        return []
+    table = form.value.get(schema.get("table_field", "table")) if widget in ("table_column", "sql_column") else None
+    table = table if isinstance(table, str) and table else None
+    if widget in OUTSIDE:
+        return list(form.choices(widget, table, form.value))
+    return list(form.choices(widget, table))
+
+
+def keep_fresh(form: ConfigForm, schema: dict[str, Any], element: ui.select) -> None:
+    """Ask for the names again whenever the list opens; an outside database also once drawn and on focus."""
+    widget = str(schema.get("widget"))
+
+    async def refresh(quiet: bool = False) -> None:
+        try:
+            fresh = await run.io_bound(offered, form, schema) if widget in OUTSIDE else offered(form, schema)
+        except ValueError as exc:  # the database cannot be read: say why (when asked), keep what is typed
+            if not quiet:
+                ui.notify(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", type="warning", multi_line=True)
+            return
+        if fresh is not None:  # None: the server is shutting down
+            chosen = element.value if isinstance(element.value, list) else [element.value]
+            element.set_options([*fresh, *(c for c in chosen if isinstance(c, str) and c and c not in fresh)],
+                                value=element.value)
+
+    element.on("popup-show", lambda: refresh())
+    if widget in OUTSIDE:  # read once the form is drawn (quietly), and when the field gets focus (the table may change)
+        element.on("focus", lambda: refresh())
+        ui.timer(0.01, lambda: refresh(quiet=True), once=True)
+
+
 @body("picker")
 def picker_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, schema: dict[str, Any],
                   loc: str) -> None:
@@ -36,20 +70,10 @@ def picker_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, sch
     value = slot.get()
     shown = value if isinstance(value, str) and value else None
 
-    def ask() -> list[str]:
-        if not form.choices:
-            return []
-        table = form.value.get(schema.get("table_field", "table")) if widget in ("table_column", "sql_column") \
-            else None
-        table = table if isinstance(table, str) and table else None
-        if widget in OUTSIDE:
-            return list(form.choices(widget, table, form.value))
-        return list(form.choices(widget, table))
-
     def with_current(names: list[str], current: Any) -> list[str]:
         return [*names, current] if isinstance(current, str) and current and current not in names else names
 
-    names = with_current([] if widget in OUTSIDE else ask(), shown)
+    names = with_current([] if widget in OUTSIDE else offered(form, schema), shown)
     element = ui.select(names, value=shown, with_input=True, new_value_mode="add-unique", clearable=True)
     element.props(INPUT_PROPS + f' options-dense placeholder="{html.escape(PLACEHOLDERS.get(widget, ""))}"')
     element.classes("w-full").mark(mark(view.loc, "input"))
@@ -57,18 +81,4 @@ def picker_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, sch
         ui.icon(ICONS.get(widget, "list"), size="xs").classes("text-grey-6")
     view.attach(element)
     element.on_value_change(lambda e: slot.set(e.value if e.value else meta.empty()))
-
-    async def refresh(quiet: bool = False) -> None:
-        try:
-            fresh = await run.io_bound(ask) if widget in OUTSIDE else ask()
-        except ValueError as exc:  # the database cannot be read: say why (when asked), keep what is typed
-            if not quiet:
-                ui.notify(f"{str(exc)[:1].upper()}{str(exc)[1:]}.", type="warning", multi_line=True)
-            return
-        if fresh is not None:  # None: the server is shutting down
-            element.set_options(with_current(fresh, element.value), value=element.value)
-
-    element.on("popup-show", lambda: refresh())
-    if widget in OUTSIDE:  # read once the form is drawn (quietly), and when the field gets focus (the table may change)
-        element.on("focus", lambda: refresh())
-        ui.timer(0.01, lambda: refresh(quiet=True), once=True)
+    keep_fresh(form, schema, element)
