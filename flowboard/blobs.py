@@ -109,3 +109,29 @@ def refs_in(value: Any, found: set[str] | None = None) -> set[str]:
         for v in value:
             refs_in(v, found)
     return found
+
+
+def files_in(value: Any, found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Every file reference anywhere in `value`, in order (the same file under two names counts twice)."""
+    found = [] if found is None else found
+    if isinstance(value, dict):
+        if is_file_ref(value):
+            found.append(value)
+        else:
+            for v in value.values():
+                files_in(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            files_in(v, found)
+    return found
+
+
+def size_text(size: int) -> str:
+    """A size as people read it: 812 bytes, 48.2 kB, 3.1 MB."""
+    if size < 1000:
+        return f"{size} byte{'s' if size != 1 else ''}"
+    for unit in ("kB", "MB", "GB"):
+        size /= 1000  # type: ignore[assignment]
+        if size < 1000 or unit == "GB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")

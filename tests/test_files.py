@@ -7,11 +7,14 @@ import hashlib
 import itertools
 import json
 import os
-from collections.abc import AsyncIterator
+import sys
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from nicegui.testing import User
 
 from flowboard.blobs import BlobStore, refs_in
 from flowboard.engine import RunResult
@@ -19,6 +22,8 @@ from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 
 from .conftest import make_flow
+
+pytest_plugins = ["nicegui.testing.user_plugin"]
 
 
 @pytest.fixture
@@ -149,3 +154,63 @@ async def test_a_value_that_is_not_a_file_is_named(fb: Flowboard) -> None:
     result = await run(fb, [{"id": "items", "type": "convert.from_file", "config": {"field": "doc"}}],
                        [{"doc": "just text"}])
     assert result.status.value == "failed" and "field is not a file" in str(result.error)
+
+
+async def test_a_runs_files_download_for_who_may_see_the_run_only(fb: Flowboard) -> None:
+    from fastapi import FastAPI
+
+    from flowboard.api import rest
+
+    result = await run(fb, [{"id": "make", "type": "convert.to_file",
+                             "config": {"format": "csv", "name": "Zoë's report"}}], [{"a": 1}, {"a": 2}])
+    ref = result.output[0]["file"]
+    other = await run(fb, [{"id": "make", "type": "convert.to_file", "config": {"format": "json"}}], [{"b": 1}])
+    app = FastAPI()
+    rest.register(app, fb)
+    fb.accounts.add_user("ada", "a-long-passw0rd!", ["admin"])
+    fb.accounts.add_user("rob", "a-long-passw0rd!", ["requester"])
+    _info, admin = fb.store.create_api_key("ada's", fb.accounts.get_user("ada").id)
+    _info, requester = fb.store.create_api_key("rob's", fb.accounts.get_user("rob").id)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://flowboard.test") as client:
+        url = f"/api/v1/runs/{result.run_id}/files/{ref['$file']}"
+        answer = await client.get(url, headers={"X-API-Key": admin})
+        assert answer.status_code == 200 and answer.content == b"a\r\n1\r\n2\r\n"
+        assert answer.headers["content-type"].startswith("text/csv")
+        assert answer.headers["content-disposition"] == \
+            "attachment; filename=\"Zo_'s report.csv\"; filename*=UTF-8''Zo%C3%AB%27s%20report.csv"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert (await client.get(url)).status_code == 401
+        denied = await client.get(url, headers={"X-API-Key": requester})
+        assert denied.status_code == 403 and "may not use this part of the API" in denied.json()["error"]
+        # another run's file is not this run's to give, though the caller may see both runs
+        foreign = other.output[0]["file"]["$file"]
+        missing = await client.get(f"/api/v1/runs/{result.run_id}/files/{foreign}", headers={"X-API-Key": admin})
+        assert missing.status_code == 404 and "has no file" in missing.json()["error"]
+
+
+@pytest.fixture
+def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
+    """As in test_ui_pages: NiceGUI's user fixture forgets the flowboard modules; put them back."""
+    request.node.add_marker(pytest.mark.nicegui_main_file(""))
+    saved = {name: module for name, module in sys.modules.items()
+             if name == "flowboard" or name.startswith("flowboard.")}
+    yield
+    sys.modules.update(saved)
+
+
+@pytest.mark.usefixtures("_keep_modules")
+async def test_the_run_page_shows_files_with_name_type_size_and_a_download(user: User, fb: Flowboard) -> None:
+    from flowboard.ui import pages
+
+    pages.register(fb)
+    result = await run(fb, [{"id": "make", "type": "convert.to_file", "config": {"format": "xlsx", "name": "team"}}],
+                       CORPUS)
+    ref = result.output[0]["file"]
+    await user.open(f"/run/{result.run_id}")
+    await user.should_see(marker="file:team.xlsx")
+    await user.should_see("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet · "
+                          f"{ref['size'] / 1000:.1f} kB")
+    link = user.find(marker="download:team.xlsx").elements.pop()
+    assert link.props["href"] == f"/api/v1/runs/{result.run_id}/files/{ref['$file']}"
+    table = user.find(marker="table:run-output:main").elements.pop()
+    assert table.rows[0]["c0"] == f"📎 team.xlsx ({ref['size'] / 1000:.1f} kB)"  # the table's cell

@@ -11,6 +11,7 @@ from typing import Any
 
 from nicegui import Client, context, ui
 
+from ..blobs import FILE_KEY, files_in, is_file_ref, size_text
 from ..engine import Step
 from ..engine.lineage import sources_of
 from .layout import duration, status_chip
@@ -45,6 +46,8 @@ def cell(value: Any) -> Any:
     """A table cell: scalars as they are, objects and lists as short JSON."""
     if value is None or isinstance(value, bool | int | float):
         return value
+    if is_file_ref(value):
+        return f"📎 {value.get('name')} ({size_text(int(value.get('size') or 0))})"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 120 else text[:117] + "…"
 
@@ -69,6 +72,29 @@ def items_table(items: Items, mark: str, sources: list[str] | None = None) -> No
         .classes("w-full fb-items-table").mark(f"table:{mark}")
     if len(items) > SHOWN:
         ui.label(f"Showing the first {SHOWN} of {len(items)} items; the JSON view has them all.").classes("fb-small")
+
+
+def file_url(run_id: str, ref: dict[str, Any]) -> str:
+    """Where a run's file downloads (the API checks that whoever asks may see the run, and that the run has it)."""
+    return f"/api/v1/runs/{run_id}/files/{ref[FILE_KEY]}"
+
+
+def files_list(items: Items, mark: str, run_id: str | None) -> None:
+    """The files in the items: name, type and size, with a download link when the run is known."""
+    refs = {(ref[FILE_KEY], str(ref.get("name"))): ref for ref in files_in(items[:SHOWN])}
+    if not refs:
+        return
+    with ui.column().classes("w-full gap-1").mark(f"files:{mark}"):
+        for ref in list(refs.values())[:20]:
+            with ui.row().classes("items-center gap-2 no-wrap").mark(f"file:{ref.get('name')}"):
+                ui.icon("attach_file", size="16px").classes("text-grey-7")
+                ui.label(str(ref.get("name"))).classes("text-sm font-medium")
+                ui.label(f"{ref.get('mime_type')} · {size_text(int(ref.get('size') or 0))}").classes("fb-small")
+                if run_id:
+                    ui.link("Download", file_url(run_id, ref)).props("download").classes("text-sm") \
+                        .mark(f"download:{ref.get('name')}")
+        if len(refs) > 20:
+            ui.label(f"and {len(refs) - 20} more files (the JSON view lists them all)").classes("fb-small")
 
 
 def items_json(items: Items, mark: str) -> None:
@@ -139,8 +165,9 @@ class ItemsView:
 
     def __init__(self, title: str, ports: dict[str, Items], mark: str, empty: str,
                  sources: dict[str, list[str]] | None = None, *, default: str = "table",
-                 draggable: bool = False) -> None:
+                 draggable: bool = False, run_id: str | None = None) -> None:
         self.ports = ports
+        self.run_id = run_id
         self.sources = sources or {}
         self.mark = mark
         self.default = default
@@ -185,6 +212,8 @@ class ItemsView:
                     items_schema(items, f"{self.mark}:{port}", self.draggable)
                 else:
                     items_table(items, f"{self.mark}:{port}", self.sources.get(port))
+                if items:
+                    files_list(items, f"{self.mark}:{port}", self.run_id)
 
 
 def logs_view(lines: list[str]) -> None:
@@ -223,15 +252,17 @@ def step_state(step: Step | None, *, not_run: str, actions: Callable[[], None] |
         logs_view(step.logs)
 
 
-def input_view(inputs: dict[str, Items], *, default: str = "table", draggable: bool = False) -> ItemsView:
+def input_view(inputs: dict[str, Items], *, default: str = "table", draggable: bool = False,
+               run_id: str | None = None) -> ItemsView:
     return ItemsView("Input", inputs, "input", "No input items (a trigger gets the run's input).",
-                     default=default, draggable=draggable)
+                     default=default, draggable=draggable, run_id=run_id)
 
 
 def output_view(step: Step, inputs: dict[str, Items], *, default: str = "table") -> ItemsView:
     empty = "No output: the node failed (see why above)." if step.status.value == "failed" else \
         "No output items: the branches after it were not taken."
-    return ItemsView("Output", step.outputs, "output", empty, source_labels(step, inputs), default=default)
+    return ItemsView("Output", step.outputs, "output", empty, source_labels(step, inputs), default=default,
+                     run_id=step.run_id)
 
 
 def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
@@ -241,7 +272,7 @@ def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
     with ui.column().classes("fb-data w-full gap-3"):
         step_state(step, not_run=not_run, actions=actions)
         if step is not None:
-            input_view(inputs)
+            input_view(inputs, run_id=step.run_id)
             output_view(step, inputs)
 
 

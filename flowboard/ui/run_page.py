@@ -109,8 +109,8 @@ class RunPage:
         ui.label("Click a node to see its input and output items.").classes("fb-small")
         if record.error and record.error.get("message"):
             ui.label(record.error["message"]).classes("text-negative text-sm").mark("run-error")
-        ItemsView("Run input", {"main": record.input}, "run-input", "No input items.")
-        ItemsView("Run output", {"main": record.output or []}, "run-output", "No output items.")
+        ItemsView("Run input", {"main": record.input}, "run-input", "No input items.", run_id=record.id)
+        ItemsView("Run output", {"main": record.output or []}, "run-output", "No output items.", run_id=record.id)
 
     def _selected(self, e: Any) -> None:
         ids = e.args.get("ids") or []
