@@ -323,6 +323,10 @@ def serve_worker(concurrency: int = 16, graceful: float = 30.0, metrics_port: in
         start_http_server(metrics_port, addr="127.0.0.1", registry=registry)
 
     async def main() -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # store calls leave the loop through `asyncio.to_thread`: one thread per run going (the default is cores + 4)
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, "flowboard-store"))
         try:
             await worker.run(graceful=graceful)
         finally:
