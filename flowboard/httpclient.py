@@ -69,7 +69,8 @@ class Client(httpx.AsyncClient):
         self._defaults: CIMultiDict[str] = CIMultiDict()
         self._defaults_of: list[Any] = []  # the client's header list they were built from
         self._timeouts: dict[Any, aiohttp.ClientTimeout] = {}
-        self._urls: dict[str, YarlURL] = {}
+        self._urls: dict[str | int, YarlURL] = {}
+        self._parsed: dict[int, httpx.URL] = {}  # the httpx URLs behind the int keys of _urls
 
     def _session(self) -> aiohttp.ClientSession:  # what AiohttpTransport builds by default, without a cookie jar
         if self._session_obj is None:
@@ -98,7 +99,9 @@ class Client(httpx.AsyncClient):
                 and not self._event_hooks["request"] and not self._event_hooks["response"]
                 and self._state is not ClientState.CLOSED):
             merged = self._merge(headers)
-            target = self._urls.get(url) if type(url) is str else None
+            target = self._urls.get(url if type(url) is str else id(url))
+            if target is not None and type(url) is not str and self._parsed.get(id(url)) is not url:
+                target = None  # another URL object that took a forgotten one's place in memory
             if target is None and merged is not None:
                 target = self._aio_url(url)
             if target is not None and merged is not None:
@@ -132,7 +135,7 @@ class Client(httpx.AsyncClient):
 
     def _aio_url(self, url: httpx.URL | str) -> YarlURL | None:
         """The URL as httpx writes it, for aiohttp (which then sends it as it is), or None for one that httpx's own
-        path should report on. Text URLs are remembered (a fan-out calls the same one many times)."""
+        path should report on. Remembered (a fan-out calls the same one many times)."""
         try:
             parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         except httpx.InvalidURL:
@@ -140,9 +143,13 @@ class Client(httpx.AsyncClient):
         if parsed.scheme not in ("http", "https") or not parsed.host:
             return None
         target = YarlURL(str(parsed), encoded=True)
-        if type(url) is str:
-            if len(self._urls) >= 512:
-                self._urls.clear()
+        if len(self._urls) >= 512:
+            self._urls.clear()
+            self._parsed.clear()
+        if isinstance(url, httpx.URL):  # immutable: remembered by identity, the object kept alive with it
+            self._urls[id(url)] = target
+            self._parsed[id(url)] = url
+        else:
             self._urls[url] = target
         return target
 
