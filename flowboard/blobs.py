@@ -126,6 +126,34 @@ def files_in(value: Any, found: list[dict[str, Any]] | None = None) -> list[dict
     return found
 
 
+_KINDS = {"application/pdf": "PDF document", "text/csv": "CSV file", "application/json": "JSON file",
+          "text/plain": "text file", "application/zip": "zip archive", "text/html": "web page",
+          "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "spreadsheet (xlsx)",
+          "application/octet-stream": "file"}
+
+
+def kind_text(mime_type: str) -> str:
+    """A file's type as people say it: "PDF document", "image (png)", "spreadsheet (xlsx)"; else its MIME type."""
+    mime = (mime_type or "").lower()
+    if mime in _KINDS:
+        return _KINDS[mime]
+    major, _, minor = mime.partition("/")
+    if major in ("image", "audio", "video") and minor:
+        return f"{major} ({minor.split('+')[0]})"
+    return mime or "file"
+
+
+def download_headers(ref: dict[str, Any]) -> dict[str, str]:
+    """Headers that serve a file as a download under its name, never shown inline (an HTML or SVG file of a run must
+    not run as a page of Flowboard's site)."""
+    from urllib.parse import quote
+
+    name = str(ref.get("name") or "download")
+    plain = "".join(c if 32 <= ord(c) < 127 and c not in '"\\' else "_" for c in name) or "download"
+    return {"Content-Disposition": f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}",
+            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
 def size_text(size: int) -> str:
     """A size as people read it: 812 bytes, 48.2 kB, 3.1 MB."""
     if size < 1000:

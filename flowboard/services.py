@@ -21,7 +21,7 @@ from . import credential_types
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
-from .blobs import BlobStore
+from .blobs import FILE_KEY, BlobStore, files_in
 from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
@@ -428,6 +428,23 @@ class Flowboard:
         return future
 
     # -- runs -------------------------------------------------------------------------------------------------------
+
+    def file_of_run(self, run_id: str, file_id: str) -> tuple[dict[str, Any], Path]:
+        """A file that run `run_id` carries in its items (input, output or a step's), and where its bytes are.
+        NotFound when the run does not exist, does not carry that file, or the file is no longer kept. Only that
+        run's files: seeing one run does not open another's."""
+        run = self.store.get_run(run_id)
+        steps = self.store.get_steps(run_id)
+        places: list[Any] = [run.input, run.output, *(s.outputs for s in steps.values()),
+                             *(s.inputs for s in steps.values())]
+        for place in places:
+            for ref in files_in(place):
+                if ref[FILE_KEY] == file_id:
+                    path = self.blobs.path(file_id)
+                    if not path.exists():
+                        raise NotFound(f"the file {ref.get('name')!r} of run {run_id} is no longer kept")
+                    return ref, path
+        raise NotFound(f"run {run_id} has no file {file_id}")
 
     async def run_flow(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,
                        source: str = "manual") -> RunResult:

@@ -208,9 +208,8 @@ async def test_the_run_page_shows_files_with_name_type_size_and_a_download(user:
     ref = result.output[0]["file"]
     await user.open(f"/run/{result.run_id}")
     await user.should_see(marker="file:team.xlsx")
-    await user.should_see("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet · "
-                          f"{ref['size'] / 1000:.1f} kB")
+    await user.should_see(f"spreadsheet (xlsx) · {ref['size'] / 1000:.1f} kB")
     link = user.find(marker="download:team.xlsx").elements.pop()
-    assert link.props["href"] == f"/api/v1/runs/{result.run_id}/files/{ref['$file']}"
+    assert link.props["href"] == f"/run/{result.run_id}/files/{ref['$file']}"
     table = user.find(marker="table:run-output:main").elements.pop()
-    assert table.rows[0]["c0"] == f"📎 team.xlsx ({ref['size'] / 1000:.1f} kB)"  # the table's cell
+    assert table.rows[0]["c0"] == f"team.xlsx (file, {ref['size'] / 1000:.1f} kB)"  # the table's cell

@@ -37,7 +37,6 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
-from urllib.parse import quote
 
 import orjson
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Query, Request, Response
@@ -46,10 +45,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.responses import FileResponse
 from starlette.routing import Match
 
 from ..auth import Permission
-from ..blobs import FILE_KEY, files_in
+from ..blobs import download_headers
 from ..engine import Plan, RunResult, RunStatus, Step, derive_inputs
 from ..errors import FlowInvalid, Problem, format_loc
 from ..jsonlimits import JsonRefused, read_json
@@ -474,18 +474,6 @@ def _load_run(fb: Flowboard, run_id: str) -> tuple[RunRecord, dict[str, Step], d
     return run, steps, derive_inputs(edges, steps, run.input, {run.trigger} if run.trigger else set())
 
 
-def _file_of_run(fb: Flowboard, run_id: str, file_id: str) -> dict[str, Any]:
-    run = fb.store.get_run(run_id)
-    steps = fb.store.get_steps(run_id)
-    places: list[Any] = [run.input, run.output, *(step.outputs for step in steps.values()),
-                         *(step.inputs for step in steps.values())]
-    for place in places:
-        for ref in files_in(place):
-            if ref[FILE_KEY] == file_id:
-                return ref
-    raise ApiError(404, f"run {run_id} has no file {file_id}")
-
-
 def _current_plan(fb: Flowboard, flow_id: str) -> tuple[int, Plan]:
     """The flow's current version and its plan (compiled once per version)."""
     version = fb.store.get_flow(flow_id).version
@@ -613,17 +601,9 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
     async def run_file(run_id: str, file_id: str) -> Response:
         """A file the run's items carry (`{"$file": file_id, ...}` in its input, output or a step's items), as a
         download under its name. Only files of this run: whoever may see the run may download them."""
-        ref = await db(_file_of_run, fb, run_id, file_id)
-        try:
-            data = await asyncio.to_thread(fb.blobs.get, ref)
-        except FileNotFoundError as exc:
-            raise ApiError(404, str(exc)) from None
-        name = str(ref.get("name") or "download")
-        ascii_name = name.encode("ascii", "replace").decode().replace('"', "'").replace("?", "_") or "download"
-        return Response(data, media_type=str(ref.get("mime_type") or "application/octet-stream"), headers={
-            # a download, never shown inline: an HTML or SVG file of a run must not run as this site's page
-            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}",
-            "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"})
+        ref, path = await db(fb.file_of_run, run_id, file_id)
+        return FileResponse(path, media_type=str(ref.get("mime_type") or "application/octet-stream"),
+                            headers=download_headers(ref))
 
     @r.delete("/runs/{run_id}", status_code=204, tags=["runs"], summary="Delete a run", responses={
         **RUN_NOT_FOUND, 409: {"model": ErrorOut, "description": "The run is going."}})

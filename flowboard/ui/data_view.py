@@ -11,7 +11,7 @@ from typing import Any
 
 from nicegui import Client, context, ui
 
-from ..blobs import FILE_KEY, files_in, is_file_ref, size_text
+from ..blobs import FILE_KEY, files_in, is_file_ref, kind_text, size_text
 from ..engine import Step
 from ..engine.lineage import sources_of
 from .layout import duration, status_chip
@@ -47,7 +47,7 @@ def cell(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | float):
         return value
     if is_file_ref(value):
-        return f"📎 {value.get('name')} ({size_text(int(value.get('size') or 0))})"
+        return f"{value.get('name')} (file, {size_text(int(value.get('size') or 0))})"
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 120 else text[:117] + "…"
 
@@ -76,7 +76,7 @@ def items_table(items: Items, mark: str, sources: list[str] | None = None) -> No
 
 def file_url(run_id: str, ref: dict[str, Any]) -> str:
     """Where a run's file downloads (the API checks that whoever asks may see the run, and that the run has it)."""
-    return f"/api/v1/runs/{run_id}/files/{ref[FILE_KEY]}"
+    return f"/run/{run_id}/files/{ref[FILE_KEY]}"
 
 
 def files_list(items: Items, mark: str, run_id: str | None) -> None:
@@ -89,7 +89,8 @@ def files_list(items: Items, mark: str, run_id: str | None) -> None:
             with ui.row().classes("items-center gap-2 no-wrap").mark(f"file:{ref.get('name')}"):
                 ui.icon("attach_file", size="16px").classes("text-grey-7")
                 ui.label(str(ref.get("name"))).classes("text-sm font-medium")
-                ui.label(f"{ref.get('mime_type')} · {size_text(int(ref.get('size') or 0))}").classes("fb-small")
+                ui.label(f"{kind_text(str(ref.get('mime_type')))} · {size_text(int(ref.get('size') or 0))}") \
+                    .classes("fb-small").tooltip(str(ref.get("mime_type")))
                 if run_id:
                     ui.link("Download", file_url(run_id, ref)).props("download").classes("text-sm") \
                         .mark(f"download:{ref.get('name')}")
