@@ -63,6 +63,18 @@ def test_passwords_are_stored_as_argon2id_hashes_only(make_store: MakeStore) -> 
     assert len({row["password_hash"] for row in rows}) == 4  # salted: no two alike
 
 
+def test_an_unknown_user_is_checked_against_a_hash_made_at_first_use_not_at_import() -> None:
+    from flowboard.auth import passwords
+
+    code = "import flowboard.auth.passwords as p, flowboard.server; assert p._DUMMY is None"
+    subprocess.run([sys.executable, "-c", code], check=True)  # start-up hashes nothing (a quarter of a second)
+    assert passwords.verify_password(None, "any password") is False
+    assert passwords._DUMMY is not None and passwords._DUMMY.startswith("$argon2id$")
+    stored = passwords.hash_password("correct horse battery")
+    assert passwords.verify_password(stored, "correct horse battery")
+    assert not passwords.verify_password(stored, "wrong horse battery")
+
+
 def test_sign_in_sessions_are_stored_hashed_and_end_on_sign_out(make_store: MakeStore) -> None:  # noqa: F811
     store = make_store()
     accounts = accounts_with_admin(store)

@@ -10,8 +10,16 @@ _hasher = PasswordHasher()
 MIN_LENGTH = 8
 MAX_LENGTH = 1024  # argon2 takes any length; a megabyte "password" would only be a way to waste the server's time
 # A hash of a password nobody has: checking a login for an unknown user costs the same time as for a known one, so
-# the answer's timing does not tell which user names exist.
-_DUMMY = _hasher.hash("flowboard: no such user")
+# the answer's timing does not tell which user names exist. Made at the first check, not at import: it costs a
+# quarter of a second and 64 MiB of work that the server's start-up does not need.
+_DUMMY: str | None = None
+
+
+def _dummy() -> str:
+    global _DUMMY
+    if _DUMMY is None:
+        _DUMMY = _hasher.hash("flowboard: no such user")
+    return _DUMMY
 
 
 def hash_password(password: str) -> str:
@@ -23,7 +31,7 @@ def verify_password(stored: str | None, password: str) -> bool:
     if len(password) > MAX_LENGTH:
         return False
     try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
+        return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerificationError, InvalidHashError):
         return False
 

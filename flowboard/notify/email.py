@@ -17,12 +17,13 @@ from email.utils import formatdate, getaddresses, make_msgid
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any, Literal, Self
 
-import aiosmtplib
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import NodeError
 
 if TYPE_CHECKING:
+    import aiosmtplib  # imported where a mail is sent: it costs a quarter of a second of start-up
+
     from ..sdk import Context
 
 Item = dict[str, Any]
@@ -278,6 +279,8 @@ class _Server:
         return context
 
     async def send(self, smtp: aiosmtplib.SMTP, message: EmailMessage, recipients: list[str], index: int) -> Item:
+        import aiosmtplib
+
         sender = str(message["From"].addresses[0].addr_spec)
         try:
             rejected, _reply = await smtp.send_message(message, sender=sender, recipients=recipients)
@@ -308,6 +311,8 @@ class _Server:
 
     def problem(self, exc: BaseException, when: str) -> str:
         """Plain words for a failure talking to the mail server."""
+        import aiosmtplib
+
         where = f"the mail server {self.where}"
         if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
             return (f"{where} refused the user name or password of credential {self.name!r} ({exc.code} "
@@ -353,6 +358,8 @@ class _Connection:
         self.smtp: aiosmtplib.SMTP | None = None
 
     async def __aenter__(self) -> aiosmtplib.SMTP:
+        import aiosmtplib
+
         server = self.server
         context = server.tls_context() if server.security != "plain" else None
         smtp = aiosmtplib.SMTP(hostname=server.host, port=server.port, timeout=self.timeout,
@@ -370,6 +377,8 @@ class _Connection:
         return smtp
 
     async def __aexit__(self, *exc: object) -> None:
+        import aiosmtplib
+
         if self.smtp is not None:
             try:
                 await self.smtp.quit()
