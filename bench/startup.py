@@ -4,10 +4,10 @@
     python bench/startup.py --baseline /tmp/fb-before  # A/B: `git worktree add /tmp/fb-before <commit>` first
 
 Per round: spawn `flowboard serve` on a fresh data folder holding the echo flow (bench/flows/echo.json), time spawn to
-the first 200 of POST /webhook/echo (as the Node-RED harness does), then load the editor page once (GET
-/flow/bench-echo) and, after a second of quiet, read the server's RSS. Prints medians and, with a baseline, their ratios. The machine is
-shared: only the ratio of alternating rounds means anything. Targets (issue 9): start-up below Node-RED's (the peer
-harness measures it), idle RSS <= 120 MB with the editor loaded once.
+the first 200 of POST /webhook/echo (as the Node-RED harness does), then load the editor page once (GET /flow/bench-
+echo) and, after a second of quiet, read the server's RSS. Prints medians and, with a baseline, their ratios. The
+machine is shared: only the ratio of alternating rounds means anything. Targets (issue 9): start-up below Node-RED's
+(the peer harness measures it), idle RSS <= 120 MB with the editor loaded once.
 """
 
 from __future__ import annotations
