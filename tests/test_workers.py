@@ -43,6 +43,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
         running.save(echo_flow(), active=False)
         running.save(serial_flow(counting.url))
         running.save(tick_flow(), active=False)
+        running.save({**serial_flow(counting.url), "id": "parked", "name": "Parked", "settings": {}, "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "parked", "respond": "immediately"}},
+            {"id": "wait", "type": "logic.wait", "config": {"mode": "link"}},
+            {"id": "call", "type": "http.request",
+             "config": {"method": "POST", "url": counting.url + "/hit?n=parked"}}],
+            "edges": [{"source": "hook", "target": "wait"}, {"source": "wait", "target": "call"}]})
         running.save({**serial_flow(counting.url), "id": "pausing", "name": "Pausing", "settings": {}, "nodes": [
             {"id": "hook", "type": "trigger.webhook", "config": {"path": "pausing", "respond": "immediately"}},
             {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counting.url + "/pause"}}]})
@@ -94,6 +100,12 @@ def echo_flow() -> dict[str, Any]:
         {"id": "hook", "type": "trigger.webhook", "config": {"path": "echo"}},
         {"id": "mark", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}],
         "edges": [{"source": "hook", "target": "mark"}]}
+
+
+def ran_on_a_server(cluster: Cluster, owner: str | None) -> bool:
+    """Whether `owner` (host:pid:random, `Store.owner`) is one of the servers."""
+    pids = {server.process.pid for server in [cluster.server, *cluster.servers] if server is not None}
+    return any(f":{pid}:" in str(owner) for pid in pids)
 
 
 def until(check: Any, timeout: float, step: float = 0.02) -> float:
@@ -162,10 +174,7 @@ def test_two_servers_fire_each_tick_once_and_workers_run_it(cluster: Cluster) ->
     runs = store.list_runs("tick", limit=100)
     ticks = [r.input[0]["scheduled_for"] for r in runs]
     assert len(set(ticks)) == len(ticks), f"a tick ran twice: {sorted(ticks)}"
-    workers_owners = {r.owner for r in runs}
-    servers_owners = {cluster.server.process.pid, cluster.servers[0].process.pid}  # type: ignore[union-attr]
-    assert not any(f":{pid}:" in str(owner) for owner in workers_owners for pid in servers_owners), \
-        "a server ran a scheduled run itself"
+    assert not any(ran_on_a_server(cluster, r.owner) for r in runs), "a server ran a scheduled run itself"
 
 
 def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:
@@ -220,6 +229,22 @@ def post_all(url: str, count: int, on_sent: Any = None) -> list[str]:
 
     with ThreadPoolExecutor(16) as pool:
         return list(pool.map(one, range(count)))
+
+
+def test_a_waiting_run_resumes_on_a_worker(cluster: Cluster, counting: Counting) -> None:
+    """A run parks at its resume link on a worker; the link, called on the second server, resumes it on a worker."""
+    from flowboard.waiting import LINK_PATH, resume_token
+
+    assert cluster.store is not None
+    store = cluster.store
+    run_id = httpx.post(f"{cluster.servers[0].url}/webhook/parked", json={}).json()["run_id"]
+    until(lambda: store.get_run(run_id).status.value == "waiting", timeout=30, step=0.1)
+    token = resume_token(store.secrets.signing_key("resume links"), run_id)
+    answer = httpx.post(f"{cluster.servers[0].url}{LINK_PATH}/{run_id}/{token}", json={"ok": True})
+    assert answer.status_code == 202, answer.text
+    until(lambda: store.get_run(run_id).status.value == "succeeded", timeout=30, step=0.1)
+    assert counting.hits["parked"] == 1
+    assert not ran_on_a_server(cluster, store.get_run(run_id).owner), "a server ran the resumed run itself"
 
 
 def test_a_worker_stopped_with_sigterm_finishes_its_runs(cluster: Cluster, counting: Counting) -> None:
