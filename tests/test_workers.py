@@ -247,6 +247,22 @@ def test_a_waiting_run_resumes_on_a_worker(cluster: Cluster, counting: Counting)
     assert not ran_on_a_server(cluster, store.get_run(run_id).owner), "a server ran the resumed run itself"
 
 
+def test_a_run_recorded_but_never_enqueued_is_run_once(cluster: Cluster, counting: Counting) -> None:
+    """What a server killed (-9) between recording a run and deferring its job leaves: a queued run with no owner and
+    no job. A worker's sweep enqueues it, and it runs once."""
+    from flowboard.triggers import new_run_id
+
+    assert cluster.store is not None
+    store = cluster.store
+    run_id = new_run_id()
+    store.create_run(run_id, "count", 1, "hook", [{"body": {"n": "orphan"}, "query": {}, "headers": {}}], "webhook",
+                     status="queued", owner=None)
+    until(lambda: store.get_run(run_id).status.value == "succeeded", timeout=40, step=0.2)
+    time.sleep(2.5)  # two more sweeps (every second with a 3 s lease): nothing runs it again
+    assert counting.hits["orphan"] == 1
+    assert any("had no job" in worker.output for worker in cluster.workers)
+
+
 def test_a_worker_stopped_with_sigterm_finishes_its_runs(cluster: Cluster, counting: Counting) -> None:
     """SIGTERM: the worker takes no new job, lets its runs (1 s each) finish, and exits 0; a new worker takes its
     place for the next test."""
