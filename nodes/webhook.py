@@ -127,8 +127,9 @@ class Webhook(NodeType):
     `/webhook-test/<path>` (while the editor listens for a test call).
 
     The run's item is `{"body", "query", "headers", "method", "path"}`: a JSON body is parsed, a form
-    (urlencoded or multipart) becomes an object (files as `{filename, content_type, size, base64}`), other text stays
-    text. Authentication: none, a token header, basic auth, or an HMAC-SHA256 signature of the raw body. The caller
+    (urlencoded or multipart) becomes an object (uploaded files as file references: `{$file, name, mime_type,
+    size}`, for Write file or File to items), other text stays text, and a body that is not text is a file.
+    Authentication: none, a token header, basic auth, or an HMAC-SHA256 signature of the raw body. The caller
     gets the flow's result (`when_finished`: one item as an object, several as a list, or what a Respond to webhook
     node says; a failed run answers 500) or at once 202 with the run id (`immediately`).
 

@@ -28,6 +28,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from flowboard.api import webhooks
+from flowboard.blobs import BlobStore
 from flowboard.services import Flowboard
 from flowboard.store import Store
 from flowboard.triggers import ActivationConflict
@@ -204,7 +205,7 @@ async def test_unknown_inactive_and_wrong_method(client: httpx.AsyncClient, serv
     assert "GET /webhook/echo refused (405)" in log
 
 
-async def test_bodies_query_and_headers_reach_the_item(client: httpx.AsyncClient) -> None:
+async def test_bodies_query_and_headers_reach_the_item(client: httpx.AsyncClient, server: Server) -> None:
     r = await client.post("/webhook/echo?a=1&a=2&b=x%20y", data={"name": "Ada", "tags": ["p", "q"]},
                           headers={"X-Custom": "Yes", "Authorization": "Bearer not-for-the-record"})
     item = r.json()
@@ -218,8 +219,19 @@ async def test_bodies_query_and_headers_reach_the_item(client: httpx.AsyncClient
                           files={"doc": ("notes.txt", b"hello file", "text/plain")})
     body = r.json()["body"]
     assert body["title"] == "report"
-    assert body["doc"] == {"filename": "notes.txt", "content_type": "text/plain", "size": 10,
-                           "base64": base64.b64encode(b"hello file").decode()}
+    assert body["doc"] == {"$file": hashlib.sha256(b"hello file").hexdigest(), "name": "notes.txt",
+                           "mime_type": "text/plain", "size": 10}
+    assert BlobStore(server.data / "blobs").get(body["doc"]) == b"hello file"  # kept, not in the item
+
+    pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    r = await client.post("/webhook/echo", files=[("scans", ("a.pdf", pdf, "application/pdf")),
+                                                  ("scans", ("b.png", b"\x89PNG\r\n\x1a\n", "image/png"))])
+    scans = r.json()["body"]["scans"]
+    assert [(f["name"], f["mime_type"], f["size"]) for f in scans] == [("a.pdf", "application/pdf", len(pdf)),
+                                                                       ("b.png", "image/png", 8)]
+    r = await client.post("/webhook/echo", content=pdf, headers={"Content-Type": "application/pdf"})
+    assert r.json()["body"] == {"$file": hashlib.sha256(pdf).hexdigest(), "name": "body",
+                                "mime_type": "application/pdf", "size": len(pdf)}
 
     r = await client.post("/webhook/echo", content=b"just text", headers={"Content-Type": "text/plain"})
     assert r.json()["body"] == "just text"

@@ -15,6 +15,7 @@ the request headers the node lists (`headers`), so an anonymous caller cannot st
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -27,6 +28,7 @@ import orjson
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
+from ..blobs import BlobStore, FileTooLarge
 from ..engine import RunResult, RunStatus, StepStatus
 from ..jsonlimits import JsonRefused, read_json
 from ..store import CREDENTIAL_CACHE
@@ -137,9 +139,11 @@ class WebhookApp:
             self.check_signature(auth, headers, raw)
         content_type = headers.get("content-type")
         if raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
-            body = await _multipart(scope, raw)
+            body = await _multipart(scope, raw, self.fb.blobs)
         else:
             body = _parse_body(content_type, raw)
+            if isinstance(body, bytes):  # not text: the body is a file
+                body = await _keep(self.fb.blobs, body, "body", (content_type or "").partition(";")[0].strip())
         item = {"body": body,
                 "query": _query(scope["query_string"]), "headers": _visible(headers, ep.hidden, ep.keep),
                 "method": method, "path": ep.path}
@@ -347,11 +351,20 @@ def _parse_body(content_type: str | None, raw: bytes) -> Any:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        return {"base64": base64.b64encode(raw).decode("ascii"), "content_type": media or None, "size": len(raw)}
+        return raw  # bytes that are not text: the caller keeps them as a file
 
 
-async def _multipart(scope: Scope, raw: bytes) -> dict[str, Any]:
-    """Fields as text, files as `{filename, content_type, size, base64}` (Starlette's parser on the body read)."""
+async def _keep(blobs: BlobStore, content: bytes, name: str, mime_type: str | None) -> dict[str, Any]:
+    """Bytes that came with a call, kept as a file: the item gets its reference."""
+    try:
+        return await asyncio.to_thread(blobs.put, content, name, mime_type or None)
+    except FileTooLarge as exc:
+        raise Refused(413, str(exc)) from None
+
+
+async def _multipart(scope: Scope, raw: bytes, blobs: BlobStore) -> dict[str, Any]:
+    """Fields as text, files as file references `{$file, name, mime_type, size}` (Starlette's parser on the body
+    read)."""
     from starlette.datastructures import UploadFile
     from starlette.requests import Request
 
@@ -364,10 +377,11 @@ async def _multipart(scope: Scope, raw: bytes) -> dict[str, Any]:
             for name, value in form.multi_items():
                 if isinstance(value, UploadFile):
                     content = await value.read()
-                    parts.append((name, {"filename": value.filename, "content_type": value.content_type,
-                                         "size": len(content), "base64": base64.b64encode(content).decode("ascii")}))
+                    parts.append((name, await _keep(blobs, content, value.filename or name, value.content_type)))
                 else:
                     parts.append((name, value))
+    except Refused:
+        raise
     except Exception as exc:  # starlette's MultiPartException and the parser's own errors
         raise Refused(400, f"the multipart body cannot be read ({exc})") from None
     return _pairs(parts)
