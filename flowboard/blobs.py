@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 FILE_KEY = "$file"
+#: A kept file that nothing names is deleted after this long (seconds): a node's new file is named only once its
+#: step is recorded. (Flowboard.sweep_files; the server sweeps every FILE_GRACE.)
+FILE_GRACE = 3600.0
 _SHA = re.compile(r"[0-9a-f]{64}")
 
 
@@ -64,7 +67,9 @@ class BlobStore:
                                "may have (FLOWBOARD_MAX_FILE_MB)")
         sha = hashlib.sha256(data).hexdigest()
         target = self.path(sha)
-        if not target.exists():
+        if target.exists():
+            os.utime(target)  # made again: young again, so a sweep does not take it while the node goes on
+        else:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
             try:
@@ -91,6 +96,15 @@ class BlobStore:
         if not self.root.exists():
             return set()
         return {p.name for p in self.root.glob("??/*") if _SHA.fullmatch(p.name)}
+
+    def age(self, sha: str) -> float:
+        """Seconds since the file was last kept (0 when it is gone)."""
+        import time
+
+        try:
+            return time.time() - self.path(sha).stat().st_mtime
+        except FileNotFoundError:
+            return 0.0
 
     def delete(self, sha: str) -> None:
         self.path(sha).unlink(missing_ok=True)

@@ -53,10 +53,12 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
         fb.start_notices()  # activation changes and cancels from other processes on PostgreSQL
         resume = asyncio.ensure_future(fb.resume_unfinished())
         fb.start_waiting()  # parked runs resume at their deadlines
+        sweep = asyncio.ensure_future(fb.sweep_files_forever())  # files of deleted runs
         gc.collect()
         gc.freeze()  # startup's objects (NiceGUI, FastAPI, pydantic) leave the GC's scans: measured -25% CPU per run
         yield
         resume.cancel()
+        sweep.cancel()
         await fb.aclose()
 
     app = FastAPI(title="Flowboard", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -21,7 +21,7 @@ from . import credential_types
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
-from .blobs import FILE_KEY, BlobStore, files_in
+from .blobs import FILE_GRACE, FILE_KEY, BlobStore, files_in
 from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
@@ -428,6 +428,28 @@ class Flowboard:
         return future
 
     # -- runs -------------------------------------------------------------------------------------------------------
+
+    def sweep_files(self, grace: float = FILE_GRACE) -> int:
+        """Delete the kept files that nothing names any more (their runs were deleted), if older than `grace`
+        seconds: a file a node just made is not yet in a recorded step. Returns how many were deleted."""
+        in_use = self.store.file_ids_in_use()
+        deleted = 0
+        for file_id in self.blobs.all() - in_use:
+            if self.blobs.age(file_id) >= grace:
+                self.blobs.delete(file_id)
+                deleted += 1
+        if deleted:
+            log.info("deleted %d kept file(s) that no run or flow names any more", deleted)
+        return deleted
+
+    async def sweep_files_forever(self, every: float = FILE_GRACE) -> None:
+        """The server's sweep: once at start, then every `every` seconds."""
+        while True:
+            try:
+                await asyncio.to_thread(self.sweep_files)
+            except Exception:
+                log.exception("the sweep of kept files failed; it runs again later")
+            await asyncio.sleep(every)
 
     def file_of_run(self, run_id: str, file_id: str) -> tuple[dict[str, Any], Path]:
         """A file that run `run_id` carries in its items (input, output or a step's), and where its bytes are.

@@ -213,3 +213,26 @@ async def test_the_run_page_shows_files_with_name_type_size_and_a_download(user:
     assert link.props["href"] == f"/run/{result.run_id}/files/{ref['$file']}"
     table = user.find(marker="table:run-output:main").elements.pop()
     assert table.rows[0]["c0"] == f"team.xlsx (file, {ref['size'] / 1000:.1f} kB)"  # the table's cell
+
+
+async def test_files_of_deleted_runs_are_swept_and_the_rest_kept(fb: Flowboard) -> None:
+    make = [{"id": "make", "type": "convert.to_file", "config": {"format": "json", "name": "x"}}]
+    gone = await run(fb, make, [{"n": "only in the run that goes"}])
+    shared_a = await run(fb, make, [{"n": "in two runs"}])
+    shared_b = await run(fb, make, [{"n": "in two runs"}])
+    pinned = fb.blobs.put(b"pinned test data", "pinned.txt")
+    flow = parse_flow(make_flow([{"id": "t", "type": "trigger.manual", "pinned": [{"file": pinned}]}], [],
+                                name="pins"))
+    fb.save_flow(flow, None)
+    orphan = fb.blobs.put(b"made by a node, not recorded yet", "new.bin")
+    file_of = {r.run_id: r.output[0]["file"]["$file"] for r in (gone, shared_a, shared_b)}
+    assert len(fb.blobs.all()) == 4 and file_of[shared_a.run_id] == file_of[shared_b.run_id]
+
+    fb.store.delete_run(gone.run_id)
+    fb.store.delete_run(shared_a.run_id)
+    assert fb.sweep_files() == 0  # within the grace period nothing goes (a node's new file is not recorded yet)
+    assert fb.sweep_files(grace=0) == 2
+    assert fb.blobs.all() == {file_of[shared_b.run_id], pinned["$file"]}
+    assert not fb.blobs.exists(orphan["$file"]) and not fb.blobs.exists(file_of[gone.run_id])
+    fb.store.delete_flow(flow.id)
+    assert fb.sweep_files(grace=0) == 1 and fb.blobs.all() == {file_of[shared_b.run_id]}

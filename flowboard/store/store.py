@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import secrets
 import socket
 import sys
@@ -30,6 +31,7 @@ from ..model import Flow, dump_flow, parse_flow
 from .db import database_url, init_db, make_engine, resolve_data_dir
 from .secrets import Secrets
 from .tables import (
+    JSONText,
     api_keys_t,
     credentials_t,
     flows_t,
@@ -182,6 +184,7 @@ UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)  # runs a process
 GOING_HERE = ("queued", "running")  # a run in these states is being run by its owner
 LEASE = float(os.environ.get("FLOWBOARD_RUN_LEASE") or 30.0)
 FINISHED = tuple(s.value for s in RunStatus if s.finished)
+_FILE_ID = re.compile(r'"\$file"\s*:\s*"([0-9a-f]{64})"')
 _CHUNK = 500  # rows per delete transaction, so a big cleanup never holds SQLite's write lock for long
 
 
@@ -413,6 +416,21 @@ class Store:
         if not transition_allowed(row.status, status):
             raise TransitionRefused(f"run {run_id} is {row.status}; it cannot become {status.value}")
         raise TransitionRefused(f"run {run_id} is run by another process ({row.owner}), not by {owner}")
+
+    def file_ids_in_use(self) -> set[str]:
+        """Every file (blob SHA-256) that something kept still names: runs (input, output, waiting data), steps,
+        and flows (pinned test items) with their versions. Read from the JSON text, without parsing it."""
+        found: set[str] = set()
+        for table in (runs_t, steps_t, waits_t, flows_t, versions_t):
+            columns = [c for c in table.c if isinstance(c.type, JSONText | sa.Text)]
+            for column in columns:
+                raw = sa.type_coerce(column, sa.Text)  # the stored text, not parsed
+                query = sa.select(raw).where(raw.like('%"$file"%'))
+                with self.engine.connect() as conn:
+                    for (text,) in conn.execute(query.execution_options(yield_per=200)):
+                        if isinstance(text, bytes | str):
+                            found.update(_FILE_ID.findall(text if isinstance(text, str) else text.decode()))
+        return found
 
     def delete_run(self, run_id: str) -> None:
         with self.engine.begin() as conn:
