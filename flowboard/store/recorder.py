@@ -104,10 +104,11 @@ _STEP_FLOATS = tuple(i for i, t in enumerate(_PG_STEP_TYPES) if t == "float8")
 _RELAXED = ", (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"  # this transaction only
 
 
-def compile_batch_statement(with_steps: bool = True, durable: bool = True) -> str:
+def compile_batch_statement(with_steps: bool = True, durable: bool = True, with_checks: bool = True) -> str:
     """PostgreSQL: a whole group of writes as ONE statement (one round trip, one transaction in autocommit), the rows
-    passed as one array per column (`unnest`). Parameters: the run columns (RUN_COLUMNS order), then heartbeat, the ids
-    of the runs only checked (no run row: `check`), owner, then the step columns (STEP_COLUMNS order) if `with_steps`.
+    passed as one array per column (`unnest`). Parameters: the run columns (RUN_COLUMNS order), then, `with_checks`,
+    heartbeat, the ids of the runs only checked (no run row: `check`) and owner, then the step columns (STEP_COLUMNS
+    order) if `with_steps`.
     Returns the ids of the runs that were written or checked: the others are lost to this writer, and none of their
     steps is written. The upserts are the ones of `compile_statements`, fed from the arrays instead of VALUES. (Without
     steps the statement does not name the steps table, so a run's end can be written when its steps cannot.)
@@ -117,7 +118,12 @@ def compile_batch_statement(with_steps: bool = True, durable: bool = True) -> st
     `synchronous=NORMAL`: it survives Flowboard being killed, and a crash of the database server or the machine may
     lose the last fraction of a second of such writes, never a step with a side effect (those are always durable:
     a run that loses its end is resumed from its last durable step, and only steps without side effects run again).
-    A write that waits for the disk also makes every earlier one durable (the WAL is written in order)."""
+    A write that waits for the disk also makes every earlier one durable (the WAL is written in order).
+
+    The ownership check of runs without a run row is left out when there is none (most groups: a run's end carries
+    its row): psycopg prepares a statement it runs often, and a plan made while the runs table was small scanned the
+    whole table for it in every group, more each time the table grew (451 rows read per recorded run after 30,000
+    runs). Groups with checks are not prepared (`_batch`), so each gets a plan for its own ids (the primary key)."""
     run_sql, step_sql, check_sql = compile_statements("postgresql")
 
     def from_arrays(sql: str, source: str) -> str:
@@ -136,8 +142,8 @@ def compile_batch_statement(with_steps: bool = True, durable: bool = True) -> st
     steps = from_arrays(step_sql, f"(SELECT * FROM {unnest(STEP_COLUMNS, _PG_STEP_TYPES)} "
                                   f"WHERE u.run_id IN (SELECT id FROM kept)) AS s")
     sql = (f"WITH written AS ({from_arrays(run_sql, unnest(RUN_COLUMNS, _PG_RUN_TYPES))} RETURNING runs.id), "
-           f"checked AS ({check} RETURNING runs.id), "
-           f"kept AS (SELECT id FROM written UNION ALL SELECT id FROM checked)"
+           f"{f'checked AS ({check} RETURNING runs.id), ' if with_checks else ''}"
+           f"kept AS (SELECT id FROM written{' UNION ALL SELECT id FROM checked' if with_checks else ''})"
            f"{f', stepped AS ({steps})' if with_steps else ''} SELECT id FROM kept"
            f"{'' if durable else _RELAXED}")
     # Parameters in binary (%b): psycopg writes a text array in text form with a regular-expression escape per item
@@ -198,8 +204,10 @@ class SqlRecorder:
         self._run_sql, self._step_sql, self._check_sql = compile_statements(store.dialect)
         self._wait_add_sql, self._wait_drop_sql = compile_wait_statements(store.dialect)
         self._pg = store.dialect == "postgresql"
-        self._batch_sql = tuple(compile_batch_statement(with_steps, durable) for durable in (True, False)
-                                for with_steps in (True, False)) if self._pg else None
+        self._batch_sql: dict[tuple[bool, bool, bool], str] | None = None  # (steps?, durable?, checks?) -> SQL
+        if self._pg:
+            self._batch_sql = {(steps, durable, checks): compile_batch_statement(steps, durable, checks)
+                               for steps in (True, False) for durable in (True, False) for checks in (True, False)}
         self._raw: Any = None  # SQLAlchemy's pooled wrapper, kept to give the connection back
         self._conn: Any = None  # the DBAPI connection
         self._pending: dict[str, _Pending] = {}
@@ -365,14 +373,18 @@ class SqlRecorder:
         for job in jobs:
             for row in job[2]:
                 steps[row[0], row[1]] = row  # one row per step: the last one recorded wins, as in separate upserts
-        params = [*_columns(runs, len(RUN_COLUMNS), _RUN_FLOATS), time.time(), checked, self.owner]
+        params: list[Any] = _columns(runs, len(RUN_COLUMNS), _RUN_FLOATS)
+        if checked:
+            params += [time.time(), checked, self.owner]
         if steps:
             params += _columns(list(steps.values()), len(STEP_COLUMNS), _STEP_FLOATS)
         assert self._batch_sql is not None
         cursor = self._connection().cursor()
         try:
             durable = any(job[4] for job in jobs)
-            cursor.execute(self._batch_sql[(0 if steps else 1) + (0 if durable else 2)], params)
+            # With checks: not prepared, so the plan is made for these ids (see compile_batch_statement)
+            cursor.execute(self._batch_sql[bool(steps), durable, bool(checked)], params,
+                           prepare=False if checked else None)
             kept = {row[0] for row in cursor.fetchall()}
         finally:
             cursor.close()
