@@ -165,3 +165,31 @@ def test_drag_a_field_from_the_input_into_a_form_field(tab: Any, server: Server,
     config = store.get_flow(flow_id).flow.node("set").config
     store.close()
     assert config["fields"][0] == {"name": "who", "value": "{{ item.employee }}"}
+
+
+def test_a_field_dropped_on_a_json_box_makes_it_an_expression(tab: Any, server: Server, data_dir: Path) -> None:
+    """A field dragged from the input onto a value that is not a text box (the email's To, a JSON box) turns it into
+    an expression reading the field, rather than into broken JSON. The node was never run: its fields come from the
+    node before it."""
+    page = tab
+    store = Store(data_dir=data_dir)
+    store.save_flow(Flow.model_validate({"id": "dropjson", "name": "Drop on JSON", "nodes": [
+        {"id": "manual", "type": "trigger.manual", "config": {"items": [{"email": "ada@example.com"}]}},
+        {"id": "send", "type": "email.send", "position": {"x": 300, "y": 0}, "config": {}}],
+        "edges": [{"source": "manual", "target": "send"}]}), None)
+    page.goto(server.url + "/flow/dropjson")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+    node(page, "manual").click()
+    page.locator(".fb-inspector").get_by_role("button", name="Run this node").click()
+    node(page, "manual").locator(".fb-badge-succeeded").wait_for()
+    node(page, "send").click()
+    chip = page.locator(".fb-input-fields .fb-field-chip", has_text="email")
+    to = page.locator('.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("To"))').first
+    chip.drag_to(to.locator(".fb-code"))
+    to.locator(".fb-expr").wait_for()
+    page.locator(".fb-flow-wrap").click(position={"x": 30, "y": 700})
+    page.keyboard.press("Control+s")
+    page.get_by_text("Saved as version 2.").wait_for()
+    config = store.get_flow("dropjson").flow.node("send").config
+    store.close()
+    assert config["to"] == "{{ item.email }}"

@@ -613,6 +613,27 @@ async def test_a_node_the_editor_named_says_what_it_does_and_names_never_repeat(
     assert one(user, "inspector:name").text == "Look up staff"
 
 
+async def test_test_data_table_keeps_a_column_name_typed_just_before_adding_a_field(user: User,
+                                                                                    app: Flowboard) -> None:
+    from flowboard.ui.flows_page import new_flow
+
+    flow = new_flow("Test data")
+    app.save_flow(flow, None)
+    await user.open(f"/flow/{flow.id}")
+    select(user, "manual")
+    with user.scope(marker="panel:parameters"):
+        one(user, "column:0:items").value = "employee"  # typed; no blur comes before the next click
+        user.find(marker="add-column:items").click()
+        one(user, "column:1:items").value = "days"
+        user.find(marker="add-item:items").click()
+        one(user, "cell:0:0:items").value = "ada"
+        one(user, "cell:0:1:items").value = "3"
+        assert one(user, "column:0:items").value == "employee"
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    assert app.store.get_flow(flow.id).flow.node("manual").config["items"] == [{"employee": "ada", "days": 3}]
+
+
 async def test_stop_cancels_a_running_test_run(user: User, app: Flowboard) -> None:
     flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
         {"id": "manual", "type": "trigger.manual"},

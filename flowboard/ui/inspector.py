@@ -302,6 +302,8 @@ class Inspector:
         last = self.state.last_run
         inputs = last.inputs_of(self.state.flow, node.id) if last else {}
         items = inputs.get("main") or next(iter(inputs.values()), [])
+        if not items and last is not None:  # its branch was not taken: the fields of the other branch
+            items = last.branch_items(self.state.flow, node.id)
         fields = paths(items)[:MAX_CHIPS]
         with ui.column().classes("w-full gap-1 fb-input-fields").mark("input-fields"):
             if not fields:

@@ -61,9 +61,26 @@ class RunView:
         return derived
 
     def inputs_of(self, flow: Flow, node_id: str) -> dict[str, Items]:
+        """A node's input items, per port. For a node this run did not reach (added or connected since), what its
+        upstream steps passed along its edges: so a new node shows the fields it will get, ready to drag."""
         if node_id not in self.steps:
-            return {}
+            out: dict[str, Items] = {}
+            for edge in flow.edges:
+                upstream = self.steps.get(edge.source) if edge.target == node_id else None
+                if upstream is not None:
+                    out.setdefault(edge.target_port, []).extend(upstream.outputs.get(edge.source_port, []))
+            return out
         return self.inputs(flow).get(node_id, {})
+
+    def branch_items(self, flow: Flow, node_id: str) -> Items:
+        """For a node whose input branch carried no items in this run (an If's untaken side): the items the node
+        before passed on its other outputs, which have the same fields; so there are still fields to drag."""
+        out: Items = []
+        for edge in flow.edges:
+            upstream = self.steps.get(edge.source) if edge.target == node_id else None
+            if upstream is not None:
+                out.extend(item for items in upstream.outputs.values() for item in items[:5])
+        return out
 
     def statuses(self) -> Statuses:
         """The canvas badges for this run: {node id: {"state", "count", "message"}}."""

@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from ..form import ConfigForm
 
 
+# Only a fixed value that is not a text box takes the drop here (an input or a code box inserts it where it falls).
+_TARGET = "!(e.target.closest && e.target.closest('input, textarea')) && e.currentTarget.dataset.fbExpr !== '1'"
+_ACCEPT_EXPRESSION = f"(e) => {{ if ({_TARGET} && e.dataTransfer.types.includes('text/plain')) e.preventDefault(); }}"
+_DROP_EXPRESSION = (f"(e) => {{ const t = e.dataTransfer.getData('text/plain'); if ({_TARGET} && t.trim().startsWith("
+                    "'{{') && t.trim().endsWith('}}')) { e.preventDefault(); e.stopPropagation(); emit(t); } }")
+
+
 class ScalarField:
     """A value that is either fixed (a typed widget) or an expression (`{{ … }}` text with a preview and a picker)."""
 
@@ -29,6 +36,18 @@ class ScalarField:
                 .classes("fb-fx").mark(mark(view.loc, "fx"))
             self.fx.tooltip("Fixed value or expression")
         self.body = ui.column().classes("w-full gap-0")
+        # A field dragged in from the input (`{{ item.email }}`) onto a fixed value that is not text (a number, a
+        # JSON box): the field becomes an expression holding it. Text boxes take the drop as typed text themselves.
+        self.body.on("dragover", js_handler=_ACCEPT_EXPRESSION)
+        self.body.on("drop", self._dropped, js_handler=_DROP_EXPRESSION)
+        self.render()
+
+    def _dropped(self, e: Any) -> None:
+        text = str(e.args or "").strip()
+        if self.expression or not is_expression(text):
+            return
+        self.slot.set(text)
+        self.expression = True
         self.render()
 
     def _fits(self, value: Any) -> bool:
@@ -93,6 +112,7 @@ class ScalarField:
         else:
             self.fx.props(add="flat color=grey-8", remove="unelevated text-color")
         self.fx.classes(add="fb-on" if self.expression else None, remove=None if self.expression else "fb-on")
+        self.body.props(f"data-fb-expr={'1' if self.expression else '0'}")
         self.view.inputs.clear()
         with self.body:
             if self.expression:

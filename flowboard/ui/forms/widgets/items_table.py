@@ -64,7 +64,9 @@ class ItemsTable:
                 for c, name in enumerate(self.columns):
                     box = ui.input(value=name, placeholder="field name").props(INPUT_PROPS).classes("grow basis-0")
                     box.props(f'aria-label="Name of column {c + 1}"').mark(mark(loc, f"column:{c}"))
-                    box.on("blur", lambda e, c=c, box=box: self.rename(c, box.value or ""))
+                    # Renamed as it is typed, without drawing again (the field keeps the keyboard): a click on "Add
+                    # a field" right after typing redraws the table before the field's blur would arrive.
+                    box.on_value_change(lambda e, c=c: self.rename(c, e.value or ""))
                 add_col = ui.button(icon="add", on_click=self.add_column).props(
                     'flat dense round size=sm aria-label="Add a field"').mark(mark(loc, "add-column"))
                 add_col.tooltip("Add a field (a column)")
@@ -74,7 +76,7 @@ class ItemsTable:
                     for c, name in enumerate(self.columns):
                         cell = ui.input(value=cell_text(row.get(name))).props(INPUT_PROPS).classes("grow basis-0")
                         cell.props(f'aria-label="Item {r + 1}, {name}"').mark(mark(loc, f"cell:{r}:{c}"))
-                        cell.on_value_change(lambda e, r=r, name=name: self.set_cell(r, name, e.value or ""))
+                        cell.on_value_change(lambda e, r=r, c=c: self.set_cell(r, c, e.value or ""))
                     remove = ui.button(icon="close", on_click=lambda r=r: self.remove(r)) \
                         .props(f'flat dense round size=sm aria-label="Remove item {r + 1}"') \
                         .mark(mark(loc, f"remove-item:{r}"))
@@ -82,7 +84,8 @@ class ItemsTable:
             ui.button("Add item", icon="add", on_click=self.add_row) \
                 .classes("fb-sm fb-add").props("flat dense no-caps color=primary").mark(mark(loc, "add-item"))
 
-    def set_cell(self, r: int, name: str, text: str) -> None:
+    def set_cell(self, r: int, c: int, text: str) -> None:
+        name = self.columns[c]
         if not name:
             return
         if text == "":
@@ -101,7 +104,6 @@ class ItemsTable:
             if old in row:
                 row[new] = row.pop(old)
         self.store()
-        self.draw()
 
     def add_column(self) -> None:
         n = len(self.columns) + 1

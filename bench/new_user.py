@@ -1,0 +1,222 @@
+"""The new-user path in real Chromium, without typing JSON, SQL or `{{ }}`: build the vacation check from nothing and
+run it, counting every action (a click, a drag, a text typed, a key) and the seconds it takes.
+
+    python bench/new_user.py [--screenshots DIR]
+
+Already there, as in a company's Flowboard: the data table Employees (employee, days_left, email) and the mail
+server credential "Mail" (a real SMTP catcher this script starts). The user then:
+
+1. creates the flow "Vacation check" (it starts with a Manual trigger);
+2. types the trigger's test data in its small table: employee ada, days 3;
+3. runs it, so the next nodes can show the fields coming in;
+4. adds, each with the `+` after the node before: a Data table node (table Employees, find the row whose employee is
+   the trigger's, dragged from the fields coming in), an If (days_left is greater than or equal to the trigger's days,
+   picked from the field list), a Send email on its true branch and one on its false branch (the address dragged in);
+5. runs the flow and opens the email node's view (double click) to see its output.
+
+Prints the actions and seconds, and checks the run: one email, to ada, saying yes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from flowboard.datatables import Column, ColumnType, TableSchema  # noqa: E402
+from flowboard.services import Flowboard  # noqa: E402
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from tests.mailserver import MailServer  # noqa: E402
+from tests.serve import Server  # noqa: E402
+
+TIMEOUT = 20_000
+
+
+class User:
+    """Drives the page and counts what a person would do: each click, drag, text typed or key pressed is one."""
+
+    def __init__(self, page: Any, shots: Path | None) -> None:
+        self.page = page
+        self.actions = 0
+        self.shots = shots
+        self.log: list[str] = []
+
+    def _count(self, what: str) -> None:
+        self.actions += 1
+        self.log.append(f"{self.actions:>3} {what}")
+
+    def click(self, locator: Any, what: str) -> None:
+        locator.click()
+        self._count(f"click {what}")
+
+    def type(self, locator: Any, text: str, what: str) -> None:
+        locator.click()
+        locator.fill(text)
+        self._count(f"type {what}: {text}")
+
+    def press(self, key: str) -> None:
+        self.page.keyboard.press(key)
+        self._count(f"key {key}")
+
+    def drag(self, source: Any, target: Any, what: str) -> None:
+        source.drag_to(target)
+        self._count(f"drag {what}")
+
+    def shot(self, name: str) -> None:
+        if self.shots is not None:
+            self.page.screenshot(path=str(self.shots / f"{name}.png"))
+
+
+def field(page: Any, label: str, nth: int = 0) -> Any:
+    """The input of the inspector field titled `label`."""
+    return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}")) input').nth(nth)
+
+
+def field_box(page: Any, label: str) -> Any:
+    """The whole inspector field titled `label` (where a drop lands whatever its widget)."""
+    return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}"))').first
+
+
+def pick(user: User, box: Any, option: str, what: str) -> None:
+    """Choose from a drop-down: a click to open it, a click on the option."""
+    user.click(box, f"{what} list")
+    user.click(user.page.locator(".q-menu .q-item", has_text=option).first, f"{what}: {option}")
+    user.page.locator(".q-menu").wait_for(state="detached")
+
+
+def add_after(user: User, node_id: str, search: str, node_type: str, port: str = "main") -> str:
+    page = user.page
+    before = set(page.locator(".vue-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
+    page.locator(f'.vue-flow__node[data-id="{node_id}"]').hover()
+    user.click(page.locator(f'.vue-flow__node[data-id="{node_id}"] .fb-add-after[data-port="{port}"]'), "+")
+    user.type(page.locator(".fb-quick-add input"), search, "what to add")
+    assert page.locator(".fb-quick-add-item").first.get_attribute("data-type") == node_type
+    user.press("Enter")
+    handle = page.wait_for_function(  # the new node is the selected one
+        "ids => { const s = document.querySelector('.vue-flow__node.selected'); "
+        "return s && !ids.includes(s.dataset.id) && s.dataset.id; }", arg=sorted(before))
+    new = handle.json_value()
+    page.locator(f'.fb-inspector:has-text("· {new}")').wait_for()  # its form is open
+    return str(new)
+
+
+def run_path(page: Any, url: str, shots: Path | None) -> User:
+    user = User(page, shots)
+    page.goto(url + "/")
+    page.locator("a.fb-name").first.wait_for()
+
+    user.click(page.get_by_role("button", name="New flow"), "New flow")
+    user.type(page.get_by_label("Name"), "Vacation check", "flow name")
+    user.press("Enter")
+    page.wait_for_url("**/flow/*")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+
+    # The trigger's test data, in its table.
+    user.click(page.locator('.vue-flow__node[data-id="manual"]'), "the trigger")
+    table = page.locator(".fb-inspector .fb-items-table")
+    user.type(table.get_by_label("Name of column 1"), "employee", "column")
+    user.click(table.get_by_role("button", name="Add a field"), "Add a field")
+    user.type(table.get_by_label("Name of column 2"), "days", "column")
+    user.click(table.get_by_role("button", name="Add item"), "Add item")
+    user.type(table.get_by_label("Item 1, employee"), "ada", "cell")
+    user.type(table.get_by_label("Item 1, days"), "3", "cell")
+    user.shot("1-trigger")
+    user.click(page.get_by_role("button", name="Run", exact=True), "Run")
+    page.locator('.vue-flow__node[data-id="manual"] .fb-badge-succeeded').wait_for()
+
+    # Data table: find the employee's row.
+    lookup = add_after(user, "manual", "data table", "data.table")
+    pick(user, field(page, "Table"), "Employees", "table")
+    user.click(page.locator(".fb-inspector").get_by_role("button", name="Add condition"), "Add condition")
+    pick(user, field(page, "Column"), "employee", "column")
+    user.drag(page.locator(".fb-inspector .fb-input-fields .fb-field-chip", has_text="employee"),
+              field_box(page, "Value").locator(".fb-code"), "employee into Value")
+    field_box(page, "Value").locator(".fb-expr").wait_for()  # it became an expression reading the field
+    user.shot("2-lookup")
+    user.click(page.locator(".fb-inspector").get_by_role("button", name="Run this node"), "Run this node")
+    page.locator(f'.vue-flow__node[data-id="{lookup}"] .fb-badge-succeeded').wait_for()
+
+    # If: enough days left?
+    check = add_after(user, lookup, "if", "logic.if")
+    user.click(page.locator(".fb-inspector").get_by_role("button", name="Add condition"), "Add condition")
+    user.type(field(page, "Field"), "days_left", "field name")
+    pick(user, field(page, "Comparison"), "is greater than or equal to", "comparison")
+    user.click(field_box(page, "Value").locator(".fb-fx"), "fx: the value comes from the data")
+    user.click(field_box(page, "Value").get_by_role("button", name="Insert a field from earlier nodes"),
+               "pick a field")
+    user.click(page.locator(".q-menu .q-item", has_text="Manual trigger").filter(has_text="days").first,
+               "the trigger's days")
+    user.shot("3-if")
+    user.click(page.locator(".fb-inspector").get_by_role("button", name="Run this node"), "Run this node")
+    page.locator(f'.vue-flow__node[data-id="{check}"] .fb-badge-succeeded').wait_for()
+
+    # The two emails.
+    emails = []
+    for port, subject in (("true", "Your vacation is approved"), ("false", "Not enough vacation days")):
+        mail = add_after(user, check, "email", "email.send", port)
+        pick(user, field(page, "Credential"), "Mail", "credential")
+        user.type(field(page, "Sender"), "hr@example.com", "sender")
+        user.drag(page.locator(".fb-inspector .fb-input-fields .fb-field-chip", has_text="email").first,
+                  field_box(page, "To").locator(".fb-code, input").first, "email into To")
+        field_box(page, "To").locator(".fb-expr").wait_for()
+        user.type(field(page, "Subject"), subject, "subject")
+        user.type(field_box(page, "Text").locator("input, textarea").first, subject + ".", "message")
+        emails.append(mail)
+    user.shot("4-email")
+
+    user.click(page.get_by_role("button", name="Run", exact=True), "Run")
+    page.locator(f'.vue-flow__node[data-id="{emails[0]}"] .fb-badge-succeeded').wait_for()
+    page.locator(f'.vue-flow__node[data-id="{emails[0]}"]').dblclick()
+    user._count("double-click the email node: its view, with the output")
+    page.locator(".fb-node-view .fb-nv-col .q-table").last.wait_for()
+    user.shot("5-output")
+    return user
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--screenshots", type=Path)
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    data = Path(tempfile.mkdtemp(prefix="fb-new-user-"))
+    with MailServer() as mail:
+        fb = Flowboard(data_dir=data)
+        fb.tables.tables.create(TableSchema(name="Employees", key="employee", columns=[
+            Column(name="employee"), Column(name="days_left", type=ColumnType.number), Column(name="email")]))
+        fb.tables.tables.insert("Employees", [{"employee": "ada", "days_left": 20, "email": "ada@example.com"},
+                                              {"employee": "bob", "days_left": 1, "email": "bob@example.com"}])
+        fb.store.set_credential("Mail", "smtp", mail.credential())
+        fb.store.close()
+        server = Server(data)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1600, "height": 950})
+                page.set_default_timeout(TIMEOUT)
+                start = time.perf_counter()
+                try:
+                    user = run_path(page, server.url, args.screenshots)
+                except Exception:
+                    page.screenshot(path=str(data / "failed.png"))
+                    print(f"failed; screenshot {data / 'failed.png'}", file=sys.stderr)
+                    raise
+                seconds = time.perf_counter() - start
+                browser.close()
+        finally:
+            server.stop()
+        received = [(m["To"], m["Subject"]) for _, m in mail.messages]
+    print("\n".join(user.log))
+    print(f"new-user path (5 nodes: trigger with test data, data table, if, two emails): {user.actions} actions, "
+          f"{seconds:.1f} s; emails received: {received}")
+    assert received == [("ada@example.com", "Your vacation is approved")], received
+
+
+if __name__ == "__main__":
+    main()
