@@ -127,7 +127,7 @@ class Flowboard:
         #: The other processes on this PostgreSQL database (servers, workers): activation changes and cancels.
         self.notices = Notices(self.store.engine, self.owner)
         self.notices.handlers.update(activation=self._heard_activation, cancel=self._heard_cancel,
-                                     ended=self._heard_ends)
+                                     runs=self._heard_runs)
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
 
@@ -380,16 +380,19 @@ class Flowboard:
         except Exception as exc:
             log.error("flow %s was activated in another process but cannot be served here: %s", flow_id, exc)
 
-    def _heard_ends(self, message: dict[str, Any]) -> None:
-        """Runs a worker concluded: a caller waiting here gets its answer, and the views here hear of it."""
+    def _heard_runs(self, message: dict[str, Any]) -> None:
+        """Runs a worker started or concluded: a caller waiting here gets its answer, and the views here (the runs
+        page) hear of them."""
         for entry in message.get("runs") or []:
             if not (isinstance(entry, list) and len(entry) == 3):
                 continue
             run_id, flow_id, status = (str(x) for x in entry)
-            if self.queue is not None:
+            started = status == RunStatus.running.value
+            if self.queue is not None and not started:
                 self.queue.ended(run_id)
             if self.bus.active:
-                self.bus.publish_safely(Event("run.finished", run_id, flow_id, status=status))
+                self.bus.publish_safely(Event("run.started" if started else "run.finished", run_id, flow_id,
+                                              status=status))
 
     def _heard_cancel(self, message: dict[str, Any]) -> None:
         self.engine.cancel(str(message.get("run_id")))
@@ -552,9 +555,11 @@ class Flowboard:
         done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _FINAL_STEP}
         return run, plan, done, self.store.waits_of(run.id)
 
-    async def run_claimed(self, run_id: str) -> RunResult | None:
+    async def run_claimed(self, run_id: str, on_start: Callable[[RunRecord], None] | None = None
+                          ) -> RunResult | None:
         """Claim one recorded run and run it here to its end (or its next wait), from its recorded steps, on its flow
-        version: a worker's job. None when it is not to run here: it ended, or a live process has it."""
+        version: a worker's job. None when it is not to run here: it ended, or a live process has it. `on_start` is
+        called once it is claimed."""
         def claim() -> tuple[RunRecord, Plan, dict[str, Step], dict[str, Waiting]] | None:
             try:
                 run = self.store.get_run(run_id)
@@ -566,6 +571,8 @@ class Flowboard:
         if claimed is None:
             return None
         run, plan, done, waits = claimed
+        if on_start is not None:
+            on_start(run)
         return await self.engine.run(plan, run.input, run_id=run.id, trigger=run.trigger, done=done,
                                      started=run.started, waits=waits)
 

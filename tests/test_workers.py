@@ -5,6 +5,7 @@ the HTTP request node is not retry-safe, so such a repeat is the one the issue a
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import statistics
@@ -175,6 +176,31 @@ def test_two_servers_fire_each_tick_once_and_workers_run_it(cluster: Cluster) ->
     ticks = [r.input[0]["scheduled_for"] for r in runs]
     assert len(set(ticks)) == len(ticks), f"a tick ran twice: {sorted(ticks)}"
     assert not any(ran_on_a_server(cluster, r.owner) for r in runs), "a server ran a scheduled run itself"
+
+
+async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Cluster) -> None:
+    """What the runs page of any server hears (its event bus) of a run that a worker runs."""
+    from flowboard.services import Flowboard
+
+    assert cluster.server is not None
+    fb = Flowboard(cluster.data_dir, database=cluster.url)  # one more process's view of the same database
+    events: list[Any] = []
+    fb.bus.subscribe(events.append)
+    fb.start_notices()
+    try:
+        await asyncio.wait_for(fb.notices.listening.wait(), 30)
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(f"{cluster.server.url}/webhook/answer", json={"n": 7})
+        assert answer.status_code == 200, answer.text
+        for _ in range(200):
+            kinds = [(e.kind, e.status) for e in events]
+            if ("run.finished", "succeeded") in kinds:
+                break
+            await asyncio.sleep(0.05)
+        assert ("run.started", "running") in kinds and ("run.finished", "succeeded") in kinds, kinds
+        assert {e.flow_id for e in events} == {"answer"}
+    finally:
+        await fb.aclose()
 
 
 def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:

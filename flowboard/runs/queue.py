@@ -50,7 +50,7 @@ SWEEP = max(1.0, LEASE / 3)  # seconds between two recovery sweeps of a worker
 #: (`FLOWBOARD_WORKER_STALLED`). Generous: a worker that is only slow (a loaded machine) must not lose its place; its
 #: runs are safe either way (a run has one owner in the store).
 STALLED = float(os.environ.get("FLOWBOARD_WORKER_STALLED") or 30.0)
-ANNOUNCE = 0.01  # seconds a worker gathers ended runs into one notice
+ANNOUNCE = 0.01  # seconds a worker gathers started and ended runs into one notice
 GRACE = 5.0  # seconds a queued run may wait for its job to be deferred before a sweep defers it again
 _SCHEMA_LOCK = 0x466C6F77  # advisory lock key while one process creates Procrastinate's tables ("Flow")
 
@@ -195,13 +195,15 @@ class Worker:
         self.fb = fb
         self.app = make_app(str(fb.store.engine.url.render_as_string(hide_password=False)), self.run_job)
         self.concurrency = concurrency
-        self._ends: list[list[str]] = []  # [run id, flow id, status] to announce in the next notice
+        self._ends: list[list[str]] = []  # [run id, flow id, status] to announce in the next notice (running: started)
         self._announcing: asyncio.Task[None] | None = None
         self.swept = 0  # runs and jobs the sweeps handed back (for the log and the tests)
 
     async def run_job(self, run_id: str) -> None:
-        """One job: claim the run, run it from its recorded steps on its flow version; tell the servers it ended."""
-        result = await self.fb.run_claimed(run_id)
+        """One job: claim the run, run it from its recorded steps on its flow version; tell the servers it started and
+        ended."""
+        result = await self.fb.run_claimed(
+            run_id, lambda run: self.announce(run.id, run.flow_id, RunStatus.running.value))
         if result is not None:
             self.announce(result.run_id, result.flow_id, result.status.value)
         else:
@@ -210,8 +212,8 @@ class Worker:
                 raise RunBusy(f"run {run_id} is being run by {run.owner}")
 
     def announce(self, run_id: str, flow_id: str, status: str) -> None:
-        """Tell the servers a run ended (its webhook caller may wait, a runs page may show it): gathered for
-        `ANNOUNCE` seconds, so a busy worker sends one NOTIFY for many runs."""
+        """Tell the servers a run started or ended (its webhook caller may wait, a runs page may show it): gathered
+        for `ANNOUNCE` seconds, so a busy worker sends one NOTIFY for many runs."""
         self._ends.append([run_id, flow_id, status])
         if self._announcing is None or self._announcing.done():
             self._announcing = asyncio.ensure_future(self._announce())
@@ -220,7 +222,7 @@ class Worker:
         await asyncio.sleep(ANNOUNCE)
         while self._ends:
             batch, self._ends = self._ends[:100], self._ends[100:]
-            await asyncio.to_thread(self.fb.notices.send, "ended", runs=batch)
+            await asyncio.to_thread(self.fb.notices.send, "runs", runs=batch)
 
     async def sweep(self) -> None:
         """Hand back what dead processes left: their stalled jobs (Procrastinate's heartbeats) and queued runs whose
