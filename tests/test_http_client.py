@@ -180,3 +180,24 @@ async def test_a_closed_client_refuses(server: HttpServer) -> None:
     await client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await client.get(server.url("/echo"))
+
+
+async def test_answer_headers_look_up_as_httpx_does(client: Client, server: HttpServer) -> None:
+    url = server.url("/cookies/set?session=abc&theme=dark")  # Set-Cookie twice
+    short = await client.get(url)
+    own = await client.send(client.build_request("GET", url))
+    assert isinstance(short, _Response)
+    for name in ("set-cookie", "Set-Cookie", "CONTENT-TYPE", "x-echo", "location", "content-length"):
+        assert short.headers.get(name) == own.headers.get(name), name
+        assert (name in short.headers) == (name in own.headers), name
+        assert short.headers.get_list(name) == own.headers.get_list(name), name
+    assert ", " in short.headers["set-cookie"]
+    with pytest.raises(KeyError):
+        short.headers["location"]
+    assert dict(short.headers) == dict(own.headers) and short.headers == own.headers
+    short.headers["Location"] = "/elsewhere"
+    assert short.headers.get("location") == "/elsewhere"
+    del short.headers["location"]
+    assert "location" not in short.headers
+    short.headers.update({"X-Echo": "no"})
+    assert short.headers["x-echo"] == "no"
