@@ -172,8 +172,9 @@ class SortKey(BaseModel):
         "enum_labels": ["smallest first (A to Z, 1 to 9, oldest first)",
                         "largest first (Z to A, 9 to 1, newest first)"]})
     type: Literal["auto", "string", "number", "date"] = Field(
-        "auto", description="`auto` sorts numbers (also written as text) by value, ISO dates by time and the rest as "
-                            "text; choose a type to force one.")
+        "auto", title="Sort as", description="Automatic sorts numbers (also written as text) by value, dates such as "
+                                             "2025-01-31 by time and the rest as text; choose one to force it.",
+        json_schema_extra={"enum_labels": ["Automatic", "Text", "Numbers", "Dates"]})
     ignore_case: bool = Field(True, description="Sort text without regard to upper and lower case.")
 
 
@@ -344,8 +345,9 @@ class AggregateField(BaseModel):
 class AggregateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["all_items", "fields"] = Field(
-        "all_items", description="`all_items`: one item with the list of all items; `fields`: one item with a list "
-                                 "per chosen field.")
+        "all_items", description="All items: one item holding the list of every item. Fields: one item holding a "
+                                 "list per field you choose below.",
+        json_schema_extra={"enum_labels": ["All items", "Fields"]})
     output_field: str = Field("items", min_length=1, description="All items: name of the field that holds the list.")
     fields: list[AggregateField] = Field(default_factory=list, validate_default=True,
                                          description="Fields: the fields to collect.")

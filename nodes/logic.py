@@ -132,8 +132,8 @@ class Condition(BaseModel):
     """One test on one field of an item, e.g. `days_left` is less than 3."""
 
     model_config = ConfigDict(extra="forbid", title="Condition")
-    field: str = Field(min_length=1, description="The item field to test; a dotted path such as `customer.email` or "
-                                                 "`lines[0].qty`.")
+    field: str = Field(min_length=1, description="The name of the item's field to test, e.g. days_left; for a field "
+                                                 "inside another, join the names with dots: customer.email.")
     op: Op = Field("equals", title="Comparison", description="How to compare the field with the value.",
                    json_schema_extra={"enum_labels": [
                        "is equal to", "is not equal to", "is greater than", "is greater than or equal to",
@@ -145,7 +145,7 @@ class Condition(BaseModel):
                             json_schema_extra={"enum_labels": ["Automatic", "Text", "Numbers", "True or false",
                                                                "Dates"]})
     value: Any = Field(None, validate_default=True, description="What to compare with: a fixed value or an "
-                                                                "expression such as `{{ item.limit }}`.",
+                                                                "expression, e.g. a field dragged in from the input.",
                        json_schema_extra={"widget": "expression"})
     ignore_case: bool = Field(False, description="Treat upper and lower case letters as the same.")
 
@@ -186,8 +186,8 @@ class ConditionSet(BaseModel):
                                               "every condition is met (and)", "any one condition is met (or)"]})
     conditions: list[Entry] = Field(
         default_factory=list, validate_default=True,
-        description="The tests. An entry with its own `combine` and `conditions` is a group, so (a AND b) OR c can "
-                    "be written as an OR over a group [a, b] and c.",
+        description="The tests. A condition group holds tests of its own, combined its own way: for 'a and b, or c', "
+                    "pass when any one is met, with a group of a and b (every one met) and c.",
     )
 
     @field_validator("conditions")
@@ -420,8 +420,9 @@ class SwitchConfig(BaseModel):
         description="Checked in order; each rule sends the items that meet its conditions to its output.",
     )
     fallback: Literal["none", "output"] = Field(
-        "none", description="Items no rule matches: `none` drops them, `output` sends them to an extra output called "
-                            "fallback.")
+        "none", description="What happens to items no rule matches: dropped, or sent to an extra output called "
+                            "fallback.",
+        json_schema_extra={"enum_labels": ["Drop them", "Send them to the fallback output"]})
     all_matches: bool = Field(False, description="Send an item to every rule it meets, not just the first one.")
 
     @field_validator("rules")
@@ -490,16 +491,20 @@ class Switch(NodeType):
 class MergeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["append", "combine_by_key", "by_position", "wait"] = Field(
-        "append", description="`append`: a's items, then b's. `combine_by_key`: join items whose key fields match. "
-                              "`by_position`: the first of a with the first of b, and so on. `wait`: wait for both, "
-                              "then pass on a's items.")
+        "append", description="One after the other: a's items, then b's. Match by a field: join the items whose key "
+                              "fields are equal. By position: the first of a with the first of b, and so on. Wait: "
+                              "wait for both, then pass on a's items.",
+        json_schema_extra={"enum_labels": ["One after the other", "Match by a field", "By position",
+                                           "Wait for both"]})
     key_a: str = Field("", validate_default=True,
                        description="Combine by key: the key field of the items on input a (dotted path).")
     key_b: str = Field("", description="Combine by key: the key field of the items on input b; empty means the same "
                                        "as key_a.")
     join: Literal["inner", "left", "outer"] = Field(
-        "inner", description="Combine by key: `inner` keeps only matched pairs, `left` also keeps a's unmatched "
-                             "items, `outer` keeps the unmatched items of both.")
+        "inner", description="Match by a field: keep only the items that found a partner, also a's items without one, "
+                             "or every item of both.",
+        json_schema_extra={"enum_labels": ["Only matched pairs", "Matched, and a's other items",
+                                           "Matched, and the other items of both"]})
     include_unpaired: bool = Field(True, description="By position: keep the extra items of the longer input as they "
                                                      "are.")
 
@@ -583,9 +588,11 @@ MAX_WAIT = 366 * 86400.0  # a year and a day: a wait is durable, it survives res
 class WaitConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mode: Literal["delay", "until", "link"] = Field(
-        "delay", description="`delay`: wait a number of seconds; `until`: wait until a date and time; `link`: wait "
-                             "until someone calls the run's resume link (`{{ run.resume_url }}`, sent by a node "
-                             "before this one), whose JSON data becomes this node's output.")
+        "delay", description="Wait a number of seconds; wait until a date and time; or wait until someone opens the "
+                             "run's resume link (a node before this one sends it, e.g. in an email), and pass on what "
+                             "they send.",
+        json_schema_extra={"enum_labels": ["A number of seconds", "Until a date and time",
+                                           "Until the resume link is called"]})
     seconds: float = Field(1.0, ge=0, le=MAX_WAIT, description="Delay: how many seconds to wait (at most a year).")
     give_up_after: float = Field(0, ge=0, le=MAX_WAIT,
                                  description="Link: after this many seconds without a call, pass the items on "
@@ -594,10 +601,11 @@ class WaitConfig(BaseModel):
                        description="Until: an ISO 8601 date and time such as 2025-01-31T09:00:00+01:00 (UTC when no "
                                    "time zone is given), or an expression.",
                        json_schema_extra={"widget": "expression"})
-    credential: str = Field("", description="Link: a credential whose `value` (or `token`) the caller must send in "
-                                            "the header below; empty: the signed link alone is enough.",
+    credential: str = Field("", description="Link: a credential holding a token the caller must send in the header "
+                                            "below; empty: the signed link alone is enough.",
                             json_schema_extra={"widget": "credential"})
-    header: str = Field("X-Api-Key", description="Link: the header that carries the credential's token.")
+    header: str = Field("X-Api-Key", description="Link: the name of the header that carries the token, e.g. "
+                                                 "X-Api-Key.")
 
     @field_validator("until")
     @classmethod

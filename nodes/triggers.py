@@ -13,7 +13,8 @@ class ManualConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Test items to start with when the run is given none (the Run button, `flowboard run`).",
+        description="Test data: the items a run starts with when you press Run (one row per item, one column per "
+                    "field).",
         json_schema_extra={"widget": "json"},
     )
 
