@@ -68,7 +68,7 @@ def registry() -> Registry:
 def chain(n: int, node: str) -> dict[str, Any]:
     nodes: list[dict[str, Any]] = [{"id": "t", "type": "trigger.manual"}]
     for i in range(n):
-        if node == "pass":
+        if node == "pass" or (node == "set+pass" and i > 0):  # set+pass: one Set, then nodes passing its items on
             nodes.append({"id": f"n{i}", "type": "bench.pass"})
         else:
             nodes.append({"id": f"n{i}", "type": "data.set", "config": {"fields": [{"name": f"f{i}", "value": i}]}})
@@ -111,7 +111,7 @@ async def section_a(reg: Registry, quick: bool, tmp: Path) -> tuple[list[str], t
     memory, recorded = Engine(), Engine(recorder=SqlRecorder(store))
     for n, n_items, runs in ((100, 1, 50 if quick else 200), (10, 1000, 20 if quick else 60)):
         items = [{"i": i, "name": f"item {i}"} for i in range(n_items)]
-        for kind in ("pass", "set"):
+        for kind in ("pass", "set") if n_items == 1 else ("pass", "set", "set+pass"):
             plan = build_plan(parse_flow(chain(n, kind)), reg)
             mem = await per_run(memory, plan, items, runs, repeats, CPU)
             rec = await per_run(recorded, plan, items, max(5, runs // 4), repeats, CPU)

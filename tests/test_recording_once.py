@@ -73,3 +73,39 @@ async def test_a_trigger_that_makes_its_own_items_writes_them(store: Store) -> N
     assert _raw_outputs(store, result.run_id)["t"] == {"main": [{"a": 1}]}
     assert store.get_steps(result.run_id)["t"].outputs == {"main": [{"a": 1}]}
     await engine.aclose()
+
+
+async def test_items_a_node_passes_on_unchanged_are_written_once(store: Store) -> None:
+    """Filter, Limit, If and a switched-off node hand on the very items they got: their steps point at the step the
+    items came from (following references to references); a node that builds new items writes them in full."""
+    seen = {"conditions": [{"field": "seen", "op": "is_true"}]}
+    flow = make_flow([
+        {"id": "t", "type": "trigger.manual"},
+        {"id": "s", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}},
+        {"id": "f", "type": "logic.filter", "config": seen},
+        {"id": "off", "type": "data.set", "config": {"fields": [{"name": "x", "value": 1}]},
+         "settings": {"disabled": True}},
+        {"id": "lim", "type": "data.limit", "config": {"count": 10}},
+        {"id": "if", "type": "logic.if", "config": seen},
+        {"id": "again", "type": "data.set", "config": {"fields": [{"name": "again", "value": True}]}},
+        {"id": "few", "type": "data.limit", "config": {"count": 1}},  # fewer items: new list, written in full
+    ], [("t", "s"), ("s", "f"), ("f", "off"), ("off", "lim"), ("lim", "main", "if", "main"),
+        ("if", "true", "again", "main"), ("again", "few")], id="passing")
+    plan = build_plan(parse_flow(flow), default_registry())
+    engine = Engine(recorder=SqlRecorder(store))
+    items = [{"n": 1}, {"n": 2, "deep": {"list": [1, {"x": None}]}}]
+    result = await engine.run(plan, items, run_id=new_run_id(), trigger="t")
+    assert result.status is RunStatus.succeeded, result.error
+    raw = _raw_outputs(store, result.run_id)
+    assert raw["f"] == {"main": {"$same_as": "step", "node": "s", "port": "main"}}
+    assert raw["off"] == {"main": {"$same_as": "step", "node": "f", "port": "main"}}
+    assert raw["lim"] == {"main": {"$same_as": "step", "node": "off", "port": "main"}}
+    assert raw["if"] == {"true": {"$same_as": "step", "node": "lim", "port": "main"}, "false": []}
+    assert raw["s"]["main"] == [{**item, "seen": True} for item in items]
+    assert raw["again"]["main"] == [{**item, "seen": True, "again": True} for item in items]
+    assert raw["few"]["main"] == [{**items[0], "seen": True, "again": True}]
+    steps = store.get_steps(result.run_id)
+    assert {k: s.outputs for k, s in steps.items()} == {k: s.outputs for k, s in result.steps.items()}
+    steps["f"].outputs["main"][0]["changed"] = True  # each step read back holds its own copy
+    assert "changed" not in steps["s"].outputs["main"][0] and "changed" not in steps["lim"].outputs["main"][0]
+    await engine.aclose()

@@ -386,9 +386,30 @@ class _Run:
     def _record(self, pn: PlannedNode, step: Step) -> None:
         self.steps[pn.id] = step
         if self.recorder is not None:
+            if len(pn.in_edges) == 1 and step.outputs:
+                step.same_as = self._passed_on(pn, step)
             self.unflushed.append(step)
             if pn.cls.side_effects:
                 self.durable = True
+
+    def _passed_on(self, pn: PlannedNode, step: Step) -> dict[str, tuple[str, str]] | None:
+        """Where the step's output came from when the node handed on the items it got from its one upstream port,
+        unchanged (the same list, or the same items in the same order) on one of its outputs, the others empty (a
+        Filter, an If, a switched-off node): that port, so the items are written once."""
+        source, source_port, _ = pn.in_edges[0]
+        upstream = self.steps.get(source)
+        theirs = upstream.outputs.get(source_port) if upstream is not None else None
+        if not theirs:
+            return None
+        found = None
+        for port, items in step.outputs.items():
+            if not items:
+                continue
+            if found is not None or len(items) != len(theirs) or not (
+                    items is theirs or all(a is b for a, b in zip(items, theirs, strict=True))):
+                return None
+            found = port
+        return None if found is None else {found: (source, source_port)}
 
     def _finish(self, pn: PlannedNode, step: Step, ready: deque[str], restored: bool = False) -> None:
         if restored:

@@ -90,6 +90,10 @@ class Step:
     #: A `waiting` step: {"resume_at": epoch seconds or None, "data": {...}} (the recorder writes its wait row with
     #: it); the step that ends a wait: {"done": True} (the recorder closes the wait row). None otherwise.
     wait: dict[str, Any] | None = None
+    #: {output port: (node id, port)}: that output holds the very items of an earlier step's port (a node that passed
+    #: its input on unchanged). Set by the engine for the recorder, which then writes a reference, not the items
+    #: again; `Store.get_steps` puts them back.
+    same_as: dict[str, tuple[str, str]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def count(self) -> int:

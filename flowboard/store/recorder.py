@@ -44,7 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
 from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step
-from .store import SAME_AS_RUN_INPUT, Store
+from .store import SAME_AS_RUN_INPUT, Store, same_as_step
 from .tables import runs_t, steps_t, waits_t
 
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
@@ -546,6 +546,10 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
         if run_input and main is not None and len(outputs) == 1 and len(main) == len(run_input) \
                 and all(a is b for a, b in zip(main, run_input, strict=True)):
             text = _SAME_AS_RUN_INPUT
+        elif step.same_as is not None:  # items passed on unchanged: a reference to the step they came from
+            same = step.same_as
+            text = _dumps({port: same_as_step(*same[port]) if port in same else items
+                           for port, items in outputs.items()}).decode()
         else:
             text = _dumps(outputs).decode()
         return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,

@@ -167,6 +167,29 @@ CREDENTIAL_CACHE = 2.0
 SAME_AS_RUN_INPUT: dict[str, str] = {"$same_as": "run.input"}
 
 
+def same_as_step(node_id: str, port: str) -> dict[str, str]:
+    """A step's output port as written when the node passed on, unchanged, the items of an earlier step's port
+    (`Step.same_as`): those items are written once, with that step. `get_steps` puts them back."""
+    return {"$same_as": "step", "node": node_id, "port": port}
+
+
+def _resolve_step_references(steps: dict[str, Step]) -> None:
+    """Put back the items of every output port written as a reference to an earlier step's (`same_as_step`),
+    following references to references. A reference to a step no longer there (its data cleared) gives no items."""
+    def resolve(value: Any, depth: int = 0) -> list[Any]:
+        if isinstance(value, dict) and value.get("$same_as") == "step":
+            source = steps.get(str(value.get("node")))
+            if source is None or depth > len(steps):
+                return []
+            return resolve(source.outputs.get(str(value.get("port"))), depth + 1)
+        return value if isinstance(value, list) else []
+
+    for step in steps.values():
+        for port, value in list(step.outputs.items()):
+            if isinstance(value, dict) and value.get("$same_as") == "step":
+                step.outputs[port] = copy.deepcopy(resolve(value))
+
+
 def hash_api_key(key: str) -> str:
     """The stored form of an API key. A plain SHA-256 is enough: the key is 256 random bits, not a password."""
     return hashlib.sha256(key.encode()).hexdigest()
@@ -387,6 +410,7 @@ class Store:
                 run_input = conn.execute(sa.select(runs_t.c.input).where(runs_t.c.id == run_id)).scalar() or []
                 for step in same:
                     step.outputs["main"] = copy.deepcopy(run_input) if len(same) > 1 else run_input
+            _resolve_step_references(steps)
         return steps
 
     def unfinished_runs(self) -> list[RunRecord]:
