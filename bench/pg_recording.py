@@ -82,13 +82,15 @@ class Server:
         if not serve:  # a fresh database only (--in-process)
             return
         for args in (["import", str(FLOW)], ["activate", "bench-echo"]):
-            subprocess.run([sys.executable, "-m", "flowboard", *args], env=self.env, check=True, capture_output=True)
+            # cwd: `python -m` puts the working folder first on sys.path, ahead of PYTHONPATH (the baseline)
+            subprocess.run([sys.executable, "-m", "flowboard", *args], env=self.env, check=True, capture_output=True,
+                           cwd=self.data)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/webhook/echo"
         self.log = open(self.data / "server.log", "w")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flowboard", "serve", "--no-browser", "--port", str(self.port)],
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.data)
         self._ready()
 
     def _ready(self) -> None:
