@@ -51,6 +51,8 @@ SWEEP = max(1.0, LEASE / 3)  # seconds between two recovery sweeps of a worker
 #: runs are safe either way (a run has one owner in the store).
 STALLED = float(os.environ.get("FLOWBOARD_WORKER_STALLED") or 30.0)
 ANNOUNCE = 0.01  # seconds a worker gathers started and ended runs into one notice
+CLEANUP = 600.0  # seconds between two clean-ups of ended jobs by one worker
+KEEP_JOBS_HOURS = 24  # an ended job is deleted after this; its run stays in the runs table
 GRACE = 5.0  # seconds a queued run may wait for its job to be deferred before a sweep defers it again
 _SCHEMA_LOCK = 0x466C6F77  # advisory lock key while one process creates Procrastinate's tables ("Flow")
 
@@ -197,6 +199,7 @@ class Worker:
         self.concurrency = concurrency
         self._ends: list[list[str]] = []  # [run id, flow id, status] to announce in the next notice (running: started)
         self._announcing: asyncio.Task[None] | None = None
+        self._next_cleanup = time.monotonic() + CLEANUP
         self.swept = 0  # runs and jobs the sweeps handed back (for the log and the tests)
 
     async def run_job(self, run_id: str) -> None:
@@ -226,8 +229,12 @@ class Worker:
 
     async def sweep(self) -> None:
         """Hand back what dead processes left: their stalled jobs (Procrastinate's heartbeats) and queued runs whose
-        job was never deferred."""
+        job was never deferred. Now and then, forget the jobs that ended long ago (the runs keep the record)."""
         jm = self.app.job_manager
+        if time.monotonic() >= self._next_cleanup:
+            self._next_cleanup = time.monotonic() + CLEANUP
+            await jm.delete_old_jobs(nb_hours=KEEP_JOBS_HOURS, queue=QUEUE, include_failed=True,
+                                     include_cancelled=True, include_aborted=True)
         for job in await jm.get_stalled_jobs(queue=QUEUE, seconds_since_heartbeat=STALLED):
             log.warning("job %s of a worker that stopped answering is tried again", job.id)
             await jm.retry_job(job)
