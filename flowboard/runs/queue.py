@@ -128,9 +128,10 @@ class ProcrastinateDispatcher:
 
     async def ready(self) -> procrastinate.App:
         """The app, its connection pool open (once, on first use, in the server's event loop)."""
-        if self._open is None:
-            self._open = asyncio.ensure_future(self._start())
-        await asyncio.shield(self._open)
+        opening = self._open
+        if opening is None or (opening.done() and (opening.cancelled() or opening.exception() is not None)):
+            opening = self._open = asyncio.ensure_future(self._start())  # first use, or the last try failed
+        await asyncio.shield(opening)
         return self.app
 
     async def _start(self) -> None:
@@ -138,7 +139,8 @@ class ProcrastinateDispatcher:
         await ensure_schema(self.app)
 
     async def aclose(self) -> None:
-        if self._open is not None and self._open.done() and not self._open.exception():
+        opening = self._open
+        if opening is not None and opening.done() and not opening.cancelled() and opening.exception() is None:
             await self.app.close_async()
 
     async def resume(self, flow_id: str, run_id: str, mode: RunMode) -> None:
@@ -179,6 +181,8 @@ class ProcrastinateDispatcher:
                                      run.finished or time.time(), run.output or [], steps, run.error)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ended), self.poll)
+                if ended.done():  # heard, but it goes on (a retried job): wait for the next notice
+                    ended = self._waiting[run_id] = asyncio.get_running_loop().create_future()
         finally:
             if self._waiting.get(run_id) is ended:
                 del self._waiting[run_id]
