@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from .browser import free_port
 from .conftest import require_service
 from .workerkit import Cluster, Counting, pg_admin
 
@@ -298,9 +299,12 @@ def test_a_worker_stopped_with_sigterm_finishes_its_runs(cluster: Cluster, count
     run_ids = [httpx.post(f"{cluster.server.url}/webhook/pausing", json={}).json()["run_id"] for _ in range(12)]
     until(lambda: stopping.output.count("Starting job") > jobs_before, timeout=30, step=0.05)
     assert stopping.stop(timeout=30) == 0, stopping.output[-3000:]
-    cluster.add_worker("2").wait_ready()
+    port = free_port()
+    cluster.add_worker("2", metrics_port=port).wait_ready()
     until(lambda: cluster.statuses_of(run_ids) == {"succeeded": 12}, timeout=60, step=0.1)
     assert "handed back" not in stopping.output, "a run that had time to finish was handed back"
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text  # the new worker's own metrics
+    assert 'flowboard_runs{status="succeeded"}' in metrics and "flowboard_queue_depth" in metrics, metrics
 
 
 def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, counting: Counting) -> None:

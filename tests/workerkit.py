@@ -107,11 +107,13 @@ class Counting:
 
 
 class WorkerProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str], name: str, concurrency: int) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], name: str, concurrency: int,
+                 metrics_port: int | None = None) -> None:
         self.log = data_dir / f"worker-{name}.log"
+        extra = ["--metrics-port", str(metrics_port)] if metrics_port is not None else []
         with self.log.open("a") as out:
             self.process = subprocess.Popen([sys.executable, "-m", "flowboard", "worker", "--concurrency",
-                                             str(concurrency), "--graceful", "10"], cwd=data_dir, env=env,
+                                             str(concurrency), "--graceful", "10", *extra], cwd=data_dir, env=env,
                                             stdout=out, stderr=subprocess.STDOUT)
 
     @property
@@ -186,8 +188,8 @@ class Cluster:
         for worker in self.workers:
             worker.wait_ready()
 
-    def add_worker(self, name: str) -> WorkerProcess:
-        worker = WorkerProcess(self.data_dir, self.env, name, self.concurrency)
+    def add_worker(self, name: str, metrics_port: int | None = None) -> WorkerProcess:
+        worker = WorkerProcess(self.data_dir, self.env, name, self.concurrency, metrics_port)
         self.workers.append(worker)
         return worker
 
