@@ -634,6 +634,22 @@ async def test_test_data_table_keeps_a_column_name_typed_just_before_adding_a_fi
     assert app.store.get_flow(flow.id).flow.node("manual").config["items"] == [{"employee": "ada", "days": 3}]
 
 
+async def test_the_only_credential_of_its_type_is_chosen_for_a_new_node(user: User, app: Flowboard) -> None:
+    app.store.set_credential("Mail", "smtp", {"host": "127.0.0.1", "port": "2525", "security": "plain"})
+    app.store.set_credential("Other", "bearer", {"token": "t0ken-1234"})
+    flow = simple_flow()
+    send = parse_flow({"id": "x", "name": "x", "nodes": [{"id": "send", "type": "email.send"}], "edges": []}).nodes[0]
+    app.save_flow(flow.model_copy(update={"nodes": [*flow.nodes, send]}), None)
+    await user.open("/flow/greet")
+    select(user, "send")
+    await user.should_see(marker="panel:parameters")
+    assert one(user, "input:credential").value == "Mail"
+    await user.should_not_see(marker="error:credential")
+    user.find(marker="save").click()
+    await user.should_see("Saved as version 2")
+    assert app.store.get_flow("greet").flow.node("send").config == {"credential": "Mail"}
+
+
 async def test_stop_cancels_a_running_test_run(user: User, app: Flowboard) -> None:
     flow = parse_flow({"id": "slow", "name": "Slow", "nodes": [
         {"id": "manual", "type": "trigger.manual"},

@@ -239,7 +239,7 @@ class Inspector:
                                field_names=names, preview=self._preview, credentials=self.actions.credential_names,
                                choices=self.actions.choices,
                                expressions=cls.category is not Category.trigger)
-        self.form.set_errors(config_errors(cls, node.config))
+        self.form.set_errors(config_errors(cls, self.form.value))  # as shown (a field may have filled itself in)
         self.explained = ui.column().classes("w-full gap-1 pt-2").mark("inspector:explain")
         self._explain(cls, node.config)
 

@@ -21,7 +21,10 @@ def credential_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta,
     value = slot.get()
     types = schema.get("credential_types") or []
     names = list(form.credentials(types)) if form.credentials else []
-    shown = value if isinstance(value, str) else None
+    shown = value if isinstance(value, str) and value else None
+    if shown is None and meta.required and len(names) == 1:  # the only one that fits: chosen already
+        shown = names[0]
+        slot.set(shown)
     if shown and shown not in names:
         names.append(shown)
     element = ui.select(names, value=shown, with_input=True, new_value_mode="add-unique", clearable=True)
