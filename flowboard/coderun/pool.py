@@ -175,12 +175,16 @@ class CodeRunner:
         except (ProtocolError, TimeoutError) as exc:
             Worker(proc, {}).kill()
             assert proc.stderr is not None
-            stderr = (await proc.stderr.read(4096)).decode(errors="replace").strip()
-            await proc.wait()
+            stderr = ""
+            with contextlib.suppress(TimeoutError):  # bounded: never hang on a pipe a straggler holds open
+                async with asyncio.timeout(5):
+                    stderr = (await proc.stderr.read(4096)).decode(errors="replace").strip()
+                    await proc.wait()
             raise RuntimeError(f"the code worker did not start ({exc}): {stderr}") from None
         except BaseException:  # cancelled while it started
             Worker(proc, {}).kill()
-            await asyncio.shield(proc.wait())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
             raise
         info["mode"] = self.mode
         self._drain(proc)
@@ -298,7 +302,8 @@ class CodeRunner:
             refills = [task for task in self._tasks if task.get_name() == "refill"]
             for task in refills:
                 task.cancel()
-            await asyncio.gather(*refills, return_exceptions=True)
+            if refills:  # bounded: a worker that was starting is killed by its own task, but never wait forever
+                await asyncio.wait(refills, timeout=5)
             workers = list(self._workers)
             self._kill_all()
             for worker in workers:
