@@ -47,92 +47,108 @@ class _Strict(BaseModel):
 
 
 class Pair(_Strict):
-    name: str = Field(min_length=1, description="Name of the parameter, header or field.")
-    value: Scalar = Field(None, description="Its value (an expression is allowed); empty (null) leaves it out.")
+    name: str = Field(min_length=1, description="The name, e.g. Accept or page.")
+    value: Scalar = Field(None, description="The value, e.g. application/json or 2; an expression is allowed. "
+                          "Left empty, the line is not sent.")
 
 
 KeyValues = Annotated[
     list[Pair] | dict[str, Scalar],
-    Field(description="Name/value pairs: a list of {name, value} (a name may repeat) or an object."),
+    Field(description="The form's fields, one line each, e.g. email and ada@example.com; a name may appear twice."),
 ]
 
 
 class NoBody(_Strict):
-    type: Annotated[Literal["none"], Field(description="Send no body.")] = "none"
+    type: Annotated[Literal["none"], Field(title="Nothing", description="Send no body.")] = "none"
 
 
 class JsonBody(_Strict):
-    type: Literal["json"] = Field(description="Send JSON (`Content-Type: application/json`).")
-    data: Any = Field(None, description="Any JSON value, or an expression such as `{{ item }}`.",
+    type: Literal["json"] = Field(title="JSON", description="Send JSON data (as application/json).")
+    data: Any = Field(None, description="The JSON to send, e.g. {\"name\": \"Ada\"}, or an expression such as "
+                      "{{ item }} to send the whole item.",
                       json_schema_extra={"widget": "json"})
 
 
 class FormBody(_Strict):
-    type: Literal["form"] = Field(description="Send an URL-encoded form (`application/x-www-form-urlencoded`).")
+    type: Literal["form"] = Field(title="Form", description="Send the fields as a web form "
+                                  "(as application/x-www-form-urlencoded).")
     fields: KeyValues = Field(default_factory=list, json_schema_extra={"widget": "key_value"})
 
 
 class MultipartFile(_Strict):
-    name: str = Field(min_length=1, description="Form field name of the file.")
-    filename: str = Field("file", min_length=1, description="File name the server sees.")
-    content: str = Field("", description="The file's content, as text or base64 (see `encoding`).")
-    encoding: Literal["text", "base64"] = Field("text", description="How `content` is written.")
-    content_type: str = Field("application/octet-stream", description="The file's media type.")
+    model_config = ConfigDict(extra="forbid", title="File")
+
+    name: str = Field(min_length=1, description="The form field that carries the file, e.g. upload.")
+    filename: str = Field("file", min_length=1, description="The file name the server sees, e.g. report.pdf.")
+    content: str = Field("", description="The file's content: text typed here, or an expression reading an "
+                         "item's field, e.g. {{ item.pdf }}.")
+    encoding: Literal["text", "base64"] = Field(
+        "text", description="How the content above is written: as plain text, or as base64 (a file from another node).",
+        json_schema_extra={"enum_labels": ["plain text", "base64"]})
+    content_type: str = Field("application/octet-stream", description="The file's media type, e.g. application/pdf.")
 
 
 class MultipartBody(_Strict):
-    type: Literal["multipart"] = Field(description="Send `multipart/form-data` (fields and files).")
+    type: Literal["multipart"] = Field(title="Form with files", description="Send fields and files as a form "
+                                       "upload (as multipart/form-data).")
     fields: KeyValues = Field(default_factory=list, json_schema_extra={"widget": "key_value"})
     files: list[MultipartFile] = Field(default_factory=list, description="Files to upload.")
 
 
 class RawBody(_Strict):
-    type: Literal["raw"] = Field(description="Send text as it is, with the content type you give.")
-    text: str = Field("", description="The body text.", json_schema_extra={"widget": "textarea"})
-    content_type: str = Field("text/plain", min_length=1, description="Its media type, e.g. `application/xml`.")
+    type: Literal["raw"] = Field(title="Text", description="Send text as it is, with the content type you give.")
+    text: str = Field("", description="The text to send, e.g. <order id=\"7\"/>.",
+                      json_schema_extra={"widget": "textarea"})
+    content_type: str = Field("text/plain", min_length=1, description="The text's media type, e.g. application/xml.")
 
 
 Body = Annotated[NoBody | JsonBody | FormBody | MultipartBody | RawBody, Field(discriminator="type")]
 
 
 class NoPages(_Strict):
-    type: Annotated[Literal["none"], Field(description="One request per item.")] = "none"
+    type: Annotated[Literal["none"], Field(title="Only one page", description="One request per item.")] = "none"
 
 
 class _Pages(_Strict):
-    records: str = Field("", description="Where the records are in each answer's JSON, e.g. data or results.items; "
-                         "empty: the answer itself is the list.")
+    records: str = Field("", description="Where the list of records is in each answer, e.g. data or results.items "
+                         "(a dot goes one level down); empty: the answer itself is the list.")
     max_pages: int = Field(100, ge=1, le=10_000, description="Stop after this many pages at most.")
     max_records: int | None = Field(None, ge=1, description="Stop once this many records are read (empty: no limit); "
                                     "no further page is asked for.")
 
 
 class NextLink(_Pages):
-    type: Literal["next_link"] = Field(description="Each answer says where the next page is: a link in the JSON "
-                                       "(next_field) or the Link header (rel=\"next\").")
-    next_field: str = Field("", description="Where the next page's address is in the JSON, e.g. next or "
+    type: Literal["next_link"] = Field(
+        title="A link to the next page",
+        description="Each answer says where the next page is: a field in the answer (Next field below) or the Link "
+        "header.")
+    next_field: str = Field("", description="Where the next page's address is in each answer, e.g. next or "
                             "links.next; empty: the Link header.")
 
 
 class PageNumber(_Pages):
-    type: Literal["page"] = Field(description="Pages are numbered: ?page=1, 2, 3 ... until a page has no records.")
-    parameter: str = Field("page", min_length=1, description="The query parameter of the page number.")
-    first: int = Field(1, ge=0, description="The first page's number.")
+    type: Literal["page"] = Field(
+        title="Numbered pages", description="Pages are numbered: ?page=1, 2, 3 ... until a page has no records.")
+    parameter: str = Field("page", min_length=1, description="The name of the page number in the address, e.g. page.")
+    first: int = Field(1, ge=0, description="The number of the first page, e.g. 1 (some APIs start at 0).")
 
 
 class Offset(_Pages):
-    type: Literal["offset"] = Field(description="Records are counted: ?offset=0&limit=100, then offset=100 ... until a "
-                                    "page has no records.")
-    parameter: str = Field("offset", min_length=1, description="The query parameter of the offset.")
-    limit_parameter: str = Field("limit", min_length=1, description="The query parameter of the page size.")
-    limit: int = Field(100, ge=1, le=10_000, description="Records per page.")
+    type: Literal["offset"] = Field(
+        title="Counted records",
+        description="Records are counted: ?offset=0&limit=100, then offset=100 ... until a page has no records.")
+    parameter: str = Field("offset", min_length=1, description="The name of the offset in the address, e.g. offset.")
+    limit_parameter: str = Field("limit", min_length=1,
+                                 description="The name of the page size in the address, e.g. limit.")
+    limit: int = Field(100, ge=1, le=10_000, description="How many records to ask for per page, e.g. 100.")
 
 
 class Cursor(_Pages):
-    type: Literal["cursor"] = Field(description="Each answer gives a cursor for the next page (?cursor=...), until "
-                                    "it gives none.")
-    parameter: str = Field("cursor", min_length=1, description="The query parameter that takes the cursor.")
-    cursor_field: str = Field(min_length=1, description="Where the next cursor is in the JSON, e.g. "
+    type: Literal["cursor"] = Field(
+        title="A cursor",
+        description="Each answer gives a cursor for the next page (?cursor=...), until it gives none.")
+    parameter: str = Field("cursor", min_length=1, description="The name of the cursor in the address, e.g. cursor.")
+    cursor_field: str = Field(min_length=1, description="Where the next cursor is in each answer, e.g. "
                               "meta.next_cursor.")
 
 
@@ -141,35 +157,44 @@ Pagination = Annotated[NoPages | NextLink | PageNumber | Offset | Cursor, Field(
 
 class HttpConfig(_Strict):
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"] = Field(
-        "GET", description="HTTP method.", json_schema_extra={"widget": "select"})
-    url: str = Field(description="Address to call, http:// or https://; expressions allowed, e.g. "
-                                 "`https://api.example.com/users/{{ item.id }}`.", json_schema_extra={"widget": "url"})
-    query: KeyValues = Field(default_factory=list, description="Query parameters added to the URL.",
+        "GET", description="What the request does: GET reads, POST sends something new, PUT or PATCH change, DELETE "
+        "removes. The API's documentation says which to use.", json_schema_extra={"widget": "select"})
+    url: str = Field(description="The address to call, starting with http:// or https://, e.g. "
+                                 "https://api.example.com/users/{{ item.id }}.", json_schema_extra={"widget": "url"})
+    query: KeyValues = Field(default_factory=list, description="Values added to the address after ?, one line "
+                             "each, e.g. page and 2.",
                              json_schema_extra={"widget": "key_value"})
-    headers: KeyValues = Field(default_factory=list, description="Request headers.",
+    headers: KeyValues = Field(default_factory=list, description="Headers sent with the request, one line each, "
+                               "e.g. Accept and application/json.",
                                json_schema_extra={"widget": "key_value"})
     body: Body = Field(default_factory=lambda: NoBody(), json_schema_extra={"widget": "union"},
-                       description="What to send: none, json, form, multipart or raw.")
+                       description="What to send with the request: nothing, JSON data, a form, a form with files, "
+                       "or text.")
     credential: str | None = Field(None, description="Credential to sign the requests with: an API key, a bearer "
                                    "token, basic auth (user, password), OAuth2 (Flowboard fetches and renews the "
                                    "token), or a header, query parameter or cookie. It is sent only to the URL's "
                                    "own site, never after a redirect to another one, and its secrets never reach "
                                    "the output.",
                                    json_schema_extra={"widget": "credential", "credential_types": HTTP_CREDENTIALS})
-    timeout: float = Field(30, gt=0, le=3600, description="Seconds to wait for the whole answer before failing.")
+    timeout: float = Field(30, gt=0, le=3600, description="How many seconds to wait for the whole answer "
+                           "before the node fails, e.g. 30.")
     response_format: Literal["auto", "json", "text", "file", "base64"] = Field(
-        "auto", description="How to read the answer: auto (JSON when its content type says so, else text; bytes "
-        "that are not text, such as a PDF or an image, as a file), json, text, file or base64.",
-        json_schema_extra={"widget": "select"})
+        "auto", description="How to read the answer. Automatic: JSON when the server says it is JSON, a file for a "
+        "PDF, an image or other bytes, else text.",
+        json_schema_extra={"widget": "select", "enum_labels": ["automatic", "JSON", "text", "file", "base64 text"]})
     output: Literal["full", "body"] = Field(
-        "full", description="full: each item is {status, headers, body}. body: the answer's JSON object becomes "
-        "the item (any other answer becomes {body}).", json_schema_extra={"widget": "select"})
+        "full", description="What each output item holds: the status, headers and body of the answer, or only "
+        "the body (its fields become the item's fields).",
+        json_schema_extra={"widget": "select", "enum_labels": ["status, headers and body", "only the body"]})
     non_2xx: Literal["error", "data"] = Field(
-        "error", description="An answer with status 400 or more (or an unfollowed 3xx when redirects are followed): "
-        "error fails the node; data passes it on as an item.", json_schema_extra={"widget": "select"})
-    follow_redirects: bool = Field(True, description="Follow 3xx redirects (at most 20). Off: a 3xx is the answer.")
-    concurrency: int = Field(10, ge=1, le=100, description="Requests in flight at once (one request per item; "
-                             "the output keeps the items' order).")
+        "error", title="When the server answers with an error",
+        description="What to do with an error answer (status 400 or more, such as 404 not found): stop the node "
+        "with an error, or pass the answer on as an item.",
+        json_schema_extra={"widget": "select", "enum_labels": ["stop with an error", "pass it on as an item"]})
+    follow_redirects: bool = Field(True, description="When the server says the address has moved, go to "
+                                  "the new one (at most 20 times). Off: that answer is the result.")
+    concurrency: int = Field(10, ge=1, le=100, description="How many requests to send at the same time, e.g. "
+                             "10 (one request per item; the output keeps the items' order).")
     pagination: Pagination = Field(default_factory=lambda: NoPages(), json_schema_extra={"widget": "union"},
                                    description="Fetch every page of a list: each record becomes an item.")
     retries: int = Field(

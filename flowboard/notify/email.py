@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 Item = dict[str, Any]
 
 Addresses = str | list[str]
-_ADDRESS_HELP = ("One address, several separated by commas (`ada@example.com, Grace <grace@example.com>`), or an "
-                 "expression giving a list.")
+_ADDRESS_HELP = ("One address, or several separated by commas, e.g. ada@example.com, Grace <grace@example.com>; or "
+                 "an expression giving a list.")
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "plain": 25}
 
 
@@ -39,35 +39,37 @@ class _Strict(BaseModel):
 
 
 class Attachment(_Strict):
-    filename: str = Field(min_length=1, description="File name the recipient sees, e.g. "
-                          "`invoice-{{ item.number }}.pdf`.")
+    filename: str = Field(min_length=1, description="The file name the recipient sees, e.g. "
+                          "invoice-{{ item.number }}.pdf.")
     content: str = Field("", description="The file's content: usually an expression reading an item's field, such as "
-                         "`{{ item.pdf }}`, or text written here.", json_schema_extra={"widget": "textarea"})
-    encoding: Literal["text", "base64"] = Field("text", description="How `content` is written: text (sent as UTF-8) "
-                                                "or base64 (bytes, as the HTTP request node gives a file).",
-                                                json_schema_extra={"widget": "select"})
-    content_type: str = Field("", description="The file's media type, e.g. `application/pdf`; empty: guessed from "
+                         "{{ item.pdf }}, or text written here.", json_schema_extra={"widget": "textarea"})
+    encoding: Literal["text", "base64"] = Field("text", description="How the content above is written: as plain text, "
+                                                "or as base64 (a file, as the HTTP request node gives it).",
+                                                json_schema_extra={"widget": "select",
+                                                                   "enum_labels": ["plain text", "base64"]})
+    content_type: str = Field("", description="The file's media type, e.g. application/pdf; empty: guessed from "
                               "the file name.")
 
 
 class EmailConfig(_Strict):
-    credential: str = Field(min_length=1, description="Credential of the mail server (type smtp): host, port, "
-                            "security (starttls, tls or plain), user and password.",
+    credential: str = Field(min_length=1, description="The mail server to send through: pick a saved Email "
+                            "server (SMTP) credential, which holds its address, port, user and password.",
                             json_schema_extra={"widget": "credential", "credential_types": ["smtp"]})
     sender: str = Field(min_length=1, description="From: the sender's address, e.g. "
-                        "`Flowboard <flows@example.com>`. Many servers only accept their own addresses here.")
+                        "Flowboard <flows@example.com>. Many servers only accept their own addresses here.")
     to: Addresses = Field(description=f"To. {_ADDRESS_HELP}")
     cc: Addresses = Field(default_factory=list, description=f"Cc: copies everybody sees. {_ADDRESS_HELP}")
     bcc: Addresses = Field(default_factory=list, description=f"Bcc: hidden copies. {_ADDRESS_HELP}")
     reply_to: Addresses = Field(default_factory=list, description=f"Reply-To: where answers go. {_ADDRESS_HELP}")
-    subject: str = Field(min_length=1, description="Subject line, e.g. `Vacation request from {{ item.employee }}`.")
+    subject: str = Field(min_length=1, description="Subject line, e.g. Vacation request from {{ item.employee }}.")
     text: str = Field("", description="The message as plain text. Empty: made from the HTML.",
                       json_schema_extra={"widget": "textarea"})
     html: str = Field("", description="The message as HTML (shown by most mail programs instead of the text). "
-                      "Expressions are inserted as they are: write `{{ item.name | e }}` for text from outside.",
+                      "Expressions are inserted as they are: write {{ item.name | e }} for text from outside.",
                       json_schema_extra={"widget": "code", "language": "html"})
     attachments: list[Attachment] = Field(default_factory=list, description="Files to attach.")
-    timeout: float = Field(30, gt=0, le=600, description="Seconds to wait for the mail server at each step.")
+    timeout: float = Field(30, gt=0, le=600, description="How many seconds to wait for the mail server at each "
+                           "step, e.g. 30.")
 
     @field_validator("cc", "bcc", "reply_to", "text", "html", mode="before")
     @classmethod
