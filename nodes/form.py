@@ -33,15 +33,21 @@ class _Strict(BaseModel):
 
 
 class FormField(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="Key of the answer in the item, e.g. "
-                      "`email` (letters, digits and _).")
-    label: str = Field("", max_length=500, description="What the person sees; empty: the name.")
-    type: FieldType = Field("text", description="text, long_text, number, date, email, choice (pick one of the "
-                            "options) or checkbox.", json_schema_extra={"widget": "select"})
+    model_config = ConfigDict(extra="forbid", title="Question")
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", description="The name the answer gets in the flow's "
+                      "data, e.g. email or start_date: letters, digits and underscores, no spaces.")
+    label: str = Field("", max_length=500, description="The question the person sees, e.g. Your email address; "
+                       "empty: the name.")
+    type: FieldType = Field("text", description="What kind of answer the field takes; a choice offers the "
+                            "options below.", json_schema_extra={
+                                "widget": "select", "enum_labels": ["short text", "long text", "number", "date",
+                                                                    "email address", "choice", "checkbox"]})
     required: bool = Field(False, description="The form is not sent until this field is filled in (a checkbox: "
                            "ticked).")
-    placeholder: str = Field("", max_length=500, description="Hint shown in the empty field.")
-    options: list[str] = Field(default_factory=list, description="The choices of a choice field.")
+    placeholder: str = Field("", max_length=500, description="A hint shown in the empty field, e.g. ada@example.com.")
+    options: list[str] = Field(default_factory=list, description="For a choice field: the options to "
+                                  "pick from, one per line, e.g. Berlin.")
 
     @model_validator(mode="after")
     def _choice_has_options(self) -> FormField:
@@ -55,27 +61,31 @@ class FormField(_Strict):
 
 
 class MessageResponse(_Strict):
-    type: Literal["message"] = Field(description="Thank the person with a fixed message; the flow runs on.")
+    type: Literal["message"] = Field(title="A message",
+                                     description="Thank the person with a fixed message; the flow runs on.")
     message: str = Field("Thank you! Your answers were sent.", min_length=1, max_length=10_000,
                          description="Shown after sending.")
 
 
 class FlowResponse(_Strict):
-    type: Literal["flow"] = Field(description="Wait for the flow and show what it answers: the first item of its "
-                                  "last node (its `message` or `text` field, else the item's fields).")
+    type: Literal["flow"] = Field(title="The flow's answer",
+                                  description="Wait for the flow and show what it answers: the message or text "
+                                  "field of the first item of its last node, else all of that item's fields.")
 
 
 Respond = Annotated[MessageResponse | FlowResponse, Field(discriminator="type")]
 
 
 class FormConfig(_Strict):
-    path: UrlPath = Field(description="The page's address after /form/, e.g. `vacation`: letters, digits, `-`, `_`, "
-                      "`.`, `~`, parts separated by `/`.", min_length=1, max_length=200)
-    title: str = Field("Form", min_length=1, max_length=200, description="Heading of the page.")
+    path: UrlPath = Field(description="The page's address after /form/, e.g. vacation or hr/leave: letters, "
+                      "digits, - _ . and ~, parts separated by /.", min_length=1, max_length=200)
+    title: str = Field("Form", min_length=1, max_length=200,
+                       description="The heading of the page, e.g. Vacation request.")
     description: str = Field("", max_length=10_000, description="Text under the heading.",
                              json_schema_extra={"widget": "textarea"})
     fields: list[FormField] = Field(min_length=1, max_length=100, description="The questions, in order.")
-    submit_label: str = Field("Submit", min_length=1, max_length=100, description="Text of the send button.")
+    submit_label: str = Field("Submit", min_length=1, max_length=100,
+                              description="The text of the send button, e.g. Send request.")
     respond: Respond = Field(default_factory=lambda: MessageResponse(type="message"),
                              description="What the person sees after sending.", json_schema_extra={"widget": "union"})
 

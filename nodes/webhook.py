@@ -53,17 +53,20 @@ def _header_name(value: str) -> str:
 class _Secret(_Strict):
     """A secret, always by credential: encrypted at rest, never in the flow file, an export or a run."""
 
-    credential: str = Field(min_length=1, description="Credential that holds the secret (its `value`, `token` or "
-                                                      "`secret` field).", json_schema_extra={"widget": "credential"})
+    credential: str = Field(min_length=1, description="The saved credential that holds the secret the caller must "
+                            "send, e.g. a Secret value or Bearer token credential.",
+                            json_schema_extra={"widget": "credential"})
 
 
 class NoAuth(_Strict):
-    type: Annotated[Literal["none"], Field(description="Anyone who knows the URL may call it.")] = "none"
+    type: Annotated[Literal["none"], Field(title="No check",
+                                            description="Anyone who knows the URL may call it.")] = "none"
 
 
 class HeaderAuth(_Secret):
-    type: Literal["header"] = Field(description="The caller sends a secret token in a header.")
-    name: str = Field("X-Api-Key", description="Header that carries the token.")
+    type: Literal["header"] = Field(title="A secret in a header",
+                                    description="The caller sends a secret token in a header.")
+    name: str = Field("X-Api-Key", description="The header that carries the secret, e.g. X-Api-Key.")
 
     @field_validator("name")
     @classmethod
@@ -72,17 +75,20 @@ class HeaderAuth(_Secret):
 
 
 class BasicAuth(_Strict):
-    type: Literal["basic"] = Field(description="HTTP basic authentication (user and password).")
-    credential: str = Field(min_length=1, description="Credential with `user` and `password`.",
+    type: Literal["basic"] = Field(title="User and password",
+                                   description="HTTP basic authentication (user and password).")
+    credential: str = Field(min_length=1, description="The saved credential with the user and password.",
                             json_schema_extra={"widget": "credential", "credential_types": ["basic"]})
 
 
 class HmacAuth(_Secret):
-    type: Literal["hmac"] = Field(description="The caller signs the raw body with a shared secret (HMAC), as "
+    type: Literal["hmac"] = Field(title="A signature (HMAC)",
+                                  description="The caller signs the raw body with a shared secret (HMAC), as "
                                   "GitHub, Stripe-like and Shopify webhooks do.")
-    header: str = Field("X-Signature-256", description="Header that carries the signature: the hex digest, "
-                        "optionally prefixed `sha256=`.")
-    algorithm: Literal["sha256"] = Field("sha256", description="Hash function of the HMAC.")
+    header: str = Field("X-Signature-256", description="The header that carries the signature, e.g. "
+                        "X-Signature-256 (a hex digest, which may start with sha256=).")
+    algorithm: Literal["sha256"] = Field("sha256", description="How the signature is computed.",
+                                              json_schema_extra={"enum_labels": ["SHA-256"]})
 
     @field_validator("header")
     @classmethod
@@ -94,20 +100,23 @@ Auth = Annotated[NoAuth | HeaderAuth | BasicAuth | HmacAuth, Field(discriminator
 
 
 class WebhookConfig(_Strict):
-    path: UrlPath = Field(description="The URL path after /webhook/, e.g. `orders/new`: letters, digits, `-`, `_`, "
-                      "`.`, `~`, parts separated by `/`.", min_length=1, max_length=200)
+    path: UrlPath = Field(description="The address after /webhook/, e.g. orders/new: letters, digits, - _ . "
+                      "and ~, parts separated by /.", min_length=1, max_length=200)
     methods: list[Method] = Field(default_factory=lambda: list[Method](["POST"]), min_length=1,
-                                  description="HTTP methods that start the flow.")
-    auth: Auth = Field(default_factory=NoAuth, description="How callers prove who they are.",
+                                  description="The HTTP methods that start the flow, e.g. POST.")
+    auth: Auth = Field(default_factory=NoAuth, title="Who may call", description="How callers prove who they are.",
                        json_schema_extra={"widget": "union"})
     respond: Literal["immediately", "when_finished"] = Field(
-        "when_finished", description="when_finished: answer with the flow's result (the last node's items, or what "
-        "a Respond to webhook node says); immediately: answer 202 with the run id and run in the background.",
-        json_schema_extra={"widget": "select"})
-    max_body: int = Field(MIB, ge=0, le=100 * MIB, description="Largest request body accepted, in bytes "
-                          "(bigger ones are refused with 413).")
+        "when_finished", description="When to answer the caller: at once (status 202 with the run's number; the flow "
+        "runs on), or when the flow has finished, with its result (the last node's items, or what a Respond to "
+        "webhook node says).",
+        json_schema_extra={"widget": "select", "enum_labels": ["at once", "when the flow has finished"]})
+    max_body: int = Field(MIB, ge=0, le=100 * MIB, title="Largest body (bytes)",
+                          description="The largest request body accepted, in bytes, e.g. "
+                          "1048576 for 1 MB (bigger ones are refused).")
     headers: list[str] = Field(default_factory=lambda: list(KEPT_HEADERS), max_length=100,
-                               description="Request headers to keep in the item (their names); `*` keeps them all. "
+                               description="Request headers to keep in the item, by name, e.g. User-Agent; * keeps "
+                               "them all. "
                                "Only these are stored with the run, so callers cannot fill the database with "
                                "headers. The authentication header is never kept.")
 
@@ -152,8 +161,8 @@ class Webhook(NodeType):
 
 
 class Header(_Strict):
-    name: str = Field(min_length=1, description="Header name.")
-    value: str = Field("", description="Header value (expressions allowed).")
+    name: str = Field(min_length=1, description="The header's name, e.g. Content-Type.")
+    value: str = Field("", description="Its value, e.g. text/plain; an expression is allowed.")
 
     @field_validator("name")
     @classmethod
@@ -162,11 +171,12 @@ class Header(_Strict):
 
 
 class RespondConfig(_Strict):
-    status: int = Field(200, ge=100, le=599, description="HTTP status code of the answer.")
-    headers: list[Header] = Field(default_factory=list, description="Extra response headers.",
+    status: int = Field(200, ge=100, le=599,
+                        description="The status of the answer, e.g. 200 (all right) or 404 (not found).")
+    headers: list[Header] = Field(default_factory=list, description="Headers added to the answer, one per line.",
                                   json_schema_extra={"widget": "keyvalue"})
-    body: Any = Field(None, description="What to answer: any JSON value or an expression such as "
-                      "`{{ item.body }}`; empty answers with the items (one item as an object, several as a list).",
+    body: Any = Field(None, description="What to answer: JSON, e.g. {\"ok\": true}, or an expression such as "
+                      "{{ item.body }}; empty answers with the items (one item as an object, several as a list).",
                       json_schema_extra={"widget": "expression"})
 
 
