@@ -11,7 +11,7 @@ from nicegui.testing.user_interaction import UserInteraction
 from pydantic import BaseModel, Field, ValidationError
 
 from flowboard.expressions import compile_string, evaluate
-from flowboard.registry import Registry
+from flowboard.registry import Registry, default_registry
 from flowboard.ui.forms import ConfigForm, errors_from_validation
 
 # NiceGUI's `user` fixture is not auto-loaded; loading it here keeps it out of the other test modules.
@@ -397,7 +397,6 @@ async def test_forms_for_every_registered_node(user: User, registry: Registry) -
 
 async def test_pickers_offer_tables_their_columns_and_flows(user: User) -> None:
     """The Data table node's form: the table from a list, each condition's column from that table's columns."""
-    from flowboard.registry import default_registry
 
     schema = default_registry().get("data.table").Config.model_json_schema()
     offered: list[tuple[str, str | None]] = []
@@ -428,7 +427,6 @@ async def test_pickers_offer_tables_their_columns_and_flows(user: User) -> None:
 
 
 async def test_test_items_are_entered_in_a_table_and_json_stays_available(user: User) -> None:
-    from flowboard.registry import default_registry
 
     schema = default_registry().get("trigger.manual").Config.model_json_schema()  # type: ignore[union-attr]
     seen: list[dict[str, Any]] = []
@@ -450,3 +448,11 @@ async def test_test_items_are_entered_in_a_table_and_json_stays_available(user: 
     assert seen[-1] == {"items": [{"employee": "grace", "days": 12}]}
     one(user, "mode:items").value = "json"
     await user.should_see(marker="input:items")
+
+
+async def test_the_credential_picker_names_the_kind_by_its_label(user: User) -> None:
+    """The empty picker says which saved credential fits in words ("Email server (SMTP)"), never a type code."""
+    config = next(c for c in default_registry() if c.type == "email.send").Config
+    Page({"to": "ada@example.com"}, config.model_json_schema(), credentials=lambda types: [])
+    await user.open("/")
+    assert one(user, "input:credential").props.get("placeholder") == "Pick a saved Email server (SMTP) credential"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from nicegui import ui
 
+from ....credential_types import get as credential_type
 from ..fields import body
 from ..schema import Meta, Slot
 from ..view import INPUT_PROPS, FieldView, mark
@@ -29,9 +30,17 @@ def credential_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta,
         names.append(shown)
     element = ui.select(names, value=shown, with_input=True, new_value_mode="add-unique", clearable=True)
     element.props(INPUT_PROPS + " options-dense").classes("w-full").mark(mark(view.loc, "input"))
-    if types:
-        element.props(f'placeholder="{html.escape(" / ".join(types))} credential"')
+    element.props(f'placeholder="{html.escape(placeholder(types), quote=True)}"')
     with element.add_slot("prepend"):
         ui.icon("key", size="xs").classes("text-grey-6")
     view.attach(element)
     element.on_value_change(lambda e: slot.set(e.value if e.value else meta.empty()))
+
+
+def placeholder(types: list[str]) -> str:
+    """What the empty picker says: the kinds of credential that fit, by their labels ("Pick a saved Email server
+    (SMTP) credential"), not their type codes; a long list is left to the field's help."""
+    labels = [declaration.label if (declaration := credential_type(t)) else t for t in types]
+    if not labels or len(labels) > 3:
+        return "Pick a saved credential"
+    return f"Pick a saved {' or '.join(labels)} credential"
