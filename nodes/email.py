@@ -31,7 +31,7 @@ class SendEmail(NodeType):
     title = "Send email"
     category = Category.integration
     icon = "mail"
-    description = "Send an email for every item over SMTP: text and HTML, attachments, to/cc/bcc/reply-to."
+    description = "Send an email for every item through your mail server, with text or HTML and attachments."
     Config = EmailConfig
     side_effects = True
 

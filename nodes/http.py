@@ -271,7 +271,7 @@ class HttpRequest(NodeType):
     title = "HTTP request"
     category = Category.integration
     icon = "http"
-    description = "Call an HTTP API for every item: any method, query, headers, JSON/form/multipart body, credentials."
+    description = "Call a web address (an API) once for every item and pass on its answer, e.g. to look up a customer."
     Config = HttpConfig
     side_effects = True
     paste_import = PasteImport("Import from cURL", "Paste a curl command, e.g. curl -X POST https://api.example.com/"
