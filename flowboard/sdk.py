@@ -210,6 +210,22 @@ class NodeType:
         node. `config` is the raw config as edited: it may be incomplete or hold expressions (`{{ ... }}`)."""
         return None
 
+    @classmethod
+    def changes_world(cls, config: Mapping[str, Any]) -> bool:
+        """Whether a node with this config changes something outside the run (sends, writes, deletes). The editor
+        runs the nodes before a newly added one by itself, so their fields are there to drag, only when none of
+        them does. Defaults to `side_effects`; a node that also only reads (a data table's find) says so here."""
+        return cls.side_effects
+
+    @classmethod
+    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any],
+                others: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Values to fill in for a node just added, so a person need not type what the flow already says: `fields`
+        are the fields of the items coming in (`.email` to its first value), `others` the configs of the flow's
+        other nodes of this type. The editor sets only fields still empty, and they show in the form as typed
+        ones would (an Email node's To reads the items' address field). Default: nothing."""
+        return {}
+
 
 def plain(value: Any) -> str | None:
     """`value` as a short text for a node's name, or None when it is empty or an expression (`{{ ... }}`)."""

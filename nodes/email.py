@@ -3,11 +3,14 @@ sending lives in the SDK (`flowboard/notify/email.py`), which the Approval node'
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from email.utils import getaddresses
 from typing import Any
 
 from flowboard.sdk import Category, Context, EmailConfig, Inputs, NodeType, Outputs, plain, send_messages
+
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+")
 
 
 class SendEmail(NodeType):
@@ -42,6 +45,23 @@ class SendEmail(NodeType):
         name, address = getaddresses([first])[0] if isinstance(first, str) and plain(first) else ("", "")
         who = plain(name) or plain(address)
         return f"Email {who}" if who else None
+
+    @classmethod
+    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any],
+                others: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """To: the first field of the items coming in that holds an email address. Sender: the one another Send
+        email node of this flow uses with the same mail server."""
+        out: dict[str, Any] = {}
+        if not config.get("to"):
+            path = next((p for p, v in fields.items() if isinstance(v, str) and _ADDRESS.fullmatch(v.strip())), None)
+            if path is not None:
+                out["to"] = f"{{{{ item{path} }}}}"
+        if not config.get("sender"):
+            same = [o for o in others if o.get("sender") and isinstance(o.get("sender"), str)
+                    and (not config.get("credential") or o.get("credential") == config.get("credential"))]
+            if same:
+                out["sender"] = same[0]["sender"]
+        return out
 
     async def run(self, ctx: Context, config: EmailConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []

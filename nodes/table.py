@@ -121,6 +121,11 @@ class DataTable(NodeType):
                  "upsert": "Add or change rows in", "delete": "Remove rows from", "change": "Change numbers in"}
         return f"{words.get(operation, 'Use')} {table}" if table else None
 
+    @classmethod
+    def changes_world(cls, config: Mapping[str, Any]) -> bool:
+        action = config.get("action")
+        return not (action is None or (isinstance(action, dict) and action.get("operation", "find") == "find"))
+
     async def run(self, ctx: Context, config: TableConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
         tables = ctx.tables

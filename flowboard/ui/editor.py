@@ -20,7 +20,8 @@ from nicegui.events import GenericEventArguments
 
 from .. import credential_types
 from ..databases import database_of, names_in
-from ..errors import Problem
+from ..engine import StepStatus, build_plan
+from ..errors import FlowInvalid, Problem
 from ..model import Flow, dump_flow
 from ..services import Flowboard
 from ..store import NotFound, VersionConflict
@@ -33,7 +34,7 @@ from .import_dialog import ImportDialog
 from .inspector import Inspector
 from .layout import frame
 from .naming import name_after_edit
-from .run_data import RunView, Statuses
+from .run_data import RunView, Statuses, ancestors, field_values, upstream_flow
 from .run_panel import RunPanel
 from .test_runs import RunController
 from .versions import versions_dialog
@@ -66,6 +67,7 @@ class Editor:
         self.runs = RunController(self)
         self.last_run = self._stored_last_run()
         self._unmerged_selection: str | None = None
+        self._fresh: set[str] = set()  # nodes just added, until their suggested values are filled in (_suggest)
         self._sync_generation = 0
         self._pushed = -1e9  # when the graph was last sent to the canvas (time.monotonic)
         self._build()
@@ -106,6 +108,16 @@ class Editor:
                     self.panel_box = ui.column().classes("w-full gap-0")
                     with self.panel_box:
                         self.panel = RunPanel(self.state, self)
+        if len(self.flow.nodes) == 1 and self.last_run is None:  # a new flow: its trigger, open
+            self._show(self.flow.nodes[0].id)
+            background_tasks.create(self._select_on_canvas(), name="select the only node")
+
+    async def _select_on_canvas(self) -> None:
+        """A flow with one node that never ran (a new one) opens with that node's form shown (its test data is the
+        first thing to fill in) and the node selected on the canvas, once the page is there."""
+        await self.client.connected()
+        if self.selected is not None and not self.closed:
+            self.canvas.select(self.selected)
 
     def _header(self) -> None:
         with ui.row().classes("fb-editor-head w-full items-center no-wrap gap-2"):
@@ -221,6 +233,61 @@ class Editor:
         elif self.selected and (self.selected in adopted or self._toggled(before, self.selected)):
             self.inspector.show(self.selected)
         self.changed()
+        for node_id in ids - before.keys():
+            self._fresh.add(node_id)
+            self._run_before(node_id)
+            self._suggest(node_id)
+        self._fresh &= ids
+
+    def _suggest(self, node_id: str) -> None:
+        """Fill in what the node type suggests (NodeType.suggest) for a node just added, once the fields coming in
+        are known: only fields still empty; the form then shows them as if typed."""
+        node = self.state.node(node_id)
+        cls = self.fb.registry.get(node.type, node.version) if node else None
+        last = self.last_run
+        if node is None or cls is None or last is None or node_id not in self._fresh:
+            return
+        inputs = last.inputs_of(self.flow, node_id)
+        items = inputs.get("main") or next(iter(inputs.values()), []) or last.branch_items(self.flow, node_id)
+        if not items:
+            return
+        self._fresh.discard(node_id)
+        others = [n.config for n in self.flow.nodes if n.type == node.type and n.id != node_id]
+        try:
+            suggested = cls.suggest(node.config, field_values(items), others)
+        except Exception:  # a suggestion is a help, never a failure
+            return
+        empty = {k: v for k, v in suggested.items() if node.config.get(k) in (None, "", [], {})}
+        if empty:
+            self.update_node(node_id, config={**node.config, **empty})
+            if self.selected == node_id:
+                self.inspector.show(node_id)
+
+    def _run_before(self, node_id: str) -> None:
+        """A node just added after another (with `+`, or a connection dropped on the canvas): when the node before it
+        has not run yet and running it (and whatever leads to it) changes nothing outside the run (a trigger's test
+        data, a lookup, a condition), run it now, so the new node's form shows the fields coming in, ready to drag."""
+        parents = [e.source for e in self.flow.edges if e.target == node_id]
+        if len(parents) != 1 or self.runs.running:
+            return
+        parent = parents[0]
+        last = self.last_run
+        step = last.steps.get(parent) if last else None
+        if step is not None and step.status in (StepStatus.succeeded, StepStatus.skipped):
+            return
+        done = {nid for nid, s in (last.steps.items() if last else []) if s.status in (StepStatus.succeeded,
+                                                                                      StepStatus.skipped)}
+        by_id = {n.id: n for n in self.flow.nodes}
+        for nid in [parent, *ancestors(self.flow, parent)]:
+            node = by_id.get(nid)
+            cls = self.fb.registry.get(node.type, node.version) if node else None
+            if node is None or cls is None or (nid not in done and cls.changes_world(node.config)):
+                return
+        try:
+            build_plan(upstream_flow(self.flow, parent), self.fb.registry)
+        except FlowInvalid:  # not ready to run: the person runs it when it is, and sees the problems then
+            return
+        background_tasks.create(self.runs.run_node(parent), name="run the node before a new one")
 
     def _toggled(self, before: dict[str, Any], node_id: str) -> bool:
         old = before.get(node_id)
@@ -244,6 +311,7 @@ class Editor:
 
     def _show(self, node_id: str | None) -> None:
         self._unmerged_selection = None
+        self._fresh &= {node_id}  # suggestions are for the node just added, while it is the one open
         if node_id is not None and not any(n.id == node_id for n in self.flow.nodes):
             self._unmerged_selection = node_id  # a node the canvas just made: its change event follows
             node_id = None
@@ -293,6 +361,9 @@ class Editor:
 
     def run_state_changed(self) -> None:
         """A test run started or finished."""
+        if not self.runs.running:
+            for node_id in list(self._fresh):
+                self._suggest(node_id)
         self._show_state()
         self.state.notify("run")
 

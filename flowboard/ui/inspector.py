@@ -98,6 +98,7 @@ class Inspector:
         self.data_panel: ui.column | None = None  # the Data tab, or the node view's output column
         self.input_panel: ui.column | None = None  # the node view's input column
         self.name_label: ui.label | None = None
+        self.chips: ui.column | None = None  # the fields coming in, to drag
         self.explained: ui.column | None = None  # what the node will do (NodeType.explain), under its form
         self.tab_panels: dict[str, ui.tab_panel] = {}
         ui.add_css(CSS)
@@ -105,7 +106,7 @@ class Inspector:
         self.root = ui.column().classes("fb-inspector w-full gap-0 no-wrap").mark("inspector")
         self.root.on("keydown.esc", self._escape)
         state.subscribe("selection", lambda: self.show(state.selected))
-        state.subscribe("run", self.refresh_data)
+        state.subscribe("run", self._run_ended)
 
     @property
     def node(self) -> Node | None:
@@ -116,7 +117,7 @@ class Inspector:
         self.root.clear()
         self.form = self.settings_form = None
         self.explained = None
-        self.data_panel = self.input_panel = None
+        self.data_panel = self.input_panel = self.chips = None
         node = self.node
         wide = self.state.node_view and node is not None
         self.root.classes(add="h-full fb-node-view" if wide else "", remove="" if wide else "h-full fb-node-view")
@@ -298,14 +299,22 @@ class Inspector:
 
     def _input_fields(self, node: Node) -> None:
         """The fields of the items coming in (from the last run), as chips to drag into a form field: the drop
-        writes the expression that reads it (`{{ item.email }}`), so mapping data needs no typing."""
+        writes the expression that reads it (`{{ item.email }}`), so mapping data needs no typing. Drawn again when
+        a run ends (the editor runs the nodes before a new one by itself)."""
+        self.chips = ui.column().classes("w-full gap-1 fb-input-fields").mark("input-fields")
+        self._draw_chips(node)
+
+    def _draw_chips(self, node: Node) -> None:
+        if self.chips is None or self.chips.is_deleted:
+            return
         last = self.state.last_run
         inputs = last.inputs_of(self.state.flow, node.id) if last else {}
         items = inputs.get("main") or next(iter(inputs.values()), [])
         if not items and last is not None:  # its branch was not taken: the fields of the other branch
             items = last.branch_items(self.state.flow, node.id)
         fields = paths(items)[:MAX_CHIPS]
-        with ui.column().classes("w-full gap-1 fb-input-fields").mark("input-fields"):
+        self.chips.clear()
+        with self.chips:
             if not fields:
                 ui.label("Run the flow to see the fields of the items coming in; then drag one into a field below.") \
                     .classes("fb-small")
@@ -314,6 +323,17 @@ class Inspector:
             with ui.row().classes("w-full gap-1"):
                 for path in fields:
                     field_chip(path)
+
+    def _run_ended(self) -> None:
+        """A run ended or started: its data, and the fields offered to drag and pick in the form."""
+        self.refresh_data()
+        node = self.node
+        if node is None or self.state.running:
+            return
+        self._draw_chips(node)
+        last = self.state.last_run
+        if self.form is not None and last is not None:
+            self.form.field_names[:] = last.field_names(self.state.flow, self.state.registry, node.id)
 
     def _config_changed(self, value: dict[str, Any]) -> None:
         node = self.node
