@@ -34,7 +34,7 @@ from .import_dialog import ImportDialog
 from .inspector import Inspector
 from .layout import frame
 from .naming import name_after_edit
-from .run_data import RunView, Statuses, ancestors, field_values, upstream_flow
+from .run_data import Items, RunView, Statuses, ancestors, field_values, upstream_flow
 from .run_panel import RunPanel
 from .test_runs import RunController
 from .versions import versions_dialog
@@ -248,7 +248,7 @@ class Editor:
         if node is None or cls is None or last is None or node_id not in self._fresh:
             return
         inputs = last.inputs_of(self.flow, node_id)
-        items = inputs.get("main") or next(iter(inputs.values()), []) or last.branch_items(self.flow, node_id)
+        items: Items = inputs.get("main") or next(iter(inputs.values()), []) or last.branch_items(self.flow, node_id)
         if not items:
             return
         self._fresh.discard(node_id)
