@@ -301,7 +301,7 @@ class Condition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    column: str = Field(description="The column to look at; `id` is the row's own number",
+    column: str = Field(description="The column to look at; id is the row's own number",
                         json_schema_extra={"widget": "table_column", "table_field": "table"})
     op: Op = Field(default=Op.eq, title="Comparison", description="How to compare")
     value: Any = Field(default=None, description="What to compare with (a list for 'is one of')")

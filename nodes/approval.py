@@ -38,14 +38,14 @@ class _Strict(BaseModel):
 
 class FormField(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$", description="Key of the answer in the decision's "
-                      "`fields`, e.g. `days`.")
-    label: str = Field(min_length=1, description="What the approver reads, e.g. `Days granted`.")
+                      "fields, e.g. days.")
+    label: str = Field(min_length=1, description="What the approver reads, e.g. Days granted.")
     type: Literal["text", "textarea", "number", "yes_no"] = Field(
         "text", description="Kind of answer.", json_schema_extra={"widget": "select", "enum_labels": [
             "A short text", "A longer text", "A number", "Yes or no"]})
     required: bool = Field(False, description="The approver must fill it in.")
     default: str | int | float | bool | None = Field(None, description="Filled in beforehand, e.g. "
-                                                     "`{{ item.days }}` for a correctable amount.")
+                                                     "{{ item.days }} for a correctable amount.")
 
 
 class ChatNotice(_Strict):
@@ -59,7 +59,7 @@ class EmailNotice(_Strict):
     via: Literal["email"] = Field(description="Email each approver their request.")
     credential: str = Field(min_length=1, description="Credential of the mail server (type smtp).",
                             json_schema_extra={"widget": "credential", "credential_types": ["smtp"]})
-    sender: str = Field(min_length=1, description="From, e.g. `Flowboard <flows@example.com>`.")
+    sender: str = Field(min_length=1, description="From, e.g. Flowboard <flows@example.com>.")
     addresses: dict[str, str] = Field(default_factory=dict, description="Email address of each approver who is not "
                                       "written as an address, e.g. ada: ada@example.com.",
                                       json_schema_extra={"widget": "key_value"})
@@ -71,8 +71,8 @@ _NOTICE: TypeAdapter[ChatNotice | EmailNotice] = TypeAdapter(Notice)
 
 class ApprovalConfig(_Strict):
     approvers: list[str] | str = Field(
-        description="Who decides: user names (`ada` or `user:ada`), roles (`role:manager`: anyone with the role), "
-                    "or an expression such as `{{ item.manager }}`; several separated by commas.")
+        description="Who decides: user names (ada or user:ada), roles (role:manager: anyone with the role), "
+                    "or an expression such as {{ item.manager }}; several separated by commas.")
     rule: Literal["any", "n_of_m", "all", "sequence"] = Field(
         "any", description="How their answers decide: the first answer of any one of them; a number of approvals "
         "(set below); everyone's approval; or each approver in turn, in the order listed (the next is asked when "
@@ -83,28 +83,28 @@ class ApprovalConfig(_Strict):
     needed: int = Field(2, ge=1, le=50, description="When a number of them must agree: how many approvals are "
                         "needed.")
     title: str = Field("Approval needed", min_length=1, description="What the task is called in the inbox, e.g. "
-                       "`Vacation: {{ item.employee }}, {{ item.days }} days`.")
+                       "Vacation: {{ item.employee }}, {{ item.days }} days.")
     message: str = Field("", description="What the approver reads; expressions allowed.",
                          json_schema_extra={"widget": "textarea"})
     show: list[str] = Field(default_factory=list, description="Fields of the item shown to the approver (empty: "
-                            "all), e.g. `employee`, `days`, `balance.left`.")
+                            "all), e.g. employee, days, balance.left.")
     form: list[FormField] = Field(default_factory=list, description="Questions the approver answers (a comment is "
                                   "always offered).")
     outcomes: list[str] = Field(default_factory=lambda: ["approve", "reject"], min_length=1, max_length=10,
                                 description="The answers: each is a button and an output port (lowercase words, "
                                             "e.g. approve, reject, ask_hr).")
-    requester: str = Field("", description="Who asked, e.g. `{{ item.employee }}`: they can never decide their own "
+    requester: str = Field("", description="Who asked, e.g. {{ item.employee }}: they can never decide their own "
                            "request.")
     deadline_hours: float | None = Field(None, gt=0, le=24 * 365, description="Hours the approvers have; empty: no "
-                                         "deadline. After it: escalate (if set), else the `timed_out` port.")
+                                         "deadline. After it: escalate (if set), else the Timed out output.")
     escalate_to: list[str] | str = Field(default_factory=list, description="At the deadline, hand the open tasks to "
-                                         "these people or roles once (e.g. `role:director`) instead of timing out.")
+                                         "these people or roles once (e.g. role:director) instead of timing out.")
     escalate_hours: float = Field(24, gt=0, le=24 * 365, description="Hours the escalation people have.")
     remind_before_hours: float | None = Field(None, gt=0, le=24 * 365, description="Remind the approvers who have "
-                                              "not answered this many hours before the deadline (e.g. `4`); empty: "
+                                              "not answered this many hours before the deadline (e.g. 4); empty: "
                                               "no such reminder. Needs a deadline.")
     remind_every_hours: float | None = Field(None, gt=0, le=24 * 365, description="Remind the approvers who have "
-                                             "not answered every this many hours (e.g. `24`) until they answer or "
+                                             "not answered every this many hours (e.g. 24) until they answer or "
                                              "the deadline passes; empty: no repeated reminder.")
     notify: list[Notice] = Field(default_factory=list, description="Tell each approver, with their own one-click "
                                  "links (a button per outcome): by chat, by email, or both.",

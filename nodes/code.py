@@ -31,13 +31,13 @@ class CodeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     mode: Literal["all", "each"] = Field(
-        "all", description="all: run once with `items`, the list of every input item, and return a list of items. "
-                           "each: run once per item with `item`, and return an item, a list of items, or None to "
+        "all", description="all: run once with items, the list of every input item, and return a list of items. "
+                           "each: run once per item with item, and return an item, a list of items, or None to "
                            "drop it.",
         json_schema_extra={"widget": "select", "enum_labels": ["Once for all items", "Once for each item"]})
     code: str = Field(
         DEFAULT_CODE, min_length=1,
-        description="Python code. Read `items` (or `item`), `return` the result; print() shows in the run's data. "
+        description="Python code. Read items (or item), return the result; print() shows in the run's data. "
                     "It runs in a sandbox: no files, environment or other programs, and no network unless allowed "
                     "below. Only the standard library is available.",
         json_schema_extra={"widget": "code", "language": "python", "expressions": False,

@@ -153,7 +153,7 @@ class FromFileConfig(BaseModel):
         json_schema_extra={"widget": "select", "enum_labels": ["automatic", *FORMAT_LABELS]})
     sheet: str = Field("", description="For a spreadsheet: the sheet to read. Empty: the first.")
     lines: bool = Field(False, title="One item per line", description="For a text file: an item per line (field "
-                        "`text`) instead of one item with the whole text.")
+                        "text) instead of one item with the whole text.")
 
 
 class FileToItems(NodeType):

@@ -92,9 +92,9 @@ def _fresh(value: Any) -> Any:
 
 class SetField(BaseModel):
     model_config = ConfigDict(extra="forbid", title="Field")
-    name: str = Field(min_length=1, description="Field to add or overwrite; a dotted path such as `customer.name` "
+    name: str = Field(min_length=1, description="Field to add or overwrite; a dotted path such as customer.name "
                                                 "creates nested objects.")
-    value: Any = Field(None, description="The value: fixed, or an expression such as `{{ item.price * 1.2 }}` "
+    value: Any = Field(None, description="The value: fixed, or an expression such as {{ item.price * 1.2 }} "
                                          "(numbers, lists and objects keep their type).",
                        json_schema_extra={"widget": "expression"})
 
@@ -286,7 +286,7 @@ class Limit(NodeType):
 class SplitOutConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     field: str = Field(min_length=1, description="The field that holds the list to split (dotted path allowed).")
-    output_field: str = Field("", description="Name for an element that is not an object, e.g. `tag` for a list of "
+    output_field: str = Field("", description="Name for an element that is not an object, e.g. tag for a list of "
                                               "texts; empty means the list field's own name.")
     keep_other_fields: bool = Field(False, description="Copy the other fields of the original item into each new "
                                                        "item.")

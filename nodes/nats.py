@@ -53,13 +53,13 @@ class Publish(_Strict):
     subject: str = Field(min_length=1, description="The subject, e.g. orders.{{ item.region }}")
     message: Message
     jetstream: bool = Field(False, title="Wait until the stream has stored it", description="The subject belongs to a "
-                            "JetStream stream: wait until the stream has stored the message (the field `stream` "
+                            "JetStream stream: wait until the stream has stored the message (the field stream "
                             "names it), and fail when no stream takes it")
 
 
 class Request(_Strict):
     operation: Literal["request"] = Field(title="Request", description="Send a message and wait for the reply, "
-                                          "which goes in the item's field `reply`")
+                                          "which goes in the item's field reply")
     subject: str = Field(min_length=1, description="The subject a service answers on, e.g. prices.lookup")
     message: Message
     timeout: float = Field(5.0, gt=0, le=300, title="Wait for the reply (seconds)",

@@ -48,7 +48,7 @@ Key = Annotated[str, Field(min_length=1, description="The key, e.g. session:{{ i
 
 
 class Get(_Strict):
-    operation: Literal["get"] = Field(title="Get", description="Read a key's value into the item's field `value` "
+    operation: Literal["get"] = Field(title="Get", description="Read a key's value into the item's field value "
                                       "(empty when the key does not exist)")
     key: Key
     as_json: bool = Field(False, title="Read as JSON", description="The value is JSON (what Set stores for "
@@ -64,20 +64,20 @@ class Set(_Strict):
                                  "this many seconds. Empty: it stays.")
     only: Literal["always", "if_new", "if_exists"] = Field(
         "always", title="Store", description="Whether to store always, only when the key does not exist yet, or "
-        "only when it exists. The item's field `stored` says whether it was stored.",
+        "only when it exists. The item's field stored says whether it was stored.",
         json_schema_extra={"widget": "select", "enum_labels": ["always", "only if the key is new",
                                                                "only if the key exists"]})
 
 
 class Delete(_Strict):
-    operation: Literal["delete"] = Field(title="Delete", description="Remove a key; the item's field `deleted` says "
+    operation: Literal["delete"] = Field(title="Delete", description="Remove a key; the item's field deleted says "
                                          "whether it existed")
     key: Key
 
 
 class Increment(_Strict):
     operation: Literal["increment"] = Field(title="Increment", description="Add to the number stored under a key "
-                                            "(a missing key counts as 0); the new number goes in the field `value`")
+                                            "(a missing key counts as 0); the new number goes in the field value")
     key: Key
     by: float = Field(1, description="How much to add; a negative number takes away")
     expire: float | None = Field(None, gt=0, title="Expires after (seconds)", description="Remove the key this many "
@@ -86,7 +86,7 @@ class Increment(_Strict):
 
 class Publish(_Strict):
     operation: Literal["publish"] = Field(title="Publish", description="Send a message to a channel; the field "
-                                          "`receivers` says how many subscribers got it")
+                                          "receivers says how many subscribers got it")
     channel: str = Field(min_length=1, description="The channel, e.g. orders")
     message: Any = Field(None, description="What to send, e.g. {{ item.order }}. Empty: the whole item, as JSON. "
                          "Text is sent as it is, anything else as JSON.")

@@ -44,7 +44,7 @@ def check_cron(expression: str) -> str:
     parts = text.split(" ") if text else []
     if len(parts) != 5:
         raise ValueError(f"`{text}` needs 5 fields: minute hour day month weekday (it has {len(parts)}), "
-                         "e.g. `*/5 * * * *` for every 5 minutes")
+                         "e.g. */5 * * * * for every 5 minutes")
     for index, (name, part) in enumerate(zip(CRON_FIELDS, parts, strict=True)):
         alone = ["*"] * 5
         alone[index] = part
@@ -72,8 +72,8 @@ def check_timezone(value: str | None) -> str | None:
 
 class CronSchedule(_Strict):
     type: Literal["cron"] = Field(description="A cron expression: minute hour day month weekday.")
-    expression: str = Field(description="Five fields, e.g. `0 9 * * 1-5` (9:00 on weekdays) or `*/15 * * * *` "
-                            "(every 15 minutes); `@daily` and `@hourly` work too.", min_length=1, max_length=200)
+    expression: str = Field(description="Five fields, e.g. 0 9 * * 1-5 (9:00 on weekdays) or */15 * * * * "
+                            "(every 15 minutes); @daily and @hourly work too.", min_length=1, max_length=200)
 
     @field_validator("expression")
     @classmethod
@@ -97,7 +97,7 @@ class ScheduleConfig(_Strict):
     schedule: Schedule = Field(default_factory=lambda: IntervalSchedule(type="interval", every=1, unit="hours"),
                                description="When to run: a cron expression or an interval.",
                                json_schema_extra={"widget": "union"})
-    timezone: str | None = Field(None, description="IANA timezone of the schedule, e.g. `Europe/Berlin`; empty: the "
+    timezone: str | None = Field(None, description="IANA timezone of the schedule, e.g. Europe/Berlin; empty: the "
                                  "flow's timezone (its settings).")
     missed: Literal["skip", "run_once"] = Field(
         "skip", description="After the server was down: skip the times that passed, or run once for all of them.",

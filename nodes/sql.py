@@ -28,17 +28,17 @@ class SqlConfig(BaseModel):
     url: str | None = Field(None, description=f"SQLAlchemy database URL ({_URL_HELP}). A URL with a password "
                             "belongs in a credential instead.", json_schema_extra={"widget": "text",
                                                                                   "placeholder": "sqlite:///data.db"})
-    credential: str | None = Field(None, description="Credential of the database (use instead of `url`): a database "
+    credential: str | None = Field(None, description="Credential of the database (use it instead of a URL): a database "
                                    "connection (PostgreSQL, MariaDB or SQLite) or a database URL.",
                                    json_schema_extra={"widget": "credential", "credential_types": ["db", "database"]})
-    query: str = Field(min_length=1, description="One SQL statement. Write values as named parameters (`:email`) "
-                       "and set them under `parameters`; they are sent apart from the SQL, so they can never change "
+    query: str = Field(min_length=1, description="One SQL statement. Write values as named parameters (:email) "
+                       "and set them under Parameters; they are sent apart from the SQL, so they can never change "
                        "it. For a PostgreSQL cast write CAST(:x AS int), not :x::int.",
                        json_schema_extra={"widget": "code", "language": "sql", "expressions": False,
                                           "instead": "put values in `parameters` as `:name`, e.g. {{ item.email }} "
                                                      "there"})
-    parameters: dict[str, Any] = Field(default_factory=dict, description="Value of each `:name` in the query; "
-                                       "expressions are evaluated per item, e.g. `{{ item.email }}`.",
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Value of each :name in the query; "
+                                       "expressions are evaluated per item, e.g. {{ item.email }}.",
                                        json_schema_extra={"widget": "key_value"})
     mode: Literal["per_item", "once"] = Field(
         "per_item", title="Run the query", description="For each item: all in one transaction, so one failure undoes "

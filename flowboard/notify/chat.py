@@ -43,8 +43,8 @@ class _Strict(BaseModel):
 
 
 class Button(_Strict):
-    title: str = Field(min_length=1, description="Text on the button, e.g. `Approve`.")
-    url: str = Field(description="Address the button opens (http:// or https://), e.g. `{{ item.approve_url }}`. "
+    title: str = Field(min_length=1, description="Text on the button, e.g. Approve.")
+    url: str = Field(description="Address the button opens (http:// or https://), e.g. {{ item.approve_url }}. "
                                  "A button whose address is empty is left out.", json_schema_extra={"widget": "url"})
     style: Literal["default", "primary", "danger"] = Field(
         "default", description="How it looks where the service allows it: primary (green or blue) or danger (red).",
@@ -52,8 +52,8 @@ class Button(_Strict):
 
 
 class Detail(_Strict):
-    name: str = Field(min_length=1, description="Label, e.g. `Days`.")
-    value: str | int | float | bool | None = Field(None, description="Its value, e.g. `{{ item.days }}`; empty "
+    name: str = Field(min_length=1, description="Label, e.g. Days.")
+    value: str | int | float | bool | None = Field(None, description="Its value, e.g. {{ item.days }}; empty "
                                                    "(null) leaves the line out.")
 
 
@@ -68,7 +68,7 @@ class ChatConfig(_Strict):
     credential: str = Field(min_length=1, description="Credential holding the incoming webhook URL (type "
                             "chat_webhook, field url). The URL is a password: anyone who has it can post.",
                             json_schema_extra={"widget": "credential", "credential_types": ["chat_webhook"]})
-    title: str = Field("", description="A heading, e.g. `Vacation request from {{ item.employee }}`.")
+    title: str = Field("", description="A heading, e.g. Vacation request from {{ item.employee }}.")
     message: str = Field("", description="The message. Markdown works in every service (bold, links); mentions "
                          "from the data do not ping anyone in Discord.", json_schema_extra={"widget": "textarea"})
     details: Details = Field(default_factory=list, json_schema_extra={"widget": "key_value"})
