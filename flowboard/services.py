@@ -384,6 +384,12 @@ class Flowboard:
         """Runs a worker started or concluded: a caller waiting here gets its answer, and the views here (the runs
         page) hear of them."""
         for entry in message.get("runs") or []:
+            if isinstance(entry, list) and len(entry) == 6:  # a node's event: the editor and the runs page show it
+                if self.bus.active and entry[4] in NODE_EVENTS:
+                    count = entry[5] if isinstance(entry[5], int) else None
+                    self.bus.publish_safely(Event("node." + entry[4], str(entry[0]), str(entry[1]), str(entry[3]),
+                                                  str(entry[2]) or None, count))
+                continue
             if not (isinstance(entry, list) and len(entry) == 3):
                 continue
             run_id, flow_id, status = (str(x) for x in entry)
@@ -726,6 +732,8 @@ class Flowboard:
         self.store.close()
 
 
+#: Node events a worker passes on to the servers (`node.<kind>`)
+NODE_EVENTS = frozenset({"started", "finished", "failed", "skipped", "waiting", "cancelled"})
 EDITOR = "editor"  # the source of the editor's test runs
 RETRYABLE = (RunStatus.failed, RunStatus.cancelled, RunStatus.crashed)
 

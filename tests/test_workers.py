@@ -62,6 +62,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
             {"id": "hook", "type": "trigger.webhook", "config": {"path": "answer"}},
             {"id": "mark", "type": "data.set",
              "config": {"fields": [{"name": "seen", "value": "{{ item.body.n }}"}]}}]})
+        running.save({**echo_flow(), "id": "branch", "name": "Branch", "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "branch"}},
+            {"id": "check", "type": "logic.if", "config": {"conditions": [{"field": "body.big", "op": "is_true"}]}},
+            {"id": "big", "type": "data.set", "config": {"fields": [{"name": "size", "value": "big"}]}},
+            {"id": "small", "type": "data.set", "config": {"fields": [{"name": "size", "value": "small"}]}},
+            {"id": "done", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}],
+            "edges": [{"source": "hook", "target": "check"},
+                      {"source": "check", "target": "big", "source_port": "true"},
+                      {"source": "check", "target": "small", "source_port": "false"},
+                      {"source": "small", "target": "done"}]})
         running.start(servers=2)
         yield running
 
@@ -180,7 +190,8 @@ def test_two_servers_fire_each_tick_once_and_workers_run_it(cluster: Cluster) ->
 
 
 async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Cluster) -> None:
-    """What the runs page of any server hears (its event bus) of a run that a worker runs."""
+    """What the runs page and the editor of any server hear (its event bus) of a run that a worker runs: the run's
+    start and end, and between them every node's status in order, with item counts and no items or error text."""
     from flowboard.services import Flowboard
 
     assert cluster.server is not None
@@ -191,15 +202,26 @@ async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Clus
     try:
         await asyncio.wait_for(fb.notices.listening.wait(), 30)
         async with httpx.AsyncClient(timeout=30) as client:
-            answer = await client.post(f"{cluster.server.url}/webhook/answer", json={"n": 7})
+            answer = await client.post(f"{cluster.server.url}/webhook/branch", json={"big": False})
         assert answer.status_code == 200, answer.text
         for _ in range(200):
             kinds = [(e.kind, e.status) for e in events]
             if ("run.finished", "succeeded") in kinds:
                 break
             await asyncio.sleep(0.05)
-        assert ("run.started", "running") in kinds and ("run.finished", "succeeded") in kinds, kinds
-        assert {e.flow_id for e in events} == {"answer"}
+        assert {e.flow_id for e in events} == {"branch"}
+        assert len({e.run_id for e in events}) == 1
+        seen = [(e.kind, e.node_id, e.status, e.count) for e in events]
+        assert seen[0] == ("run.started", None, "running", None) and seen[-1][:3] == ("run.finished", None,
+                                                                                       "succeeded"), seen
+        nodes = seen[1:-1]
+        for node in ("hook", "check", "small", "done"):  # each node started, then finished with its one item
+            mine = [s for s in nodes if s[1] == node]
+            assert mine == [("node.started", node, "running", None), ("node.finished", node, "succeeded", 1)], seen
+        assert [s for s in nodes if s[1] == "big"] == [("node.skipped", "big", "skipped", None)], seen
+        order = [s[1] for s in nodes if s[0] == "node.finished"]
+        assert order.index("hook") < order.index("check") < order.index("small") < order.index("done"), order
+        assert all(e.message is None and not e.data for e in events), "node events carry no text or items"
     finally:
         await fb.aclose()
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..engine import RunResult, RunStatus
+from ..engine import Event, RunResult, RunStatus
 from ..model import RunMode
 from ..store import LEASE
 from ..store.tables import runs_t
@@ -50,7 +50,8 @@ SWEEP = max(1.0, LEASE / 3)  # seconds between two recovery sweeps of a worker
 #: (`FLOWBOARD_WORKER_STALLED`). Generous: a worker that is only slow (a loaded machine) must not lose its place; its
 #: runs are safe either way (a run has one owner in the store).
 STALLED = float(os.environ.get("FLOWBOARD_WORKER_STALLED") or 30.0)
-ANNOUNCE = 0.01  # seconds a worker gathers started and ended runs into one notice
+ANNOUNCE = 0.01  # seconds a worker gathers started and ended runs, and node events, into one batch of notices
+MAX_PENDING = 50_000  # node events waiting to be sent beyond which new ones are dropped (run ends never are)
 CLEANUP = 600.0  # seconds between two clean-ups of ended jobs by one worker
 KEEP_JOBS_HOURS = 24  # an ended job is deleted after this; its run stays in the runs table
 GRACE = 5.0  # seconds a queued run may wait for its job to be deferred before a sweep defers it again
@@ -201,8 +202,12 @@ class Worker:
         self.fb = fb
         self.app = make_app(str(fb.store.engine.url.render_as_string(hide_password=False)), self.run_job)
         self.concurrency = concurrency
-        self._ends: list[list[str]] = []  # [run id, flow id, status] to announce in the next notice (running: started)
+        #: What to tell the servers in the next notices, in order: [run id, flow id, status] (a run started or
+        #: ended) or [run id, flow id, status, node id, kind, item count] (a node's event)
+        self._ends: list[list[Any]] = []
         self._announcing: asyncio.Task[None] | None = None
+        self.dropped = 0  # node events not sent because the servers could not be told fast enough
+        fb.bus.subscribe(self._node_event)  # node by node, the servers' editors and runs pages follow runs here
         self._next_cleanup = time.monotonic() + CLEANUP
         self.swept = 0  # runs and jobs the sweeps handed back (for the log and the tests)
 
@@ -225,11 +230,28 @@ class Worker:
         if self._announcing is None or self._announcing.done():
             self._announcing = asyncio.ensure_future(self._announce())
 
+    def _node_event(self, event: Event) -> None:
+        """A node of a run here started, finished, failed, was skipped...: its place, status and item count go to the
+        servers (never its items or its error text, which may hold what a secret made)."""
+        if not event.kind.startswith("node.") or event.node_id is None:
+            return
+        if len(self._ends) >= MAX_PENDING:  # the database is slower than the runs: views miss steps, runs go on
+            self.dropped += 1
+            if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
+                log.warning("%d node events were not sent to the servers (too many waiting)", self.dropped)
+            return
+        self._ends.append([event.run_id, event.flow_id, event.status or "", event.node_id, event.kind[5:],
+                           event.count])
+        if self._announcing is None or self._announcing.done():
+            self._announcing = asyncio.ensure_future(self._announce())
+
     async def _announce(self) -> None:
+        """Send what gathered, in order: everything waiting goes in one transaction (as many notices as its size
+        needs); what comes meanwhile waits for the next, so a busy worker sends bigger batches, not more of them."""
         await asyncio.sleep(ANNOUNCE)
         while self._ends:
-            batch, self._ends = self._ends[:100], self._ends[100:]
-            await asyncio.to_thread(self.fb.notices.send, "runs", runs=batch)
+            batch, self._ends = self._ends, []
+            await asyncio.to_thread(self.fb.notices.send_batches, "runs", "runs", batch)
 
     async def sweep(self) -> None:
         """Hand back what dead processes left: their stalled jobs (Procrastinate's heartbeats) and queued runs whose

@@ -55,6 +55,34 @@ class Notices:
         except Exception as exc:  # the others see it in the store later (a restart, a sweep)
             log.warning("could not tell the other processes about %s: %s", kind, exc)
 
+    def send_batches(self, kind: str, key: str, entries: list[Any], limit: int = 7000) -> int:
+        """Tell the other processes about many things in one transaction: `entries` go under `key`, as many per
+        message as fit in `limit` bytes (PostgreSQL's payload limit is 8000), in order. Returns the messages sent."""
+        if not self.enabled or not entries:
+            return 0
+        head = json.dumps({"kind": kind, "from": self.sender, key: []})[:-2]  # '{"kind": ..., "<key>": ['
+        payloads: list[str] = []
+        chunk: list[str] = []
+        size = len(head) + 2
+        for entry in entries:
+            text = json.dumps(entry, separators=(",", ":"))
+            if chunk and size + len(text) + 1 > limit:
+                payloads.append(head + ",".join(chunk) + "]}")
+                chunk, size = [], len(head) + 2
+            chunk.append(text)
+            size += len(text) + 1
+        if chunk:
+            payloads.append(head + ",".join(chunk) + "]}")
+        try:
+            with self.engine.begin() as conn:
+                for payload in payloads:
+                    conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"),
+                                 {"channel": self.channel, "payload": payload})
+        except Exception as exc:  # the others see it in the store later (a restart, a sweep)
+            log.warning("could not tell the other processes about %s: %s", kind, exc)
+            return 0
+        return len(payloads)
+
     def start(self) -> None:
         """Listen from now on (in the running event loop)."""
         if self.enabled and (self._task is None or self._task.done()):
