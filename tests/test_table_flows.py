@@ -251,3 +251,30 @@ async def test_a_killed_server_loses_and_repeats_no_change(tmp_path: Path, backe
         if schema is not None:
             admin.execute(f"DROP SCHEMA {schema} CASCADE")
             admin.close()
+
+
+async def test_run_mode_skip_across_processes_records_no_run_while_one_goes(fb: Flowboard) -> None:
+    """Where table-change and schedule triggers record their runs (one transaction with their claim): asked to
+    decide run mode skip there (runs go to workers), a claim made while a run of the flow is queued or running moves
+    on without recording a run; once no run goes, the next claim records one."""
+    import sqlalchemy as sa
+
+    from flowboard.store.tables import runs_t
+
+    fb.import_flow(watcher("skipper", events=["update"]))
+    fb.store.set_active("skipper", True)  # its triggers are not served here: the claims below are the only ones
+    tables, store = fb.tables.tables, fb.store
+    cursor = tables.trigger_cursor("skipper", "changed")
+    store.create_run("going", "skipper", 1, "changed", [], "table", status="running", owner=None)
+    assert tables.claim_changes("skipper", "changed", cursor, cursor + 1, [("r1", {"n": 1})], flow_version=1,
+                                owner=None, idle_only=True) is None
+    assert tables.trigger_cursor("skipper", "changed") == cursor + 1, "the skipped change is consumed"
+    assert store.claim_schedule_fire("skipper", "changed", 100, run_id="r2", flow_version=1, idle_only=True) is None
+    assert [f["run_id"] for f in store.schedule_fires("skipper")] == [None], "the tick is claimed, without a run"
+    assert {r.id for r in store.list_runs("skipper")} == {"going"}
+    with store.engine.begin() as conn:  # the run ends
+        conn.execute(sa.update(runs_t).where(runs_t.c.id == "going").values(status="succeeded"))
+    assert tables.claim_changes("skipper", "changed", cursor + 1, cursor + 2, [("r3", {"n": 3})], flow_version=1,
+                                owner=None, idle_only=True) is True
+    assert store.claim_schedule_fire("skipper", "changed", 101, run_id="r4", flow_version=1) is True
+    assert {r.id for r in store.list_runs("skipper")} == {"going", "r3", "r4"}

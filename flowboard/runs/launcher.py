@@ -51,7 +51,7 @@ class Launcher:
         run_id = new_run_id()
         if self.records:
             try:
-                if self._skip_shared(activation):
+                if self.skips(activation):
                     if not self.store.create_run_if_idle(run_id, activation.flow_id, activation.version, node_id,
                                                          items, source):
                         raise RunSkipped(f"a run of flow {activation.flow_id} is going and its run mode is skip")
@@ -69,7 +69,7 @@ class Launcher:
         """Run now under the flow's run mode (the gate admitted it) and wait for the result. No validation, no
         database read: the plan was built at activation."""
         order = self._order(activation, node_id, items, source, new_run_id(), False)
-        if self.records and self._skip_shared(activation):
+        if self.records and self.skips(activation):
             try:
                 idle = await asyncio.to_thread(self.store.create_run_if_idle, order.run_id, order.flow_id,
                                                order.version, node_id, items, source)
@@ -82,7 +82,7 @@ class Launcher:
             order.created = True
         return await self.dispatcher.run(order, activation.gate)
 
-    def _skip_shared(self, activation: Activation) -> bool:
+    def skips(self, activation: Activation) -> bool:
         return self.shared and activation.gate.mode is RunMode.skip
 
     def start(self, activation: Activation, node_id: str, items: Items, *, source: str, run_id: str

@@ -45,6 +45,7 @@ from ..datatables import (
     plain_errors,
 )
 from ..errors import FlowboardError
+from .store import flow_idle
 from .tables import data_tables_t, flows_t, runs_t, table_changes_t, table_trigger_state_t
 
 MAX_PAGE = 10_000  # rows one find returns at most
@@ -595,10 +596,13 @@ class DataTables:
             conn.execute(table_trigger_state_t.delete().where(table_trigger_state_t.c.flow_id == flow_id))
 
     def claim_changes(self, flow_id: str, node_id: str, after: int, upto: int, runs: Sequence[tuple[str, Any]], *,
-                      flow_version: int | None, owner: str | None, record: bool = True) -> bool:
+                      flow_version: int | None, owner: str | None, record: bool = True, idle_only: bool = False
+                      ) -> bool | None:
         """Move the trigger's cursor from `after` to `upto` and create the queued runs for the changes in between
         that match, in ONE transaction. False (nothing written) when another process moved the cursor first or the
-        flow is not active: that process starts those runs. `runs`: (run id, item) per matching change."""
+        flow is not active: that process starts those runs. `runs`: (run id, item) per matching change.
+        `idle_only` (run mode skip across processes): when a run of the flow is queued or running, the cursor moves
+        but no run is created, and the answer is None."""
         t = table_trigger_state_t
         now = time.time()
         with self.engine.begin() as conn:
@@ -610,6 +614,8 @@ class DataTables:
             if not conn.execute(sa.select(flows_t.c.active).where(flows_t.c.id == flow_id)).scalar():
                 conn.rollback()
                 return False
+            if record and runs and idle_only and not flow_idle(conn, flow_id):
+                return None
             if record and runs:
                 conn.execute(runs_t.insert(), [
                     {"id": run_id, "flow_id": flow_id, "flow_version": flow_version, "status": "queued",

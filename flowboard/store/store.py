@@ -205,6 +205,16 @@ UNFINISHED = (RunStatus.queued.value, RunStatus.running.value)  # runs a process
 #: Seconds a run's owner holds it without renewing its lease (`heartbeat`); after that, another process may take the
 #: run over (`claim_run`). The owner renews every third of it. `FLOWBOARD_RUN_LEASE` changes it (tests shorten it).
 GOING_HERE = ("queued", "running")  # a run in these states is being run by its owner
+
+
+def flow_idle(conn: sa.Connection, flow_id: str) -> bool:
+    """Whether no run of the flow is queued or running (run mode `skip` across processes), in the caller's
+    transaction: on PostgreSQL under a lock per flow held to its end, so of two processes recording a run of the flow
+    at once, the second sees the first's run."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"skip:{flow_id}"})
+    going = sa.select(runs_t.c.id).where(runs_t.c.flow_id == flow_id, runs_t.c.status.in_(GOING_HERE)).limit(1)
+    return conn.execute(going).first() is None
 LEASE = float(os.environ.get("FLOWBOARD_RUN_LEASE") or 30.0)
 FINISHED = tuple(s.value for s in RunStatus if s.finished)
 _FILE_ID = re.compile(r'"\$file"\s*:\s*"([0-9a-f]{64})"')
@@ -360,12 +370,8 @@ class Store:
         """Accept a queued run, with no owner, unless a run of the flow is queued or running (run mode `skip` across
         processes): the check and the insert are one transaction under a lock per flow (PostgreSQL), so of two
         concurrent triggers one run starts. False when it was skipped."""
-        going = sa.select(runs_t.c.id).where(runs_t.c.flow_id == flow_id,
-                                             runs_t.c.status.in_(GOING_HERE)).limit(1)
         with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"skip:{flow_id}"})
-            if conn.execute(going).first() is not None:
+            if not flow_idle(conn, flow_id):
                 return False
             conn.execute(runs_t.insert().values(
                 id=run_id, flow_id=flow_id, flow_version=flow_version, status=RunStatus.queued.value,
@@ -845,14 +851,18 @@ class Store:
     def claim_schedule_fire(self, flow_id: str, node_id: str, fire_time: int, *, owner: str | None = None,
                             run_id: str | None = None, flow_version: int | None = None,
                             items: list[dict[str, Any]] | None = None, missed: int = 0,
-                            source: str = "schedule") -> bool:
+                            source: str = "schedule", idle_only: bool = False) -> bool | None:
         """Claim the scheduled time `fire_time` of one schedule trigger. True for the one caller whose insert
         succeeded: it starts the run. False when another process claimed it first, or the flow is not active (any
         more). With `run_id`, the run row is created (queued, input `items`) in the same transaction, so a claimed
-        fire never loses its run."""
+        fire never loses its run. `idle_only` (run mode skip across processes): when a run of the flow is queued or
+        running, the fire is claimed without a run and the answer is None."""
         now = time.time()
         try:
             with self.engine.begin() as conn:
+                skipped = idle_only and run_id is not None and not flow_idle(conn, flow_id)
+                if skipped:
+                    run_id = None
                 conn.execute(schedule_fires_t.insert().values(flow_id=flow_id, node_id=node_id, fire_time=fire_time,
                                                               claimed=now, owner=owner, run_id=run_id,
                                                               missed=missed))
@@ -868,7 +878,7 @@ class Store:
                         heartbeat=now if owner else None))
         except (sa.exc.IntegrityError, _NotActive):
             return False
-        return True
+        return None if skipped else True
 
     def schedule_fires(self, flow_id: str, node_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """The newest claimed fires of a flow's schedule triggers (newest first)."""

@@ -241,6 +241,12 @@ class Launcher(Protocol):
         the decision is taken before anything else can start a run."""
         ...
 
+    def skips(self, activation: Activation) -> bool:
+        """Whether the run mode skip is decided where the run is recorded (runs go to other processes, and the flow's
+        mode is skip): a trigger that records its runs itself (schedule, table) passes it to the store, which records
+        no run while one of the flow is queued or running."""
+        ...
+
     def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
         """Record the run as queued (so no crash can lose it) and start it in the background. Returns its id. Raises
         RunSkipped when runs go to workers, the run mode is skip and a run of the flow is going."""

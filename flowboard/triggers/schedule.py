@@ -201,12 +201,15 @@ class ScheduleTriggers(TriggerKind):
         try:
             won = await asyncio.to_thread(self.store.claim_schedule_fire, flow_id, nid, fire, owner=launcher.owner,
                                           run_id=run_id if record else None, flow_version=activation.version,
-                                          items=[item], missed=missed)
+                                          items=[item], missed=missed, idle_only=launcher.skips(activation))
         except BaseException:
             gate.leave(False)
             raise
-        if not won:  # another server took it, or the flow was switched off there
+        if not won:  # another server took it, or the flow was switched off there, or (None) a run of it is going
             gate.leave(False)
+            if won is None:
+                log.info("flow %s: schedule %s at %s skipped: a run is going (in some process) and the run mode is "
+                         "skip", flow_id, nid, _iso(fire, entry.timezone))
             return
         launcher.start(activation, nid, [item], source="schedule", run_id=run_id)
 

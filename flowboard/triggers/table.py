@@ -163,12 +163,18 @@ class TableTriggers(TriggerKind):
             try:
                 won = await asyncio.to_thread(tables.claim_changes, flow_id, entry.node_id, cursor,
                                               changes[-1]["id"], runs, flow_version=activation.version,
-                                              owner=launcher.owner, record=record)
+                                              owner=launcher.owner, record=record,
+                                              idle_only=launcher.skips(activation))
             except BaseException:
                 for _ in runs:
                     gate.leave(False)
                 raise
-            if not won:  # another server moved on, or the flow was switched off: start over from the database
+            if won is None:  # a run of the flow is going (in some process) and its run mode is skip
+                for _ in runs:
+                    gate.leave(False)
+                log.info("flow %s: %d change(s) skipped: a run is going and the run mode is skip", flow_id, len(runs))
+                runs = []
+            elif not won:  # another server moved on, or the flow was switched off: start over from the database
                 for _ in runs:
                     gate.leave(False)
                 entry.cursor = None
