@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -335,3 +336,28 @@ async def test_only_groups_without_a_side_effect_skip_waiting_for_the_disk(store
     assert "synchronous_commit" not in groups[0] and "synchronous_commit" in groups[1]
     assert set(store.get_steps(result.run_id)) == {"start", "a", "call", "b"}
     await recorder.aclose()
+
+
+@pytest.mark.parametrize("make_store", ["sqlite"], indirect=True)
+async def test_sqlite_checkpoints_happen_on_their_own_thread(store: Store, reg: Registry) -> None:
+    """The recorder's commits only append to the WAL (SQLite's own checkpoint is held back to a backstop); a thread of
+    its own copies the pages into the database file, and stops with the recorder."""
+    database = Path(store.engine.url.database or "")
+    p = plan(reg, [START, add("a"), add("b")], [("start", "a"), ("a", "b")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    others = set(threading.enumerate())
+    await engine.run(p, [{"i": 0}])
+    [thread] = [t for t in threading.enumerate() if t.name == "flowboard-checkpoint" and t not in others]
+    before = database.stat().st_size
+    big = "x" * 2000
+    # ~2 MB of WAL: under SQLite's own automatic checkpoint (1,000 pages), so only the thread copies it over
+    await asyncio.gather(*[engine.run(p, [{"i": i, "text": big}] * 20) for i in range(16)])
+    assert Path(f"{database}-wal").stat().st_size > 1_000_000
+    deadline = time.monotonic() + 30
+    while database.stat().st_size <= before + 1_000_000:  # only a checkpoint writes to the database file
+        assert time.monotonic() < deadline, "no checkpoint copied the recorded runs into the database file"
+        await asyncio.sleep(0.02)
+    assert len(store.list_runs(limit=100)) == 17
+    await recorder.aclose()
+    assert not thread.is_alive()

@@ -35,6 +35,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,6 +60,9 @@ Row = Sequence[Any]
 Job = tuple[str, Row | None, list[Row], list[Row], bool]
 _dumps = orjson.dumps
 log = logging.getLogger(__name__)
+CHECKPOINT_APART = True  # SQLite file: WAL checkpoints on a thread of their own (_Checkpointer); False for A/B runs
+_CHECKPOINT_EVERY = 0.05  # seconds from one checkpoint to the next at least (_Checkpointer)
+_BACKSTOP_PAGES = 20_000  # SQLite's own checkpoint on the recorder's connection, should the thread fall behind
 
 
 def compile_statements(dialect_name: str) -> tuple[str, str, str]:
@@ -214,6 +218,7 @@ class SqlRecorder:
         self._meta: dict[str, tuple[int | None, str | None]] = {}
         self._writer = _Writer(self._execute) if self._pg else None
         self._group: list[tuple[Job, asyncio.Future[None]]] | None = None  # SQLite: writes waiting for this turn
+        self._checkpointer: _Checkpointer | None = None  # SQLite file: copies the WAL into the database, off the loop
         self._closed = False
         store.recorders.add(self)
 
@@ -309,6 +314,8 @@ class SqlRecorder:
         for (_, future), outcome in zip(group, outcomes, strict=True):
             with contextlib.suppress(RuntimeError):  # closing after the loop: nobody waits any more
                 _resolve(future, outcome)
+        if self._checkpointer is not None:
+            self._checkpointer.wake()
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -317,6 +324,11 @@ class SqlRecorder:
             self._raw = self.store.engine.raw_connection()
             self._conn = self._raw.driver_connection
             self._conn.rollback()  # start clean whatever the pool did (pre-ping)
+            database = self.store.engine.url.database or ":memory:"
+            if not self._pg and CHECKPOINT_APART and database != ":memory:" and "mode=memory" not in database:
+                self._checkpointer = _Checkpointer(self.store.engine)
+                weakref.finalize(self, self._checkpointer.let_go)  # a recorder dropped unclosed ends its thread too
+                self._conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             if self._pg:  # the one-statement batch is its own transaction; the other writes say BEGIN themselves
                 self._conn.autocommit = True
         return self._conn
@@ -391,6 +403,9 @@ class SqlRecorder:
         return [None if job[0] in kept else RunLost(job[0]) for job in jobs]
 
     def _discard(self, invalidate: bool = False) -> None:
+        checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.stop()
         raw, self._raw, self._conn = self._raw, None, None
         if raw is not None:
             with contextlib.suppress(Exception):
@@ -436,6 +451,65 @@ class SqlRecorder:
             self.close()
         else:
             await asyncio.to_thread(self.close)
+
+
+class _Checkpointer:
+    """SQLite: one thread that copies the WAL back into the database file (`PRAGMA wal_checkpoint(PASSIVE)`) after
+    the recorder's commits, at most once every `_CHECKPOINT_EVERY` seconds, on its own connection.
+
+    Left to SQLite, the commit that takes the WAL past 1,000 pages does it, and with `synchronous=NORMAL` a checkpoint
+    is where both fsyncs happen: the event loop stood still for 10-120 ms every few dozen group commits (bench/engine.py
+    chain of Set nodes, 32 concurrent runs). A PASSIVE checkpoint never blocks a writer, so the loop only commits. The
+    recorder's own connection keeps an automatic checkpoint at `_BACKSTOP_PAGES`, should this thread fall behind."""
+
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+        self._wanted = threading.Event()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="flowboard-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        if not self._wanted.is_set():
+            self._wanted.set()
+
+    def let_go(self) -> None:
+        self._stopped.set()
+        self._wanted.set()
+
+    def stop(self) -> None:
+        self.let_go()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        raw = None
+        try:
+            while True:
+                self._wanted.wait()
+                if self._stopped.is_set():
+                    return
+                self._wanted.clear()
+                try:
+                    if raw is None:
+                        raw = self._engine.raw_connection()
+                    cursor = raw.cursor()
+                    try:
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                        cursor.fetchall()
+                    finally:
+                        cursor.close()
+                except Exception:  # the next commit wakes us again; the backstop checkpoint covers a lasting fault
+                    log.warning("copying the SQLite write-ahead log into the database failed", exc_info=True)
+                    if raw is not None:
+                        with contextlib.suppress(Exception):
+                            raw.invalidate()
+                        raw = None
+                if self._stopped.wait(_CHECKPOINT_EVERY):
+                    return
+        finally:
+            if raw is not None:
+                with contextlib.suppress(Exception):
+                    raw.close()
 
 
 class _Writer:
