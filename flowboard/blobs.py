@@ -18,7 +18,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 FILE_KEY = "$file"
 #: A kept file that nothing names is deleted after this long (seconds): a node's new file is named only once its
@@ -41,6 +41,18 @@ def guess_mime(name: str) -> str:
 
 class FileTooLarge(ValueError):
     pass
+
+
+class Blobs(Protocol):
+    """Where files' bytes are kept: a folder (BlobStore) or the database (store.blobs.DatabaseBlobs)."""
+
+    def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]: ...
+    def get(self, ref: dict[str, Any]) -> bytes: ...
+    def local_path(self, sha: str) -> Path | None: ...
+    def exists(self, sha: str) -> bool: ...
+    def all(self) -> set[str]: ...
+    def age(self, sha: str) -> float: ...
+    def delete(self, sha: str) -> None: ...
 
 
 class BlobStore:
@@ -88,6 +100,11 @@ class BlobStore:
             return self.path(ref[FILE_KEY]).read_bytes()
         except FileNotFoundError:
             raise FileNotFoundError(f"the file {ref.get('name')!r} is no longer kept (its run was deleted)") from None
+
+    def local_path(self, sha: str) -> Path | None:
+        """The file on disk, to stream it (None when it is gone)."""
+        path = self.path(sha)
+        return path if path.exists() else None
 
     def exists(self, sha: str) -> bool:
         return _SHA.fullmatch(sha) is not None and self.path(sha).exists()

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from .blobs import BlobStore, FileTooLarge, is_file_ref
+from .blobs import Blobs, FileTooLarge, is_file_ref
 from .credential_types import CredentialField, CredentialType
 from .curl import CurlError, CurlRequest, parse_curl
 from .datatables import Change as TableChange
@@ -490,11 +490,11 @@ class Files:
     """What a node sees of files: an item carries a file as a reference (a small JSON object with `$file`, `name`,
     `mime_type` and `size`); the bytes are kept by Flowboard, content-addressed, never inside the item."""
 
-    def __init__(self, blobs: BlobStore | None, folder: Callable[[], Path] | None):
+    def __init__(self, blobs: Blobs | None, folder: Callable[[], Path] | None):
         self._blobs = blobs
         self._folder = folder
 
-    def _store(self) -> BlobStore:
+    def _store(self) -> Blobs:
         if self._blobs is None:
             raise NodeError("files are not available here: run the flow in Flowboard (the editor, the server or "
                             "`flowboard run`)")
@@ -552,7 +552,7 @@ class Services:
 
     def __init__(self, credentials: Callable[[str], Any] | None = None,
                  tables: Callable[[str], Tables] | None = None, approvals: Approvals | None = None,
-                 flows: Callable[[str, str], Flows] | None = None, blobs: BlobStore | None = None,
+                 flows: Callable[[str, str], Flows] | None = None, blobs: Blobs | None = None,
                  files_dir: Callable[[], Path] | None = None):
         self._files = Files(blobs, files_dir)
         self._http: httpx.AsyncClient | None = None

@@ -21,7 +21,7 @@ from . import credential_types
 from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
-from .blobs import FILE_GRACE, FILE_KEY, BlobStore, files_in
+from .blobs import FILE_GRACE, FILE_KEY, Blobs, BlobStore, files_in
 from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
@@ -43,6 +43,7 @@ from .store import (
     make_engine,
 )
 from .store.approvals import ApprovalStore
+from .store.blobs import DatabaseBlobs
 from .store.datatables import DataTables
 from .store.notify import Notices
 from .store.secrets import raw_key
@@ -84,7 +85,10 @@ class Flowboard:
         self.calls = FlowCalls(self)  # the Call flow node's child runs
         self.oauth = OAuth2(self.store, lambda: self.public_url)  # OAuth2 credentials' tokens
         files_dir = os.environ.get("FLOWBOARD_FILES_DIR")
-        self.blobs = BlobStore(lambda: self.store.data_dir() / "blobs")  # files in items (flowboard/blobs.py)
+        # files in items (flowboard/blobs.py): in the database on PostgreSQL (shared by servers and workers), else in
+        # the data folder
+        self.blobs: Blobs = DatabaseBlobs(self.store.engine) if self.store.engine.dialect.name == "postgresql" \
+            else BlobStore(lambda: self.store.data_dir() / "blobs")
         self.services = Services(credentials=self.credential_for_run, tables=self.tables.for_run,
                                 approvals=self.approvals, flows=self.calls.for_run, blobs=self.blobs,
                                 files_dir=(lambda: Path(files_dir)) if files_dir
@@ -460,10 +464,11 @@ class Flowboard:
                 log.exception("the sweep of kept files failed; it runs again later")
             await asyncio.sleep(every)
 
-    def file_of_run(self, run_id: str, file_id: str) -> tuple[dict[str, Any], Path]:
-        """A file that run `run_id` carries in its items (input, output or a step's), and where its bytes are.
-        NotFound when the run does not exist, does not carry that file, or the file is no longer kept. Only that
-        run's files: seeing one run does not open another's."""
+    def file_of_run(self, run_id: str, file_id: str) -> tuple[dict[str, Any], Path | bytes]:
+        """A file that run `run_id` carries in its items (input, output or a step's): its reference and where its
+        bytes are on disk (to stream) or the bytes (from the database). NotFound when the run does not exist, does
+        not carry that file, or the file is no longer kept. Only that run's files: seeing one run does not open
+        another's."""
         run = self.store.get_run(run_id)
         steps = self.store.get_steps(run_id)
         places: list[Any] = [run.input, run.output, *(s.outputs for s in steps.values()),
@@ -471,10 +476,10 @@ class Flowboard:
         for place in places:
             for ref in files_in(place):
                 if ref[FILE_KEY] == file_id:
-                    path = self.blobs.path(file_id)
-                    if not path.exists():
-                        raise NotFound(f"the file {ref.get('name')!r} of run {run_id} is no longer kept")
-                    return ref, path
+                    try:
+                        return ref, self.blobs.local_path(file_id) or self.blobs.get(ref)
+                    except FileNotFoundError:
+                        raise NotFound(f"the file {ref.get('name')!r} of run {run_id} is no longer kept") from None
         raise NotFound(f"run {run_id} has no file {file_id}")
 
     async def run_flow(self, flow_id: str, input_items: Items | None = None, *, trigger: str | None = None,

@@ -22,6 +22,7 @@ from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 
 from .conftest import make_flow
+from .test_store import MakeStore, make_store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 
@@ -161,16 +162,16 @@ async def test_a_runs_files_download_for_who_may_see_the_run_only(fb: Flowboard)
 
     from flowboard.api import rest
 
+    fb.accounts.add_user("ada", "a-long-passw0rd!", ["admin"])
+    fb.accounts.add_user("rob", "a-long-passw0rd!", ["requester"])
+    _info, admin = fb.store.create_api_key("ada's", fb.accounts.get_user("ada").id)
+    _info, requester = fb.store.create_api_key("rob's", fb.accounts.get_user("rob").id)
     result = await run(fb, [{"id": "make", "type": "convert.to_file",
                              "config": {"format": "csv", "name": "Zoë's report"}}], [{"a": 1}, {"a": 2}])
     ref = result.output[0]["file"]
     other = await run(fb, [{"id": "make", "type": "convert.to_file", "config": {"format": "json"}}], [{"b": 1}])
     app = FastAPI()
     rest.register(app, fb)
-    fb.accounts.add_user("ada", "a-long-passw0rd!", ["admin"])
-    fb.accounts.add_user("rob", "a-long-passw0rd!", ["requester"])
-    _info, admin = fb.store.create_api_key("ada's", fb.accounts.get_user("ada").id)
-    _info, requester = fb.store.create_api_key("rob's", fb.accounts.get_user("rob").id)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://flowboard.test") as client:
         url = f"/api/v1/runs/{result.run_id}/files/{ref['$file']}"
         answer = await client.get(url, headers={"X-API-Key": admin})
@@ -236,3 +237,25 @@ async def test_files_of_deleted_runs_are_swept_and_the_rest_kept(fb: Flowboard) 
     assert not fb.blobs.exists(orphan["$file"]) and not fb.blobs.exists(file_of[gone.run_id])
     fb.store.delete_flow(flow.id)
     assert fb.sweep_files(grace=0) == 1 and fb.blobs.all() == {file_of[shared_b.run_id]}
+
+
+def test_database_blobs_keep_files_in_the_database(make_store: MakeStore) -> None:  # noqa: F811
+    """On PostgreSQL, Flowboard keeps files in the `blobs` table (shared by servers and workers); the table exists
+    on SQLite too (the same migrations), where the data folder is used instead."""
+    from flowboard.store.blobs import DatabaseBlobs
+
+    store = make_store()
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the blobs table is used on PostgreSQL only")  # the SQLite case is the folder, tested above
+    blobs = DatabaseBlobs(store.engine)
+    a = blobs.put(b"%PDF-1.4 same", "a.pdf")
+    b = blobs.put(b"%PDF-1.4 same", "b.pdf")
+    assert a["$file"] == b["$file"] and blobs.all() == {a["$file"]} and blobs.get(b) == b"%PDF-1.4 same"
+    assert blobs.local_path(a["$file"]) is None and 0 <= blobs.age(a["$file"]) < 60
+    flow = parse_flow(make_flow([{"id": "t", "type": "trigger.manual", "pinned": [{"file": a}]}], [], name="pins"))
+    store.save_flow(flow, expected_version=None)
+    assert store.file_ids_in_use() == {a["$file"]}
+    blobs.delete(a["$file"])
+    assert not blobs.exists(a["$file"])
+    with pytest.raises(FileNotFoundError, match="no longer kept"):
+        blobs.get(a)

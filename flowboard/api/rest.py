@@ -45,11 +45,9 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import FileResponse
 from starlette.routing import Match
 
 from ..auth import Permission
-from ..blobs import download_headers
 from ..engine import Plan, RunResult, RunStatus, Step, derive_inputs
 from ..errors import FlowInvalid, Problem, format_loc
 from ..jsonlimits import JsonRefused, read_json
@@ -59,6 +57,7 @@ from ..store import AlreadyExists, NotFound, RunRecord, StoredFlow, VersionConfl
 from ..triggers import ActivationConflict, new_run_id
 from . import ApiError, approvals
 from .access import require
+from .downloads import download
 from .keys import authenticate
 from .schemas import (
     ConflictOut,
@@ -601,9 +600,8 @@ def _run_routes(r: APIRouter, fb: Flowboard) -> None:
     async def run_file(run_id: str, file_id: str) -> Response:
         """A file the run's items carry (`{"$file": file_id, ...}` in its input, output or a step's items), as a
         download under its name. Only files of this run: whoever may see the run may download them."""
-        ref, path = await db(fb.file_of_run, run_id, file_id)
-        return FileResponse(path, media_type=str(ref.get("mime_type") or "application/octet-stream"),
-                            headers=download_headers(ref))
+        ref, where = await db(fb.file_of_run, run_id, file_id)
+        return download(ref, where)
 
     @r.delete("/runs/{run_id}", status_code=204, tags=["runs"], summary="Delete a run", responses={
         **RUN_NOT_FOUND, 409: {"model": ErrorOut, "description": "The run is going."}})

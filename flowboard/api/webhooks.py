@@ -28,7 +28,7 @@ import orjson
 from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
-from ..blobs import BlobStore, FileTooLarge
+from ..blobs import Blobs, FileTooLarge
 from ..engine import RunResult, RunStatus, StepStatus
 from ..jsonlimits import JsonRefused, read_json
 from ..store import CREDENTIAL_CACHE
@@ -354,7 +354,7 @@ def _parse_body(content_type: str | None, raw: bytes) -> Any:
         return raw  # bytes that are not text: the caller keeps them as a file
 
 
-async def _keep(blobs: BlobStore, content: bytes, name: str, mime_type: str | None) -> dict[str, Any]:
+async def _keep(blobs: Blobs, content: bytes, name: str, mime_type: str | None) -> dict[str, Any]:
     """Bytes that came with a call, kept as a file: the item gets its reference."""
     try:
         return await asyncio.to_thread(blobs.put, content, name, mime_type or None)
@@ -362,7 +362,7 @@ async def _keep(blobs: BlobStore, content: bytes, name: str, mime_type: str | No
         raise Refused(413, str(exc)) from None
 
 
-async def _multipart(scope: Scope, raw: bytes, blobs: BlobStore) -> dict[str, Any]:
+async def _multipart(scope: Scope, raw: bytes, blobs: Blobs) -> dict[str, Any]:
     """Fields as text, files as file references `{$file, name, mime_type, size}` (Starlette's parser on the body
     read)."""
     from starlette.datastructures import UploadFile

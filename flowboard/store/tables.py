@@ -304,6 +304,18 @@ class ConnectorRow(SQLModel, table=True):
     updated: float = _time()
 
 
+class BlobRow(SQLModel, table=True):
+    """A file's bytes when the store is PostgreSQL (several servers and workers share them); on SQLite they are files
+    in the data folder. Content-addressed: the id is the SHA-256 of the bytes (flowboard/blobs.py)."""
+
+    __tablename__ = "blobs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    size: int = Field(sa_type=sa.BigInteger)
+    created: float = _time()  # last kept (made again counts): the sweep spares young files
+
+
 flows_t: sa.Table = FlowRow.__table__  # type: ignore[attr-defined]
 versions_t: sa.Table = FlowVersionRow.__table__  # type: ignore[attr-defined]
 runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
@@ -322,3 +334,4 @@ approval_log_t: sa.Table = ApprovalLogRow.__table__  # type: ignore[attr-defined
 users_t: sa.Table = UserRow.__table__  # type: ignore[attr-defined]
 sessions_t: sa.Table = SessionRow.__table__  # type: ignore[attr-defined]
 connectors_t: sa.Table = ConnectorRow.__table__  # type: ignore[attr-defined]
+blobs_t: sa.Table = BlobRow.__table__  # type: ignore[attr-defined]

@@ -18,10 +18,10 @@ Each page declares who may open it (`access.require(Permission...)`); a test che
 from __future__ import annotations
 
 from nicegui import app, ui
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
+from ..api.downloads import download
 from ..auth import Permission
-from ..blobs import download_headers
 from ..services import Flowboard
 from ..store import NotFound
 from .access import require, use_accounts
@@ -115,11 +115,10 @@ def register(fb: Flowboard) -> None:
     def run_file(run_id: str, file_id: str) -> Response:
         """A run's file as a download, for the data view's links (the API has the same at /api/v1/runs/...)."""
         try:
-            ref, path = fb.file_of_run(run_id, file_id)
+            ref, where = fb.file_of_run(run_id, file_id)
         except NotFound as exc:
             return PlainTextResponse(f"{exc}. It may have been deleted with its run.", 404)
-        return FileResponse(path, media_type=str(ref.get("mime_type") or "application/octet-stream"),
-                            headers=download_headers(ref))
+        return download(ref, where)
 
     use_accounts(fb.accounts)
     account_pages.register(fb)

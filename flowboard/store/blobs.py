@@ -1,0 +1,64 @@
+"""Files' bytes in the database (PostgreSQL): the same store as `flowboard.blobs.BlobStore`, shared by every server
+and worker of one database, where a data folder is each machine's own."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from ..blobs import FILE_KEY, FileTooLarge, guess_mime, is_file_ref, max_file_bytes
+from .tables import blobs_t
+
+
+class DatabaseBlobs:
+    """Content-addressed bytes in the `blobs` table (PostgreSQL)."""
+
+    def __init__(self, engine: sa.Engine):
+        self.engine = engine
+
+    def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]:
+        limit = max_file_bytes()
+        if len(data) > limit:
+            raise FileTooLarge(f"the file {name!r} has {len(data):,} bytes, more than the {limit:,} bytes a file "
+                               "may have (FLOWBOARD_MAX_FILE_MB)")
+        sha = hashlib.sha256(data).hexdigest()
+        now = time.time()
+        with self.engine.begin() as conn:
+            # made again: only younger (the sweep spares it), the bytes are the same
+            conn.execute(insert(blobs_t).values(id=sha, data=data, size=len(data), created=now)
+                         .on_conflict_do_update(index_elements=[blobs_t.c.id], set_={"created": now}))
+        return {FILE_KEY: sha, "name": name, "mime_type": mime_type or guess_mime(name), "size": len(data)}
+
+    def get(self, ref: dict[str, Any]) -> bytes:
+        if not is_file_ref(ref):
+            raise ValueError("this is not a file: a file is an item field like {\"$file\": ..., \"name\": ...}")
+        with self.engine.connect() as conn:
+            data = conn.execute(sa.select(blobs_t.c.data).where(blobs_t.c.id == ref[FILE_KEY])).scalar()
+        if data is None:
+            raise FileNotFoundError(f"the file {ref.get('name')!r} is no longer kept (its run was deleted)")
+        return bytes(data)
+
+    def local_path(self, sha: str) -> Path | None:
+        return None  # the bytes are in the database: read them with `get`
+
+    def exists(self, sha: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(blobs_t.c.id).where(blobs_t.c.id == sha)).first() is not None
+
+    def all(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(sa.select(blobs_t.c.id)).scalars())
+
+    def age(self, sha: str) -> float:
+        with self.engine.connect() as conn:
+            created = conn.execute(sa.select(blobs_t.c.created).where(blobs_t.c.id == sha)).scalar()
+        return 0.0 if created is None else time.time() - created
+
+    def delete(self, sha: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(blobs_t.delete().where(blobs_t.c.id == sha))
