@@ -55,6 +55,7 @@ from .datatables import Op as TableOp
 from .datatables import Sort as TableSort
 from .errors import NodeError
 from .regex import compile_regex
+from .values import MISSING, UrlPath, child, get_path, split_path, to_bool, to_date, to_number, to_text
 
 if TYPE_CHECKING:
     import httpx
@@ -69,11 +70,54 @@ Items = list[Item]
 Inputs = Mapping[str, Items]
 Outputs = dict[str, Items] | Items
 
-__all__ = ["SERVICE_NAMES", "Approvals", "Category", "ChatConfig", "Context", "CredentialField", "CredentialType",
-           "CurlError", "CurlRequest", "EmailConfig", "Emit", "EmptyConfig", "Files", "Flows", "Inputs", "Item",
-           "Items", "Listening", "NodeError", "NodeType", "Outputs", "PasteImport", "PastedConfig", "RunOutcome",
-           "Service", "Suspend", "TableChange", "TableCondition", "TableOp", "TableSort", "Tables", "compile_regex",
-           "parse_curl", "plain", "post_messages", "secret_forms", "send_messages"]
+__all__ = [
+    "MISSING",
+    "SERVICE_NAMES",
+    "Approvals",
+    "Category",
+    "ChatConfig",
+    "Context",
+    "CredentialField",
+    "CredentialType",
+    "CurlError",
+    "CurlRequest",
+    "EmailConfig",
+    "Emit",
+    "EmptyConfig",
+    "Files",
+    "Flows",
+    "Inputs",
+    "Item",
+    "Items",
+    "Listening",
+    "NodeError",
+    "NodeType",
+    "Outputs",
+    "PasteImport",
+    "PastedConfig",
+    "RunOutcome",
+    "Service",
+    "Suspend",
+    "TableChange",
+    "TableCondition",
+    "TableOp",
+    "TableSort",
+    "Tables",
+    "UrlPath",
+    "child",
+    "compile_regex",
+    "get_path",
+    "parse_curl",
+    "plain",
+    "post_messages",
+    "secret_forms",
+    "send_messages",
+    "split_path",
+    "to_bool",
+    "to_date",
+    "to_number",
+    "to_text",
+]
 
 #: Telling people (flowboard/notify/): imported on first use, as those modules import this one.
 _NOTIFY = {"EmailConfig": "email", "send_messages": "email", "ChatConfig": "chat", "Service": "chat",

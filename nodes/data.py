@@ -13,9 +13,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs
-
-from .logic import MISSING, child, get_path, split_path, to_date, to_number, to_text
+from flowboard.sdk import (
+    MISSING,
+    Category,
+    Context,
+    Inputs,
+    Item,
+    Items,
+    NodeError,
+    NodeType,
+    Outputs,
+    child,
+    get_path,
+    split_path,
+    to_date,
+    to_number,
+    to_text,
+)
 
 
 class _PathError(Exception):

@@ -17,9 +17,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs
-
-from .webhook import UrlPath
+from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs, UrlPath
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

@@ -1,12 +1,11 @@
-"""Flow control: If, Switch, Merge, Filter, Wait.
+"""Flow control: If, Switch, Merge, Filter, Wait, with the condition model and its evaluator.
 
-This module also holds what the data-shaping nodes share with them: dotted paths into items (`get_path`), typed
-value reading (`to_number`, `to_date`, `to_bool`) and the condition model with its evaluator.
+Dotted paths into items (`get_path`) and typed value reading (`to_number`, `to_date`, `to_bool`), which the
+data-shaping nodes use too, come from the SDK (flowboard/values.py).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Mapping
@@ -15,105 +14,28 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, WrapValidator, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, Items, NodeError, NodeType, Outputs, Suspend, compile_regex
+from flowboard.sdk import (
+    MISSING,
+    Category,
+    Context,
+    Inputs,
+    Item,
+    Items,
+    NodeError,
+    NodeType,
+    Outputs,
+    Suspend,
+    compile_regex,
+    get_path,
+    to_bool,
+    to_date,
+    to_number,
+    to_text,
+)
 
-# -- paths and typed values ------------------------------------------------------------------------------------------
+# -- paths and typed values: flowboard.values, through the SDK ------------------------------------------------------
 
-MISSING: Any = object()
 PORT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_INDEX = re.compile(r"\[(\d+)\]")
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_TRUE = frozenset({"true", "yes", "y", "on", "1"})
-_FALSE = frozenset({"false", "no", "n", "off", "0"})
-
-
-@functools.lru_cache(maxsize=4096)
-def split_path(path: str) -> tuple[str, ...]:
-    """`order.lines[0].qty` → ('order', 'lines', '0', 'qty'). Cached: paths come from configs, a few per flow."""
-    return tuple(part for part in _INDEX.sub(r".\1", path).split(".") if part != "")
-
-
-def child(container: Any, part: str) -> Any:
-    """One step down a path: a dict key, or a list index written as digits. MISSING when there is none."""
-    if isinstance(container, dict):
-        return container.get(part, MISSING)
-    if isinstance(container, list) and part.isdigit():
-        index = int(part)
-        return container[index] if index < len(container) else MISSING
-    return MISSING
-
-
-def get_path(item: Any, path: str) -> Any:
-    """The value at a dotted path, or MISSING. A top-level key that itself contains dots wins over the path."""
-    if isinstance(item, dict) and path in item:
-        return item[path]
-    value = item
-    for part in split_path(path):
-        value = child(value, part)
-        if value is MISSING:
-            break
-    return value
-
-
-def to_number(value: Any) -> int | float | None:
-    """A number, or a text that is exactly one ("10", " 2.5 ", "1e3"); None otherwise. True/False are not numbers."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return value if value == value else None  # NaN compares with nothing
-    if isinstance(value, str):
-        text = value.strip()
-        if _NUMBER.fullmatch(text):
-            return float(text) if any(c in text for c in ".eE") else int(text)
-    return None
-
-
-def to_date(value: Any) -> datetime | None:
-    """An ISO 8601 date or date-time (a time zone-less one is read as UTC), or "now"/"today"; None otherwise."""
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    word = text.lower()
-    if word in ("now", "today"):
-        now = datetime.now(UTC)
-        return now if word == "now" else now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if not _ISO_DATE.match(text):
-        return None
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def to_bool(value: Any) -> bool | None:
-    """True/False, 1/0, or a text such as "yes", "false", "on"; None for anything else."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-    return None
-
-
-def to_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-    if value is None or value is MISSING:
-        return ""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
 
 # -- conditions ------------------------------------------------------------------------------------------------------

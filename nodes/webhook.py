@@ -14,26 +14,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs
+from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs, UrlPath
 
 MIB = 1024 * 1024
-_PATH = re.compile(r"^[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*(/[A-Za-z0-9_~\-][A-Za-z0-9._~\-]*)*$")
-
-
-def _clean_path(value: Any) -> Any:
-    return value.strip().strip("/") if isinstance(value, str) else value
-
-
-def _check_path(value: str) -> str:
-    if not _PATH.match(value) or any(part in (".", "..") for part in value.split("/")):
-        raise ValueError("use letters, digits, '-', '_', '.' and '~', in parts separated by '/' (e.g. orders/new)")
-    return value
-
-
-#: A URL path a trigger answers on (webhook, form): surrounding slashes dropped, no `.` or `..` parts.
-UrlPath = Annotated[str, BeforeValidator(_clean_path), AfterValidator(_check_path)]
 _HEADER = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
 #: The request headers a webhook item keeps unless its node lists others.
