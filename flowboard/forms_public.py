@@ -87,7 +87,7 @@ class FormPage:
             return busy
         try:
             if config.respond.type == "message":
-                self.fb.launcher.accept(activation, ep.node_id, [item], source="form")
+                await self.fb.launcher.accept(activation, ep.node_id, [item], source="form")
                 return _page(config.title, _thanks(config.title, config.respond.message, again=ep.config.path))
             result = await self.fb.launcher.run(activation, ep.node_id, [item], source="form")
         except RunSkipped:  # decided in the store: a run goes in another process

@@ -518,3 +518,37 @@ def test_a_secret_cannot_be_written_into_the_flow_file() -> None:
     text = str(info.value)
     assert "auth.header.value: is not a known field" in text or "auth.value: is not a known field" in text, text
     assert "credential: is required" in text
+
+
+async def test_an_accepted_call_is_recorded_off_the_event_loop(fb: Flowboard) -> None:
+    """A 'respond immediately' call is recorded before it is answered and run, but the write waits in a thread:
+    while another connection holds the database's write lock, the server's event loop goes on (here a ticker in the
+    same loop), and once the lock goes the call is answered 202 and its run recorded and run."""
+    fb.import_flow(json.dumps(flow("later", hook("later", respond="immediately"), mark())))
+    fb.activate("later")
+    database = fb.store.engine.url.database
+    assert database
+    async with serving(fb) as client:
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process writing for a while
+        try:
+            call = asyncio.ensure_future(client.post("/webhook/later", json={"n": 1}))
+            gaps, last = [], time.monotonic()
+            for _ in range(30):  # 0.6 s of ticks while the call waits for the lock
+                await asyncio.sleep(0.02)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+            assert not call.done(), "the call is answered only once its run is recorded"
+        finally:
+            holder.execute("COMMIT")
+            holder.close()
+        answer = await call
+        assert answer.status_code == 202, answer.text
+        assert max(gaps) < 0.3, f"the event loop stood still for {max(gaps):.2f} s while the run was recorded"
+        run_id = answer.json()["run_id"]
+        for _ in range(200):
+            if fb.store.get_run(run_id).status.finished:
+                break
+            await asyncio.sleep(0.05)
+        assert fb.store.get_run(run_id).status.value == "succeeded"

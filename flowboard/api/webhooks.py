@@ -154,7 +154,7 @@ class WebhookApp:
             return 200, [_JSON], _SKIPPED
         try:
             if config.respond == "immediately":
-                run_id = self.launcher.accept(activation, ep.node_id, [item], source=self.source)
+                run_id = await self.launcher.accept(activation, ep.node_id, [item], source=self.source)
                 return 202, [_JSON], _dumps({"run_id": run_id})
             result = await self.launcher.run(activation, ep.node_id, [item], source=self.source)
         except RunSkipped:  # decided in the store: a run goes in another process

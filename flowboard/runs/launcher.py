@@ -44,20 +44,33 @@ class Launcher:
     def admit(self, activation: Activation) -> bool:
         return activation.gate.admit()
 
-    def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
+    async def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
         """Accept a run to go in the background (the caller answers at once): the run is written as `queued` first, in
-        one transaction, so an accepted run survives a crash (it is resumed at the next start). The gate must have
-        admitted it. Returns the run id."""
+        one transaction, so an accepted run survives a crash (it is resumed at the next start), and only then handed
+        to the dispatcher. The write goes to a thread, so the event loop serves other calls meanwhile; a caller that
+        is cancelled while it waits (its client went away) does not stop it: the run recorded is also dispatched.
+        The gate must have admitted it. Returns the run id."""
+        task = asyncio.ensure_future(self._accept(activation, node_id, items, source))
+        self.tasks.add(task)
+        task.add_done_callback(self._accepted)
+        return await asyncio.shield(task)
+
+    def _accepted(self, task: asyncio.Task[str]) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and not isinstance(task.exception(), (RunSkipped, type(None))):
+            log.error("a run could not be accepted", exc_info=task.exception())
+
+    async def _accept(self, activation: Activation, node_id: str, items: Items, source: str) -> str:
         run_id = new_run_id()
         if self.records:
             try:
                 if self.skips(activation):
-                    if not self.store.create_run_if_idle(run_id, activation.flow_id, activation.version, node_id,
-                                                         items, source):
+                    if not await asyncio.to_thread(self.store.create_run_if_idle, run_id, activation.flow_id,
+                                                   activation.version, node_id, items, source):
                         raise RunSkipped(f"a run of flow {activation.flow_id} is going and its run mode is skip")
                 else:
-                    self.store.create_run(run_id, activation.flow_id, activation.version, node_id, items, source,
-                                          status="queued", owner=self.owner)
+                    await asyncio.to_thread(self.store.create_run, run_id, activation.flow_id, activation.version,
+                                            node_id, items, source, "queued", self.owner)
             except BaseException:
                 activation.gate.leave(False)
                 raise

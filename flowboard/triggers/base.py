@@ -247,8 +247,9 @@ class Launcher(Protocol):
         no run while one of the flow is queued or running."""
         ...
 
-    def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
-        """Record the run as queued (so no crash can lose it) and start it in the background. Returns its id. Raises
+    async def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
+        """Record the run as queued (so no crash can lose it; off the event loop) and then start it in the background.
+        Returns its id. Raises
         RunSkipped when runs go to workers, the run mode is skip and a run of the flow is going."""
         ...
 
