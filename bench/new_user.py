@@ -74,6 +74,13 @@ class User:
             self.page.screenshot(path=str(self.shots / f"{name}.png"))
 
 
+def settle(page: Any) -> None:
+    """A person's pause between the form and the canvas. The form's edits reach the canvas 0.4 s after the last
+    one (editor.SYNC_DELAY); a node added on the canvas within that time can lose the edit: a known race in the
+    editor's sync, not fixed yet."""
+    page.wait_for_timeout(600)
+
+
 def field(page: Any, label: str, nth: int = 0) -> Any:
     """The input of the inspector field titled `label`."""
     return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}")) input').nth(nth)
@@ -96,9 +103,17 @@ def add_after(user: User, node_id: str, search: str, node_type: str, port: str =
     before = set(page.locator(".vue-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
     page.locator(f'.vue-flow__node[data-id="{node_id}"]').hover()
     user.click(page.locator(f'.vue-flow__node[data-id="{node_id}"] .fb-add-after[data-port="{port}"]'), "+")
-    user.type(page.locator(".fb-quick-add input"), search, "what to add")
-    assert page.locator(".fb-quick-add-item").first.get_attribute("data-type") == node_type
-    user.press("Enter")
+    item = page.locator(f'.fb-quick-add-item[data-type="{node_type}"]')
+    if node_type == "data.table":
+        user.shot("add-node")
+    shown = page.locator(".fb-quick-add-list").bounding_box()
+    box = item.bounding_box()
+    if box and shown and box["y"] >= shown["y"] and box["y"] + box["height"] <= shown["y"] + shown["height"]:
+        user.click(item, f"{search} (offered first)")  # in sight without searching: one click
+    else:
+        user.type(page.locator(".fb-quick-add input"), search, "what to add")
+        assert page.locator(".fb-quick-add-item").first.get_attribute("data-type") == node_type
+        user.press("Enter")
     handle = page.wait_for_function(  # the new node is the selected one
         "ids => { const s = document.querySelector('.vue-flow__node.selected'); "
         "return s && !ids.includes(s.dataset.id) && s.dataset.id; }", arg=sorted(before))
@@ -138,6 +153,7 @@ def run_path(page: Any, url: str, shots: Path | None) -> User:
               field_box(page, "Value").locator(".fb-code"), "employee into Value")
     field_box(page, "Value").locator(".fb-expr").wait_for()  # it became an expression reading the field
     user.shot("2-lookup")
+    settle(page)
 
     # If: enough days left? (Finding rows changes nothing: it runs by itself when the If is added after it.)
     check = add_after(user, lookup, "if", "logic.if")
@@ -151,6 +167,7 @@ def run_path(page: Any, url: str, shots: Path | None) -> User:
     user.click(page.locator(".q-menu .q-item", has_text="Manual trigger").filter(has_text="days").first,
                "the trigger's days")
     user.shot("3-if")
+    settle(page)
 
     # The two emails.
     emails = []

@@ -202,6 +202,9 @@ class NodeType:
     #: True for nodes with side effects whose work may be tried again after a timeout (idempotent calls). Without it
     #: a timed-out step of a node with side effects is not retried: it may have done its work before time ran out.
     retry_safe: ClassVar[bool] = False
+    #: True for the few node types most flows use (If, Send email...): the editor offers them first when a node is
+    #: added after another, before any search.
+    common: ClassVar[bool] = False
     #: True for nodes that must see every connected input, even an empty one (merge).
     runs_on_empty: ClassVar[bool] = False
     #: A listening trigger (one that implements `listen`) names the service it holds a connection to, as people call

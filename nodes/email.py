@@ -31,6 +31,7 @@ class SendEmail(NodeType):
     while the others get the message; when the server refuses all of them, the node fails."""
 
     type = "email.send"
+    common = True
     title = "Send email"
     category = Category.integration
     icon = "mail"

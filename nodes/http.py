@@ -268,6 +268,7 @@ class HttpRequest(NodeType):
     together when the last page is read (the engine passes a node's items on when it ends)."""
 
     type = "http.request"
+    common = True
     title = "HTTP request"
     category = Category.integration
     icon = "http"

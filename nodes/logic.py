@@ -275,6 +275,7 @@ class If(NodeType):
     group and a condition. If no item goes one way, that output is empty and the nodes after it are skipped."""
 
     type = "logic.if"
+    common = True
     title = "If"
     category = Category.logic
     icon = "call_split"

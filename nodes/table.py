@@ -105,6 +105,7 @@ class DataTable(NodeType):
     """Reads and writes one of Flowboard's data tables."""
 
     type = "data.table"
+    common = True
     title = "Data table"
     category = Category.integration
     icon = "table_chart"

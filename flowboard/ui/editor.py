@@ -62,7 +62,8 @@ class Editor:
         self.state = EditorState(flow=stored.flow, registry=fb.registry, version=stored.version,
                                  problems=fb.check(stored.flow))
         self.saved = dump_flow(stored.flow)
-        self.catalog = fb.registry.catalog()
+        self.catalog = [{**e, "common": getattr(fb.registry.get(e["type"], e["version"]), "common", False)}
+                        for e in fb.registry.catalog()]
         self.sync = CanvasSync(fb.registry)
         self.runs = RunController(self)
         self.last_run = self._stored_last_run()
