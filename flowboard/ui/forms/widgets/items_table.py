@@ -3,6 +3,7 @@ stays one click away. Cells are read as JSON where they plainly are (3, true, nu
 
 from __future__ import annotations
 
+import html
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +58,7 @@ class ItemsTable:
 
     def draw(self) -> None:
         self.box.clear()
+        self.cells: dict[int, list[tuple[int, ui.input]]] = {}  # per column: its cells, to rename their labels
         loc = self.view.loc
         with self.box:
             with ui.row().classes("w-full no-wrap gap-1 items-center"):
@@ -70,17 +72,21 @@ class ItemsTable:
                 add_col = ui.button(icon="add", on_click=self.add_column).props(
                     'flat dense round size=sm aria-label="Add a field"').mark(mark(loc, "add-column"))
                 add_col.tooltip("Add a field (a column)")
-            for r, row in enumerate(self.rows):
+            # With no items yet, one empty row to type the first into (it becomes item 1 with its first value).
+            for r, row in enumerate(self.rows or [{}]):
                 with ui.row().classes("w-full no-wrap gap-1 items-center").mark(mark(loc, f"item:{r}")):
                     ui.label(str(r + 1)).classes("fb-small w-6")
                     for c, name in enumerate(self.columns):
                         cell = ui.input(value=cell_text(row.get(name))).props(INPUT_PROPS).classes("grow basis-0")
                         cell.props(f'aria-label="Item {r + 1}, {name}"').mark(mark(loc, f"cell:{r}:{c}"))
+                        self.cells.setdefault(c, []).append((r, cell))
                         cell.on_value_change(lambda e, r=r, c=c: self.set_cell(r, c, e.value or ""))
                     remove = ui.button(icon="close", on_click=lambda r=r: self.remove(r)) \
                         .props(f'flat dense round size=sm aria-label="Remove item {r + 1}"') \
                         .mark(mark(loc, f"remove-item:{r}"))
                     remove.tooltip("Remove this item")
+                    if not self.rows:  # the empty row is no item yet: nothing to remove (its place kept)
+                        remove.style("visibility: hidden")
             ui.button("Add item", icon="add", on_click=self.add_row) \
                 .classes("fb-sm fb-add").props("flat dense no-caps color=primary").mark(mark(loc, "add-item"))
 
@@ -88,6 +94,11 @@ class ItemsTable:
         name = self.columns[c]
         if not name:
             return
+        if r >= len(self.rows):  # the empty row shown when there are no items: this makes it item 1
+            if text == "":
+                return
+            self.rows.append({})
+            r = len(self.rows) - 1
         if text == "":
             self.rows[r].pop(name, None)
         else:
@@ -103,6 +114,8 @@ class ItemsTable:
         for row in self.rows:
             if old in row:
                 row[new] = row.pop(old)
+        for r, cell in self.cells.get(c, []):  # the cells say their column's new name (screen readers, tests)
+            cell.props(f'aria-label="Item {r + 1}, {html.escape(new)}"')
         self.store()
 
     def add_column(self) -> None:

@@ -74,6 +74,9 @@ def picker_widget(form: ConfigForm, view: FieldView, slot: Slot, meta: Meta, sch
         return [*names, current] if isinstance(current, str) and current and current not in names else names
 
     names = with_current([] if widget in OUTSIDE else offered(form, schema), shown)
+    if shown is None and meta.required and widget in ("table", "flow") and len(names) == 1:
+        shown = names[0]  # the only data table (or other flow) there is: chosen already, as the only credential is
+        slot.set(shown)
     element = ui.select(names, value=shown, with_input=True, new_value_mode="add-unique", clearable=True)
     element.props(INPUT_PROPS + f' options-dense placeholder="{html.escape(PLACEHOLDERS.get(widget, ""))}"')
     element.classes("w-full").mark(mark(view.loc, "input"))
