@@ -312,9 +312,9 @@ class Connectors:
     def _types(self, api: Api) -> list[type[Any]]:
         from .credential_types import all_types
 
-        http = self.fb.registry.get("http.request", 1)
+        http = self.fb.registry.get("http.request", 2)
         if http is None:
-            raise FlowboardError("the HTTP request node type (http.request v1) is missing; connectors call through it")
+            raise FlowboardError("the HTTP request node type (http.request v2) is missing; connectors call through it")
         return node_types(api, http, set(all_types()))
 
     def _install(self, api: Api) -> None:

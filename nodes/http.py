@@ -180,7 +180,7 @@ class HttpConfig(_Strict):
                            "before the node fails, e.g. 30.")
     response_format: Literal["auto", "json", "text", "file", "base64"] = Field(
         "auto", description="How to read the answer. Automatic: JSON when the server says it is JSON, a file for a "
-        "PDF, an image or other bytes, else text.",
+        "PDF, an image or other bytes (base64 text in nodes made before files existed), else text.",
         json_schema_extra={"widget": "select", "enum_labels": ["automatic", "JSON", "text", "file", "base64 text"]})
     output: Literal["full", "body"] = Field(
         "full", description="What each output item holds: the status, headers and body of the answer, or only "
@@ -258,8 +258,8 @@ class HttpRequest(NodeType):
     expressions are evaluated before the first request is sent, so a bad one stops the node before any side effect.
 
     Output per item (`output: full`): `{"status": 200, "headers": {...}, "body": ...}`, the body parsed as JSON when
-    the answer's content type says so, text otherwise; bytes that are not text (a PDF, an image) become a file: the
-    body is a file reference with its name, type and size, for Write file, File to items or the data view. With
+    the answer's content type says so, text otherwise (base64 text for bytes that are not text: version 2 keeps
+    those as files; `response_format: file` does so here too). With
     `output: body` the answer's JSON object is the item. A status of 400 or more fails the node with the status,
     method, URL and the start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out
     (`***`) wherever they would appear in the output or in an error, even when the server echoes them back.
@@ -289,9 +289,16 @@ class HttpRequest(NodeType):
                 "DELETE": "Delete at"}.get(str(config.get("method") or "GET"), "Call")
         return f"{verb} {host}"
 
+    #: What `automatic` makes of an answer that is not text: version 1 kept it as base64 text in the item; from
+    #: version 2 it is a file (old flows keep running on version 1 as they were written).
+    binary_answers = "base64"
+
     async def run(self, ctx: Context, config: HttpConfig, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
         configs: list[HttpConfig] = [cfg for _, _, cfg in ctx.each(items)] if items else [config]
+        if self.binary_answers == "base64":
+            configs = [cfg.model_copy(update={"response_format": _AUTO_BASE64}) if cfg.response_format == "auto"
+                       else cfg for cfg in configs]
         auths: dict[str, _Auth] = {}
         for index, cfg in enumerate(configs):
             if cfg.credential and cfg.credential not in auths:
@@ -392,6 +399,21 @@ def from_curl(text: str) -> PastedConfig:
         where = ".".join(str(part) for part in first["loc"])
         raise ValueError(f"the command's {where} does not fit this node: {first['msg']}") from None
     return PastedConfig(config=config, credential=credential, notes=notes)
+
+
+class HttpRequestFiles(HttpRequest):
+    """Calls an HTTP API once for every input item, as version 1 does, and keeps an answer that is not text (a PDF,
+    an image) as a file: the body is a file reference with its name, type and size, for Write file, File to items
+    or the data view, instead of base64 text in the item.
+
+    Everything else is as in version 1: every field may hold expressions, evaluated for each item; output per item
+    (`output: full`) is `{"status": 200, "headers": {...}, "body": ...}`; a status of 400 or more fails the node
+    unless `non_2xx` is `data`; secrets of the credential are blanked out (`***`) wherever they would appear; lists
+    that come in pages are fetched page after page (`pagination`) until the last or a limit."""
+
+    type = "http.request"
+    version = 2
+    binary_answers = "file"
 
 
 async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency: int) -> list[T]:
@@ -681,6 +703,9 @@ def _file_name(response: httpx.Response) -> str:
     return response.url.path.rstrip("/").rpartition("/")[2] or "download"
 
 
+_AUTO_BASE64 = "auto, base64 for bytes"  # version 1's automatic: what is not text becomes base64 text
+
+
 def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index: int) -> Any:
     content = response.content
     if fmt == "base64":
@@ -712,6 +737,8 @@ def _read_body(response: httpx.Response, fmt: str, method: str, url: str, index:
             return content.decode(_charset(params))
         except (UnicodeDecodeError, LookupError):
             pass
+    if fmt == _AUTO_BASE64:
+        return base64.b64encode(content).decode("ascii")
     return _Binary(content, media)
 
 

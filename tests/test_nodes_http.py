@@ -60,20 +60,22 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
     await eng.aclose()
 
 
-def plan(config: dict[str, Any], **settings: Any) -> Plan:
-    node: dict[str, Any] = {"id": "http", "type": "http.request", "config": config}
+def plan(config: dict[str, Any], version: int = 1, **settings: Any) -> Plan:
+    node: dict[str, Any] = {"id": "http", "type": "http.request", "version": version, "config": config}
     if settings:
         node["settings"] = settings
     flow = make_flow([{"id": "t", "type": "trigger.manual"}, node], [("t", "http")])
     return build_plan(parse_flow(flow), default_registry())
 
 
-async def run(engine: Engine, config: dict[str, Any], items: list[dict[str, Any]] | None = None) -> RunResult:
-    return await engine.run(plan(config), items if items is not None else [{}])
+async def run(engine: Engine, config: dict[str, Any], items: list[dict[str, Any]] | None = None,
+              version: int = 1) -> RunResult:
+    return await engine.run(plan(config, version), items if items is not None else [{}])
 
 
-async def ok(engine: Engine, config: dict[str, Any], items: list[dict[str, Any]] | None = None) -> list[Any]:
-    result = await run(engine, config, items)
+async def ok(engine: Engine, config: dict[str, Any], items: list[dict[str, Any]] | None = None,
+             version: int = 1) -> list[Any]:
+    result = await run(engine, config, items, version)
     assert result.status is RunStatus.succeeded, result.error
     return result.output
 
@@ -230,8 +232,9 @@ async def test_too_many_redirects(engine: Engine, server: HttpServer) -> None:
     ('/json?body={"a":[1,2]}', "auto", {"a": [1, 2]}),
     ('/json?body={"a":1}', "text", '{"a":1}'),
     ('/text?text=[1,2]', "json", [1, 2]),
-    ("/bytes/4", "auto", {"$file": hashlib.sha256(bytes([0, 1, 2, 3])).hexdigest(), "name": "4",
-                          "mime_type": "application/octet-stream", "size": 4}),
+    ("/bytes/4", "auto", base64.b64encode(bytes([0, 1, 2, 3])).decode()),  # version 1 as it was written
+    ("/bytes/4", "auto v2", {"$file": hashlib.sha256(bytes([0, 1, 2, 3])).hexdigest(), "name": "4",
+                             "mime_type": "application/octet-stream", "size": 4}),
     ("/bytes/300", "base64", base64.b64encode(bytes(i % 256 for i in range(300))).decode()),
     ("/text?text=abc", "file", {"$file": hashlib.sha256(b"abc").hexdigest(), "name": "text",
                                 "mime_type": "text/plain", "size": 3}),
@@ -239,7 +242,8 @@ async def test_too_many_redirects(engine: Engine, server: HttpServer) -> None:
     ("/status/204", "auto", ""),
 ])
 async def test_response_formats(engine: Engine, server: HttpServer, path: str, fmt: str, expected: Any) -> None:
-    [item] = await ok(engine, {"url": server.url(path), "response_format": fmt})
+    fmt, _, version = fmt.partition(" v")
+    [item] = await ok(engine, {"url": server.url(path), "response_format": fmt}, version=int(version or 1))
     assert item["body"] == expected
 
 
@@ -266,8 +270,9 @@ async def test_binary_answers_become_files_with_their_name_type_and_size(engine:
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     base = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
-        [pdf] = await ok(engine, {"url": base + "/invoices/42"})
-        [png] = await ok(engine, {"url": base + "/static/logo.png", "output": "body"})
+        [pdf] = await ok(engine, {"url": base + "/invoices/42"}, version=2)
+        [png] = await ok(engine, {"url": base + "/static/logo.png", "output": "body"}, version=2)
+        [old] = await ok(engine, {"url": base + "/static/logo.png", "output": "body"})  # version 1: base64 text
     finally:
         await runner.cleanup()
     blobs = BlobStore(tmp_path / "blobs")
@@ -276,6 +281,7 @@ async def test_binary_answers_become_files_with_their_name_type_and_size(engine:
     assert blobs.get(pdf["body"]) == PDF
     assert png["body"]["name"] == "logo.png" and png["body"]["mime_type"] == "image/png"
     assert blobs.get(png["body"]) == PNG
+    assert old == {"body": base64.b64encode(PNG).decode()}
 
 
 async def test_json_format_on_text_fails_clearly(engine: Engine, server: HttpServer) -> None:
