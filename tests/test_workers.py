@@ -219,6 +219,8 @@ async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Clus
             if ("run.finished", "succeeded") in [(e.kind, e.status) for e in mine]:
                 break
             await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # nothing more comes: no worker passes on what it heard from another (an echo)
+        mine = [e for e in events if e.flow_id == "branch"]
         assert len({e.run_id for e in mine}) == 1, mine
         seen = [(e.kind, e.node_id, e.status, e.count) for e in mine]
         assert seen[0] == ("run.started", None, "running", None), seen

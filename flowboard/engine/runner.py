@@ -132,6 +132,10 @@ class Engine:
         task.cancel()
         return True
 
+    def runs_here(self, run_id: str) -> bool:
+        """Whether the run is going in this engine (not only heard of from another process)."""
+        return run_id in self._tasks
+
     @property
     def active_runs(self) -> list[str]:
         return list(self._tasks)

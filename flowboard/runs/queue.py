@@ -233,8 +233,8 @@ class Worker:
     def _node_event(self, event: Event) -> None:
         """A node of a run here started, finished, failed, was skipped...: its place, status and item count go to the
         servers (never its items or its error text, which may hold what a secret made)."""
-        if not event.kind.startswith("node.") or event.node_id is None:
-            return
+        if not event.kind.startswith("node.") or event.node_id is None or not self.fb.engine.runs_here(event.run_id):
+            return  # another worker's event, heard and republished here, is not passed on again
         if len(self._ends) >= MAX_PENDING:  # the database is slower than the runs: views miss steps, runs go on
             self.dropped += 1
             if self.dropped in (1, 1000) or self.dropped % 100_000 == 0:
