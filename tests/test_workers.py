@@ -237,6 +237,31 @@ async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Clus
         await fb.aclose()
 
 
+async def test_a_burst_of_events_goes_in_few_notices_under_the_payload_limit(cluster: Cluster) -> None:
+    """A busy worker's batch: 2,000 node events sent at once arrive all, in order, in notices that each stay under
+    PostgreSQL's 8,000-byte payload limit, about 70 to a notice."""
+    from flowboard.store.notify import Notices
+
+    assert cluster.store is not None
+    sender, hearer = Notices(cluster.store.engine, "sender"), Notices(cluster.store.engine, "hearer")
+    heard: list[dict[str, Any]] = []
+    hearer.handlers["burst"] = heard.append
+    hearer.start()
+    try:
+        await asyncio.wait_for(hearer.listening.wait(), 30)
+        entries = [[f"{n:032x}", "flow-id", "succeeded", f"node-{n % 7}", "finished", n] for n in range(2000)]
+        sent = await asyncio.to_thread(sender.send_batches, "burst", "runs", entries)
+        for _ in range(300):
+            if len(heard) >= sent:
+                break
+            await asyncio.sleep(0.05)
+        assert [entry for message in heard for entry in message["runs"]] == entries
+        assert len(heard) == sent <= 2000 * 95 // 7000 + 1, sent
+        print(f"\n2,000 node events in {sent} notices")
+    finally:
+        await hearer.aclose()
+
+
 def test_queued_run_mode_holds_across_workers(cluster: Cluster, counting: Counting) -> None:
     """Six runs of a flow in `queued` mode, accepted at once, spread over two workers: their calls never overlap."""
     assert cluster.server is not None
