@@ -48,7 +48,8 @@ class ItemsTable:
         value = slot.get()
         rows = value if isinstance(value, list) and all(isinstance(r, dict) for r in value) else []
         self.rows: list[dict[str, Any]] = [dict(r) for r in rows]
-        self.columns: list[str] = list(dict.fromkeys(k for r in self.rows for k in r)) or ["field"]
+        # No items yet: two columns to name (a column left unnamed is not stored).
+        self.columns: list[str] = list(dict.fromkeys(k for r in self.rows for k in r)) or ["", ""]
         self.box = ui.column().classes("w-full gap-1 fb-items-table").mark(mark(view.loc, "table"))
         self.draw()
 
