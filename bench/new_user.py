@@ -142,6 +142,7 @@ def run_path(page: Any, url: str, shots: Path | None) -> User:
     user.type(table.get_by_label("Item 1, employee"), "ada", "cell")
     user.type(table.get_by_label("Item 1, days"), "3", "cell")
     user.shot("1-trigger")
+    settle(page)
 
     # Data table: find the employee's row.
     lookup = add_after(user, "manual", "data table", "data.table")  # the trigger runs by itself: its fields show
@@ -158,7 +159,8 @@ def run_path(page: Any, url: str, shots: Path | None) -> User:
     # If: enough days left? (Finding rows changes nothing: it runs by itself when the If is added after it.)
     check = add_after(user, lookup, "if", "logic.if")
     page.locator(f'.vue-flow__node[data-id="{lookup}"] .fb-badge-succeeded').wait_for()
-    user.type(field(page, "Field"), "days_left", "field name")  # (an If starts with its one needed condition)
+    user.click(page.locator(".fb-inspector").get_by_role("button", name="Add condition"), "Add condition")
+    user.type(field(page, "Field"), "days_left", "field name")
     pick(user, field(page, "Comparison"), "is greater than or equal to", "comparison")
     user.click(field_box(page, "Value").locator(".fb-fx"), "fx: the value comes from the data")
     user.click(field_box(page, "Value").get_by_role("button", name="Insert a field from earlier nodes"),
