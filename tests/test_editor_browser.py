@@ -229,3 +229,54 @@ def test_the_main_path_with_the_keyboard_alone(tab: Any, server: Server) -> None
     if os.environ.get("FLOWBOARD_SCREENSHOTS"):
         page.screenshot(path=os.environ["FLOWBOARD_SCREENSHOTS"] + "/keyboard-node-view.png")
     assert keys.count <= 45, keys.count  # 41 measured: most are Tabs through the page header
+
+
+def test_a_new_flow_opens_on_its_trigger_and_a_node_added_after_it_gets_its_fields(tab: Any, server: Server) -> None:
+    """A new flow shows its trigger's test-data table at once (an empty first item ready); `+` after the trigger
+    offers the usual nodes first; the trigger (which changes nothing) runs by itself, so the new Send email node
+    shows the fields coming in and its To already reads the items' address field; the second Send email node takes
+    the first one's sender. Nothing is sent: the email nodes never run."""
+    page = tab
+    page.goto(server.url + "/")
+    page.locator("a.fb-name").first.wait_for()
+    page.get_by_role("button", name="New flow").click()
+    page.get_by_label("Name").fill("Suggested")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/flow/*")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+
+    table = page.locator(".fb-inspector .fb-items-table")  # open without a click
+    table.get_by_label("Name of column 1").fill("employee")
+    table.get_by_label("Name of column 2").fill("email")
+    table.get_by_label("Item 1, employee").fill("ada")
+    table.get_by_label("Item 1, email").fill("ada@example.com")
+    page.wait_for_timeout(600)  # the form's edit reaches the canvas (editor.SYNC_DELAY)
+    assert not node(page, "manual").locator(".fb-badge-succeeded").count()  # not run yet
+
+    def add_email() -> str:
+        before = set(page.locator(".vue-flow__node").evaluate_all("els => els.map(e => e.dataset.id)"))
+        node(page, "manual").hover()
+        node(page, "manual").locator('.fb-add-after[data-port="main"]').click()
+        types = page.locator(".fb-quick-add-item").evaluate_all("els => els.map(e => e.dataset.type)")
+        assert set(types[:4]) == {"logic.if", "data.table", "http.request", "email.send"}, types[:6]
+        page.locator('.fb-quick-add-item[data-type="email.send"]').click()
+        handle = page.wait_for_function(
+            "ids => { const s = document.querySelector('.vue-flow__node.selected'); "
+            "return s && !ids.includes(s.dataset.id) && s.dataset.id; }", arg=sorted(before))
+        return str(handle.json_value())
+
+    first = add_email()
+    node(page, "manual").locator(".fb-badge-succeeded").wait_for()  # ran by itself
+    page.locator(".fb-inspector .fb-input-fields .fb-field-chip", has_text="email").wait_for()
+    to = page.locator('.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("To"))').first
+    to.locator(".fb-expr").wait_for()
+    to.get_by_text("\"ada@example.com\"").wait_for()  # its preview: the expression reads the address field
+    field_input(page, "Sender").fill("hr@example.com")
+    page.wait_for_timeout(600)
+    page.locator(".fb-inspector").get_by_role("button", name="Close the node").click()
+    second = add_email()
+    assert second != first
+    page.wait_for_function("() => [...document.querySelectorAll('.fb-inspector .fb-field')].some(f => "
+                           "f.querySelector('.fb-label')?.textContent === 'Sender' && "
+                           "f.querySelector('input')?.value === 'hr@example.com')")
+    assert not node(page, first).locator(".fb-badge-succeeded").count()  # no email was sent
