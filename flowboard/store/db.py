@@ -15,10 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 SQLITE_PRAGMAS = (
+    "PRAGMA busy_timeout=5000",  # first: switching to WAL below waits for another process's lock instead of failing
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
-    "PRAGMA busy_timeout=5000",
 )
 
 
