@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -22,26 +23,30 @@ from flowboard.sdk import Services
 from .conftest import make_flow
 from .servers import HttpServer
 
+#: Throwaway keys made at run time, in the shapes the docs show (GitHub token, Stripe test key).
+GITHUB_TOKEN = "ghp_" + secrets.token_hex(12)
+STRIPE_KEY = "sk_test_" + secrets.token_hex(12)
+
 #: (curl command, what the echo server must receive: method, path, query, headers (a subset), json / form / body /
 #: files, and the credential the import makes: (type, data)).
 CORPUS: list[tuple[str, dict[str, Any]]] = [
     # 1 GitHub REST docs
-    ("""curl -L \\
+    (f"""curl -L \\
   -H "Accept: application/vnd.github+json" \\
-  -H "Authorization: Bearer ghp_exampletoken123" \\
+  -H "Authorization: Bearer {GITHUB_TOKEN}" \\
   -H "X-GitHub-Api-Version: 2022-11-28" \\
   https://api.github.com/repos/OWNER/REPO/issues""",
      {"method": "GET", "path": "/repos/OWNER/REPO/issues",
       "headers": {"accept": "application/vnd.github+json", "x-github-api-version": "2022-11-28",
-                  "authorization": "Bearer ghp_exampletoken123"},
-      "credential": ("bearer", {"token": "ghp_exampletoken123"})}),
+                  "authorization": f"Bearer {GITHUB_TOKEN}"},
+      "credential": ("bearer", {"token": GITHUB_TOKEN})}),
     # 2 Stripe docs: -u key: and repeated -d
-    ("""curl https://api.stripe.com/v1/customers \\
-  -u "sk_test_4eC39HqLyjWDarjtT1zdp7dc:" \\
+    (f"""curl https://api.stripe.com/v1/customers \\
+  -u "{STRIPE_KEY}:" \\
   -d name="Jenny Rosen" \\
   --data-urlencode email="jenny.rosen@example.com\"""",
      {"method": "POST", "path": "/v1/customers", "form": {"name": "Jenny Rosen", "email": "jenny.rosen@example.com"},
-      "credential": ("basic", {"user": "sk_test_4eC39HqLyjWDarjtT1zdp7dc", "password": ""})}),
+      "credential": ("basic", {"user": STRIPE_KEY, "password": ""})}),
     # 3 Slack incoming webhook
     ("""curl -X POST -H 'Content-type: application/json' --data '{"text":"Hello, World!"}' \
 https://hooks.slack.com/services/T000/B000/XXXX""",
