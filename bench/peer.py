@@ -3,26 +3,36 @@
     python bench/peer.py            # the harness's defaults: 3 startups, 3 x 15 s per flow (about 10 minutes)
     python bench/peer.py --quick    # 1 startup, 1 x 5 s per flow, for iteration
     python bench/peer.py --only flowboard-off --flows echo
+    python bench/peer.py --cpu-only # only the CPU per request (what a loaded machine does not change much)
 
 Imports bench/flows/{echo,chain10,fanout}.json (the Node-RED flows of ../shared/peers/nodered/gen_flows.py, built
 from Flowboard nodes) into a fresh data folder per mode, activates them, then runs the harness for Node-RED, Flowboard
 with run recording off (`--no-record`) and Flowboard recording every run (the default), and prints one table with the
 ratios to Node-RED. Machines are shared and noisy: only ratios measured in the same session mean anything.
+
+Beside req/s, each server's CPU time per request: the server is started again on its own, left to settle, warmed up,
+then per round the utime + stime of its process tree (/proc/PID/stat) is read before and after a `wrk` round (same
+body, same -t/-c as the harness) and divided by the requests answered. Other processes on the machine do not add to
+it, so it is the figure to compare on a shared machine: "CPU ms per 1,000 requests" and its ratio to Node-RED's (below
+1 is less CPU than Node-RED).
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import shlex
+import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,7 @@ if not SHARED.is_dir():
 PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "flowboard-peers"))
 FLOWS = ("echo", "chain10", "fanout")
 QUICK = ["--duration", "5", "--repeats", "1", "--warmup", "2", "--startup-repeats", "1", "--idle-wait", "1"]
+TICK = os.sysconf("SC_CLK_TCK")
 
 
 def setup() -> None:
@@ -63,18 +74,115 @@ def harness(peer: str, extra: list[str], tag: str) -> dict[str, Any]:
     return json.loads(Path(new[-1]).read_text())
 
 
-def flowboard(mode: str, flows: list[str], options: list[str], port: int) -> dict[str, Any]:
-    data = Path(tempfile.mkdtemp(prefix=f"flowboard-bench-{mode}-"))
-    prepare(data, flows)
+def flowboard_command(mode: str, port: int, data: Path) -> list[str]:
     command = [sys.executable, "-m", "flowboard", "serve", "--no-browser", "--port", str(port), "--data-dir", str(data)]
     if mode == "off":
         command.append("--no-record")
+    return command
+
+
+def flowboard(mode: str, flows: list[str], options: list[str], port: int) -> dict[str, Any]:
+    data = Path(tempfile.mkdtemp(prefix=f"flowboard-bench-{mode}-"))
+    prepare(data, flows)
+    command = flowboard_command(mode, port, data)
     extra = ["--cmd", shlex.join(command), "--base", f"http://127.0.0.1:{port}", "--ready", flows[0], *options]
     for name in flows:
         extra += ["--flow", f"{name}=/webhook/{name}"]
     result = harness(f"flowboard-{mode}", extra, tag=mode)
     result["recorded_runs"] = recorded(data)
     return result
+
+
+# -- CPU time per request -------------------------------------------------------------------------------------------
+
+
+def _harness_module() -> Any:
+    """The shared harness as a module, for its server start/stop, readiness probe, wrk runner and Node-RED command."""
+    spec = importlib.util.spec_from_file_location("peer_harness", PEERS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def tree_cpu_s(root: int, h: Any) -> float:
+    """utime + stime of a process and its children now alive, in seconds."""
+    total = 0
+    for pid in h.tree_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / TICK
+
+
+def settle(root: int, h: Any, limit: float = 90.0) -> None:
+    """Wait until the server is quiet (under 5% of a core over half a second): a server that imports its editor in
+    the background after the first answer (Flowboard) would add that to the first round."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = tree_cpu_s(root, h)
+        time.sleep(0.5)
+        if tree_cpu_s(root, h) - before < 0.025:
+            return
+
+
+def cpu_per_request(peer: str, flows: list[str], rounds: int, seconds: int, port: int,
+                    threads: int = 2, conns: int = 32) -> dict[str, dict[str, Any]]:
+    """Per flow: the median over `rounds` wrk rounds of the server tree's CPU ms per 1,000 answered requests."""
+    h = _harness_module()
+    if peer == "nodered":
+        cfg = h.PEERS["nodered"]
+        command, env, base = cfg["cmd"], {}, cfg["base"]
+        paths = {name: cfg["flows"][name] for name in flows}
+    else:
+        data = Path(tempfile.mkdtemp(prefix=f"flowboard-cpu-{peer}-"))
+        prepare(data, flows)
+        command, env, base = flowboard_command(peer.removeprefix("flowboard-"), port, data), {}, \
+            f"http://127.0.0.1:{port}"
+        paths = {name: f"/webhook/{name}" for name in flows}
+    taken = urllib.parse.urlsplit(base).port
+    if taken and not _port_free(taken):
+        raise RuntimeError(f"port {taken} is in use (another benchmark?): {peer}'s CPU would be measured on the "
+                           "wrong server")
+    options = argparse.Namespace(threads=threads, conns=conns)
+    slow = h.start([h.NODE, "common/slow_server.js", "8099", "50"], {}, subprocess.DEVNULL) \
+        if "fanout" in flows else None
+    server = h.start(command, env, subprocess.DEVNULL)
+    out: dict[str, dict[str, Any]] = {}
+    try:
+        if h.wait_ready(base + paths[flows[0]], 180) is None:
+            raise RuntimeError(f"{peer} never answered {paths[flows[0]]}")
+        settle(server.pid, h)
+        for name in flows:
+            url = base + paths[name]
+            h.wrk(url, options, 2)  # warm-up
+            samples = []
+            for _ in range(rounds):
+                before = tree_cpu_s(server.pid, h)
+                result = h.wrk(url, options, seconds)
+                used = tree_cpu_s(server.pid, h) - before
+                answered = result["requests"] - result["err_status"] - result["err_timeout"]
+                if answered > 0:
+                    samples.append(used / answered * 1e6)  # ms per 1,000 requests
+            out[name] = {"cpu_ms_per_1000": round(statistics.median(samples), 2) if samples else None,
+                         "samples": [round(x, 2) for x in samples]}
+            print(f"{peer} {name}: CPU ms per 1,000 requests {out[name]['samples']}", flush=True)
+    finally:
+        h.stop(server)
+        h.stop(slow)
+    return out
 
 
 def recorded(data: Path) -> dict[str, int]:
@@ -84,18 +192,24 @@ def recorded(data: Path) -> dict[str, int]:
 
 def table(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
     base = results.get("nodered", {}).get("flows", {})
-    lines = ["| flow | peer | req/s | p50 ms | p99 ms | RSS peak MB | vs Node-RED |", "|---|---|---|---|---|---|---|"]
+    lines = ["| flow | peer | req/s | p50 ms | p99 ms | RSS peak MB | vs Node-RED | CPU ms per 1,000 requests | "
+             "CPU vs Node-RED |", "|---|---|---|---|---|---|---|---|---|"]
     for name in flows:
         ref = base.get(name, {}).get("median", {}).get("rps")
+        ref_cpu = results.get("nodered", {}).get("cpu", {}).get(name, {}).get("cpu_ms_per_1000")
         for peer, result in results.items():
+            cpu = result.get("cpu", {}).get(name, {}).get("cpu_ms_per_1000")
+            cpu_cells = f"{cpu:,.1f} | {cpu / ref_cpu:.2f}x" if cpu and ref_cpu else (f"{cpu:,.1f} | -" if cpu else
+                                                                                         "- | -")
             m = result.get("flows", {}).get(name, {}).get("median")
             if not m:
-                lines.append(f"| {name} | {peer} | failed | | | | |")
+                lines.append(f"| {name} | {peer} | {'-' if 'flows' not in result else 'failed'} | | | | | "
+                             f"{cpu_cells} |")
                 continue
             ratio = f"{m['rps'] / ref:.2f}x" if ref else "-"
             lines.append(f"| {name} | {peer} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
-                         f"{m['rss_peak_mb']:.0f} | {ratio} |")
-    idle = ", ".join(f"{peer} {r.get('idle_rss_mb', '?')} MB" for peer, r in results.items())
+                         f"{m['rss_peak_mb']:.0f} | {ratio} | {cpu_cells} |")
+    idle = ", ".join(f"{peer} {r.get('idle_rss_mb', '?')} MB" for peer, r in results.items() if "flows" in r)
     startup = ", ".join(f"{peer} {sorted(r['startup_s'])[len(r['startup_s']) // 2]:.2f} s" for peer, r in
                         results.items() if r.get("startup_s"))
     return "\n".join([*lines, "", f"idle RSS: {idle}", f"startup (median): {startup}"])
@@ -108,21 +222,35 @@ def main() -> None:
     parser.add_argument("--only", default="nodered,flowboard-off,flowboard-on", help="comma list of peers to run")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--harness", default="", help="more options for bench.py, e.g. '--duration 10'")
+    parser.add_argument("--cpu-rounds", type=int, default=0, help="wrk rounds of the CPU measurement (default 3, "
+                        "quick 1)")
+    parser.add_argument("--cpu-seconds", type=int, default=0, help="seconds per CPU round (default 10, quick 5)")
+    parser.add_argument("--cpu-only", action="store_true", help="only the CPU per request, no harness run")
+    parser.add_argument("--no-cpu", action="store_true", help="only the harness run")
     args = parser.parse_args()
     flows = args.flows.split(",")
     options = (QUICK if args.quick else []) + shlex.split(args.harness)
     setup()
     results: dict[str, dict[str, Any]] = {}
     started = time.monotonic()
+    rounds = args.cpu_rounds or (1 if args.quick else 3)
+    seconds = args.cpu_seconds or (5 if args.quick else 10)
+    load = [os.getloadavg()[0]]
     for peer in args.only.split(","):
-        if peer == "nodered":
-            results[peer] = harness("nodered", ["--flows", ",".join(flows), *options], tag="peer")
-        else:
-            results[peer] = flowboard(peer.removeprefix("flowboard-"), flows, options, args.port)
+        results[peer] = {}
+        if not args.cpu_only:
+            if peer == "nodered":
+                results[peer] = harness("nodered", ["--flows", ",".join(flows), *options], tag="peer")
+            else:
+                results[peer] = flowboard(peer.removeprefix("flowboard-"), flows, options, args.port)
+        if not args.no_cpu:
+            results[peer]["cpu"] = cpu_per_request(peer, flows, rounds, seconds, args.port)
+        load.append(os.getloadavg()[0])
     took = time.monotonic() - started
-    print(f"\n# Flowboard vs Node-RED ({took:.0f} s; medians; ratios are req/s over Node-RED's)\n")
+    print(f"\n# Flowboard vs Node-RED ({took:.0f} s; medians; ratios are req/s and CPU per request over Node-RED's; "
+          f"load average {min(load):.1f}-{max(load):.1f})\n")
     print(table(results, flows))
-    if "flowboard-on" in results:
+    if "recorded_runs" in results.get("flowboard-on", {}):
         print(f"recorded runs with recording on (all calls, warm-up and startup probes included): "
               f"{results['flowboard-on']['recorded_runs']}")
     print(verdict(results, flows))
@@ -166,7 +294,7 @@ def verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
             if result["idle_rss_mb"] > IDLE_RSS_MB:
                 missed.append(f"{peer} idle RSS {result['idle_rss_mb']} MB > {IDLE_RSS_MB} MB")
     if not checked:
-        return "verdict: - (no Flowboard mode was measured)"
+        return "verdict: - (no Flowboard req/s was measured: the targets are in req/s)"
     return "verdict: PASS (all targets of issue 9)" if not missed else f"verdict: FAIL ({len(missed)} of {checked} " \
         f"checks missed): " + "; ".join(missed)
 
