@@ -44,7 +44,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .blobs import Blobs, FileTooLarge, is_file_ref
 from .credential_types import CredentialField, CredentialType
@@ -96,6 +96,8 @@ __all__ = [
     "PasteImport",
     "PastedConfig",
     "RunOutcome",
+    "Server",
+    "ServerConnection",
     "Service",
     "Suspend",
     "TableChange",
@@ -385,6 +387,86 @@ class Listening:
     def connected(self, detail: str = "") -> None:
         """Say the connection is up (and what it listens to, e.g. "queue orders"); resets the backoff."""
         self._connected(detail)
+
+
+@dataclass(frozen=True)
+class Server:
+    """A kind of server a node reaches by URL (Redis, NATS, RabbitMQ): the words and checks of its Server and
+    Credential fields. A node's connection settings are a `ServerConnection` that names it::
+
+        REDIS = Server("Redis", credential_type="redis", schemes=("redis", "rediss", "unix"),
+                       example="redis://127.0.0.1:6379/0", address="address and database number", login="a password")
+
+        class Connection(ServerConnection):
+            server = REDIS
+            url: str = REDIS.url_field()
+            credential: str | None = REDIS.credential_field()
+
+    The URL in the flow never holds a password (a flow file is shared and exported): one with a password belongs in
+    a credential of `credential_type`, whose field `url` holds it."""
+
+    service: str  #: as people call it, e.g. "RabbitMQ"
+    credential_type: str  #: the credential type whose `url` holds the address with the login
+    schemes: tuple[str, ...]  #: what the address may start with, e.g. ("amqp", "amqps")
+    example: str  #: an address, also the field's default, e.g. "amqp://127.0.0.1:5672/"
+    address: str = "address"  #: what the URL names, e.g. "address and database number"
+    login: str = "a user and password"  #: what belongs in the credential instead, e.g. "a password"
+    note: str = ""  #: said after the example, e.g. "(logs in as guest)"
+    user_is_secret: bool = False  #: a user name in the URL is refused too (NATS: it may be a token)
+
+    def url_field(self) -> Any:
+        note = f" {self.note}" if self.note else ""
+        return Field(self.example, title="Server", description=f"The {self.service} server's {self.address}, e.g. "
+                     f"{self.example}{note}. For {self.login}, pick a credential instead.",
+                     json_schema_extra={"expressions": False})
+
+    def credential_field(self) -> Any:
+        article = "An" if self.service[:1] in "AEIOU" else "A"
+        return Field(None, description=f"{article} {self.service} connection credential (its URL with {self.login}); "
+                     "used instead of Server.",
+                     json_schema_extra={"widget": "credential", "credential_types": [self.credential_type]})
+
+    def check(self, value: str) -> str:
+        """The URL, stripped; a ValueError in plain words when it is not one of this server's or holds a login."""
+        from urllib.parse import urlsplit
+
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme not in self.schemes:
+            starts = [f"{scheme}://" for scheme in self.schemes]
+            either = starts[0] if len(starts) == 1 else f"{', '.join(starts[:-1])} or {starts[-1]}"
+            raise ValueError(f"the server address starts with {either}, e.g. {self.example}")
+        if parts.password or (self.user_is_secret and parts.username):
+            what = "a user, password or token" if self.user_is_secret else "a password"
+            raise ValueError(f"{what} does not belong in the flow: put the URL in a {self.service} credential and "
+                             "pick it under Credential")
+        return value
+
+
+class ServerConnection(BaseModel):
+    """A node's connection settings to a `Server`: its URL without a password, or a credential holding one. A
+    subclass names the server and declares both fields with it (see `Server`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    server: ClassVar[Server]
+    url: str
+    credential: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _no_password(cls, value: str) -> str:
+        return cls.server.check(value)
+
+    async def server_url(self, ctx: Context | Listening) -> str:
+        """The URL to connect to: the credential's when one is picked (with the login), else the field's."""
+        if not self.credential:
+            return self.url
+        url = str((await ctx.credential(self.credential)).get("url") or "")
+        if not url:
+            raise NodeError(f"the credential {self.credential!r} has no URL; open it under Credentials and enter the "
+                            f"{self.server.service} URL", field="credential", retryable=False)
+        return url
 
 
 class Suspend(Exception):

@@ -10,11 +10,22 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from flowboard.sdk import Category, Context, Emit, Inputs, Item, Listening, NodeError, NodeType, Outputs
+from flowboard.sdk import (
+    Category,
+    Context,
+    Emit,
+    Inputs,
+    Item,
+    Listening,
+    NodeError,
+    NodeType,
+    Outputs,
+    Server,
+    ServerConnection,
+)
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
 
@@ -23,25 +34,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Connection(_Strict):
-    url: str = Field(DEFAULT_URL, title="Server", description="The NATS server's address, e.g. "
-                     "nats://127.0.0.1:4222. For a user and password or a token, pick a credential instead.",
-                     json_schema_extra={"expressions": False})
-    credential: str | None = Field(None, description="A NATS connection credential (its URL with user and "
-                                   "password); used instead of Server.",
-                                   json_schema_extra={"widget": "credential", "credential_types": ["nats"]})
+NATS = Server("NATS", credential_type="nats", schemes=("nats", "tls", "ws", "wss"), example=DEFAULT_URL,
+              login="a user and password or a token", user_is_secret=True)
 
-    @field_validator("url")
-    @classmethod
-    def _no_password(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in ("nats", "tls", "ws", "wss"):
-            raise ValueError("the server address starts with nats://, e.g. nats://127.0.0.1:4222")
-        if parts.password or parts.username:
-            raise ValueError("a user, password or token does not belong in the flow: put the URL in a NATS "
-                             "credential and pick it under Credential")
-        return value
+
+class Connection(ServerConnection):
+    server = NATS
+    url: str = NATS.url_field()
+    credential: str | None = NATS.credential_field()
 
 
 Message = Annotated[Any, Field(None, description="What to send, e.g. {{ item.order }}. Empty: the whole item, as "
@@ -92,17 +92,6 @@ class ConsumeConfig(Connection):
                               json_schema_extra={"expressions": False})
     batch: int = Field(100, ge=1, le=1000, title="Messages at once", description="At most this many messages are "
                        "being worked on at the same time", json_schema_extra={"expressions": False})
-
-
-async def _url(ctx: Context | Listening, config: Connection) -> str:
-    if config.credential:
-        data = await ctx.credential(config.credential)
-        url = str(data.get("url") or "")
-        if not url:
-            raise NodeError(f"the credential {config.credential!r} has no URL; open it under Credentials and enter "
-                            "the NATS URL", field="credential", retryable=False)
-        return url
-    return config.url
 
 
 async def _quiet(_: Exception) -> None:
@@ -164,7 +153,7 @@ class Nats(NodeType):
         import nats.js.errors
 
         items = inputs.get("main") or []
-        url = await _url(ctx, config)
+        url = await config.server_url(ctx)
         key = ("nats", url)
         client = await ctx.connection(key, lambda: _connect(url, reconnect=True))
         if client.is_closed:  # gave up reconnecting since the last run: open a new one
@@ -230,7 +219,7 @@ class NatsConsume(NodeType):
         import nats.js.api as api
         import nats.js.errors
 
-        client = await _connect(await _url(ctx, config), reconnect=False)
+        client = await _connect(await config.server_url(ctx), reconnect=False)
         try:
             js = client.jetstream()
             try:

@@ -15,11 +15,21 @@ import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from flowboard.sdk import Category, Context, Emit, Inputs, Listening, NodeError, NodeType, Outputs
+from flowboard.sdk import (
+    Category,
+    Context,
+    Emit,
+    Inputs,
+    Listening,
+    NodeError,
+    NodeType,
+    Outputs,
+    Server,
+    ServerConnection,
+)
 
 if TYPE_CHECKING:
     import aio_pika
@@ -36,27 +46,14 @@ def _not_transport_errors(record: logging.LogRecord) -> bool:
 logging.getLogger("aiormq.connection").addFilter(_not_transport_errors)
 
 
-class Connection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+RABBITMQ = Server("RabbitMQ", credential_type="rabbitmq", schemes=("amqp", "amqps"), example=DEFAULT_URL,
+                  note="(logs in as guest)")
 
-    url: str = Field(DEFAULT_URL, title="Server", description="The RabbitMQ server's address, e.g. "
-                     "amqp://127.0.0.1:5672/ (logs in as guest). For a user and password, pick a credential instead.",
-                     json_schema_extra={"expressions": False})
-    credential: str | None = Field(None, description="A RabbitMQ connection credential (its URL with user and "
-                                   "password); used instead of Server.",
-                                   json_schema_extra={"widget": "credential", "credential_types": ["rabbitmq"]})
 
-    @field_validator("url")
-    @classmethod
-    def _no_password(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in ("amqp", "amqps"):
-            raise ValueError("the server address starts with amqp:// or amqps://, e.g. amqp://127.0.0.1:5672/")
-        if parts.password:
-            raise ValueError("a password does not belong in the flow: put the URL in a RabbitMQ credential and pick "
-                             "it under Credential")
-        return value
+class Connection(ServerConnection):
+    server = RABBITMQ
+    url: str = RABBITMQ.url_field()
+    credential: str | None = RABBITMQ.credential_field()
 
 
 class PublishConfig(Connection):
@@ -99,17 +96,6 @@ class ConsumeConfig(Connection):
     @property
     def dead_letters(self) -> str:
         return (self.dead_letter_queue or "").strip() or f"{self.queue}.dead"
-
-
-async def _url(ctx: Context | Listening, config: Connection) -> str:
-    if config.credential:
-        data = await ctx.credential(config.credential)
-        url = str(data.get("url") or "")
-        if not url:
-            raise NodeError(f"the credential {config.credential!r} has no URL; open it under Credentials and enter "
-                            "the RabbitMQ URL", field="credential", retryable=False)
-        return url
-    return config.url
 
 
 async def _connect(url: str) -> aio_pika.abc.AbstractConnection:
@@ -181,7 +167,7 @@ class RabbitPublish(NodeType):
         import aio_pika
 
         items = inputs.get("main") or []
-        url = await _url(ctx, config)
+        url = await config.server_url(ctx)
         key = ("rabbitmq", url)
         publisher = await ctx.connection(key, lambda: _open_channel(url))
         if publisher.closed:  # broken since the last run (RabbitMQ restarted): open a new one; nothing was sent
@@ -253,7 +239,7 @@ class RabbitConsume(NodeType):
     async def listen(self, ctx: Listening, config: ConsumeConfig, emit: Emit) -> None:
         import aiormq.exceptions as errors
 
-        connection = await _connect(await _url(ctx, config))
+        connection = await _connect(await config.server_url(ctx))
         async with connection:
             # The consumer works on the AMQP connection under aio-pika (aiormq) itself: its channel takes a burst of
             # messages per turn of the event loop (aio-pika's channel buffers 10 frames, three messages, so runs

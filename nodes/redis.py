@@ -9,11 +9,22 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from flowboard.sdk import Category, Context, Emit, Inputs, Item, Listening, NodeError, NodeType, Outputs
+from flowboard.sdk import (
+    Category,
+    Context,
+    Emit,
+    Inputs,
+    Item,
+    Listening,
+    NodeError,
+    NodeType,
+    Outputs,
+    Server,
+    ServerConnection,
+)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -22,26 +33,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Connection(_Strict):
-    url: str = Field(DEFAULT_URL, title="Server", description="The Redis server's address and database number, "
-                     "e.g. redis://127.0.0.1:6379/0. For a password, pick a credential instead.",
-                     json_schema_extra={"expressions": False})
-    credential: str | None = Field(None, description="A Redis connection credential (its URL with the password); "
-                                   "used instead of Server.",
-                                   json_schema_extra={"widget": "credential", "credential_types": ["redis"]})
+REDIS = Server("Redis", credential_type="redis", schemes=("redis", "rediss", "unix"), example=DEFAULT_URL,
+               address="address and database number", login="a password")
 
-    @field_validator("url")
-    @classmethod
-    def _no_password(cls, value: str) -> str:
-        value = value.strip()
-        parts = urlsplit(value)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("the server address starts with redis:// (or rediss:// for TLS), e.g. "
-                             "redis://127.0.0.1:6379/0")
-        if parts.password:
-            raise ValueError("a password does not belong in the flow: put the URL in a Redis credential and pick it "
-                             "under Credential")
-        return value
+
+class Connection(ServerConnection):
+    server = REDIS
+    url: str = REDIS.url_field()
+    credential: str | None = REDIS.credential_field()
 
 
 Key = Annotated[str, Field(min_length=1, description="The key, e.g. session:{{ item.id }}")]
@@ -106,17 +105,6 @@ class SubscribeConfig(Connection):
                                 json_schema_extra={"expressions": False})
 
 
-async def _url(ctx: Context | Listening, config: Connection) -> str:
-    if config.credential:
-        data = await ctx.credential(config.credential)
-        url = str(data.get("url") or "")
-        if not url:
-            raise NodeError(f"the credential {config.credential!r} has no URL; open it under Credentials and enter "
-                            "the Redis URL", field="credential", retryable=False)
-        return url
-    return config.url
-
-
 def _client(url: str) -> Any:
     import redis.asyncio as redis
 
@@ -170,7 +158,7 @@ class Redis(NodeType):
         import redis.exceptions as errors
 
         items = inputs.get("main") or []
-        url = await _url(ctx, config)
+        url = await config.server_url(ctx)
         client = await ctx.connection(("redis", url), lambda: _open(url))
         out: list[Item] = []
         try:
@@ -266,7 +254,7 @@ class RedisSubscribe(NodeType):
     async def listen(self, ctx: Listening, config: SubscribeConfig, emit: Emit) -> None:
         import redis.exceptions as errors
 
-        client = _client(await _url(ctx, config))
+        client = _client(await config.server_url(ctx))
         pubsub = client.pubsub()
         patterns = [c for c in config.channels if any(ch in c for ch in "*?[")]
         channels = [c for c in config.channels if c not in patterns]
