@@ -1,5 +1,6 @@
-"""What the broker tests share: a Flowboard with fast reconnects, a wait for finished runs, a TCP proxy that cuts and
-restores a client's connection to the shared RabbitMQ or NATS, and private redis-server / mosquitto instances."""
+"""What the broker tests share: their fixtures (a Flowboard with fast reconnects, the service check), a wait for
+finished runs, a TCP proxy that cuts and restores a client's connection to the shared RabbitMQ or NATS, and private
+redis-server / mosquitto instances."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flowboard.engine import Event
+from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
 from .conftest import require_service
@@ -38,6 +42,24 @@ def free_port() -> int:
 def fast_reconnects(fb: Flowboard) -> Flowboard:
     fb.listeners.backoff, fb.listeners.backoff_max = 0.2, 0.8
     return fb
+
+
+def broker_fixtures(name: str, port: int) -> tuple[Any, Any]:
+    """A broker test module's two fixtures, as `_up, fb = broker_fixtures("NATS", 4222)` at module level: an autouse
+    one that skips its tests when the shared service is down (fails in CI), and `fb`, a Flowboard whose listening
+    triggers reconnect fast."""
+
+    @pytest.fixture(autouse=True)
+    def up() -> None:
+        need(name, port)
+
+    @pytest.fixture
+    async def fb(tmp_path: Path, registry: Registry) -> Any:
+        board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
+        yield board
+        await board.aclose()
+
+    return up, fb
 
 
 class Finished:

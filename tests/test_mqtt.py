@@ -11,24 +11,12 @@ import aiomqtt
 import pytest
 
 from flowboard.engine import RunStatus
-from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, free_port, need, private_mosquitto, state_texts, until
+from .brokerkit import Finished, broker_fixtures, free_port, private_mosquitto, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(autouse=True)
-def _mosquitto() -> None:
-    need("Mosquitto", 1883)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path, registry: Registry) -> Any:
-    board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
-    yield board
-    await board.aclose()
+_up, fb = broker_fixtures("Mosquitto", 1883)
 
 
 def publish_flow(**config: Any) -> dict[str, Any]:

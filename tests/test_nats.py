@@ -5,31 +5,18 @@ when the connection is cut while the trigger listens."""
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import nats
 import pytest
 
 from flowboard.engine import RunStatus
-from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, free_port, need, proxy, state_texts, until
+from .brokerkit import Finished, broker_fixtures, free_port, proxy, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(autouse=True)
-def _nats() -> None:
-    need("NATS", 4222)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path, registry: Registry) -> Any:
-    board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
-    yield board
-    await board.aclose()
+_up, fb = broker_fixtures("NATS", 4222)
 
 
 @pytest.fixture

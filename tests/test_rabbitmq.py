@@ -5,30 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 import pytest
 
-from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, free_port, need, proxy, state_texts, until
+from .brokerkit import Finished, broker_fixtures, free_port, proxy, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(autouse=True)
-def _rabbitmq() -> None:
-    need("RabbitMQ", 5672)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path, registry: Registry) -> Any:
-    board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
-    yield board
-    await board.aclose()
+_up, fb = broker_fixtures("RabbitMQ", 5672)
 
 
 @pytest.fixture

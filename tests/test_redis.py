@@ -13,24 +13,12 @@ import pytest
 import redis.asyncio as redis
 
 from flowboard.engine import RunStatus
-from flowboard.registry import Registry
 from flowboard.services import Flowboard
 
-from .brokerkit import Finished, fast_reconnects, need, private_redis, state_texts, until
+from .brokerkit import Finished, broker_fixtures, private_redis, state_texts, until
 
 pytestmark = pytest.mark.timeout(90)
-
-
-@pytest.fixture(autouse=True)
-def _redis() -> None:
-    need("Redis", 6379)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path, registry: Registry) -> Any:
-    board = fast_reconnects(Flowboard(data_dir=tmp_path, registry=registry))
-    yield board
-    await board.aclose()
+_up, fb = broker_fixtures("Redis", 6379)
 
 
 def command_flow(action: dict[str, Any], **connection: Any) -> dict[str, Any]:
