@@ -9,9 +9,11 @@ from nicegui.testing import User
 from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 from flowboard.ui.forms.widgets.code import item_keys
-from tests.test_ui_pages import _keep_modules, app, fb, one, select  # noqa: F401
+from tests.pagekit import page_fixtures
+from tests.test_ui_pages import one, select
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
+_keep_modules, fb, app = page_fixtures()
 
 
 def code_flow(code: str) -> dict[str, object]:
@@ -26,7 +28,7 @@ def code_flow(code: str) -> dict[str, object]:
     ("print('<b>before</b> the failure')\nreturn [{'x': 1 / 0}]", ["<b>before</b> the failure"],
      "line 2: ZeroDivisionError: division by zero"),
 ])
-async def test_the_run_page_shows_what_the_code_printed(user: User, app: Flowboard, code: str,  # noqa: F811
+async def test_the_run_page_shows_what_the_code_printed(user: User, app: Flowboard, code: str,
                                                         printed: list[str], error: str | None) -> None:
     app.save_flow(parse_flow(code_flow(code)), None)
     result = await app.run_flow("code")

@@ -4,43 +4,20 @@ a broken pasted document's located problems."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pytest
 from nicegui.testing import User
 
 from flowboard.model import parse_flow
 from flowboard.services import Flowboard
-from flowboard.ui import pages
 
 from .apps.shop_api import Served, make_app
+from .pagekit import page_fixtures
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 
 
-@pytest.fixture(autouse=True)
-def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """As in test_ui_pages: NiceGUI's user fixture forgets flowboard's modules; put them back."""
-    request.node.add_marker(pytest.mark.nicegui_main_file(""))
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "flowboard" or name.startswith("flowboard.")}
-    yield
-    sys.modules.update(saved)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
-    app = Flowboard(data_dir=tmp_path)
-    yield app
-    await app.aclose()
-
-
-@pytest.fixture
-def app(user: User, fb: Flowboard) -> Flowboard:
-    pages.register(fb)
-    return fb
+_keep_modules, fb, app = page_fixtures()
 
 
 async def test_import_reimport_and_remove_on_the_page(user: User, app: Flowboard) -> None:

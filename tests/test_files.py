@@ -7,8 +7,7 @@ import hashlib
 import itertools
 import json
 import os
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 
 from .conftest import make_flow
+from .pagekit import keep_flowboard_modules
 from .test_store import MakeStore, make_store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
@@ -189,14 +189,7 @@ async def test_a_runs_files_download_for_who_may_see_the_run_only(fb: Flowboard)
         assert missing.status_code == 404 and "has no file" in missing.json()["error"]
 
 
-@pytest.fixture
-def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """As in test_ui_pages: NiceGUI's user fixture forgets the flowboard modules; put them back."""
-    request.node.add_marker(pytest.mark.nicegui_main_file(""))
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "flowboard" or name.startswith("flowboard.")}
-    yield
-    sys.modules.update(saved)
+_keep_modules = keep_flowboard_modules(autouse=False)
 
 
 @pytest.mark.usefixtures("_keep_modules")

@@ -24,6 +24,7 @@ from flowboard.ui import pages
 
 from .clihelp import env_for
 from .conftest import make_flow
+from .pagekit import keep_flowboard_modules
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flowboard-example-nodes"
@@ -75,14 +76,7 @@ async def notes() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
     await runner.cleanup()
 
 
-@pytest.fixture(autouse=True)
-def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """As in test_ui_pages: NiceGUI's user fixture forgets the flowboard modules; put them back."""
-    request.node.add_marker(pytest.mark.nicegui_main_file(""))
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "flowboard" or name.startswith("flowboard.")}
-    yield
-    sys.modules.update(saved)
+_keep_modules = keep_flowboard_modules()
 
 
 def test_flowboard_nodes_names_each_types_package(installed: Path, tmp_path: Path) -> None:

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from nicegui import ElementFilter
 from nicegui.testing import User
@@ -22,39 +19,17 @@ from nicegui.testing import User
 from flowboard.model import Flow, parse_flow
 from flowboard.services import Flowboard, load_examples
 from flowboard.store.tables import credentials_t, runs_t
-from flowboard.ui import pages
 from flowboard.ui.canvas import FlowCanvas
 from flowboard.ui.graph import CanvasSync
 
 from .jsoncorpus import BAD_JSON
+from .pagekit import page_fixtures
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 
 
-@pytest.fixture(autouse=True)
-def _keep_modules(request: pytest.FixtureRequest) -> Iterator[None]:
-    """NiceGUI's user fixture forgets the modules whose functions it served as pages (flowboard.ui.pages and its
-    parents) so a main file can be run afresh; a re-imported flowboard would have new exception classes. Put them
-    back. (Autouse: set up before `user`, so torn down after it.)"""
-    request.node.add_marker(pytest.mark.nicegui_main_file(""))
-    saved = {name: module for name, module in sys.modules.items()
-             if name == "flowboard" or name.startswith("flowboard.")}
-    yield
-    sys.modules.update(saved)
-
-
-@pytest.fixture
-async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
-    app = Flowboard(data_dir=tmp_path)
-    yield app
-    await app.aclose()
-
-
-@pytest.fixture
-def app(user: User, fb: Flowboard) -> Flowboard:
-    pages.register(fb)
-    return fb
+_keep_modules, fb, app = page_fixtures()
 
 
 def shown(user: User, marker: str) -> bool:
