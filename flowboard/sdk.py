@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -201,8 +202,11 @@ class NodeType:
     #: True for nodes that change the world (HTTP, SQL, email): their finished steps are written to the store before
     #: the run goes on, so a crash never makes them run twice.
     side_effects: ClassVar[bool] = False
-    #: True for nodes with side effects whose work may be tried again after a timeout (idempotent calls). Without it
-    #: a timed-out step of a node with side effects is not retried: it may have done its work before time ran out.
+    #: True for nodes with side effects whose work may be done again harmlessly (idempotent calls): after a timeout
+    #: it is tried again, and a step that a stop of Flowboard or of a worker interrupted runs again when the run
+    #: resumes. Without it such a step is not repeated: a timed-out one fails, and an interrupted one fails with a
+    #: message asking to check its target (`interrupted`). A node whose safety depends on its config says so in
+    #: `retry_safe_with`.
     retry_safe: ClassVar[bool] = False
     #: True for the few node types most flows use (If, Send email...): the editor offers them first when a node is
     #: added after another, before any search.
@@ -265,6 +269,21 @@ class NodeType:
         runs the nodes before a newly added one by itself, so their fields are there to drag, only when none of
         them does. Defaults to `side_effects`; a node that also only reads (a data table's find) says so here."""
         return cls.side_effects
+
+    @classmethod
+    def retry_safe_with(cls, config: Mapping[str, Any]) -> bool:
+        """Whether a node with this config (as written in the flow: it may hold expressions) may do its work again
+        harmlessly: an HTTP call that sends an idempotency key (`Context.idempotency_key`), a read. Defaults to
+        `retry_safe`. Decided once per flow version, before any run; a node of a type with side effects that is not
+        retry-safe has its step recorded as started before it runs, so that a run resumed after a stop knows it was
+        interrupted and does not do it a second time."""
+        return cls.retry_safe
+
+    @classmethod
+    def target(cls, config: Mapping[str, Any]) -> str:
+        """Where the node's side effects land, in the user's words ("the server api.example.com"), for the message
+        of a step that was interrupted while it was sending. Must not reach the network or the disk."""
+        return "where this step sends to"
 
     @classmethod
     def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any],
@@ -571,6 +590,13 @@ class Context:
         """Approval tasks: ask people to decide (the Approval node)."""
         return self._services.approvals()
 
+    def idempotency_key(self, index: int = 0) -> str:
+        """A key for the work this step does for input item `index`, the same each time this run's step does it
+        again (after a timeout, or when the run resumes after a stop) and different for any other run, node or item:
+        a UUID derived from the run id, node id and item index. Send it where the service honours one (the HTTP
+        request node's Idempotency-Key header), and a repeat is harmless."""
+        return str(uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{self.run_id}/{self.node_id}/{index}"))
+
     def each(self, items: Items) -> Iterator[tuple[int, Item, Any]]:
         """Each item with its index and the node's config rendered for it."""
         config_for = self._config_for
@@ -613,6 +639,9 @@ class Context:
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise asyncio.CancelledError()
+
+
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c0b8e-2a4d-5e7f-9b3a-f10b0a4d1e13")  # Flowboard's own
 
 
 class Files:

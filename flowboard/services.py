@@ -563,7 +563,7 @@ class Flowboard:
             self.store.mark_run(run.id, RunStatus.crashed.value, {"message": f"could not resume: {exc}"},
                                 owner=self.owner)
             return None
-        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _FINAL_STEP}
+        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _RESUMED_STEP}
         return run, plan, done, self.store.waits_of(run.id)
 
     async def run_claimed(self, run_id: str, on_start: Callable[[RunRecord], None] | None = None
@@ -661,7 +661,7 @@ class Flowboard:
         if run.source == EDITOR and run.flow_version is None:
             raise ValueError("it is a test run of unsaved changes")
         plan = self.plan(run.flow_id, run.flow_version)
-        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _FINAL_STEP}
+        done = {nid: step for nid, step in self.store.get_steps(run.id).items() if step.status in _RESUMED_STEP}
         return plan, done, self.store.waits_of(run.id)
 
     def cancel(self, run_id: str) -> bool:
@@ -760,6 +760,9 @@ def reusable_steps(plan: Plan, steps: dict[str, Step]) -> dict[str, Step]:
             done[nid] = step
     return done
 _FINAL_STEP = frozenset({StepStatus.succeeded, StepStatus.failed, StepStatus.skipped})
+#: The recorded steps a resumed run starts from: the finished ones, and the ones a stop interrupted (`running`: a node
+#: whose work must not be repeated was recorded as started; the engine fails such a step instead of running it again)
+_RESUMED_STEP = _FINAL_STEP | {StepStatus.running}
 
 
 def load_examples(app: Flowboard, folder: Path, names: Iterable[str] | None = None) -> int:

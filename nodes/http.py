@@ -206,6 +206,17 @@ class HttpConfig(_Strict):
         60, ge=0, le=3600, title="Longest wait between tries (seconds)",
         description="Longest wait before trying again, in seconds. A server asking to wait longer gets its answer "
         "passed on (or the node fails).")
+    idempotency_key: bool = Field(
+        True, title="Send a repeat-safe key",
+        description="With POST, PUT, PATCH and DELETE, send a key that stays the same for each item of this step, "
+        "however often it is sent, so a service that knows the key does the request once: when Flowboard or a "
+        "worker stops while the request is on its way, the run sends it again on resuming and the service "
+        "recognises it. Off: a request interrupted by such a stop is not sent again; the step fails and asks you "
+        "to check the service. Not sent when pages are fetched.")
+    idempotency_header: str = Field(
+        "Idempotency-Key", min_length=1, title="Header of the repeat-safe key",
+        description="The header that carries the key, e.g. Idempotency-Key (as Stripe and Adyen name it) or "
+        "PayPal-Request-Id (PayPal); the service's documentation says which. A header of that name set above is sent instead.")
     proxy: str | None = Field(None, description="Send the requests through this proxy, e.g. "
                               "http://proxy.example.com:3128 (empty: no proxy).")
     ca_certificate: str | None = Field(
@@ -280,6 +291,28 @@ class HttpRequest(NodeType):
                                lambda text: from_curl(text))
 
     @classmethod
+    def retry_safe_with(cls, config: Mapping[str, Any]) -> bool:
+        """Reads, PUT and DELETE (the same request twice does what it does once), and calls that send a repeat-safe
+        key are safe to send again."""
+        method = config.get("method", "GET")
+        if method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"):
+            return True
+        pages = config.get("pagination")
+        return config.get("idempotency_key", True) is True and method in _KEYED \
+            and (not isinstance(pages, Mapping) or pages.get("type", "none") == "none")
+
+    @classmethod
+    def target(cls, config: Mapping[str, Any]) -> str:
+        url = str(config.get("url") or "")
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            host = None
+        if host and "{" not in host:
+            return f"the server {host}"
+        return f"the address {_shorten(url, 80)}" if url else "the server it calls"
+
+    @classmethod
     def name_for(cls, config: Mapping[str, Any]) -> str | None:
         url = plain(config.get("url"))
         host = urlsplit(url).hostname if url and "://" in url else None
@@ -305,11 +338,12 @@ class HttpRequest(NodeType):
                 auths[cfg.credential] = await _Auth.load(ctx, cfg.credential, index)
         if config.proxy or config.ca_certificate or not config.verify_tls:
             async with _own_client(ctx, config) as client:
-                return await self._requests(config, configs, auths, client, ctx.files)
-        return await self._requests(config, configs, auths, ctx.http, ctx.files)
+                return await self._requests(ctx, config, configs, auths, client)
+        return await self._requests(ctx, config, configs, auths, ctx.http)
 
-    async def _requests(self, config: HttpConfig, configs: list[HttpConfig], auths: dict[str, _Auth],
-                        client: httpx.AsyncClient, files: Files) -> Outputs:
+    async def _requests(self, ctx: Context, config: HttpConfig, configs: list[HttpConfig], auths: dict[str, _Auth],
+                        client: httpx.AsyncClient) -> Outputs:
+        files = ctx.files
         if config.pagination.type != "none":
             async def pages(index: int) -> list[Item]:
                 cfg = configs[index]
@@ -321,7 +355,9 @@ class HttpRequest(NodeType):
 
         async def one(index: int) -> Item:
             cfg = configs[index]
-            return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index, files)
+            key = (cfg.idempotency_header, ctx.idempotency_key(index)) \
+                if cfg.idempotency_key and cfg.method in _KEYED else None
+            return await _request(client, cfg, auths[cfg.credential] if cfg.credential else None, index, files, key)
 
         return await run_bounded(len(configs), one, config.concurrency)
 
@@ -529,8 +565,12 @@ def _link_next(headers: dict[str, str]) -> str | None:
 
 
 async def _request(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int,
-                   files: Files) -> Item:
+                   files: Files, key: tuple[str, str] | None = None) -> Item:
+    """One request (with its tries when the server is busy); `key`: the repeat-safe key's header and value, sent
+    unless the configured headers name that header already."""
     headers = _pairs(cfg.headers)
+    if key is not None:
+        _default_header(headers, *key)
     kwargs: dict[str, Any] = {}
     body = cfg.body
     if body.type == "json":
@@ -676,6 +716,8 @@ async def _send(client: httpx.AsyncClient, method: str, url: httpx.URL, headers:
 
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: Methods that send the repeat-safe key (`idempotency_key`)
+_KEYED = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:

@@ -108,3 +108,129 @@ def test_killed_run_resumes_without_repeating_finished_steps(tmp_path: Path, cou
     assert steps["second_call"].outputs["main"][0]["body"]["count"] == 1
     assert result_json(flowboard(tmp_path, "run", "crashy"))["status"] == "succeeded"
     assert hits.hits == {"/first": 2, "/second": 2}
+
+
+class Keyed:
+    """Counts `POST /send` calls and the repeat-safe keys they carry; the first call of each key is held until the
+    test lets it go (the caller is killed meanwhile), any repeat is answered at once."""
+
+    def __init__(self) -> None:
+        self.calls: list[str | None] = []  # the Idempotency-Key of each call, in order
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        keyed = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                key = self.headers.get("Idempotency-Key")
+                with keyed.lock:
+                    first = key is None or key not in keyed.calls
+                    keyed.calls.append(key)
+                if first:
+                    keyed.release.wait(20)
+                body = json.dumps({"key": key}).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the caller is gone
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def keyed() -> Iterator[Keyed]:
+    server = Keyed()
+    yield server
+    server.close()
+
+
+def send_flow(url: str, **http: object) -> dict:
+    return {"id": "sender", "name": "Sender", "nodes": [
+        {"id": "start", "type": "trigger.manual"},
+        {"id": "send", "type": "http.request", "config": {"method": "POST", "url": f"{url}/send", **http}},
+        {"id": "after", "type": "data.set", "config": {"fields": [{"name": "sent", "value": True}]}}],
+        "edges": [{"source": "start", "target": "send"}, {"source": "send", "target": "after"}]}
+
+
+def kill_while_sending(tmp_path: Path, keyed: Keyed, flow: dict, items: int = 3) -> str:
+    """Run `flow` with `items` items in a process, kill it (-9) while its requests are on their way; the run id."""
+    (tmp_path / "flow.json").write_text(json.dumps(flow))
+    assert flowboard(tmp_path, "import", str(tmp_path / "flow.json")).returncode == 0
+    proc = popen(tmp_path, "run", flow["id"], "--input", json.dumps([{"n": i} for i in range(items)]))
+    deadline = time.monotonic() + 30
+    while len(keyed.calls) < items:
+        assert time.monotonic() < deadline and proc.poll() is None, f"the requests never went out: {keyed.calls}"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    keyed.release.set()
+    store = Store(make_engine(database_url(tmp_path)))
+    try:
+        [run] = store.unfinished_runs()
+        return run.id
+    finally:
+        store.close()
+
+
+def test_a_step_interrupted_while_sending_without_a_key_fails_instead_of_sending_again(
+        tmp_path: Path, keyed: Keyed) -> None:
+    """The repeat-safe key is off: the step was recorded as started before its requests went out, and the resumed
+    run fails it, saying what to check, instead of sending them a second time."""
+    run_id = kill_while_sending(tmp_path, keyed, send_flow(keyed.url, idempotency_key=False))
+    assert keyed.calls == [None, None, None], "a key was sent although switched off"
+    store = Store(make_engine(database_url(tmp_path)))
+    assert store.get_steps(run_id)["send"].status.value == "running", "the step was not recorded as started"
+    store.close()
+
+    resumed = flowboard(tmp_path, "resume", timeout=60)
+    assert f"run {run_id}: failed" in resumed.stdout, resumed.stderr
+    assert len(keyed.calls) == 3, "an interrupted request was sent again"
+    store = Store(make_engine(database_url(tmp_path)))
+    record, steps = store.get_run(run_id), store.get_steps(run_id)
+    store.close()
+    assert record.status.value == "failed"
+    assert steps["send"].status.value == "failed" and "after" not in steps
+    message = steps["send"].error["message"]
+    assert message == ("this step was interrupted by a stop of Flowboard while it was sending; it may or may not "
+                       "have happened; check the server 127.0.0.1 and run it again"), message
+    assert record.error["node_id"] == "send"
+
+
+def test_a_step_interrupted_while_sending_with_a_key_sends_the_same_keys_again(tmp_path: Path, keyed: Keyed) -> None:
+    """By default a POST carries a key per run, node and item: the resumed run sends the requests again with the same
+    keys (a service that knows them does each once) and succeeds; the step was not even recorded as started."""
+    run_id = kill_while_sending(tmp_path, keyed, send_flow(keyed.url))
+    first = list(keyed.calls)
+    assert len(set(first)) == 3 and None not in first, first
+    store = Store(make_engine(database_url(tmp_path)))
+    assert "send" not in store.get_steps(run_id), "a retry-safe step paid for a write before it started"
+    store.close()
+
+    resumed = flowboard(tmp_path, "resume", timeout=60)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"run {run_id}: succeeded" in resumed.stdout
+    assert sorted(keyed.calls[3:]) == sorted(first), "the repeat did not carry the same keys"
+    store = Store(make_engine(database_url(tmp_path)))
+    steps = store.get_steps(run_id)
+    store.close()
+    assert sorted(item["body"]["key"] for item in steps["send"].outputs["main"]) == sorted(first)
+
+    again = result_json(flowboard(tmp_path, "run", "sender", "--input", json.dumps([{"n": 0}])))
+    assert again["status"] == "succeeded"
+    assert keyed.calls[-1] not in first, "another run sent a key of the first one"

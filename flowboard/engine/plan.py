@@ -43,10 +43,15 @@ class PlannedNode:
     is_sink: bool = False
     id: str = ""
     name: str = ""
+    #: Its side effects must not be repeated (`NodeType.side_effects`, not `retry_safe_with` its config): its step is
+    #: recorded as started before it runs, a timeout is not retried, and a run resumed after a stop fails the step
+    #: that stop interrupted instead of doing it again.
+    unsafe: bool = False
 
     def __post_init__(self) -> None:
         self.id = self.node.id
         self.name = node_name(self.node, self.cls)
+        self.unsafe = self.cls.side_effects and not self.cls.retry_safe_with(self.node.config)
 
 
     def config_for(self, scope: Scope) -> Any:

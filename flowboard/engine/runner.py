@@ -98,13 +98,17 @@ class Engine:
         #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted); must not
         #: raise or block. The app uses it to start error flows.
         self.on_finished: Callable[[Plan, str, RunResult], None] | None = None
+        #: What runs the runs, in the words of a step interrupted by its stop ("a stop of Flowboard")
+        self.host = "Flowboard"
 
     async def run(self, plan: Plan, input_items: Items | None = None, *, run_id: str | None = None,
                   trigger: str | None = None, done: dict[str, Step] | None = None,
                   started: float | None = None, waits: dict[str, Waiting] | None = None,
                   park: bool = True) -> RunResult:
         """Run `plan` from `trigger` (default: its manual trigger) with `input_items` as the trigger's input.
-        `done` holds steps finished before a crash or a wait: they are not run again. `waits` holds the recorded
+        `done` holds steps finished before a crash or a wait: they are not run again; a `running` one was started
+        and never finished (a stop interrupted it): its node runs again if it is retry-safe, else its step fails
+        with a message asking to check what it sends to. `waits` holds the recorded
         waits of nodes that suspended the run: a resumed one gives its node's output from its payload, one still
         waiting goes on waiting until its recorded deadline (the node does not run again). `park=False` keeps waits
         with a deadline in memory, however long (the editor's test runs, which a person watches)."""
@@ -207,7 +211,7 @@ class _Run:
             while ready or running:
                 while ready and len(running) < limit:
                     pn = plan.nodes[ready.popleft()]
-                    if pn.id in self.done:
+                    if pn.id in self.done and self.done[pn.id].status is not StepStatus.running:
                         self._finish(pn, self.done[pn.id], ready, restored=True)
                     elif not pn.is_trigger and not self._has_input(pn):
                         self._skip(pn, ready)
@@ -473,6 +477,16 @@ class _Run:
             passed = list(flat_inputs(inputs))
             return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
                                 {pn.output_ports[0]: passed} if pn.output_ports else {}), None)
+        if pn.unsafe and self.recorder is not None:
+            interrupted = self.done.get(pn.id)
+            if interrupted is not None:  # started before a stop, never finished: it may have happened, or not
+                return _sealed(self._failed_step(pn, inputs, self._interrupted(pn), interrupted.started,
+                                                 interrupted.attempt), None)
+            # Recorded as started (with whatever waits to be written) before it can change anything, so that a run
+            # resumed after a stop in the middle knows this step may have happened and does not do it again
+            self.unflushed.append(Step(self.run_id, pn.id, StepStatus.running, started, started))
+            self.durable = True
+            await self._flush()
         attempt = 1
         logs: list[str] = []
         while True:
@@ -506,7 +520,7 @@ class _Run:
                             # a node with side effects may have done its work before it ran out of time (the
                             # database committed, the server acted): trying again could do it twice, unless the node
                             # says not
-                            unsafe = pn.cls.side_effects and not pn.cls.retry_safe
+                            unsafe = pn.unsafe
                             raise NodeError(f"timed out after {settings.timeout:g} s" + (
                                 "; not retried, since it may have done its work already" if unsafe and settings.retries
                                 else ""), retryable=not unsafe) from None
@@ -565,6 +579,16 @@ class _Run:
             return step
         return Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), ctx.attempt, inputs, outputs,
                     wait={"done": True})
+
+    def _interrupted(self, pn: PlannedNode) -> dict[str, Any]:
+        """The error of a step that a stop interrupted while it ran: its node may have done its work, or not."""
+        try:
+            target = pn.cls.target(pn.node.config)
+        except Exception:
+            target = "where this step sends to"
+        return {"message": f"this step was interrupted by a stop of {self.engine.host} while it was sending; it may "
+                           f"or may not have happened; check {target} and run it again",
+                "node_id": pn.id, "interrupted": True}
 
     def _failed_step(self, pn: PlannedNode, inputs: dict[str, Items], error: dict[str, Any], started: float,
                      attempt: int) -> Step:

@@ -200,6 +200,7 @@ class Worker:
 
     def __init__(self, fb: Flowboard, concurrency: int = 16):
         self.fb = fb
+        fb.engine.host = "the worker that ran it"  # the words of a step its stop interrupted
         self.app = make_app(str(fb.store.engine.url.render_as_string(hide_password=False)), self.run_job)
         self.concurrency = concurrency
         #: What to tell the servers in the next notices, in order: [run id, flow id, status] (a run started or
