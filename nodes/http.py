@@ -216,7 +216,8 @@ class HttpConfig(_Strict):
     idempotency_header: str = Field(
         "Idempotency-Key", min_length=1, title="Header of the repeat-safe key",
         description="The header that carries the key, e.g. Idempotency-Key (as Stripe and Adyen name it) or "
-        "PayPal-Request-Id (PayPal); the service's documentation says which. A header of that name set above is sent instead.")
+        "PayPal-Request-Id (PayPal); the service's documentation says which. A header of that name set above is "
+        "sent instead.")
     proxy: str | None = Field(None, description="Send the requests through this proxy, e.g. "
                               "http://proxy.example.com:3128 (empty: no proxy).")
     ca_certificate: str | None = Field(
