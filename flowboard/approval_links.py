@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from .forms_public import _e, _notice, _page, _plain, _read_form
-from .store.approvals import OPEN, ApprovalError, NotAllowed, TaskNotFound, person_key
+from .store.approvals import OPEN, ApprovalError, NotAllowed, TaskNotFound
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -149,7 +150,7 @@ class DecisionPage:
         if task.status != OPEN:
             return _page(task.title, _notice("Nothing left to decide", f"This request was already {task.describe()}."),
                          409 if request.method == "POST" else 200)
-        if not any(person_key(a) == person_key(claim.recipient) for a in task.assignees):
+        if not await run_in_threadpool(self.service.answers_for, task, claim.recipient):
             return _page("Link refused", _notice("This link is not yours any more",
                                                  f"It was sent to {claim.recipient}, but the task has been handed to "
                                                  f"{', '.join(task.assignees)}."), 403)

@@ -93,6 +93,9 @@ class ApprovalService:
         self.notifier: Callable[[list[Task], bool], Awaitable[None]] | None = None
         #: set by the app: why these people or roles cannot be handed a task (unknown names), or None
         self.unknown: Callable[[Sequence[str]], str | None] | None = None
+        #: set by the app: the people one assignee stands for, each (their recipient name, their email or None): a
+        #: user is themselves, `role:x` everyone holding it; None (no accounts): every assignee stands for itself
+        self.people: Callable[[str], list[tuple[str, str | None]]] | None = None
         self._resuming: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._timer: asyncio.Task[None] | None = None
@@ -142,6 +145,25 @@ class ApprovalService:
         if self.links is None:
             raise ValueError("this Flowboard makes no approval links")
         return self.links.url(task_id, recipient, expires, outcome)
+
+    async def reach(self, assignees: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+        """Who each assignee stands for, with their email addresses (see `people`)."""
+        people = self.people
+        if people is None:
+            return {a: [(a, None)] for a in assignees}
+        return await run_in_threadpool(lambda: {a: people(a) for a in dict.fromkeys(assignees)})
+
+    def answers_for(self, task: Task, recipient: str) -> bool:
+        """May a link sent to `recipient` answer `task`: the task is theirs, or it is a role's they hold now (a
+        link mailed to each holder of the role; someone who lost the role, or whose task was handed on, may not)."""
+        mine = person_key(recipient)
+        for assignee in task.assignees:
+            if person_key(assignee) == mine:
+                return True
+            if assignee.strip().lower().startswith("role:") and self.people is not None and any(
+                    person_key(name) == mine for name, _email in self.people(assignee)):
+                return True
+        return False
 
     # -- deciding -------------------------------------------------------------------------------------------------
 

@@ -345,6 +345,12 @@ class Approvals(Protocol):
         """The recipient's own signed one-click link to a task (for email and chat buttons)."""
         ...
 
+    async def reach(self, assignees: Sequence[str]) -> dict[str, list[tuple[str, str | None]]]:
+        """Who each assignee stands for, each with their email address from the Users page (None: none given): a
+        user is themselves, `role:x` is everyone holding the role (each gets their own link, and decides as
+        themselves). An assignee no account knows stands for itself, without an address."""
+        ...
+
 
 class Flows(Protocol):
     """Other stored flows as a node sees them (`ctx.flows`): the Call flow node runs one with items."""

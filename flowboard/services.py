@@ -125,6 +125,7 @@ class Flowboard:
             self.approvals.run_going = self._run_going
             self.approvals.notifier = self._notify_approvers
         self.approvals.unknown = self.unknown_people
+        self.approvals.people = self.people_of
         self._plans: dict[tuple[str, int], Plan] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._triggers_started = False
@@ -207,6 +208,27 @@ class Flowboard:
             elif text.lower().removeprefix("user:").strip() not in users:
                 return f"there is no user {text!r}: write the user name someone signs in with"
         return None
+
+    def people_of(self, assignee: str) -> list[tuple[str, str | None]]:
+        """The people an approval assignee stands for, each (recipient, email from the Users page or None): a user
+        is themselves, `role:x` everyone holding the role (nobody when the role is unknown). Without accounts, every
+        assignee stands for itself."""
+        from .auth import AccountError, Role
+
+        text = assignee.strip()
+        if not self.accounts.has_users():
+            return [(text, None)]
+        if text.lower().startswith("role:"):
+            try:
+                role = Role(text[5:].strip().lower())
+            except ValueError:
+                return []
+            return [(f"user:{u.name}", u.email or None) for u in self.accounts.users_with_role(role)]
+        try:
+            user = self.accounts.get_user(text[5:] if text.lower().startswith("user:") else text)
+        except AccountError:
+            return [(text, None)]
+        return [(text, user.email or None)]
 
     def _run_going(self, run_id: str) -> bool:
         """Is the run still going (queued, running or waiting)? Approvals refuse decisions for runs that ended."""

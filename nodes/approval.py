@@ -208,8 +208,9 @@ class Approval(NodeType):
                 remind_before=cfg.remind_before_hours * 3600 if cfg.remind_before_hours else None,
                 remind_every=cfg.remind_every_hours * 3600 if cfg.remind_every_hours else None)
             asked += 1
+            people = await ctx.approvals.reach([task.assignees[0] for task in tasks]) if cfg.notify else {}
             for task in tasks if cfg.notify else []:
-                _notices(ctx, cfg.notify, task, cfg.message, shown, index, chats, emails)
+                _notices(ctx, cfg.notify, task, cfg.message, shown, index, chats, emails, people)
         if chats:
             await post_messages(ctx, chats)
         if emails:
@@ -224,12 +225,13 @@ class Approval(NodeType):
         them of open tasks (`reminder`), the way the node's `notify` says, from what each task keeps."""
         chats: list[ChatConfig] = []
         emails: list[EmailConfig] = []
+        people = await ctx.approvals.reach([task.assignees[0] for task in tasks])
         for task in tasks:
             show = (task.data or {}).get("show") or {}
             notices = [_NOTICE.validate_python(n) for n in show.get("notify") or []]
             if notices:
                 _notices(ctx, notices, task, str(show.get("message") or ""), dict(show.get("fields") or {}),
-                         task.item_index, chats, emails, reminder)
+                         task.item_index, chats, emails, people, reminder)
         if chats:
             await post_messages(ctx, chats)
         if emails:
@@ -250,17 +252,18 @@ class Approval(NodeType):
 
 
 def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: dict[str, Any], index: int,
-             chats: list[ChatConfig], emails: list[EmailConfig], reminder: bool = False) -> None:
-    """The messages that tell one task's approver, each with their own links (one button per outcome). A reminder
-    says so in its title and first line."""
+             chats: list[ChatConfig], emails: list[EmailConfig], people: dict[str, list[tuple[str, str | None]]],
+             reminder: bool = False) -> None:
+    """The messages that tell one task's approver, each with their own links (one button per outcome). A chat
+    message goes to the channel; an email to the approver's address (the node's addresses, else the one on the Users
+    page), and for a role to everyone holding it who has an address, each with links of their own. A reminder says
+    so in its title and first line."""
     recipient = task.assignees[0]
     title = f"Reminder: {task.title}" if reminder else task.title
     if reminder:
         due = f" Please answer before {_when(task.due)}." if task.due else ""
         message = f"This request is still waiting for your answer.{due}" + (f"\n\n{message}" if message else "")
-    who = recipient[5:] if recipient.lower().startswith("user:") else recipient
-    links = [(o.replace("_", " ").capitalize(), ctx.approvals.link(task.id, recipient, task.due, o), o)
-             for o in task.outcomes]
+    who = _shown_name(recipient)
     details = {str(k): v if isinstance(v, str | int | float | bool) or v is None else str(v) for k, v in shown.items()}
     styles = {"approve": "primary", "reject": "danger"}
     for notice in notices:
@@ -268,23 +271,39 @@ def _notices(ctx: Context, notices: list[Any], task: Any, message: str, shown: d
             chats.append(ChatConfig(service=notice.service, credential=notice.credential, title=title,
                                     message=(message + "\n\n" if message else "") + f"For {who}.",
                                     details=details, buttons=[{"title": t, "url": u, "style": styles.get(o, "default")}
-                                                              for t, u, o in links]))
-        else:
-            address = who if "@" in who else notice.addresses.get(who) or notice.addresses.get(recipient)
-            if not address:
-                raise NodeError(f"approver {who} has no email address: add it under notify addresses (or write the "
-                                "approver as an address)", item_index=index, field="notify")
-            rows = "".join(f"<tr><th align='left'>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in details.items())
+                                                              for t, u, o in _links(ctx, task, recipient)]))
+            continue
+        given = who if "@" in who else notice.addresses.get(who) or notice.addresses.get(recipient)
+        targets = [(recipient, given)] if given else [(name, email) for name, email in people.get(recipient, [])
+                                                      if email]
+        if not targets:
+            role = recipient.strip().lower().startswith("role:")
+            raise NodeError((f"nobody with the role {who[5:].strip()} has an email address" if role else
+                             f"approver {who} has no email address") + ": add one under notify addresses, or on the "
+                            "Users page (or write the approver as an address)", item_index=index, field="notify")
+        rows = "".join(f"<tr><th align='left'>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in details.items())
+        for name, address in targets:
+            links = _links(ctx, task, name)
             buttons = " ".join(f"<a href='{_e(u)}' style='display:inline-block;padding:8px 16px;margin:4px;"
                                f"border-radius:4px;background:#1565c0;color:#fff;text-decoration:none'>{_e(t)}</a>"
                                for t, u, _o in links)
             text = "\n".join(f"{t}: {u}" for t, u, _o in links)
             emails.append(EmailConfig(
-                credential=notice.credential, sender=notice.sender, to=address, subject=title,
+                credential=notice.credential, sender=notice.sender, to=str(address), subject=title,
                 text=(message + "\n\n" if message else "") + text + "\n\nNothing is recorded until you "
                 "press a button on the page the link opens.\n",
                 html=f"<p>{_e(message)}</p><table>{rows}</table><p>{buttons}</p><p style='color:#666'>Each link is "
                      "yours alone. Nothing is recorded until you press a button on the page it opens.</p>"))
+
+
+def _shown_name(recipient: str) -> str:
+    return recipient[5:] if recipient.lower().startswith("user:") else recipient
+
+
+def _links(ctx: Context, task: Any, recipient: str) -> list[tuple[str, str, str]]:
+    """(button title, the recipient's own link, outcome) for each outcome of the task."""
+    return [(o.replace("_", " ").capitalize(), ctx.approvals.link(task.id, recipient, task.due, o), o)
+            for o in task.outcomes]
 
 
 def _when(at: float) -> str:

@@ -314,3 +314,72 @@ def test_reminder_mistakes_are_caught_before_the_run() -> None:
                 "edges": [{"source": "start", "target": "a"}]}
         with pytest.raises(FlowInvalid, match=expected):
             build_plan(parse_flow(data), default_registry())
+
+
+async def test_emails_reach_users_by_their_account_address_and_every_holder_of_a_role(
+        fb: Flowboard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With accounts, the node needs no address list: a user is mailed at the address on the Users page, and a task
+    for a role is mailed to everyone holding it who has an address, each with links of their own; a holder decides
+    as themselves, and a holder who lost the role, or someone who never held it, cannot use a link. A role nobody
+    with an address holds stops the node with a sentence saying where to add one."""
+    import re
+
+    import httpx
+    from starlette.applications import Starlette
+
+    from flowboard import approval_links
+
+    from .mailserver import MailServer
+
+    monkeypatch.setenv("FLOWBOARD_PUBLIC_URL", "https://flows.example.com")
+    fb.approvals.links = approval_links.Links(b"test key")
+    accounts = fb.accounts
+    accounts.add_user("boss", "boss-password-1", ["admin"])  # no email: never mailed
+    accounts.add_user("ada", "ada-password-1", ["approver"], email="ada@example.com")
+    accounts.add_user("linus", "linus-password-1", ["approver", "editor"], email="linus@example.com")
+    accounts.add_user("quiet", "quiet-password-1", ["approver"])  # holds the role, has no address: not mailed
+    accounts.add_user("grace", "grace-password-1", ["requester"], email="grace@example.com")
+    email = [{"via": "email", "credential": "mail", "sender": "flows@example.com"}]
+    with MailServer() as mail:
+        fb.store.set_credential("mail", "smtp", mail.credential())
+        by_role = await start(fb, approvers="role:approver", notify=email)
+        by_name = await start(fb, items=[{**REQUEST, "manager": "linus"}], approvers="{{ item.manager }}",
+                              notify=email)
+        sent = [(m["To"], m.get_body(("plain",)).get_content()) for _e, m in mail.messages]  # type: ignore[union-attr]
+        fb.store.save_flow(parse_flow(flow(approvers="role:admin", notify=email)), fb.store.get_flow("vacation").version)
+        unreachable = await fb.run_flow("vacation", [REQUEST])  # the one admin has no address
+    assert sorted(to for to, _text in sent) == ["ada@example.com", "linus@example.com", "linus@example.com"]
+    assert unreachable.status is RunStatus.failed
+    assert "nobody with the role admin has an email address: add one under notify addresses, or on the Users page" \
+        in str(unreachable.steps["approve"].error)
+
+    def link(to: str, run_id: str) -> str:
+        [task] = open_tasks(fb, run_id)
+        texts = [text for address, text in sent if address == to and "/decide/" in text]
+        for text in texts:
+            found = re.search(r"Approve: https://flows\.example\.com(/decide/\S+)", text)
+            assert found is not None
+            claim = fb.approvals.links.read(found.group(1).rsplit("/", 1)[1].partition("?")[0])  # type: ignore[union-attr]
+            if claim.task_id == task.id:
+                return found.group(1)
+        raise AssertionError(f"no link for {to} to the task of run {run_id}")
+
+    app = Starlette(routes=approval_links.routes(fb))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="https://flows.example.com") as web:
+        async def press(path: str) -> httpx.Response:
+            page = await web.get(path)
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            if csrf is None:
+                return page
+            return await web.post(path.partition("?")[0], data={"csrf": csrf.group(1), "outcome": "approve",
+                                                                "field_days": "3"})
+
+        accounts.set_roles("ada", ["requester"])  # ada lost the role: her link to the role's task no longer works
+        refused = await press(link("ada@example.com", by_role))
+        assert refused.status_code == 403 and "This link is not yours any more" in refused.text
+        assert open_tasks(fb, by_role)
+        pressed = await press(link("linus@example.com", by_role))
+        assert pressed.status_code == 200, pressed.text
+    out = await finished(fb, by_role)
+    assert out["approve"][0]["approval"]["decided_by"] == ["linus"]
+    assert open_tasks(fb, by_name)[0].assignees == ["linus"]
