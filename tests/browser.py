@@ -189,3 +189,13 @@ def mouse_drag(page: Any, start: tuple[float, float], end: tuple[float, float], 
     page.mouse.move(start[0] + 5, start[1] + 5, steps=2)
     page.mouse.move(*end, steps=steps)
     page.mouse.up()
+
+
+def sign_in(page: Any, name: str, password: str, *, base_url: str | None = None) -> None:
+    """Sign in as a person does: the sign-in page's User name and Password, then its Sign in button. With `base_url`
+    the sign-in page is opened first; without, the tab is on it already (sent there by a page that needs it)."""
+    if base_url is not None:
+        page.goto(base_url + "/login")
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()

@@ -33,6 +33,7 @@ from flowboard.store.approvals import ApprovalStore
 from flowboard.store.tables import api_keys_t, sessions_t, users_t
 
 from .clihelp import env_for, flowboard
+from .serve import Server
 from .test_api import free_port
 from .test_store import MakeStore, make_store  # noqa: F401  (the fixture: SQLite and PostgreSQL)
 
@@ -295,36 +296,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                      assignees=["role:approver"], requester="ada")
     finally:
         store.close()
-    port = free_port()
-    log = data_dir / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser"],
-                                env=env_for(data_dir), stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, f"the server stopped:\n{log.read_text()}"
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, f"the server did not answer:\n{log.read_text()}"
-        time.sleep(0.1)
+    server = Server(data_dir)
     sessions = {}
     for name in ROLES:
-        answer = sign_in(base, name, PASSWORDS[name])
+        answer = sign_in(server.url, name, PASSWORDS[name])
         assert answer.status_code == 303, answer.text
         sessions[name] = answer.cookies["flowboard_session"]
-    yield Live(base, data_dir, log, sessions, keys)
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-    errors = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not errors, "the server logged errors:\n" + log.read_text()
+    yield Live(server.url, data_dir, server.log, sessions, keys)
+    server.stop()
+    assert not server.errors(), "the server logged errors:\n" + server.output
 
 
 @pytest.fixture(scope="module")

@@ -4,20 +4,16 @@ for, a requester lands on /me and never on the editor, and the header's menu sig
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flowboard.auth import Accounts
 from flowboard.store import Store
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium
-from .clihelp import env_for
+from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, sign_in
+from .serve import Server
 
 pytestmark = pytest.mark.browser
 
@@ -33,27 +29,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         accounts.add_user("rob", "request-it-1", ["requester"], full_name="Rob Requester")
     finally:
         store.close()
-    port = free_port()
-    log = data_dir / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser"],
-                                env=env_for(data_dir), stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    yield base
-    proc.terminate()
-    proc.wait(20)
-    errors = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not errors, log.read_text()
+    server = Server(data_dir)
+    yield server.url
+    server.stop()
+    assert not server.errors(), server.output
 
 
 @pytest.mark.timeout(300)
@@ -90,9 +69,7 @@ def test_sign_in_and_out_in_chromium(server: str, tmp_path: Path) -> None:
         page.wait_for_selector("text=Sign in")
         assert page.url.startswith(server + "/login")
 
-        page.get_by_label("User name").fill("rob")
-        page.get_by_label("Password").fill("request-it-1")
-        page.get_by_role("button", name="Sign in").click()
+        sign_in(page, "rob", "request-it-1")
         page.wait_for_url(server + "/me")
         page.wait_for_selector("text=Hello, Rob Requester")
         page.goto(server + "/flow/anything")

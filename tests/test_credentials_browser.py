@@ -5,21 +5,17 @@ goes to the provider's sign-in address (with a PKCE challenge), the provider sen
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from flowboard.store import Store
 
-from .browser import CHROMIUM, CHROMIUM_ARGS, free_port, require_chromium
-from .clihelp import env_for
+from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from .oauthserver import CLIENT_ID, CLIENT_SECRET, AuthServer
+from .serve import Server
 
 pytestmark = pytest.mark.browser
 
@@ -57,27 +53,10 @@ def server(tmp_path: Path, provider: AuthServer) -> Iterator[tuple[str, Path]]:
                                                     "client_secret": CLIENT_SECRET, "scope": "contacts"})
     finally:
         store.close()
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = tmp_path / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser"],
-                                env={**env_for(tmp_path), "FLOWBOARD_PUBLIC_URL": base}, stdout=out, stderr=out)
-    deadline = time.monotonic() + 90
-    while True:
-        assert proc.poll() is None, log.read_text()
-        try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-    yield base, tmp_path
-    proc.terminate()
-    proc.wait(20)
-    errors = [line for line in log.read_text().splitlines() if " ERROR " in line or "Traceback" in line]
-    assert not errors, log.read_text()
+    server = Server(tmp_path)  # its public URL (FLOWBOARD_PUBLIC_URL) is where the provider sends the browser back
+    yield server.url, tmp_path
+    server.stop()
+    assert not server.errors(), server.output
 
 
 @pytest.mark.timeout(300)
