@@ -22,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -78,7 +79,9 @@ class Links:
         return self._derived
 
     def url(self, task_id: str, recipient: str, expires: float | None = None, outcome: str | None = None) -> str:
-        claim = {"task": task_id, "to": recipient, "exp": round(expires or time.time() + DEFAULT_LIFETIME)}
+        """The link expires at `expires` (a task's deadline) in whole seconds, rounded down: it never outlives the
+        deadline, so once a task is past due (escalated, timed out) its old links all say they have expired."""
+        claim = {"task": task_id, "to": recipient, "exp": math.floor(expires or time.time() + DEFAULT_LIFETIME)}
         body = _b64(orjson.dumps(claim, option=orjson.OPT_SORT_KEYS))
         token = f"{body}.{_b64(self._sign(body))}"
         return f"{self.base}/decide/{token}" + (f"?outcome={outcome}" if outcome else "")

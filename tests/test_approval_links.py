@@ -100,6 +100,20 @@ async def test_tampered_truncated_and_expired_links(site: tuple[httpx.AsyncClien
     assert expired.status_code == 403 and "This link has expired." in expired.text
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.001, 0.25, 0.4999, 0.5, 0.5001, 0.75, 0.999])
+def test_a_link_for_a_deadline_has_expired_the_moment_the_deadline_passes(fraction: float) -> None:
+    """The Approval node's links expire at the task's deadline. At the deadline the task escalates (its old links
+    are someone else's now) or times out: an old link must say "expired" from then on, never work or say something
+    else for the next half second (its expiry was once rounded to the nearest second: CI saw that page)."""
+    links = approval_links.Links(b"k" * 32, "https://flows.example.com")
+    due = 1_800_000_000 + fraction
+    token = links.url("t1", "user:grace", due).rsplit("/", 1)[1]
+    assert links.read(token, now=due - 1.0).task_id == "t1"  # a second before: still good
+    for after in (1e-6, 0.001, 0.3, 0.6, 1.0, 3600.0):
+        with pytest.raises(approval_links.LinkRefused, match="This link has expired"):
+            links.read(token, now=due + after)
+
+
 async def test_a_link_decides_only_as_its_recipient_while_they_hold_the_task(
         site: tuple[httpx.AsyncClient, Flowboard]) -> None:
     client, fb = site
