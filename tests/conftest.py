@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from nicegui.testing.user import User
 
 from flowboard.engine import Engine, build_plan
 from flowboard.model import parse_flow
@@ -15,6 +20,29 @@ from . import testnodes
 from .serve import stand_ins  # noqa: F401  (flowboard demo's stand-ins, a module fixture)
 
 IN_CI = bool(os.environ.get("CI"))
+#: How long the simulated user looks for something to appear (or go) before the test fails. NiceGUI's own default
+#: is 3 tries 0.1 s apart: on a loaded 2-core CI machine a handler behind argon2, a thread or a dialog re-render takes
+#: longer than that (CI failed on exactly this). A check that holds at once still returns at once.
+SEE_WITHIN = 15.0
+
+
+def _patient(check: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    @functools.wraps(check)
+    async def patient(self: User, *args: Any, retries: int | None = None, **kwargs: Any) -> None:
+        deadline = time.monotonic() + max(SEE_WITHIN, 0.1 * (retries or 0))
+        while True:
+            try:
+                return await check(self, *args, retries=1, **kwargs)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.05)
+
+    return patient
+
+
+User.should_see = _patient(User.should_see)  # type: ignore[method-assign]
+User.should_not_see = _patient(User.should_not_see)  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")

@@ -1114,6 +1114,8 @@ async def test_the_users_page_adds_changes_and_removes_users(user: User, app: Fl
         return user.find(marker=marker).elements.pop()
 
     async def add(name: str, password: str, again: str, roles: tuple[str, ...] = ()) -> None:
+        # the last dialog is gone (the user is stored a moment before it closes: typing into it would be lost)
+        await user.should_not_see(marker="new-name")
         user.find(marker="add-user").click()
         await user.should_see(marker="new-name")
         value("new-name").set_value(name)
