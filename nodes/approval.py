@@ -60,8 +60,8 @@ class EmailNotice(_Strict):
     credential: str = Field(min_length=1, description="Credential of the mail server (type smtp).",
                             json_schema_extra={"widget": "credential", "credential_types": ["smtp"]})
     sender: str = Field(min_length=1, description="From, e.g. Flowboard <flows@example.com>.")
-    addresses: dict[str, str] = Field(default_factory=dict, description="Email address of each approver who is not "
-                                      "written as an address, e.g. ada: ada@example.com.",
+    addresses: dict[str, str] = Field(default_factory=dict, description="Only for approvers without an email on the "
+                                      "Users page: their address, e.g. ada: ada@example.com.",
                                       json_schema_extra={"widget": "key_value"})
 
 
