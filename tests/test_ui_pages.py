@@ -1171,6 +1171,12 @@ async def test_the_users_page_adds_changes_and_removes_users(user: User, app: Fl
     await until(lambda: app.approvals.store.delegate_of("grace") == "user:boss")
     await user.should_see("Away until 2999-12-24: new tasks go to boss")
     assert value("roles:grace").text == "Approver, Requester"
+    user.find(marker="edit-away:grace").click()  # and back: new tasks are hers again
+    await user.should_see(marker="back")
+    user.find(marker="back").click()
+    await until(lambda: app.approvals.store.delegate_of("grace") == "grace")
+    await user.should_see(marker="user:grace")
+    await user.should_not_see(marker="away:grace")
 
     user.find(marker="remove:boss").click()
     await user.should_see(marker="confirm-remove")

@@ -9,6 +9,8 @@ purpose (argon2), so it runs in a thread.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -86,18 +88,46 @@ class UsersPage:
                 .classes("text-sm").mark(f"role:{role.value}")
         return boxes
 
+    @contextmanager
+    def _dialog(self, title: str, *, wide: bool = False) -> Iterator[ui.dialog]:
+        """A dialog on this page with its title; the body goes inside the `with`, `_buttons` last."""
+        with self.root, ui.dialog() as dialog, ui.card().classes("w-[480px] gap-2" if wide else "w-[440px] gap-2"):
+            ui.label(title).classes("text-lg font-semibold")
+            yield dialog
+
     @staticmethod
-    def _buttons(dialog: ui.dialog, action: str, mark: str) -> ui.label:
+    def _buttons(dialog: ui.dialog, action: str, mark: str, other: tuple[str, str] | None = None) -> ui.label:
+        """The dialog's error line, then Cancel and its action (answers False and True), after an `other` button
+        (label, mark: answers its mark) when given."""
         error = ui.label("").classes("text-negative text-sm").mark("user-error")
         with ui.row().classes("w-full justify-end gap-2"):
+            if other is not None:
+                ui.button(other[0], on_click=lambda: dialog.submit(other[1])).props("flat no-caps").mark(other[1])
             ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
             ui.button(action, on_click=lambda: dialog.submit(True)).props("unelevated no-caps").mark(mark)
         return error
 
+    async def _answer(self, dialog: ui.dialog, error: ui.label, attempt: Callable[[Any], Awaitable[str]], *,
+                      refresh: bool = True) -> None:
+        """Until the dialog is cancelled, try `attempt(answer)` on each answer: a refusal (the accounts' or the
+        approvals' rules, a date not understood, `_Refused`) shows in the dialog, which stays open with what was
+        typed; success closes it and says `attempt`'s message."""
+        while answer := await dialog:
+            try:
+                message = await attempt(answer)
+            except (_Refused, AccountError, ApprovalError, ValueError) as exc:
+                error.text = _sentence(exc)
+                continue
+            _done(dialog)
+            ui.notify(message, type="positive")
+            if refresh:
+                self.refresh()
+            return
+        _done(dialog)
+
     async def _add(self) -> None:
         first = not self.fb.accounts.list_users()
-        with self.root, ui.dialog() as dialog, ui.card().classes("w-[480px] gap-2"):
-            ui.label("Add a user").classes("text-lg font-semibold")
+        with self._dialog("Add a user", wide=True) as dialog:
             name = ui.input("User name (what they sign in with), e.g. grace").props("outlined dense") \
                 .classes("w-full").mark("new-name")
             full = ui.input("Full name (optional)").props("outlined dense").classes("w-full").mark("new-full-name")
@@ -112,44 +142,31 @@ class UsersPage:
                 ui.label("The first user must be an admin. Once a user exists, everyone signs in, you too.") \
                     .classes("fb-small")
             error = self._buttons(dialog, "Add", "save-user")
-        while await dialog:
+
+        async def add(_: Any) -> str:
             roles = [r for r, box in boxes.items() if box.value]
             if password.value != again.value:
-                error.text = "The two passwords are not the same. Type the password twice."
-                continue
-            try:
-                added = await asyncio.to_thread(self.fb.accounts.add_user, name.value or "", password.value or "",
-                                                roles, full_name=full.value or "", email=email.value or None)
-            except AccountError as exc:
-                error.text = _sentence(exc)
-                continue
-            _done(dialog)
-            ui.notify(f"{added.name} can sign in now.", type="positive")
-            self.refresh()
-            return
-        _done(dialog)
+                raise _Refused("The two passwords are not the same. Type the password twice.")
+            added = await asyncio.to_thread(self.fb.accounts.add_user, name.value or "", password.value or "",
+                                            roles, full_name=full.value or "", email=email.value or None)
+            return f"{added.name} can sign in now."
+
+        await self._answer(dialog, error, add)
 
     async def _roles(self, name: str) -> None:
         user = self.fb.accounts.get_user(name)
-        with self.root, ui.dialog() as dialog, ui.card().classes("w-[480px] gap-2"):
-            ui.label(f"Roles of {user.name}").classes("text-lg font-semibold")
+        with self._dialog(f"Roles of {user.name}", wide=True) as dialog:
             boxes = self._role_boxes(user.roles)
             error = self._buttons(dialog, "Save", "save-roles")
-        while await dialog:
-            try:
-                self.fb.accounts.set_roles(name, [r for r, box in boxes.items() if box.value])
-            except AccountError as exc:
-                error.text = _sentence(exc)
-                continue
-            _done(dialog)
-            ui.notify(f"The roles of {user.name} are changed.", type="positive")
-            self.refresh()
-            return
-        _done(dialog)
+
+        async def save(_: Any) -> str:
+            self.fb.accounts.set_roles(name, [r for r, box in boxes.items() if box.value])
+            return f"The roles of {user.name} are changed."
+
+        await self._answer(dialog, error, save)
 
     async def _password(self, name: str) -> None:
-        with self.root, ui.dialog() as dialog, ui.card().classes("w-[440px] gap-2"):
-            ui.label(f"A new password for {name}").classes("text-lg font-semibold")
+        with self._dialog(f"A new password for {name}") as dialog:
             ui.label("Tell them the new password yourself; they are signed out of the browsers where they are signed "
                      "in now.").classes("fb-small")
             password = ui.input("New password (at least 8 characters)", password=True, password_toggle_button=True) \
@@ -157,27 +174,21 @@ class UsersPage:
             again = ui.input("New password again", password=True).props("outlined dense autocomplete=new-password") \
                 .classes("w-full").mark("reset-password-again")
             error = self._buttons(dialog, "Set the password", "save-password")
-        while await dialog:
+
+        async def save(_: Any) -> str:
             if password.value != again.value:
-                error.text = "The two passwords are not the same. Type the new one twice."
-                continue
-            try:
-                ended = await asyncio.to_thread(self.fb.accounts.set_password, name, password.value or "")
-            except AccountError as exc:
-                error.text = _sentence(exc)
-                continue
-            _done(dialog)
+                raise _Refused("The two passwords are not the same. Type the new one twice.")
+            ended = await asyncio.to_thread(self.fb.accounts.set_password, name, password.value or "")
             out = f" They were signed out of {ended} browser{'s' if ended != 1 else ''}." if ended else ""
-            ui.notify(f"The password of {name} is changed.{out}", type="positive")
-            return
-        _done(dialog)
+            return f"The password of {name} is changed.{out}"
+
+        await self._answer(dialog, error, save, refresh=False)
 
     async def _away(self, name: str) -> None:
         store = self.fb.approvals.store
         current = store.out_of_office().get(name) or {}
         others = [u.name for u in self.fb.accounts.list_users() if u.name != name]
-        with self.root, ui.dialog() as dialog, ui.card().classes("w-[440px] gap-2"):
-            ui.label(f"{name} is away").classes("text-lg font-semibold")
+        with self._dialog(f"{name} is away") as dialog:
             ui.label(f"While {name} is away, new approval tasks for them go to the person chosen here. Tasks they "
                      "have already stay theirs (they can hand them on from their inbox).").classes("fb-small")
             delegate = ui.select(others, value=current.get("delegate") if current.get("delegate") in others else None,
@@ -185,53 +196,37 @@ class UsersPage:
                 .mark("delegate")
             until = ui.input("Last day away (optional)", value=_day(current.get("until"))) \
                 .props("outlined dense type=date").classes("w-full").mark("away-until")
-            error = ui.label("").classes("text-negative text-sm").mark("user-error")
-            with ui.row().classes("w-full justify-end gap-2"):
-                if current:
-                    ui.button(f"{name} is back", on_click=lambda: dialog.submit("back")).props("flat no-caps") \
-                        .mark("back")
-                ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
-                ui.button("Save", on_click=lambda: dialog.submit(True)).props("unelevated no-caps").mark("save-away")
-        while answer := await dialog:
+            error = self._buttons(dialog, "Save", "save-away", other=(f"{name} is back", "back") if current else None)
+
+        async def save(answer: Any) -> str:
             if answer == "back":
                 store.set_out_of_office(name, None)
-                message = f"{name} is back: new tasks go to them again."
-            else:
-                if not delegate.value:
-                    error.text = "Choose who receives their new tasks meanwhile."
-                    continue
-                try:
-                    back = _parse_day(until.value)
-                    store.set_out_of_office(name, delegate.value, back)
-                except (ValueError, ApprovalError) as exc:
-                    error.text = _sentence(exc)
-                    continue
-                message = f"New tasks for {name} go to {delegate.value}" + (
-                    f" until {_day(back)}." if back else " until you say they are back.")
-            _done(dialog)
-            ui.notify(message, type="positive")
-            self.refresh()
-            return
-        _done(dialog)
+                return f"{name} is back: new tasks go to them again."
+            if not delegate.value:
+                raise _Refused("Choose who receives their new tasks meanwhile.")
+            back = _parse_day(until.value)
+            store.set_out_of_office(name, delegate.value, back)
+            return f"New tasks for {name} go to {delegate.value}" + (
+                f" until {_day(back)}." if back else " until you say they are back.")
+
+        await self._answer(dialog, error, save)
 
     async def _remove(self, name: str) -> None:
-        with self.root, ui.dialog() as dialog, ui.card().classes("w-[440px] gap-2"):
-            ui.label(f"Remove {name}?").classes("text-lg font-semibold")
+        with self._dialog(f"Remove {name}?") as dialog:
             ui.label(f"{name} can no longer sign in, and their API keys stop working. Their decisions stay on record. "
                      "This cannot be undone.").classes("text-sm")
             error = self._buttons(dialog, "Remove", "confirm-remove")
-        while await dialog:
-            try:
-                self.fb.accounts.remove_user(name)
-                self.fb.approvals.store.set_out_of_office(name, None)
-            except AccountError as exc:
-                error.text = _sentence(exc)
-                continue
-            _done(dialog)
-            ui.notify(f"{name} is removed.", type="positive")
-            self.refresh()
-            return
-        _done(dialog)
+
+        async def remove(_: Any) -> str:
+            self.fb.accounts.remove_user(name)
+            self.fb.approvals.store.set_out_of_office(name, None)
+            return f"{name} is removed."
+
+        await self._answer(dialog, error, remove)
+
+
+class _Refused(Exception):
+    """What the person must change in a dialog before it can do its work, in words."""
 
 
 def _done(dialog: ui.dialog) -> None:
