@@ -1,7 +1,8 @@
 """`flowboard worker`: one server and two workers on PostgreSQL (processes the test starts), runs fed through
 Procrastinate. Webhook runs whose side effect is a call to a counting server; one worker is killed (-9) in the middle;
-every run succeeds and every side effect happens once, except the calls in flight at the kill (counted and printed:
-the HTTP request node is not retry-safe, so such a repeat is the one the issue allows to report)."""
+every run succeeds and every side effect happens exactly once: the calls in flight at the kill are sent again when
+their runs resume elsewhere, with the same repeat-safe key (Idempotency-Key), which the counting server honours as
+Stripe's API does; such raw repeats are counted and printed."""
 
 from __future__ import annotations
 
@@ -355,7 +356,7 @@ def test_a_waiting_run_resumes_on_a_worker(cluster: Cluster, counting: Counting)
     answer = httpx.post(f"{cluster.servers[0].url}{LINK_PATH}/{run_id}/{token}", json={"ok": True})
     assert answer.status_code == 202, answer.text
     until(lambda: store.get_run(run_id).status.value == "succeeded", timeout=30, step=0.1)
-    assert counting.hits["parked"] == 1
+    assert counting.raw["parked"] == 1
     assert not ran_on_a_server(cluster, store.get_run(run_id).owner), "a server ran the resumed run itself"
 
 
@@ -371,7 +372,7 @@ def test_a_run_recorded_but_never_enqueued_is_run_once(cluster: Cluster, countin
                      status="queued", owner=None)
     until(lambda: store.get_run(run_id).status.value == "succeeded", timeout=40, step=0.2)
     time.sleep(2.5)  # two more sweeps (every second with a 3 s lease): nothing runs it again
-    assert counting.hits["orphan"] == 1
+    assert counting.raw["orphan"] == 1
     assert any("had no job" in worker.output for worker in cluster.workers)
 
 
@@ -413,11 +414,20 @@ def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, c
     assert cluster.statuses_of(run_ids) == {"succeeded": RUNS}, statuses
     missing = [str(i) for i in range(RUNS) if counting.hits[str(i)] == 0]
     assert not missing, f"{len(missing)} side effects never happened: {missing[:10]}"
-    repeats = {n: c - 1 for n, c in counting.hits.items() if c > 1}
+    twice = {n: c for n in map(str, range(RUNS)) if (c := counting.hits[n]) > 1}
+    assert not twice, f"side effects done twice: {twice}"
+    unkeyed = [n for n in map(str, range(RUNS)) if None in counting.keys_of[n]]
+    assert not unkeyed, f"calls went out without their key: {unkeyed[:10]}"
+    rekeyed = {n: keys for n in map(str, range(RUNS)) if len(keys := counting.keys_of[n]) > 1}
+    assert not rekeyed, f"a repeat did not carry its first key: {rekeyed}"
+    keys = set().union(*(counting.keys_of[str(i)] for i in range(RUNS)))
+    assert len(keys) == RUNS, f"{len(keys)} distinct keys for {RUNS} runs"
+    repeats = {n: c - 1 for n in map(str, range(RUNS)) if (c := counting.raw[n]) > 1}
     killed_jobs = cluster.workers[0].output.count("Starting job")
     recovered = sum(w.output.count("tried again") for w in cluster.workers[1:])
     print(f"\n{RUNS} runs on 2 workers in {took:.1f} s; the killed one had started {killed_jobs} jobs, {recovered} "
-          f"of them were in flight and handed on; side effects repeated: {sum(repeats.values())}")
+          f"of them were in flight and handed on; every side effect done once ({len(keys)} keys); calls sent again "
+          f"with their key: {sum(repeats.values())}")
     assert killed_jobs > 0, "the killed worker ran nothing: the test did not test a kill in the middle"
     assert sum(repeats.values()) <= cluster.concurrency, f"more repeats than runs in flight at the kill: {repeats}"
     assert not cluster.server.errors(), cluster.server.errors()

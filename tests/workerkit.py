@@ -48,12 +48,17 @@ def pg_admin() -> Any:
 
 
 class Counting:
-    """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`;
+    """An HTTP server that counts `POST /hit?n=<n>` per n (the side effect of each run), answering after `delay`, as
+    a service that honours repeat-safe keys does: a call whose Idempotency-Key it has seen is answered but not
+    counted in `hits`; `raw` counts every call per n, `keys` every key;
     `POST /slow` answers after 30 s; `POST /serial` after 0.3 s, keeping when it began and ended; `POST /pause` after
     1 s."""
 
     def __init__(self, delay: float = 0.0) -> None:
-        self.hits: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()  # side effects done, per n (a repeated key is not done again)
+        self.raw: Counter[str] = Counter()  # calls received, per n
+        self.keys: Counter[str] = Counter()  # calls received, per Idempotency-Key
+        self.keys_of: dict[str, set[str | None]] = {}  # the keys calls for n carried (None: a call without one)
         self.slow = 0  # calls to /slow begun
         self.spans: list[tuple[float, float]] = []  # (start, end) of each call to /serial
         self.lock = threading.Lock()
@@ -77,8 +82,14 @@ class Counting:
                 else:
                     if delay:
                         time.sleep(delay)
+                    key = self.headers.get("Idempotency-Key")
                     with counting.lock:
-                        counting.hits[n] += 1
+                        counting.raw[n] += 1
+                        counting.keys_of.setdefault(n, set()).add(key)
+                        if key is None or key not in counting.keys:
+                            counting.hits[n] += 1
+                        if key is not None:
+                            counting.keys[key] += 1
                 body = b'{"ok":true}'
                 try:
                     self.send_response(200)
