@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import typing
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 
 from .engine import RunResult, RunStatus
 from .errors import NodeError, Problem
@@ -152,7 +155,10 @@ class CallChecks(TriggerKind):
             if not fields or config is None:
                 continue
             for field in fields:
-                chain = self._chain_back(plan.flow.id, getattr(config, field))
+                target = value_at(config, field)
+                if not isinstance(target, str) or not target:
+                    continue
+                chain = self._chain_back(plan.flow.id, target)
                 if chain is not None:
                     names = " → ".join([plan.flow.name, *chain])
                     out.append(Problem(f"nodes[{index[nid]}].config.{field}", f"the calls go round in a circle "
@@ -179,15 +185,46 @@ class CallChecks(TriggerKind):
             for node in flow.nodes:
                 cls = self.fb.registry.get(node.type, node.version)
                 for field in flow_fields(cls) if cls is not None else ():
-                    if isinstance(node.config.get(field), str):
-                        stack.append((node.config[field], path))
+                    target = value_at(node.config, field)
+                    if isinstance(target, str) and target:
+                        stack.append((target, path))
         return None
 
 
 def flow_fields(cls: Any) -> tuple[str, ...]:
-    """The config fields of a node type that name a flow to call (the flow picker: Call flow, Loop over items)."""
+    """The config fields of a node type that name a flow to call (the flow picker: Call flow, Loop over items, the
+    HTTP request's flow for each page), as dotted paths into the config (`pagination.each_page`)."""
     config = getattr(cls, "Config", None)
-    if config is None:
+    if not (isinstance(config, type) and issubclass(config, BaseModel)):
         return ()
-    return tuple(name for name, field in config.model_fields.items()
-                 if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("widget") == "flow")
+    return tuple(dict.fromkeys(_flow_paths(config, "", 0)))
+
+
+def _flow_paths(model: type[BaseModel], prefix: str, depth: int) -> Iterator[str]:
+    for name, field in model.model_fields.items():
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("widget") == "flow":
+            yield prefix + name
+        elif depth < 3:
+            for sub in _models_in(field.annotation):
+                yield from _flow_paths(sub, f"{prefix}{name}.", depth + 1)
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models a field holds: itself, or the members of a union (a discriminated one: pagination)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in typing.get_args(annotation):
+        yield from _models_in(arg)
+
+
+def value_at(config: Any, path: str) -> Any:
+    """The value at a dotted path of a config (a model or the flow file's dict); None where there is none."""
+    for part in path.split("."):
+        if isinstance(config, BaseModel):
+            config = getattr(config, part, None)
+        elif isinstance(config, dict):
+            config = config.get(part)
+        else:
+            return None
+    return config

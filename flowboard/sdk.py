@@ -513,11 +513,12 @@ class Suspend(Exception):
 class Context:
     """Everything a node may touch while it runs. Built by the engine, one per step."""
 
-    __slots__ = ("_config_for", "_pairs", "_services", "attempt", "cancelled", "flow_id", "logs", "node_id",
-                 "node_name", "run_id")
+    __slots__ = ("_config_for", "_pairs", "_progress", "_services", "attempt", "cancelled", "flow_id", "logs",
+                 "node_id", "node_name", "run_id")
 
     def __init__(self, *, run_id: str, flow_id: str, node_id: str, node_name: str, attempt: int,
-                 services: Services, config_for: Callable[[Item | None], Any], cancelled: asyncio.Event):
+                 services: Services, config_for: Callable[[Item | None], Any], cancelled: asyncio.Event,
+                 progress: Callable[[str, int, str | None, Items | None], None] | None = None):
         self.run_id = run_id
         self.flow_id = flow_id
         self.node_id = node_id
@@ -529,6 +530,16 @@ class Context:
         #: Lines the node printed (the Code node's print() output), kept with the step and shown in its data.
         self.logs: list[str] = []
         self._pairs: dict[int, tuple[Item, tuple[Any, ...]]] | None = None
+        self._progress = progress
+
+    def progress(self, count: int, message: str | None = None, items: Items | None = None) -> None:
+        """Say how far a long step has got while it runs: `count` items so far (the canvas badge counts up),
+        `message` in plain words ("page 3 read"), and `items`, the items so far (or the latest ones), which the
+        editor and the run page show while the node runs. Call it per page or batch, not per item: the views hear
+        of it at most ten times a second. `items` is held (not copied) until the node ends: build new lists rather
+        than change one passed here. Does nothing where nobody records the run."""
+        if self._progress is not None:
+            self._progress(self.node_id, count, message, items)
 
     @property
     def log(self) -> logging.LoggerAdapter[logging.Logger]:
@@ -633,12 +644,12 @@ class Context:
         HTTP request node): the same run, node, HTTP client and cancellation. `config_for` turns this node's config
         (rendered for an item) into the other type's; `credential`, when given, turns a credential's fields (name,
         fields) into the ones the other type reads. Printed lines are shared; say where output items came from on
-        this context (`paired`), not on the delegate."""
+        this context (`paired`), not on the delegate. Progress said on either reaches the same node."""
         outer = self._config_for
         services = self._services if credential is None else _MappedCredentials(self._services, credential)
         ctx = Context(run_id=self.run_id, flow_id=self.flow_id, node_id=self.node_id, node_name=self.node_name,
                       attempt=self.attempt, services=services, config_for=lambda item: config_for(outer(item)),
-                      cancelled=self.cancelled)
+                      cancelled=self.cancelled, progress=self._progress)
         ctx.logs = self.logs
         return ctx
 

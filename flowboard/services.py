@@ -760,7 +760,7 @@ class Flowboard:
 
 
 #: Node events a worker passes on to the servers (`node.<kind>`)
-NODE_EVENTS = frozenset({"started", "finished", "failed", "skipped", "waiting", "cancelled"})
+NODE_EVENTS = frozenset({"started", "progress", "finished", "failed", "skipped", "waiting", "cancelled"})
 EDITOR = "editor"  # the source of the editor's test runs
 RETRYABLE = (RunStatus.failed, RunStatus.cancelled, RunStatus.crashed)
 

@@ -26,11 +26,13 @@ from flowboard.sdk import (
     Files,
     Inputs,
     Item,
+    Items,
     NodeError,
     NodeType,
     Outputs,
     PastedConfig,
     PasteImport,
+    Suspend,
     parse_curl,
     plain,
     secret_forms,
@@ -115,6 +117,17 @@ class _Pages(_Strict):
     max_pages: int = Field(100, ge=1, le=10_000, description="Stop after this many pages at most.")
     max_records: int | None = Field(None, ge=1, description="Stop once this many records are read (empty: no limit); "
                                     "no further page is asked for.")
+    each_page: str | None = Field(
+        None, title="Hand each page on as it arrives: run this flow for each page",
+        description="A flow that starts with 'When called by another flow', e.g. Save one page: it runs once for "
+        "each page, with the page's records as its items, while the next page is being read, one page after the "
+        "other. A page whose flow fails stops the reading. Empty: the records are passed on together once the last "
+        "page is read.", json_schema_extra={"widget": "flow", "expressions": False})
+    keep_records: bool = Field(
+        False, title="Also pass every record on at the end",
+        description="With a flow for each page: also keep every record and pass them all on once the last page is "
+        "read (they are held in memory until then). Off: the pages are not kept, and one item per page is passed "
+        "on, with its number and how many records it had.", json_schema_extra={"expressions": False})
 
 
 class NextLink(_Pages):
@@ -196,7 +209,8 @@ class HttpConfig(_Strict):
     concurrency: int = Field(10, ge=1, le=100, description="How many requests to send at the same time, e.g. "
                              "10 (one request per item; the output keeps the items' order).")
     pagination: Pagination = Field(default_factory=lambda: NoPages(), json_schema_extra={"widget": "union"},
-                                   description="Fetch every page of a list: each record becomes an item.")
+                                   description="Fetch every page of a list: each record becomes an item, or each page "
+                                   "goes through a flow as it arrives.")
     retries: int = Field(
         0, ge=0, le=10, title="Tries again when busy",
         description="Tries again this many times when the server is busy: an answer 429 (too many requests) or 503 "
@@ -276,8 +290,11 @@ class HttpRequest(NodeType):
     method, URL and the start of the answer, unless `non_2xx` is `data`. Secrets of the credential are blanked out
     (`***`) wherever they would appear in the output or in an error, even when the server echoes them back.
 
-    Lists that come in pages are fetched page after page (`pagination`) until the last or a limit; the records arrive
-    together when the last page is read (the engine passes a node's items on when it ends)."""
+    Lists that come in pages are fetched page after page (`pagination`) until the last or a limit, the count so far
+    showing on the canvas as they come; the records are passed on together when the last page is read. To hand each
+    page on as it arrives, name a flow in `each_page`: it runs once per page with the page's records (a recorded
+    child run, as Loop over items does) while the next page is read, and the pages are not kept (`keep_records`
+    keeps them)."""
 
     type = "http.request"
     common = True
@@ -296,9 +313,11 @@ class HttpRequest(NodeType):
         """Reads, PUT and DELETE (the same request twice does what it does once), and calls that send a repeat-safe
         key are safe to send again."""
         method = config.get("method", "GET")
+        pages = config.get("pagination")
+        if isinstance(pages, Mapping) and pages.get("each_page"):
+            return False  # the flow run for each page may change the world: its pages must not run twice
         if method in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE"):
             return True
-        pages = config.get("pagination")
         return config.get("idempotency_key", True) is True and method in _KEYED \
             and (not isinstance(pages, Mapping) or pages.get("type", "none") == "none")
 
@@ -345,11 +364,24 @@ class HttpRequest(NodeType):
     async def _requests(self, ctx: Context, config: HttpConfig, configs: list[HttpConfig], auths: dict[str, _Auth],
                         client: httpx.AsyncClient) -> Outputs:
         files = ctx.files
-        if config.pagination.type != "none":
+        if not isinstance(config.pagination, NoPages):
+            if config.pagination.each_page:
+                return await _each_page(ctx, config.pagination.each_page, config.pagination.keep_records, client,
+                                        configs, auths)
+            so_far: list[Item] = []  # every record read, as the pages come (what the views show while it runs)
+            read = [0]
+
             async def pages(index: int) -> list[Item]:
                 cfg = configs[index]
-                return await _all_pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index,
-                                        files)
+                records: list[Item] = []
+                async for page in _pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index,
+                                         files):
+                    records += page
+                    so_far.extend(page)
+                    read[0] += 1
+                    ctx.progress(len(so_far), f"{_count(read[0], 'page')} read, {_count(len(so_far), 'record')} so "
+                                 "far", so_far)
+                return records
 
             return [record for records in await run_bounded(len(configs), pages, config.concurrency)
                     for record in records]
@@ -446,7 +478,9 @@ class HttpRequestFiles(HttpRequest):
     Everything else is as in version 1: every field may hold expressions, evaluated for each item; output per item
     (`output: full`) is `{"status": 200, "headers": {...}, "body": ...}`; a status of 400 or more fails the node
     unless `non_2xx` is `data`; secrets of the credential are blanked out (`***`) wherever they would appear; lists
-    that come in pages are fetched page after page (`pagination`) until the last or a limit."""
+    that come in pages are fetched page after page (`pagination`) until the last or a limit, the count so far showing
+    on the canvas; with a flow named in `each_page`, each page runs through that flow as it arrives, while the next
+    is read, and the pages are not kept."""
 
     type = "http.request"
     version = 2
@@ -488,12 +522,14 @@ async def run_bounded(count: int, fn: Callable[[int], Awaitable[T]], concurrency
 # -- pages --------------------------------------------------------------------------------------------------------
 
 
-async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int,
-                     files: Files) -> list[Item]:
-    """Every page of a list, following the pagination style, as one item per record."""
+async def _pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None, index: int,
+                 files: Files) -> AsyncIterator[list[Item]]:
+    """Every page of a list, following the pagination style, each as its records (one item per record; an empty
+    page is not handed out), one page at a time: the next is asked for only when the caller wants it. The one place
+    that knows how pages follow each other."""
     pages = cfg.pagination
     assert not isinstance(pages, NoPages)
-    records: list[Item] = []
+    count = 0
     url, query = cfg.url, list(_pairs(cfg.query))
     number = pages.first if isinstance(pages, PageNumber) else 0
     seen: set[str] = set()
@@ -512,28 +548,110 @@ async def _all_pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | N
             where = f"at {pages.records!r}" if pages.records else "(the answer itself)"
             raise _error(auth, f"page {len(seen) + 1} of {_display_url(cfg.url)} has no list of records {where}; set "
                          "where the records are in the pagination settings", index)
-        records += [r if isinstance(r, dict) else {"value": r} for r in found]
-        if pages.max_records is not None and len(records) >= pages.max_records:
-            del records[pages.max_records:]
-            break
+        records = [r if isinstance(r, dict) else {"value": r} for r in found]
         seen.add(f"{url}?{page_query}")
-        if isinstance(pages, (PageNumber, Offset)):
-            if not found:
-                break
-            number += 1 if isinstance(pages, PageNumber) else pages.limit
+        following: Any = None  # where the next page is, or None: this was the last
+        if pages.max_records is not None and count + len(records) >= pages.max_records:
+            del records[pages.max_records - count:]
+        elif isinstance(pages, (PageNumber, Offset)):
+            if records:
+                following = number + (1 if isinstance(pages, PageNumber) else pages.limit)
         elif isinstance(pages, Cursor):
             cursor = _at(body, pages.cursor_field)
-            if cursor in (None, ""):
-                break
-            query = _set(query, pages.parameter, str(cursor))
+            if cursor not in (None, ""):
+                following = _set(query, pages.parameter, str(cursor))
         else:
-            following = _at(body, pages.next_field) if pages.next_field else _link_next(answer["headers"])
-            if not following:
-                break
-            url, query = str(httpx.URL(url).join(str(following))), []
-            if f"{url}?{query}" in seen:
-                break  # a server that points back to a page already read
-    return records
+            link = _at(body, pages.next_field) if pages.next_field else _link_next(answer["headers"])
+            if link:
+                following = str(httpx.URL(url).join(str(link)))
+                if f"{following}?{[]}" in seen:
+                    following = None  # a server that points back to a page already read
+        del answer, body, found  # only this page's records stay while the caller works on them
+        count += len(records)
+        if records:
+            yield records
+        if following is None:
+            return
+        if isinstance(pages, (PageNumber, Offset)):
+            number = following
+        elif isinstance(pages, Cursor):
+            query = following
+        else:
+            url, query = following, []
+
+
+async def _each_page(ctx: Context, flow: str, keep: bool, client: httpx.AsyncClient, configs: list[HttpConfig],
+                     auths: dict[str, _Auth]) -> Items:
+    """Pagination handing each page on as it arrives: the flow `flow` runs once per page with its records, as a
+    recorded child run (Call flow's machinery), one page after the other, in order, while the next page is read.
+    At most three pages are in memory (one in the flow, one read, one arriving) unless `keep`. A page that cannot
+    be read, or whose flow fails, stops the reading: the pages read before it still go through the flow, then the
+    node fails with that page's number. Cancelling the node cancels the flow running and the reading."""
+    kept: list[Item] = []
+    out: list[Item] = []
+    number = handed = 0
+    for index, cfg in enumerate(configs):  # input items one after the other: their pages stay in order
+        pages = _pages(client, cfg, auths[cfg.credential] if cfg.credential else None, index, ctx.files)
+        async with contextlib.aclosing(_read_ahead(pages)) as ahead:
+            while True:
+                try:
+                    page = await anext(ahead)
+                except StopAsyncIteration:
+                    break
+                except NodeError as exc:
+                    raise NodeError(f"page {number + 1} could not be read, so no further page was: {exc}",
+                                    item_index=exc.item_index, data=exc.data) from None
+                number += 1
+                where = f"page {number} (records {handed + 1:,} to {handed + len(page):,})"
+                ctx.progress(handed + len(page), f"{where}: running {flow!r}", kept + page if keep else page)
+                try:
+                    await ctx.flows.call(flow, page)
+                except Suspend:
+                    raise NodeError(f"{where}: the flow {flow!r} waits (for an approval or a long wait), and a flow "
+                                    "run for each page must finish by itself. Put the waiting in a flow after this "
+                                    "node.") from None
+                except NodeError as exc:
+                    raise NodeError(f"{where}: {exc}; no further page was read", item_index=index,
+                                    data=exc.data) from None
+                handed += len(page)
+                if keep:
+                    kept += page
+                else:
+                    out.append(ctx.paired({"page": number, "records": len(page)}, index))
+                ctx.progress(handed, f"{_count(number, 'page')} handed on, {_count(handed, 'record')} so far",
+                             kept if keep else page)
+                del page
+    return kept if keep else out
+
+
+async def _read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The pages of `pages`, asking for the next one as soon as one is handed out, so that it is read while the
+    caller works on this one (one page ahead, no more). Closing this closes `pages`, cancelling a read under way."""
+
+    async def following() -> tuple[bool, T | None]:
+        try:
+            return True, await anext(pages)
+        except StopAsyncIteration:
+            return False, None
+
+    reading = asyncio.ensure_future(following())
+    try:
+        while True:
+            more, page = await reading
+            if not more:
+                return
+            reading = asyncio.ensure_future(following())
+            yield page  # type: ignore[misc]
+    finally:
+        if not reading.done():
+            reading.cancel()
+        with contextlib.suppress(BaseException):
+            await reading
+        await pages.aclose()  # type: ignore[attr-defined]
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
 
 
 def _at(data: Any, path: str) -> Any:

@@ -12,7 +12,7 @@
 ```
 """
 
-from .events import Event, EventBus
+from .events import Event, EventBus, Progress
 from .plan import Plan, PlannedNode, build_plan
 from .runner import Engine, Lease, Recorder, RunInfo
 from .states import (
@@ -29,6 +29,6 @@ from .states import (
     transition_allowed,
 )
 
-__all__ = ["GOING", "RUN_TRANSITIONS", "Engine", "Event", "EventBus", "Lease", "Plan", "PlannedNode", "Recorder",
-           "RunInfo", "RunLost", "RunResult", "RunStatus", "Step", "StepStatus", "Waiting", "build_plan",
+__all__ = ["GOING", "RUN_TRANSITIONS", "Engine", "Event", "EventBus", "Lease", "Plan", "PlannedNode", "Progress",
+           "Recorder", "RunInfo", "RunLost", "RunResult", "RunStatus", "Step", "StepStatus", "Waiting", "build_plan",
            "derive_inputs", "sources_of", "transition_allowed"]

@@ -15,7 +15,8 @@ from typing import Any
 
 @dataclass(slots=True, frozen=True)
 class Event:
-    # run.started | node.started | node.finished | node.failed | node.skipped | node.cancelled | run.finished
+    # run.started | node.started | node.progress | node.finished | node.failed | node.skipped | node.cancelled |
+    # run.finished
     kind: str
     run_id: str
     flow_id: str
@@ -34,6 +35,17 @@ class Event:
         if self.data:
             out["data"] = self.data
         return out
+
+
+@dataclass(slots=True)
+class Progress:
+    """How far a running node has got, as it last said (`Context.progress`): items so far, a sentence, and the
+    items so far (or the latest ones) to look at while it runs. Kept by the engine until the node ends."""
+
+    count: int
+    message: str | None
+    items: list[dict[str, Any]] | None
+    at: float
 
 
 Listener = Callable[[Event], None]

@@ -32,7 +32,7 @@ from ..errors import NodeError
 from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services, Suspend
-from .events import Event, EventBus
+from .events import Event, EventBus, Progress
 from .lineage import SAME, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
@@ -43,6 +43,8 @@ MAX_RETRY_DELAY = 300.0  # seconds: the backoff between retries doubles up to th
 #: A wait due within this many seconds is slept in memory (its run stays `running`, its wait recorded so a crash
 #: resumes it at the same deadline); a longer one parks the run as `waiting` and frees it.
 IN_MEMORY_WAIT = 5.0
+#: A node's progress (`Context.progress`) reaches the views at most this often, in seconds; the latest always does.
+PROGRESS_EVERY = 0.1
 
 
 @dataclass(slots=True)
@@ -91,6 +93,7 @@ class Engine:
         #: still owns the run before making a call its successor may have made already.
         self.lease = lease
         self._tasks: dict[str, asyncio.Task[Any]] = {}
+        self._runs: dict[str, _Run] = {}
         self._cancel_requested: set[str] = set()
         self._lost: set[str] = set()
         #: The signed URL that resumes a waiting run (`{{ run.resume_url }}` in expressions); set by the app.
@@ -136,6 +139,11 @@ class Engine:
         task.cancel()
         return True
 
+    def progress(self, run_id: str, node_id: str) -> Progress | None:
+        """What a node still running here last said of its progress (`Context.progress`), or None."""
+        run = self._runs.get(run_id)
+        return run.partial.get(node_id) if run is not None else None
+
     def runs_here(self, run_id: str) -> bool:
         """Whether the run is going in this engine (not only heard of from another process)."""
         return run_id in self._tasks
@@ -150,8 +158,8 @@ class Engine:
 
 class _Run:
     __slots__ = ("cancel_event", "crash", "current", "done", "durable", "engine", "failure", "flow_id", "info", "input",
-                 "live", "lost", "park", "parked", "plan", "publish", "recorder", "remaining", "run_id", "scope_nodes",
-                 "started", "steps", "tracer", "trigger", "unflushed", "waits")
+                 "live", "lost", "park", "parked", "partial", "plan", "progress_due", "publish", "recorder",
+                 "remaining", "run_id", "scope_nodes", "started", "steps", "tracer", "trigger", "unflushed", "waits")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -179,6 +187,8 @@ class _Run:
         self.tracer: Tracer | None = None
         self.cancel_event = asyncio.Event()
         self.live: dict[str, float] = {}  # node id -> when it started, for nodes started and not finished
+        self.partial: dict[str, Progress] = {}  # node id -> its last progress, while it runs
+        self.progress_due: dict[str, asyncio.TimerHandle | float] = {}  # node id -> next event due / last sent
         self.crash: BaseException | None = None  # what stopped the run outside any node
         self.lost = False
         self.waits: dict[str, Waiting] = {}  # recorded waits, when the run resumes
@@ -193,6 +203,7 @@ class _Run:
         task = asyncio.current_task()
         if task is not None:
             engine._tasks[self.run_id] = task
+        engine._runs[self.run_id] = self
         if engine.lease is not None:
             engine.lease.hold()
         running: dict[asyncio.Future[Step], PlannedNode] = {}
@@ -251,6 +262,7 @@ class _Run:
             await self._stop(running)
         finally:
             engine._tasks.pop(self.run_id, None)
+            engine._runs.pop(self.run_id, None)
             engine._cancel_requested.discard(self.run_id)
             engine._lost.discard(self.run_id)
         return await self._conclude(status)
@@ -305,6 +317,8 @@ class _Run:
     def _end(self, pn: PlannedNode, step: Step) -> None:
         """A node's last word while the run stops: recorded unless the run was lost, and its final event."""
         self.live.pop(pn.id, None)
+        if self.partial or self.progress_due:
+            self._progress_over(pn.id)
         if not self.lost:
             self._record(pn, step)
         kind = {StepStatus.failed: "node.failed", StepStatus.cancelled: "node.cancelled"}.get(step.status,
@@ -389,6 +403,41 @@ class _Run:
                 return [item for items in outputs.values() for item in items]
         return []
 
+    # -- progress of a running node ---------------------------------------------------------------------------------
+
+    def _progress(self, node_id: str, count: int, message: str | None, items: Items | None) -> None:
+        """`Context.progress`: keep what the node said, and tell the views, at most every PROGRESS_EVERY seconds
+        (the latest is sent when that time is up). Listeners are asked live: a view opened after the run started
+        (the run page) hears it too."""
+        if node_id not in self.live:
+            return  # a late word from a node that ended (a task it left behind)
+        now = time.time()
+        self.partial[node_id] = Progress(count, message, items, now)
+        due = self.progress_due.get(node_id)
+        if isinstance(due, asyncio.TimerHandle):
+            return  # an event is due: it sends the latest
+        wait = 0.0 if due is None else due + PROGRESS_EVERY - now
+        if wait <= 0:
+            self._send_progress(node_id)
+        else:
+            self.progress_due[node_id] = asyncio.get_running_loop().call_later(wait, self._send_progress, node_id)
+
+    def _send_progress(self, node_id: str) -> None:
+        progress = self.partial.get(node_id)
+        if progress is None or node_id not in self.live:
+            self.progress_due.pop(node_id, None)
+            return
+        self.progress_due[node_id] = time.time()
+        if self.engine.bus.active:
+            self._publish_safely(Event("node.progress", self.run_id, self.flow_id, node_id, "running",
+                                       progress.count, progress.message))
+
+    def _progress_over(self, node_id: str) -> None:
+        self.partial.pop(node_id, None)
+        due = self.progress_due.pop(node_id, None)
+        if isinstance(due, asyncio.TimerHandle):
+            due.cancel()
+
     # -- one node ---------------------------------------------------------------------------------------------------
 
     def _record(self, pn: PlannedNode, step: Step) -> None:
@@ -425,6 +474,8 @@ class _Run:
             self.steps[pn.id] = step
         else:
             del self.live[pn.id]
+            if self.partial or self.progress_due:
+                self._progress_over(pn.id)
             self._record(pn, step)
         if step.status is StepStatus.waiting:  # its branch stops here until it resumes
             self.parked.append(pn.id)
@@ -500,7 +551,7 @@ class _Run:
                     config = config_for(first)
                 ctx = Context(run_id=self.run_id, flow_id=self.flow_id, node_id=pn.id, node_name=pn.name,
                               attempt=attempt, services=self.engine.services, config_for=config_for,
-                              cancelled=self.cancel_event)
+                              cancelled=self.cancel_event, progress=self._progress)
                 logs = ctx.logs
                 waited = self.waits.get(pn.id)
                 if waited is not None:  # it suspended the run before: it does not run again

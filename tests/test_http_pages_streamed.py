@@ -1,0 +1,243 @@
+"""HTTP pages as they come (issue 10): a local API pages 23 records five at a time, and can hold a page back until the
+test has seen what should have happened before it. While a paginating node runs, its progress (pages, records so far)
+reaches the run's events and its items so far can be looked at; with a flow for each page, every page runs through
+that flow as a recorded child run while the next is read, in order; a failing page stops the reading; cancelling the
+run cancels the page's run and the reading. On a real Flowboard with SQLite in tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from flowboard.engine import Event, RunStatus
+from flowboard.services import Flowboard
+
+RECORDS = [{"id": i, "name": f"deal {i}"} for i in range(1, 24)]
+SIZE = 5
+DEADLINE = 60.0  # seconds: generous, for a loaded 2-core machine
+
+
+class Api:
+    """Pages of RECORDS: `/pages?page=N` ({"data": [...]}); `/slow` answers only when the test ends. `hold[N]` is
+    awaited before page N is served (a condition the test sets up); `fail[N]` answers page N with 500."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.hold: dict[int, Callable[[], Awaitable[bool]]] = {}
+        self.fail: set[int] = set()
+        self.held: dict[int, bool] = {}
+        self.slow_calls = 0
+        self.released = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+
+    async def start(self) -> Api:
+        app = web.Application()
+        app.router.add_get("/pages", self.pages)
+        app.router.add_get("/slow", self.slow)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+        return self
+
+    async def pages(self, request: web.Request) -> web.Response:
+        page = int(request.query.get("page", "1"))
+        self.calls.append(page)
+        condition = self.hold.get(page)
+        if condition is not None:
+            self.held[page] = await condition()  # what the test waited for, seen (True) or not within the deadline
+        if page in self.fail:
+            return web.json_response({"error": "the list is broken here"}, status=500)
+        return web.json_response({"data": RECORDS[(page - 1) * SIZE: page * SIZE]})
+
+    async def slow(self, request: web.Request) -> web.Response:
+        """An answer that comes when the test ends (a flow for a page that is still running when cancelled)."""
+        self.slow_calls += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.released.wait(), DEADLINE)
+        return web.json_response({})
+
+
+async def until(check: Callable[[], Any], deadline: float = DEADLINE) -> bool:
+    """Wait for `check()` (run in a thread: it may read the store) to be true, polling; False past the deadline."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if await asyncio.to_thread(check):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[Api]:
+    server = await Api().start()
+    yield server
+    server.released.set()
+    assert server.runner is not None
+    await server.runner.cleanup()
+
+
+@pytest.fixture
+async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
+    board = Flowboard(data_dir=tmp_path)
+    yield board
+    await board.aclose()
+
+
+def lister(api: Api, **pagination: Any) -> dict[str, Any]:
+    return {"id": "main", "name": "List deals", "nodes": [
+        {"id": "start", "type": "trigger.manual"},
+        {"id": "deals", "name": "Deals", "type": "http.request", "version": 2,
+         "config": {"url": api.base + "/pages", "pagination": {"type": "page", "records": "data", **pagination}}},
+    ], "edges": [{"source": "start", "target": "deals"}]}
+
+
+def body(name: str, nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A flow for each page: called with the page's records; by default it marks each one as seen."""
+    nodes = [{"id": "called", "type": "trigger.called"}, *(nodes or [
+        {"id": "mark", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}])]
+    return {"id": name.lower().replace(" ", "-"), "name": name, "nodes": nodes,
+            "edges": [{"source": a["id"], "target": b["id"]} for a, b in itertools.pairwise(nodes)]}
+
+
+def page_runs(fb: Flowboard, flow_id: str) -> list[Any]:
+    """The body's child runs, oldest first."""
+    return sorted(fb.store.list_runs(flow_id, source="call", limit=1000), key=lambda r: r.created)
+
+
+def watch(fb: Flowboard) -> list[Event]:
+    events: list[Event] = []
+    fb.bus.subscribe(events.append)
+    return events
+
+
+# -- live progress --------------------------------------------------------------------------------------------------
+
+
+async def test_progress_shows_pages_and_records_so_far_before_the_node_ends(fb: Flowboard, api: Api) -> None:
+    events = watch(fb)
+    fb.import_flow(lister(api))
+    seen_so_far: list[Any] = []
+
+    async def two_pages_shown() -> bool:
+        ok = await until(lambda: any(e.kind == "node.progress" and e.count == 10 for e in events))
+        run_id = next(e.run_id for e in events if e.kind == "run.started")
+        progress = fb.engine.progress(run_id, "deals")
+        seen_so_far.append(progress and (progress.count, list(progress.items or [])))  # (the list grows on)
+        return ok
+
+    api.hold[3] = two_pages_shown
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.succeeded, result.error
+    assert api.held[3] is True  # page 3 was asked for only after 10 records showed as read
+    assert result.output == RECORDS
+    progress = [e for e in events if e.kind == "node.progress"]
+    finished = next(i for i, e in enumerate(events) if e.kind == "node.finished" and e.node_id == "deals")
+    assert all(events.index(e) < finished for e in progress)
+    assert all(e.node_id == "deals" and e.status == "running" for e in progress)
+    counts = [e.count for e in progress]
+    assert counts[:2] == [5, 10] and counts == sorted(counts) and counts[-1] <= 23  # the views hear at most 10/s
+    assert events[finished].count == 23
+    assert progress[1].message == "2 pages read, 10 records so far"
+    # what a person looking at the node while page 3 was held saw: the 10 records read so far
+    (held,) = seen_so_far
+    assert held == (10, RECORDS[:10])
+    assert fb.engine.progress(result.run_id, "deals") is None  # forgotten once the node ended
+
+
+# -- a flow for each page -------------------------------------------------------------------------------------------
+
+
+async def test_each_page_runs_through_its_flow_while_the_next_is_read(fb: Flowboard, api: Api) -> None:
+    fb.import_flow(body("Save one page"))
+    fb.import_flow(lister(api, each_page="Save one page"))
+    events = watch(fb)
+    # the last page is served only once the first page's run is recorded as done: nothing waited for the last page
+    api.hold[5] = lambda: until(lambda: any(r.status is RunStatus.succeeded for r in page_runs(fb, "save-one-page")))
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.succeeded, result.error
+    assert api.held[5] is True
+    assert result.output == [{"page": n, "records": size} for n, size in enumerate([5, 5, 5, 5, 3], 1)]
+    runs = page_runs(fb, "save-one-page")
+    assert [r.status for r in runs] == [RunStatus.succeeded] * 5
+    assert [r.input for r in runs] == [RECORDS[i:i + SIZE] for i in range(0, 23, SIZE)]  # each page once, in order
+    assert [r.output for r in runs] == [[{**r, "seen": True} for r in RECORDS[i:i + SIZE]] for i in range(0, 23, SIZE)]
+    assert api.calls == [1, 2, 3, 4, 5, 6]
+    progress = [e for e in events if e.kind == "node.progress" and e.run_id == result.run_id]
+    assert progress and progress[0].count == 5 and progress[0].message == "page 1 (records 1 to 5): running " \
+        "'Save one page'"
+
+
+async def test_keep_records_passes_every_record_on_as_well(fb: Flowboard, api: Api) -> None:
+    fb.import_flow(body("Save one page"))
+    fb.import_flow(lister(api, each_page="Save one page", keep_records=True, max_records=12))
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.succeeded, result.error
+    assert result.output == RECORDS[:12]
+    assert [len(r.input) for r in page_runs(fb, "save-one-page")] == [5, 5, 2]
+
+
+async def test_a_failing_page_stops_the_pages_after_it(fb: Flowboard, api: Api) -> None:
+    fb.import_flow(body("Refuse deal 13", [
+        {"id": "pick", "type": "logic.filter", "config": {"conditions": [{"field": "id", "op": "equals",
+                                                                          "value": 13}]}},
+        {"id": "stop", "type": "logic.stop", "config": {"message": "deal {{ item.id }} is not allowed"}}]))
+    fb.import_flow(lister(api, each_page="Refuse deal 13"))
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.failed
+    message = result.error["message"]
+    assert message.startswith("page 3 (records 11 to 15): the called flow 'Refuse deal 13' failed at node 'stop': "
+                              "deal 13 is not allowed"), message
+    assert "no further page was read" in message
+    runs = page_runs(fb, "refuse-deal-13")
+    assert [r.status for r in runs] == [RunStatus.succeeded, RunStatus.succeeded, RunStatus.failed]
+    assert 5 not in api.calls  # page 4 may have been read while page 3 ran; page 5 never was
+
+
+async def test_a_page_that_cannot_be_read_stops_after_the_pages_before_it(fb: Flowboard, api: Api) -> None:
+    fb.import_flow(body("Save one page"))
+    fb.import_flow(lister(api, each_page="Save one page"))
+    api.fail.add(3)
+    result = await fb.run_flow("main", [{}])
+    assert result.status is RunStatus.failed
+    message = result.error["message"]
+    assert message.startswith("page 3 could not be read, so no further page was: GET "), message
+    assert "answered 500" in message
+    assert [r.status for r in page_runs(fb, "save-one-page")] == [RunStatus.succeeded] * 2
+    assert api.calls == [1, 2, 3]
+
+
+async def test_cancelling_the_run_cancels_the_page_running_and_the_reading(fb: Flowboard, api: Api) -> None:
+    fb.import_flow(body("Slow page", [{"id": "slow", "type": "http.request", "config": {"url": api.base + "/slow"}}]))
+    fb.import_flow(lister(api, each_page="Slow page"))
+    task = asyncio.ensure_future(fb.run_flow("main", [{}]))
+    assert await until(lambda: any(r.status is RunStatus.running for r in page_runs(fb, "slow-page")))
+    assert await until(lambda: 2 in api.calls)  # page 2 read ahead while page 1 runs
+    run_id = next(r.id for r in fb.store.list_runs("main") if r.status is RunStatus.running)
+    assert fb.cancel(run_id)
+    result = await asyncio.wait_for(task, DEADLINE)
+    assert result.status is RunStatus.cancelled
+    assert [r.status for r in page_runs(fb, "slow-page")] == [RunStatus.cancelled]
+    assert 3 not in api.calls
+
+
+async def test_a_flow_for_each_page_that_calls_back_is_refused(fb: Flowboard, api: Api) -> None:
+    from flowboard.errors import FlowInvalid
+
+    fb.import_flow(lister(api, each_page="Call back"))
+    fb.import_flow(body("Call back", [{"id": "call", "type": "logic.call_flow", "config": {"flow": "List deals"}}]))
+    with pytest.raises(FlowInvalid) as refused:
+        fb.activate("main")
+    assert any("the calls go round in a circle (List deals → Call back → List deals)" in p.message
+               for p in refused.value.problems)
