@@ -9,6 +9,7 @@ when it arrives, before its run, so a crash during the run can lose it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Literal
 
@@ -121,7 +122,10 @@ class _Shared:
 
     @property
     def broken(self) -> bool:
-        lost = self.client._disconnected  # aiomqtt's own "connection lost" future
+        # aiomqtt's own "connection lost" future: aiomqtt (2.5) has no public way to ask whether a client's connection
+        # is lost (its message iterator and publish read this future themselves), and a publish on a lost connection
+        # may be queued by paho without an error, so the node must know before it sends.
+        lost = self.client._disconnected
         if lost.done():
             lost.exception()  # seen: asyncio would warn that nobody looked at it
             return True
@@ -205,24 +209,36 @@ class MqttSubscribe(NodeType):
 
         login = await _login(ctx, config)
         keep = config.qos > 0  # the broker keeps the subscription and the messages while the trigger is away
-        client = aiomqtt.Client(**login, timeout=10, clean_session=not keep,
+        queues: list[asyncio.Queue[Any]] = []
+
+        class Inbox(asyncio.Queue[Any]):
+            """aiomqtt's queue of messages received and not yet read, of the class given as its public `queue_type`,
+            so the trigger holds it and takes what is there without a wait."""
+
+            def __init__(self, maxsize: int = 0) -> None:
+                super().__init__(maxsize)
+                queues.append(self)
+
+        client = aiomqtt.Client(**login, timeout=10, clean_session=not keep, queue_type=Inbox,
                                 identifier=f"flowboard-{ctx.flow_id}-{ctx.node_id}"[:64] if keep else None)
+        (waiting,) = queues
         try:
             async with client:
                 await client.subscribe([(topic, config.qos) for topic in config.topics])
                 ctx.connected(f"{'topic' if len(config.topics) == 1 else 'topics'} {', '.join(config.topics)}")
-                waiting = getattr(client, "_queue", None)  # aiomqtt's queue of messages received and not yet read
                 # aiomqtt's paho client reads one QoS 0 message per wake-up of the socket: a turn of the event loop
                 # and three system calls per message. After each message the trigger reads on from the socket itself,
-                # a burst at most, before it waits again (measured: 63 -> 47 µs of CPU per message).
+                # a burst at most, before it waits again (measured: 63 -> 47 µs of CPU per message). aiomqtt (2.5)
+                # has no public handle on its paho client, so this one private attribute is read, and the burst is
+                # skipped when a version of aiomqtt no longer has it.
                 paho = getattr(client, "_client", None)
                 async for message in client.messages:
                     await emit([_item(message)])
                     for _ in range(BURST):
                         # take the messages that came meanwhile without a wait each (aiomqtt makes a task per wait)
-                        while waiting is not None and not waiting.empty():
+                        while not waiting.empty():
                             await emit([_item(waiting.get_nowait())])
-                        if paho is None or waiting is None or not _read_on(paho) or waiting.empty():
+                        if paho is None or not _read_on(paho) or waiting.empty():
                             break
         except aiomqtt.MqttError as exc:
             raise NodeError(_reason(exc)) from exc

@@ -117,6 +117,16 @@ async def _connect(url: str) -> aio_pika.abc.AbstractConnection:
         raise NodeError(f"cannot connect to RabbitMQ: {_reason(exc)}") from None
 
 
+async def _consume_connection(url: str) -> aiormq.abc.AbstractConnection:
+    """The consumer's connection, opened with aiormq (which closes what it opened when it fails)."""
+    import aiormq
+
+    try:
+        return await asyncio.wait_for(aiormq.connect(url, client_properties={"connection_name": "flowboard"}), 10)
+    except Exception as exc:
+        raise NodeError(f"cannot connect to RabbitMQ: {_reason(exc)}") from None
+
+
 def _reason(exc: BaseException) -> str:
     for current in (exc, *exc.args):
         if isinstance(current, ConnectionRefusedError) or "Connect call failed" in str(current):
@@ -239,15 +249,13 @@ class RabbitConsume(NodeType):
     async def listen(self, ctx: Listening, config: ConsumeConfig, emit: Emit) -> None:
         import aiormq.exceptions as errors
 
-        connection = await _connect(await config.server_url(ctx))
-        async with connection:
-            # The consumer works on the AMQP connection under aio-pika (aiormq) itself: its channel takes a burst of
-            # messages per turn of the event loop (aio-pika's channel buffers 10 frames, three messages, so runs
-            # started three at a time and SQLite committed three runs per transaction), and a message comes as it
-            # came off the wire, without an aio-pika message object and a task of its own.
-            assert connection.transport is not None
-            channel = await connection.transport.connection.channel(
-                frame_buffer_size=FRAMES_PER_MESSAGE * min(config.prefetch, BURST))
+        connection = await _consume_connection(await config.server_url(ctx))
+        try:
+            # The consumer speaks aiormq's public API (the AMQP client under aio-pika) rather than aio-pika's: its
+            # channel takes a burst of messages per turn of the event loop (aio-pika's channel buffers 10 frames,
+            # three messages, so runs started three at a time and SQLite committed three runs per transaction), and
+            # a message comes as it came off the wire, without an aio-pika message object and a task of its own.
+            channel = await connection.channel(frame_buffer_size=FRAMES_PER_MESSAGE * min(config.prefetch, BURST))
             await channel.basic_qos(prefetch_count=config.prefetch)
             try:
                 if config.declare:
@@ -286,12 +294,15 @@ class RabbitConsume(NodeType):
 
             await channel.basic_consume(config.queue, on_message)
             ctx.connected(f"queue {config.queue}")
-            closed = [asyncio.ensure_future(connection.closed()), channel.closing]
+            closed = [connection.closing, channel.closing]
             try:
                 await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for waiter in closed:
                     waiter.cancel()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()
         raise NodeError("RabbitMQ closed the connection")
 
 
