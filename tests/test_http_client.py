@@ -201,3 +201,19 @@ async def test_answer_headers_look_up_as_httpx_does(client: Client, server: Http
     assert "location" not in short.headers
     short.headers.update({"X-Echo": "no"})
     assert short.headers["x-echo"] == "no"
+
+
+def test_importing_flowboard_leaves_out_httpx_cli_and_nothing_behind() -> None:
+    """flowboard/__init__.py: httpx's first import skips its command-line client (click, rich, pygments: start-up
+    time), and afterwards `httpx._main` imports as usual: the import system keeps no trace of the skip."""
+    import subprocess
+    import sys
+
+    script = ("import sys, flowboard, httpx\n"
+              "skipped = all(m not in sys.modules for m in ('httpx._main', 'click', 'rich', 'pygments'))\n"
+              "import httpx._main\n"
+              "print(skipped, sys.modules['httpx._main'].__name__, "
+              "sum(type(f).__name__ == '_WithoutHttpxCli' for f in sys.meta_path))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "httpx._main", "0"]
