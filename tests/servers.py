@@ -30,13 +30,15 @@ Every request is recorded in `server.requests` (the echo document, also for non-
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from typing import Any, Self
 
 from aiohttp import web
 
-__all__ = ["HttpServer", "ThreadedHttpServer"]
+__all__ = ["HttpServer", "PagedApi", "ThreadedHttpServer"]
 
 
 class HttpServer:
@@ -243,3 +245,62 @@ class ThreadedHttpServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# -- a list in pages (HTTP request pagination, issue 10) -------------------------------------------------------------
+
+RECORDS = [{"id": i, "name": f"deal {i}"} for i in range(1, 24)]
+SIZE = 5
+DEADLINE = 60.0  # seconds: generous, for a loaded 2-core machine
+
+
+class PagedApi:
+    """Pages of RECORDS: `/pages?page=N` ({"data": [...]}); `/slow` answers only when the test ends. `hold[N]` is
+    awaited before page N is served (a condition the test sets up); `fail[N]` answers page N with 500."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+        self.hold: dict[int, Callable[[], Awaitable[bool]]] = {}
+        self.fail: set[int] = set()
+        self.held: dict[int, bool] = {}
+        self.slow_calls = 0
+        self.released = asyncio.Event()
+        self.runner: web.AppRunner | None = None
+        self.base = ""
+
+    async def start(self) -> PagedApi:
+        app = web.Application()
+        app.router.add_get("/pages", self.pages)
+        app.router.add_get("/slow", self.slow)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.released.set()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def pages(self, request: web.Request) -> web.Response:
+        page = int(request.query.get("page", "1"))
+        self.calls.append(page)
+        condition = self.hold.get(page)
+        if condition is not None:
+            self.held[page] = await condition()  # what the test waited for, seen (True) or not within the deadline
+        if page in self.fail:
+            return web.json_response({"error": "the list is broken here"}, status=500)
+        return web.json_response({"data": RECORDS[(page - 1) * SIZE: page * SIZE]})
+
+    async def slow(self, request: web.Request) -> web.Response:
+        """An answer that comes when the test ends (a flow for a page that is still running when cancelled)."""
+        self.slow_calls += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.released.wait(), DEADLINE)
+        return web.json_response({})

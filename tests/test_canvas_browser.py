@@ -157,6 +157,9 @@ def test_status_from_python(page: Any, canvas_app: CanvasApp) -> None:
     canvas_app.call("set_status", {"n0": {"state": "succeeded", "count": 3}, "n1": {"state": "running"}})
     expect(page.locator(f"{node('n0')} .fb-badge-succeeded .fb-count")).to_have_text("3")
     expect(page.locator(f"{node('n1')} .fb-badge-running .fb-spinner")).to_be_visible()
+    canvas_app.call("set_status", {"n1": {"state": "running", "count": 1500, "message": "3 pages read"}})
+    expect(page.locator(f"{node('n1')} .fb-badge-running .fb-count")).to_have_text("1500")  # counts up as it runs
+    expect(page.locator(f"{node('n1')} .fb-badge-running .fb-spinner")).to_be_visible()
 
     canvas_app.call(
         "set_status",

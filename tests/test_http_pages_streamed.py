@@ -7,66 +7,19 @@ run cancels the page's run and the reading. On a real Flowboard with SQLite in t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from flowboard.engine import Event, RunStatus
 from flowboard.services import Flowboard
 
-RECORDS = [{"id": i, "name": f"deal {i}"} for i in range(1, 24)]
-SIZE = 5
-DEADLINE = 60.0  # seconds: generous, for a loaded 2-core machine
-
-
-class Api:
-    """Pages of RECORDS: `/pages?page=N` ({"data": [...]}); `/slow` answers only when the test ends. `hold[N]` is
-    awaited before page N is served (a condition the test sets up); `fail[N]` answers page N with 500."""
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-        self.hold: dict[int, Callable[[], Awaitable[bool]]] = {}
-        self.fail: set[int] = set()
-        self.held: dict[int, bool] = {}
-        self.slow_calls = 0
-        self.released = asyncio.Event()
-        self.runner: web.AppRunner | None = None
-        self.base = ""
-
-    async def start(self) -> Api:
-        app = web.Application()
-        app.router.add_get("/pages", self.pages)
-        app.router.add_get("/slow", self.slow)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
-        return self
-
-    async def pages(self, request: web.Request) -> web.Response:
-        page = int(request.query.get("page", "1"))
-        self.calls.append(page)
-        condition = self.hold.get(page)
-        if condition is not None:
-            self.held[page] = await condition()  # what the test waited for, seen (True) or not within the deadline
-        if page in self.fail:
-            return web.json_response({"error": "the list is broken here"}, status=500)
-        return web.json_response({"data": RECORDS[(page - 1) * SIZE: page * SIZE]})
-
-    async def slow(self, request: web.Request) -> web.Response:
-        """An answer that comes when the test ends (a flow for a page that is still running when cancelled)."""
-        self.slow_calls += 1
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.released.wait(), DEADLINE)
-        return web.json_response({})
+from .servers import DEADLINE, RECORDS, SIZE
+from .servers import PagedApi as Api
 
 
 async def until(check: Callable[[], Any], deadline: float = DEADLINE) -> bool:
@@ -81,11 +34,8 @@ async def until(check: Callable[[], Any], deadline: float = DEADLINE) -> bool:
 
 @pytest.fixture
 async def api() -> AsyncIterator[Api]:
-    server = await Api().start()
-    yield server
-    server.released.set()
-    assert server.runner is not None
-    await server.runner.cleanup()
+    async with Api() as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import Any
 from nicegui import Client, context, ui
 
 from ..blobs import FILE_KEY, files_in, is_file_ref, kind_text, size_text
-from ..engine import Step
+from ..engine import Progress, Step
 from ..engine.lineage import sources_of
 from .layout import duration, status_chip
 from .run_data import field_values
@@ -275,6 +275,22 @@ def step_view(step: Step | None, inputs: dict[str, Items], *, not_run: str,
         if step is not None:
             input_view(inputs, run_id=step.run_id)
             output_view(step, inputs)
+
+
+SO_FAR_EVERY = 1.0  # seconds: a running node's items so far are redrawn at most this often
+
+
+def progress_view(progress: Progress) -> None:
+    """A node still running: what it last said of its progress, and its items so far (or the latest it gave, when
+    it does not keep them all: a flow run for each page)."""
+    ui.add_css(CSS)
+    items = list(progress.items or [])
+    with ui.column().classes("fb-data w-full gap-3"):
+        with ui.row().classes("w-full items-center gap-2"):
+            status_chip("running")
+            ui.label(progress.message or f"{progress.count:,} items so far").classes("fb-small").mark("data:progress")
+        ItemsView("Items so far" if len(items) == progress.count else "The latest items", {"main": items},
+                  "so-far", "No items yet.")
 
 
 def source_labels(step: Step, inputs: dict[str, Items]) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from nicegui.events import GenericEventArguments
 
 from .. import credential_types
 from ..databases import database_of, names_in
-from ..engine import StepStatus, build_plan
+from ..engine import Progress, StepStatus, build_plan
 from ..errors import FlowInvalid, Problem
 from ..model import Flow, dump_flow
 from ..services import Flowboard
@@ -376,6 +376,10 @@ class Editor:
 
     async def run_node(self, node_id: str) -> None:
         await self.runs.run_node(node_id)
+
+    def progress(self, node_id: str) -> Progress | None:
+        run_id = self.runs.run_id
+        return self.fb.engine.progress(run_id, node_id) if run_id and self.runs.running else None
 
     def credential_names(self, types: list[str]) -> list[str]:
         return [c.name for c in self.fb.store.list_credentials() if not types or c.type in types]

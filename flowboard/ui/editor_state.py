@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from ..engine import Progress
 from ..engine.scope import node_name
 from ..errors import Problem
 from ..model import Flow, Node
@@ -79,6 +80,10 @@ class EditorActions(Protocol):
     def run_flow(self) -> Awaitable[None]: ...
 
     def run_node(self, node_id: str) -> Awaitable[None]: ...
+
+    def progress(self, node_id: str) -> Progress | None:
+        """What the node, running in the test run going on, last said of its progress (its items so far)."""
+        ...
 
     def credential_names(self, types: list[str]) -> list[str]: ...
 

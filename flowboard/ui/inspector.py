@@ -10,7 +10,9 @@ change is checked on the server with the models themselves and the messages go b
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,7 @@ from ..errors import ExpressionError, format_loc, problems_from_validation
 from ..model import Node, NodeSettings
 from ..sdk import Category, NodeType, PasteImport
 from .data_view import CSS as DATA_CSS
-from .data_view import field_chip, input_view, output_view, step_state, step_view
+from .data_view import SO_FAR_EVERY, field_chip, input_view, output_view, progress_view, step_state, step_view
 from .forms import ConfigForm, errors_from_validation
 from .naming import taken_names
 from .run_data import paths
@@ -107,6 +109,9 @@ class Inspector:
         self.root.on("keydown.esc", self._escape)
         state.subscribe("selection", lambda: self.show(state.selected))
         state.subscribe("run", self._run_ended)
+        state.subscribe("progress", self._progress)
+        self._data_shown = 0.0  # when the data of a running node was last drawn (redrawn at most every second)
+        self._data_due: asyncio.TimerHandle | None = None
 
     @property
     def node(self) -> Node | None:
@@ -396,6 +401,35 @@ class Inspector:
 
     # -- data -------------------------------------------------------------------------------------------------------
 
+    def _progress(self) -> None:
+        """A test run went on: a node shown while it runs gets its items so far, redrawn at most every second."""
+        node = self.node
+        if node is None or not self.state.running or (self.state.live.get(node.id) or {}).get("state") != "running":
+            return
+        if self._data_due is not None:
+            return
+        wait = self._data_shown + SO_FAR_EVERY - time.monotonic()
+        if wait <= 0:
+            self.refresh_data()
+        else:
+            self._data_due = asyncio.get_running_loop().call_later(wait, self._progress_due)
+
+    def _progress_due(self) -> None:
+        self._data_due = None
+        if not self.root.is_deleted:
+            self._progress()
+
+    def _running_data(self, node_id: str) -> bool:
+        """Draw a node still running in the test run going on, with its items so far, if it said any."""
+        if not self.state.running or (self.state.live.get(node_id) or {}).get("state") != "running":
+            return False
+        progress = self.actions.progress(node_id)
+        if progress is None:
+            return False
+        self._data_shown = time.monotonic()
+        progress_view(progress)
+        return True
+
     def refresh_data(self) -> None:
         node = self.node
         if self.data_panel is None or self.data_panel.is_deleted or node is None:
@@ -418,6 +452,8 @@ class Inspector:
         with self.data_panel:
             if trigger and node.pinned is not None:
                 self._pinned(node.pinned)
+            if self._running_data(node.id):
+                return
             if self.input_panel is None:
                 step_view(step, inputs, not_run="No data yet: run the flow, or this node (▶ above).", actions=actions)
                 return

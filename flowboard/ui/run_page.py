@@ -4,6 +4,7 @@ A run still going is followed live (events, and a poll for runs that end without
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from nicegui import ui
@@ -13,7 +14,7 @@ from ..model import Flow
 from ..services import RETRYABLE, Flowboard
 from ..store import NotFound
 from .canvas import FlowCanvas
-from .data_view import ItemsView, step_view
+from .data_view import SO_FAR_EVERY, ItemsView, progress_view, step_view
 from .graph import display_name, to_canvas
 from .layout import ago, duration, frame, status_chip
 from .run_data import RunView, Statuses
@@ -27,6 +28,8 @@ class RunPage:
         self.fb = fb
         self.run_id = run_id
         self.selected: str | None = None
+        self.shown_progress = 0.0  # when a running node's items so far were last drawn
+        self.due: asyncio.TimerHandle | None = None
         self.load()
         ui.add_css(".fb-side { width: 440px; min-width: 440px; border-left: 1px solid #e3e6ec; background: #fff;"
                    " overflow-y: auto; }")
@@ -100,8 +103,14 @@ class RunPage:
             else:
                 ui.label(display_name(node, self.fb.registry)).classes("font-semibold text-base")
                 ui.label(f"{node.type} · {node.id}").classes("fb-small")
-                step_view(view.steps.get(node.id), view.inputs_of(self.flow, node.id) if self.flow else {},
-                          not_run="This node did not run in this run.")
+                step = view.steps.get(node.id)
+                progress = self.fb.engine.progress(self.run_id, node.id) if step is None else None
+                if progress is not None:
+                    self.shown_progress = time.monotonic()
+                    progress_view(progress)
+                else:
+                    step_view(step, view.inputs_of(self.flow, node.id) if self.flow else {},
+                              not_run="This node did not run in this run, or has not yet.")
 
     def _summary(self) -> None:
         record = self.record
@@ -122,8 +131,17 @@ class RunPage:
                               for ev in events if ev.node_id}
         if statuses:
             self.canvas.set_status(statuses)
+        if any(ev.kind == "node.progress" and ev.node_id == self.selected for ev in events) and self.due is None:
+            # the selected node's items so far, redrawn at most every SO_FAR_EVERY seconds
+            wait = max(0.0, self.shown_progress + SO_FAR_EVERY - time.monotonic())
+            self.due = asyncio.get_running_loop().call_later(wait, self._progress_due)
         if any(ev.kind == "run.finished" for ev in events):
             asyncio.get_running_loop().call_later(0.2, self._reload)
+
+    def _progress_due(self) -> None:
+        self.due = None
+        if not self.canvas.client.is_deleted:
+            self.render()
 
     def _reload(self) -> None:
         if self.canvas.client.is_deleted:

@@ -102,8 +102,9 @@ class RunPanel:
                 with ui.row().classes("w-full items-center no-wrap gap-2 py-1 cursor-pointer hover:bg-grey-2") \
                         .on("click", lambda nid=node.id: self.actions.select(nid)).mark(f"step:{node.id}"):
                     ui.label(state.name_of(node)).classes("text-sm grow ellipsis")
-                    if count is not None and status in ("succeeded", "failed"):
-                        ui.label(f"{count} item{'s' if count != 1 else ''}").classes("fb-small")
+                    if count is not None and status in ("succeeded", "failed", "running"):
+                        ui.label(f"{count:,} item{'s' if count != 1 else ''}" + (" so far" if status == "running"
+                                                                                  else "")).classes("fb-small")
                     if took:
                         ui.label(took).classes("fb-small")
                     status_chip(status, status or "not run")

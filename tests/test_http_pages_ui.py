@@ -1,0 +1,105 @@
+"""HTTP pages as they come, on screen (issue 10): while a paginating HTTP node runs, the editor's canvas badge
+counts the records read so far, the run panel says so, and the node's data tab shows its items so far; the run
+page does the same for a stored flow's run. A local API holds page 3 back until the test has looked, then lets the
+run finish. Driven in-process by NiceGUI's simulated `user` against a real Flowboard (SQLite in a temp folder)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from nicegui import ElementFilter
+from nicegui.testing import User
+
+from flowboard.model import Flow, parse_flow
+from flowboard.services import Flowboard
+from flowboard.ui.canvas import FlowCanvas
+
+from .pagekit import page_fixtures
+from .servers import DEADLINE, RECORDS, PagedApi
+
+pytest_plugins = ["nicegui.testing.user_plugin"]
+_keep_modules, fb, app = page_fixtures()
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[PagedApi]:
+    async with PagedApi() as server:
+        yield server
+
+
+async def until(check: Any, deadline: float = DEADLINE) -> None:
+    end = asyncio.get_running_loop().time() + deadline
+    while not check():
+        if asyncio.get_running_loop().time() > end:
+            raise AssertionError(f"still not true after {deadline} s: {check}")
+        await asyncio.sleep(0.02)
+
+
+def lister(api: PagedApi) -> Flow:
+    return parse_flow({"id": "deals", "name": "Deals", "nodes": [
+        {"id": "manual", "type": "trigger.manual"},
+        {"id": "list", "name": "List deals", "type": "http.request", "version": 2, "position": {"x": 240, "y": 0},
+         "config": {"url": api.base + "/pages", "pagination": {"type": "page", "records": "data"}}}],
+        "edges": [{"source": "manual", "target": "list"}]})
+
+
+def badge(user: User, node_id: str) -> dict[str, Any]:
+    with user:
+        canvas = next(iter(ElementFilter(kind=FlowCanvas, marker="canvas")))
+    return canvas.props["status"].get(node_id) or {}
+
+
+def held_until_released(api: PagedApi, page: int) -> asyncio.Event:
+    release = asyncio.Event()
+
+    async def wait() -> bool:
+        await asyncio.wait_for(release.wait(), DEADLINE)
+        return True
+
+    api.hold[page] = wait
+    return release
+
+
+async def test_the_editor_counts_records_as_pages_come_and_shows_the_items_so_far(user: User, app: Flowboard,
+                                                                                  api: PagedApi) -> None:
+    app.save_flow(lister(api), None)
+    release = held_until_released(api, 3)
+    await user.open("/flow/deals")
+    user.find(marker="run").click()
+    await until(lambda: badge(user, "list") == {"state": "running", "count": 10,
+                                                "message": "2 pages read, 10 records so far"})
+    await user.should_see("10 items so far")  # the run panel's row of the node
+    user.find(marker="canvas").trigger("select", {"ids": ["list"]})
+    user.find(marker="tab:data").click()
+    with user.scope(marker="panel:data"):
+        await user.should_see("2 pages read, 10 records so far")
+        await user.should_see(marker="table:so-far:main")
+        rows = next(iter(user.find(marker="table:so-far:main").elements)).rows
+        assert [r["c1"] for r in rows] == [r["name"] for r in RECORDS[:10]]
+    release.set()
+    await until(lambda: badge(user, "list").get("state") == "succeeded")
+    assert badge(user, "list")["count"] == 23
+    with user.scope(marker="panel:data"):
+        await user.should_see(marker="table:output:main")
+        await user.should_not_see(marker="table:so-far:main")
+
+
+async def test_the_run_page_shows_a_running_nodes_items_so_far(user: User, app: Flowboard, api: PagedApi) -> None:
+    app.save_flow(lister(api), None)
+    release = held_until_released(api, 3)
+    task = app.start_run("deals")
+    await until(lambda: 3 in api.calls)  # pages 1 and 2 read, page 3 held
+    run_id = app.store.list_runs(flow_id="deals")[0].id
+    await user.open(f"/run/{run_id}")
+    user.find(marker="canvas").trigger("select", {"ids": ["list"]})
+    await user.should_see("2 pages read, 10 records so far")
+    rows = next(iter(user.find(marker="table:so-far:main").elements)).rows
+    assert len(rows) == 10
+    release.set()
+    result = await asyncio.wait_for(task, DEADLINE)
+    assert result.output == RECORDS
+    await until(lambda: badge(user, "list").get("state") == "succeeded")
+    await user.should_see(marker="table:output:main")
