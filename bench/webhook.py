@@ -1,0 +1,167 @@
+"""CPU per webhook call in this process, without an HTTP server: the webhook handler (the server's front door for
+`/webhook/…`), the engine and, with recording on, the SQLite recorder, driven by `conns` callers at a time.
+
+    python bench/webhook.py                      # echo and chain10, recording off and on, 3 x 3 s each
+    python bench/webhook.py --flows echo --modes on --profile /tmp/echo.prof   # cProfile (CPU clock) as well
+    python bench/webhook.py --baseline /tmp/fb-before   # A/B: the same in another checkout, rounds alternating
+
+Each call gets a fresh ASGI scope (the headers wrk sends) and the body of the peer benchmark, in a task of its own (as
+the HTTP server does: work a call leaves to the event loop is done, and counted, while the others go on), and the
+answer is checked.
+The figure is this process's CPU time (`time.process_time`, which other processes do not add to) per call: the part of
+`bench/peer.py`'s "CPU ms per 1,000 requests" that is Flowboard's own, with the HTTP server's share left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BODY = b'{"hello":"world","n":1,"items":[1,2,3]}'
+HEADERS = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
+           (b"content-length", str(len(BODY)).encode())]
+
+
+def _thread_cpu() -> float:
+    """CPU seconds of this thread (the event loop's) alone."""
+    return time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID)
+
+
+async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: int, profile: str | None
+                  ) -> list[tuple[float, float]]:
+    from flowboard.api.webhooks import FrontDoor
+    from flowboard.services import Flowboard
+
+    data = Path(tempfile.mkdtemp(prefix="flowboard-webhook-bench-"))
+    fb = Flowboard(data_dir=data, record=record)
+    fb.import_flow((HERE / "flows" / f"{flow}.json").read_text())
+    fb.activate(f"bench-{flow}")
+    fb.start_triggers()
+    door = FrontDoor(None, fb)
+    path = f"/webhook/{flow}"
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": BODY, "more_body": False}
+
+    async def client(stop: float) -> None:
+        nonlocal calls
+        answer: list[dict[str, Any]] = []
+
+        async def send(message: dict[str, Any]) -> None:
+            answer.append(message)
+
+        while time.perf_counter() < stop:
+            scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": list(HEADERS)}
+            await asyncio.ensure_future(door(scope, receive, send))  # a task per call, as the HTTP server makes
+            if answer[0]["status"] != 200:
+                raise RuntimeError(f"{flow}: {answer[0]['status']} {answer[1]['body'][:200]!r}")
+            answer.clear()
+            calls += 1
+
+    async def load(duration: float) -> None:
+        stop = time.perf_counter() + duration
+        await asyncio.gather(*[client(stop) for _ in range(conns)])
+
+    gc.collect()
+    gc.freeze()  # as `flowboard serve` does after start-up
+    await load(1.0)  # warm-up
+    samples = []
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile(_thread_cpu)
+    for _ in range(rounds):
+        calls = 0
+        used, loop_used = time.process_time(), _thread_cpu()
+        if profiler is not None:
+            profiler.enable()
+        await load(seconds)
+        if profiler is not None:
+            profiler.disable()
+        samples.append(((time.process_time() - used) / calls * 1e6, (_thread_cpu() - loop_used) / calls * 1e6))
+    if profiler is not None and profile:
+        profiler.dump_stats(profile)
+    await fb.aclose()
+    return samples
+
+
+def child(args: argparse.Namespace) -> None:
+    import uvloop
+
+    samples = uvloop.run(measure(args.flows, args.modes == "on", args.seconds, args.rounds, args.conns,
+                                 args.profile))
+    print(json.dumps(samples))
+
+
+def run(checkout: Path, flow: str, mode: str, args: argparse.Namespace) -> list[tuple[float, float]]:
+    venv = checkout / ".venv" / "bin" / "python"
+    python = str(venv) if venv.exists() else sys.executable
+    command = [python, str(HERE / "webhook.py"), "--child", "--flows", flow, "--modes", mode, "--seconds",
+               str(args.seconds), "--rounds", "1", "--conns", str(args.conns)]
+    if args.profile:
+        command += ["--profile", f"{args.profile}.{flow}.{mode}"]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run(command, env=env, cwd=checkout, check=True, capture_output=True, text=True).stdout
+    return [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
+
+
+def _list(samples: list[tuple[float, float]]) -> str:
+    return ", ".join(f"{x[0]:.0f}" for x in samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flows", default="echo,chain10")
+    parser.add_argument("--modes", default="off,on")
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--conns", type=int, default=32)
+    parser.add_argument("--profile", help="write cProfile stats (CPU clock) to this path (+ .flow.mode)")
+    parser.add_argument("--baseline", type=Path, help="another checkout to alternate with")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child(args)
+    checkouts = {"this": HERE.parent}
+    if args.baseline:
+        checkouts["baseline"] = args.baseline.resolve()
+    samples: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    load = [os.getloadavg()[0]]
+    for _ in range(args.rounds):  # each round a fresh process per checkout, flow and mode, alternating
+        for flow in args.flows.split(","):
+            for mode in args.modes.split(","):
+                for name, checkout in checkouts.items():
+                    samples.setdefault((name, flow, mode), []).extend(run(checkout, flow, mode, args))
+        load.append(os.getloadavg()[0])
+    print(f"\n# CPU µs per webhook call in process, all threads (the event loop's thread alone) ({args.rounds} x "
+          f"{args.seconds:g} s, {args.conns} callers; medians; load average {min(load):.1f}-{max(load):.1f})\n")
+    print("| flow | recording | " + " | ".join(checkouts) + (" | this / baseline |" if args.baseline else ""))
+    print("|---|---|" + "---|" * (len(checkouts) + (1 if args.baseline else 0)))
+    for flow in args.flows.split(","):
+        for mode in args.modes.split(","):
+            medians = {name: (statistics.median(x[0] for x in samples[(name, flow, mode)]),
+                              statistics.median(x[1] for x in samples[(name, flow, mode)])) for name in checkouts}
+            cells = " | ".join(f"{medians[n][0]:.1f} ({medians[n][1]:.1f}) [{_list(samples[(n, flow, mode)])}]"
+                               for n in checkouts)
+            ratio = ""
+            if args.baseline:
+                ratio = f" | {medians['this'][0] / medians['baseline'][0]:.2f}x " \
+                        f"({medians['this'][1] / medians['baseline'][1]:.2f}x)"
+            print(f"| {flow} | {mode} | {cells}{ratio} |")
+
+
+if __name__ == "__main__":
+    main()
