@@ -7,6 +7,8 @@ Every problem is reported at once, with its location.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,9 @@ class PlannedNode:
     upstream: int = 0  # distinct upstream nodes
     is_trigger: bool = False
     is_sink: bool = False
+    #: Its expressions may read `run` (the word appears in its config): only then is the run's signed resume URL
+    #: made for it (an HMAC per run otherwise spent on every run of a flow with expressions).
+    reads_run: bool = False
     id: str = ""
     name: str = ""
     #: Its side effects must not be repeated (`NodeType.side_effects`, not `retry_safe_with` its config): its step is
@@ -111,7 +116,8 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
             outputs = (*outputs, "error")
         planned[node.id] = PlannedNode(node=node, cls=cls, impl=cls(), static_config=static, config_fn=config_fn,
                                        input_ports=tuple(cls.inputs), output_ports=outputs,
-                                       is_trigger=cls.category is Category.trigger)
+                                       is_trigger=cls.category is Category.trigger,
+                                       reads_run=config_fn is not None and _mentions_run(node.config))
 
     graph = _Graph(n.id for n in flow.nodes)
     seen_edges: set[tuple[str, str, str, str]] = set()
@@ -169,6 +175,15 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
         upstream_counts={nid: pn.upstream for nid, pn in planned.items()},
         by_name={pn.name: nid for nid, pn in planned.items()},
     )
+
+
+_RUN_WORD = re.compile(r"\brun\b")
+
+
+def _mentions_run(config: Any) -> bool:
+    """Whether the word `run` appears anywhere in the config (keys and fixed values too: erring on the side of yes).
+    An expression can reach the `run` variable only by naming it."""
+    return bool(_RUN_WORD.search(json.dumps(config, default=str)))
 
 
 def _compile_config(cls: type[NodeType], node: Node, where: str

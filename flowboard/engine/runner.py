@@ -654,7 +654,7 @@ class _Run:
 
     def _config_for(self, pn: PlannedNode, inputs: dict[str, Items]) -> Any:
         run: dict[str, Any] = {"id": self.run_id, "flow_id": self.flow_id, "started": self.started}
-        if self.engine.resume_url is not None:
+        if pn.reads_run and self.engine.resume_url is not None:  # an HMAC: only for a node that may read it
             run["resume_url"] = self.engine.resume_url(self.run_id)
         base = {"items": inputs.get("main") or next(iter(inputs.values()), []), "nodes": self.scope_nodes,
                 "input": self.input, "run": run}
