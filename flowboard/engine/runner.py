@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import random
 import time
 import traceback
@@ -462,8 +463,8 @@ class _Run:
         for port, items in step.outputs.items():
             if not items:
                 continue
-            if found is not None or len(items) != len(theirs) or not (
-                    items is theirs or all(a is b for a, b in zip(items, theirs, strict=True))):
+            if found is not None or len(items) != len(theirs) or not (items is theirs or (
+                    items[0] is theirs[0] and all(map(operator.is_, items, theirs)))):  # new items fail at the first
                 return None
             found = port
         return None if found is None else {found: (source, source_port)}
@@ -490,12 +491,12 @@ class _Run:
             return
         self._release(pn, ready)
         if self.plan.uses_expressions:
-            view = node_view(step.outputs, step.status.value, lambda: self._matching_item(pn))
+            view = node_view(step.outputs, _STATUS[step.status], lambda: self._matching_item(pn))
             self.scope_nodes[pn.id] = view
             self.scope_nodes[pn.name] = view
         if self.publish:
             kind = "node.failed" if step.status is StepStatus.failed else "node.finished"
-            self.publish(Event(kind, self.run_id, self.flow_id, pn.id, step.status.value, step.count,
+            self.publish(Event(kind, self.run_id, self.flow_id, pn.id, _STATUS[step.status], step.count,
                                step.error["message"] if step.error else None))
 
     def _skip(self, pn: PlannedNode, ready: deque[str]) -> None:
@@ -687,6 +688,7 @@ class _Run:
 
 
 _EMPTY: Items = FrozenList()
+_STATUS = {status: status.value for status in StepStatus}  # a plain str (an enum's `.value` is a slow property)
 _NOT_FED = frozenset({StepStatus.skipped, StepStatus.cancelled})
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import queue
 import threading
 import time
@@ -44,7 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
-from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step
+from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step, StepStatus
 from .store import SAME_AS_RUN_INPUT, Store, same_as_step
 from .tables import runs_t, steps_t, waits_t
 
@@ -610,6 +611,9 @@ def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> Non
 # -- serialization ------------------------------------------------------------------------------------------------
 
 
+_STATUS = {status: status.value for status in StepStatus}  # a plain str (an enum's `.value` is a slow property)
+
+
 def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
     try:
         # Inputs are not stored: they are the upstream steps' outputs along the flow's edges (as in n8n), derived
@@ -617,8 +621,8 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
         # run's input items unchanged (a trigger) points at the run row's copy instead of writing them again.
         outputs = step.outputs
         main = outputs.get("main")
-        if run_input and main is not None and len(outputs) == 1 and len(main) == len(run_input) \
-                and all(a is b for a, b in zip(main, run_input, strict=True)):
+        if run_input and main and len(outputs) == 1 and len(main) == len(run_input) and main[0] is run_input[0] \
+                and all(map(operator.is_, main, run_input)):
             text = _SAME_AS_RUN_INPUT
         elif step.same_as is not None:  # items passed on unchanged: a reference to the step they came from
             same = step.same_as
@@ -626,7 +630,7 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
                            for port, items in outputs.items()}).decode()
         else:
             text = _dumps(outputs).decode()
-        return (step.run_id, step.node_id, step.status.value, step.attempt, step.started, step.finished,
+        return (step.run_id, step.node_id, _STATUS[step.status], step.attempt, step.started, step.finished,
                 "{}", text,
                 None if step.error is None else _dumps(step.error).decode(),
                 _dumps(step.logs).decode() if step.logs else None,
