@@ -70,6 +70,13 @@ def crash_flow(port: int) -> dict:
     }
 
 
+def _recorded(store: Store, node_id: str) -> bool:
+    """Whether the one unfinished run has recorded `node_id` as succeeded."""
+    runs = store.unfinished_runs()
+    step = store.get_steps(runs[0].id).get(node_id) if runs else None
+    return step is not None and step.status.value == "succeeded"
+
+
 def test_killed_run_resumes_without_repeating_finished_steps(tmp_path: Path, counter: tuple[Counter, int]) -> None:
     hits, port = counter
     flow_file = tmp_path / "crashy.json"
@@ -77,11 +84,17 @@ def test_killed_run_resumes_without_repeating_finished_steps(tmp_path: Path, cou
     assert flowboard(tmp_path, "import", str(flow_file)).returncode == 0
 
     proc = popen(tmp_path, "run", "crashy")
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60  # a loaded machine takes a while to start the process
     while hits.hits.get("/first", 0) == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert hits.hits.get("/first") == 1, "the run never made its first call"
-    time.sleep(0.5)  # inside the 4 s wait: the first call's step is recorded, the second has not happened
+    watch = Store(make_engine(database_url(tmp_path)))
+    try:  # kill it inside the 4 s wait, once the first call's step is recorded (the second has not happened)
+        while not _recorded(watch, "first_call"):
+            assert time.monotonic() < deadline and proc.poll() is None, "the first call was never recorded"
+            time.sleep(0.02)
+    finally:
+        watch.close()
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(10)
     assert hits.hits.get("/second") is None
