@@ -15,6 +15,7 @@ import hashlib
 import keyword
 import re
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, Optional, Union
 from urllib.parse import quote
 
@@ -31,7 +32,8 @@ SCHEME_CREDENTIALS: dict[str, list[str]] = {
     "basic": ["basic"],
     "oauth2": ["oauth2_client", "oauth2_code", "bearer"],
 }
-_RESERVED = {"server", "credential", "all_pages", "max_pages", "timeout"} | set(dir(BaseModel))
+_RESERVED = {"server", "credential", "all_pages", "max_pages", "each_page", "keep_records", "timeout"} \
+    | set(dir(BaseModel))
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
@@ -48,6 +50,13 @@ class OperationNode(NodeType):
     #: config field -> (where it goes: path, query, header, cookie, body, body_whole; the API's name for it)
     places: ClassVar[dict[str, tuple[str, str]]]
     group: ClassVar[str] = ""
+
+    @classmethod
+    def retry_safe_with(cls, config: Mapping[str, Any]) -> bool:
+        """As the HTTP request node: a flow run for each page must not run twice."""
+        if config.get("each_page") and config.get("all_pages", True):
+            return False
+        return cls.retry_safe
 
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
@@ -125,7 +134,8 @@ class OperationNode(NodeType):
                 fields = payload if isinstance(payload, dict) else {}
                 raw["body"] = {"type": "form", "fields": {k: _text(v) for k, v in fields.items()}}
         if op.pagination and getattr(config, "all_pages", False):
-            raw["pagination"] = {**op.pagination, "max_pages": config.max_pages}
+            raw["pagination"] = {**op.pagination, "max_pages": config.max_pages, "each_page": config.each_page,
+                                 "keep_records": config.keep_records}
         try:
             return self.http.Config.model_validate(raw)
         except ValidationError as exc:
@@ -295,6 +305,16 @@ def make_type(api: Api, op: Operation, http: type[NodeType], credential_types: s
         fields["all_pages"] = (bool, Field(True, title="Fetch every page", description=(
             "Read the whole list, page after page; each record becomes an item. Off: only the first page.")))
         fields["max_pages"] = (int, Field(100, ge=1, le=10_000, title="At most this many pages"))
+        fields["each_page"] = (Optional[str], Field(  # noqa: UP045
+            None, title="Hand each page on as it arrives: run this flow for each page", description=(
+                "A flow that starts with 'When called by another flow': it runs once for each page, with the page's "
+                "records as its items, while the next page is being read, one page after the other. A page whose "
+                "flow fails stops the reading. Empty: the records are passed on together once the last page is "
+                "read."), json_schema_extra={"widget": "flow", "expressions": False}))
+        fields["keep_records"] = (bool, Field(False, title="Also pass every record on at the end", description=(
+            "With a flow for each page: also keep every record and pass them all on once the last page is read. "
+            "Off: the pages are not kept, and one item per page is passed on, with its number and how many records "
+            "it had."), json_schema_extra={"expressions": False}))
     fields["timeout"] = (float, Field(30, gt=0, le=3600, title="Timeout (seconds)",
                                       description="Seconds to wait for each answer before failing."))
     config = create_model(f"{_camel(api.name)}{_camel(op.key)}Config", __module__=__name__,

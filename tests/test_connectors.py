@@ -92,6 +92,25 @@ async def test_import_and_call_every_kind_of_operation(fb: Flowboard, shop: Serv
     assert API_KEY.encode() not in stored_bytes and TOKEN.encode() not in stored_bytes
 
 
+async def test_a_paginated_operation_hands_each_page_to_a_flow(fb: Flowboard, shop: Served) -> None:
+    """The connector's list goes through the HTTP node's pagination: with a flow for each page, each page of the
+    shop's items is a recorded child run, in order, and the node passes on one item per page."""
+    fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
+    fb.import_flow({"id": "count", "name": "Count a page", "nodes": [
+        {"id": "called", "type": "trigger.called"},
+        {"id": "mark", "type": "data.set", "config": {"fields": [{"name": "counted", "value": True}]}}],
+        "edges": [{"source": "called", "target": "mark"}]})
+    stored, _ = fb.import_flow(shop_flow([{"id": "list", "type": "api.shop_api.list_items", "config": {
+        "category": "tools", "credential": "shop reader", "each_page": "Count a page"}}]))
+    assert fb.plan(stored.id).nodes["list"].unsafe  # its pages' flows must not run twice after a stop
+    result = await fb.run_flow(stored.id)
+    assert result.status.value == "succeeded", result.error
+    assert result.output == [{"page": 1, "records": 2}, {"page": 2, "records": 2}, {"page": 3, "records": 1}]
+    runs = sorted(fb.store.list_runs("count", source="call"), key=lambda r: r.created)
+    assert [[i["id"] for i in r.input] for r in runs] == [[1, 2], [3, 4], [5]]
+    assert all(r.status.value == "succeeded" for r in runs)
+
+
 async def test_a_wrong_credential_is_said_plainly(fb: Flowboard, shop: Served) -> None:
     fb.connectors.save(fb.connectors.fetch(shop.url + "/openapi.json"))
     fb.store.set_credential("basic one", "basic", {"user": "ada", "password": "pw-123456"})
