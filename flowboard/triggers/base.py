@@ -112,6 +112,19 @@ class TriggerKind:
         """What keeps this kind from serving the flow in production (beyond what build_plan checks)."""
         return []
 
+    def expression_problems(self, plan: Plan, whose: str | None = None) -> list[Problem]:
+        """A problem for each of this kind's trigger nodes whose settings hold expressions: a trigger's settings are
+        read once, when the flow is switched on, with no item to work them out for. `whose` names the settings in the
+        message ("a webhook's"); None: the node type's title ("the RabbitMQ message trigger's")."""
+        index = node_index(plan)
+        out = []
+        for nid in self.trigger_nodes(plan):
+            if plan.nodes[nid].static_config is None:
+                name = whose or f"the {plan.nodes[nid].cls.title} trigger's"
+                out.append(Problem(f"nodes[{index[nid]}].config", f"{name} settings cannot hold expressions: write "
+                                   "the values themselves", nid))
+        return out
+
     def claims(self, plan: Plan) -> list[Claim]:
         return []
 

@@ -34,9 +34,7 @@ class FormTriggers(TriggerKind):
         self.routes: dict[str, FormEndpoint] = {}
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = node_index(plan)
-        return [Problem(f"nodes[{index[nid]}].config", "a form's settings cannot hold expressions", nid)
-                for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
+        return self.expression_problems(plan, "a form's")
 
     def claims(self, plan: Plan) -> list[Claim]:
         index = node_index(plan)

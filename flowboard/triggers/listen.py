@@ -28,7 +28,7 @@ from typing import Any
 from ..engine import Plan, RunResult, RunStatus
 from ..errors import NodeError, Problem
 from ..sdk import Items, Listening, NodeType, RunOutcome
-from .base import Activation, Launcher, TriggerKind, node_index
+from .base import Activation, Launcher, TriggerKind
 
 log = logging.getLogger("flowboard.triggers.listen")
 _SAID = re.compile(r"^cannot (connect to|reach) [^:]{1,40}: ")
@@ -80,10 +80,7 @@ class ListenerTriggers(TriggerKind):
         return [nid for nid in plan.triggers if plan.nodes[nid].cls.listens()]
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = node_index(plan)
-        return [Problem(f"nodes[{index[nid]}].config", f"a {plan.nodes[nid].cls.title} trigger's settings cannot "
-                        "hold expressions: write the values themselves", nid)
-                for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
+        return self.expression_problems(plan)
 
     def add(self, activation: Activation) -> None:
         try:

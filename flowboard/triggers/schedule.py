@@ -68,9 +68,7 @@ class ScheduleTriggers(TriggerKind):
     # -- TriggerKind ------------------------------------------------------------------------------------------------
 
     def problems(self, plan: Any) -> list[Problem]:
-        index = {node.id: i for i, node in enumerate(plan.flow.nodes)}
-        return [Problem(f"nodes[{index[nid]}].config", "a schedule's settings cannot hold expressions", nid)
-                for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
+        return self.expression_problems(plan, "a schedule's")
 
     def add(self, activation: Activation) -> None:
         from ..nodes.schedule import rule_for

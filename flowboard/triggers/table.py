@@ -61,12 +61,10 @@ class TableTriggers(TriggerKind):
 
     def problems(self, plan: Plan) -> list[Problem]:
         index = node_index(plan)
-        out = []
+        out = self.expression_problems(plan, "a table change trigger's")
         for nid in self.trigger_nodes(plan):
             config: Any = plan.nodes[nid].static_config
             if config is None:
-                out.append(Problem(f"nodes[{index[nid]}].config", "a table change trigger's settings cannot hold "
-                                   "expressions", nid))
                 continue
             try:
                 info = self.tables.tables.get(config.table)

@@ -48,9 +48,7 @@ class WebhookTriggers(TriggerKind):
         self.tests: dict[str, dict[str, WebhookEndpoint]] = {}
 
     def problems(self, plan: Plan) -> list[Problem]:
-        index = node_index(plan)
-        return [Problem(f"nodes[{index[nid]}].config", "a webhook's settings cannot hold expressions", nid)
-                for nid in self.trigger_nodes(plan) if plan.nodes[nid].static_config is None]
+        return self.expression_problems(plan, "a webhook's")
 
     def claims(self, plan: Plan) -> list[Claim]:
         index = node_index(plan)
