@@ -1095,6 +1095,15 @@ async def test_the_inbox_lists_what_i_may_decide_and_records_my_answers(user: Us
     await app.approvals.decide(late.id, "reject", "carol")  # someone else, in another tab or by a link
     user.find(marker=f"decide:{late.id}:approve").click()
     await until(lambda: any("Already rejected by carol" in m for m in user.notify.messages))
+    user.find(marker=f"hand-on:{role.id}").click()  # hand the role's task on: to nobody, then to carol
+    await user.should_see(marker=f"hand:{role.id}")
+    user.find(marker=f"hand:{role.id}").click()
+    await until(lambda: any("Write who decides instead" in m for m in user.notify.messages))
+    user.find(marker=f"hand-to:{role.id}").type("carol")
+    user.find(marker=f"hand:{role.id}").click()
+    await until(lambda: any("Handed to carol: it is theirs to decide now." in m for m in user.notify.messages))
+    assert app.approvals.store.get(role.id).assignees == ["carol"]
+    await user.should_not_see(marker=f"task:{role.id}")
     user.find(marker="inbox-filter").click()  # the toggle: pick "Decided by me" by setting its value
     toggle = user.find(marker="inbox-filter").elements.pop()
     toggle.set_value("decided")

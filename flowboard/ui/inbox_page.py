@@ -11,6 +11,7 @@ refuses.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -137,18 +138,10 @@ class InboxPage:
     async def decide(self, task: Task, outcome: str, comment: str, answers: dict[str, Any]) -> None:
         assert self.principal is not None
         fields = {name: element.value for name, element in answers.items()}
-        try:
-            done = await self.fb.approvals.decide(task.id, outcome, self.principal.name, comment=comment or "",
-                                                  fields=fields, channel="inbox",
-                                                  roles=[r.value for r in self.principal.roles])
-        except ApprovalError as exc:
-            text = str(exc)
-            ui.notify(text[:1].upper() + text[1:], type="warning", multi_line=True)
-            self.show(self.which)
-            return
-        ui.notify(f"Recorded: {done.describe()}", type="positive")
-        self.show(self.which)
-
+        await self._answer(self.fb.approvals.decide(task.id, outcome, self.principal.name, comment=comment or "",
+                                                    fields=fields, channel="inbox",
+                                                    roles=[r.value for r in self.principal.roles]),
+                           lambda done: f"Recorded: {done.describe()}")
 
     async def hand_on(self, task: Task, to: str, reason: str) -> None:
         assert self.principal is not None
@@ -157,15 +150,20 @@ class InboxPage:
             ui.notify("Write who decides instead: a user name such as grace, or a role such as role:manager.",
                       type="warning")
             return
+        await self._answer(self.fb.approvals.hand_on(task.id, names, self.principal.name, (reason or "").strip(),
+                                                     roles=[r.value for r in self.principal.roles]),
+                           lambda handed: f"Handed to {', '.join(handed.assignees)}: it is theirs to decide now.")
+
+    async def _answer(self, action: Awaitable[Any], said: Callable[[Any], str]) -> None:
+        """Await a decision or a hand-on and say how it went: what was recorded, or the approvals' refusal in words
+        (decided already, not yours to decide...); then show the inbox as it is now either way."""
         try:
-            handed = await self.fb.approvals.hand_on(task.id, names, self.principal.name, (reason or "").strip(),
-                                                     roles=[r.value for r in self.principal.roles])
+            result = await action
         except ApprovalError as exc:
             text = str(exc)
             ui.notify(text[:1].upper() + text[1:], type="warning", multi_line=True)
-            self.show(self.which)
-            return
-        ui.notify(f"Handed to {', '.join(handed.assignees)}: it is theirs to decide now.", type="positive")
+        else:
+            ui.notify(said(result), type="positive")
         self.show(self.which)
 
 
