@@ -4,12 +4,18 @@ own, dropped after), real processes: one `flowboard serve`, N `flowboard worker`
 
     python bench/workers.py                 # 500 runs per setting
     python bench/workers.py --runs 5000     # the issue's 5,000
+    python bench/workers.py --kill 5000     # 5,000 runs on 2 workers, one killed (-9) after a third of them
 
 Per setting: N webhook calls (respond immediately, 16 at a time) to a flow whose one step is an HTTP call to a local
 counting server. Figures from the store: throughput = N / (last run finished - first run created). Then the queue's
 own latency, apart from any backlog: 50 calls one after the other (each waits for the run before the next), start
 latency = run started - run created (the run is recorded as queued when the call is accepted), p50 and p99. The
 in-process line is the same flow run by the server itself (`--dispatch process`): the difference is the queue's cost.
+
+`--kill N`: N such runs on two workers, and `kill -9` of one once a third of the side effects happened. The counting
+server honours the HTTP node's repeat-safe key (Idempotency-Key) as Stripe's API does: it reports the runs that
+succeeded, the side effects done once, the distinct keys, and the calls sent again (with their key) by the runs that
+were in flight at the kill and resumed on the other worker.
 """
 
 from __future__ import annotations
@@ -60,6 +66,41 @@ def one(runs: int, workers: int, dispatch: str) -> dict[str, float]:
             "p99_ms": waits[min(len(waits) - 1, int(0.99 * len(waits)))], "n": len(waits)}
 
 
+def killed(runs: int) -> dict[str, float]:
+    counting = Counting(delay=0.01)
+    with tempfile.TemporaryDirectory() as tmp, Cluster(Path(tmp), workers=2, concurrency=16) as cluster:
+        cluster.save(count_flow(counting.url))
+        cluster.start()
+        assert cluster.server is not None
+        post_all(cluster.server.url, 20, first=runs)  # warm up: imports, connections, plans
+        cluster.wait_all_finished(20, timeout=120)
+        kill: list[float] = []
+
+        def maybe_kill(i: int) -> None:
+            if not kill and sum(counting.hits[str(n)] for n in range(runs)) >= runs // 3:
+                kill.append(time.monotonic())
+                cluster.workers[0].kill()
+
+        started = time.monotonic()
+        run_ids = post_all(cluster.server.url, runs, maybe_kill)
+        if not kill:  # the runs were faster than the calls: kill now, the rest still resumes
+            kill.append(time.monotonic())
+            cluster.workers[0].kill()
+        cluster.wait_all_finished(20 + runs, timeout=3600)
+        took = time.monotonic() - started
+        succeeded = cluster.statuses_of(run_ids)["succeeded"]
+        handed_on = sum(w.output.count("tried again") for w in cluster.workers[1:])
+        killed_jobs = cluster.workers[0].output.count("Starting job")
+    counting.close()
+    ns = [str(i) for i in range(runs)]
+    keys = set().union(*(counting.keys_of.get(n, set()) for n in ns))
+    return {"runs": runs, "succeeded": succeeded, "once": sum(counting.hits[n] == 1 for n in ns),
+            "twice": sum(counting.hits[n] > 1 for n in ns), "keys": len(keys - {None}),
+            "unkeyed": sum(None in counting.keys_of.get(n, set()) for n in ns),
+            "sent_again": sum(counting.raw[n] - 1 for n in ns if counting.raw[n] > 1),
+            "handed_on": handed_on, "killed_jobs": killed_jobs, "took_s": took, "kill_at_s": kill[0] - started}
+
+
 def _rows(cluster: Cluster, run_ids: list[str]) -> list[Any]:
     assert cluster.store is not None
     with cluster.store.engine.connect() as conn:
@@ -70,7 +111,16 @@ def _rows(cluster: Cluster, run_ids: list[str]) -> list[Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=500)
+    parser.add_argument("--kill", type=int, metavar="N", help="only the kill figure, with N runs")
     args = parser.parse_args()
+    if args.kill:
+        k = killed(args.kill)
+        print(f"{k['runs']} webhook runs on 2 workers, one killed (-9) {k['kill_at_s']:.1f} s in (it had started "
+              f"{k['killed_jobs']} jobs; {k['handed_on']} in flight were handed on): {k['succeeded']} succeeded in "
+              f"{k['took_s']:.1f} s; side effects done once: {k['once']}, twice: {k['twice']}; distinct keys "
+              f"{k['keys']} (calls without one: {k['unkeyed']}); calls sent again with their key: "
+              f"{k['sent_again']}")
+        return
     results = {}
     for label, workers, dispatch in (("in-process (server)", 0, "process"), ("1 worker", 1, "procrastinate"),
                                      ("2 workers", 2, "procrastinate")):

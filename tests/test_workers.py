@@ -330,11 +330,11 @@ def test_ready_and_metrics_count_the_runs(cluster: Cluster) -> None:
     assert "flowboard_queue_depth " in text and 'flowboard_step_seconds{quantile="0.99"}' in text
 
 
-def post_all(url: str, count: int, on_sent: Any = None) -> list[str]:
-    """POST `{"n": i}` for i in 0..count-1, 16 at a time; returns the run ids (202 each)."""
+def post_all(url: str, count: int, on_sent: Any = None, first: int = 0) -> list[str]:
+    """POST `{"n": i}` for i in first..first+count-1, 16 at a time; returns the run ids (202 each)."""
     def one(i: int) -> str:
         with httpx.Client(timeout=30) as client:
-            answer = client.post(f"{url}/webhook/count", json={"n": i})
+            answer = client.post(f"{url}/webhook/count", json={"n": first + i})
         assert answer.status_code == 202, answer.text
         if on_sent is not None:
             on_sent(i)
