@@ -362,3 +362,34 @@ async def test_sqlite_checkpoints_happen_on_their_own_thread(store: Store, reg: 
     assert len(store.list_runs(limit=100)) == 17
     await recorder.aclose()
     assert not thread.is_alive()
+
+
+async def test_accepted_runs_are_recorded_as_queued_before_they_start(store: Store, reg: Registry) -> None:
+    """`SqlRecorder.create_run` (a webhook that answers at once): the run is committed as queued with its input before
+    the call returns, on PostgreSQL in the writer's group commit (many accepted at once share statements); the run
+    then starts from that row."""
+    recorder = SqlRecorder(store)
+    sent: list[str] = []
+    if store.dialect == "postgresql":
+        class Spy(psycopg.Cursor):  # type: ignore[type-arg]
+            def execute(self, query: Any, params: Any = None, **more: Any) -> Any:
+                sent.append(str(query))
+                return super().execute(query, params, **more)
+
+        recorder._connection().cursor_factory = Spy
+    ids = [f"accepted-{i}" for i in range(40)]
+    await asyncio.gather(*(recorder.create_run(run_id, "f", 3, "start", [{"n": i}], "webhook", None)
+                           for i, run_id in enumerate(ids)))
+    for i, run_id in enumerate(ids):
+        run = store.get_run(run_id)
+        assert (run.status, run.flow_version, run.trigger, run.source, run.input, run.owner) == \
+            (RunStatus.queued, 3, "start", "webhook", [{"n": i}], None)
+    if store.dialect == "postgresql":
+        groups = [query for query in sent if query.startswith("WITH written")]
+        assert 1 <= len(groups) < len(ids), f"{len(groups)} statements for {len(ids)} accepted runs"
+    p = plan(reg, [START, add("a")], [("start", "a")])
+    result = await Engine(recorder=recorder).run(p, store.get_run(ids[1]).input, run_id=ids[1])
+    assert result.status is RunStatus.succeeded
+    run = store.get_run(ids[1])
+    assert (run.status, run.flow_version, run.source) == (RunStatus.succeeded, 3, "webhook")
+    await recorder.aclose()

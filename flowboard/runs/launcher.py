@@ -47,7 +47,8 @@ class Launcher:
     async def accept(self, activation: Activation, node_id: str, items: Items, *, source: str) -> str:
         """Accept a run to go in the background (the caller answers at once): the run is written as `queued` first, in
         one transaction, so an accepted run survives a crash (it is resumed at the next start), and only then handed
-        to the dispatcher. The write goes to a thread, so the event loop serves other calls meanwhile; a caller that
+        to the dispatcher. The write leaves the event loop (on PostgreSQL it joins the recorder's group commit, see
+        `SqlRecorder.create_run`), so the loop serves other calls meanwhile; a caller that
         is cancelled while it waits (its client went away) does not stop it: the run recorded is also dispatched.
         The gate must have admitted it. Returns the run id."""
         task = asyncio.ensure_future(self._accept(activation, node_id, items, source))
@@ -69,8 +70,9 @@ class Launcher:
                                                    activation.version, node_id, items, source):
                         raise RunSkipped(f"a run of flow {activation.flow_id} is going and its run mode is skip")
                 else:
-                    await asyncio.to_thread(self.store.create_run, run_id, activation.flow_id, activation.version,
-                                            node_id, items, source, "queued", self.owner)
+                    assert self.recorder is not None
+                    await self.recorder.create_run(run_id, activation.flow_id, activation.version, node_id, items,
+                                                   source, self.owner)
             except BaseException:
                 activation.gate.leave(False)
                 raise

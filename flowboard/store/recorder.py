@@ -228,6 +228,23 @@ class SqlRecorder:
         `Engine.run`. (The engine's RunInfo does not carry them.)"""
         self._meta[run_id] = (flow_version, source)
 
+    async def create_run(self, run_id: str, flow_id: str, flow_version: int | None, trigger: str | None,
+                         input: list[dict[str, Any]], source: str | None, owner: str | None) -> None:
+        """Accept a run to start in the background (`queued`, as `Store.create_run`), committed before this returns,
+        so a crash cannot lose it. On PostgreSQL it joins the writer's group commit: the runs accepted while the
+        writer is busy go in one statement with the steps and ends of the runs going (one round trip), where each
+        took a transaction of its own from a thread. On SQLite it is `Store.create_run` in a thread (the group commit
+        there is on the event loop, which must not wait for SQLite's write lock). `run_id` must be new
+        (`triggers.new_run_id`): on PostgreSQL the row is upserted as the recorder's other writes are."""
+        if self._writer is None:
+            await asyncio.to_thread(self.store.create_run, run_id, flow_id, flow_version, trigger, input, source,
+                                    RunStatus.queued.value, owner)
+            return
+        now = time.time()
+        row = (run_id, flow_id, flow_version, RunStatus.queued.value, trigger, source, _json(input), None, None, now,
+               None, None, owner, now if owner else None)
+        await self._writer.submit((run_id, row, [], [], True))
+
     # -- the Recorder protocol --------------------------------------------------------------------------------------
 
     async def run_started(self, info: RunInfo) -> None:
