@@ -37,6 +37,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..errors import FlowboardError
+from .db import write_transaction
 from .tables import approval_log_t, approval_tasks_t, settings_t
 
 OPEN, DECIDED, TIMED_OUT, CANCELLED = "open", "decided", "timed_out", "cancelled"
@@ -485,18 +486,8 @@ class ApprovalStore:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """One transaction holding the approval write lock from its first statement, committed at the end."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            elif conn.dialect.name == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            if conn.in_transaction():
-                conn.commit()
+        with write_transaction(self.engine, pg_lock=_LOCK_ID) as conn:
+            yield conn
 
     def _get(self, conn: sa.Connection, task_id: str) -> Task:
         row = conn.execute(sa.select(approval_tasks_t).where(approval_tasks_t.c.id == task_id)).first()

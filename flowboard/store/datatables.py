@@ -45,6 +45,7 @@ from ..datatables import (
     plain_errors,
 )
 from ..errors import FlowboardError
+from .db import write_transaction
 from .store import flow_idle
 from .tables import data_tables_t, flows_t, runs_t, table_changes_t, table_trigger_state_t
 
@@ -639,16 +640,8 @@ class DataTables:
     @contextlib.contextmanager
     def _write(self) -> Iterator[sa.Connection]:
         """One transaction holding the write lock (SQLite) from its first statement, committed at the end."""
-        with self.engine.connect() as conn:
-            if conn.dialect.name == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.rollback()
-                raise
-            if conn.in_transaction():
-                conn.commit()
+        with write_transaction(self.engine) as conn:
+            yield conn
 
     def _table(self, info: TableInfo) -> sa.Table:
         key = (info.id, info.version)

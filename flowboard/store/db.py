@@ -7,7 +7,9 @@ file). That is the usual trade for a local tool; set `FLOWBOARD_DATABASE_URL` to
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +107,22 @@ def init_db(engine: sa.Engine) -> None:
     from .migrate import upgrade
 
     upgrade(engine)
+
+
+@contextlib.contextmanager
+def write_transaction(engine: sa.Engine, *, pg_lock: int | None = None) -> Iterator[sa.Connection]:
+    """One transaction that holds the write lock from its first statement, committed at the end and rolled back on
+    any exception. SQLite: `BEGIN IMMEDIATE`, so two writers never both read and then fail to write. PostgreSQL: the
+    advisory lock `pg_lock` when given, so writers of one kind take turns (row locks otherwise)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif pg_lock is not None and conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": pg_lock})
+        try:
+            yield conn
+        except BaseException:
+            conn.rollback()
+            raise
+        if conn.in_transaction():
+            conn.commit()

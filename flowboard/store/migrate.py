@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
+from .db import write_transaction
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -65,11 +67,7 @@ def upgrade(engine: sa.Engine) -> None:
 
 
 def _upgrade(engine: sa.Engine) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        elif conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    with write_transaction(engine, pg_lock=_LOCK_ID) as conn:
         current = _current(conn)  # again, under the lock: another process may have done it meanwhile
         if current == HEAD:
             return
