@@ -31,6 +31,16 @@ def max_file_bytes() -> int:
     return int(float(os.environ.get("FLOWBOARD_MAX_FILE_MB") or 100) * 1024 * 1024)
 
 
+def checked_sha(data: bytes, name: str) -> str:
+    """The SHA-256 that names `data` in a file store, once its size is checked: FileTooLarge in words when it has
+    more bytes than a file may have."""
+    limit = max_file_bytes()
+    if len(data) > limit:
+        raise FileTooLarge(f"the file {name!r} has {len(data):,} bytes, more than the {limit:,} bytes a file may have "
+                           "(FLOWBOARD_MAX_FILE_MB)")
+    return hashlib.sha256(data).hexdigest()
+
+
 def is_file_ref(value: Any) -> bool:
     return isinstance(value, dict) and isinstance(value.get(FILE_KEY), str) and bool(_SHA.fullmatch(value[FILE_KEY]))
 
@@ -73,11 +83,7 @@ class BlobStore:
 
     def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]:
         """Keep `data`; returns its reference. Content kept before is not written again."""
-        limit = max_file_bytes()
-        if len(data) > limit:
-            raise FileTooLarge(f"the file {name!r} has {len(data):,} bytes, more than the {limit:,} bytes a file "
-                               "may have (FLOWBOARD_MAX_FILE_MB)")
-        sha = hashlib.sha256(data).hexdigest()
+        sha = checked_sha(data, name)
         target = self.path(sha)
         if target.exists():
             os.utime(target)  # made again: young again, so a sweep does not take it while the node goes on
@@ -127,19 +133,9 @@ class BlobStore:
         self.path(sha).unlink(missing_ok=True)
 
 
-def refs_in(value: Any, found: set[str] | None = None) -> set[str]:
+def refs_in(value: Any) -> set[str]:
     """The SHA-256s of every file reference anywhere in `value` (items, run data)."""
-    found = set() if found is None else found
-    if isinstance(value, dict):
-        if is_file_ref(value):
-            found.add(value[FILE_KEY])
-        else:
-            for v in value.values():
-                refs_in(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            refs_in(v, found)
-    return found
+    return {ref[FILE_KEY] for ref in files_in(value)}
 
 
 def files_in(value: Any, found: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -232,7 +232,8 @@ async def test_files_of_deleted_runs_are_swept_and_the_rest_kept(fb: Flowboard) 
     assert fb.sweep_files(grace=0) == 1 and fb.blobs.all() == {file_of[shared_b.run_id]}
 
 
-def test_database_blobs_keep_files_in_the_database(make_store: MakeStore) -> None:  # noqa: F811
+def test_database_blobs_keep_files_in_the_database(make_store: MakeStore,  # noqa: F811
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL, Flowboard keeps files in the `blobs` table (shared by servers and workers). The table exists on
     SQLite too (the same migrations), where a server uses the data folder instead; the table store is checked on
     both, so it cannot drift from the schema on either."""
@@ -251,3 +252,6 @@ def test_database_blobs_keep_files_in_the_database(make_store: MakeStore) -> Non
     assert not blobs.exists(a["$file"])
     with pytest.raises(FileNotFoundError, match="no longer kept"):
         blobs.get(a)
+    monkeypatch.setenv("FLOWBOARD_MAX_FILE_MB", "0.001")  # the same limit as the data folder's store, in words
+    with pytest.raises(ValueError, match=r"the file 'big\.bin' has 2,000 bytes, more than the 1,048 bytes a file may"):
+        blobs.put(b"x" * 2000, "big.bin")

@@ -3,7 +3,6 @@ and worker of one database, where a data folder is each machine's own."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from ..blobs import FILE_KEY, FileTooLarge, guess_mime, is_file_ref, max_file_bytes
+from ..blobs import FILE_KEY, checked_sha, guess_mime, is_file_ref
 from .tables import blobs_t
 
 
@@ -22,11 +21,7 @@ class DatabaseBlobs:
         self.engine = engine
 
     def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]:
-        limit = max_file_bytes()
-        if len(data) > limit:
-            raise FileTooLarge(f"the file {name!r} has {len(data):,} bytes, more than the {limit:,} bytes a file "
-                               "may have (FLOWBOARD_MAX_FILE_MB)")
-        sha = hashlib.sha256(data).hexdigest()
+        sha = checked_sha(data, name)
         now = time.time()
         with self.engine.begin() as conn:
             # made again: only younger (the sweep spares it), the bytes are the same
