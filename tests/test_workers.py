@@ -83,6 +83,15 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
                       "edges": [{"source": "every", "target": "call"}, {"source": "call", "target": "wait"},
                                 {"source": "wait", "target": "more"}]},
                      active=False)
+        from flowboard.datatables import Column, TableSchema
+        from flowboard.store.datatables import DataTables
+
+        assert running.store is not None
+        DataTables(running.store.engine).create(TableSchema(name="Tasks", columns=[Column(name="task")]))
+        running.save({"id": "tableskip", "name": "Table, skip", "settings": {"run_mode": "skip"}, "nodes": [
+            {"id": "changed", "type": "trigger.table", "config": {"table": "Tasks", "events": ["insert"]}},
+            {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counting.url + "/slow"}}],
+            "edges": [{"source": "changed", "target": "call"}]})
         running.start(servers=2)
         yield running
 
@@ -317,6 +326,49 @@ def test_skip_run_mode_holds_for_a_schedule_across_servers(cluster: Cluster, cou
     runs_spans = sorted((r.started or 0, r.finished or 0) for r in runs)
     overlaps = [(a, b) for a, b in itertools.pairwise(runs_spans) if b[0] < a[1]]
     assert not overlaps, f"runs of a skip flow ran at the same time: {overlaps}"
+
+
+def test_skip_run_mode_holds_for_table_changes_across_servers(cluster: Cluster, counting: Counting) -> None:
+    """A table change trigger of a flow in `skip` mode, served by both servers, whose run holds (a call that does not
+    answer) on a worker: rows added through either server while it goes are consumed without a run; once it ends
+    (cancelled), the next row starts one."""
+    from flowboard.store.datatables import DataTables
+
+    assert cluster.server is not None and cluster.store is not None
+    store, tables = cluster.store, DataTables(cluster.store.engine)
+    calls = counting.slow
+
+    def add(server: Any, task: str) -> None:
+        with cluster.api(server) as api:
+            answer = api.post("/tables/Tasks/rows", json={"rows": [{"task": task}]})
+        assert answer.status_code == 201, answer.text
+
+    def runs() -> list[Any]:
+        return store.list_runs("tableskip", limit=100)
+
+    add(cluster.server, "first")
+    until(lambda: len(runs()) == 1 and runs()[0].owner is not None, timeout=30, step=0.1)  # on a worker
+    until(lambda: counting.slow > calls, timeout=30, step=0.05)  # and in its call
+    [first] = runs()
+    add(cluster.servers[0], "second")
+    add(cluster.server, "third")
+    last = max(change["id"] for change in tables.changes(0, 100_000))
+    until(lambda: tables.trigger_cursor("tableskip", "changed") >= last, timeout=30, step=0.1)
+    assert [r.id for r in runs()] == [first.id], "a row added while the flow's run goes started another run"
+    assert not store.get_run(first.id).status.finished  # still in its call (queued until its first write)
+
+    with cluster.api() as api:
+        assert api.post(f"/runs/{first.id}/cancel").status_code in (200, 202)
+    until(lambda: store.get_run(first.id).status.value == "cancelled", timeout=30, step=0.1)
+    add(cluster.servers[0], "fourth")
+    until(lambda: len(runs()) == 2, timeout=30, step=0.1)
+    second = next(r for r in runs() if r.id != first.id)
+    assert second.input[0]["row"]["task"] == "fourth", second.input
+    until(lambda: counting.slow > calls + 1, timeout=30, step=0.05)
+    with cluster.api() as api:
+        assert api.post(f"/runs/{second.id}/cancel").status_code in (200, 202)
+    until(lambda: store.get_run(second.id).status.value == "cancelled", timeout=30, step=0.1)
+    assert len(runs()) == 2
 
 
 def test_ready_and_metrics_count_the_runs(cluster: Cluster) -> None:
