@@ -9,6 +9,14 @@ Extra keys on a node or edge (e.g. its config) are kept and come back unchanged,
 
 Events (payload in ``e.args``): ``change`` {"nodes", "edges"} after every edit; ``select`` {"ids"};
 ``open`` {"id"} on double click; ``save`` (Ctrl/Cmd+S); ``run`` (Ctrl/Cmd+Enter); ``ready`` once drawn.
+
+Python changes the graph two ways. ``update_nodes`` sends a few nodes' data (an edit in a form): the canvas keeps
+where they stand and everything else, so a move or a connection made meanwhile stays. ``set_graph`` replaces the whole
+graph (a restored version). Messages cross on the way: a ``change`` the browser sent before it had a node's update
+still holds that node's older data. Each message is numbered and each ``change`` says up to which one the browser had
+applied (``applied``), so such a change reaches ``on_change`` handlers with the nodes updated since as Python sent
+them (their new position kept), and a change made before a ``set_graph`` arrived is not passed on at all (the browser
+dropped it when it replaced its graph).
 """
 
 from __future__ import annotations
@@ -17,7 +25,7 @@ import logging
 from pathlib import Path
 from typing import Any, Self
 
-from nicegui import ui
+from nicegui import events, ui
 from nicegui.events import GenericEventArguments, Handler
 
 _DIST = Path(__file__).parent / "dist"
@@ -56,10 +64,14 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
         self._props["edges"] = edges
         self._props["readonly"] = readonly
         self._props["status"] = {}
-        # Keep the props current, or the next full resend (any update()) would snap the graph back.
-        self.on("change", self._remember_graph)
+        self._seq = 0  # the number of the last update_nodes / set_graph message
+        self._graph_seq = 0  # ... of the last set_graph
+        self._pending: dict[str, tuple[int, dict[str, Any]]] = {}  # node updates the browser may not have yet
+        self._change_handlers: list[Handler[GenericEventArguments]] = []
+        self.on("change", self._changed)  # one listener: the browser sends a big graph once per listener
+        if on_change:
+            self._change_handlers.append(on_change)
         for event, handler in [
-            ("change", on_change),
             ("select", on_select),
             ("open", on_open),
             ("save", on_save),
@@ -68,12 +80,24 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
             if handler:
                 self.on(event, handler)
 
-    def _remember_graph(self, e: GenericEventArguments) -> None:
-        # NiceGUI's props are observable: a plain assignment would resend every prop to the browser (slow for big
-        # flows, and a resend that arrives after a newer edit would roll the canvas back). So: quietly.
+    def _changed(self, e: GenericEventArguments) -> None:
+        applied = int(e.args.pop("applied", 0) or 0)
+        if applied < self._graph_seq:
+            return  # made on a graph that set_graph has replaced since
+        self._pending = {k: v for k, v in self._pending.items() if v[0] > applied}
+        if self._pending:
+            e.args["nodes"] = [
+                {**self._pending[n["id"]][1], "position": n.get("position")} if n.get("id") in self._pending else n
+                for n in e.args.get("nodes", [])
+            ]
+        # Keep the props current, or the next full resend (any update()) would snap the graph back. NiceGUI's props
+        # are observable: a plain assignment would resend every prop to the browser (slow for big flows, and a
+        # resend that arrives after a newer edit would roll the canvas back). So: quietly.
         with self._props.suspend_updates():
             self._props["nodes"] = e.args["nodes"]
             self._props["edges"] = e.args["edges"]
+        for handler in self._change_handlers:
+            events.handle_event(handler, e)
 
     @property
     def graph(self) -> Graph:
@@ -82,7 +106,8 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
 
     def on_change(self, handler: Handler[GenericEventArguments]) -> Self:
         """Call ``handler`` after every graph edit; ``e.args`` is ``{"nodes": [...], "edges": [...]}``."""
-        return self.on("change", handler)
+        self._change_handlers.append(handler)
+        return self
 
     def on_select(self, handler: Handler[GenericEventArguments]) -> Self:
         """Call ``handler`` when the selection changes; ``e.args`` is ``{"ids": [...]}``."""
@@ -103,11 +128,32 @@ class FlowCanvas(ui.element, component="flow_canvas.js", esm={"flowboard-canvas"
     def set_graph(
         self, nodes: list[dict[str, Any]], edges: list[dict[str, Any]], *, reset_history: bool = False
     ) -> None:
-        """Replace the graph (no ``change`` event). Undo can step back over it unless ``reset_history``."""
+        """Replace the whole graph (no ``change`` event). Undo can step back over it unless ``reset_history``.
+        For a graph that changed on the server (a restored version); an edit of some nodes goes by ``update_nodes``.
+        """
         with self._props.suspend_updates():
             self._props["nodes"] = nodes
             self._props["edges"] = edges
-        self.run_method("setGraph", nodes, edges, reset_history)
+        self._seq += 1
+        self._graph_seq = self._seq
+        self._pending = {}
+        self.run_method("setGraph", nodes, edges, reset_history, self._seq)
+
+    def update_nodes(self, nodes: list[dict[str, Any]]) -> None:
+        """Give these nodes (whole node dicts, matched by id) their new name, ports, on/off and extra keys; their
+        positions, the edges and every other node stay as the browser has them (no ``change`` event)."""
+        if not nodes:
+            return
+        self._seq += 1
+        by_id = {n["id"]: n for n in nodes}
+        for node_id, node in by_id.items():
+            self._pending[node_id] = (self._seq, node)
+        with self._props.suspend_updates():
+            self._props["nodes"] = [
+                {**by_id[n["id"]], "position": n.get("position")} if n.get("id") in by_id else n
+                for n in self._props["nodes"]
+            ]
+        self.run_method("updateNodes", nodes, self._seq)
 
     def set_status(self, statuses: dict[str, dict[str, Any] | None]) -> None:
         """Merge run state per node: ``{id: {"state", "count", "message"}}``; ``None`` clears a node."""

@@ -4,8 +4,11 @@ What the page shows lives in one `EditorState` (editor_state.py); the Editor imp
 panels get those two only: they subscribe to the state and ask for changes through the actions.
 
 The working copy is a Flow held per visit. Canvas `change` events update it (see graph.CanvasSync); inspector edits
-update it and reach the canvas's copy of the node a moment later, debounced. Saving uses optimistic concurrency: a
-version saved elsewhere meanwhile is never overwritten, the user chooses to reload or to save a copy.
+update it and reach the canvas's copy of that node a moment later, debounced, as that node's data only
+(FlowCanvas.update_nodes): a move or a connection made on the canvas meanwhile stays. The whole graph goes to the
+canvas only when it changed on the server (a restored version, the stored flow after a conflict). Saving uses
+optimistic concurrency: a version saved elsewhere meanwhile is never overwritten, the user chooses to reload or to
+save a copy.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from .run_panel import RunPanel
 from .test_runs import RunController
 from .versions import versions_dialog
 
-SYNC_DELAY = 0.4  # seconds of quiet in the inspector before the canvas gets the node's new config
+SYNC_DELAY = 0.4  # seconds of quiet in the inspector before the canvas gets the node's new config (one undo step)
 RESELECT_WINDOW = 2.0  # seconds after sending the graph in which a selection from the browser is confirmed back
 CSS = """
 .fb-editor-head { height: 52px; background: #fff; border-bottom: 1px solid #e3e6ec; padding: 0 12px; }
@@ -70,6 +73,7 @@ class Editor:
         self._unmerged_selection: str | None = None
         self._fresh: set[str] = set()  # nodes just added, until their suggested values are filled in (_suggest)
         self._sync_generation = 0
+        self._stale: set[str] = set()  # nodes edited in a form that the canvas has not been sent yet
         self._pushed = -1e9  # when the graph was last sent to the canvas (time.monotonic)
         self._build()
 
@@ -157,8 +161,9 @@ class Editor:
 
     # -- the working copy -------------------------------------------------------------------------------------------
 
-    def changed(self, *, canvas_stale: bool = False) -> None:
-        """The working copy changed: recompute dirty, guard leaving, and (debounced) update the canvas's copy."""
+    def changed(self, *, canvas_stale: str | None = None) -> None:
+        """The working copy changed: recompute dirty, guard leaving, and (debounced) update the canvas's copy of the
+        node `canvas_stale`, if given."""
         dirty = dump_flow(self.flow) != self.saved
         if dirty != self.dirty:
             self.dirty = dirty
@@ -166,17 +171,20 @@ class Editor:
         self._show_state()
         if self.problems:  # problems on show follow the edits: a fixed node loses its mark at once
             self.show_problems(self.fb.check(self.flow))
-        if canvas_stale:
+        if canvas_stale is not None:
+            self._stale.add(canvas_stale)
             self._sync_generation += 1
             background_tasks.create(self._sync_canvas(self._sync_generation), name="canvas sync")
 
     async def _sync_canvas(self, generation: int) -> None:
         await asyncio.sleep(SYNC_DELAY)
         if generation == self._sync_generation and not self.closed:
-            self.push_graph()
+            self.canvas.update_nodes(self.sync.nodes(self.flow, self._stale))
+            self._stale = set()
 
     def push_graph(self, *, reset_history: bool = False) -> None:
-        """Send the working copy to the canvas (keeps the selection)."""
+        """Send the whole working copy to the canvas, replacing its graph (keeps the selection)."""
+        self._stale = set()
         nodes, edges = self.sync.graph(self.flow)
         self.canvas.set_graph(nodes, edges, reset_history=reset_history)
         if self.selected:
@@ -190,7 +198,7 @@ class Editor:
                 changes["name"] = name
         nodes = [n.model_copy(update=changes) if n.id == node_id else n for n in self.flow.nodes]
         self.flow = self.flow.model_copy(update={"nodes": nodes})
-        self.changed(canvas_stale=True)
+        self.changed(canvas_stale=node_id)
 
     def update_flow(self, **changes: Any) -> None:
         self.flow = self.flow.model_copy(update=changes)

@@ -105,6 +105,12 @@ class CanvasSync:
         self.sent = {n["id"]: _fingerprint(n) for n in nodes}
         return nodes, edges
 
+    def nodes(self, flow: Flow, ids: set[str]) -> list[dict[str, Any]]:
+        """These nodes as the canvas should now hold them (for FlowCanvas.update_nodes); from now on they are."""
+        nodes = [node_dict(n, self.registry) for n in flow.nodes if n.id in ids]
+        self.sent.update((n["id"], _fingerprint(n)) for n in nodes)
+        return nodes
+
     def merge(self, flow: Flow, nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> tuple[Flow, list[str]]:
         """The working copy after a canvas `change`, and the ids of nodes whose config/settings the canvas replaced
         (new nodes, undo/redo). Nodes the canvas cannot express as a flow node are dropped with a warning."""

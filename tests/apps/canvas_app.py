@@ -155,7 +155,8 @@ def index(n: int = 0, layout: str = "chain", readonly: bool = False, edges: bool
     nodes, links = generated_flow(n, layout)
     with ui.element("div").style("position: fixed; inset: 0"):
         canvas = FlowCanvas(CATALOG, nodes, links if edges else [], readonly).style("height: 100%")
-    for name in ["change", "select", "open", "save", "run", "ready"]:
+    canvas.on_change(lambda e: events.append({"event": "change", "args": e.args}))  # as the editor gets them
+    for name in ["select", "open", "save", "run", "ready"]:
         canvas.on(name, lambda e, name=name: events.append({"event": name, "args": e.args}))
     canvases.append(canvas)
 
