@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from flowboard.expressions import compile_string, evaluate
 from flowboard.registry import Registry, default_registry
 from flowboard.ui.forms import ConfigForm, errors_from_validation
+from flowboard.ui.forms.schema import NoPreview
 
 # NiceGUI's `user` fixture is not auto-loaded; loading it here keeps it out of the other test modules.
 pytest_plugins = ["nicegui.testing.user_plugin"]
@@ -239,6 +240,24 @@ async def test_expression_mode_stores_templates_and_previews_them(user: User) ->
     user.find(marker="fx:count").click()  # back to fixed: an expression has no fixed value, so the default
     assert "count" not in page.last
     assert isinstance(one(user, "input:count"), ui.number)
+
+
+async def test_a_preview_without_data_is_a_grey_hint_not_an_error(user: User) -> None:
+    """Before any run there is nothing to preview with: the preview says so as a neutral hint; an expression that is
+    wrong is still shown as an error."""
+    def no_data(text: str) -> Any:
+        compile_string(text)  # a broken expression is still an error
+        raise NoPreview("No data yet: run the flow to preview this with real items.")
+
+    Page({**START, "name": "{{ item.email }}"}, preview=no_data)
+    await user.open("/")
+    await user.should_see(marker="preview:name", content="No data yet: run the flow", retries=20)
+    assert "fb-hint-preview" in one(user, "preview:name").classes
+    assert "fb-bad" not in one(user, "preview:name").classes
+    one(user, "expr:name").value = "{{ item.email + }}"
+    await user.should_see(marker="preview:name", content="not finished", retries=20)
+    assert "fb-bad" in one(user, "preview:name").classes
+    assert "fb-hint-preview" not in one(user, "preview:name").classes
 
 
 async def test_the_preview_waits_for_typing_to_pause(user: User) -> None:

@@ -26,6 +26,7 @@ from ..sdk import Category, NodeType, PasteImport
 from .data_view import CSS as DATA_CSS
 from .data_view import SO_FAR_EVERY, field_chip, input_view, output_view, progress_view, step_state, step_view
 from .forms import ConfigForm, errors_from_validation
+from .forms.schema import NoPreview
 from .naming import taken_names
 from .run_data import paths
 
@@ -356,7 +357,7 @@ class Inspector:
     def _preview(self, text: str) -> Any:
         last = self.state.last_run
         if last is None or self.node_id is None:
-            raise ValueError("no data yet: run the flow to preview this with real items")
+            raise NoPreview("No data yet: run the flow to preview this with real items.")
         scope = last.scope(self.state.flow, self.state.registry, self.node_id)
         return expressions.evaluate(expressions.compile_string(text), scope)
 

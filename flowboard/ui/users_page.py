@@ -37,7 +37,7 @@ class UsersPage:
         self.fb = fb
         self.principal = page_principal()
         frame("users")
-        with ui.column().classes("fb-page gap-4").style("max-width: 900px") as self.root:
+        with ui.column().classes("fb-page gap-4") as self.root:  # as wide as every other page
             with ui.row().classes("w-full items-center gap-3"):
                 ui.label("Users").classes("fb-h1")
                 ui.space()

@@ -457,3 +457,8 @@ def outline(schema: dict[str, Any], *, expressions: bool = True) -> list[str]:
 
     walk(schemas.resolve(schema), 0)
     return lines
+
+
+class NoPreview(Exception):
+    """Raised by a form's `preview` callback when there is nothing to preview with yet (no run): the preview shows
+    its message as a grey hint, not as the expression's error."""

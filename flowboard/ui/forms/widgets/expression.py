@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from nicegui import background_tasks, core, ui
 
 from ..fields import FIXED, SWITCHABLE
-from ..schema import JSON_INLINE, MISSING, TEXT_KINDS, Meta, Slot, is_expression, to_json
+from ..schema import JSON_INLINE, MISSING, TEXT_KINDS, Meta, NoPreview, Slot, is_expression, to_json
 from ..view import INPUT_PROPS, FieldView, mark
 
 if TYPE_CHECKING:
@@ -189,15 +189,21 @@ class ExpressionBox:
             result = self.form.preview(text)
             if hasattr(result, "__await__"):
                 result = await result
+        except NoPreview as exc:  # nothing wrong: no data to preview with yet
+            self._show(str(exc), style="fb-hint-preview")
+            return
         except Exception as exc:  # the expression's own error, shown to the user
             message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            self._show(message, bad=True)
+            self._show(message, style="fb-bad")
             return
-        self._show(to_json(result), bad=False)
+        self._show(to_json(result))
 
-    def _show(self, text: str, *, bad: bool) -> None:
+    def _show(self, text: str, *, style: str | None = None) -> None:
+        """Show the result (green), an error (`fb-bad`, red) or a hint (`fb-hint-preview`, grey)."""
         if self.preview.is_deleted:
             return
         self.preview.text = text if len(text) <= 400 else text[:400] + " …"
-        self.preview.classes(add="fb-bad" if bad else None, remove=None if bad else "fb-bad")
+        self.preview.classes(remove="fb-bad fb-hint-preview")
+        if style:
+            self.preview.classes(add=style)
         self.preview.set_visibility(True)
