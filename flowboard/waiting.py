@@ -19,6 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from .background import stop
 from .store import WaitGone
 
 if TYPE_CHECKING:
@@ -76,7 +77,4 @@ class Sleeper:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop(task)

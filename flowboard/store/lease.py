@@ -17,11 +17,11 @@ so a process that wakes up from a pause never repeats a side effect that its suc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 
+from ..background import stop
 from .store import LEASE, Store
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,4 @@ class Lease:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop(task)

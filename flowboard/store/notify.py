@@ -13,13 +13,14 @@ costs at most that hint: the store stays the truth. On SQLite (one process) noth
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+
+from ..background import stop
 
 log = logging.getLogger("flowboard.notify")
 Handler = Callable[[dict[str, Any]], Any]
@@ -127,10 +128,7 @@ class Notices:
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop(task)
 
 
 def _logged(task: asyncio.Task[Any]) -> None:
