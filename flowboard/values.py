@@ -38,15 +38,16 @@ def child(container: Any, part: str) -> Any:
     return MISSING
 
 
-def get_path(item: Any, path: str) -> Any:
-    """The value at a dotted path, or MISSING. A top-level key that itself contains dots wins over the path."""
+def get_path(item: Any, path: str, default: Any = MISSING) -> Any:
+    """The value at a dotted path (`order.lines[0].qty`, `items.0`), or `default` (MISSING unless given) when there is
+    none. A top-level key that itself contains dots wins over the path."""
     if isinstance(item, dict) and path in item:
         return item[path]
     value = item
     for part in split_path(path):
         value = child(value, part)
         if value is MISSING:
-            break
+            return default
     return value
 
 

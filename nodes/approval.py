@@ -24,6 +24,7 @@ from flowboard.sdk import (
     Outputs,
     Service,
     Suspend,
+    get_path,
     post_messages,
     send_messages,
 )
@@ -196,7 +197,7 @@ class Approval(NodeType):
         chats: list[ChatConfig] = []
         emails: list[EmailConfig] = []
         for index, item, cfg, approvers in requests:
-            shown = {path: _path(item, path) for path in cfg.show} if cfg.show else dict(item)
+            shown = {path: get_path(item, path, None) for path in cfg.show} if cfg.show else dict(item)
             data = {"message": cfg.message, "fields": shown, "form": [f.model_dump() for f in cfg.form],
                     "item": item, "notify": [n.model_dump() for n in cfg.notify]}
             tasks = await ctx.approvals.ask(
@@ -327,15 +328,3 @@ def _names(value: list[str] | str) -> list[str]:
         parts = entry if isinstance(entry, list) else str(entry or "").split(",")
         names.extend(str(p).strip() for p in parts if str(p).strip())
     return list(dict.fromkeys(names))
-
-
-def _path(item: Any, path: str) -> Any:
-    value = item
-    for part in path.split("."):
-        if isinstance(value, dict):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value

@@ -33,6 +33,7 @@ from flowboard.sdk import (
     PastedConfig,
     PasteImport,
     Suspend,
+    get_path,
     parse_curl,
     plain,
     secret_forms,
@@ -543,7 +544,7 @@ async def _pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None,
                                           "output": "full", "response_format": "json"})
         answer = await _request(client, page_cfg, auth, index, files)
         body = answer["body"]
-        found = _at(body, pages.records) if pages.records else body
+        found = get_path(body, pages.records, None) if pages.records else body
         if not isinstance(found, list):
             where = f"at {pages.records!r}" if pages.records else "(the answer itself)"
             raise _error(auth, f"page {len(seen) + 1} of {_display_url(cfg.url)} has no list of records {where}; set "
@@ -557,11 +558,11 @@ async def _pages(client: httpx.AsyncClient, cfg: HttpConfig, auth: _Auth | None,
             if records:
                 following = number + (1 if isinstance(pages, PageNumber) else pages.limit)
         elif isinstance(pages, Cursor):
-            cursor = _at(body, pages.cursor_field)
+            cursor = get_path(body, pages.cursor_field, None)
             if cursor not in (None, ""):
                 following = _set(query, pages.parameter, str(cursor))
         else:
-            link = _at(body, pages.next_field) if pages.next_field else _link_next(answer["headers"])
+            link = get_path(body, pages.next_field, None) if pages.next_field else _link_next(answer["headers"])
             if link:
                 following = str(httpx.URL(url).join(str(link)))
                 if f"{following}?{[]}" in seen:
@@ -652,17 +653,6 @@ async def _read_ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
 
 def _count(n: int, what: str) -> str:
     return f"{n:,} {what}" + ("" if n == 1 else "s")
-
-
-def _at(data: Any, path: str) -> Any:
-    for part in [p for p in path.split(".") if p]:
-        if isinstance(data, dict):
-            data = data.get(part)
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return None
-    return data
 
 
 def _set(query: list[tuple[str, str]], name: str, value: str) -> list[tuple[str, str]]:
