@@ -1,6 +1,6 @@
-"""HTTP pages as they come, on screen (issue 10): while a paginating HTTP node runs, the editor's canvas badge
-counts the records read so far, the run panel says so, and the node's data tab shows its items so far; the run
-page does the same for a stored flow's run. A local API holds page 3 back until the test has looked, then lets the
+"""HTTP pages as they come, on screen (issue 10): the form offers a stored flow for each page, and while a paginating
+HTTP node runs, the editor's canvas badge counts the records read so far, the run panel says so, and the node's data
+tab shows its items so far; the run page does the same for a stored flow's run. A local API holds page 3 back until the test has looked, then lets the
 run finish. Driven in-process by NiceGUI's simulated `user` against a real Flowboard (SQLite in a temp folder)."""
 
 from __future__ import annotations
@@ -103,3 +103,17 @@ async def test_the_run_page_shows_a_running_nodes_items_so_far(user: User, app: 
     assert result.output == RECORDS
     await until(lambda: badge(user, "list").get("state") == "succeeded")
     await user.should_see(marker="table:output:main")
+
+
+async def test_the_form_offers_a_flow_for_each_page_among_the_stored_flows(user: User, app: Flowboard,
+                                                                           api: PagedApi) -> None:
+    app.import_flow({"id": "body", "name": "Save one page", "nodes": [{"id": "called", "type": "trigger.called"}],
+                     "edges": []})
+    app.save_flow(lister(api), None)
+    await user.open("/flow/deals")
+    user.find(marker="canvas").trigger("select", {"ids": ["list"]})
+    await user.should_see("Hand each page on as it arrives: run this flow for each page")
+    with user:
+        pickers = list(ElementFilter(marker="input:pagination.each_page"))
+    assert len(pickers) == 1 and "Save one page" in pickers[0].options  # type: ignore[attr-defined]
+    assert pickers[0].value is None  # never chosen by itself: each page's flow is asked for, not assumed
