@@ -72,7 +72,10 @@ class Office:
         self.servers.append(self.server)
         return self.server
 
-    def close(self) -> None:
+    def close(self, browser: Chromium | None = None) -> None:
+        """Stop the server(s); first close `browser`'s tabs: a page left open would log its lost connection."""
+        if browser is not None:
+            browser.close_tabs()
         for server in self.servers:
             server.stop()
 
@@ -128,6 +131,10 @@ class Chromium:
     def __init__(self, browser: Any) -> None:
         self.browser = browser
         self.errors: list[str] = []
+
+    def close_tabs(self) -> None:
+        for context in self.browser.contexts:
+            context.close()
 
     def tab(self, refused: int | None = None) -> Any:
         """A laptop-sized tab in a context of its own (its own cookies: one person). `refused`: this tab opens
@@ -334,7 +341,7 @@ def test_two_of_three_approvers_each_in_their_inbox(tmp_path: Path, stand_ins: D
         page.wait_for_selector("text=Nothing to decide right now.")
         page.context.close()
     finally:
-        office.close()
+        office.close(chromium)
     for server in office.servers:
         assert not server.errors(), server.log.read_text()
 
@@ -392,7 +399,7 @@ def test_a_sequence_grace_then_linus(tmp_path: Path, stand_ins: DemoServer, chro
         (told,) = office.mails("ada@example.com")
         assert "grace, linus approved your 3 days" in told["text"]
     finally:
-        office.close()
+        office.close(chromium)
     for server in office.servers:
         assert not server.errors(), server.log.read_text()
 
@@ -447,7 +454,7 @@ def test_grace_is_reminded_then_the_request_escalates_to_linus(tmp_path: Path, s
         log = office.api(f"/approvals/{done['id']}")["log"]
         assert [e["event"] for e in log] == ["created", "reminded", "reassigned", "decided"]
     finally:
-        office.close()
+        office.close(chromium)
     for server in office.servers:
         assert not server.errors(), server.log.read_text()
 
@@ -513,6 +520,6 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
         assert [e["event"] for e in office.api(f"/approvals/{done['id']}")["log"]] == ["created", "reassigned",
                                                                                       "decided"]
     finally:
-        office.close()
+        office.close(chromium)
     for server in office.servers:
         assert not server.errors(), server.log.read_text()
