@@ -65,4 +65,5 @@ class Loop(NodeType):
             except NodeError as exc:
                 raise NodeError(f"{where}: {exc}", data=exc.data) from None
             ctx.log.info("%s: done", where)
+            ctx.progress(len(done), f"{number} of {count} batches done", done)
         return {"done": done}

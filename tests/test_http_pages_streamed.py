@@ -191,3 +191,15 @@ async def test_a_flow_for_each_page_that_calls_back_is_refused(fb: Flowboard, ap
         fb.activate("main")
     assert any("the calls go round in a circle (List deals → Call back → List deals)" in p.message
                for p in refused.value.problems)
+
+
+def test_a_node_with_a_flow_for_each_page_is_never_run_twice_after_a_stop() -> None:
+    """Reading pages again is harmless; running their flows again is not: such a node is not retry-safe, so a run
+    resumed after a stop in the middle fails its step in words instead of handing the pages on a second time."""
+    from flowboard.registry import default_registry
+
+    http = default_registry().get("http.request")
+    assert http is not None
+    reading = {"url": "https://api.example.com/deals", "pagination": {"type": "page", "records": "data"}}
+    assert http.retry_safe_with(reading)
+    assert not http.retry_safe_with({**reading, "pagination": {**reading["pagination"], "each_page": "Save one"}})

@@ -1,7 +1,8 @@
 """HTTP pages as they come, on screen (issue 10): the form offers a stored flow for each page, and while a paginating
 HTTP node runs, the editor's canvas badge counts the records read so far, the run panel says so, and the node's data
-tab shows its items so far; the run page does the same for a stored flow's run. A local API holds page 3 back until the test has looked, then lets the
-run finish. Driven in-process by NiceGUI's simulated `user` against a real Flowboard (SQLite in a temp folder)."""
+tab shows its items so far; the run page does the same for a stored flow's run. A local API holds page 3 back until
+the test has looked, then lets the run finish. Driven in-process by NiceGUI's simulated `user` against a real
+Flowboard (SQLite in a temp folder)."""
 
 from __future__ import annotations
 

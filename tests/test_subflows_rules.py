@@ -12,7 +12,7 @@ import pytest
 
 from flowboard.calls import MAX_DEPTH
 from flowboard.datatables import Column, ColumnType, Condition, TableSchema
-from flowboard.engine import RunStatus
+from flowboard.engine import Event, RunStatus
 from flowboard.errors import FlowInvalid
 from flowboard.services import Flowboard
 
@@ -177,9 +177,13 @@ async def test_a_loop_runs_its_body_once_per_batch_and_collects_the_results_in_o
         {"name": "twice", "value": "{{ item.n * 2 }}"}, {"name": "batch_of", "value": "{{ items | length }}"}]}}]
     fb.import_flow(called("body", "Double a batch", body, [{"name": "n"}]))
     fb.import_flow(looper("main", "Double a batch", 2))
+    events: list[Event] = []
+    fb.bus.subscribe(events.append)
     result = await fb.run_flow("main", [{"n": n} for n in range(1, 6)])
     assert result.status is RunStatus.succeeded, result.error
     assert [i["twice"] for i in result.output] == [2, 4, 6, 8, 10]
+    said = [(e.count, e.message) for e in events if e.kind == "node.progress" and e.run_id == result.run_id]
+    assert said[0] == (2, "1 of 3 batches done")  # the canvas badge counts up as batches finish (at most 10/s)
     assert [i["batch_of"] for i in result.output] == [2, 2, 2, 2, 1]  # the body sees its batch as its items
     children = sorted(fb.store.list_runs("body"), key=lambda r: r.started)
     assert [len(r.input) for r in children] == [2, 2, 1]  # one run per batch, one after the other
