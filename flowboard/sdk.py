@@ -276,8 +276,9 @@ class NodeType:
         harmlessly: an HTTP call that sends an idempotency key (`Context.idempotency_key`), a read. Defaults to
         `retry_safe`. Decided once per flow version, before any run; a node of a type with side effects that is not
         retry-safe has its step recorded as started before it runs, so that a run resumed after a stop knows it was
-        interrupted and does not do it a second time."""
-        return cls.retry_safe
+        interrupted and does not do it a second time. Defaults to `retry_safe`, or True for a config that only reads
+        (`changes_world` is False)."""
+        return cls.retry_safe or not cls.changes_world(config)
 
     @classmethod
     def target(cls, config: Mapping[str, Any]) -> str:

@@ -174,6 +174,12 @@ class Approval(NodeType):
     side_effects = True
 
     @classmethod
+    def retry_safe_with(cls, config: Mapping[str, Any]) -> bool:
+        """Asking again for the same run, node and item gives the tasks made before (sdk.Approvals); the chat
+        messages and emails of `notify` would go out twice."""
+        return not config.get("notify")
+
+    @classmethod
     def output_ports(cls, config: Mapping[str, Any]) -> tuple[str, ...]:
         outcomes = config.get("outcomes") if isinstance(config, Mapping) else None
         if not isinstance(outcomes, list) or not all(isinstance(o, str) for o in outcomes):

@@ -393,3 +393,56 @@ async def test_accepted_runs_are_recorded_as_queued_before_they_start(store: Sto
     run = store.get_run(ids[1])
     assert (run.status, run.flow_version, run.source) == (RunStatus.succeeded, 3, "webhook")
     await recorder.aclose()
+
+
+class ParksWithEffects(NodeType):
+    """A node with side effects that parks its run; its resume holds until `held` is set."""
+
+    type = "test.parks_with_effects"
+    title = "Parks"
+    category = Category.integration
+    side_effects = True
+    entered: ClassVar[asyncio.Event | None] = None
+    held: ClassVar[asyncio.Event | None] = None
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Any:
+        from flowboard.sdk import Suspend
+
+        return Suspend(None, data={"asked": True})
+
+    async def resume(self, ctx: Context, config: Any, inputs: Inputs, payload: Any) -> Outputs:
+        assert self.entered is not None and self.held is not None
+        self.entered.set()
+        await self.held.wait()
+        return [payload]
+
+
+@pytest.mark.parametrize("make_store", ["sqlite"], indirect=True)
+async def test_a_parked_node_that_resumes_is_not_recorded_as_started_again(store: Store, reg: Registry) -> None:
+    """A node with side effects that is not retry-safe is recorded as started before it runs, but the end of its wait
+    is no side effect: a stop while it resumes leaves its step waiting, so the next resume ends the wait instead of
+    failing the step as interrupted."""
+    ParksWithEffects.entered, ParksWithEffects.held = asyncio.Event(), asyncio.Event()
+    if "test.parks_with_effects" not in reg:
+        reg.register(ParksWithEffects)
+    p = plan(reg, [START, {"id": "park", "type": "test.parks_with_effects"}], [("start", "park")])
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    assert p.nodes["park"].unsafe
+    store.create_run("parked", "f", None, "start", [{"n": 1}], "manual", status="running", owner=store.owner)
+    first = await engine.run(p, [{"n": 1}], run_id="parked")
+    assert first.status is RunStatus.waiting
+    store.resume_wait("parked", "park", store.owner, {"ok": True})
+    done = {nid: s for nid, s in store.get_steps("parked").items() if s.status is StepStatus.succeeded}
+    task = asyncio.ensure_future(engine.run(p, [{"n": 1}], run_id="parked", done=done,
+                                            waits=store.waits_of("parked")))
+    await asyncio.wait_for(ParksWithEffects.entered.wait(), 30)
+    task.cancel()  # a stop while it resumes (not a cancel of the run)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert store.get_steps("parked")["park"].status is StepStatus.waiting
+    ParksWithEffects.held.set()
+    again = await engine.run(p, [{"n": 1}], run_id="parked", done=done, waits=store.waits_of("parked"))
+    assert again.status is RunStatus.succeeded, again.error
+    assert again.output == [{"ok": True}]
+    await recorder.aclose()

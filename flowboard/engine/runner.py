@@ -529,7 +529,7 @@ class _Run:
             passed = list(flat_inputs(inputs))
             return _sealed(Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, inputs,
                                 {pn.output_ports[0]: passed} if pn.output_ports else {}), None)
-        if pn.unsafe and self.recorder is not None:
+        if pn.unsafe and self.recorder is not None and pn.id not in self.waits:  # (a wait's end is no side effect)
             interrupted = self.done.get(pn.id)
             if interrupted is not None:  # started before a stop, never finished: it may have happened, or not
                 return _sealed(self._failed_step(pn, inputs, self._interrupted(pn), interrupted.started,
