@@ -203,3 +203,32 @@ def test_a_node_with_a_flow_for_each_page_is_never_run_twice_after_a_stop() -> N
     reading = {"url": "https://api.example.com/deals", "pagination": {"type": "page", "records": "data"}}
     assert http.retry_safe_with(reading)
     assert not http.retry_safe_with({**reading, "pagination": {**reading["pagination"], "each_page": "Save one"}})
+
+
+def test_progress_on_the_servers_event_loop() -> None:
+    """The server runs on uvloop, whose timer handles are not asyncio's: progress that comes faster than the views
+    hear it (pages 1 and 2 within 0.1 s) waits on such a timer, and the count still reaches the events."""
+    import uvloop
+
+    from flowboard.engine import Engine, build_plan
+    from flowboard.model import parse_flow
+    from flowboard.registry import default_registry
+
+    async def main() -> tuple[Any, list[Event]]:
+        engine = Engine()
+        events: list[Event] = []
+        engine.bus.subscribe(events.append)
+        async with Api() as api:
+            api.hold[3] = lambda: until(lambda: any(e.kind == "node.progress" and e.count == 10 for e in events))
+            flow = parse_flow({**lister(api), "id": "uv"})
+            try:
+                result = await engine.run(build_plan(flow, default_registry()), [{}])
+            finally:
+                await engine.aclose()
+            assert api.held[3] is True
+        return result, events
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result, events = runner.run(main())
+    assert result.status is RunStatus.succeeded, result.error
+    assert [e.count for e in events if e.kind == "node.progress"][:2] == [5, 10]

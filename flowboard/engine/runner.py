@@ -159,8 +159,9 @@ class Engine:
 
 class _Run:
     __slots__ = ("cancel_event", "crash", "current", "done", "durable", "engine", "failure", "flow_id", "info", "input",
-                 "live", "lost", "park", "parked", "partial", "plan", "progress_due", "publish", "recorder",
-                 "remaining", "run_id", "scope_nodes", "started", "steps", "tracer", "trigger", "unflushed", "waits")
+                 "live", "lost", "park", "parked", "partial", "plan", "progress_due", "progress_sent", "publish",
+                 "recorder", "remaining", "run_id", "scope_nodes", "started", "steps", "tracer", "trigger", "unflushed",
+                 "waits")
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
@@ -189,7 +190,8 @@ class _Run:
         self.cancel_event = asyncio.Event()
         self.live: dict[str, float] = {}  # node id -> when it started, for nodes started and not finished
         self.partial: dict[str, Progress] = {}  # node id -> its last progress, while it runs
-        self.progress_due: dict[str, asyncio.TimerHandle | float] = {}  # node id -> next event due / last sent
+        self.progress_due: dict[str, asyncio.TimerHandle] = {}  # node id -> its next progress event, when one waits
+        self.progress_sent: dict[str, float] = {}  # node id -> when its last progress event went (monotonic)
         self.crash: BaseException | None = None  # what stopped the run outside any node
         self.lost = False
         self.waits: dict[str, Waiting] = {}  # recorded waits, when the run resumes
@@ -318,7 +320,7 @@ class _Run:
     def _end(self, pn: PlannedNode, step: Step) -> None:
         """A node's last word while the run stops: recorded unless the run was lost, and its final event."""
         self.live.pop(pn.id, None)
-        if self.partial or self.progress_due:
+        if self.partial:
             self._progress_over(pn.id)
         if not self.lost:
             self._record(pn, step)
@@ -412,31 +414,31 @@ class _Run:
         (the run page) hears it too."""
         if node_id not in self.live:
             return  # a late word from a node that ended (a task it left behind)
-        now = time.time()
-        self.partial[node_id] = Progress(count, message, items, now)
-        due = self.progress_due.get(node_id)
-        if isinstance(due, asyncio.TimerHandle):
+        now = time.monotonic()
+        self.partial[node_id] = Progress(count, message, items, time.time())
+        if node_id in self.progress_due:
             return  # an event is due: it sends the latest
-        wait = 0.0 if due is None else due + PROGRESS_EVERY - now
+        wait = self.progress_sent.get(node_id, -PROGRESS_EVERY) + PROGRESS_EVERY - now
         if wait <= 0:
             self._send_progress(node_id)
         else:
             self.progress_due[node_id] = asyncio.get_running_loop().call_later(wait, self._send_progress, node_id)
 
     def _send_progress(self, node_id: str) -> None:
+        self.progress_due.pop(node_id, None)
         progress = self.partial.get(node_id)
         if progress is None or node_id not in self.live:
-            self.progress_due.pop(node_id, None)
             return
-        self.progress_due[node_id] = time.time()
+        self.progress_sent[node_id] = time.monotonic()
         if self.engine.bus.active:
             self._publish_safely(Event("node.progress", self.run_id, self.flow_id, node_id, "running",
                                        progress.count, progress.message))
 
     def _progress_over(self, node_id: str) -> None:
         self.partial.pop(node_id, None)
+        self.progress_sent.pop(node_id, None)
         due = self.progress_due.pop(node_id, None)
-        if isinstance(due, asyncio.TimerHandle):
+        if due is not None:
             due.cancel()
 
     # -- one node ---------------------------------------------------------------------------------------------------
@@ -475,7 +477,7 @@ class _Run:
             self.steps[pn.id] = step
         else:
             del self.live[pn.id]
-            if self.partial or self.progress_due:
+            if self.partial:
                 self._progress_over(pn.id)
             self._record(pn, step)
         if step.status is StepStatus.waiting:  # its branch stops here until it resumes
