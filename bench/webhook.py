@@ -114,7 +114,10 @@ def run(checkout: Path, flow: str, mode: str, args: argparse.Namespace) -> list[
     if args.profile:
         command += ["--profile", f"{args.profile}.{flow}.{mode}"]
     env = {**os.environ, "PYTHONPATH": str(checkout)}
-    out = subprocess.run(command, env=env, cwd=checkout, check=True, capture_output=True, text=True).stdout
+    done = subprocess.run(command, env=env, cwd=checkout, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{flow} ({mode}) in {checkout} failed:\n{done.stderr[-3000:]}")
+    out = done.stdout
     return [tuple(x) for x in json.loads(out.strip().splitlines()[-1])]
 
 
