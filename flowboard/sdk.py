@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
@@ -110,6 +111,8 @@ __all__ = [
     "child",
     "compile_regex",
     "get_path",
+    "message_bytes",
+    "message_value",
     "parse_curl",
     "plain",
     "post_messages",
@@ -304,6 +307,29 @@ def plain(value: Any) -> str | None:
     if not text or "{{" in text or "{%" in text:
         return None
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+def message_bytes(value: Any) -> bytes:
+    """What a message node (Redis, NATS, MQTT) sends for a value: text as it is, bytes as they are, anything else as
+    compact JSON."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def message_value(payload: Any) -> Any:
+    """A received message as item data: JSON data when it is JSON, else its text (bytes that are not UTF-8 are
+    replaced, never an error); a payload that is neither bytes nor text (a client's number) as it is."""
+    if isinstance(payload, bytes | bytearray):
+        payload = bytes(payload).decode(errors="replace")
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
 
 
 class Tables(Protocol):

@@ -10,12 +10,22 @@ when it arrives, before its run, so a crash during the run can lose it.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from flowboard.sdk import Category, Context, Emit, Inputs, Listening, NodeError, NodeType, Outputs
+from flowboard.sdk import (
+    Category,
+    Context,
+    Emit,
+    Inputs,
+    Listening,
+    NodeError,
+    NodeType,
+    Outputs,
+    message_bytes,
+    message_value,
+)
 
 QoS = Literal[0, 1, 2]
 QOS_LABELS = ["0: at most once", "1: at least once", "2: exactly once"]
@@ -96,24 +106,6 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def encode(value: Any) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def decode(payload: Any) -> Any:
-    """A received payload: JSON data when it is JSON, else its text."""
-    if isinstance(payload, bytes | bytearray):
-        payload = bytes(payload).decode(errors="replace")
-    if isinstance(payload, str):
-        try:
-            return json.loads(payload)
-        except ValueError:
-            return payload
-    return payload
-
-
 class _Shared:
     """The publish nodes' shared connection to one broker."""
 
@@ -174,7 +166,7 @@ class MqttPublish(NodeType):
                 if "+" in cfg.topic or "#" in cfg.topic:
                     raise NodeError(f"the topic {cfg.topic!r} has a wildcard (+ or #); publish to one topic",
                                     item_index=index, field="topic", retryable=False)
-                await shared.client.publish(cfg.topic, encode(item if cfg.message is None else cfg.message),
+                await shared.client.publish(cfg.topic, message_bytes(item if cfg.message is None else cfg.message),
                                             qos=cfg.qos, retain=cfg.retain)
         except aiomqtt.MqttError as exc:
             await ctx.drop_connection(key)
@@ -257,5 +249,5 @@ def _read_on(paho: Any) -> bool:
 
 
 def _item(message: Any) -> dict[str, Any]:
-    return {"topic": message.topic.value, "message": decode(message.payload), "qos": message.qos,
+    return {"topic": message.topic.value, "message": message_value(message.payload), "qos": message.qos,
             "retain": bool(message.retain)}

@@ -8,7 +8,6 @@ run was going when the connection broke is delivered again: none is lost (at lea
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +24,8 @@ from flowboard.sdk import (
     Outputs,
     Server,
     ServerConnection,
+    message_bytes,
+    message_value,
 )
 
 DEFAULT_URL = "nats://127.0.0.1:4222"
@@ -119,21 +120,6 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def encode(value: Any) -> bytes:
-    if isinstance(value, str):
-        return value.encode()
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def decode(data: bytes) -> Any:
-    """A received message: JSON data when it is JSON, else its text."""
-    text = data.decode(errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 class Nats(NodeType):
     """Publishes to NATS subjects, or sends requests and waits for their replies, once per item. The settings are
     worked out for each item. The items go on with `reply` (request) or `stream` and `sequence` (publish stored by
@@ -163,11 +149,11 @@ class Nats(NodeType):
         published = False
         for index, item, cfg in ctx.each(items):
             action = cfg.action
-            body = encode(item if action.message is None else action.message)
+            body = message_bytes(item if action.message is None else action.message)
             try:
                 if isinstance(action, Request):
                     reply = await client.request(action.subject, body, timeout=action.timeout)
-                    out.append({**item, "reply": decode(reply.data)})
+                    out.append({**item, "reply": message_value(reply.data)})
                 elif action.jetstream:
                     ack = await client.jetstream().publish(action.subject, body, timeout=10)
                     out.append({**item, "stream": ack.stream, "sequence": ack.seq})
@@ -242,7 +228,7 @@ class NatsConsume(NodeType):
 
             async def handle(msg: Any) -> None:
                 meta = msg.metadata
-                item = {"message": decode(msg.data), "subject": msg.subject, "stream": meta.stream,
+                item = {"message": message_value(msg.data), "subject": msg.subject, "stream": meta.stream,
                         "sequence": meta.sequence.stream, "delivered": meta.num_delivered,
                         "headers": dict(msg.headers or {})}
                 outcome = await emit([item], wait=True)

@@ -24,6 +24,8 @@ from flowboard.sdk import (
     Outputs,
     Server,
     ServerConnection,
+    message_bytes,
+    message_value,
 )
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -111,12 +113,6 @@ def _client(url: str) -> Any:
     return redis.from_url(url, socket_connect_timeout=10, health_check_interval=30)
 
 
-def encode(value: Any) -> str | bytes:
-    if isinstance(value, str | bytes):
-        return value
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def decode(value: bytes | None, as_json: bool) -> Any:
     if value is None:
         return None
@@ -130,15 +126,6 @@ def decode(value: bytes | None, as_json: bool) -> Any:
         except ValueError:
             raise NodeError("the value is not JSON; turn off 'Read as JSON' to get it as text") from None
     return text
-
-
-def _message(value: bytes) -> Any:
-    """A received message: JSON data when it is JSON, else its text."""
-    text = value.decode(errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class Redis(NodeType):
@@ -201,7 +188,7 @@ async def _do(client: Any, action: Any, item: Item) -> dict[str, Any]:
     if isinstance(action, Get):
         return {"value": decode(await client.get(action.key), action.as_json)}
     if isinstance(action, Set):
-        stored = await client.set(action.key, encode(action.value),
+        stored = await client.set(action.key, message_bytes(action.value),
                                   px=int(action.expire * 1000) if action.expire else None,
                                   nx=action.only == "if_new", xx=action.only == "if_exists")
         return {"stored": bool(stored)}
@@ -219,7 +206,7 @@ async def _do(client: Any, action: Any, item: Item) -> dict[str, Any]:
             value = (await pipe.execute())[0]
         return {"value": float(value) if isinstance(value, bytes | str) else value}
     assert isinstance(action, Publish)
-    return {"receivers": int(await client.publish(action.channel, encode(item if action.message is None
+    return {"receivers": int(await client.publish(action.channel, message_bytes(item if action.message is None
                                                                         else action.message)))}
 
 
@@ -276,7 +263,7 @@ class RedisSubscribe(NodeType):
                                       f"{', '.join(config.channels)}")
                 elif kind in ("message", "pmessage"):
                     pattern = message.get("pattern")
-                    await emit([{"message": _message(message["data"]), "channel": message["channel"].decode(),
+                    await emit([{"message": message_value(message["data"]), "channel": message["channel"].decode(),
                                  "pattern": pattern.decode() if pattern else None}])
         except errors.ConnectionError as exc:
             raise NodeError(_reason(exc)) from exc
