@@ -58,6 +58,12 @@ class OperationNode(NodeType):
             return False
         return cls.retry_safe
 
+    @classmethod
+    def target(cls, config: Mapping[str, Any]) -> str:
+        if config.get("each_page") and config.get("all_pages", True):
+            return f"which pages the flow {config['each_page']!r} was run for (its runs are on the Runs page)"
+        return f"{cls.api.title} at {config.get('server') or cls.api.server or 'its server'}"
+
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
         items = inputs.get("main") or []
         http_cls = self.http

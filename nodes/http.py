@@ -324,6 +324,9 @@ class HttpRequest(NodeType):
 
     @classmethod
     def target(cls, config: Mapping[str, Any]) -> str:
+        pages = config.get("pagination")
+        if isinstance(pages, Mapping) and pages.get("each_page"):
+            return f"which pages the flow {pages['each_page']!r} was run for (its runs are on the Runs page)"
         url = str(config.get("url") or "")
         try:
             host = urlsplit(url).hostname

@@ -45,11 +45,11 @@ async def fb(tmp_path: Path) -> AsyncIterator[Flowboard]:
     await board.aclose()
 
 
-def lister(api: Api, **pagination: Any) -> dict[str, Any]:
+def lister(base: str, **pagination: Any) -> dict[str, Any]:
     return {"id": "main", "name": "List deals", "nodes": [
         {"id": "start", "type": "trigger.manual"},
         {"id": "deals", "name": "Deals", "type": "http.request", "version": 2,
-         "config": {"url": api.base + "/pages", "pagination": {"type": "page", "records": "data", **pagination}}},
+         "config": {"url": base + "/pages", "pagination": {"type": "page", "records": "data", **pagination}}},
     ], "edges": [{"source": "start", "target": "deals"}]}
 
 
@@ -77,7 +77,7 @@ def watch(fb: Flowboard) -> list[Event]:
 
 async def test_progress_shows_pages_and_records_so_far_before_the_node_ends(fb: Flowboard, api: Api) -> None:
     events = watch(fb)
-    fb.import_flow(lister(api))
+    fb.import_flow(lister(api.base))
     seen_so_far: list[Any] = []
 
     async def two_pages_shown() -> bool:
@@ -111,7 +111,7 @@ async def test_progress_shows_pages_and_records_so_far_before_the_node_ends(fb: 
 
 async def test_each_page_runs_through_its_flow_while_the_next_is_read(fb: Flowboard, api: Api) -> None:
     fb.import_flow(body("Save one page"))
-    fb.import_flow(lister(api, each_page="Save one page"))
+    fb.import_flow(lister(api.base, each_page="Save one page"))
     events = watch(fb)
     # the last page is served only once the first page's run is recorded as done: nothing waited for the last page
     api.hold[5] = lambda: until(lambda: any(r.status is RunStatus.succeeded for r in page_runs(fb, "save-one-page")))
@@ -131,7 +131,7 @@ async def test_each_page_runs_through_its_flow_while_the_next_is_read(fb: Flowbo
 
 async def test_keep_records_passes_every_record_on_as_well(fb: Flowboard, api: Api) -> None:
     fb.import_flow(body("Save one page"))
-    fb.import_flow(lister(api, each_page="Save one page", keep_records=True, max_records=12))
+    fb.import_flow(lister(api.base, each_page="Save one page", keep_records=True, max_records=12))
     result = await fb.run_flow("main", [{}])
     assert result.status is RunStatus.succeeded, result.error
     assert result.output == RECORDS[:12]
@@ -143,7 +143,7 @@ async def test_a_failing_page_stops_the_pages_after_it(fb: Flowboard, api: Api) 
         {"id": "pick", "type": "logic.filter", "config": {"conditions": [{"field": "id", "op": "equals",
                                                                           "value": 13}]}},
         {"id": "stop", "type": "logic.stop", "config": {"message": "deal {{ item.id }} is not allowed"}}]))
-    fb.import_flow(lister(api, each_page="Refuse deal 13"))
+    fb.import_flow(lister(api.base, each_page="Refuse deal 13"))
     result = await fb.run_flow("main", [{}])
     assert result.status is RunStatus.failed
     message = result.error["message"]
@@ -157,7 +157,7 @@ async def test_a_failing_page_stops_the_pages_after_it(fb: Flowboard, api: Api) 
 
 async def test_a_page_that_cannot_be_read_stops_after_the_pages_before_it(fb: Flowboard, api: Api) -> None:
     fb.import_flow(body("Save one page"))
-    fb.import_flow(lister(api, each_page="Save one page"))
+    fb.import_flow(lister(api.base, each_page="Save one page"))
     api.fail.add(3)
     result = await fb.run_flow("main", [{}])
     assert result.status is RunStatus.failed
@@ -170,7 +170,7 @@ async def test_a_page_that_cannot_be_read_stops_after_the_pages_before_it(fb: Fl
 
 async def test_cancelling_the_run_cancels_the_page_running_and_the_reading(fb: Flowboard, api: Api) -> None:
     fb.import_flow(body("Slow page", [{"id": "slow", "type": "http.request", "config": {"url": api.base + "/slow"}}]))
-    fb.import_flow(lister(api, each_page="Slow page"))
+    fb.import_flow(lister(api.base, each_page="Slow page"))
     task = asyncio.ensure_future(fb.run_flow("main", [{}]))
     assert await until(lambda: any(r.status is RunStatus.running for r in page_runs(fb, "slow-page")))
     assert await until(lambda: 2 in api.calls)  # page 2 read ahead while page 1 runs
@@ -185,7 +185,7 @@ async def test_cancelling_the_run_cancels_the_page_running_and_the_reading(fb: F
 async def test_a_flow_for_each_page_that_calls_back_is_refused(fb: Flowboard, api: Api) -> None:
     from flowboard.errors import FlowInvalid
 
-    fb.import_flow(lister(api, each_page="Call back"))
+    fb.import_flow(lister(api.base, each_page="Call back"))
     fb.import_flow(body("Call back", [{"id": "call", "type": "logic.call_flow", "config": {"flow": "List deals"}}]))
     with pytest.raises(FlowInvalid) as refused:
         fb.activate("main")
@@ -220,7 +220,7 @@ def test_progress_on_the_servers_event_loop() -> None:
         engine.bus.subscribe(events.append)
         async with Api() as api:
             api.hold[3] = lambda: until(lambda: any(e.kind == "node.progress" and e.count == 10 for e in events))
-            flow = parse_flow({**lister(api), "id": "uv"})
+            flow = parse_flow({**lister(api.base), "id": "uv"})
             try:
                 result = await engine.run(build_plan(flow, default_registry()), [{}])
             finally:
@@ -232,3 +232,78 @@ def test_progress_on_the_servers_event_loop() -> None:
         result, events = runner.run(main())
     assert result.status is RunStatus.succeeded, result.error
     assert [e.count for e in events if e.kind == "node.progress"][:2] == [5, 10]
+
+
+def test_a_stop_in_the_middle_of_the_pages_runs_no_pages_flow_again(tmp_path: Path) -> None:
+    """`flowboard run` is killed (-9) while page 3 is being read (page 1's flow done, page 2's going): the resumed
+    run fails the step in words, reads no page again and starts no page's flow again."""
+    import json
+    import os
+    import signal
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from flowboard.store import Store, database_url, make_engine
+
+    from .clihelp import flowboard, popen
+
+    calls: list[int] = []
+    release = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            page = int(self.path.partition("page=")[2] or 1)
+            calls.append(page)
+            if page == 3:
+                release.wait(DEADLINE)
+            body = json.dumps({"data": RECORDS[(page - 1) * SIZE: page * SIZE]}).encode()
+            try:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except OSError:  # the caller is gone
+                pass
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for flow in (body("Save one page"), lister(base, each_page="Save one page")):
+            (tmp_path / "flow.json").write_text(json.dumps(flow))
+            assert flowboard(tmp_path, "import", str(tmp_path / "flow.json")).returncode == 0
+        proc = popen(tmp_path, "run", "main")
+        end = time.monotonic() + DEADLINE
+        while 3 not in calls:
+            assert time.monotonic() < end and proc.poll() is None, f"page 3 was never asked for: {calls}"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        release.set()
+        store = Store(make_engine(database_url(tmp_path)))
+        [run] = [r for r in store.unfinished_runs() if r.flow_id == "main"]
+        pages_before = len(store.list_runs("save-one-page", source="call"))
+        store.close()
+        assert pages_before in (1, 2), pages_before
+        read_before = list(calls)
+
+        resumed = flowboard(tmp_path, "resume", timeout=DEADLINE)
+        assert f"run {run.id}: failed" in resumed.stdout, resumed.stdout + resumed.stderr
+        store = Store(make_engine(database_url(tmp_path)))
+        steps = store.get_steps(run.id)
+        page_runs = store.list_runs("save-one-page", source="call")
+        store.close()
+        assert len(page_runs) == pages_before, "a page's flow was started again"
+        assert calls == read_before, "a page was read again"
+        assert steps["deals"].error["message"] == (
+            "this step was interrupted by a stop of Flowboard while it was sending; it may or may not have happened; "
+            "check which pages the flow 'Save one page' was run for (its runs are on the Runs page) and run it again")
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
