@@ -83,6 +83,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
                       "edges": [{"source": "every", "target": "call"}, {"source": "call", "target": "wait"},
                                 {"source": "wait", "target": "more"}]},
                      active=False)
+        running.save({"id": "loopbody", "name": "Loop body", "nodes": [
+            {"id": "called", "type": "trigger.called"},
+            {"id": "mark", "type": "data.set", "config": {"fields": [{"name": "seen", "value": True}]}}],
+            "edges": [{"source": "called", "target": "mark"}]})
+        running.save({**echo_flow(), "id": "looping", "name": "Looping", "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "looping"}},
+            {"id": "loop", "type": "logic.loop", "config": {"flow": "Loop body", "batch_size": 1}}],
+            "edges": [{"source": "hook", "target": "loop"}]})
         from flowboard.datatables import Column, TableSchema
         from flowboard.store.datatables import DataTables
 
@@ -243,6 +251,35 @@ async def test_a_servers_views_hear_the_runs_workers_start_and_end(cluster: Clus
         order = [s[1] for s in nodes if s[0] == "node.finished"]
         assert order.index("hook") < order.index("check") < order.index("small") < order.index("done"), order
         assert all(e.message is None and not e.data for e in mine), "node events carry no text or items"
+    finally:
+        await fb.aclose()
+
+
+async def test_a_servers_views_hear_the_progress_of_a_node_a_worker_runs(cluster: Cluster) -> None:
+    """A node that says its progress (`ctx.progress`: here Loop over items, batch by batch) on a worker: the servers'
+    views hear it as node.progress events with the count, before the node's end, and without its sentence."""
+    from flowboard.services import Flowboard
+
+    assert cluster.server is not None
+    fb = Flowboard(cluster.data_dir, database=cluster.url)
+    events: list[Any] = []
+    fb.bus.subscribe(events.append)
+    fb.start_notices()
+    try:
+        await asyncio.wait_for(fb.notices.listening.wait(), 30)
+        async with httpx.AsyncClient(timeout=60) as client:
+            answer = await client.post(f"{cluster.server.url}/webhook/looping", json={"n": 1})
+        assert answer.status_code == 200, answer.text
+        for _ in range(1200):
+            mine = [e for e in events if e.flow_id == "looping"]
+            if ("run.finished", "succeeded") in [(e.kind, e.status) for e in mine]:
+                break
+            await asyncio.sleep(0.05)
+        seen = [(e.kind, e.node_id, e.status, e.count) for e in events if e.flow_id == "looping"]
+        loop = [s for s in seen if s[1] == "loop"]
+        assert loop == [("node.started", "loop", "running", None), ("node.progress", "loop", "running", 1),
+                        ("node.finished", "loop", "succeeded", 1)], seen
+        assert all(e.message is None for e in events if e.flow_id == "looping"), "node events carry no text"
     finally:
         await fb.aclose()
 
