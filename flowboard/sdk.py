@@ -290,12 +290,13 @@ class NodeType:
         return "where this step sends to"
 
     @classmethod
-    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any],
-                others: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
+                tables: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """Values to fill in for a node just added, so a person need not type what the flow already says: `fields`
         are the fields of the items coming in (`.email` to its first value), `others` the configs of the flow's
-        other nodes of this type. The editor sets only fields still empty, and they show in the form as typed
-        ones would (an Email node's To reads the items' address field). Default: nothing."""
+        other nodes of this type, `tables` the data tables by name with their columns (the key column first). The
+        editor sets only fields still empty (inside an object too), and they show in the form as typed ones would
+        (an Email node's To reads the items' address field). Default: nothing."""
         return {}
 
 

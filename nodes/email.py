@@ -48,8 +48,8 @@ class SendEmail(NodeType):
         return f"Email {who}" if who else None
 
     @classmethod
-    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any],
-                others: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
+                tables: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
         """To: the first field of the items coming in that holds an email address. Sender: the one another Send
         email node of this flow uses with the same mail server."""
         out: dict[str, Any] = {}

@@ -107,7 +107,7 @@ class ConditionSet(BaseModel):
                                           "condition or just one of them.", json_schema_extra={"enum_labels": [
                                               "every condition is met (and)", "any one condition is met (or)"]})
     conditions: list[Entry] = Field(
-        default_factory=list, validate_default=True,
+        default_factory=list, validate_default=True, json_schema_extra={"minItems": 1},
         description="The tests. A condition group holds tests of its own, combined its own way: for 'a and b, or c', "
                     "pass when any one is met, with a group of a and b (every one met) and c.",
     )

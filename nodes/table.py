@@ -9,7 +9,7 @@ route "not enough days" elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -121,6 +121,26 @@ class DataTable(NodeType):
         words = {"find": "Find rows in", "insert": "Add rows to", "update": "Change rows in",
                  "upsert": "Add or change rows in", "delete": "Remove rows from", "change": "Change numbers in"}
         return f"{words.get(operation, 'Use')} {table}" if table else None
+
+    @classmethod
+    def suggest(cls, config: Mapping[str, Any], fields: Mapping[str, Any], others: Sequence[Mapping[str, Any]],
+                tables: Mapping[str, Sequence[str]] | None = None) -> dict[str, Any]:
+        """The table, when there is only one; and for finding rows without a condition yet: the rows whose column
+        is the items' field of the same name, the key column first (employee is {{ item.employee }})."""
+        tables = tables or {}
+        out: dict[str, Any] = {}
+        table = config.get("table")
+        if not table and len(tables) == 1:
+            table = out["table"] = next(iter(tables))
+        action = config.get("action")
+        action = action if isinstance(action, Mapping) else {}
+        if action.get("operation", "find") != "find" or action.get("conditions") or not isinstance(table, str):
+            return out
+        column = next((c for c in tables.get(table, ()) if f".{c}" in fields and c.isidentifier()), None)
+        if column is not None:
+            out["action"] = {"operation": "find", "conditions": [
+                {"column": column, "op": "is", "value": f"{{{{ item.{column} }}}}"}]}
+        return out
 
     @classmethod
     def changes_world(cls, config: Mapping[str, Any]) -> bool:

@@ -106,7 +106,7 @@ def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Ser
     page.locator('.fb-inspector input[placeholder="Name"]').fill("greeting")
     page.locator('.fb-inspector input[placeholder="Value"]').fill("Hello")
     node(page, "filter").click()
-    page.locator(".fb-inspector").get_by_role("button", name="Add condition").click()
+    page.locator(".fb-inspector .fb-entry").first.wait_for()  # its first condition is there, ready to fill
     field_input(page, "Field").fill("greeting")
     field_input(page, "Value").fill("Hello")
     page.wait_for_timeout(300)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from flowboard.registry import default_registry
+from flowboard.ui.editor import fill_empty
 
 from .test_naming import CONFIG_CORPUS
 
@@ -67,3 +68,57 @@ def test_only_finding_rows_in_a_data_table_changes_nothing(action: Any, changes:
     assert cls.changes_world(config) is changes
     assert REGISTRY.get("email.send", 1).changes_world({}) is True  # type: ignore[union-attr]
     assert REGISTRY.get("logic.if", 1).changes_world({}) is False  # type: ignore[union-attr]
+
+
+TABLES = {"Employees": ["employee", "days_left", "email"], "Rules": ["rule", "limit"]}
+
+
+@pytest.mark.parametrize(("config", "fields", "tables", "expected"), [
+    # finding rows by the key column, read from the items' field of the same name
+    ({"table": "Employees"}, {".employee": "ada", ".days": 3}, TABLES,
+     {"action": {"operation": "find", "conditions": [
+         {"column": "employee", "op": "is", "value": "{{ item.employee }}"}]}}),
+    ({"table": "Employees", "action": {"operation": "find", "conditions": [], "limit": 50}},
+     {".days": 3, ".email": "ada@example.com"}, TABLES,
+     {"action": {"operation": "find", "conditions": [{"column": "email", "op": "is", "value": "{{ item.email }}"}]}}),
+    # the only table is the one
+    ({}, {".employee": "ada"}, {"Employees": TABLES["Employees"]},
+     {"table": "Employees", "action": {"operation": "find", "conditions": [
+         {"column": "employee", "op": "is", "value": "{{ item.employee }}"}]}}),
+    ({}, {".employee": "ada"}, TABLES, {}),  # two tables: which one is the person's choice
+    ({"table": "Employees"}, {".name": "ada", ".days": 3}, TABLES, {}),  # no field named as a column
+    ({"table": "Employees"}, {".employee": "ada"}, {}, {}),  # tables unknown
+    ({"table": "Missing"}, {".employee": "ada"}, TABLES, {}),
+    # conditions already set, or not finding rows: left alone
+    ({"table": "Employees", "action": {"operation": "find", "conditions": [{"column": "email", "value": "x"}]}},
+     {".employee": "ada"}, TABLES, {}),
+    ({"table": "Employees", "action": {"operation": "delete"}}, {".employee": "ada"}, TABLES, {}),
+    ({"table": "Employees", "action": "find"}, {".employee": "ada"}, TABLES,
+     {"action": {"operation": "find", "conditions": [
+         {"column": "employee", "op": "is", "value": "{{ item.employee }}"}]}}),
+])
+def test_a_data_table_node_finds_the_rows_of_the_items_by_their_key(
+        config: dict[str, Any], fields: dict[str, Any], tables: dict[str, list[str]], expected: dict[str, Any]) -> None:
+    cls = REGISTRY.get("data.table", 1)
+    assert cls is not None
+    suggested = cls.suggest(config, fields, [], tables)
+    assert suggested == expected
+    if "action" in suggested:  # what is filled in is a valid config
+        cls.Config.model_validate({**config, **suggested})
+
+
+@pytest.mark.parametrize(("config", "suggested", "filled"), [
+    ({}, {"to": "{{ item.email }}"}, {"to": "{{ item.email }}"}),
+    ({"to": "me@example.com"}, {"to": "{{ item.email }}"}, {"to": "me@example.com"}),
+    ({"to": ""}, {"to": "x"}, {"to": "x"}),
+    ({"action": {"operation": "find", "conditions": [], "limit": 7}},
+     {"action": {"operation": "find", "conditions": [{"column": "employee"}]}},
+     {"action": {"operation": "find", "conditions": [{"column": "employee"}], "limit": 7}}),
+    ({"action": {"operation": "find", "conditions": [{"column": "email"}]}},
+     {"action": {"operation": "find", "conditions": [{"column": "employee"}]}},
+     {"action": {"operation": "find", "conditions": [{"column": "email"}]}}),
+    ({"action": "find"}, {"action": {"operation": "find"}}, {"action": "find"}),  # not an object: kept
+])
+def test_only_what_is_empty_is_filled_in(config: dict[str, Any], suggested: dict[str, Any],
+                                         filled: dict[str, Any]) -> None:
+    assert fill_empty(config, suggested) == filled

@@ -57,6 +57,19 @@ FOCUS_FORM = """requestAnimationFrame(() => document.querySelector(
 LEAVE_GUARD = "window.onbeforeunload = (e) => { e.preventDefault(); e.returnValue = ''; return ''; };"
 
 
+def fill_empty(config: dict[str, Any], suggested: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the suggested values where it has none (None, "", [], {}), inside objects too: nothing a person
+    set is replaced."""
+    out = dict(config)
+    for key, value in suggested.items():
+        current = out.get(key)
+        if current in (None, "", [], {}):
+            out[key] = value
+        elif isinstance(current, dict) and isinstance(value, dict):
+            out[key] = fill_empty(current, value)
+    return out
+
+
 class Editor:
     def __init__(self, fb: Flowboard, flow_id: str) -> None:
         self.fb = fb
@@ -262,13 +275,15 @@ class Editor:
             return
         self._fresh.discard(node_id)
         others = [n.config for n in self.flow.nodes if n.type == node.type and n.id != node_id]
+        tables = {t.name: [c.name for c in sorted(t.schema.columns, key=lambda c: c.name != t.schema.key)]
+                  for t in self.fb.tables.tables.list_tables()}
         try:
-            suggested = cls.suggest(node.config, field_values(items), others)
+            suggested = cls.suggest(node.config, field_values(items), others, tables)
         except Exception:  # a suggestion is a help, never a failure
             return
-        empty = {k: v for k, v in suggested.items() if node.config.get(k) in (None, "", [], {})}
-        if empty:
-            self.update_node(node_id, config={**node.config, **empty})
+        config = fill_empty(node.config, suggested)
+        if config != node.config:
+            self.update_node(node_id, config=config)
             if self.selected == node_id:
                 self.inspector.show(node_id)
 

@@ -67,6 +67,8 @@ class CardsEditor(ListEditorBase):
         super().__init__(form, slot, meta, loc)
         self.item_schema, _ = form.schemas.unwrap_nullable(schema.get("items", {}))
         self.item_title = entry_title(form.schemas, schema)
+        if not self.entries() and schema.get("minItems", 0) >= 1:  # one entry is needed: the first, ready to fill
+            slot.set([seed_entry(form.schemas, self.item_schema)])
         self.draw()
 
     def draw(self) -> None:
