@@ -32,7 +32,20 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ROOT = Path(__file__).resolve().parent.parent
+#: Playwright's waits and `expect(...)` retries, in ms: its own defaults (30 s, 5 s for expect) are for a quiet machine
+TIMEOUT = 30_000
 CANVAS_APP = ROOT / "tests" / "apps" / "canvas_app.py"
+
+
+def _patient_expect() -> None:
+    try:
+        from playwright.sync_api import expect
+    except ImportError:  # skipped or failed by require_chromium where it is needed
+        return
+    expect.set_options(timeout=TIMEOUT)
+
+
+_patient_expect()
 
 
 def require_chromium() -> None:
@@ -112,7 +125,7 @@ class CanvasApp:
         """Call a FlowCanvas method in the server, on the canvas of the page opened last."""
         self._request("POST", f"/test/call/{method}", list(args))
 
-    def wait_for(self, name: str, predicate: Any = lambda args: True, timeout: float = 10) -> Any:
+    def wait_for(self, name: str, predicate: Any = lambda args: True, timeout: float = 30) -> Any:
         """The newest payload of event `name` that satisfies `predicate`, waiting for it if need be."""
         deadline = time.monotonic() + timeout
         while True:
@@ -123,7 +136,7 @@ class CanvasApp:
                 raise AssertionError(f"no {name!r} event matched within {timeout} s; got {self.events(name)}")
             time.sleep(0.05)
 
-    def wait_for_count(self, name: str, count: int, timeout: float = 10) -> list[Any]:
+    def wait_for_count(self, name: str, count: int, timeout: float = 30) -> list[Any]:
         """All payloads of event `name` once there are exactly `count` of them (fails on more, or on a timeout)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -173,7 +186,7 @@ def page(browser: Any, canvas_app: CanvasApp) -> Iterator[Any]:
 def open_canvas(page: Any, app: CanvasApp, query: str = "") -> None:
     """Load the canvas page and wait until it has drawn its nodes and fitted the view."""
     page.goto(f"{app.base_url}/{query}")
-    page.wait_for_function("window.__flowboardCanvasReady === true", timeout=15000)
+    page.wait_for_function("window.__flowboardCanvasReady === true", timeout=30_000)
 
 
 def center(page: Any, selector: str) -> tuple[float, float]:

@@ -571,7 +571,7 @@ def test_docs_render_in_chromium(server: Server) -> None:
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("request", lambda r: None if r.url.startswith(server.base) else outside.append(r.url))
             page.goto(server.base + "/docs")
-            page.locator(".opblock").first.wait_for(timeout=15_000)
+            page.locator(".opblock").first.wait_for(timeout=30_000)
             assert page.locator(".opblock").count() > 10
             assert page.locator(".info .title").inner_text().startswith("Flowboard")
             page.screenshot(path=str(server.data_dir / "docs.png"))

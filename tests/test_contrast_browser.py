@@ -26,7 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def test_text_on_the_main_screens_meets_wcag_aa(browser: Any, server: Server, tmp_path: Path) -> None:  # noqa: F811
     page = browser.new_page(viewport={"width": 1600, "height": 900})
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     failures: dict[str, list[str]] = {}
 
     def check(screen: str) -> None:

@@ -72,7 +72,7 @@ def test_connect_signs_in_at_the_provider_and_comes_back(server: tuple[str, Path
         page.goto(base + "/credentials")
         page.get_by_role("button", name="Connect").click()
         page.wait_for_url(base + "/credentials?connected=crm", timeout=30_000)
-        page.get_by_text("crm is connected: flows can use it now").wait_for(timeout=15_000)
+        page.get_by_text("crm is connected: flows can use it now").wait_for(timeout=30_000)
         browser.close()
     assert errors == []
     assert provider.grants == ["authorization_code"]

@@ -18,7 +18,7 @@ from tests.browser import browser, center, mouse_drag, require_chromium  # noqa:
 from tests.serve import Server
 
 pytestmark = pytest.mark.browser
-TIMEOUT = 15_000  # ms
+TIMEOUT = 30_000  # ms, for a loaded 2-core CI machine
 
 
 @pytest.fixture(scope="module")

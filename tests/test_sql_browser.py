@@ -52,7 +52,7 @@ def test_the_pickers_list_the_databases_tables_and_columns_and_the_statement_is_
         browser: Any, server: Server, tmp_path: Path) -> None:  # noqa: F811
     context = browser.new_context(viewport={"width": 1600, "height": 950})
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(server.url + "/flow/sql")

@@ -43,7 +43,7 @@ def server(data_dir: Path) -> Iterator[Server]:
 def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
     context = browser.new_context(viewport={"width": 1800, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
