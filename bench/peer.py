@@ -253,6 +253,7 @@ def main() -> None:
     if "recorded_runs" in results.get("flowboard-on", {}):
         print(f"recorded runs with recording on (all calls, warm-up and startup probes included): "
               f"{results['flowboard-on']['recorded_runs']}")
+    print(cpu_verdict(results, flows))
     print(verdict(results, flows))
 
 
@@ -297,6 +298,30 @@ def verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
         return "verdict: - (no Flowboard req/s was measured: the targets are in req/s)"
     return "verdict: PASS (all targets of issue 9)" if not missed else f"verdict: FAIL ({len(missed)} of {checked} " \
         f"checks missed): " + "; ".join(missed)
+
+
+def cpu_verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
+    """One line on the CPU per request: the req/s targets read as CPU ratios (a server saturating a shared machine
+    answers about in inverse proportion to its CPU per request: >= 1.2x Node-RED's req/s is <= 1/1.2 of its CPU)."""
+    ref = results.get("nodered", {}).get("cpu")
+    if not ref:
+        return "CPU verdict: - (Node-RED's CPU per request was not measured in this session)"
+    missed, checked = [], 0
+    for peer, want in TARGETS.items():
+        mine = results.get(peer, {}).get("cpu")
+        if not mine:
+            continue
+        for name in flows:
+            base, got = ref.get(name, {}).get("cpu_ms_per_1000"), mine.get(name, {}).get("cpu_ms_per_1000")
+            if not base or not got:
+                continue
+            checked += 1
+            if got / base > 1 / want:
+                missed.append(f"{peer} {name} {got / base:.2f}x > {1 / want:.2f}x")
+    if not checked:
+        return "CPU verdict: - (no Flowboard CPU per request was measured)"
+    return "CPU verdict: PASS" if not missed else f"CPU verdict: FAIL ({len(missed)} of {checked} over the CPU the " \
+        f"req/s targets allow): " + "; ".join(missed)
 
 
 if __name__ == "__main__":
