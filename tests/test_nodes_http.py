@@ -489,3 +489,58 @@ def test_threaded_server_for_sync_and_subprocess_tests() -> None:
         assert [r["path"] for r in server.requests] == ["/echo/sync", "/status/418"]
     with pytest.raises(httpx.ConnectError):
         httpx.get(server.url("/echo"))
+
+
+# -- the repeat-safe key (Idempotency-Key) --------------------------------------------------------------------------
+
+
+async def test_a_repeat_safe_key_goes_with_each_item_of_a_changing_request(engine: Engine, server: HttpServer) -> None:
+    """POST, PUT, PATCH and DELETE carry a key per run, node and item (a UUID), the same on every try of that item;
+    reads carry none; the header's name is an option; switched off, none is sent; a header of that name set by hand
+    is sent instead."""
+    from flowboard.engine.plan import PlannedNode
+
+    def keys(name: str = "idempotency-key") -> list[str | None]:
+        return [r["headers"].get(name) for r in server.requests]
+
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        server.requests.clear()
+        await ok(engine, {"method": method, "url": server.url("/echo")}, [{"n": 1}, {"n": 2}, {"n": 3}])
+        sent = keys()
+        assert None not in sent and len(set(sent)) == 3, (method, sent)
+    for method in ("GET", "HEAD", "OPTIONS"):
+        server.requests.clear()
+        await ok(engine, {"method": method, "url": server.url("/echo")})
+        assert keys() == [None], method
+
+    server.requests.clear()
+    await engine.run(plan({"method": "POST", "url": server.url("/status/503"), "retries": 1, "non_2xx": "data"}),
+                     [{}], run_id="one-run")  # busy, tried again after a second
+    assert len(server.requests) == 2 and len(set(keys())) == 1, keys()
+    tried = keys()[0]
+    server.requests.clear()
+    await engine.run(plan({"method": "POST", "url": server.url("/echo")}), [{}], run_id="one-run")
+    assert keys() == [tried], "the same run, node and item must send the same key"
+    server.requests.clear()
+    await engine.run(plan({"method": "POST", "url": server.url("/echo")}), [{}], run_id="another-run")
+    assert keys()[0] != tried
+
+    server.requests.clear()
+    await ok(engine, {"method": "POST", "url": server.url("/echo"), "idempotency_header": "X-Request-Id"})
+    assert keys() == [None] and keys("x-request-id")[0]
+    server.requests.clear()
+    await ok(engine, {"method": "POST", "url": server.url("/echo"), "idempotency_key": False})
+    assert keys() == [None]
+    server.requests.clear()
+    await ok(engine, {"method": "POST", "url": server.url("/echo"),
+                      "headers": [{"name": "Idempotency-Key", "value": "order-{{ item.n }}"}]}, [{"n": 7}])
+    assert keys() == ["order-7"]
+
+    def unsafe(config: dict[str, Any]) -> bool:
+        node: PlannedNode = plan({"url": server.url("/echo"), **config}).nodes["http"]
+        return node.unsafe
+
+    assert not unsafe({"method": "POST"}) and not unsafe({"method": "GET"}) and not unsafe({"method": "PUT"})
+    assert unsafe({"method": "POST", "idempotency_key": False})
+    assert unsafe({"method": "PATCH", "idempotency_key": False})
+    assert unsafe({"method": "POST", "pagination": {"type": "page"}}), "pages carry no key: a POST of them is unsafe"
