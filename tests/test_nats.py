@@ -4,6 +4,7 @@ when the connection is cut while the trigger listens."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -110,7 +111,11 @@ async def test_the_consumer_acks_after_the_run_and_gives_up_after_its_retries(fb
     assert sorted(r.input[0]["message"]["n"] for r in runs if r.status is RunStatus.succeeded) == \
         [n for n in range(30) if n != 7]
     assert sorted(r.input[0]["delivered"] for r in runs if r.status is RunStatus.failed) == [1, 2, 3]
-    consumer = await js.consumer_info(stream, "flowboard-n1-in")
+    for _ in range(400):  # the last acknowledgement (or give-up) goes out just after its run's end: wait for it
+        consumer = await js.consumer_info(stream, "flowboard-n1-in")
+        if consumer.num_ack_pending == 0 and consumer.num_pending == 0:
+            break
+        await asyncio.sleep(0.05)
     assert consumer.num_ack_pending == 0 and consumer.num_pending == 0
     assert runs[0].source == "nats"
     finished.close()
