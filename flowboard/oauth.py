@@ -4,8 +4,10 @@ The protocol's pieces come from authlib (the authorization URL, the token reques
 token endpoint is called with httpx. (authlib's own httpx client is deprecated in favour of a package we do not use.)
 
 - Client credentials: a token is fetched on first use and again shortly before it expires; kept in memory only.
-- Authorization code: `start(name)` gives the provider's sign-in address (with state and a PKCE challenge); the
-  provider sends the browser back to `/oauth/callback` on this server, and `finish()` exchanges the code for tokens,
+- Authorization code: `start(name)` gives the provider's sign-in address (with state and a PKCE challenge) and keeps
+  the sign-in in the database (the verifier encrypted, for 10 minutes, used once), so that any server of the same
+  database finishes it, after a restart too; the provider sends the browser back to `/oauth/callback`, and
+  `finish()` exchanges the code for tokens,
   stored encrypted in the credential. Before a run uses an access token that expires within `LEEWAY` seconds, it is
   refreshed and stored again; a refresh that fails is written on the credential (the credentials page shows it) and
   fails the node with the same words.
@@ -20,7 +22,6 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CALLBACK_PATH = "/oauth/callback"
 LEEWAY = 60.0  # refresh a token that expires within this many seconds
-PENDING_SECONDS = 900.0  # a sign-in must come back within 15 minutes
+PENDING_SECONDS = 600.0  # a sign-in must come back within 10 minutes
 TIMEOUT = 15.0
 
 
@@ -44,19 +45,10 @@ class OAuth2Failed(Exception):
     """Getting a token did not work; the message is plain words without secrets."""
 
 
-@dataclass
-class _Pending:
-    name: str
-    verifier: str
-    redirect_uri: str
-    created: float
-
-
 class OAuth2:
     def __init__(self, store: Store, public_url: Callable[[], str]):
         self.store = store
         self.public_url = public_url
-        self._pending: dict[str, _Pending] = {}
         self._client_tokens: dict[str, tuple[tuple[Any, ...], str, float]] = {}  # name -> (settings, token, expiry)
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -96,6 +88,9 @@ class OAuth2:
         return str(token["access_token"])
 
     async def _code_token(self, name: str, type_: str, data: dict[str, Any], *, fresh: bool = False) -> dict[str, Any]:
+        if not data.get("access_token"):  # the caller's copy may be older than a sign-in another server just finished
+            found = self.store.credential(name)
+            data = found[1] if found is not None else data
         if not data.get("access_token"):
             raise OAuth2Failed("it is not connected yet: on the Credentials page, press Connect beside it and sign in "
                                "at the provider")
@@ -162,11 +157,9 @@ class OAuth2:
         declaration = get_type(type_)
         if declaration is None or declaration.oauth2 != "code":
             raise OAuth2Failed(f"the credential {name!r} is not an OAuth2 sign-in (type oauth2_code)")
-        now = time.time()
-        for state in [s for s, p in self._pending.items() if now - p.created > PENDING_SECONDS]:
-            del self._pending[state]
         state, verifier = generate_token(32), generate_token(64)
-        self._pending[state] = _Pending(name, verifier, self.redirect_uri, now)
+        self.store.add_sign_in(state, name, {"verifier": verifier, "redirect_uri": self.redirect_uri},
+                               PENDING_SECONDS)
         extra = {"scope": data["scope"]} if data.get("scope") else {}
         return str(prepare_grant_uri(data["authorize_url"], data["client_id"], "code", redirect_uri=self.redirect_uri,
                                      state=state, code_challenge=create_s256_code_challenge(verifier),
@@ -176,22 +169,23 @@ class OAuth2:
                      description: str | None = None) -> str:
         """Exchange the provider's code for tokens and store them; returns the credential's name. Raises
         OAuth2Failed in plain words."""
-        pending = self._pending.pop(state, None)
-        if pending is None or time.time() - pending.created > PENDING_SECONDS:
-            raise OAuth2Failed("this sign-in is unknown or too old (it must finish within 15 minutes, on the server "
-                               "where it started): press Connect again")
+        pending = self.store.take_sign_in(state) if state else None
+        if pending is None:
+            raise OAuth2Failed("this sign-in is unknown, finished already or too old (it must finish within 10 "
+                               "minutes): press Connect again")
+        name, secret = pending
         if error:
             raise OAuth2Failed(f"the provider refused the sign-in: {_words(error, description)}")
         if not code:
             raise OAuth2Failed("the provider sent no code back: press Connect again")
-        found = self.store.credential(pending.name)
+        found = self.store.credential(name)
         if found is None:
-            raise OAuth2Failed(f"the credential {pending.name!r} was deleted meanwhile")
+            raise OAuth2Failed(f"the credential {name!r} was deleted meanwhile")
         type_, data = found
         token = await self._token_request(data, prepare_token_request(
-            "authorization_code", code=code, redirect_uri=pending.redirect_uri, code_verifier=pending.verifier))
-        self.store.set_credential(pending.name, type_, _with_token(data, token))
-        return pending.name
+            "authorization_code", code=code, redirect_uri=secret["redirect_uri"], code_verifier=secret["verifier"]))
+        self.store.set_credential(name, type_, _with_token(data, token))
+        return name
 
     # -- the token endpoint --------------------------------------------------------------------------------------------
 

@@ -6,12 +6,14 @@ key rotates all or nothing; retries honour Retry-After; proxy and TLS options.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from flowboard.model import parse_flow
 from flowboard.services import Flowboard
 from flowboard.store import CredentialInUse, SecretKeyError
 from flowboard.store.secrets import KEY_FILE
-from flowboard.store.tables import credentials_t
+from flowboard.store.tables import credentials_t, oauth_sign_ins_t
 
 from .conftest import make_flow
 from .mailserver import MailServer, self_signed
@@ -217,12 +219,96 @@ async def test_oauth2_public_client_and_refused_callbacks(fb: Flowboard, auth: A
     await connect(fb, api, "pub")
     assert (await call(fb, "pub", auth.url("/api/me"))).status is RunStatus.succeeded
     unknown = await api.get("/oauth/callback?state=forged&code=abc")
-    assert unknown.status_code == 400 and "unknown or too old" in unknown.text
+    assert unknown.status_code == 400 and "unknown, finished already or too old" in unknown.text
     url = (await api.post("/api/v1/credentials/pub/connect")).json()["url"]
     state = httpx.URL(url).params["state"]
     denied = await api.get(f"/oauth/callback?state={state}&error=access_denied")
     assert denied.status_code == 400 and "access was denied" in denied.text
     assert (await api.post("/api/v1/credentials/nope/connect")).status_code == 404
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def test_oauth2_sign_in_started_on_one_server_finishes_on_another(tmp_path: Path, auth: AuthServer,
+                                                                        monkeypatch: pytest.MonkeyPatch,
+                                                                        database: str) -> None:
+    """Two servers of one database (or one server restarted between Connect and the provider's redirect): the
+    sign-in is kept in the database, its PKCE verifier encrypted, used once, and refused after 10 minutes."""
+    for var in ("FLOWBOARD_SECRET_KEY", "FLOWBOARD_DATABASE_URL", "FLOWBOARD_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    with contextlib.ExitStack() as cleanup:
+        url = None
+        if database == "postgresql":
+            url = cleanup.enter_context(pg_schema())
+        one, other = Flowboard(data_dir=tmp_path, database=url), Flowboard(data_dir=tmp_path, database=url)
+        clients = []
+        for server in (one, other):
+            server.public_url = "http://flowboard.test"
+            app = FastAPI()
+            credentials_api.register(app, server)
+            clients.append(httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://flowboard.test",
+                                             headers={"X-API-Key": server.store.create_api_key("test")[1]}))
+        try:
+            on_one, on_other = clients
+            one.store.set_credential("crm", "oauth2_code", {
+                "authorize_url": auth.url("/authorize"), "token_url": auth.url("/token"), "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET})
+
+            async def sign_in_started_on_one() -> httpx.URL:
+                answer = await on_one.post("/api/v1/credentials/crm/connect")
+                assert answer.status_code == 200, answer.text
+                async with httpx.AsyncClient() as browser:
+                    at_provider = await browser.get(answer.json()["url"])
+                assert at_provider.status_code == 302
+                return httpx.URL(at_provider.headers["location"])
+
+            back = await sign_in_started_on_one()
+            state = back.params["state"]
+            with one.store.engine.connect() as conn:
+                [row] = conn.execute(sa.select(oauth_sign_ins_t)).all()
+            assert row.credential == "crm" and row.data.startswith("gAAAAA")  # the verifier is encrypted
+            assert state not in str(tuple(row)) and row.expires - row.created == 600
+            assert one.store.rotate_secret_key() == 1  # a new secret key meanwhile: the sign-in goes on
+
+            done = await on_other.get(f"/oauth/callback?{back.query.decode()}")
+            assert done.status_code == 303 and done.headers["location"] == "/credentials?connected=crm", done.text
+            assert stored(other, "crm")["access_token"].startswith("access-")
+            assert auth.grants == ["authorization_code"]  # the provider checked the PKCE verifier against the challenge
+            ran = await call(one, "crm", auth.url("/api/me"))  # one had read it unconnected a moment before
+            assert ran.status is RunStatus.succeeded, ran.error
+
+            again = await on_one.get(f"/oauth/callback?{back.query.decode()}")  # once only, on either server
+            assert again.status_code == 400 and "finished already" in again.text
+            with one.store.engine.connect() as conn:
+                assert conn.execute(sa.select(sa.func.count()).select_from(oauth_sign_ins_t)).scalar() == 0
+
+            late = await sign_in_started_on_one()
+            with one.store.engine.begin() as conn:  # eleven minutes later
+                conn.execute(oauth_sign_ins_t.update().values(expires=time.time() - 60))
+            too_old = await on_other.get(f"/oauth/callback?{late.query.decode()}")
+            assert too_old.status_code == 400
+            assert "within 10 minutes" in too_old.text and "press Connect" in too_old.text
+            assert auth.grants == ["authorization_code"]
+        finally:
+            for client in clients:
+                await client.aclose()
+            for server in (one, other):
+                await server.aclose()
+                server.store.close()
+
+
+@contextlib.contextmanager
+def pg_schema() -> Iterator[str]:
+    """A PostgreSQL URL on a schema of its own, dropped after."""
+    from .test_store import PG_URL, _pg_admin
+
+    admin = _pg_admin()
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
 
 
 # -- databases and mail ----------------------------------------------------------------------------------------------

@@ -24,17 +24,19 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from cryptography.fernet import InvalidToken
 
 from ..engine.states import GOING, RunStatus, Step, StepStatus, Waiting, sources_of, transition_allowed
 from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
-from .db import database_url, init_db, make_engine, resolve_data_dir
+from .db import database_url, init_db, make_engine, resolve_data_dir, write_transaction
 from .secrets import Secrets
 from .tables import (
     JSONText,
     api_keys_t,
     credentials_t,
     flows_t,
+    oauth_sign_ins_t,
     runs_t,
     schedule_fires_t,
     schedule_state_t,
@@ -745,6 +747,30 @@ class Store:
                 raise NotFound(f"there is no credential {name!r}")
         self._forget_credentials()
 
+    def add_sign_in(self, state: str, credential: str, secret: dict[str, Any], lifetime: float) -> None:
+        """Keep an OAuth2 sign-in until the provider sends the browser back (`take_sign_in`): `secret` (the PKCE
+        verifier, ...) encrypted, under the state's SHA-256, for `lifetime` seconds. Expired ones are dropped here."""
+        key = _sign_in_key(state)
+        token = self.secrets.encrypt(f"sign-in {key}", secret)
+        now = time.time()
+        with self.engine.begin() as conn:
+            conn.execute(oauth_sign_ins_t.delete().where(oauth_sign_ins_t.c.expires < now))
+            conn.execute(oauth_sign_ins_t.insert().values(state=key, credential=credential, data=token, created=now,
+                                                          expires=now + lifetime))
+
+    def take_sign_in(self, state: str) -> tuple[str, dict[str, Any]] | None:
+        """The credential name and secret of the sign-in with this state, deleted as it is read (once only, by
+        whichever server gets the redirect), or None when unknown, taken already or expired."""
+        key = _sign_in_key(state)
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(sa.select(oauth_sign_ins_t).where(oauth_sign_ins_t.c.state == key)).first()
+            if row is None or conn.execute(oauth_sign_ins_t.delete().where(
+                    oauth_sign_ins_t.c.state == key)).rowcount != 1:
+                return None
+        if row.expires < time.time():
+            return None
+        return row.credential, self.secrets.decrypt(f"sign-in {key}", row.data)
+
     def rotate_secret_key(self, fail_after: int | None = None) -> int:
         """Re-encrypt every credential under a new secret key, all or nothing; returns how many. See
         `Secrets.rotate`: the key file holds new and old key while the rows change in one transaction, so a failure
@@ -758,6 +784,14 @@ class Store:
                 self.secrets.decrypt(row.name, row.data)  # any row the current key cannot read stops it all
                 conn.execute(credentials_t.update().where(credentials_t.c.name == row.name)
                              .values(data=fernet.rotate(row.data.encode()).decode()))
+            for sign_in in conn.execute(sa.select(oauth_sign_ins_t.c.state, oauth_sign_ins_t.c.data)).all():
+                try:  # a sign-in going on meanwhile still finishes; one the old key cannot read is dropped
+                    data = fernet.rotate(sign_in.data.encode()).decode()
+                except InvalidToken:
+                    conn.execute(oauth_sign_ins_t.delete().where(oauth_sign_ins_t.c.state == sign_in.state))
+                    continue
+                conn.execute(oauth_sign_ins_t.update().where(oauth_sign_ins_t.c.state == sign_in.state)
+                             .values(data=data))
             return len(rows)
 
     # -- API keys ---------------------------------------------------------------------------------------------------
@@ -937,3 +971,8 @@ def _owner_gone(owner: str, heartbeat: float | None, stale_before: float) -> boo
     except PermissionError:  # alive, someone else's
         return False
     return False
+
+
+def _sign_in_key(state: str) -> str:
+    """What the database keeps of an OAuth2 sign-in's state: its SHA-256 (the state itself finishes the sign-in)."""
+    return hashlib.sha256(state.encode()).hexdigest()

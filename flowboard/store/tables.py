@@ -122,6 +122,19 @@ class CredentialRow(SQLModel, table=True):
     problem: str | None = Field(default=None, sa_type=sa.Text, nullable=True)  # e.g. an OAuth2 refresh that failed
 
 
+class OAuthSignInRow(SQLModel, table=True):
+    """An OAuth2 sign-in between "Connect" and the provider's redirect back, kept in the database so that any server
+    of the data folder or database finishes it, after a restart too. Used once, then deleted; dropped when expired."""
+
+    __tablename__ = "oauth_sign_ins"
+
+    state: str = Field(primary_key=True, max_length=64)  # SHA-256 of the state sent to the provider, never the state
+    credential: str = Field(max_length=200)
+    data: str = Field(sa_type=sa.Text)  # a Fernet token: the PKCE verifier and the redirect address
+    created: float = _time()
+    expires: float = _time(index=True)
+
+
 class SettingRow(SQLModel, table=True):
     __tablename__ = "settings"
 
@@ -322,6 +335,7 @@ runs_t: sa.Table = RunRow.__table__  # type: ignore[attr-defined]
 steps_t: sa.Table = StepRow.__table__  # type: ignore[attr-defined]
 waits_t: sa.Table = WaitRow.__table__  # type: ignore[attr-defined]
 credentials_t: sa.Table = CredentialRow.__table__  # type: ignore[attr-defined]
+oauth_sign_ins_t: sa.Table = OAuthSignInRow.__table__  # type: ignore[attr-defined]
 settings_t: sa.Table = SettingRow.__table__  # type: ignore[attr-defined]
 api_keys_t: sa.Table = ApiKeyRow.__table__  # type: ignore[attr-defined]
 schedule_fires_t: sa.Table = ScheduleFireRow.__table__  # type: ignore[attr-defined]
