@@ -1,6 +1,6 @@
-"""The example node package in examples/flowboard-example-nodes, installed the way pip installs it (its code and a
-dist-info whose entry points are read from its own pyproject.toml), adds a node type and a credential type: the node
-is in the palette catalog and runs against a local notes service that checks the key, the credential type is on the
+"""The example node package in examples/flowboard-example-nodes, installed by pip from its own pyproject.toml (built
+with setuptools into a folder of its own, once for this module), adds a node type and a credential type: the node is
+in the palette catalog and runs against a local notes service that checks the key, the credential type is on the
 credentials page, and `flowboard nodes` says which package each type comes from."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -31,28 +30,38 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flowboard-examp
 
 
 def install_example(target: Path) -> None:
-    """What `pip install --target` leaves: the package's code and its dist-info (METADATA, entry_points.txt)."""
-    project = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
-    for package in tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]:
-        shutil.copytree(EXAMPLE / package, target / package, ignore=shutil.ignore_patterns("__pycache__"))
-    info = target / f"{project['name'].replace('-', '_')}-{project['version']}.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {project['name']}\nVersion: {project['version']}\n")
-    lines = [f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items())
-             for group, eps in project["entry-points"].items()]
-    (info / "entry_points.txt").write_text("\n".join(lines))
+    """`pip install --target`: pip builds the package from a copy of its folder (a build leaves files beside the
+    sources) with setuptools, and installs its code and its dist-info with the entry points."""
+    source = target.parent / "source"
+    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index",
+                           "--disable-pip-version-check", "--quiet", "--target", str(target), str(source)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, f"pip could not install the example package:\n{proc.stdout}\n{proc.stderr}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    target = tmp_path_factory.mktemp("example") / "site"
+    install_example(target)
+    return target
 
 
 @pytest.fixture
-def installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    target = tmp_path / "site"
-    target.mkdir()
-    install_example(target)
-    monkeypatch.syspath_prepend(str(target))
-    yield target
+def installed(site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.syspath_prepend(str(site))
+    yield site
     credential_types._TYPES.pop("example_notes_key", None)  # the credential type goes with the package
     for name in [n for n in sys.modules if n.startswith("flowboard_example_nodes")]:
         del sys.modules[name]
+
+
+def test_pip_installed_the_package_with_its_entry_point(site: Path) -> None:
+    [info] = site.glob("flowboard_example_nodes-*.dist-info")
+    assert info.name == "flowboard_example_nodes-0.1.0.dist-info"
+    assert "notes = flowboard_example_nodes.notes" in (info / "entry_points.txt").read_text()
+    assert (info / "INSTALLER").read_text().strip() == "pip"
+    assert (site / "flowboard_example_nodes" / "notes.py").is_file()
 
 
 @pytest.fixture
