@@ -10,9 +10,10 @@ from Flowboard nodes) into a fresh data folder per mode, activates them, then ru
 with run recording off (`--no-record`) and Flowboard recording every run (the default), and prints one table with the
 ratios to Node-RED. Machines are shared and noisy: only ratios measured in the same session mean anything.
 
-Beside req/s, each server's CPU time per request: the server is started again on its own, left to settle, warmed up,
-then per round the utime + stime of its process tree (/proc/PID/stat) is read before and after a `wrk` round (same
-body, same -t/-c as the harness) and divided by the requests answered. Other processes on the machine do not add to
+Beside req/s, each server's CPU time per request: the servers are started again, all at once, left to settle, warmed
+up, then per round the utime + stime of a server's process tree (/proc/PID/stat) is read before and after a `wrk`
+round against it (same body, same -t/-c as the harness) and divided by the requests answered; the rounds alternate
+between the servers, so the machine's load weighs on each alike. Other processes on the machine do not add to
 it, so it is the figure to compare on a shared machine: "CPU ms per 1,000 requests" and its ratio to Node-RED's (below
 1 is less CPU than Node-RED).
 """
@@ -138,49 +139,61 @@ def settle(root: int, h: Any, limit: float = 90.0) -> None:
             return
 
 
-def cpu_per_request(peer: str, flows: list[str], rounds: int, seconds: int, port: int,
-                    threads: int = 2, conns: int = 32) -> dict[str, dict[str, Any]]:
-    """Per flow: the median over `rounds` wrk rounds of the server tree's CPU ms per 1,000 answered requests."""
+def cpu_per_request(peers: list[str], flows: list[str], rounds: int, seconds: int, port: int,
+                    threads: int = 2, conns: int = 32) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per peer and flow: the median over `rounds` wrk rounds of the server tree's CPU ms per 1,000 answered requests.
+    Every server runs at once and the rounds alternate between them (Node-RED, Flowboard off, Flowboard on, Node-RED,
+    ...), so the other engineers' load weighs on each the same."""
     h = _harness_module()
-    if peer == "nodered":
-        cfg = h.PEERS["nodered"]
-        command, env, base = cfg["cmd"], {}, cfg["base"]
-        paths = {name: cfg["flows"][name] for name in flows}
-    else:
-        data = Path(tempfile.mkdtemp(prefix=f"flowboard-cpu-{peer}-"))
-        prepare(data, flows)
-        command, env, base = flowboard_command(peer.removeprefix("flowboard-"), port, data), {}, \
-            f"http://127.0.0.1:{port}"
-        paths = {name: f"/webhook/{name}" for name in flows}
-    taken = urllib.parse.urlsplit(base).port
-    if taken and not _port_free(taken):
-        raise RuntimeError(f"port {taken} is in use (another benchmark?): {peer}'s CPU would be measured on the "
-                           "wrong server")
+    servers: dict[str, tuple[list[str], str, dict[str, str]]] = {}  # peer -> (command, base URL, flow paths)
+    for i, peer in enumerate(peers):
+        if peer == "nodered":
+            cfg = h.PEERS["nodered"]
+            servers[peer] = (cfg["cmd"], cfg["base"], {name: cfg["flows"][name] for name in flows})
+        else:
+            data = Path(tempfile.mkdtemp(prefix=f"flowboard-cpu-{peer}-"))
+            prepare(data, flows)
+            servers[peer] = (flowboard_command(peer.removeprefix("flowboard-"), port + i, data),
+                             f"http://127.0.0.1:{port + i}", {name: f"/webhook/{name}" for name in flows})
+    for peer, (_, base, _) in servers.items():
+        taken = urllib.parse.urlsplit(base).port
+        if taken and not _port_free(taken):
+            raise RuntimeError(f"port {taken} is in use (another benchmark?): {peer}'s CPU would be measured on the "
+                               "wrong server")
     options = argparse.Namespace(threads=threads, conns=conns)
     slow = h.start([h.NODE, "common/slow_server.js", "8099", "50"], {}, subprocess.DEVNULL) \
         if "fanout" in flows else None
-    server = h.start(command, env, subprocess.DEVNULL)
-    out: dict[str, dict[str, Any]] = {}
+    running: dict[str, Any] = {}
+    out: dict[str, dict[str, dict[str, Any]]] = {peer: {} for peer in peers}
     try:
-        if h.wait_ready(base + paths[flows[0]], 180) is None:
-            raise RuntimeError(f"{peer} never answered {paths[flows[0]]}")
-        settle(server.pid, h)
+        for peer, (command, _base, _paths) in servers.items():
+            running[peer] = h.start(command, {}, subprocess.DEVNULL)
+        for peer, (_, base, paths) in servers.items():
+            if h.wait_ready(base + paths[flows[0]], 180) is None:
+                raise RuntimeError(f"{peer} never answered {paths[flows[0]]}")
+        for peer in peers:
+            settle(running[peer].pid, h)
         for name in flows:
-            url = base + paths[name]
-            h.wrk(url, options, 2)  # warm-up
-            samples = []
+            samples: dict[str, list[float]] = {peer: [] for peer in peers}
+            for _, base, paths in servers.values():
+                h.wrk(base + paths[name], options, 2)  # warm-up
             for _ in range(rounds):
-                before = tree_cpu_s(server.pid, h)
-                result = h.wrk(url, options, seconds)
-                used = tree_cpu_s(server.pid, h) - before
-                answered = result["requests"] - result["err_status"] - result["err_timeout"]
-                if answered > 0:
-                    samples.append(used / answered * 1e6)  # ms per 1,000 requests
-            out[name] = {"cpu_ms_per_1000": round(statistics.median(samples), 2) if samples else None,
-                         "samples": [round(x, 2) for x in samples]}
-            print(f"{peer} {name}: CPU ms per 1,000 requests {out[name]['samples']}", flush=True)
+                for peer, (_, base, paths) in servers.items():
+                    pid = running[peer].pid
+                    before = tree_cpu_s(pid, h)
+                    result = h.wrk(base + paths[name], options, seconds)
+                    used = tree_cpu_s(pid, h) - before
+                    answered = result["requests"] - result["err_status"] - result["err_timeout"]
+                    if answered > 0:
+                        samples[peer].append(used / answered * 1e6)  # ms per 1,000 requests
+            for peer in peers:
+                got = samples[peer]
+                out[peer][name] = {"cpu_ms_per_1000": round(statistics.median(got), 2) if got else None,
+                                   "samples": [round(x, 2) for x in got]}
+                print(f"{peer} {name}: CPU ms per 1,000 requests {out[peer][name]['samples']}", flush=True)
     finally:
-        h.stop(server)
+        for server in running.values():
+            h.stop(server)
         h.stop(slow)
     return out
 
@@ -225,6 +238,7 @@ def main() -> None:
     parser.add_argument("--cpu-rounds", type=int, default=0, help="wrk rounds of the CPU measurement (default 3, "
                         "quick 1)")
     parser.add_argument("--cpu-seconds", type=int, default=0, help="seconds per CPU round (default 10, quick 5)")
+    # the CPU phase's Flowboard servers listen on --port + 10, + 11, ...
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU per request, no harness run")
     parser.add_argument("--no-cpu", action="store_true", help="only the harness run")
     args = parser.parse_args()
@@ -236,15 +250,18 @@ def main() -> None:
     rounds = args.cpu_rounds or (1 if args.quick else 3)
     seconds = args.cpu_seconds or (5 if args.quick else 10)
     load = [os.getloadavg()[0]]
-    for peer in args.only.split(","):
+    peers = args.only.split(",")
+    for peer in peers:
         results[peer] = {}
         if not args.cpu_only:
             if peer == "nodered":
                 results[peer] = harness("nodered", ["--flows", ",".join(flows), *options], tag="peer")
             else:
                 results[peer] = flowboard(peer.removeprefix("flowboard-"), flows, options, args.port)
-        if not args.no_cpu:
-            results[peer]["cpu"] = cpu_per_request(peer, flows, rounds, seconds, args.port)
+        load.append(os.getloadavg()[0])
+    if not args.no_cpu:  # all servers at once, rounds alternating
+        for peer, cpu in cpu_per_request(peers, flows, rounds, seconds, args.port + 10).items():
+            results[peer]["cpu"] = cpu
         load.append(os.getloadavg()[0])
     took = time.monotonic() - started
     print(f"\n# Flowboard vs Node-RED ({took:.0f} s; medians; ratios are req/s and CPU per request over Node-RED's; "
