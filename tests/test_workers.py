@@ -100,6 +100,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, counting: Counting) -> Ite
             {"id": "changed", "type": "trigger.table", "config": {"table": "Tasks", "events": ["insert"]}},
             {"id": "call", "type": "http.request", "config": {"method": "POST", "url": counting.url + "/slow"}}],
             "edges": [{"source": "changed", "target": "call"}]})
+        running.save({"id": "unkeyed", "name": "Unkeyed", "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "config": {"path": "unkeyed", "respond": "immediately"}},
+            {"id": "call", "type": "http.request",
+             "config": {"method": "POST", "url": counting.url + "/slow", "idempotency_key": False}}],
+            "edges": [{"source": "hook", "target": "call"}]})
         running.start(servers=2)
         yield running
 
@@ -482,8 +487,31 @@ def test_a_worker_stopped_with_sigterm_finishes_its_runs(cluster: Cluster, count
     assert 'flowboard_runs{status="succeeded"}' in metrics and "flowboard_queue_depth" in metrics, metrics
 
 
+def unkeyed_run_on_the_first_worker(cluster: Cluster, counting: Counting) -> str:
+    """A run sending a POST without a repeat-safe key, held in its call (`/slow`) on the worker the test kills: runs
+    are started until one lands there; the others (on another worker) are cancelled."""
+    assert cluster.server is not None and cluster.store is not None
+    store = cluster.store
+    mine = f":{cluster.workers[0].process.pid}:"
+    for _ in range(20):
+        calls = counting.slow
+        run_id = httpx.post(f"{cluster.server.url}/webhook/unkeyed", json={}).json()["run_id"]
+        until(lambda r=run_id, c=calls: store.get_run(r).owner is not None and counting.slow > c, timeout=30,
+              step=0.05)
+        if mine in str(store.get_run(run_id).owner):
+            return run_id
+        with cluster.api() as api:
+            api.post(f"/runs/{run_id}/cancel")
+        until(lambda r=run_id: store.get_run(r).status.value == "cancelled", timeout=30, step=0.1)
+    raise AssertionError("20 runs in a row went to the other worker")
+
+
 def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, counting: Counting) -> None:
-    assert cluster.server is not None
+    """... and a step without a repeat-safe key that was sending when its worker was killed fails on resume, saying
+    what to check, instead of sending again."""
+    assert cluster.server is not None and cluster.store is not None
+    unkeyed = unkeyed_run_on_the_first_worker(cluster, counting)
+    slow_calls = counting.slow
     before = sum(cluster.statuses().values())
     killed = False
 
@@ -499,6 +527,12 @@ def test_webhook_runs_on_two_workers_survive_a_killed_worker(cluster: Cluster, c
         cluster.workers[0].kill()
     statuses = cluster.wait_all_finished(before + RUNS, timeout=90)  # a loaded machine
     took = time.monotonic() - started
+    interrupted = cluster.store.get_run(unkeyed)
+    assert interrupted.status.value == "failed", interrupted
+    assert interrupted.error is not None and interrupted.error["message"] == (
+        "this step was interrupted by a stop of the worker that ran it while it was sending; it may or may not have "
+        "happened; check the server 127.0.0.1 and run it again"), interrupted.error
+    assert counting.slow == slow_calls, "the interrupted call was sent again"
     assert len(set(run_ids)) == RUNS
     assert cluster.statuses_of(run_ids) == {"succeeded": RUNS}, statuses
     missing = [str(i) for i in range(RUNS) if counting.hits[str(i)] == 0]
