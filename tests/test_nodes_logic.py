@@ -436,11 +436,11 @@ async def test_cancelling_the_run_stops_a_wait(parallel: bool) -> None:
     engine = Engine(bus=bus)
     started = await _started(bus, set(waits))
     task = asyncio.create_task(engine.run(plan_of(nodes, edges), [{}], run_id="r-cancel"))
-    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(started.wait(), 30)
     began = time.perf_counter()
     assert engine.cancel("r-cancel")
-    result = await asyncio.wait_for(task, 5)
-    assert time.perf_counter() - began < 1
+    result = await asyncio.wait_for(task, 30)
+    assert time.perf_counter() - began < 30  # stopped, not waited out (60 s); generous for a loaded machine
     assert result.status is RunStatus.cancelled
     assert "after" not in result.steps
     for w in waits:  # a node awaited inline (no task) leaves no step when cancelled; one in a task is `cancelled`

@@ -464,7 +464,7 @@ async def test_the_test_url_answers_only_while_listening(fb: Flowboard) -> None:
                                              client.post("/webhook-test/draft", json={"x": 2}))
         assert sorted([first.status_code, second.status_code]) == [200, 404]  # one call per listen
         answer = first if first.status_code == 200 else second
-        result = await asyncio.wait_for(listening, 5)
+        result = await asyncio.wait_for(listening, 30)
         assert result.status.value == "succeeded" and result.output[0]["seen"] is True
         assert answer.json()["body"] == result.output[0]["body"]
         assert fb.store.get_run(result.run_id).source == "webhook-test"
