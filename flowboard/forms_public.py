@@ -8,16 +8,19 @@ serves is a 404 page with a plain message. Pages carry a strict Content-Security
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .blobs import Blobs, FileTooLarge, is_file_ref, max_file_bytes, size_text
 from .engine import RunStatus
 from .triggers import FormEndpoint, FormTriggers, RunSkipped
 
@@ -70,9 +73,9 @@ class FormPage:
         if request.method != "POST":
             return _page(ep.config.title, render_form(ep.config, {}, {}))
         try:
-            form = await _read_form(request)
+            form = await _read_form(request, ep.config, self.fb.blobs)
         except ValueError as exc:
-            status = 413 if "too long" in str(exc) else 400
+            status = 413 if "too long" in str(exc) or isinstance(exc, FileTooLarge) else 400
             return _page(ep.config.title, _notice("The answers could not be read", str(exc)), status)
         item, errors = _read_answers(ep.config, form)
         if errors:
@@ -100,20 +103,27 @@ class FormPage:
                                            again=ep.config.path))
 
 
-async def _read_form(request: Request) -> dict[str, str]:
+async def _read_form(request: Request, config: Any = None, blobs: Blobs | None = None) -> dict[str, Any]:
+    """The answers by field name: text, or for a file field the reference of the file kept (`blobs`). A form with a
+    file field is sent as multipart/form-data, any other (and an approval link's page) as urlencoded text."""
+    uploads = {f.name for f in config.fields if f.type == "file"} if config is not None else set()
+    limit = MAX_BODY + len(uploads) * max_file_bytes()
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ValueError("The answers are too long.")
     media = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media != "application/x-www-form-urlencoded":
+    if media != "application/x-www-form-urlencoded" and not (media == "multipart/form-data" and uploads):
         raise ValueError("Please send the answers from the form page.")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY:
+        if size > limit:
             raise ValueError("The answers are too long.")
         chunks.append(chunk)
+    if media == "multipart/form-data":
+        assert blobs is not None
+        return await _read_multipart(request, b"".join(chunks), uploads, blobs)
     try:
         text = b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
@@ -122,10 +132,35 @@ async def _read_form(request: Request) -> dict[str, str]:
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FIELDS)
     except ValueError:  # more fields than any form has
         raise ValueError("There are too many answers; please send the answers from the form page.") from None
-    return dict(pairs)  # one value per field name; the last wins
+    return {name: value for name, value in pairs if name not in uploads}  # one value per field; the last wins
 
 
-def _read_answers(config: Any, form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+async def _read_multipart(request: Request, raw: bytes, uploads: set[str], blobs: Blobs) -> dict[str, Any]:
+    """Text fields as text; a file chosen for a file field kept as a file (its reference in the answers); no file
+    chosen (the browser sends an empty part) is no answer; a file sent for another field is not kept."""
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    answers: dict[str, Any] = {}
+    try:
+        async with Request(request.scope, replay).form(max_files=max(len(uploads), 1), max_fields=MAX_FIELDS,
+                                                       max_part_size=MAX_BODY) as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    content = await value.read()
+                    if name in uploads and (content or value.filename):
+                        answers[name] = await asyncio.to_thread(blobs.put, content, value.filename or name,
+                                                                value.content_type or None)
+                elif name not in uploads:
+                    answers[name] = value
+    except FileTooLarge as exc:
+        raise FileTooLarge(f"The file is too large: {str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+    except Exception:  # starlette's MultiPartException and the parser's own errors
+        raise ValueError("The answers could not be read; please send them from the form page.") from None
+    return answers
+
+
+def _read_answers(config: Any, form: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     from .nodes.form import read_answers
 
     return read_answers(config, form)
@@ -156,6 +191,8 @@ input:focus,textarea:focus,select:focus{outline:none;border-color:#4f46e5;box-sh
 .check input{width:18px;height:18px;margin:3px 0 0;accent-color:#4f46e5}
 .invalid input,.invalid textarea,.invalid select{border-color:#dc2626}
 .error{color:#b91c1c;font-size:.9rem;margin:6px 0 0}
+.hint{color:#4b5563;font-size:.9rem;margin:6px 0 0}
+input[type=file]{font:inherit}
 .summary{background:#fef2f2;border:1px solid #fecaca;color:#991b1b;border-radius:8px;padding:10px 14px;
  margin:0 0 20px;font-size:.95rem}
 button{font:inherit;font-weight:600;color:#fff;background:#4f46e5;border:0;border-radius:8px;padding:11px 22px;
@@ -211,10 +248,12 @@ def _plain(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, str | int | float):
         return str(value)
+    if is_file_ref(value):
+        return f"{value.get('name', 'file')} ({size_text(int(value.get('size') or 0))})"
     return json.dumps(value, ensure_ascii=False)
 
 
-def render_form(config: Any, values: dict[str, str], errors: dict[str, str]) -> str:
+def render_form(config: Any, values: dict[str, Any], errors: dict[str, str]) -> str:
     """The form as HTML: `values` as sent (kept after a failed check), `errors` shown at their fields."""
     parts = [f"<h1>{_e(config.title)}</h1>"]
     if config.description:
@@ -223,14 +262,16 @@ def render_form(config: Any, values: dict[str, str], errors: dict[str, str]) -> 
         count = len(errors)
         parts.append(f'<div class="summary" role="alert">Please correct the {count} field{"s" if count > 1 else ""} '
                      "marked below.</div>")
-    parts.append('<form method="post" novalidate>')
+    files = any(f.type == "file" for f in config.fields)
+    parts.append('<form method="post" enctype="multipart/form-data" novalidate>' if files
+                 else '<form method="post" novalidate>')
     for f in config.fields:
         parts.append(_field(f, values, errors.get(f.name)))
     parts.append(f'<button type="submit">{_e(config.submit_label)}</button></form>')
     return "".join(parts)
 
 
-def _field(f: Any, values: dict[str, str], error: str | None) -> str:
+def _field(f: Any, values: dict[str, Any], error: str | None) -> str:
     fid = f"f-{f.name}"
     required = ' required aria-required="true"' if f.required else ""
     star = '<span class="req" aria-hidden="true">*</span>' if f.required else ""
@@ -245,6 +286,11 @@ def _field(f: Any, values: dict[str, str], error: str | None) -> str:
     else:
         if f.type == "long_text":
             widget = f"<textarea {common}{placeholder}>{_e(value)}</textarea>"
+        elif f.type == "file":
+            widget = f'<input type="file" {common}>'
+            if isinstance(value, dict):  # a browser cannot be given the file back
+                widget += (f'<p class="hint">{_e(str(value.get("name", "")))} was received; please choose it again '
+                           "before sending.</p>")
         elif f.type == "choice":
             first = f'<option value="">{_e(f.placeholder or "Choose…")}</option>'
             options = "".join(f'<option value="{_e(o)}"{" selected" if o == value else ""}>{_e(o)}</option>'

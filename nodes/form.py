@@ -21,7 +21,7 @@ from flowboard.sdk import Category, Context, Inputs, Item, NodeType, Outputs, Ur
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-FieldType = Literal["text", "long_text", "number", "date", "email", "choice", "checkbox"]
+FieldType = Literal["text", "long_text", "number", "date", "email", "choice", "checkbox", "file"]
 MAX_TEXT = {"long_text": 100_000}
 DEFAULT_MAX_TEXT = 10_000
 
@@ -40,7 +40,8 @@ class FormField(_Strict):
     type: FieldType = Field("text", description="What kind of answer the field takes; a choice offers the "
                             "options below.", json_schema_extra={
                                 "widget": "select", "enum_labels": ["short text", "long text", "number", "date",
-                                                                    "email address", "choice", "checkbox"]})
+                                                                    "email address", "choice", "checkbox",
+                                                                    "file upload"]})
     required: bool = Field(False, description="The form is not sent until this field is filled in (a checkbox: "
                            "ticked).")
     placeholder: str = Field("", max_length=500, description="A hint shown in the empty field, e.g. ada@example.com.")
@@ -98,18 +99,26 @@ class FormConfig(_Strict):
         return value
 
 
-def read_answers(config: FormConfig, form: dict[str, str]) -> tuple[Item, dict[str, str]]:
-    """The item from the submitted text values (checkbox: present or not), and a message per field that is wrong.
-    Nothing may run unless the messages are empty."""
+def read_answers(config: FormConfig, form: dict[str, Any]) -> tuple[Item, dict[str, str]]:
+    """The item from the submitted text values (checkbox: present or not; a file field: the reference of the file
+    kept, `{"$file", name, mime_type, size}`), and a message per field that is wrong. Nothing may run unless the
+    messages are empty."""
     item: Item = {}
     errors: dict[str, str] = {}
     for f in config.fields:
+        if f.type == "file":
+            sent = form.get(f.name)
+            item[f.name] = sent if isinstance(sent, dict) else None
+            if f.required and item[f.name] is None:
+                errors[f.name] = "Please choose a file to send."
+            continue
         if f.type == "checkbox":
             item[f.name] = f.name in form
             if f.required and not item[f.name]:
                 errors[f.name] = "Please tick this box to go on."
             continue
         raw = form.get(f.name, "")
+        raw = raw if isinstance(raw, str) else ""
         text = raw.rstrip() if f.type == "long_text" else raw.strip()
         item[f.name] = None
         if not text:
@@ -154,11 +163,12 @@ def _convert(f: FormField, text: str) -> tuple[Any, str | None]:
 class FormTrigger(NodeType):
     """Starts the flow when someone sends its form: a public page at `/form/<path>`, shown while the flow is active.
 
-    The page is made from the field list (text, long text, number, date, email, choice, checkbox; required or not).
-    Answers are checked at each field before anything runs; the run's item is the answers by field name (numbers as
-    numbers, dates as `YYYY-MM-DD`, checkboxes true/false, empty fields null). Afterwards the person sees the thank-you
-    message, or (respond: flow) what the flow answers: the first item of its last node. Run by hand, it starts with
-    an item with every field empty."""
+    The page is made from the field list (text, long text, number, date, email, choice, checkbox, file upload;
+    required or not). Answers are checked at each field before anything runs; the run's item is the answers by field
+    name (numbers as numbers, dates as `YYYY-MM-DD`, checkboxes true/false, an uploaded file as a file like a
+    webhook's uploads: name, type and size, its bytes kept by Flowboard; empty fields null). Afterwards the person
+    sees the thank-you message, or (respond: flow) what the flow answers: the first item of its last node. Run by
+    hand, it starts with an item with every field empty."""
 
     type = "trigger.form"
     title = "Form"

@@ -59,6 +59,18 @@ def quote_flow() -> dict[str, Any]:
     ], "edges": [{"source": "form", "target": "price"}]}
 
 
+def receipt_flow() -> dict[str, Any]:
+    return {"id": "receipt", "name": "Expense claim", "nodes": [
+        {"id": "form", "type": "trigger.form", "config": {
+            "path": "receipt", "title": "Claim an expense", "respond": {"type": "flow"},
+            "fields": [{"name": "name", "label": "Your name", "type": "text", "required": True},
+                       {"name": "receipt", "label": "The receipt", "type": "file", "required": True},
+                       {"name": "photo", "label": "A photo (optional)", "type": "file"}]}},
+        {"id": "echo", "type": "data.set", "config": {"fields": [
+            {"name": "receipt_name", "value": "{{ item.receipt.name }}"}]}},
+    ], "edges": [{"source": "form", "target": "echo"}]}
+
+
 # -- answers ------------------------------------------------------------------------------------------------------
 
 
@@ -133,7 +145,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, P
     data_dir = tmp_path_factory.mktemp("forms")
     store = Store(data_dir=data_dir)
     try:
-        for data in (vacation_flow(), quote_flow()):
+        for data in (vacation_flow(), quote_flow(), receipt_flow()):
             store.save_flow(parse_flow(data), expected_version=None)
             store.set_active(data["id"], True)
         inactive = {**vacation_flow(), "id": "off", "name": "Switched off"}
@@ -275,3 +287,53 @@ def test_oversized_or_unreadable_posts_are_refused_with_a_page_and_start_nothing
         assert r.status_code == status, (words, r.status_code)
         assert words in r.text and r.headers["content-type"].startswith("text/html")
     assert len(form_runs(data_dir, "vacation")) == before
+
+
+def test_a_file_sent_with_the_form_becomes_a_file_of_the_run(server: tuple[Server, Path], page: Any,
+                                                             tmp_path: Path) -> None:
+    """A file field: required (said at the field, nothing runs), then the uploaded file is kept like a webhook's
+    upload and the run's item holds its reference with name, type and size; an empty optional one is null."""
+    srv, data_dir = server
+    before = len(form_runs(data_dir, "receipt"))
+    page.goto(f"{srv.url}/form/receipt")
+    assert page.locator("form").get_attribute("enctype") == "multipart/form-data"
+    page.fill("#f-name", "Ada Lovelace")
+    page.click("button[type=submit]")
+    assert page.locator("#f-receipt-error").inner_text() == "Please choose a file to send."
+    assert len(form_runs(data_dir, "receipt")) == before
+    receipt = tmp_path / "taxi receipt.pdf"
+    content = b"%PDF-1.4 taxi 23.50 EUR\n" + bytes(range(256)) * 40
+    receipt.write_bytes(content)
+    page.set_input_files("#f-receipt", str(receipt))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "form-file.png"), full_page=True)
+    page.click("button[type=submit]")
+    assert "taxi receipt.pdf" in page.locator("[role=status]").inner_text()
+    page.screenshot(path=str(SHOTS / "form-file-thanks.png"), full_page=True)
+    run = wait_for_run(data_dir, "receipt")
+    assert run.status.value == "succeeded"
+    item = run.input[0]
+    ref = item["receipt"]
+    assert (ref["name"], ref["mime_type"], ref["size"]) == ("taxi receipt.pdf", "application/pdf", len(content))
+    assert item["photo"] is None and item["name"] == "Ada Lovelace"
+    store = Store(data_dir=data_dir)
+    try:
+        from flowboard.blobs import BlobStore
+
+        assert BlobStore(data_dir / "blobs").get(ref) == content  # the bytes are kept, not in the item
+    finally:
+        store.close()
+    assert run.output[0]["receipt_name"] == "taxi receipt.pdf"
+
+
+def test_a_file_for_a_field_that_takes_text_is_not_kept(server: tuple[Server, Path]) -> None:
+    import httpx
+
+    srv, data_dir = server
+    before = len(form_runs(data_dir, "receipt"))
+    files = {"name": ("evil.txt", b"not a name", "text/plain"), "receipt": ("r.txt", b"receipt", "text/plain")}
+    answer = httpx.post(f"{srv.url}/form/receipt", files=files, timeout=30)
+    assert answer.status_code == 200 and "Please fill in this field." in answer.text  # the name came as a file
+    refused = httpx.post(f"{srv.url}/form/vacation", files={"name": ("a.txt", b"a", "text/plain")}, timeout=30)
+    assert refused.status_code == 400 and "from the form page" in refused.text  # a form without file fields
+    assert len(form_runs(data_dir, "receipt")) == before
