@@ -607,7 +607,9 @@ async def _each_page(ctx: Context, flow: str, keep: bool, client: httpx.AsyncCli
                                     item_index=exc.item_index, data=exc.data) from None
                 number += 1
                 where = f"page {number} (records {handed + 1:,} to {handed + len(page):,})"
-                ctx.progress(handed + len(page), f"{where}: running {flow!r}", kept + page if keep else page)
+                if keep:
+                    kept += page  # (passed on only if every page's flow succeeds)
+                ctx.progress(handed + len(page), f"{where}: running {flow!r}", kept if keep else page)
                 try:
                     await ctx.flows.call(flow, page)
                 except Suspend:
@@ -615,12 +617,10 @@ async def _each_page(ctx: Context, flow: str, keep: bool, client: httpx.AsyncCli
                                     "run for each page must finish by itself. Put the waiting in a flow after this "
                                     "node.") from None
                 except NodeError as exc:
-                    raise NodeError(f"{where}: {exc}; no further page was read", item_index=index,
+                    raise NodeError(f"{where}: {exc}; no further page was handed on", item_index=index,
                                     data=exc.data) from None
                 handed += len(page)
-                if keep:
-                    kept += page
-                else:
+                if not keep:
                     out.append(ctx.paired({"page": number, "records": len(page)}, index))
                 ctx.progress(handed, f"{_count(number, 'page')} handed on, {_count(handed, 'record')} so far",
                              kept if keep else page)

@@ -149,7 +149,7 @@ async def test_a_failing_page_stops_the_pages_after_it(fb: Flowboard, api: Api) 
     message = result.error["message"]
     assert message.startswith("page 3 (records 11 to 15): the called flow 'Refuse deal 13' failed at node 'stop': "
                               "deal 13 is not allowed"), message
-    assert "no further page was read" in message
+    assert "no further page was handed on" in message
     runs = page_runs(fb, "refuse-deal-13")
     assert [r.status for r in runs] == [RunStatus.succeeded, RunStatus.succeeded, RunStatus.failed]
     assert 5 not in api.calls  # page 4 may have been read while page 3 ran; page 5 never was
