@@ -587,11 +587,17 @@ class Context:
         """The decrypted fields of the credential called `name`. Never put them in items or logs."""
         return await self._services.credential(name)
 
-    async def connection(self, key: Hashable, open: Callable[[], Awaitable[Any]]) -> Any:
+    async def connection(self, key: Hashable, open: Callable[[], Awaitable[Any]], *,
+                         broken: Callable[[Any], bool] | None = None) -> Any:
         """A client connection shared by every node and run that names the same `key` (say ("redis", url)): opened
-        with `open()` on first use, closed (its `aclose()` or `close()`) when Flowboard stops. A node that finds it
-        broken calls `drop_connection(key)` and asks again."""
-        return await self._services.connection(key, open)
+        with `open()` on first use, closed (its `aclose()` or `close()`) when Flowboard stops. With `broken`, one
+        that `broken(connection)` finds broken since its last use (the server restarted) is dropped and a new one
+        opened. A node that finds it broken later, while using it, calls `drop_connection(key)`."""
+        connection = await self._services.connection(key, open)
+        if broken is not None and broken(connection):
+            await self._services.drop_connection(key)
+            connection = await self._services.connection(key, open)
+        return connection
 
     async def drop_connection(self, key: Hashable) -> None:
         await self._services.drop_connection(key)

@@ -157,10 +157,7 @@ class MqttPublish(NodeType):
         items = inputs.get("main") or []
         login = await _login(ctx, config)
         key = ("mqtt", tuple(sorted(login.items())))
-        shared = await ctx.connection(key, lambda: _open(login))
-        if shared.broken:  # broken since the last run: open a new one; nothing was sent
-            await ctx.drop_connection(key)
-            shared = await ctx.connection(key, lambda: _open(login))
+        shared = await ctx.connection(key, lambda: _open(login), broken=lambda s: s.broken)  # nothing sent yet
         try:
             for index, item, cfg in ctx.each(items):
                 if "+" in cfg.topic or "#" in cfg.topic:

@@ -141,10 +141,8 @@ class Nats(NodeType):
         items = inputs.get("main") or []
         url = await config.server_url(ctx)
         key = ("nats", url)
-        client = await ctx.connection(key, lambda: _connect(url, reconnect=True))
-        if client.is_closed:  # gave up reconnecting since the last run: open a new one
-            await ctx.drop_connection(key)
-            client = await ctx.connection(key, lambda: _connect(url, reconnect=True))
+        # closed: it gave up reconnecting since the last run
+        client = await ctx.connection(key, lambda: _connect(url, reconnect=True), broken=lambda c: c.is_closed)
         out: list[Item] = []
         published = False
         for index, item, cfg in ctx.each(items):

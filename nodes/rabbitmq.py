@@ -179,10 +179,8 @@ class RabbitPublish(NodeType):
         items = inputs.get("main") or []
         url = await config.server_url(ctx)
         key = ("rabbitmq", url)
-        publisher = await ctx.connection(key, lambda: _open_channel(url))
-        if publisher.closed:  # broken since the last run (RabbitMQ restarted): open a new one; nothing was sent
-            await ctx.drop_connection(key)
-            publisher = await ctx.connection(key, lambda: _open_channel(url))
+        # closed since the last run (RabbitMQ restarted): a new one is opened; nothing was sent
+        publisher = await ctx.connection(key, lambda: _open_channel(url), broken=lambda p: p.closed)
         channel = publisher.channel
         try:
             for _, item, cfg in ctx.each(items):
