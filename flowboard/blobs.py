@@ -62,7 +62,7 @@ class Blobs(Protocol):
     def exists(self, sha: str) -> bool: ...
     def all(self) -> set[str]: ...
     def age(self, sha: str) -> float: ...
-    def delete(self, sha: str) -> None: ...
+    def delete(self, sha: str, older_than: float | None = None) -> None: ...
 
 
 class BlobStore:
@@ -129,8 +129,10 @@ class BlobStore:
         except FileNotFoundError:
             return 0.0
 
-    def delete(self, sha: str) -> None:
-        self.path(sha).unlink(missing_ok=True)
+    def delete(self, sha: str, older_than: float | None = None) -> None:
+        """Delete it; with `older_than`, only while it is at least that many seconds old (not made again since)."""
+        if older_than is None or self.age(sha) >= older_than:
+            self.path(sha).unlink(missing_ok=True)
 
 
 def refs_in(value: Any) -> set[str]:

@@ -471,14 +471,23 @@ class Flowboard:
         deleted = 0
         for file_id in self.blobs.all() - in_use:
             if self.blobs.age(file_id) >= grace:
-                self.blobs.delete(file_id)
+                self.blobs.delete(file_id, older_than=grace)  # unless made again since
                 deleted += 1
         if deleted:
             log.info("deleted %d kept file(s) that no run or flow names any more", deleted)
         return deleted
 
+    def clean_up(self) -> int:
+        """Delete the runs the retention settings no longer keep, then the files nothing names any more (a deleted
+        run's files were kept longer ago than the sweep's grace, unless a newer run made them again). Returns how many
+        runs were deleted."""
+        deleted = self.store.apply_retention()
+        self.sweep_files()
+        return deleted
+
     async def sweep_files_forever(self, every: float = FILE_GRACE) -> None:
-        """The server's sweep: once at start, then every `every` seconds."""
+        """The sweep of every server and worker (`flowboard worker`): once at start, then every `every` seconds.
+        Several processes sweeping one database is safe: deleting a file twice is nothing."""
         while True:
             try:
                 await asyncio.to_thread(self.sweep_files)

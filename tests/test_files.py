@@ -232,6 +232,28 @@ async def test_files_of_deleted_runs_are_swept_and_the_rest_kept(fb: Flowboard) 
     assert fb.sweep_files(grace=0) == 1 and fb.blobs.all() == {file_of[shared_b.run_id]}
 
 
+async def test_clean_up_now_deletes_old_runs_and_then_their_files(fb: Flowboard) -> None:
+    """'Clean up now' on the runs page: the runs the retention settings no longer keep go, and with them the files
+    only they named (kept longer ago than the sweep's grace); the newest run keeps its file."""
+    import time
+
+    make = [{"id": "make", "type": "convert.to_file", "config": {"format": "json", "name": "x"}}]
+    old = await run(fb, make, [{"n": "old"}])
+    new = await run(fb, make, [{"n": "new"}])
+    old_file, new_file = (r.output[0]["file"]["$file"] for r in (old, new))
+    assert isinstance(fb.blobs, BlobStore)
+    for sha in (old_file, new_file):  # kept two hours ago
+        os.utime(fb.blobs.path(sha), (time.time() - 7200, time.time() - 7200))
+    from flowboard.store.tables import runs_t
+
+    with fb.store.engine.begin() as conn:  # the old run finished two days ago
+        conn.execute(runs_t.update().where(runs_t.c.id == old.run_id).values(created=time.time() - 2 * 86400))
+    fb.store.set_settings({"keep_days": 1})
+    assert fb.clean_up() == 1
+    assert [r.id for r in fb.store.list_runs()] == [new.run_id]
+    assert fb.blobs.all() == {new_file}
+
+
 def test_database_blobs_keep_files_in_the_database(make_store: MakeStore,  # noqa: F811
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """On PostgreSQL, Flowboard keeps files in the `blobs` table (shared by servers and workers). The table exists on
@@ -255,3 +277,44 @@ def test_database_blobs_keep_files_in_the_database(make_store: MakeStore,  # noq
     monkeypatch.setenv("FLOWBOARD_MAX_FILE_MB", "0.001")  # the same limit as the data folder's store, in words
     with pytest.raises(ValueError, match=r"the file 'big\.bin' has 2,000 bytes, more than the 1,048 bytes a file may"):
         blobs.put(b"x" * 2000, "big.bin")
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_a_worker_sweeps_the_files_no_run_names(tmp_path: Path) -> None:
+    """Runs executed by `flowboard worker` processes keep their files in the database; a worker sweeps them as a
+    server does (at its start, then hourly), with no server running: a file whose run was deleted goes, a file a
+    kept run names stays, and a file made again within the grace period stays too."""
+    import time
+
+    import sqlalchemy as sa
+
+    from flowboard.store.blobs import DatabaseBlobs
+    from flowboard.store.tables import blobs_t
+
+    from .workerkit import Cluster
+
+    with Cluster(tmp_path, workers=0) as cluster:
+        assert cluster.store is not None
+        store = cluster.store
+        blobs = DatabaseBlobs(store.engine)
+        kept = blobs.put(b"%PDF-1.4 invoice of a kept run", "invoice.pdf")
+        gone = blobs.put(b"%PDF-1.4 invoice of a deleted run", "old.pdf")
+        store.create_run("r-kept", "f", None, "manual", [{"doc": kept}], "manual", status="succeeded")
+        store.create_run("r-gone", "f", None, "manual", [{"doc": gone}], "manual", status="succeeded")
+        store.delete_run("r-gone")
+        with store.engine.begin() as conn:  # kept two hours ago: beyond the sweep's grace
+            conn.execute(blobs_t.update().values(created=time.time() - 7200))
+        again = blobs.put(b"%PDF-1.4 invoice of a deleted run, made again", "again.pdf")
+        store.create_run("r-again", "f", None, "manual", [{"doc": again}], "manual", status="succeeded")
+        store.delete_run("r-again")  # no run names it, but it was made a moment ago: a node's new file, kept
+
+        worker = cluster.add_worker("sweeper")
+        worker.wait_ready()
+        deadline = time.monotonic() + 60
+        while "deleted 1 kept file(s) that no run or flow names any more" not in worker.output:
+            assert time.monotonic() < deadline, f"the worker did not sweep:\n{worker.output}"
+            time.sleep(0.2)
+        assert blobs.all() == {kept["$file"], again["$file"]}
+        with store.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(blobs_t)).scalar() == 2

@@ -363,9 +363,11 @@ def serve_worker(concurrency: int = 16, graceful: float = 30.0, metrics_port: in
 
         # store calls leave the loop through `asyncio.to_thread`: one thread per run going (the default is cores + 4)
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, "flowboard-store"))
+        sweep = asyncio.ensure_future(fb.sweep_files_forever())  # files no run names any more, as a server does
         try:
             await worker.run(graceful=graceful)
         finally:
+            sweep.cancel()
             await fb.aclose()
 
     print(f"Flowboard worker {fb.owner} is running {concurrency} runs at a time (pid {os.getpid()}); SIGTERM stops "

@@ -54,6 +54,11 @@ class DatabaseBlobs:
             created = conn.execute(sa.select(blobs_t.c.created).where(blobs_t.c.id == sha)).scalar()
         return 0.0 if created is None else time.time() - created
 
-    def delete(self, sha: str) -> None:
+    def delete(self, sha: str, older_than: float | None = None) -> None:
+        """Delete it; with `older_than`, only while it is at least that many seconds old, checked in the statement:
+        a server or worker that makes the same file again meanwhile keeps it."""
+        doomed = blobs_t.delete().where(blobs_t.c.id == sha)
+        if older_than is not None:
+            doomed = doomed.where(blobs_t.c.created <= time.time() - older_than)
         with self.engine.begin() as conn:
-            conn.execute(blobs_t.delete().where(blobs_t.c.id == sha))
+            conn.execute(doomed)

@@ -216,6 +216,6 @@ class RunsPage:
         dialog.delete()
 
     def _clean_up(self) -> None:
-        count = self.fb.store.apply_retention()
+        count = self.fb.clean_up()
         ui.notify(f"Deleted {count} run{'s' if count != 1 else ''}")
         self.refresh()
