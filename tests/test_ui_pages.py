@@ -557,6 +557,37 @@ async def test_node_view_shows_input_fields_form_and_output_and_running_the_node
     await user.should_see(marker="tab:data")  # back beside the canvas, the node still selected
 
 
+async def test_node_view_input_panel_offers_a_download_of_the_files_coming_in(user: User, app: Flowboard) -> None:
+    """The three-column node view: a file in the items coming in shows with name, type and size and a download link
+    to that run's file, as the output panel does."""
+    app.save_flow(parse_flow({
+        "id": "files", "name": "Files in",
+        "nodes": [
+            {"id": "manual", "type": "trigger.manual", "config": {"items": [{"name": "Ada"}]}},
+            {"id": "make", "type": "convert.to_file", "position": {"x": 240, "y": 0},
+             "config": {"format": "json", "name": "team"}},
+            {"id": "set", "type": "data.set", "position": {"x": 480, "y": 0},
+             "config": {"fields": [{"name": "seen", "value": True}]}},
+        ],
+        "edges": [{"source": "manual", "target": "make"}, {"source": "make", "target": "set"}]}), None)
+    await user.open("/flow/files")
+    user.find(marker="canvas").trigger("open", {"id": "set"})
+    await user.should_see(marker="node-view:form")
+    user.find(marker="run-node").click()
+    await until(lambda: len(finished_runs(app, "files")) == 1)
+    run = finished_runs(app, "files")[0]
+    ref = app.store.get_steps(run.id)["make"].outputs["main"][0]["file"]
+    with user.scope(marker="node-view:input"):
+        await user.should_see(marker="file:team.json")
+        await user.should_see(f"JSON file · {ref['size']} bytes")
+        link = one(user, "download:team.json")
+        assert link.props["href"] == f"/run/{run.id}/files/{ref['$file']}"
+    found, where = app.file_of_run(run.id, ref["$file"])  # what the link serves: that run's file
+    assert found["name"] == "team.json" and (where.read_bytes() if isinstance(where, Path) else where)
+    with user.scope(marker="node-view:output"):
+        await user.should_see(marker="table:output:main")
+
+
 async def test_a_node_the_editor_named_says_what_it_does_and_names_never_repeat(user: User, app: Flowboard) -> None:
     from flowboard.datatables import Column, TableSchema
 

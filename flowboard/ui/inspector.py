@@ -477,7 +477,7 @@ class Inspector:
                 ui.label("No input yet: run the flow (or Run this node) to see the items coming in; then drag a "
                          "field from here into the form.").classes("fb-small").mark("input:none")
             else:
-                input_view(inputs, default="schema", draggable=True)
+                input_view(inputs, default="schema", draggable=True, run_id=last.run_id)
 
     def _pinned(self, pinned: list[dict[str, Any]]) -> None:
         with ui.row().classes("w-full items-center gap-2 fb-pinned").mark("pinned"):
