@@ -268,7 +268,7 @@ def test_a_durable_wait_survives_kill_9_and_finishes_exactly_once(tmp_path: Path
         answer = httpx.post(f"{server.url}/webhook/pause", json={"n": 1}, timeout=10)
         assert answer.status_code == 202, answer.text
         run_id = answer.json()["run_id"]
-        until(lambda: recorded_waits(tmp_path, run_id) != {}, 10, "the wait to be recorded")
+        until(lambda: recorded_waits(tmp_path, run_id) != {}, 30, "the wait to be recorded")
         server.kill()  # in the middle of the wait
         assert calls(upstream, "/after") == []
         time.sleep(0.5)
