@@ -118,3 +118,21 @@ async def test_the_form_offers_a_flow_for_each_page_among_the_stored_flows(user:
         pickers = list(ElementFilter(marker="input:pagination.each_page"))
     assert len(pickers) == 1 and "Save one page" in pickers[0].options  # type: ignore[attr-defined]
     assert pickers[0].value is None  # never chosen by itself: each page's flow is asked for, not assumed
+
+
+async def test_the_run_page_shows_the_count_of_a_node_running_in_another_process(user: User, app: Flowboard,
+                                                                                  api: PagedApi) -> None:
+    """A run a worker runs: this server hears its node events (the count, no items) and says where the items are."""
+    from flowboard.engine import Event
+
+    app.save_flow(lister(api), None)
+    app.store.create_run("elsewhere", "deals", 1, "manual", [{}], "manual", status="running", owner="a worker")
+    await user.open("/run/elsewhere")
+    user.find(marker="canvas").trigger("select", {"ids": ["list"]})
+    await user.should_see("This node did not run in this run, or has not yet.")
+    app.bus.publish(Event("node.started", "elsewhere", "deals", "list", "running"))
+    await user.should_see("This node is running in another Flowboard process; its items show here when it ends.")
+    app.bus.publish(Event("node.progress", "elsewhere", "deals", "list", "running", 1500))
+    await user.should_see("This node is running in another Flowboard process (1,500 items so far); its items show "
+                          "here when it ends.")
+    await until(lambda: badge(user, "list") == {"state": "running", "count": 1500, "message": None})

@@ -30,6 +30,7 @@ class RunPage:
         self.selected: str | None = None
         self.shown_progress = 0.0  # when a running node's items so far were last drawn
         self.due: asyncio.TimerHandle | None = None
+        self.running: dict[str, int] = {}  # node id -> items so far, for nodes the events say are running
         self.load()
         ui.add_css(".fb-side { width: 440px; min-width: 440px; border-left: 1px solid #e3e6ec; background: #fff;"
                    " overflow-y: auto; }")
@@ -105,9 +106,15 @@ class RunPage:
                 ui.label(f"{node.type} · {node.id}").classes("fb-small")
                 step = view.steps.get(node.id)
                 progress = self.fb.engine.progress(self.run_id, node.id) if step is None else None
+                running = self.running.get(node.id) if step is None else None
                 if progress is not None:
                     self.shown_progress = time.monotonic()
                     progress_view(progress)
+                elif running is not None:  # going in another process (a worker): its count, not its items
+                    status_chip("running")
+                    so_far = f" ({running:,} item{'s' if running != 1 else ''} so far)" if running >= 0 else ""
+                    ui.label(f"This node is running in another Flowboard process{so_far}; its items show here "
+                             "when it ends.").classes("fb-small").mark("data:elsewhere")
                 else:
                     step_view(step, view.inputs_of(self.flow, node.id) if self.flow else {},
                               not_run="This node did not run in this run, or has not yet.")
@@ -131,8 +138,13 @@ class RunPage:
                               for ev in events if ev.node_id}
         if statuses:
             self.canvas.set_status(statuses)
-        if any(ev.kind == "node.progress" and ev.node_id == self.selected for ev in events) and self.due is None:
-            # the selected node's items so far, redrawn at most every SO_FAR_EVERY seconds
+        for node_id, state in statuses.items():  # nodes running now, with their count so far (-1: none said)
+            if state is not None and state["state"] == "running":
+                self.running[node_id] = state["count"] if state["count"] is not None else -1
+            else:
+                self.running.pop(node_id, None)
+        if self.selected is not None and self.selected in statuses and self.due is None:
+            # the selected node's state and items so far, redrawn at most every SO_FAR_EVERY seconds
             wait = max(0.0, self.shown_progress + SO_FAR_EVERY - time.monotonic())
             self.due = asyncio.get_running_loop().call_later(wait, self._progress_due)
         if any(ev.kind == "run.finished" for ev in events):
