@@ -277,8 +277,12 @@ class Editor:
         others = [n.config for n in self.flow.nodes if n.type == node.type and n.id != node_id]
         tables = {t.name: [c.name for c in sorted(t.schema.columns, key=lambda c: c.name != t.schema.key)]
                   for t in self.fb.tables.tables.list_tables()}
+        fields = field_values(items)
         try:
-            suggested = cls.suggest(node.config, field_values(items), others, tables)
+            try:
+                suggested = cls.suggest(node.config, fields, others, tables)
+            except TypeError:  # a node package written before `tables` was passed
+                suggested = cls.suggest(node.config, fields, others)
         except Exception:  # a suggestion is a help, never a failure
             return
         config = fill_empty(node.config, suggested)
