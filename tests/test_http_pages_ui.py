@@ -39,6 +39,14 @@ async def until(check: Any, deadline: float = DEADLINE) -> None:
         await asyncio.sleep(0.02)
 
 
+RETRIES = int(DEADLINE / 0.05)  # should_see tries 3 times in 0.3 s by default: too short on a loaded machine
+
+
+async def see(user: User, *args: Any, **kwargs: Any) -> None:
+    """`user.should_see`, waiting up to the deadline (the views redraw a running node at most once a second)."""
+    await user.should_see(*args, retries=RETRIES, **kwargs)
+
+
 def lister(api: PagedApi) -> Flow:
     return parse_flow({"id": "deals", "name": "Deals", "nodes": [
         {"id": "manual", "type": "trigger.manual"},
@@ -72,20 +80,20 @@ async def test_the_editor_counts_records_as_pages_come_and_shows_the_items_so_fa
     user.find(marker="run").click()
     await until(lambda: badge(user, "list") == {"state": "running", "count": 10,
                                                 "message": "2 pages read, 10 records so far"})
-    await user.should_see("10 items so far")  # the run panel's row of the node
+    await see(user, "10 items so far")  # the run panel's row of the node
     user.find(marker="canvas").trigger("select", {"ids": ["list"]})
     user.find(marker="tab:data").click()
     with user.scope(marker="panel:data"):
-        await user.should_see("2 pages read, 10 records so far")
-        await user.should_see(marker="table:so-far:main")
+        await see(user, "2 pages read, 10 records so far")
+        await see(user, marker="table:so-far:main")
         rows = next(iter(user.find(marker="table:so-far:main").elements)).rows
         assert [r["c1"] for r in rows] == [r["name"] for r in RECORDS[:10]]
     release.set()
     await until(lambda: badge(user, "list").get("state") == "succeeded")
     assert badge(user, "list")["count"] == 23
     with user.scope(marker="panel:data"):
-        await user.should_see(marker="table:output:main")
-        await user.should_not_see(marker="table:so-far:main")
+        await see(user, marker="table:output:main")
+        await user.should_not_see(retries=RETRIES, marker="table:so-far:main")
 
 
 async def test_the_run_page_shows_a_running_nodes_items_so_far(user: User, app: Flowboard, api: PagedApi) -> None:
@@ -96,14 +104,14 @@ async def test_the_run_page_shows_a_running_nodes_items_so_far(user: User, app: 
     run_id = app.store.list_runs(flow_id="deals")[0].id
     await user.open(f"/run/{run_id}")
     user.find(marker="canvas").trigger("select", {"ids": ["list"]})
-    await user.should_see("2 pages read, 10 records so far")
+    await see(user, "2 pages read, 10 records so far")
     rows = next(iter(user.find(marker="table:so-far:main").elements)).rows
     assert len(rows) == 10
     release.set()
     result = await asyncio.wait_for(task, DEADLINE)
     assert result.output == RECORDS
     await until(lambda: badge(user, "list").get("state") == "succeeded")
-    await user.should_see(marker="table:output:main")
+    await see(user, marker="table:output:main")
 
 
 async def test_the_form_offers_a_flow_for_each_page_among_the_stored_flows(user: User, app: Flowboard,
@@ -113,7 +121,7 @@ async def test_the_form_offers_a_flow_for_each_page_among_the_stored_flows(user:
     app.save_flow(lister(api), None)
     await user.open("/flow/deals")
     user.find(marker="canvas").trigger("select", {"ids": ["list"]})
-    await user.should_see("Hand each page on as it arrives: run this flow for each page")
+    await see(user, "Hand each page on as it arrives: run this flow for each page")
     with user:
         pickers = list(ElementFilter(marker="input:pagination.each_page"))
     assert len(pickers) == 1 and "Save one page" in pickers[0].options  # type: ignore[attr-defined]
@@ -129,10 +137,31 @@ async def test_the_run_page_shows_the_count_of_a_node_running_in_another_process
     app.store.create_run("elsewhere", "deals", 1, "manual", [{}], "manual", status="running", owner="a worker")
     await user.open("/run/elsewhere")
     user.find(marker="canvas").trigger("select", {"ids": ["list"]})
-    await user.should_see("This node did not run in this run, or has not yet.")
+    await see(user, "This node did not run in this run, or has not yet.")
     app.bus.publish(Event("node.started", "elsewhere", "deals", "list", "running"))
-    await user.should_see("This node is running in another Flowboard process; its items show here when it ends.")
+    await see(user, "This node is running in another Flowboard process; its items show here when it ends.")
     app.bus.publish(Event("node.progress", "elsewhere", "deals", "list", "running", 1500))
-    await user.should_see("This node is running in another Flowboard process (1,500 items so far); its items show "
+    await see(user, "This node is running in another Flowboard process (1,500 items so far); its items show "
                           "here when it ends.")
     await until(lambda: badge(user, "list") == {"state": "running", "count": 1500, "message": None})
+
+
+async def test_the_run_page_says_a_node_here_is_running_before_it_says_its_progress(user: User, app: Flowboard,
+                                                                                    api: PagedApi) -> None:
+    from flowboard.engine import Event
+
+    app.save_flow(lister(api), None)
+    release = held_until_released(api, 1)  # the node runs, and has read nothing yet
+    then = held_until_released(api, 3)  # then it has read two pages
+    task = app.start_run("deals")
+    await until(lambda: 1 in api.calls)
+    run_id = app.store.list_runs(flow_id="deals")[0].id
+    await user.open(f"/run/{run_id}")
+    user.find(marker="canvas").trigger("select", {"ids": ["list"]})
+    app.bus.publish(Event("node.started", run_id, "deals", "list", "running"))  # (as heard by a page open before)
+    await see(user, "This node is running; its items show here when it ends.")
+    release.set()
+    await see(user, "2 pages read, 10 records so far")  # then its progress and its items so far
+    await see(user, marker="table:so-far:main")
+    then.set()
+    await asyncio.wait_for(task, DEADLINE)

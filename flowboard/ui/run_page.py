@@ -110,11 +110,12 @@ class RunPage:
                 if progress is not None:
                     self.shown_progress = time.monotonic()
                     progress_view(progress)
-                elif running is not None:  # going in another process (a worker): its count, not its items
+                elif running is not None:  # no items so far to show (elsewhere: a worker's run), its count if any
                     status_chip("running")
                     so_far = f" ({running:,} item{'s' if running != 1 else ''} so far)" if running >= 0 else ""
-                    ui.label(f"This node is running in another Flowboard process{so_far}; its items show here "
-                             "when it ends.").classes("fb-small").mark("data:elsewhere")
+                    where = "" if self.fb.engine.runs_here(self.run_id) else " in another Flowboard process"
+                    ui.label(f"This node is running{where}{so_far}; its items show here when it ends.") \
+                        .classes("fb-small").mark("data:running")
                 else:
                     step_view(step, view.inputs_of(self.flow, node.id) if self.flow else {},
                               not_run="This node did not run in this run, or has not yet.")
