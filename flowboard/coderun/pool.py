@@ -81,6 +81,20 @@ class Worker:
                     self.proc.kill()
 
 
+    async def reap(self) -> None:
+        """Kill the worker, wait for it, and close its pipes: nothing of it outlives the event loop (a pipe left open
+        when the loop ends warns 'unclosed transport' later, in whatever runs then)."""
+        self.kill()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.proc.wait()
+                if self.proc.stdin is not None:
+                    self.proc.stdin.close()
+                    await self.proc.stdin.wait_closed()
+                if self.proc.stdout is not None:
+                    await self.proc.stdout.read()
+
+
 class _Pool:
     def __init__(self) -> None:
         self.idle: list[Worker] = []
@@ -233,7 +247,7 @@ class CodeRunner:
         if not healthy:
             self._workers.discard(worker)
             worker.kill()
-            self._background(worker.proc.wait())
+            self._background(worker.reap())
         async with pool.changed:
             if healthy and worker.alive:
                 pool.idle.append(worker)
@@ -306,10 +320,7 @@ class CodeRunner:
                 await asyncio.wait(refills, timeout=5)
             workers = list(self._workers)
             self._kill_all()
-            for worker in workers:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(5):
-                        await worker.proc.wait()
+            await asyncio.gather(*(worker.reap() for worker in workers))
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=5)
         else:
