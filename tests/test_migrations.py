@@ -14,12 +14,11 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlmodel import SQLModel
 
 from flowboard.engine import StepStatus
 from flowboard.model import dump_flow, parse_flow
 from flowboard.store import Store, make_engine, migrate
-from flowboard.store.tables import steps_t
+from flowboard.store.tables import metadata, steps_t
 
 from .test_store import BACKENDS, PG_URL, _pg_admin
 
@@ -163,5 +162,5 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
     from flowboard.store import tables  # noqa: F401
 
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diffs == [], f"the database's schema and the models differ: {diffs}"

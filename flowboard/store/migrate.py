@@ -91,11 +91,9 @@ def _has_flowboard_tables(conn: sa.Connection) -> bool:
 
 
 def _create_new(conn: sa.Connection) -> None:
-    from sqlmodel import SQLModel
+    from .tables import metadata
 
-    from . import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
-
-    SQLModel.metadata.create_all(conn)
+    metadata.create_all(conn)
     _stamp(conn, HEAD)
 
 

@@ -6,9 +6,8 @@ SQLite alters tables by copying them (`render_as_batch`), so one revision file s
 from __future__ import annotations
 
 from alembic import context
-from sqlmodel import SQLModel
 
-from flowboard.store import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
+from flowboard.store.tables import metadata
 
 connection = context.config.attributes["connection"]
 
@@ -18,7 +17,7 @@ def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     return not (type_ == "table" and name is not None and name.startswith("dt_"))
 
 
-context.configure(connection=connection, target_metadata=SQLModel.metadata, render_as_batch=True,
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
                   compare_type=True, include_name=include_name)
 with context.begin_transaction():
     context.run_migrations()
