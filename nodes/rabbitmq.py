@@ -299,8 +299,9 @@ class RabbitConsume(NodeType):
                 for waiter in closed:
                     waiter.cancel()
         finally:
-            with contextlib.suppress(Exception):
-                await connection.close()
+            with contextlib.suppress(Exception):  # a half-dead connection may never answer the close
+                async with asyncio.timeout(5):
+                    await connection.close()
         raise NodeError("RabbitMQ closed the connection")
 
 
