@@ -114,6 +114,15 @@ class Office:
     def mails(self, to: str, subject: str | None = None) -> list[dict[str, Any]]:
         return [m for m in list(self.mail) if m["to"] == to and (subject is None or m["subject"] == subject)]
 
+    def wait_for_mail(self, to: str, subject: str | None = None) -> list[dict[str, Any]]:
+        """The mails to `to` once there is one: a person is told of a task just after it is stored (the test can
+        see the task first), so the email may still be on its way."""
+        deadline = time.monotonic() + 60
+        while not (found := self.mails(to, subject)):
+            assert time.monotonic() < deadline, f"no email to {to} ({subject or 'any subject'})"
+            time.sleep(0.1)
+        return found
+
 
 @pytest.fixture
 def office(tmp_path: Path, stand_ins: DemoServer) -> Iterator[Office]:
@@ -219,7 +228,7 @@ def decide_in_inbox(browser: Chromium, office: Office, outcome: str, comment: st
 
 def test_ada_asks_and_grace_approves_in_her_inbox(office: Office, chromium: Chromium) -> None:
     run_id = ask_for_days(chromium, office, 3)
-    (request,) = office.mails("grace@example.com")  # grace is asked by email too, with her own links
+    (request,) = office.wait_for_mail("grace@example.com")  # grace is asked by email too, with her own links
     assert "ada asks for 3 days from 2026-12-20" in request["text"] and "/decide/" in request["text"]
     assert office.days_left() == 20 and not office.mails("ada@example.com")
 
@@ -271,7 +280,7 @@ def test_the_one_click_link_in_graces_email(office: Office, chromium: Chromium) 
     """Opening the link shows the request and decides nothing; pressing a button there decides; opening it again
     says it is already decided."""
     run_id = ask_for_days(chromium, office, 3)
-    (request,) = office.mails("grace@example.com")
+    (request,) = office.wait_for_mail("grace@example.com")
     links = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])
     assert links and all(link.startswith(office.server.url + "/decide/") for link in links), request["text"]
 
@@ -390,7 +399,7 @@ def test_a_sequence_grace_then_linus(tmp_path: Path, stand_ins: DemoServer, chro
         assert office.run(run_id)["status"] == "waiting"
         second = office.wait_for_task(2)
         assert second["assignees"] == ["linus"] and second["status"] == "open"
-        (asked,) = office.mails("linus@example.com")
+        (asked,) = office.wait_for_mail("linus@example.com")
         assert "/decide/" in asked["text"]
 
         decide_as(chromium, office, "linus")
@@ -415,7 +424,7 @@ def test_grace_is_reminded_then_the_request_escalates_to_linus(tmp_path: Path, s
     office = Office(tmp_path, stand_ins, users=TEAM, source=source)
     try:
         run_id = ask_for_days(chromium, office, 3)
-        (request,) = office.mails("grace@example.com", "Vacation for ada")
+        (request,) = office.wait_for_mail("grace@example.com", "Vacation for ada")
         grace_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])[0]
 
         deadline = time.monotonic() + 60
@@ -436,7 +445,7 @@ def test_grace_is_reminded_then_the_request_escalates_to_linus(tmp_path: Path, s
             assert time.monotonic() < deadline, f"the request did not escalate: {task}"
             time.sleep(0.2)
         assert task["status"] == "open"
-        (handed,) = office.mails("linus@example.com")
+        (handed,) = office.wait_for_mail("linus@example.com")
         assert handed["subject"] == "Vacation for ada" and "/decide/" in handed["text"]
 
         page = chromium.tab(refused=403)  # grace's emailed link: its time is up
@@ -470,7 +479,7 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
     office = Office(tmp_path, stand_ins, users=TEAM, source=vacation_with(tmp_path))
     try:
         run_id = ask_for_days(chromium, office, 3)
-        (request,) = office.mails("grace@example.com")
+        (request,) = office.wait_for_mail("grace@example.com")
         grace_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", request["text"])[0]
         (task,) = office.tasks()
 
@@ -502,7 +511,7 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
             assert page.locator("button").count() == 0  # nothing to press
             page.context.close()
 
-        (asked,) = office.mails("linus@example.com")
+        (asked,) = office.wait_for_mail("linus@example.com")
         linus_link = re.findall(r"https?://\S+/decide/[A-Za-z0-9_.=-]+", asked["text"])[0]
         page = chromium.tab()
         page.goto(linus_link)
