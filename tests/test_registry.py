@@ -76,3 +76,34 @@ def test_a_broken_plugin_is_logged_and_the_rest_still_load(tmp_path: Path, monke
 def test_catalog_is_grouped_trigger_logic_integration(registry: Registry) -> None:
     categories = [e["category"] for e in registry.catalog()]
     assert categories == sorted(categories, key=["trigger", "logic", "integration"].index)
+
+
+def test_built_in_node_types_are_imported_when_first_asked_for() -> None:
+    """Start-up imports no node module: a type asked for imports its own module only, and the scan of the sources
+    that says where each type lives agrees with what the modules register (so no type costs the import of all)."""
+    import importlib
+    import sys
+
+    lazy = Registry()
+    load_builtins(lazy)
+    assert lazy._unloaded, "the built-in modules were imported at once"
+    declared = {type_id: names for type_id, names in lazy._declared.items()}
+    for name in lazy._unloaded:  # what each module really registers, module by module
+        module = importlib.import_module(name)
+        found = Registry()
+        found.register_module(module, "flowboard")
+        for cls in found:
+            assert name in declared.get(cls.type, []), f"{name} declares {cls.type} in a way the scan does not read"
+
+    one = Registry()
+    load_builtins(one)
+    before = set(one._unloaded)
+    webhook = one.get("trigger.webhook")
+    assert webhook is not None and webhook.__module__ in sys.modules
+    assert set(one._unloaded) == before - {"flowboard.nodes.webhook"}  # only the module it lives in
+    assert one.get("no.such.type") is None and not one._unloaded  # an unknown type: every module, then None
+
+    every = Registry()
+    load_builtins(every)
+    assert [(c.type, c.version) for c in every] == [(c.type, c.version) for c in one]
+    assert len(list(every)) > 30 and every.package("data.set") == "flowboard"
