@@ -23,3 +23,28 @@ class _WithoutHttpxCli(_abc.MetaPathFinder):
 
 if "httpx" not in _sys.modules:
     _sys.meta_path.insert(0, _WithoutHttpxCli())
+
+
+class _WithoutOptionalClients(_abc.MetaPathFinder):
+    """python-socketio and python-engineio import, whenever they are installed, the clients and message-queue managers
+    they offer (requests, websocket-client, redis, aio-pika), and NiceGUI its Redis storage: the editor uses none of
+    them (NiceGUI only socketio's server; its Redis storage needs NICEGUI_REDIS_URL). This finder declines those
+    imports when one of these packages asks (each catches the ImportError and leaves the feature off), which keeps
+    ~10 MB and ~300 modules out of the server once the editor is up (docs/engine.md, start-up). Anyone else's import
+    of them, a node's `import redis` say, goes through as usual: nothing is put in `sys.modules`."""
+
+    NAMES = frozenset(("requests", "websocket", "redis", "aio_pika"))
+    IMPORTERS = ("socketio.", "engineio.", "nicegui.persistence.")
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname not in self.NAMES:
+            return None
+        frame = _sys._getframe(1)
+        while frame is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
+            frame = frame.f_back  # type: ignore[assignment]
+        if frame is not None and frame.f_globals.get("__name__", "").startswith(self.IMPORTERS):
+            raise ModuleNotFoundError(f"Flowboard leaves out socketio's optional {fullname}", name=fullname)
+        return None
+
+
+_sys.meta_path.insert(0, _WithoutOptionalClients())
