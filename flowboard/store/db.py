@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,10 +96,21 @@ def make_engine(url: str, *, connect_args: dict[str, Any] | None = None, **kwarg
 
 
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
+    """The pragmas of every new connection. Switching to WAL can be refused at once with 'database is locked' while
+    another process opening the same new database switches it (SQLite does not always call the busy handler there):
+    that pragma is tried again for up to 30 s."""
     cursor = dbapi_conn.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    cursor.execute(pragma)
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
     finally:
         cursor.close()
 
