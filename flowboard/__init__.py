@@ -27,13 +27,14 @@ if "httpx" not in _sys.modules:
 
 class _WithoutOptionalClients(_abc.MetaPathFinder):
     """python-socketio and python-engineio import, whenever they are installed, the clients and message-queue managers
-    they offer (requests, websocket-client, redis, aio-pika), and NiceGUI its Redis storage: the editor uses none of
-    them (NiceGUI only socketio's server; its Redis storage needs NICEGUI_REDIS_URL). This finder declines those
-    imports when one of these packages asks (each catches the ImportError and leaves the feature off), which keeps
-    ~10 MB and ~300 modules out of the server once the editor is up (docs/engine.md, start-up). Anyone else's import
-    of them, a node's `import redis` say, goes through as usual: nothing is put in `sys.modules`."""
+    they offer (requests, websocket-client, aiohttp, redis, aio-pika), and NiceGUI its Redis storage: the editor uses
+    none of them (NiceGUI only socketio's server; its Redis storage needs NICEGUI_REDIS_URL). This finder declines
+    those imports when one of these packages asks (each catches the ImportError and leaves the feature off), which
+    keeps ~20 MB and ~340 modules out of the server once the editor is up (docs/engine.md, start-up). Anyone else's
+    import of them, a node's `import redis` or `ctx.http`'s aiohttp say, goes through as usual: nothing is put in
+    `sys.modules`."""
 
-    NAMES = frozenset(("requests", "websocket", "redis", "aio_pika"))
+    NAMES = frozenset(("requests", "websocket", "redis", "aio_pika", "aiohttp"))
     IMPORTERS = ("socketio.", "engineio.", "nicegui.persistence.")
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:

@@ -221,17 +221,18 @@ def test_importing_flowboard_leaves_out_httpx_cli_and_nothing_behind() -> None:
 
 def test_the_editor_imports_no_optional_socketio_or_nicegui_clients_and_nodes_still_can() -> None:
     """flowboard/__init__.py: socketio, engineio and NiceGUI's Redis storage find none of the clients they import
-    when installed (requests, websocket-client, redis, aio-pika; ~10 MB of the server's memory), while Flowboard's own
-    imports of them (the Redis and RabbitMQ nodes) work afterwards as usual, and socketio's server still runs."""
+    when installed (requests, websocket-client, aiohttp, redis, aio-pika; ~20 MB of the server's memory), while
+    Flowboard's own imports of them (ctx.http, the Redis and RabbitMQ nodes) work afterwards as usual, and socketio's
+    server still runs."""
     import subprocess
     import sys
 
     script = ("import sys, flowboard, nicegui.ui, socketio\n"
-              "names = ('requests', 'websocket', 'redis', 'aio_pika')\n"
+              "names = ('requests', 'websocket', 'redis', 'aio_pika', 'aiohttp')\n"
               "print(*[n in sys.modules for n in names])\n"
-              "import redis, redis.asyncio, aio_pika, requests, websocket\n"
+              "import redis, redis.asyncio, aio_pika, requests, websocket, aiohttp\n"
               "print(*[type(sys.modules[n]).__name__ for n in names])\n"
               "print(type(socketio.AsyncServer(async_mode='asgi')).__name__)\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["False False False False", "module module module module", "AsyncServer"]
+    assert done.stdout.splitlines() == ["False " * 4 + "False", "module " * 4 + "module", "AsyncServer"]
