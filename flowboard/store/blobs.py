@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert
 
 from ..blobs import FILE_KEY, checked_sha, guess_mime, is_file_ref
 from .tables import blobs_t
@@ -21,6 +20,8 @@ class DatabaseBlobs:
         self.engine = engine
 
     def put(self, data: bytes, name: str, mime_type: str | None = None) -> dict[str, Any]:
+        from sqlalchemy.dialects.postgresql import insert  # only here: a server on SQLite never loads the dialect
+
         sha = checked_sha(data, name)
         now = time.time()
         with self.engine.begin() as conn:

@@ -42,7 +42,6 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from ..engine.runner import RunInfo
 from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step, StepStatus
@@ -66,18 +65,25 @@ _CHECKPOINT_EVERY = 0.05  # seconds from one checkpoint to the next at least (_C
 _BACKSTOP_PAGES = 20_000  # SQLite's own checkpoint on the recorder's connection, should the thread fall behind
 
 
+def _dialect(dialect_name: str) -> tuple[Any, sa.Dialect]:
+    """The dialect's INSERT (with its ON CONFLICT) and the dialect to compile for, with positional parameters. Each
+    imported only when used: a server on SQLite never loads SQLAlchemy's PostgreSQL dialect (start-up time)."""
+    if dialect_name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert, sqlite.dialect(paramstyle="qmark")
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert, postgresql.psycopg.dialect(paramstyle="format")
+
+
 def compile_statements(dialect_name: str) -> tuple[str, str, str]:
     """The run and step upserts and the ownership check as SQL text for `dialect_name`, with positional parameters
     (in column order for the upserts; heartbeat, id, owner for the check). The run upsert changes an existing run only
     if it is the writer's and still going: its row count is 0 otherwise."""
-    if dialect_name == "sqlite":
-        insert: Any = sqlite.insert
-        dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark")
-    elif dialect_name == "postgresql":
-        insert = postgresql.insert
-        dialect = postgresql.psycopg.dialect(paramstyle="format")
-    else:
+    if dialect_name not in ("sqlite", "postgresql"):
         raise ValueError(f"the recorder supports SQLite and PostgreSQL, not {dialect_name}")
+    insert, dialect = _dialect(dialect_name)
     going = runs_t.c.status.in_([sa.literal_column(f"'{status}'") for status in GOING])
     unowned = sa.and_(runs_t.c.owner.is_(None), runs_t.c.status == sa.literal_column("'queued'"))  # nobody's yet
     statements = []
@@ -170,9 +176,7 @@ def compile_wait_statements(dialect_name: str) -> tuple[str, str]:
     """Add a wait (kept as it is when it exists: a wait resumed after a restart keeps its first deadline) and close
     one (its node's step is recorded; the row stays as the record of who resumed it, until the run is deleted), as
     SQL text with positional parameters."""
-    insert: Any = sqlite.insert if dialect_name == "sqlite" else postgresql.insert
-    dialect: sa.Dialect = sqlite.dialect(paramstyle="qmark") if dialect_name == "sqlite" else \
-        postgresql.psycopg.dialect(paramstyle="format")
+    insert, dialect = _dialect(dialect_name)
     columns = ("run_id", "node_id", "resume_at", "data", "created")
     add = insert(waits_t).values({c: sa.bindparam(c) for c in columns}).on_conflict_do_nothing().compile(
         dialect=dialect)
