@@ -489,6 +489,10 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
         card.get_by_label("Who decides instead").fill("linus")
         card.get_by_label("Why (optional)").fill("I am away next week")
         card.get_by_role("button", name="Hand on").click()
+        deadline = time.monotonic() + 60  # recorded first; the page says so once linus has been told (an email)
+        while office.tasks()[0]["assignees"] != ["linus"]:
+            assert time.monotonic() < deadline, f"the task was not handed on: {office.tasks()}"
+            time.sleep(0.2)
         page.wait_for_selector("text=Handed to linus: it is theirs to decide now.")
         page.wait_for_selector("text=Nothing to decide right now.")
         page.context.close()
