@@ -55,8 +55,9 @@ CSS = """
 .fb-form .fb-expr input, .fb-form .fb-expr textarea { font-family: ui-monospace, monospace; font-size: 12px; }
 .fb-form .fb-preview { font-family: ui-monospace, monospace; font-size: 11.5px; color: #3f6e3f; background: #f0f7f0;
   border-radius: 0 0 4px 4px; padding: 2px 8px; white-space: pre-wrap; word-break: break-all; margin-top: -1px; }
-.fb-form .fb-preview.fb-bad { color: #c62828; background: #fdecea; }
-.fb-form .fb-preview.fb-hint-preview { color: #5f6672; background: #f4f5f7; font-family: inherit; }
+.fb-form .fb-preview.fb-bad { color: #c62828; background: #fdecea; word-break: break-word; }
+.fb-form .fb-preview.fb-hint-preview { color: #5f6672; background: #f4f5f7; font-family: inherit;
+  word-break: break-word; }
 .fb-form .fb-code { height: auto; border: 1px solid #c8ccd4; border-radius: 4px; font-size: 12px; overflow: hidden; }
 .fb-form .fb-code.fb-invalid { border-color: #d93036; }
 .fb-form .fb-code .cm-editor { min-height: 56px; max-height: 320px; }
