@@ -7,6 +7,7 @@ Any browser console error or uncaught page error fails the test that caused it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -169,18 +170,29 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, canvas_app: CanvasApp) -> Iterator[Any]:
-    """A fresh 1400x800 tab; fails the test on any console error or uncaught exception."""
-    context = browser.new_context(viewport={"width": 1400, "height": 800})
+@contextlib.contextmanager
+def watched_tab(browser: Any, width: int = 1800, height: int = 1000, *, timeout: float | None = 30_000,
+                downloads: bool = False) -> Iterator[Any]:
+    """A tab in a fresh browser context (waits up to `timeout` ms, for a loaded 2-core CI machine); closed at the
+    end, and then the test fails on any console error or uncaught exception the page had."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=downloads)
     tab = context.new_page()
+    if timeout is not None:
+        tab.set_default_timeout(timeout)
     errors: list[str] = []
     tab.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
     tab.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    canvas_app.clear_events()
     yield tab
     context.close()
     assert not errors, "browser errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def page(browser: Any, canvas_app: CanvasApp) -> Iterator[Any]:
+    """A fresh 1400x800 tab; fails the test on any console error or uncaught exception."""
+    canvas_app.clear_events()
+    with watched_tab(browser, 1400, 800, timeout=None) as tab:
+        yield tab
 
 
 def open_canvas(page: Any, app: CanvasApp, query: str = "") -> None:

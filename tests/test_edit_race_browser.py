@@ -20,7 +20,7 @@ import pytest
 
 from flowboard.model import Flow
 from flowboard.store import Store
-from tests.browser import browser, center, require_chromium  # noqa: F401
+from tests.browser import browser, center, require_chromium, watched_tab  # noqa: F401
 from tests.serve import Server
 from tests.test_editor_browser import field_input, node
 
@@ -45,15 +45,8 @@ def server(data_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1800, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(15_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    yield page
-    context.close()
-    assert not errors, "browser errors:\n" + "\n".join(errors)
+    with watched_tab(browser, 1800, 1000, timeout=15_000) as page:
+        yield page
 
 
 def race_flow() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser import browser, center, mouse_drag, require_chromium  # noqa: F401
+from tests.browser import browser, center, mouse_drag, require_chromium, watched_tab  # noqa: F401
 from tests.serve import Server
 
 pytestmark = pytest.mark.browser
@@ -32,15 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
     """A wide tab (palette, canvas and inspector side by side); fails the test on any console or page error."""
-    context = browser.new_context(viewport={"width": 1800, "height": 950}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    yield page
-    context.close()
-    assert not errors, "browser errors:\n" + "\n".join(errors)
+    with watched_tab(browser, 1800, 950, timeout=TIMEOUT, downloads=True) as page:
+        yield page
 
 
 def node(page: Any, node_id: str) -> Any:

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from flowboard.datatables import Condition
 from flowboard.store import Store
 from flowboard.store.datatables import DataTables
-from tests.browser import browser, require_chromium  # noqa: F401
+from tests.browser import browser, require_chromium, watched_tab  # noqa: F401
 from tests.serve import Server
 
 pytestmark = pytest.mark.browser
@@ -32,15 +32,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 @pytest.fixture
 def tab(browser: Any, server: Server) -> Any:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    yield page
-    context.close()
-    assert not errors, "browser errors:\n" + "\n".join(errors)
+    with watched_tab(browser, 1500, 900, timeout=TIMEOUT, downloads=True) as page:
+        yield page
 
 
 def tables_of(server: Server) -> DataTables:

@@ -17,7 +17,7 @@ import pytest
 from flowboard.model import Flow
 from flowboard.registry import default_registry
 from flowboard.store import Store
-from tests.browser import browser, require_chromium  # noqa: F401
+from tests.browser import browser, require_chromium, watched_tab  # noqa: F401
 from tests.serve import Server
 from tests.test_editor_browser import node
 
@@ -41,15 +41,8 @@ def server(data_dir: Path) -> Iterator[Server]:
 
 @pytest.fixture
 def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
-    context = browser.new_context(viewport={"width": 1800, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-    yield page
-    context.close()
-    assert not errors, "browser errors:\n" + "\n".join(errors)
+    with watched_tab(browser, 1800, 1000, timeout=30_000) as page:
+        yield page
 
 
 def every_node_flow() -> dict[str, Any]:
