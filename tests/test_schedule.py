@@ -208,16 +208,19 @@ async def test_a_restart_skips_or_runs_once_for_the_missed_times(tmp_path: Path,
         check.close()
     scheduled = [datetime.fromisoformat(r.input[0]["scheduled_for"]).timestamp() for r in runs]
     assert len(scheduled) == len(set(scheduled)) == len(fires)
-    catch_up = [r.input[0] for r in runs if r.input[0]["missed"]]
-    on_time_in_gap = [r for r, t in zip(runs, scheduled, strict=True) if stopped < t <= restarted
-                      and not r.input[0]["missed"]]
-    assert on_time_in_gap == []
+    catch_up = sorted((t, r.input[0]) for r, t in zip(runs, scheduled, strict=True) if r.input[0]["missed"])
+    in_gap = [r.input[0] for r, t in zip(runs, scheduled, strict=True) if stopped < t <= restarted]
+    assert all(item["missed"] for item in in_gap), "no run on time for a time when no server ran"
     if missed == "skip":
         assert catch_up == []
     else:
-        assert len(catch_up) == 1, catch_up
-        assert catch_up[0]["missed"] >= 3
-        assert datetime.fromisoformat(catch_up[0]["scheduled_for"]).timestamp() > stopped
+        # the downtime gives one run, the first scheduled after the stop, counting the three or more times missed;
+        # a later catch-up can only come from the event loop stalling past a whole period on a loaded machine (the
+        # same rule: run once for those), so it is scheduled after the restart's one
+        assert len(in_gap) <= 1, in_gap
+        after_stop = [item for t, item in catch_up if t > stopped]
+        assert after_stop, "a run once for the times missed while stopped"
+        assert after_stop[0]["missed"] >= 3, after_stop
     assert any(t > restarted for t in scheduled), "the schedule goes on after the restart"
 
 
