@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -175,6 +176,30 @@ async def test_expressions_see_item_and_other_nodes(plan_of, engine: Engine) -> 
                               [{"name": "Ada"}])
     assert result.output[0]["text"] == "Ada has 12 days"
     assert result.output[0]["double"] == 24  # a whole-field expression keeps its native type
+
+
+async def test_a_finished_run_leaves_no_reference_cycles(plan_of, engine: Engine) -> None:
+    """A run's objects go when it ends, by reference counting: a cycle (a node view that calls back into its run)
+    kept every run and its items alive until the garbage collector found it, and made the collector work on every
+    run. With expressions that read other nodes (`nodes[...].item`, `.items`) and without."""
+    flows = [(make_flow([T, add("a", "a", 1), add("b", "b", "{{ nodes['a'].item.a + 1 }}"),
+                         add("c", "c", "{{ nodes.b.items | length }}")], [("t", "a"), ("a", "b"), ("b", "c")]),
+              {"n": 0, "a": 1, "b": 2, "c": 2}),
+             (make_flow([T, add("a", "a", 1), add("b", "b", "{{ item.a }}")], [("t", "a"), ("a", "b")]),
+              {"n": 0, "a": 1, "b": 1})]
+    for flow, first in flows:
+        plan = plan_of(flow)
+        await engine.run(plan, [{"n": 1}])
+        gc.collect()
+        gc.disable()
+        try:
+            results = [await engine.run(plan, [{"n": i}, {"n": i + 1}]) for i in range(20)]
+            found = gc.collect()
+        finally:
+            gc.enable()
+        assert [r.status for r in results] == [RunStatus.succeeded] * 20
+        assert results[0].output[0] == first
+        assert found == 0, f"20 runs left {found} objects in reference cycles"
 
 
 def test_plan_reports_every_graph_problem_at_once(plan_of) -> None:

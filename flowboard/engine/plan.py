@@ -82,6 +82,9 @@ class Plan:
     uses_expressions: bool
     upstream_counts: dict[str, int]
     by_name: dict[str, str]  # display name -> node id, for `nodes['Look up']`
+    #: An expression of the flow may read `nodes` (the word appears in one): only then does a run keep each finished
+    #: node's view (`nodes['Look up']`) for expressions, a dict per node and run otherwise spent for nothing.
+    reads_nodes: bool = True
 
     def default_trigger(self) -> str:
         for nid in self.triggers:
@@ -95,6 +98,7 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
     problems: list[Problem] = []
     planned: dict[str, PlannedNode] = {}
     uses_expressions = False
+    reads_nodes = False
 
     for index, node in enumerate(flow.nodes):
         where = f"nodes[{index}]"
@@ -111,6 +115,7 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
         static, config_fn, config_problems = _compile_config(cls, node, where)
         problems.extend(config_problems)
         uses_expressions = uses_expressions or config_fn is not None
+        reads_nodes = reads_nodes or (config_fn is not None and _mentions(_NODES_WORD, node.config))
         outputs = tuple(cls.output_ports(node.config))
         if node.settings.on_error is OnError.error_port and "error" not in outputs:
             outputs = (*outputs, "error")
@@ -174,16 +179,24 @@ def build_plan(flow: Flow, registry: Registry) -> Plan:
         uses_expressions=uses_expressions,
         upstream_counts={nid: pn.upstream for nid, pn in planned.items()},
         by_name={pn.name: nid for nid, pn in planned.items()},
+        reads_nodes=reads_nodes,
     )
 
 
 _RUN_WORD = re.compile(r"\brun\b")
+_NODES_WORD = re.compile(r"\bnodes\b")
 
 
 def _mentions_run(config: Any) -> bool:
     """Whether the word `run` appears anywhere in the config (keys and fixed values too: erring on the side of yes).
     An expression can reach the `run` variable only by naming it."""
-    return bool(_RUN_WORD.search(json.dumps(config, default=str)))
+    return _mentions(_RUN_WORD, config)
+
+
+def _mentions(word: re.Pattern[str], config: Any) -> bool:
+    """Whether `word` appears anywhere in the config (keys and fixed values too: erring on the side of yes). An
+    expression can reach a variable (`run`, `nodes`) only by naming it."""
+    return bool(word.search(json.dumps(config, default=str)))
 
 
 def _compile_config(cls: type[NodeType], node: Node, where: str

@@ -268,6 +268,9 @@ class _Run:
             engine._runs.pop(self.run_id, None)
             engine._cancel_requested.discard(self.run_id)
             engine._lost.discard(self.run_id)
+            # the node views call back into this run (`nodes['X'].item`): a reference cycle that would keep the run
+            # and all its items alive until the garbage collector looks for cycles, costing it time on every run
+            self.scope_nodes.clear()
         return await self._conclude(status)
 
     def _has_input(self, pn: PlannedNode) -> bool:
@@ -492,7 +495,7 @@ class _Run:
                                    step.error["message"] if step.error else None))
             return
         self._release(pn, ready)
-        if self.plan.uses_expressions:
+        if self.plan.reads_nodes:
             view = node_view(step.outputs, _STATUS[step.status], lambda: self._matching_item(pn))
             self.scope_nodes[pn.id] = view
             self.scope_nodes[pn.name] = view
