@@ -97,7 +97,7 @@ def test_a_person_builds_and_fills_a_table(tab: Any, server: Server, tmp_path: P
     page.get_by_label("Value", exact=True).fill("10")
     page.get_by_role("button", name="Filter").click()
     page.get_by_text("Rows 1 to 1 of 1 matching the filters").wait_for()
-    assert cell(page, 2, "employee").count() == 0
+    cell(page, 2, "employee").wait_for(state="detached")  # the grid drops bob's row a moment after the count
 
     # Export the filtered view.
     with page.expect_download() as info:
