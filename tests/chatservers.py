@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from .servers import serve
+
 __all__ = ["ChatServer"]
 
 
@@ -158,11 +160,7 @@ class ChatServer:
         app.router.add_post("/busy/{n:\\d+}", self._handle)
         app.router.add_post("/{service:slack|teams|discord|mattermost|gone}", self._handle)
         app.router.add_post("/api/webhooks/1/{service:discord}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -29,6 +29,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from .servers import serve
+
 CLIENT_ID = "flowboard-test"
 CLIENT_SECRET = f"client-secret-{secrets.token_hex(8)}"
 PUBLIC_CLIENT = "flowboard-public"
@@ -65,11 +67,7 @@ class AuthServer:
         app.router.add_post("/token", self._token)
         app.router.add_route("*", "/api/me", self._me)
         app.router.add_route("*", "/busy/{key}", self._busy)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -41,6 +41,14 @@ from aiohttp import web
 __all__ = ["HttpServer", "PagedApi", "ThreadedHttpServer"]
 
 
+async def serve(app: web.Application, *, host: str = "127.0.0.1", ssl_context: Any = None) -> tuple[web.AppRunner, int]:
+    """Start `app` on a free port of `host`: its runner (`await runner.cleanup()` stops it) and the port."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, host, 0, ssl_context=ssl_context).start()
+    return runner, runner.addresses[0][1]
+
+
 class HttpServer:
     """An aiohttp server on 127.0.0.1 with a free port, started and stopped on the running event loop."""
 
@@ -69,11 +77,7 @@ class HttpServer:
         app.router.add_route("*", "/bytes/{n:\\d+}", self._bytes)
         app.router.add_route("*", "/cookies/set", self._set_cookies)
         app.router.add_route("*", "/{tail:.*}", self._echo)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, host=self.host)
         return self
 
     async def stop(self) -> None:
@@ -272,11 +276,7 @@ class PagedApi:
         app = web.Application()
         app.router.add_get("/pages", self.pages)
         app.router.add_get("/slow", self.slow)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await serve(app)
         self.base = f"http://127.0.0.1:{port}"
         return self
 

@@ -35,7 +35,7 @@ from flowboard.store.tables import credentials_t, oauth_sign_ins_t
 from .conftest import make_flow
 from .mailserver import MailServer, self_signed
 from .oauthserver import API_KEY, BASIC, CLIENT_ID, CLIENT_SECRET, COOKIE, PUBLIC_CLIENT, AuthServer
-from .servers import HttpServer
+from .servers import HttpServer, serve
 
 
 @pytest.fixture
@@ -505,10 +505,7 @@ class Proxy:
 
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", forward)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -537,10 +534,8 @@ async def test_tls_custom_ca_and_skip_verify(fb: Flowboard, tmp_path: Path, capl
 
     app = web.Application()
     app.router.add_get("/hello", hello)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context).start()
-    url = f"https://127.0.0.1:{runner.addresses[0][1]}/hello"
+    runner, port = await serve(app, ssl_context=context)
+    url = f"https://127.0.0.1:{port}/hello"
     try:
         plain = await fb.run_flow(http_flow(fb, {"url": url}))
         assert plain.status is RunStatus.failed and "certificate" in plain.error["message"].lower()

@@ -14,7 +14,7 @@ from aiohttp import web
 from flowboard.httpclient import Client, _Response
 from flowboard.sdk import make_http_client
 
-from .servers import HttpServer
+from .servers import HttpServer, serve
 
 
 @pytest.fixture
@@ -110,13 +110,10 @@ async def test_a_compressed_answer_is_unpacked() -> None:
 
     app = web.Application()
     app.router.add_get("/", packed)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    runner, port = await serve(app)
     client = make_http_client()
     try:
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        url = f"http://127.0.0.1:{port}/"
         short = await client.get(url)
         own = await client.send(client.build_request("GET", url))
         assert isinstance(short, _Response)

@@ -15,6 +15,7 @@ from flowboard.model import parse_flow
 from flowboard.registry import default_registry
 
 from .conftest import make_flow
+from .servers import serve
 
 RECORDS = [{"id": i, "name": f"deal {i}"} for i in range(1, 24)]
 SIZE = 5
@@ -34,11 +35,7 @@ class Api:
         app.router.add_get("/next", self.next)
         app.router.add_get("/link", self.link)
         app.router.add_get("/loop", self.loop)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.runner, port = await serve(app)
         self.base = f"http://127.0.0.1:{port}"
         return self
 

@@ -24,6 +24,7 @@ from flowboard.ui import pages
 from .clihelp import env_for
 from .conftest import make_flow
 from .pagekit import keep_flowboard_modules
+from .servers import serve
 
 pytest_plugins = ["nicegui.testing.user_plugin"]
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flowboard-example-nodes"
@@ -77,11 +78,8 @@ async def notes() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
 
     app = web.Application()
     app.router.add_post("/notes", post)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}", saved
+    runner, port = await serve(app)
+    yield f"http://127.0.0.1:{port}", saved
     await runner.cleanup()
 
 

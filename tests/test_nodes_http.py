@@ -24,7 +24,7 @@ from flowboard.registry import default_registry
 from flowboard.sdk import Services
 
 from .conftest import make_flow
-from .servers import HttpServer, ThreadedHttpServer
+from .servers import HttpServer, ThreadedHttpServer, serve
 
 SECRET = f"s3cr3t-{secrets.token_hex(10)}"
 ODD = f"a+b/c=d&e {secrets.token_hex(6)}"  # a secret that changes when URL-encoded or base64-encoded
@@ -265,10 +265,8 @@ async def test_binary_answers_become_files_with_their_name_type_and_size(engine:
     app = web.Application()
     app.router.add_get("/invoices/42", invoice)
     app.router.add_get("/static/logo.png", logo)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, port = await serve(app)
+    base = f"http://127.0.0.1:{port}"
     try:
         [pdf] = await ok(engine, {"url": base + "/invoices/42"}, version=2)
         [png] = await ok(engine, {"url": base + "/static/logo.png", "output": "body"}, version=2)
