@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,21 @@ def flowboard(data_dir: Path, *args: str, timeout: float = 60, input: str | None
 def popen(data_dir: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "flowboard", *args], env=env_for(data_dir),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+
+
+def run_and_kill(data_dir: Path, *args: str, when: Callable[[], object], what: Callable[[], str],
+                 timeout: float = 60) -> None:
+    """Start `flowboard *args` and kill it (-9) as soon as `when()` holds; fails with `what()` if the process ends or
+    `timeout` seconds pass first (a loaded machine takes a while to start it)."""
+    proc = popen(data_dir, *args)
+    deadline = time.monotonic() + timeout
+    try:
+        while not when():
+            assert time.monotonic() < deadline and proc.poll() is None, what()
+            time.sleep(0.02)
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 def result_json(proc: subprocess.CompletedProcess[str]) -> Any:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +12,7 @@ import pytest
 
 from flowboard.store import Store, database_url, make_engine
 
-from .clihelp import flowboard, popen, result_json
+from .clihelp import flowboard, result_json, run_and_kill
 
 
 class Counter:
@@ -83,21 +80,13 @@ def test_killed_run_resumes_without_repeating_finished_steps(tmp_path: Path, cou
     flow_file.write_text(json.dumps(crash_flow(port)))
     assert flowboard(tmp_path, "import", str(flow_file)).returncode == 0
 
-    proc = popen(tmp_path, "run", "crashy")
-    deadline = time.monotonic() + 60  # a loaded machine takes a while to start the process
-    while hits.hits.get("/first", 0) == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert hits.hits.get("/first") == 1, "the run never made its first call"
     watch = Store(make_engine(database_url(tmp_path)))
     try:  # kill it inside the 4 s wait, once the first call's step is recorded (the second has not happened)
-        while not _recorded(watch, "first_call"):
-            assert time.monotonic() < deadline and proc.poll() is None, "the first call was never recorded"
-            time.sleep(0.02)
+        run_and_kill(tmp_path, "run", "crashy", when=lambda: hits.hits.get("/first") and _recorded(watch, "first_call"),
+                     what=lambda: f"the first call was never made and recorded: {hits.hits}")
     finally:
         watch.close()
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
-    assert hits.hits.get("/second") is None
+    assert hits.hits.get("/first") == 1 and hits.hits.get("/second") is None, hits.hits
 
     store = Store(make_engine(database_url(tmp_path)))
     [run] = store.unfinished_runs()
@@ -185,13 +174,8 @@ def kill_while_sending(tmp_path: Path, keyed: Keyed, flow: dict, items: int = 3)
     """Run `flow` with `items` items in a process, kill it (-9) while its requests are on their way; the run id."""
     (tmp_path / "flow.json").write_text(json.dumps(flow))
     assert flowboard(tmp_path, "import", str(tmp_path / "flow.json")).returncode == 0
-    proc = popen(tmp_path, "run", flow["id"], "--input", json.dumps([{"n": i} for i in range(items)]))
-    deadline = time.monotonic() + 30
-    while len(keyed.calls) < items:
-        assert time.monotonic() < deadline and proc.poll() is None, f"the requests never went out: {keyed.calls}"
-        time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(10)
+    run_and_kill(tmp_path, "run", flow["id"], "--input", json.dumps([{"n": i} for i in range(items)]),
+                 when=lambda: len(keyed.calls) >= items, what=lambda: f"the requests never went out: {keyed.calls}")
     keyed.release.set()
     store = Store(make_engine(database_url(tmp_path)))
     try:

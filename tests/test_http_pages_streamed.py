@@ -238,14 +238,12 @@ def test_a_stop_in_the_middle_of_the_pages_runs_no_pages_flow_again(tmp_path: Pa
     """`flowboard run` is killed (-9) while page 3 is being read (page 1's flow done, page 2's going): the resumed
     run fails the step in words, reads no page again and starts no page's flow again."""
     import json
-    import os
-    import signal
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from flowboard.store import Store, database_url, make_engine
 
-    from .clihelp import flowboard, popen
+    from .clihelp import flowboard, run_and_kill
 
     calls: list[int] = []
     release = threading.Event()
@@ -277,13 +275,8 @@ def test_a_stop_in_the_middle_of_the_pages_runs_no_pages_flow_again(tmp_path: Pa
         for flow in (body("Save one page"), lister(base, each_page="Save one page")):
             (tmp_path / "flow.json").write_text(json.dumps(flow))
             assert flowboard(tmp_path, "import", str(tmp_path / "flow.json")).returncode == 0
-        proc = popen(tmp_path, "run", "main")
-        end = time.monotonic() + DEADLINE
-        while 3 not in calls:
-            assert time.monotonic() < end and proc.poll() is None, f"page 3 was never asked for: {calls}"
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        run_and_kill(tmp_path, "run", "main", when=lambda: 3 in calls,
+                     what=lambda: f"page 3 was never asked for: {calls}", timeout=DEADLINE)
         release.set()
         store = Store(make_engine(database_url(tmp_path)))
         [run] = [r for r in store.unfinished_runs() if r.flow_id == "main"]
