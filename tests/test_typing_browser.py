@@ -1,5 +1,6 @@
 """Nothing a user types is lost: Chromium types into every text and code field of every built-in node type at
-10 ms per key, pastes into them, saves, and the stored flow holds exactly what was typed.
+10 ms per key (a dozen keys into the first field of each kind in a form, a few into the others, a new line and the
+keys after it in code), pastes the rest, saves, and the stored flow holds exactly what was typed.
 
 Before the fix, NiceGUI's code editor wrote the server's (older) copy back over the document whenever the field's
 outline changed, and fast typing came out as `CEATE TABLE`.
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from flowboard.model import Flow
 from flowboard.registry import default_registry
@@ -66,7 +68,7 @@ def type_into_code(page: Any, box: Any, typed: str, pasted: str) -> None:
     page.keyboard.insert_text(pasted)  # a paste: the text arrives at once, no key events
 
 
-@pytest.mark.timeout(480)  # some 25 forms typed key by key: slow on a busy 2-core machine
+@pytest.mark.timeout(480)  # some 40 forms typed key by key: slow on a busy 2-core machine
 def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, data_dir: Path) -> None:
     page = tab
     store = Store(data_dir=data_dir)  # the flow is not runnable (nothing is set yet): stored as it is
@@ -81,27 +83,32 @@ def test_fast_typing_and_pastes_reach_the_saved_flow(tab: Any, server: Server, d
         form = page.locator(".fb-inspector .q-tab-panel").first
         form.locator(".fb-form").first.wait_for()
         page.wait_for_timeout(200)
+        typed_kinds: set[str] = set()  # the first field of each kind in a form gets a dozen keys, the others a few
         for toggle in form.locator(".fb-items-mode").all():  # test items: their JSON box (the table has a test)
+            boxes = form.locator(".fb-code[data-loc]").count()
             toggle.get_by_role("button", name="JSON").click()
-            page.wait_for_timeout(300)
+            expect(form.locator(".fb-code[data-loc]")).to_have_count(boxes + 1)
         for box in form.locator(".fb-code[data-loc]").all():
             loc = box.get_attribute("data-loc")
             if "json" in (box.locator(".cm-content").get_attribute("data-language") or ""):
                 # the editor closes brackets as they open: the final `]` is there already when the paste comes
-                type_into_code(page, box, '[{"employee": "ada", "days": 3}, ', '{"employee": "grace"}')
-                expected[(spec["id"], loc)] = [{"employee": "ada", "days": 3}, {"employee": "grace"}]
-            else:
-                type_into_code(page, box, "CREATE TABLE leave (employee TEXT, days INTEGER);\n",
-                               "SELECT employee FROM leave WHERE days > :days")
-                expected[(spec["id"], loc)] = ("CREATE TABLE leave (employee TEXT, days INTEGER);\n"
-                                               "SELECT employee FROM leave WHERE days > :days")
+                typed, pasted = '[{"days": 3}, ', '{"employee": "grace"}'
+                type_into_code(page, box, typed, pasted)
+                expected[(spec["id"], loc)] = [{"days": 3}, {"employee": "grace"}]
+            else:  # a new line changes the editor's outline: the keys typed right before and after it must stay
+                typed, pasted = "CREATE TABLE t;\nSELECT ", "employee FROM leave WHERE days > :days"
+                type_into_code(page, box, typed, pasted)
+                expected[(spec["id"], loc)] = typed + pasted
         for inner in form.locator("input[data-loc], textarea[data-loc]").all():
             loc = inner.get_attribute("data-loc")
             if inner.get_attribute("type") not in (None, "text") or inner.evaluate("e => !!e.closest('.q-select')"):
                 continue
-            kind_url = "url" in loc.lower()
-            typed = "https://example.com/leave/" if kind_url else f"Quick brown fox {len(expected)} jumps "
-            pasted = "ada?days=3" if kind_url else "over the lazy dog, twice."
+            kind = "url" if "url" in loc.lower() else inner.evaluate("e => e.tagName")
+            text = "https://example.com/leave/ada?days=3" if kind == "url" else \
+                f"Quick fox {len(expected)} jumps over the lazy dog, twice."
+            keys = 4 if kind in typed_kinds else 12
+            typed_kinds.add(kind)
+            typed, pasted = text[:keys], text[keys:]
             inner.click()
             page.keyboard.press("Control+a")
             page.keyboard.press("Delete")
