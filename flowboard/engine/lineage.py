@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ExpressionError
-from .states import Step, StepStatus
+from .states import Later, Step, StepStatus
 
 Source = int | list[int] | None
 Lineage = dict[str, Any]  # port -> "=" or list[Source]
@@ -64,7 +64,7 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
     flat = flat_inputs(inputs)
     if not pairs and len(outputs) == 1:
         (port, out), = outputs.items()
-        if len(out) == len(flat) and all(map(operator.is_, out, flat)):
+        if out is flat or (len(out) == len(flat) and all(map(operator.is_, out, flat))):
             return {port: SAME}  # passed on as they came (the fast path: most chains)
     if not pairs:
         given = set(map(id, flat))
@@ -95,6 +95,11 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
             continue
         lineage[port] = SAME if _in_order(sources) else sources
     return lineage
+
+
+#: A step's lineage to be worked out when first read (`Step.lineage`): for a node that said nothing with `ctx.paired`,
+#: the step's frozen inputs and outputs are all it takes.
+LATER = Later(infer)
 
 
 def _unpaired(count: int, inputs: int, ports: int) -> Any:

@@ -34,7 +34,7 @@ from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services, Suspend
 from .events import Event, EventBus, Progress
-from .lineage import SAME, Tracer, flat_inputs, infer
+from .lineage import LATER, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
 from .states import RunLost, RunResult, RunStatus, Step, StepStatus, Waiting
@@ -698,15 +698,14 @@ _NOT_FED = frozenset({StepStatus.skipped, StepStatus.cancelled})
 
 
 def _sealed(step: Step, pairs: Any) -> Step:
-    """The step with its outputs' lineage worked out (before freezing: new items are known by identity) and its
-    outputs frozen, so no later node can change them."""
+    """The step with its outputs frozen, so no later node can change them, and their lineage: worked out now when
+    the node said where new items came from (`ctx.paired` knows them by identity, before freezing), else when
+    something reads it (`Step.lineage`: most runs nobody does unless they are recorded)."""
     outputs = step.outputs
-    if pairs is None and len(outputs) == 1 and len(step.inputs) == 1:
-        (port, items), = outputs.items()
-        if items is next(iter(step.inputs.values())):  # the very list it got (a pass-through): nothing new
-            step.lineage = {port: SAME}
-            return step
-    step.lineage = infer(step.inputs, outputs, pairs)
+    if pairs is None:
+        step._lineage = LATER
+    else:
+        step._lineage = infer(step.inputs, outputs, pairs)
     for port, items in outputs.items():
         if items.__class__ is not FrozenList:
             outputs[port] = freeze_items(items)

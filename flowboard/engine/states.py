@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -71,6 +72,16 @@ class StepStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class Later:
+    """`Step.lineage` not worked out yet: `work(inputs, outputs, None)` does it when it is first read
+    (`engine.lineage.LATER`; this module does not import that one, which imports this one)."""
+
+    __slots__ = ("work",)
+
+    def __init__(self, work: Callable[[Any, Any, None], dict[str, Any] | None]):
+        self.work = work
+
+
 @dataclass(slots=True)
 class Step:
     """One node's part in one run: what went in, what came out, how it ended."""
@@ -85,8 +96,8 @@ class Step:
     outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     error: dict[str, Any] | None = None
     logs: list[str] = field(default_factory=list)  # lines the node printed (the Code node's print())
-    #: Which input item each output item came from, per output port (engine.lineage); None when not known.
-    lineage: dict[str, Any] | None = None
+    #: Which input item each output item came from, per output port (`lineage`); a Later: worked out when first read.
+    _lineage: Any = field(default=None, compare=False, repr=False)
     #: A `waiting` step: {"resume_at": epoch seconds or None, "data": {...}} (the recorder writes its wait row with
     #: it); the step that ends a wait: {"done": True} (the recorder closes the wait row). None otherwise.
     wait: dict[str, Any] | None = None
@@ -98,6 +109,21 @@ class Step:
     @property
     def count(self) -> int:
         return sum(len(v) for v in self.outputs.values())
+
+    @property
+    def lineage(self) -> dict[str, Any] | None:
+        """Which input item each output item came from, per output port (engine/lineage.py); None when not known.
+        The engine leaves it to be worked out when first read (by the recorder, `nodes['X'].item`, the data view)
+        for a step whose node said nothing with `ctx.paired`: its inputs and outputs are frozen, so the items the
+        node passed on are still the very input items, and that is all it needs."""
+        lineage = self._lineage
+        if lineage.__class__ is Later:
+            lineage = self._lineage = lineage.work(self.inputs, self.outputs, None)
+        return lineage
+
+    @lineage.setter
+    def lineage(self, value: dict[str, Any] | None) -> None:
+        self._lineage = value
 
 
 @dataclass(slots=True)
