@@ -1,7 +1,7 @@
 """The REST API fuzzed from its own OpenAPI document with schemathesis, against `flowboard serve` with an API key:
 no answer is a 5xx, and every answer has a documented status, content type and the shape its schema says.
 
-Bounded: `MAX_EXAMPLES` cases per operation, no shrinking: about a minute for the module."""
+Bounded: `MAX_EXAMPLES` generated cases per operation, no shrinking: about a minute for the module."""
 
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ from schemathesis.checks import (
 
 from .clihelp import env_for, flowboard
 
-MAX_EXAMPLES = 12
+#: Generated cases per operation, beside the explicit cases schemathesis derives from the schema (most of the ~3,000
+#: calls). With derandomize they are the same every run: 5 reach the same 119 (operation, status) pairs as 12 did,
+#: in 57 s instead of 87 s (load 4.7).
+MAX_EXAMPLES = 5
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 GREET = {"id": "greet", "name": "Greet", "nodes": [
     {"id": "start", "type": "trigger.manual"},
