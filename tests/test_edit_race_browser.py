@@ -1,7 +1,7 @@
-"""A form edit and a canvas edit made at nearly the same time both stay: Chromium types into a node's form at 10 ms
-per key and, within 100 ms of the last key, moves a node and connects it on the canvas, many times over, over a slow
-connection (what the browser sends arrives 0.4 s later); the saved flow holds every typed text, every move and every
-connection, and so does the canvas.
+"""A form edit and a canvas edit made at nearly the same time both stay: Chromium pastes into a node's form, types
+the last words at 10 ms per key and, within 100 ms of the last key, moves a node and connects it on the canvas, many
+times over, over a slow connection (what the browser sends arrives 0.4 s later); the saved flow holds every typed
+text, every move and every connection, and so does the canvas.
 
 Before the fix, a form edit reached the canvas 0.4 s later as the whole graph, which replaced what the canvas held:
 a move or a connection still on its way to the server crossed it, vanished from the canvas and then from the flow,
@@ -105,7 +105,8 @@ def test_a_form_edit_and_a_canvas_edit_at_once_both_stay(tab: Any, server: Serve
         message = field_input(page, "Message")
         message.click()
         page.keyboard.press("Control+a")
-        page.keyboard.type(f"Round {i}: not enough days left", delay=KEY_DELAY)
+        page.keyboard.insert_text(f"Round {i}: not enough ")  # a paste, then the last words typed key by key
+        page.keyboard.type("days left", delay=KEY_DELAY)
         typed[node_id] = f"Round {i}: not enough days left"
         # At once (well within 100 ms): drag the node to the right. The form's edit goes to the canvas 0.4 s after
         # the last key (editor.SYNC_DELAY): the drags last from 0.15 to 0.7 s, so that edit arrives while the hand is
