@@ -2,8 +2,9 @@
 
 The data folder is set up as a person would: `prepare()` (what `flowboard demo` makes: the Employees table, the Mail
 credential pointing at the mail catcher), users added with `flowboard user add`, the flow stored with `flowboard
-import` and switched on with `flowboard activate`. The stand-ins (mail catcher on SMTP 2525, APIs on 8091) run in this
-test process, on the ports the flow's credential names.
+import` and switched on with `flowboard activate` (those commands' own code, run in the test process: a Python
+start-up each would add seconds per test on a loaded machine). The stand-ins (mail catcher on SMTP 2525, APIs on
+8091) run in this test process, on the ports the flow's credential names.
 
 ada asks for days on the public form /form/vacation; her manager grace (from the Employees table) signs in, sees the
 inbox badge and the task, and approves or rejects with a comment; or decides from the one-click link in her email.
@@ -25,7 +26,7 @@ import pytest
 from flowboard.demo import DemoServer
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from .clihelp import flowboard
+from .clihelp import flowboard_here
 from .serve import Server
 
 pytestmark = pytest.mark.browser
@@ -58,11 +59,11 @@ class Office:
         self.flow = flow
         for name, roles in users:
             args = [a for role in roles for a in ("--role", role)]
-            done = flowboard(data_dir, "user", "add", name, *args, "--email", f"{name}@example.com",
+            done = flowboard_here(data_dir, "user", "add", name, *args, "--email", f"{name}@example.com",
                              input=PASSWORDS[name] + "\n")
             assert done.returncode == 0, done.stderr
         for step in (("import", str(source or FLOWS / f"{flow}.json")), ("activate", flow)):
-            done = flowboard(data_dir, *step)
+            done = flowboard_here(data_dir, *step)
             assert done.returncode == 0, done.stdout + done.stderr
         self.servers: list[Server] = []
         self.start()
