@@ -18,7 +18,7 @@ import pytest
 
 from flowboard.demo import DemoServer
 
-from .clihelp import flowboard, result_json
+from .clihelp import flowboard, flowboard_here, result_json
 from .serve import Server
 from .test_people_browser import PASSWORDS, Chromium, Office, chromium, sign_in  # noqa: F401
 
@@ -122,7 +122,7 @@ def test_every_example_flow_opens_in_the_editor(tmp_path: Path, chromium: Chromi
     names = sorted(p.stem for p in FLOWS.glob("*.json"))
     assert len(names) == 4
     for name in names:
-        done = flowboard(tmp_path, "import", str(FLOWS / f"{name}.json"))
+        done = flowboard_here(tmp_path, "import", str(FLOWS / f"{name}.json"))
         assert done.returncode == 0, done.stderr
     server = Server(tmp_path)
     page = chromium.tab()
