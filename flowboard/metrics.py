@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .store.store import unpack_steps
 from .store.tables import runs_t, steps_t
 
 if TYPE_CHECKING:
@@ -37,8 +38,12 @@ class Collector:
             by_status: dict[str, int] = {str(status): int(count) for status, count in rows}
             depth = _queue_depth(conn, by_status)
             latest = sa.select(runs_t.c.id).order_by(runs_t.c.id.desc()).limit(RECENT_RUNS).subquery()
-            durations = sorted(float(d) for (d,) in conn.execute(
-                sa.select(steps_t.c.finished - steps_t.c.started).where(steps_t.c.run_id.in_(sa.select(latest.c.id)))))
+            durations = [float(d) for (d,) in conn.execute(
+                sa.select(steps_t.c.finished - steps_t.c.started).where(steps_t.c.run_id.in_(sa.select(latest.c.id))))]
+            for (packed,) in conn.execute(sa.select(runs_t.c.steps).where(  # steps packed in their run row
+                    runs_t.c.id.in_(sa.select(latest.c.id)), runs_t.c.steps.is_not(None))):
+                durations += [float(s["finished"] - s["started"]) for s in unpack_steps("", packed)]
+            durations.sort()
         runs = GaugeMetricFamily("flowboard_runs", "Runs recorded, by status.", labels=["status"])
         for status in ("queued", "running", "waiting", "succeeded", "failed", "cancelled", "crashed"):
             runs.add_metric([status], by_status.get(status, 0))

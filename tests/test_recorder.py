@@ -294,7 +294,7 @@ async def test_one_group_write_keeps_each_runs_outcome_apart(store: Store, durab
         return Step(run_id, node_id, StepStatus.succeeded, now, now, outputs={"main": [{"at": node_id}]})
 
     def run_row(run_id: str, status: str) -> tuple[Any, ...]:
-        return (run_id, "f", 1, status, "start", "test", "[]", "[]", None, now, now, now, store.owner, now)
+        return (run_id, "f", 1, status, "start", "test", "[]", "[]", None, now, now, now, store.owner, now, None)
 
     jobs: list[Any] = [
         ("new", run_row("new", "succeeded"), [recorder_row(step("new", "a")), recorder_row(step("new", "b"))], [],
@@ -445,4 +445,49 @@ async def test_a_parked_node_that_resumes_is_not_recorded_as_started_again(store
     again = await engine.run(p, [{"n": 1}], run_id="parked", done=done, waits=store.waits_of("parked"))
     assert again.status is RunStatus.succeeded, again.error
     assert again.output == [{"ok": True}]
+    await recorder.aclose()
+
+
+async def test_a_run_that_ends_in_one_write_is_one_row_and_reads_back_the_same(store: Store, reg: Registry) -> None:
+    """Its steps are packed in the run row (`runs.steps`), not a `steps` row each; what the store gives back is the
+    same, and a retry or the pruning of succeeded runs' items turns them into rows first."""
+    import sqlalchemy as sa
+
+    from flowboard.store.tables import runs_t, steps_t
+
+    def stored(run_id: str) -> tuple[int, bool]:
+        with store.engine.connect() as conn:
+            rows = conn.execute(sa.select(sa.func.count()).select_from(steps_t).where(steps_t.c.run_id == run_id))
+            packed = conn.execute(sa.select(runs_t.c.steps).where(runs_t.c.id == run_id)).scalar()
+        return rows.scalar_one(), packed is not None
+
+    recorder = SqlRecorder(store)
+    engine = Engine(recorder=recorder)
+    pure = plan(reg, [START, add("a"), add("b"), {"id": "boom", "type": "test.boom",
+                                                     "settings": {"on_error": "continue"}}],
+                [("start", "a"), ("a", "b"), ("b", "boom")])
+    result = await engine.run(pure, [{"n": 1, "text": "ünïcode \"quoted\""}, {"n": 2}])
+    assert result.status is RunStatus.succeeded
+    assert stored(result.run_id) == (0, True)
+    assert store.get_steps(result.run_id) == as_stored(result.steps)
+    assert list(store.get_steps(result.run_id)) == ["start", "a", "b", "boom"]  # the order they finished
+
+    call = {"id": "se", "type": "test.flaky", "config": {"fail_times": 0}}  # a node with side effects
+    with_side_effect = plan(reg, [START, add("a"), call, add("b")], [("start", "a"), ("a", "se"), ("se", "b")])
+    written = await engine.run(with_side_effect, [{"n": 1}])
+    assert written.status is RunStatus.succeeded
+    assert stored(written.run_id) == (4, False)  # steps were written before its end: rows, as before
+    assert store.get_steps(written.run_id) == as_stored(written.steps)
+
+    failing = plan(reg, [START, add("a"), {"id": "boom", "type": "test.boom"}], [("start", "a"), ("a", "boom")])
+    failed = await engine.run(failing, [{"n": 1}])
+    assert failed.status is RunStatus.failed and stored(failed.run_id) == (0, True)
+    assert store.reopen_run(failed.run_id, store.owner, ["start", "a"]) is True  # a retry: the kept steps as rows
+    assert stored(failed.run_id) == (2, False)
+    assert store.get_steps(failed.run_id) == {k: v for k, v in as_stored(failed.steps).items() if k != "boom"}
+
+    store.set_settings({"keep_success_data": False})
+    store.apply_retention()
+    assert stored(result.run_id) == (4, False)
+    assert all(step.outputs == {} for step in store.get_steps(result.run_id).values())
     await recorder.aclose()

@@ -13,7 +13,8 @@ from flowboard.engine import Engine, RunStatus, build_plan
 from flowboard.model import parse_flow
 from flowboard.registry import default_registry
 from flowboard.store import SqlRecorder, Store
-from flowboard.store.tables import steps_t
+from flowboard.store.store import unpack_steps
+from flowboard.store.tables import runs_t, steps_t
 from flowboard.triggers import new_run_id
 
 from .conftest import make_flow
@@ -30,9 +31,14 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def _raw_outputs(store: Store, run_id: str) -> dict[str, Any]:
+    """The outputs as written: in `steps` rows, or packed in the run row (a run that ended in one write)."""
     with store.engine.connect() as conn:
-        return {row.node_id: row.outputs for row in conn.execute(
+        outputs = {row.node_id: row.outputs for row in conn.execute(
             sa.select(steps_t.c.node_id, steps_t.c.outputs).where(steps_t.c.run_id == run_id))}
+        packed = conn.execute(sa.select(runs_t.c.steps).where(runs_t.c.id == run_id)).scalar()
+    if packed is not None:
+        outputs.update({row["node_id"]: row["outputs"] for row in unpack_steps(run_id, packed)})
+    return outputs
 
 
 INPUTS: list[list[dict[str, Any]]] = [

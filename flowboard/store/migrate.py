@@ -36,7 +36,7 @@ from .db import write_transaction
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0013_oauth_sign_ins"  # the newest revision in migrations/versions/ (a test checks it is Alembic's head)
+HEAD = "0014_packed_steps"  # the newest revision in migrations/versions/ (a test checks it is Alembic's head)
 BASELINE = "0001_baseline"  # the schema of 0.1.0, which had no alembic_version table
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_ID = 0x466C6F77  # PostgreSQL advisory lock key: "Flow"

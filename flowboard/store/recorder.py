@@ -7,7 +7,11 @@ When things are written:
 - `run_started` and pure steps (`durable=False`) are buffered in memory, per run;
 - a durable call (a node with side effects finished) writes the run row and every buffered step of that run, and
   commits before it returns, so a crash never makes a side effect run twice;
-- `run_finished` writes the final run row plus what is still buffered.
+- `run_finished` writes the final run row plus what is still buffered. A run that ends without anything written
+  before (no side effects: most webhook runs) is written as ONE row: its steps packed in the run row's `steps`
+  column (`_packed`, one JSON array) instead of a `steps` row each, which is most of what SQLite spent per run
+  (chain10: 12 step upserts, each a row and a primary-key entry). `Store.get_steps` reads both; a retry
+  (`Store.reopen_run`) and the pruning of succeeded runs' items move them into rows first.
 Each write is ONE transaction. Every write checks, in that transaction, that this process still owns the run and that
 the run is still going (`... WHERE owner = :me AND status IN ('queued', 'running', 'waiting')`): a process that lost
 its run (its lease ran out and another process took the run over, or the run was cancelled meanwhile) writes nothing
@@ -49,7 +53,7 @@ from .store import SAME_AS_RUN_INPUT, Store, same_as_step
 from .tables import runs_t, steps_t, waits_t
 
 RUN_COLUMNS = ("id", "flow_id", "flow_version", "status", "trigger", "source", "input", "output", "error", "created",
-               "started", "finished", "owner", "heartbeat")
+               "started", "finished", "owner", "heartbeat", "steps")
 STEP_COLUMNS = ("run_id", "node_id", "status", "attempt", "started", "finished", "inputs", "outputs", "error",
                 "logs", "lineage")
 _KEEP_IF_NULL = ("flow_version", "trigger", "source", "input")  # known when the run was queued, maybe not later
@@ -106,7 +110,7 @@ def compile_statements(dialect_name: str) -> tuple[str, str, str]:
 
 
 _PG_RUN_TYPES = ("text", "text", "int", "text", "text", "text", "text", "text", "text", "float8", "float8", "float8",
-                 "text", "float8")
+                 "text", "float8", "text")
 _PG_STEP_TYPES = ("text", "text", "text", "int", "float8", "float8", "text", "text", "text", "text", "text")
 _RUN_FLOATS = tuple(i for i, t in enumerate(_PG_RUN_TYPES) if t == "float8")
 _STEP_FLOATS = tuple(i for i, t in enumerate(_PG_STEP_TYPES) if t == "float8")
@@ -195,7 +199,7 @@ class _Pending:
         self.run_id = run_id
         self.run = run  # the run row's values in RUN_COLUMNS order
         self.input: list[Any] | None = None  # the run's input items, as the run row holds them
-        self.steps: list[Row] = []
+        self.steps: list[Step] = []  # made rows (or packed) when written
         self.waits: list[Row] = []
         self.written = False
 
@@ -246,7 +250,7 @@ class SqlRecorder:
             return
         now = time.time()
         row = (run_id, flow_id, flow_version, RunStatus.queued.value, trigger, source, _json(input), None, None, now,
-               None, None, owner, now if owner else None)
+               None, None, owner, now if owner else None, None)
         await self._writer.submit((run_id, row, [], [], True))
 
     # -- the Recorder protocol --------------------------------------------------------------------------------------
@@ -255,7 +259,7 @@ class SqlRecorder:
         flow_version, source = self._meta.pop(info.run_id, (None, None))
         now = time.time()
         row = [info.run_id, info.flow_id, flow_version, "running", info.trigger, source, _json(info.input),
-               None, None, info.started, info.started, None, self.owner, now]
+               None, None, info.started, info.started, None, self.owner, now, None]
         pending = self._pending.get(info.run_id)
         if pending is None:
             pending = self._pending[info.run_id] = _Pending(info.run_id, row)
@@ -269,7 +273,7 @@ class SqlRecorder:
         pending = self._pending.get(run_id)
         if pending is None:  # steps of a run this recorder did not see start (a single-node rerun, say)
             pending = self._pending[run_id] = _Pending(run_id, None)
-        pending.steps.extend([_step_row(step, pending.input) for step in steps])
+        pending.steps.extend(steps)
         for step in steps:
             if step.wait is not None:
                 pending.waits.append(_wait_row(step))
@@ -281,7 +285,7 @@ class SqlRecorder:
         row = pending.run
         if row is None:  # not seen starting: the upsert keeps what the store has for input, trigger, ...
             row = pending.run = [result.run_id, result.flow_id, None, None, None, None, None, None, None,
-                                 result.started, result.started, None, self.owner, None]
+                                 result.started, result.started, None, self.owner, None, None]
         error = result.error
         output = _json(result.output, None)
         if output is None:
@@ -300,14 +304,19 @@ class SqlRecorder:
         if self._closed:
             raise RuntimeError("the recorder is closed")
         run = None
-        if pending.run is not None and (final or not pending.written):
-            pending.run[13] = time.time()
-            run = tuple(pending.run)
         steps, pending.steps = pending.steps, []
         waits, pending.waits = pending.waits, []
-        if run is None and not steps:
+        if pending.run is not None and (final or not pending.written):
+            pending.run[13] = time.time()
+            if final and steps and not waits and not pending.written and pending.run[3] in _ENDED:
+                # The whole run in one row: its steps packed in it (runs.steps), none of them written before
+                pending.run[14] = _packed(steps, pending.input)
+                steps = []
+            run = tuple(pending.run)
+        rows = [_step_row(step, pending.input) for step in steps]
+        if run is None and not rows:
             return
-        job = (pending.run_id, run, steps, waits, durable)
+        job = (pending.run_id, run, rows, waits, durable)
         try:
             if self._writer is None:
                 await self._join_group(job)
@@ -443,7 +452,8 @@ class SqlRecorder:
         for pending in self._pending.values():
             run = tuple(pending.run) if pending.run is not None and not pending.written else None
             if run is not None or pending.steps:
-                jobs.append((pending.run_id, run, pending.steps, pending.waits, True))
+                rows = [_step_row(step, pending.input) for step in pending.steps]
+                jobs.append((pending.run_id, run, rows, pending.waits, True))
                 pending.steps, pending.waits = [], []
                 pending.written = True
         if not jobs:
@@ -635,24 +645,26 @@ def _resolve(future: asyncio.Future[None], outcome: BaseException | None) -> Non
 _STATUS = {status: status.value for status in StepStatus}  # a plain str (an enum's `.value` is a slow property)
 
 
+def _stored_outputs(step: Step, run_input: list[Any] | None) -> Any:
+    """A step's outputs as stored. Inputs are not stored: they are the upstream steps' outputs along the flow's edges
+    (as in n8n), derived when a run is shown (`engine.derive_inputs`). That halves what a run writes. A step that
+    hands on the run's input items unchanged (a trigger) points at the run row's copy instead of writing them again,
+    and one that passes on the items it got points at the step they came from."""
+    outputs = step.outputs
+    main = outputs.get("main")
+    if run_input and main and len(outputs) == 1 and len(main) == len(run_input) and main[0] is run_input[0] \
+            and all(map(operator.is_, main, run_input)):
+        return _SAME_AS_RUN_INPUT_VALUE
+    if step.same_as is not None:  # items passed on unchanged: a reference to the step they came from
+        same = step.same_as
+        return {port: same_as_step(*same[port]) if port in same else items for port, items in outputs.items()}
+    return outputs
+
+
 def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
     try:
-        # Inputs are not stored: they are the upstream steps' outputs along the flow's edges (as in n8n), derived
-        # when a run is shown (`engine.derive_inputs`). That halves what a run writes. A step that hands on the
-        # run's input items unchanged (a trigger) points at the run row's copy instead of writing them again.
-        outputs = step.outputs
-        main = outputs.get("main")
-        if run_input and main and len(outputs) == 1 and len(main) == len(run_input) and main[0] is run_input[0] \
-                and all(map(operator.is_, main, run_input)):
-            text = _SAME_AS_RUN_INPUT
-        elif step.same_as is not None:  # items passed on unchanged: a reference to the step they came from
-            same = step.same_as
-            text = _dumps({port: same_as_step(*same[port]) if port in same else items
-                           for port, items in outputs.items()}).decode()
-        else:
-            text = _dumps(outputs).decode()
         return (step.run_id, step.node_id, _STATUS[step.status], step.attempt, step.started, step.finished,
-                "{}", text,
+                "{}", _dumps(_stored_outputs(step, run_input)).decode(),
                 None if step.error is None else _dumps(step.error).decode(),
                 _dumps(step.logs).decode() if step.logs else None,
                 None if step.lineage is None else _dumps(step.lineage).decode())
@@ -663,6 +675,29 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
                 _lenient(step.inputs), _lenient(step.outputs), _lenient(error), _lenient(step.logs or None), None)
 
 
+_ENDED = frozenset(status.value for status in RunStatus if status.finished)
+_Fragment = orjson.Fragment
+
+
+_NO_INPUTS: dict[str, Any] = {}
+
+
+def _packed(steps: list[Step], run_input: list[Any] | None) -> str:
+    """Steps as the JSON array of `runs.steps` (`store.PACKED_STEP_COLUMNS`: a step row without its run id, its JSON
+    columns as JSON), one entry per node, the last one recorded; in one `orjson.dumps`. When something is not JSON
+    data, the steps go through `_step_row` (which says so in the step that has it) and their texts are spliced in."""
+    last = {step.node_id: step for step in steps}
+    try:
+        return _dumps([(s.node_id, _STATUS[s.status], s.attempt, s.started, s.finished, _NO_INPUTS,
+                        _stored_outputs(s, run_input), s.error, s.logs or None, s.lineage)
+                       for s in last.values()]).decode()
+    except TypeError:
+        rows = [_step_row(step, run_input) for step in last.values()]
+        return _dumps([(r[1], r[2], r[3], r[4], r[5], _Fragment(r[6]), _Fragment(r[7]),
+                        None if r[8] is None else _Fragment(r[8]), None if r[9] is None else _Fragment(r[9]),
+                        None if r[10] is None else _Fragment(r[10])) for r in rows]).decode()
+
+
 def _wait_row(step: Step) -> Row:
     wait = step.wait or {}
     if wait.get("done"):
@@ -671,7 +706,7 @@ def _wait_row(step: Step) -> Row:
 
 
 _MISSING: Any = object()
-_SAME_AS_RUN_INPUT = _dumps({"main": SAME_AS_RUN_INPUT}).decode()
+_SAME_AS_RUN_INPUT_VALUE = {"main": SAME_AS_RUN_INPUT}
 
 
 def _json(value: Any, fallback: Any = _MISSING) -> str | None:

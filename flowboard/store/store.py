@@ -169,6 +169,27 @@ CREDENTIAL_CACHE = 2.0
 SAME_AS_RUN_INPUT: dict[str, str] = {"$same_as": "run.input"}
 
 
+#: What each entry of a run's packed steps (`runs.steps`, a JSON array) holds, in order: a `steps` row without its
+#: run id, with its JSON columns as JSON values, not text. Written by the recorder (`recorder._packed`).
+PACKED_STEP_COLUMNS = ("node_id", "status", "attempt", "started", "finished", "inputs", "outputs", "error", "logs",
+                       "lineage")
+
+
+def unpack_steps(run_id: str, text: str | bytes) -> list[dict[str, Any]]:
+    """A run's packed steps as `steps` rows (column -> value, JSON columns parsed), as a read of the table gives."""
+    return [{"run_id": run_id, **dict(zip(PACKED_STEP_COLUMNS, entry, strict=True))} for entry in orjson.loads(text)]
+
+
+def unpack_into_rows(conn: sa.Connection, *where: sa.ColumnElement[bool]) -> None:
+    """Move the packed steps of the runs `where` selects into `steps` rows (before anything changes them there)."""
+    packed = conn.execute(sa.select(runs_t.c.id, runs_t.c.steps).where(runs_t.c.steps.is_not(None), *where)).all()
+    for run_id, text in packed:
+        rows = unpack_steps(run_id, text)
+        if rows:
+            conn.execute(steps_t.insert(), rows)
+        conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(steps=None))
+
+
 def same_as_step(node_id: str, port: str) -> dict[str, str]:
     """A step's output port as written when the node passed on, unchanged, the items of an earlier step's port
     (`Step.same_as`): those items are written once, with that step. `get_steps` puts them back."""
@@ -406,13 +427,18 @@ class Store:
             return [_run(row) for row in conn.execute(query)]
 
     def get_steps(self, run_id: str) -> dict[str, Step]:
-        """The run's recorded steps as the engine's Step records, in the order they finished."""
+        """The run's recorded steps as the engine's Step records, in the order they finished: its `steps` rows and
+        the ones packed in its run row (`runs.steps`, see `unpack_steps`)."""
         query = sa.select(steps_t).where(steps_t.c.run_id == run_id).order_by(steps_t.c.finished, steps_t.c.node_id)
         with self.engine.connect() as conn:
-            steps = {row.node_id: Step(row.run_id, row.node_id, StepStatus(row.status), row.started, row.finished,
-                                       row.attempt, row.inputs or {}, row.outputs or {}, row.error, row.logs or [],
-                                       row.lineage)
-                     for row in conn.execute(query)}
+            rows: list[Any] = [row._mapping for row in conn.execute(query)]
+            packed = conn.execute(sa.select(runs_t.c.steps).where(runs_t.c.id == run_id)).scalar()
+            if packed is not None:
+                rows = sorted([*rows, *unpack_steps(run_id, packed)], key=lambda r: (r["finished"], r["node_id"]))
+            steps = {row["node_id"]: Step(row["run_id"], row["node_id"], StepStatus(row["status"]), row["started"],
+                                          row["finished"], row["attempt"], row["inputs"] or {}, row["outputs"] or {},
+                                          row["error"], row["logs"] or [], row["lineage"])
+                     for row in rows}
             same = [step for step in steps.values() if step.outputs.get("main") == SAME_AS_RUN_INPUT]
             if same:  # a trigger's items are the run's input, written once (see recorder._step_row)
                 run_input = conn.execute(sa.select(runs_t.c.input).where(runs_t.c.id == run_id)).scalar() or []
@@ -505,6 +531,7 @@ class Store:
                                         output=None, finished=None))
             if done.rowcount != 1:
                 return False
+            unpack_into_rows(conn, runs_t.c.id == run_id)  # the retry's writes go to rows
             conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id, steps_t.c.node_id.not_in(keep)))
         return True
 
@@ -639,6 +666,7 @@ class Store:
             succeeded = sa.select(runs_t.c.id).where(runs_t.c.status == RunStatus.succeeded.value)
             empty: sa.ColumnElement[str] = sa.literal_column("'{}'")  # compared as text, not as JSON
             with self.engine.begin() as conn:
+                unpack_into_rows(conn, runs_t.c.status == RunStatus.succeeded.value)  # pruned below with the rest
                 conn.execute(steps_t.update().where(steps_t.c.run_id.in_(succeeded),
                                                     sa.or_(steps_t.c.inputs != empty, steps_t.c.outputs != empty))
                              .values(inputs={}, outputs={}, lineage=None))

@@ -97,6 +97,11 @@ runs_t = sa.Table(
     _time("finished", nullable=True),
     _str("owner", 200, nullable=True),  # the process that runs it (Store.owner)
     _time("heartbeat", nullable=True),
+    # The steps of a run that ended within one write (no step of it written before: nothing with side effects), as
+    # one JSON array of [node_id, status, attempt, started, finished, inputs, outputs, error, logs, lineage] instead
+    # of a `steps` row each (store.PACKED_STEP_COLUMNS; `Store.get_steps` reads both). Text, not parsed on reads of
+    # the run. Moved into `steps` rows when the run is reopened (a retry) or its items are pruned.
+    sa.Column("steps", sa.Text, nullable=True),
     sa.Index("ix_runs_flow_created", "flow_id", "created"),
 )
 
