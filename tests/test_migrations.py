@@ -164,3 +164,39 @@ def _assert_schema_matches_models(engine: sa.Engine) -> None:
     with engine.connect() as conn:
         diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diffs == [], f"the database's schema and the models differ: {diffs}"
+
+
+def test_going_back_before_packed_steps_keeps_every_step(database: sa.Engine, tmp_path: Path) -> None:
+    """0014 packs a run's steps into its row; its downgrade makes them rows again (and leaves the others alone)."""
+    import asyncio
+
+    from alembic import command
+
+    from flowboard.engine import Engine, build_plan
+    from flowboard.model import parse_flow
+    from flowboard.registry import default_registry
+    from flowboard.store import SqlRecorder
+
+    store = Store(database, data_dir=tmp_path)
+    plan = build_plan(parse_flow((Path(__file__).parent.parent / "bench" / "flows" / "echo.json").read_text()),
+                      default_registry())
+
+    async def record() -> str:
+        recorder = SqlRecorder(store)
+        result = await Engine(recorder=recorder).run(plan, [{"body": {"a": "ünïcode"}, "headers": {}, "query": {}}])
+        await recorder.aclose()
+        return result.run_id
+
+    run_id = asyncio.run(record())
+    before = store.get_steps(run_id)
+    assert list(before) == ["webhook", "add", "respond"]
+    with database.begin() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(steps_t)).scalar() == 0  # packed in the run
+        command.downgrade(migrate._config(conn), "0013_oauth_sign_ins")
+    with database.connect() as conn:
+        assert "steps" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert conn.execute(sa.select(sa.func.count()).select_from(steps_t)).scalar() == 3
+    with database.begin() as conn:
+        command.upgrade(migrate._config(conn), "head")
+    assert store.get_steps(run_id) == before
+    store.close()

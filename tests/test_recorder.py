@@ -471,6 +471,12 @@ async def test_a_run_that_ends_in_one_write_is_one_row_and_reads_back_the_same(s
     assert stored(result.run_id) == (0, True)
     assert store.get_steps(result.run_id) == as_stored(result.steps)
     assert list(store.get_steps(result.run_id)) == ["start", "a", "b", "boom"]  # the order they finished
+    from flowboard.metrics import Collector
+
+    engine_view = type("Fb", (), {"store": store, "engine": engine})()  # what the collector reads of Flowboard
+    quantiles = next(m for m in Collector(engine_view).collect()  # type: ignore[arg-type]
+                     if m.name == "flowboard_step_seconds").samples
+    assert all(sample.value >= 0 for sample in quantiles)  # the packed steps' durations (no steps: NaN)
 
     call = {"id": "se", "type": "test.flaky", "config": {"fail_times": 0}}  # a node with side effects
     with_side_effect = plan(reg, [START, add("a"), call, add("b")], [("start", "a"), ("a", "se"), ("se", "b")])

@@ -36,5 +36,6 @@ def downgrade() -> None:
                            **{k: v for k, v in row.items() if k not in json}})
         if values:
             bind.execute(steps.insert(), values)
-    with op.batch_alter_table("runs") as batch:
-        batch.drop_column("steps")
+    # Not batch mode: on SQLite that copies `runs` into a new table and drops the old one, whose foreign key
+    # cascade deletes every step. ALTER TABLE ... DROP COLUMN: SQLite 3.35 and later, PostgreSQL.
+    op.execute("ALTER TABLE runs DROP COLUMN steps")
