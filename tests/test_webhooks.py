@@ -33,7 +33,7 @@ from flowboard.services import Flowboard
 from flowboard.store import Store
 from flowboard.triggers import ActivationConflict
 
-from .clihelp import env_for, flowboard
+from .clihelp import env_for, flowboard, flowboard_here
 from .jsoncorpus import BAD_JSON, DEEP_AT_LIMIT
 
 TOKEN = f"tok-{secrets.token_hex(10)}"
@@ -118,14 +118,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     files.mkdir()
     for f in FLOWS:
         (files / f"{f['id']}.json").write_text(json.dumps(f))
-    for name in ("echo", "inactive"):  # the command line, as a user would
-        proc = flowboard(data, "import", str(files / f"{name}.json"))
+    for name in ("echo", "inactive"):  # the command line as a user would (its code, in this process)
+        proc = flowboard_here(data, "import", str(files / f"{name}.json"))
         assert proc.returncode == 0, proc.stderr
-    proc = flowboard(data, "activate", "echo")
+    proc = flowboard_here(data, "activate", "echo")
     assert proc.returncode == 0 and "activated echo" in proc.stdout, proc.stderr
-    proc = flowboard(data, "activate", "inactive")
+    proc = flowboard_here(data, "activate", "inactive")
     assert proc.returncode == 0, proc.stderr
-    proc = flowboard(data, "deactivate", "inactive")
+    proc = flowboard_here(data, "deactivate", "inactive")
     assert proc.returncode == 0, proc.stderr
 
     fb = Flowboard(data_dir=data)
