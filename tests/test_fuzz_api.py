@@ -24,7 +24,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from .clihelp import env_for, flowboard
+from .clihelp import env_for, flowboard_here
 
 #: Generated cases per operation, beside the explicit cases schemathesis derives from the schema (most of the ~3,000
 #: calls). With derandomize they are the same every run: 5 reach the same 119 (operation, status) pairs as 12 did,
@@ -47,8 +47,8 @@ def _free_port() -> int:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     data = tmp_path_factory.mktemp("fuzz")
     (data / "greet.json").write_text(json.dumps(GREET))
-    assert flowboard(data, "import", str(data / "greet.json")).returncode == 0
-    made = flowboard(data, "api-key", "create", "fuzz")
+    assert flowboard_here(data, "import", str(data / "greet.json")).returncode == 0
+    made = flowboard_here(data, "api-key", "create", "fuzz")
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     port = _free_port()
