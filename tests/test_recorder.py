@@ -453,6 +453,7 @@ async def test_a_run_that_ends_in_one_write_is_one_row_and_reads_back_the_same(s
     same, and a retry or the pruning of succeeded runs' items turns them into rows first."""
     import sqlalchemy as sa
 
+    from flowboard.store.store import unpack_steps
     from flowboard.store.tables import runs_t, steps_t
 
     def stored(run_id: str) -> tuple[int, bool]:
@@ -491,6 +492,18 @@ async def test_a_run_that_ends_in_one_write_is_one_row_and_reads_back_the_same(s
     assert store.reopen_run(failed.run_id, store.owner, ["start", "a"]) is True  # a retry: the kept steps as rows
     assert stored(failed.run_id) == (2, False)
     assert store.get_steps(failed.run_id) == {k: v for k, v in as_stored(failed.steps).items() if k != "boom"}
+
+    # a start record left by a stopped process beside the steps packed at the end by the one that resumed the run:
+    # the packed step is the later word, in what the store gives back and when a retry turns them into rows
+    again = await engine.run(failing, [{"n": 1}])
+    with store.engine.begin() as conn:
+        packed = conn.execute(sa.select(runs_t.c.steps).where(runs_t.c.id == again.run_id)).scalar_one()
+        [boom] = [row for row in unpack_steps(again.run_id, packed) if row["node_id"] == "boom"]
+        conn.execute(steps_t.insert(), [{**boom, "status": "running", "finished": boom["started"], "error": None}])
+    assert store.get_steps(again.run_id)["boom"].status is StepStatus.failed
+    assert store.reopen_run(again.run_id, store.owner, ["start", "boom"]) is True
+    assert stored(again.run_id) == (2, False)
+    assert store.get_steps(again.run_id)["boom"].status is StepStatus.failed
 
     store.set_settings({"keep_success_data": False})
     store.apply_retention()

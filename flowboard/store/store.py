@@ -185,7 +185,9 @@ def unpack_into_rows(conn: sa.Connection, *where: sa.ColumnElement[bool]) -> Non
     packed = conn.execute(sa.select(runs_t.c.id, runs_t.c.steps).where(runs_t.c.steps.is_not(None), *where)).all()
     for run_id, text in packed:
         rows = unpack_steps(run_id, text)
-        if rows:
+        if rows:  # a packed step is newer than a row of the same node (a start record left by a stopped process)
+            conn.execute(steps_t.delete().where(steps_t.c.run_id == run_id,
+                                                steps_t.c.node_id.in_([row["node_id"] for row in rows])))
             conn.execute(steps_t.insert(), rows)
         conn.execute(runs_t.update().where(runs_t.c.id == run_id).values(steps=None))
 
@@ -433,8 +435,9 @@ class Store:
         with self.engine.connect() as conn:
             rows: list[Any] = [row._mapping for row in conn.execute(query)]
             packed = conn.execute(sa.select(runs_t.c.steps).where(runs_t.c.id == run_id)).scalar()
-            if packed is not None:
-                rows = sorted([*rows, *unpack_steps(run_id, packed)], key=lambda r: (r["finished"], r["node_id"]))
+            if packed is not None:  # newer than a row of the same node (a start record left by a stopped process)
+                latest = {row["node_id"]: row for row in [*rows, *unpack_steps(run_id, packed)]}
+                rows = sorted(latest.values(), key=lambda r: (r["finished"], r["node_id"]))
             steps = {row["node_id"]: Step(row["run_id"], row["node_id"], StepStatus(row["status"]), row["started"],
                                           row["finished"], row["attempt"], row["inputs"] or {}, row["outputs"] or {},
                                           row["error"], row["logs"] or [], row["lineage"])
