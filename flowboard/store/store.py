@@ -405,7 +405,7 @@ class Store:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+            row = conn.execute(sa.select(*_RUN_RECORD).where(runs_t.c.id == run_id)).first()
         if row is None:
             raise NotFound(f"there is no run {run_id!r}")
         return _run(row)
@@ -414,7 +414,7 @@ class Store:
                   source: str | None = None, since: float | None = None, limit: int = 50,
                   offset: int = 0) -> list[RunRecord]:
         """Newest first. `status` is one status or several; `since` is epoch seconds (runs created since)."""
-        query = sa.select(runs_t)
+        query = sa.select(*_RUN_RECORD)
         if flow_id is not None:
             query = query.where(runs_t.c.flow_id == flow_id)
         if status is not None:
@@ -453,7 +453,7 @@ class Store:
     def unfinished_runs(self) -> list[RunRecord]:
         """Runs queued or running: after a crash, the ones to claim and resume. Oldest first."""
         with self.engine.connect() as conn:
-            return [_run(row) for row in conn.execute(sa.select(runs_t).where(runs_t.c.status.in_(UNFINISHED))
+            return [_run(row) for row in conn.execute(sa.select(*_RUN_RECORD).where(runs_t.c.status.in_(UNFINISHED))
                                                       .order_by(runs_t.c.created, runs_t.c.id))]
 
     def mark_run(self, run_id: str, status: RunStatus | str, error: dict[str, Any] | None = None, *,
@@ -636,7 +636,7 @@ class Store:
                                f"run {run_id} has ended ({status}); it cannot be resumed")
             conn.execute(waits_t.update().where(waits_t.c.run_id == run_id, waits_t.c.node_id == node_id)
                          .values(resumed=now, payload=payload, who=who))
-            record = conn.execute(sa.select(runs_t).where(runs_t.c.id == run_id)).first()
+            record = conn.execute(sa.select(*_RUN_RECORD).where(runs_t.c.id == run_id)).first()
         return _run(record)
 
     def apply_retention(self) -> int:
@@ -979,6 +979,10 @@ def resumed_already(when: float, who: str | None) -> str:
 
 class _NotActive(Exception):
     """Rolls a schedule claim back: the flow was switched off meanwhile (perhaps by another process)."""
+
+
+#: What a RunRecord is read from: the run row without its packed steps (`runs.steps`, read only by `get_steps`).
+_RUN_RECORD = [column for column in runs_t.c if column.name != "steps"]
 
 
 def _run(row: Any) -> RunRecord:
