@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,9 @@ def _thread_cpu() -> float:
     return time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID)
 
 
-async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: int, profile: str | None
-                  ) -> list[tuple[float, float]]:
+def _front_door(flow: str, record: bool) -> tuple[Any, Callable[[], Awaitable[None]]]:
+    """A Flowboard on a fresh folder with `flow` active, and one webhook call through its front door (a task per call,
+    as the HTTP server makes), which fails unless answered 200."""
     from flowboard.api.webhooks import FrontDoor
     from flowboard.services import Flowboard
 
@@ -60,24 +62,33 @@ async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: i
     fb.start_triggers()
     door = FrontDoor(None, fb)
     path = f"/webhook/{flow}"
-    calls = 0
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}
 
-    async def client(stop: float) -> None:
-        nonlocal calls
+    async def call() -> None:
         answer: list[dict[str, Any]] = []
 
         async def send(message: dict[str, Any]) -> None:
             answer.append(message)
 
+        scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": list(HEADERS)}
+        await asyncio.ensure_future(door(scope, receive, send))
+        if answer[0]["status"] != 200:
+            raise RuntimeError(f"{flow}: {answer[0]['status']} {answer[1]['body'][:200]!r}")
+
+    return fb, call
+
+
+async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: int, profile: str | None
+                  ) -> list[tuple[float, float]]:
+    fb, call = _front_door(flow, record)
+    calls = 0
+
+    async def client(stop: float) -> None:
+        nonlocal calls
         while time.perf_counter() < stop:
-            scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": list(HEADERS)}
-            await asyncio.ensure_future(door(scope, receive, send))  # a task per call, as the HTTP server makes
-            if answer[0]["status"] != 200:
-                raise RuntimeError(f"{flow}: {answer[0]['status']} {answer[1]['body'][:200]!r}")
-            answer.clear()
+            await call()
             calls += 1
 
     async def load(duration: float) -> None:
@@ -110,32 +121,11 @@ async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: i
 
 async def calls(flow: str, record: bool, count: int, conns: int) -> None:
     """`count` calls by `conns` callers after a warm-up, for counting instructions (no clock)."""
-    from flowboard.api.webhooks import FrontDoor
-    from flowboard.services import Flowboard
-
-    data = Path(tempfile.mkdtemp(prefix="flowboard-webhook-bench-"))
-    fb = Flowboard(data_dir=data, record=record)
-    fb.import_flow((HERE / "flows" / f"{flow}.json").read_text())
-    fb.activate(f"bench-{flow}")
-    fb.start_triggers()
-    door = FrontDoor(None, fb)
-    path = f"/webhook/{flow}"
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": BODY, "more_body": False}
+    fb, call = _front_door(flow, record)
 
     async def client(n: int) -> None:
-        answer: list[dict[str, Any]] = []
-
-        async def send(message: dict[str, Any]) -> None:
-            answer.append(message)
-
         for _ in range(n):
-            scope = {"type": "http", "method": "POST", "path": path, "query_string": b"", "headers": list(HEADERS)}
-            await asyncio.ensure_future(door(scope, receive, send))
-            if answer[0]["status"] != 200:
-                raise RuntimeError(f"{flow}: {answer[0]['status']} {answer[1]['body'][:200]!r}")
-            answer.clear()
+            await call()
 
     await asyncio.gather(*[client(10) for _ in range(conns)])  # warm-up
     gc.collect()
