@@ -56,6 +56,7 @@ from .datatables import Condition as TableCondition
 from .datatables import Op as TableOp
 from .datatables import Sort as TableSort
 from .errors import NodeError
+from .frozen import FrozenDict, FrozenList, freeze
 from .regex import compile_regex
 from .values import MISSING, UrlPath, child, get_path, split_path, to_bool, to_date, to_number, to_text
 
@@ -88,6 +89,8 @@ __all__ = [
     "EmptyConfig",
     "Files",
     "Flows",
+    "FrozenDict",
+    "FrozenList",
     "Inputs",
     "Item",
     "Items",
@@ -110,6 +113,7 @@ __all__ = [
     "UrlPath",
     "child",
     "compile_regex",
+    "freeze",
     "get_path",
     "message_bytes",
     "message_value",

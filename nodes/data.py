@@ -7,7 +7,6 @@ so expressions after it can reach the matching item of an earlier node.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any, Literal
 
@@ -17,6 +16,8 @@ from flowboard.sdk import (
     MISSING,
     Category,
     Context,
+    FrozenDict,
+    FrozenList,
     Inputs,
     Item,
     Items,
@@ -24,6 +25,7 @@ from flowboard.sdk import (
     NodeType,
     Outputs,
     child,
+    freeze,
     get_path,
     split_path,
     to_date,
@@ -32,34 +34,41 @@ from flowboard.sdk import (
 )
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # config values put into items as they are
+
+
 class _PathError(Exception):
     pass
 
 
 def _put(container: Any, part: str, value: Any) -> None:
+    """Set one part in a container this node made (a plain or a frozen copy: frozen ones are set through dict's and
+    list's own methods, which is how the node fills an item it hands on frozen)."""
     if isinstance(container, dict):
-        container[part] = value
+        dict.__setitem__(container, part, value)
     elif isinstance(container, list) and part.isdigit() and int(part) < len(container):
-        container[int(part)] = value
+        list.__setitem__(container, int(part), value)
     else:
         raise _PathError(f"there is no position {part} in this list" if isinstance(container, list)
                          else f"cannot go into {to_text(container)!r}: it is not an object")
 
 
-def _parent(root: Item, parts: tuple[str, ...], create: bool) -> Any:
+def _parent(root: Item, parts: tuple[str, ...], create: bool, frozen: bool = False) -> Any:
     """The container of the path's last part, with every container on the way copied into `root` (itself already a
-    copy). MISSING when a container is missing and `create` is off."""
+    copy; `frozen`: the copies are frozen ones, for an item made of frozen parts). MISSING when a container is
+    missing and `create` is off."""
     node: Any = root
-    for depth, part in enumerate(parts[:-1]):
-        below = child(node, part)
+    for depth in range(len(parts) - 1):
+        part = parts[depth]
+        below = node.get(part, MISSING) if isinstance(node, dict) else child(node, part)
         if isinstance(below, dict):
-            below = dict(below)
+            below = FrozenDict(below) if frozen else dict(below)
         elif isinstance(below, list):
-            below = list(below)
+            below = FrozenList(below) if frozen else list(below)
         elif not create:
             return MISSING
         elif below is MISSING or below is None:
-            below = {}
+            below = FrozenDict() if frozen else {}
         else:
             raise _PathError(f"{'.'.join(parts[:depth + 1])!r} holds {to_text(below)!r}, not an object")
         _put(node, part, below)
@@ -67,38 +76,32 @@ def _parent(root: Item, parts: tuple[str, ...], create: bool) -> Any:
     return node
 
 
-def set_path(root: Item, path: str, value: Any) -> None:
-    """Set a dotted path in `root` (a copy the caller owns), creating objects on the way."""
+def set_path(root: Item, path: str, value: Any, frozen: bool = False) -> None:
+    """Set a dotted path in `root` (a copy the caller owns), creating objects on the way (frozen ones with
+    `frozen`, for a frozen `root` whose parts are all frozen)."""
     if path in root:
-        root[path] = value
+        dict.__setitem__(root, path, value)
         return
     parts = split_path(path)
-    if not parts:
-        root[path] = value
-    elif len(parts) == 1:
-        root[parts[0]] = value
+    if len(parts) < 2:
+        dict.__setitem__(root, parts[0] if parts else path, value)
     else:
-        _put(_parent(root, parts, create=True), parts[-1], value)
+        _put(_parent(root, parts, True, frozen), parts[-1], value)
 
 
-def pop_path(root: Item, path: str) -> Any:
+def pop_path(root: Item, path: str, frozen: bool = False) -> Any:
     """Remove a dotted path from `root` (a copy the caller owns); its value, or MISSING."""
     if path in root:
-        return root.pop(path)
+        return dict.pop(root, path)
     parts = split_path(path)
     if not parts:
         return MISSING
-    parent = _parent(root, parts, create=False)
+    parent = _parent(root, parts, False, frozen)
     if isinstance(parent, dict):
-        return parent.pop(parts[-1], MISSING)
+        return dict.pop(parent, parts[-1], MISSING)
     if isinstance(parent, list) and parts[-1].isdigit() and int(parts[-1]) < len(parent):
-        return parent.pop(int(parts[-1]))
+        return list.pop(parent, int(parts[-1]))
     return MISSING
-
-
-def _fresh(value: Any) -> Any:
-    """A config value put into items: a copy, so no item shares an object with the flow's config."""
-    return copy.deepcopy(value) if isinstance(value, dict | list) else value
 
 
 # -- Set / transform -------------------------------------------------------------------------------------------------
@@ -146,34 +149,38 @@ class Set(NodeType):
     Config = SetConfig
 
     async def run(self, ctx: Context, config: SetConfig, inputs: Inputs) -> Outputs:
+        # Each new item is built frozen, as the engine would freeze it: a frozen copy of the (frozen) input item, with
+        # frozen copies of the containers down each path it sets, and frozen values. So the engine has nothing left
+        # to walk, and nothing is copied twice.
         out: Items = []
         for index, item, cfg in ctx.each(inputs["main"]):
             where = ""
             try:
-                new = dict(item)
+                new = FrozenDict(item if item.__class__ is FrozenDict else freeze(item))
                 for i, rename in enumerate(cfg.rename):
                     where = f"rename[{i}].to"
-                    value = pop_path(new, rename.from_)
+                    value = pop_path(new, rename.from_, True)
                     if value is not MISSING:
-                        set_path(new, rename.to, value)
+                        set_path(new, rename.to, value, True)
                 for i, spec in enumerate(cfg.fields):
                     where = f"fields[{i}].name"
-                    set_path(new, spec.name, _fresh(spec.value))
+                    value = spec.value
+                    set_path(new, spec.name, value if value.__class__ in _SCALARS else freeze(value), True)
                 for i, path in enumerate(cfg.remove):
                     where = f"remove[{i}]"
-                    pop_path(new, path)
+                    pop_path(new, path, True)
                 if cfg.keep_only:
                     where = "keep_only"
-                    kept: Item = {}
+                    kept: Item = FrozenDict()
                     for path in [spec.name for spec in cfg.fields] + [rename.to for rename in cfg.rename]:
                         value = get_path(new, path)
                         if value is not MISSING:
-                            set_path(kept, path, value)
+                            set_path(kept, path, value, True)
                     new = kept
             except _PathError as exc:
                 raise NodeError(str(exc), item_index=index, field=where) from None
             out.append(new)
-        return out
+        return FrozenList(out)
 
 
 # -- Sort ------------------------------------------------------------------------------------------------------------
