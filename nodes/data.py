@@ -148,31 +148,40 @@ class Set(NodeType):
     description = "Add, change, rename or remove fields on every item."
     Config = SetConfig
 
+    #: (config, what `_compiled` made of it) for the last config seen: a config without expressions is the same
+    #: object in every run, so its paths are split and its values frozen once
+    _last: tuple[SetConfig, tuple[Any, ...]] | None = None
+
     async def run(self, ctx: Context, config: SetConfig, inputs: Inputs) -> Outputs:
         # Each new item is built frozen, as the engine would freeze it: a frozen copy of the (frozen) input item, with
         # frozen copies of the containers down each path it sets, and frozen values. So the engine has nothing left
         # to walk, and nothing is copied twice.
         out: Items = []
+        last = self._last
         for index, item, cfg in ctx.each(inputs["main"]):
+            if last is None or last[0] is not cfg:
+                last = self._last = (cfg, _compiled(cfg))
+            renames, fields, removes, keep = last[1]
             where = ""
             try:
                 new = FrozenDict(item if item.__class__ is FrozenDict else freeze(item))
-                for i, rename in enumerate(cfg.rename):
-                    where = f"rename[{i}].to"
-                    value = pop_path(new, rename.from_, True)
+                for where, source, target in renames:
+                    value = pop_path(new, source, True)
                     if value is not MISSING:
-                        set_path(new, rename.to, value, True)
-                for i, spec in enumerate(cfg.fields):
-                    where = f"fields[{i}].name"
-                    value = spec.value
-                    set_path(new, spec.name, value if value.__class__ in _SCALARS else freeze(value), True)
-                for i, path in enumerate(cfg.remove):
-                    where = f"remove[{i}]"
+                        set_path(new, target, value, True)
+                for where, name, parts, value in fields:
+                    if name in new:  # a top-level key with dots in its name wins over the path, as in set_path
+                        dict.__setitem__(new, name, value)
+                    elif len(parts) > 1:
+                        _put(_parent(new, parts, True, True), parts[-1], value)
+                    else:
+                        dict.__setitem__(new, parts[0] if parts else name, value)
+                for where, path in removes:
                     pop_path(new, path, True)
-                if cfg.keep_only:
+                if keep is not None:
                     where = "keep_only"
                     kept: Item = FrozenDict()
-                    for path in [spec.name for spec in cfg.fields] + [rename.to for rename in cfg.rename]:
+                    for path in keep:
                         value = get_path(new, path)
                         if value is not MISSING:
                             set_path(kept, path, value, True)
@@ -181,6 +190,18 @@ class Set(NodeType):
                 raise NodeError(str(exc), item_index=index, field=where) from None
             out.append(new)
         return FrozenList(out)
+
+
+def _compiled(cfg: SetConfig) -> tuple[Any, ...]:
+    """What `Set.run` does for each item, worked out once per config: each step with the field its errors name, the
+    paths split, the values frozen (an item may share a frozen value: nobody can change it)."""
+    renames = tuple((f"rename[{i}].to", rename.from_, rename.to) for i, rename in enumerate(cfg.rename))
+    fields = tuple((f"fields[{i}].name", spec.name, split_path(spec.name),
+                    spec.value if spec.value.__class__ in _SCALARS else freeze(spec.value))
+                   for i, spec in enumerate(cfg.fields))
+    removes = tuple((f"remove[{i}]", path) for i, path in enumerate(cfg.remove))
+    keep = [spec.name for spec in cfg.fields] + [rename.to for rename in cfg.rename] if cfg.keep_only else None
+    return renames, fields, removes, keep
 
 
 # -- Sort ------------------------------------------------------------------------------------------------------------
