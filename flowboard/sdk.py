@@ -548,9 +548,10 @@ class Context:
     __slots__ = ("_config_for", "_pairs", "_progress", "_services", "attempt", "cancelled", "flow_id", "logs",
                  "node_id", "node_name", "run_id")
 
-    def __init__(self, *, run_id: str, flow_id: str, node_id: str, node_name: str, attempt: int,
+    def __init__(self, run_id: str, flow_id: str, node_id: str, node_name: str, attempt: int,
                  services: Services, config_for: Callable[[Item | None], Any], cancelled: asyncio.Event,
                  progress: Callable[[str, int, str | None, Items | None], None] | None = None):
+        # (positional as well as by name: the engine passes them in this order, a quicker call than by keyword)
         self.run_id = run_id
         self.flow_id = flow_id
         self.node_id = node_id

@@ -52,11 +52,17 @@ class PlannedNode:
     #: recorded as started before it runs, a timeout is not retried, and a run resumed after a stop fails the step
     #: that stop interrupted instead of doing it again.
     unsafe: bool = False
+    #: A config without expressions: the `config_for` its steps' contexts get (the same config for every item), made
+    #: once here instead of once per step.
+    constant_for: Callable[[Any], Any] | None = None
 
     def __post_init__(self) -> None:
         self.id = self.node.id
         self.name = node_name(self.node, self.cls)
         self.unsafe = self.cls.side_effects and not self.cls.retry_safe_with(self.node.config)
+        if self.config_fn is None:
+            config = self.static_config
+            self.constant_for = lambda item: config
 
 
     def config_for(self, scope: Scope) -> Any:
