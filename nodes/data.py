@@ -33,7 +33,6 @@ from flowboard.sdk import (
     to_text,
 )
 
-
 _SCALARS = frozenset({str, int, float, bool, type(None)})  # config values put into items as they are
 
 
@@ -165,18 +164,18 @@ class Set(NodeType):
             where = ""
             try:
                 new = FrozenDict(item if item.__class__ is FrozenDict else freeze(item))
-                for where, source, target in renames:
+                for where, source, target in renames:  # noqa: B007 (`where` is for the except clause)
                     value = pop_path(new, source, True)
                     if value is not MISSING:
                         set_path(new, target, value, True)
-                for where, name, parts, value in fields:
+                for where, name, parts, value in fields:  # noqa: B007
                     if name in new:  # a top-level key with dots in its name wins over the path, as in set_path
                         dict.__setitem__(new, name, value)
                     elif len(parts) > 1:
                         _put(_parent(new, parts, True, True), parts[-1], value)
                     else:
                         dict.__setitem__(new, parts[0] if parts else name, value)
-                for where, path in removes:
+                for where, path in removes:  # noqa: B007
                     pop_path(new, path, True)
                 if keep is not None:
                     where = "keep_only"

@@ -604,7 +604,7 @@ class _Run:
                     result = suspend
                 cls = result.__class__
                 if (cls is FrozenList or cls is list) and pn.output_ports:  # the usual answer: one output's items
-                    outputs = {pn.output_ports[0]: result}
+                    outputs: dict[str, Items] = {pn.output_ports[0]: result}  # type: ignore[dict-item]
                 elif isinstance(result, Suspend):
                     return _sealed(await self._suspended(pn, ctx, config, inputs, result, started), None)
                 else:
