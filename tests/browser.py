@@ -207,6 +207,27 @@ def center(page: Any, selector: str) -> tuple[float, float]:
     return box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
 
 
+def settled_center(page: Any, selector: str, frames: int = 3) -> tuple[float, float]:
+    """The centre of `selector` once it has stood still for `frames` animation frames (a node just dropped or drawn
+    can still be measured and placed by the canvas; a drag aimed at where it was a moment ago misses)."""
+    page.wait_for_function(
+        """([selector, frames]) => new Promise((done) => {
+            let last = null, still = 0
+            const look = () => {
+                const el = document.querySelector(selector)
+                const r = el && el.getBoundingClientRect()
+                const now = r && r.width > 0 ? [r.x, r.y, r.width, r.height].join() : null
+                still = now !== null && now === last ? still + 1 : 0
+                last = now
+                if (still >= frames) done(true); else requestAnimationFrame(look)
+            }
+            requestAnimationFrame(look)
+        })""",
+        arg=[selector, frames],
+    )
+    return center(page, selector)
+
+
 def mouse_drag(page: Any, start: tuple[float, float], end: tuple[float, float], steps: int = 12) -> None:
     """A real press-move-release, as a user's hand does it (also starts HTML5 drag-and-drop)."""
     page.mouse.move(*start)
