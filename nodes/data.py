@@ -171,6 +171,10 @@ class Set(NodeType):
                 for where, name, parts, value in fields:  # noqa: B007
                     if name in new:  # a top-level key with dots in its name wins over the path, as in set_path
                         dict.__setitem__(new, name, value)
+                    elif len(parts) == 2 and (below := new.get(parts[0])).__class__ is FrozenDict:
+                        below = FrozenDict(below)  # (what `_parent` does for one object on the way, without its loop)
+                        dict.__setitem__(below, parts[1], value)
+                        dict.__setitem__(new, parts[0], below)
                     elif len(parts) > 1:
                         _put(_parent(new, parts, True, True), parts[-1], value)
                     else:
