@@ -64,7 +64,9 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
     flat = flat_inputs(inputs)
     if not pairs and len(outputs) == 1:
         (port, out), = outputs.items()
-        if out is flat or (len(out) == len(flat) and all(map(operator.is_, out, flat))):
+        if out is flat or (len(out) == 1 and len(flat) == 1):  # one item in, one out: passed on, or made from it
+            return {port: SAME}
+        if len(out) == len(flat) and all(map(operator.is_, out, flat)):
             return {port: SAME}  # passed on as they came (the fast path: most chains)
     if not pairs:
         given = set(map(id, flat))
