@@ -220,6 +220,9 @@ class NodeType:
     common: ClassVar[bool] = False
     #: True for nodes that must see every connected input, even an empty one (merge).
     runs_on_empty: ClassVar[bool] = False
+    #: True for a trigger whose `run` hands on the items it is given, unchanged, whenever it is given some
+    #: (`list(given) or [an example]`): the engine then makes its step itself, without a Context or a call.
+    passes_input: ClassVar[bool] = False
     #: A listening trigger (one that implements `listen`) names the service it holds a connection to, as people call
     #: it ("RabbitMQ"); the flows page says "Connected to RabbitMQ".
     service: ClassVar[str] = ""

@@ -138,6 +138,7 @@ class Webhook(NodeType):
     description = "Start the flow when an HTTP request arrives at its URL."
     inputs = ()
     Config = WebhookConfig
+    passes_input = True  # `run` below: the engine makes a call's step without calling it
 
     async def run(self, ctx: Context, config: WebhookConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []

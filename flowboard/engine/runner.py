@@ -165,14 +165,15 @@ class _Run:
 
     def __init__(self, engine: Engine, plan: Plan, run_id: str, trigger: str, input_items: Items,
                  done: dict[str, Step], started: float | None):
-        if trigger not in plan.nodes or not plan.nodes[trigger].is_trigger:
+        first = plan.nodes.get(trigger)
+        if first is None or not first.is_trigger:
             raise ValueError(f"{trigger!r} is not a trigger of flow {plan.flow.id!r}")
         self.engine = engine
         self.plan = plan
         self.run_id = run_id
         self.flow_id = plan.flow.id
         self.trigger = trigger
-        self.input = freeze_items(input_items)
+        self.input = input_items if input_items.__class__ is FrozenList else freeze_items(input_items)
         self.done = done
         self.started = started or time.time()
         self.recorder = engine.recorder
@@ -197,7 +198,8 @@ class _Run:
         self.waits: dict[str, Waiting] = {}  # recorded waits, when the run resumes
         self.parked: list[str] = []  # nodes waiting beyond this run's time in memory: the run ends `waiting`
         self.park = True
-        self.info = RunInfo(run_id, self.flow_id, trigger, self.input, self.started)
+        self.info = None if self.recorder is None else RunInfo(run_id, self.flow_id, trigger, self.input,
+                                                              self.started)  # (only a recorder reads it)
 
     # -- the loop ---------------------------------------------------------------------------------------------------
 
@@ -213,14 +215,19 @@ class _Run:
         status = RunStatus.succeeded
         try:
             if self.recorder is not None:
-                await self.recorder.run_started(self.info)
+                await self.recorder.run_started(self.info)  # type: ignore[arg-type]
             if self.publish:
                 self.publish(Event("run.started", self.run_id, self.flow_id, status="running"))
             ready: deque[str] = deque()
             for nid in plan.triggers:
                 if nid != self.trigger:
                     self._skip(plan.nodes[nid], ready)
-            ready.append(self.trigger)
+            first = plan.nodes[self.trigger]
+            if first.cls.passes_input and self.input and self.trigger not in self.done \
+                    and self.trigger not in self.waits and not first.node.settings.disabled:
+                self._finish(first, self._passed_input(first), ready)  # what running it would give, made here
+            else:
+                ready.append(self.trigger)
             limit = plan.flow.settings.max_concurrency
             while ready or running:
                 while ready and len(running) < limit:
@@ -271,7 +278,20 @@ class _Run:
             # the node views call back into this run (`nodes['X'].item`): a reference cycle that would keep the run
             # and all its items alive until the garbage collector looks for cycles, costing it time on every run
             self.scope_nodes.clear()
+        if self.recorder is None and not self.lost:
+            return self._concluded(self._result(status))  # nothing to write: no coroutine for it
         return await self._conclude(status)
+
+    def _passed_input(self, pn: PlannedNode) -> Step:
+        """The step of a trigger that hands on the items it is given (`passes_input`), as `_run_node` makes it."""
+        started = self.live[pn.id] = time.time()
+        if self.publish:
+            self.publish(Event("node.started", self.run_id, self.flow_id, pn.id, "running"))
+        given = self.input
+        step = Step(self.run_id, pn.id, StepStatus.succeeded, started, time.time(), 1, {"main": given},
+                    {pn.output_ports[0]: FrozenList(given)})
+        step._lineage = LATER
+        return step
 
     def _has_input(self, pn: PlannedNode) -> bool:
         """Whether an upstream node that ran (was not skipped) sent items to `pn` (or, for a node that runs on empty
@@ -357,17 +377,7 @@ class _Run:
     async def _conclude(self, status: RunStatus) -> RunResult:
         if self.lost:
             return self._lost()
-        error = None
-        if isinstance(self.crash, _NotRecorded):
-            error = _crash_error("Flowboard could not record the run's steps", self.crash.cause)
-        elif self.crash is not None:
-            error = _crash_error("Flowboard stopped the run because of an error outside its nodes", self.crash)
-        elif self.failure is not None:
-            error = {"node_id": self.failure.node_id, **(self.failure.error or {})}
-        elif status is RunStatus.cancelled:
-            error = {"message": "the run was cancelled"}
-        result = RunResult(self.run_id, self.flow_id, status, self.started, time.time(), self._output(), self.steps,
-                           error)
+        result = self._result(status)
         if self.recorder is not None:
             try:
                 if self.unflushed:
@@ -389,8 +399,26 @@ class _Run:
                 except Exception:
                     log.exception("could not record that run %s crashed; it stays `running` in the database until "
                                   "the next start resumes it", self.run_id)
-        self._publish_safely(Event("run.finished", self.run_id, self.flow_id, status=result.status.value,
-                                   message=result.error["message"] if result.error else None))
+        return self._concluded(result)
+
+    def _result(self, status: RunStatus) -> RunResult:
+        error = None
+        if isinstance(self.crash, _NotRecorded):
+            error = _crash_error("Flowboard could not record the run's steps", self.crash.cause)
+        elif self.crash is not None:
+            error = _crash_error("Flowboard stopped the run because of an error outside its nodes", self.crash)
+        elif self.failure is not None:
+            error = {"node_id": self.failure.node_id, **(self.failure.error or {})}
+        elif status is RunStatus.cancelled:
+            error = {"message": "the run was cancelled"}
+        return RunResult(self.run_id, self.flow_id, status, self.started, time.time(), self._output(), self.steps,
+                         error)
+
+    def _concluded(self, result: RunResult) -> RunResult:
+        """Tell the views and the end-of-run hook that the run ended (recorded, when something records)."""
+        if self.engine.bus.active:  # (an event is a frozen dataclass: not made for nobody)
+            self._publish_safely(Event("run.finished", self.run_id, self.flow_id, status=result.status.value,
+                                       message=result.error["message"] if result.error else None))
         if self.engine.on_finished is not None:
             try:
                 self.engine.on_finished(self.plan, self.trigger, result)

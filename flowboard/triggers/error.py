@@ -62,7 +62,7 @@ class ErrorFlows:
         self.tasks: set[asyncio.Task[Any]] = set()
 
     def finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
-        if wanted(plan, trigger, result):
+        if result.status is RunStatus.failed and wanted(plan, trigger, result):  # (most runs: no call)
             task = asyncio.ensure_future(self.run(plan, result))
             self.tasks.add(task)
             task.add_done_callback(self._done)
