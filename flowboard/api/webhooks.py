@@ -21,15 +21,16 @@ import binascii
 import hashlib
 import hmac
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..blobs import Blobs, FileTooLarge
 from ..engine import RunResult, RunStatus, StepStatus
+from ..frozen import FrozenDict, FrozenList, freeze
 from ..jsonlimits import JsonRefused, read_json
 from ..store import CREDENTIAL_CACHE
 from ..triggers import RunSkipped, WebhookEndpoint, WebhookTriggers, new_run_id
@@ -44,6 +45,7 @@ log = logging.getLogger("flowboard.webhook")
 _JSON = (b"content-type", b"application/json")
 _TEXT = (b"content-type", b"text/plain; charset=utf-8")
 _dumps = orjson.dumps
+_NO_QUERY = FrozenDict()  # (shared: frozen)
 _SKIPPED = b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
 
 
@@ -132,48 +134,62 @@ class WebhookApp:
         config = ep.config
         headers = _headers(scope["headers"])
         auth = config.auth
-        if auth.type == "header" or auth.type == "basic":
+        kind = auth.type
+        if kind == "header" or kind == "basic":
             self.check_auth(auth, headers)
-        raw = await _read_body(headers, receive, config.max_body)
-        if auth.type == "hmac":
+        limit = config.max_body
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            _refuse_length(declared, limit)
+        message = await receive()  # the whole body, in all but big calls
+        raw: bytes = message.get("body", b"")
+        if message.get("more_body") or len(raw) > limit:
+            raw = await _read_rest(raw, message, receive, limit)
+        if kind == "hmac":
             self.check_signature(auth, headers, raw)
         content_type = headers.get("content-type")
-        if raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
+        if content_type == "application/json" and raw:
+            try:
+                body = read_json(raw, max_bytes=None, what="the body")
+            except JsonRefused as exc:
+                raise Refused(exc.status, f"the body cannot be read: {exc}") from None
+        elif raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
             body = await _multipart(scope, raw, self.fb.blobs)
         else:
             body = _parse_body(content_type, raw)
             if isinstance(body, bytes):  # not text: the body is a file
                 body = await _keep(self.fb.blobs, body, "body", (content_type or "").partition(";")[0].strip())
-        item = {"body": body,
-                "query": _query(scope["query_string"]), "headers": _visible(headers, ep.hidden, ep.keep),
-                "method": method, "path": ep.path}
+        # built frozen, as the engine would make it (it takes a frozen list as it is)
+        query = scope["query_string"]
+        items = FrozenList((FrozenDict({"body": freeze(body), "query": freeze(_query(query)) if query else _NO_QUERY,
+                                        "headers": FrozenDict(_visible(headers, ep.hidden, ep.keep)),
+                                        "method": method, "path": ep.path}),))
         if self.test:
-            return await self.test_call(ep, item)
+            return await self.test_call(ep, items)
         activation = ep.activation
         if activation is None or not activation.gate.admit():
             return 200, [_JSON], _SKIPPED
         try:
             if config.respond == "immediately":
-                run_id = await self.launcher.accept(activation, ep.node_id, [item], source=self.source)
+                run_id = await self.launcher.accept(activation, ep.node_id, items, source=self.source)
                 return 202, [_JSON], _dumps({"run_id": run_id})
-            result = await self.launcher.run(activation, ep.node_id, [item], source=self.source)
+            result = await self.launcher.run(activation, ep.node_id, items, source=self.source)
         except RunSkipped:  # decided in the store: a run goes in another process
             return 200, [_JSON], _SKIPPED
         return _answer(ep, result)
 
-    async def test_call(self, ep: WebhookEndpoint, item: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]],
-                                                                                  bytes]:
+    async def test_call(self, ep: WebhookEndpoint, items: FrozenList) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         listener = ep.listener
         self.kind.stop_listening(ep.flow_id, listener)  # one call per listen
         if ep.config.respond == "immediately":
             run_id = new_run_id()
-            task = self.launcher.spawn(self.launcher.run_plan(ep.plan, ep.version, ep.node_id, [item],
+            task = self.launcher.spawn(self.launcher.run_plan(ep.plan, ep.version, ep.node_id, items,
                                                               source=self.source, run_id=run_id))
             if listener is not None:
                 task.add_done_callback(lambda t: _settle(listener, t))
             return 202, [_JSON], _dumps({"run_id": run_id})
         try:
-            result = await self.launcher.run_plan(ep.plan, ep.version, ep.node_id, [item], source=self.source)
+            result = await self.launcher.run_plan(ep.plan, ep.version, ep.node_id, items, source=self.source)
         except BaseException as exc:
             if listener is not None and not listener.done():
                 listener.set_exception(exc if isinstance(exc, Exception) else RuntimeError("the test run stopped"))
@@ -244,7 +260,10 @@ class WebhookApp:
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
     """Header names are lower-case already (ASGI); a repeated header's values are joined with ', '."""
-    out: dict[str, str] = {}
+    out = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw}
+    if len(out) == len(raw):  # no name given twice: the usual case
+        return out
+    out = {}
     for key, value in raw:
         name = key.decode("latin-1")
         text = value.decode("latin-1")
@@ -262,15 +281,15 @@ def _visible(headers: dict[str, str], hidden: frozenset[str], keep: frozenset[st
     return {k: v for k, v in headers.items() if k not in hidden}
 
 
-async def _read_body(headers: dict[str, str], receive: Receive, limit: int) -> bytes:
-    declared = headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise Refused(400, "the Content-Length header is not a number")
-        if int(declared) > limit:
-            raise Refused(413, f"the body is {int(declared):,} bytes; this webhook takes at most {limit:,}")
-    message = await receive()
-    body: bytes = message.get("body", b"")
+def _refuse_length(declared: str, limit: int) -> NoReturn:
+    """A Content-Length that is no number, or more than the webhook takes (read before the body)."""
+    if not declared.isdigit():
+        raise Refused(400, "the Content-Length header is not a number")
+    raise Refused(413, f"the body is {int(declared):,} bytes; this webhook takes at most {limit:,}")
+
+
+async def _read_rest(body: bytes, message: Message, receive: Receive, limit: int) -> bytes:
+    """The body of a call whose first message (`body` of `message`) did not hold all of it, or held too much."""
     if not message.get("more_body"):
         if len(body) > limit:
             raise Refused(413, f"the body is bigger than {limit:,} bytes, the most this webhook takes")

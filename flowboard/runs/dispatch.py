@@ -54,7 +54,7 @@ class InProcess:
     async def run(self, order: RunOrder, gate: RunGate | None) -> RunResult:
         held = False
         try:
-            if gate is not None:
+            if gate is not None and gate.queues:
                 held = await gate.wait()
             if self.recorder is not None and not order.created:
                 self.recorder.annotate(order.run_id, flow_version=order.version, source=order.source)

@@ -83,7 +83,8 @@ class Launcher:
     async def run(self, activation: Activation, node_id: str, items: Items, *, source: str) -> RunResult:
         """Run now under the flow's run mode (the gate admitted it) and wait for the result. No validation, no
         database read: the plan was built at activation."""
-        order = self._order(activation, node_id, items, source, new_run_id(), False)
+        order = RunOrder(new_run_id(), activation.flow_id, activation.version, activation.plan, node_id, items, source,
+                         False)
         if self.records and self.skips(activation):
             try:
                 idle = await asyncio.to_thread(self.store.create_run_if_idle, order.run_id, order.flow_id,
