@@ -132,22 +132,26 @@ class WebhookApp:
             allow = ", ".join(sorted(methods))
             raise Refused(405, f"this URL takes {allow}, not {method}", [(b"allow", allow.encode())])
         config = ep.config
-        headers = _headers(scope["headers"])
+        listed = scope["headers"]
+        found: dict[bytes, bytes] = dict(listed)  # names are lower-case already (ASGI); decoded when needed
+        if len(found) != len(listed):
+            found = _joined(listed)
         auth = config.auth
         kind = auth.type
         if kind == "header" or kind == "basic":
-            self.check_auth(auth, headers)
+            self.check_auth(auth, _text(found))
         limit = config.max_body
-        declared = headers.get("content-length")
+        declared = found.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            _refuse_length(declared, limit)
+            _refuse_length(declared.decode("latin-1"), limit)
         message = await receive()  # the whole body, in all but big calls
         raw: bytes = message.get("body", b"")
         if message.get("more_body") or len(raw) > limit:
             raw = await _read_rest(raw, message, receive, limit)
         if kind == "hmac":
-            self.check_signature(auth, headers, raw)
-        content_type = headers.get("content-type")
+            self.check_signature(auth, _text(found), raw)
+        given_type = found.get(b"content-type")
+        content_type = None if given_type is None else given_type.decode("latin-1")
         if content_type == "application/json" and raw:
             try:
                 body = read_json(raw, max_bytes=None, what="the body")
@@ -162,7 +166,7 @@ class WebhookApp:
         # built frozen, as the engine would make it (it takes a frozen list as it is)
         query = scope["query_string"]
         items = FrozenList((FrozenDict({"body": freeze(body), "query": freeze(_query(query)) if query else _NO_QUERY,
-                                        "headers": FrozenDict(_visible(headers, ep.hidden, ep.keep)),
+                                        "headers": FrozenDict(_visible(found, ep.hidden_raw, ep.keep_raw)),
                                         "method": method, "path": ep.path}),))
         if self.test:
             return await self.test_call(ep, items)
@@ -258,27 +262,25 @@ class WebhookApp:
 # -- reading the call ---------------------------------------------------------------------------------------------
 
 
-def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Header names are lower-case already (ASGI); a repeated header's values are joined with ', '."""
-    out = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw}
-    if len(out) == len(raw):  # no name given twice: the usual case
-        return out
-    out = {}
-    for key, value in raw:
-        name = key.decode("latin-1")
-        text = value.decode("latin-1")
-        if name in out:
-            out[name] = f"{out[name]}, {text}"
-        else:
-            out[name] = text
+def _joined(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The headers by name when a name is given more than once: its values joined with ', ', as one header."""
+    out: dict[bytes, bytes] = {}
+    for name, value in raw:
+        have = out.get(name)
+        out[name] = value if have is None else have + b", " + value
     return out
 
 
-def _visible(headers: dict[str, str], hidden: frozenset[str], keep: frozenset[str] | None) -> dict[str, str]:
+def _text(headers: dict[bytes, bytes]) -> dict[str, str]:
+    """The headers as text (Latin-1, as HTTP has it), for the credentials checks."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()}
+
+
+def _visible(headers: dict[bytes, bytes], hidden: frozenset[bytes], keep: frozenset[bytes] | None) -> dict[str, str]:
     """The headers the item keeps: those the node lists (by default Content-Type and User-Agent), never `hidden`."""
     if keep is not None:
-        return {k: v for k, v in headers.items() if k in keep}
-    return {k: v for k, v in headers.items() if k not in hidden}
+        return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items() if k in keep}
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items() if k not in hidden}
 
 
 def _refuse_length(declared: str, limit: int) -> NoReturn:

@@ -7,6 +7,7 @@ and start its run through the launcher.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,8 @@ class WebhookEndpoint:
     activation: Activation | None = None  # None for a test listener
     listener: asyncio.Future[RunResult] | None = None  # set for a test listener
     keep: frozenset[str] | None = None  # lower-case header names put in the item; None: all but `hidden`
+    hidden_raw: frozenset[bytes] = frozenset()  # `hidden` and `keep` as the names come in an ASGI call (bytes)
+    keep_raw: frozenset[bytes] | None = None
 
 
 class WebhookTriggers(TriggerKind):
@@ -78,7 +81,8 @@ class WebhookTriggers(TriggerKind):
             names = getattr(config, "headers", None)
             keep = None if names is None or "*" in names else frozenset(names) - hidden
             out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, frozenset(hidden),
-                                       keep=keep))
+                                       keep=keep, hidden_raw=_raw(hidden),
+                                       keep_raw=None if keep is None else _raw(keep)))
         return out
 
     def add(self, activation: Activation) -> None:
@@ -127,6 +131,10 @@ class WebhookTriggers(TriggerKind):
     def close(self) -> None:
         for flow_id in {ep.flow_id for methods in self.tests.values() for ep in methods.values()}:
             self.stop_listening(flow_id)
+
+
+def _raw(names: Iterable[str]) -> frozenset[bytes]:
+    return frozenset(name.encode("latin-1") for name in names)
 
 
 def _drop(table: dict[str, dict[str, WebhookEndpoint]], flow_id: str) -> None:
