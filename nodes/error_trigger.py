@@ -37,6 +37,7 @@ class ErrorTrigger(NodeType):
     description = "Start this flow when a run of another flow fails."
     inputs = ()
     Config = EmptyConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
 
     async def run(self, ctx: Context, config: EmptyConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []

@@ -177,6 +177,7 @@ class FormTrigger(NodeType):
     description = "Start the flow when someone fills in and sends a web form."
     inputs = ()
     Config = FormConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
 
     async def run(self, ctx: Context, config: FormConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []

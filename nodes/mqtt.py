@@ -186,6 +186,7 @@ class MqttSubscribe(NodeType):
     description = "Start the flow for each message on MQTT topics (wildcards + and #)."
     inputs = ()
     Config = SubscribeConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
     service = "MQTT broker"
 
     async def run(self, ctx: Context, config: SubscribeConfig, inputs: Inputs) -> Outputs:

@@ -191,6 +191,7 @@ class NatsConsume(NodeType):
     description = "Start the flow for each message of a NATS JetStream stream (acknowledged after the run succeeded)."
     inputs = ()
     Config = ConsumeConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
     service = "NATS"
 
     async def run(self, ctx: Context, config: ConsumeConfig, inputs: Inputs) -> Outputs:

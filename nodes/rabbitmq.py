@@ -237,6 +237,7 @@ class RabbitConsume(NodeType):
     description = "Start the flow for each message in a RabbitMQ queue (acknowledged after the run succeeded)."
     inputs = ()
     Config = ConsumeConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
     service = "RabbitMQ"
 
     async def run(self, ctx: Context, config: ConsumeConfig, inputs: Inputs) -> Outputs:

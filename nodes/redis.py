@@ -232,6 +232,7 @@ class RedisSubscribe(NodeType):
     description = "Start the flow for each message published on Redis channels (at most once)."
     inputs = ()
     Config = SubscribeConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
     service = "Redis"
 
     async def run(self, ctx: Context, config: SubscribeConfig, inputs: Inputs) -> Outputs:

@@ -229,6 +229,7 @@ class ScheduleTrigger(NodeType):
     description = "Start the flow on a cron schedule or every N minutes, while the flow is active."
     inputs = ()
     Config = ScheduleConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
 
     async def run(self, ctx: Context, config: ScheduleConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []

@@ -53,6 +53,7 @@ class TableTrigger(NodeType):
     description = "Start the flow when rows of a data table are added, changed or removed."
     inputs = ()
     Config = TableTriggerConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
 
     async def run(self, ctx: Context, config: TableTriggerConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []

@@ -31,6 +31,7 @@ class Manual(NodeType):
     description = "Start the flow by hand: the Run button, the API or the command line."
     inputs = ()
     Config = ManualConfig
+    passes_input = True  # its `run` hands on the items it is given: the engine makes such a step itself
 
     async def run(self, ctx: Context, config: ManualConfig, inputs: Inputs) -> Outputs:
         given = inputs.get("main") or []
