@@ -61,14 +61,22 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
     """The lineage of one step (see the module docstring). `pairs`: what the node said with `ctx.paired`."""
     if not outputs:
         return None
-    flat = flat_inputs(inputs)
+    flat = next(iter(inputs.values())) if len(inputs) == 1 else flat_inputs(inputs)
     if not pairs and len(outputs) == 1:
         (port, out), = outputs.items()
-        if out is flat or (len(out) == 1 and len(flat) == 1):  # one item in, one out: passed on, or made from it
-            return {port: SAME}
-        if len(out) == len(flat) and all(map(operator.is_, out, flat)):
-            return {port: SAME}  # passed on as they came (the fast path: most chains)
-    if not pairs:
+        count = len(out)
+        if count == len(flat):
+            # One output, as many items as came in: "=" whether they were passed on as they came or are all new
+            # (`_unpaired`); one item in and one out is one of the two (most chains: a webhook's one item).
+            if count < 2 or out is flat or (out[0] is flat[0] and all(map(operator.is_, out, flat))):
+                return {port: SAME}
+            if set(map(id, flat)).isdisjoint(map(id, out)):
+                return {port: SAME}
+        elif not set(map(id, flat)).isdisjoint(map(id, out)):
+            pass  # some of them passed on: worked out item by item below
+        else:
+            return {port: _unpaired(count, len(flat), 1)}  # only new items
+    elif not pairs:
         given = set(map(id, flat))
         if all(given.isdisjoint(map(id, out)) for out in outputs.values()):  # only new items (Set): at C speed
             return {port: _unpaired(len(out), len(flat), len(outputs)) for port, out in outputs.items()}
