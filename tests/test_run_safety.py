@@ -185,9 +185,9 @@ class FailingRecorder(SqlRecorder):
         self._count()
         await super().steps_finished(run_id, steps, durable)
 
-    async def run_finished(self, result: RunResult) -> None:
+    async def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> None:
         self._count()
-        await super().run_finished(result)
+        await super().run_finished(result, steps)
 
 
 def side_effect_chain(reg: Registry) -> Any:

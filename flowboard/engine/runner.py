@@ -65,7 +65,8 @@ class Recorder(Protocol):
     async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
         """`durable`: a node with side effects finished; write everything before the run goes on."""
 
-    async def run_finished(self, result: RunResult) -> None: ...
+    async def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> None:
+        """`steps`: the run's last steps, not handed over before and none with side effects (one call, not two)."""
 
 
 class Lease(Protocol):
@@ -380,9 +381,10 @@ class _Run:
         result = self._result(status)
         if self.recorder is not None:
             try:
-                if self.unflushed:
+                if self.durable:
                     await self._flush()
-                await self.recorder.run_finished(result)
+                steps, self.unflushed = self.unflushed, []
+                await self.recorder.run_finished(result, steps)
             except RunLost:
                 self.lost = True
                 return self._lost()

@@ -257,9 +257,12 @@ class SqlRecorder:
 
     async def run_started(self, info: RunInfo) -> None:
         flow_version, source = self._meta.pop(info.run_id, (None, None))
-        now = time.time()
-        row = [info.run_id, info.flow_id, flow_version, "running", info.trigger, source, _json(info.input),
-               None, None, info.started, info.started, None, self.owner, now, None]
+        try:
+            given = _dumps(info.input).decode()
+        except TypeError:
+            given = _lenient(info.input)
+        row = [info.run_id, info.flow_id, flow_version, "running", info.trigger, source, given,
+               None, None, info.started, info.started, None, self.owner, time.time(), None]
         pending = self._pending.get(info.run_id)
         if pending is None:
             pending = self._pending[info.run_id] = _Pending(info.run_id, row)
@@ -280,22 +283,47 @@ class SqlRecorder:
         if durable:
             await self._write(pending, durable=True)
 
-    async def run_finished(self, result: RunResult) -> None:
+    async def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> None:
         pending = self._pending.pop(result.run_id, None) or _Pending(result.run_id, None)
+        if steps:  # the run's last steps, none with side effects: written with its end
+            if pending.steps:
+                pending.steps.extend(steps)
+            else:
+                pending.steps = steps
+            for step in steps:
+                if step.wait is not None:
+                    pending.waits.append(_wait_row(step))
         row = pending.run
         if row is None:  # not seen starting: the upsert keeps what the store has for input, trigger, ...
             row = pending.run = [result.run_id, result.flow_id, None, None, None, None, None, None, None,
                                  result.started, result.started, None, self.owner, None, None]
         error = result.error
-        output = _json(result.output, None)
-        if output is None:
+        try:
+            output = _dumps(result.output).decode()
+        except TypeError:
             output = _lenient(result.output)
             error = error or {"message": "the run's output is not JSON data; it was stored as text where needed"}
-        row[3] = result.status.value
+        status = row[3] = _RUN_STATUS[result.status]
         row[7] = output
-        row[8] = _json(error)
+        row[8] = None if error is None else _json(error)
         row[10] = result.started
-        row[11] = None if result.status is RunStatus.waiting else result.finished
+        row[11] = None if status == "waiting" else result.finished
+        if self._writer is None and pending.steps and not pending.written and not pending.waits and status in _ENDED:
+            # Most runs on SQLite: the whole run in one row, its steps packed in it (none of them written before),
+            # joined to this loop turn's group commit here (what `_write` and `_join_group` do, one call less each)
+            if self._closed:
+                raise RuntimeError("the recorder is closed")
+            row[13] = time.time()
+            row[14] = _packed(pending.steps, pending.input)
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            group = self._group
+            if group is None:
+                group = self._group = []
+                loop.call_soon(self._commit_group)
+            group.append(((pending.run_id, row, _NO_ROWS, _NO_ROWS, False), future))  # (the run is popped: no
+            await future  # one changes its row list any more)
+            return
         await self._write(pending, final=True)
 
     # -- writing ----------------------------------------------------------------------------------------------------
@@ -343,8 +371,15 @@ class SqlRecorder:
             return
         outcomes = _outcomes(self._execute, [job for job, _ in group])
         for (_, future), outcome in zip(group, outcomes, strict=True):
-            with contextlib.suppress(RuntimeError):  # closing after the loop: nobody waits any more
-                _resolve(future, outcome)
+            if future.done():
+                continue
+            try:
+                if outcome is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(outcome)
+            except RuntimeError:  # closing after the loop: nobody waits any more
+                pass
         if self._checkpointer is not None:
             self._checkpointer.wake()
 
@@ -652,11 +687,11 @@ def _stored_outputs(step: Step, run_input: list[Any] | None) -> Any:
     and one that passes on the items it got points at the step they came from."""
     outputs = step.outputs
     main = outputs.get("main")
-    if run_input and main and len(outputs) == 1 and len(main) == len(run_input) and main[0] is run_input[0] \
-            and all(map(operator.is_, main, run_input)):
+    if main and run_input and main[0] is run_input[0] and len(outputs) == 1 and len(main) == len(run_input) \
+            and all(map(operator.is_, main, run_input)):  # (new items fail at the first)
         return _SAME_AS_RUN_INPUT_VALUE
-    if step.same_as is not None:  # items passed on unchanged: a reference to the step they came from
-        same = step.same_as
+    same = step.same_as
+    if same is not None:  # items passed on unchanged: a reference to the step they came from
         return {port: same_as_step(*same[port]) if port in same else items for port, items in outputs.items()}
     return outputs
 
@@ -676,6 +711,8 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
 
 
 _ENDED = frozenset(status.value for status in RunStatus if status.finished)
+_RUN_STATUS = {status: status.value for status in RunStatus}  # a plain str (an enum's `.value` is a slow property)
+_NO_ROWS: list[Row] = []  # (never changed)
 _Fragment = orjson.Fragment
 
 
