@@ -48,7 +48,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..engine.runner import RunInfo
-from ..engine.states import GOING, RunLost, RunResult, RunStatus, Step, StepStatus
+from ..engine.states import GOING, Later, RunLost, RunResult, RunStatus, Step, StepStatus
 from .store import SAME_AS_RUN_INPUT, Store, same_as_step
 from .tables import runs_t, steps_t, waits_t
 
@@ -724,10 +724,19 @@ def _packed(steps: list[Step], run_input: list[Any] | None) -> str:
     columns as JSON), one entry per node, the last one recorded; in one `orjson.dumps`. When something is not JSON
     data, the steps go through `_step_row` (which says so in the step that has it) and their texts are spliced in."""
     last = {step.node_id: step for step in steps}
+    first = run_input[0] if run_input else _MISSING
+    entries = []
+    for s in last.values():
+        outputs = s.outputs
+        if s.same_as is not None or ((main := outputs.get("main")) and main[0] is first):
+            outputs = _stored_outputs(s, run_input)  # (a step passing on items it got: what new items never do)
+        lineage = s._lineage
+        if lineage.__class__ is Later:  # `Step.lineage`, without the property
+            lineage = s._lineage = lineage.work(s.inputs, s.outputs, None)
+        entries.append((s.node_id, _STATUS[s.status], s.attempt, s.started, s.finished, _NO_INPUTS, outputs,
+                        s.error, s.logs or None, lineage))
     try:
-        return _dumps([(s.node_id, _STATUS[s.status], s.attempt, s.started, s.finished, _NO_INPUTS,
-                        _stored_outputs(s, run_input), s.error, s.logs or None, s.lineage)
-                       for s in last.values()]).decode()
+        return _dumps(entries).decode()
     except TypeError:
         rows = [_step_row(step, run_input) for step in last.values()]
         return _dumps([(r[1], r[2], r[3], r[4], r[5], _Fragment(r[6]), _Fragment(r[7]),
