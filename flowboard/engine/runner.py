@@ -25,7 +25,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -60,13 +60,14 @@ class RunInfo:
 class Recorder(Protocol):
     """What the engine asks of persistence. The store implements it; the engine never sees SQL."""
 
-    async def run_started(self, info: RunInfo) -> None: ...
+    def run_started(self, info: RunInfo) -> Awaitable[None]: ...
 
     async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
         """`durable`: a node with side effects finished; write everything before the run goes on."""
 
-    async def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> None:
-        """`steps`: the run's last steps, not handed over before and none with side effects (one call, not two)."""
+    def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> Awaitable[None]:
+        """`steps`: the run's last steps, not handed over before and none with side effects (one call, not two).
+        (Awaitable: a coroutine, or a recorder's own future to wait for.)"""
 
 
 class Lease(Protocol):
@@ -383,8 +384,7 @@ class _Run:
             try:
                 if self.durable:
                     await self._flush()
-                steps, self.unflushed = self.unflushed, []
-                await self.recorder.run_finished(result, steps)
+                await self.recorder.run_finished(result, self.unflushed)  # (the run records nothing after this)
             except RunLost:
                 self.lost = True
                 return self._lost()

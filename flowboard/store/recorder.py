@@ -41,7 +41,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
 
 import orjson
@@ -255,7 +255,8 @@ class SqlRecorder:
 
     # -- the Recorder protocol --------------------------------------------------------------------------------------
 
-    async def run_started(self, info: RunInfo) -> None:
+    def run_started(self, info: RunInfo) -> Awaitable[None]:
+        """(Not a coroutine: nothing to wait for unless `write_start`.)"""
         flow_version, source = self._meta.pop(info.run_id, (None, None))
         try:
             given = _dumps(info.input).decode()
@@ -270,7 +271,8 @@ class SqlRecorder:
             pending.run = row
         pending.input = info.input
         if self.write_start:
-            await self._write(pending)
+            return self._write(pending)
+        return _NOTHING_TO_WAIT_FOR
 
     async def steps_finished(self, run_id: str, steps: list[Step], durable: bool) -> None:
         pending = self._pending.get(run_id)
@@ -283,7 +285,9 @@ class SqlRecorder:
         if durable:
             await self._write(pending, durable=True)
 
-    async def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> None:
+    def run_finished(self, result: RunResult, steps: list[Step] | None = None) -> Awaitable[None]:
+        """(Not a coroutine: most runs wait for their group commit's future alone, one coroutine less to suspend and
+        resume.)"""
         pending = self._pending.pop(result.run_id, None) or _Pending(result.run_id, None)
         if steps:  # the run's last steps, none with side effects: written with its end
             if pending.steps:
@@ -322,9 +326,8 @@ class SqlRecorder:
                 group = self._group = []
                 loop.call_soon(self._commit_group)
             group.append(((pending.run_id, row, _NO_ROWS, _NO_ROWS, False), future))  # (the run is popped: no
-            await future  # one changes its row list any more)
-            return
-        await self._write(pending, final=True)
+            return future  # one changes its row list any more)
+        return self._write(pending, final=True)
 
     # -- writing ----------------------------------------------------------------------------------------------------
 
@@ -713,6 +716,18 @@ def _step_row(step: Step, run_input: list[Any] | None = None) -> Row:
 _ENDED = frozenset(status.value for status in RunStatus if status.finished)
 _RUN_STATUS = {status: status.value for status in RunStatus}  # a plain str (an enum's `.value` is a slow property)
 _NO_ROWS: list[Row] = []  # (never changed)
+
+
+class _Nothing:
+    """An awaitable that is done at once (without a coroutine to make and run)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_NOTHING_TO_WAIT_FOR = _Nothing()
 _Fragment = orjson.Fragment
 
 
