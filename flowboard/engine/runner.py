@@ -34,7 +34,7 @@ from ..frozen import FrozenList, ItemChanged, freeze_items
 from ..model import OnError
 from ..sdk import Context, Items, Services, Suspend
 from .events import Event, EventBus, Progress
-from .lineage import LATER, Tracer, flat_inputs, infer
+from .lineage import LATER, SAME, Tracer, flat_inputs, infer
 from .plan import Plan, PlannedNode
 from .scope import node_view
 from .states import RunLost, RunResult, RunStatus, Step, StepStatus, Waiting
@@ -506,14 +506,19 @@ class _Run:
         if not theirs:
             return None
         found = None
+        first = theirs[0]
         for port, items in step.outputs.items():
             if not items:
                 continue
-            if found is not None or len(items) != len(theirs) or not (items is theirs or (
-                    items[0] is theirs[0] and all(map(operator.is_, items, theirs)))):  # new items fail at the first
+            if found is not None or items[0] is not first or len(items) != len(theirs) or not (
+                    items is theirs or all(map(operator.is_, items, theirs))):  # new items fail at the first
                 return None
             found = port
-        return None if found is None else {found: (source, source_port)}
+        if found is None:
+            return None
+        if step._lineage is LATER:  # what `infer` says of items passed on as they came, without working it out
+            step._lineage = {port: SAME for port in step.outputs}
+        return {found: (source, source_port)}
 
     def _finish(self, pn: PlannedNode, step: Step, ready: deque[str], restored: bool = False) -> None:
         if restored:
