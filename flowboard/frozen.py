@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn
 
-__all__ = ["FrozenDict", "FrozenList", "ItemChanged", "freeze", "freeze_items", "size_of", "thaw"]
+__all__ = ["FrozenDict", "FrozenList", "ItemChanged", "freeze", "freeze_items", "freeze_parsed", "size_of", "thaw"]
 
 
 class ItemChanged(TypeError):
@@ -89,6 +89,27 @@ def freeze(value: Any) -> Any:
             return FrozenList(value)
         return FrozenList([v if v.__class__ in _DONE else freeze(v) for v in value])
     return value  # not JSON data: the recorder reports it; nothing to freeze
+
+
+def freeze_parsed(value: Any) -> Any:
+    """A value just parsed from JSON (plain dicts, lists and scalars, nobody else holding them), frozen: each dict or
+    list inside is replaced by its frozen copy where it stands, so nothing is checked for frozen parts or walked twice
+    (`freeze` does both, for values that may hold frozen parts or tuples). The value's depth must be bounded (as
+    `jsonlimits.read_json` bounds it)."""
+    cls = value.__class__
+    if cls is dict:
+        for key, v in value.items():
+            c = v.__class__
+            if c is dict or c is list:
+                value[key] = freeze_parsed(v)  # (a value replaced, no key added: the iteration goes on)
+        return FrozenDict(value)
+    if cls is list:
+        for i, v in enumerate(value):
+            c = v.__class__
+            if c is dict or c is list:
+                value[i] = freeze_parsed(v)
+        return FrozenList(value)
+    return value
 
 
 def freeze_items(items: list[Any]) -> FrozenList:

@@ -11,7 +11,7 @@ import pytest
 
 from flowboard.engine import Engine, RunStatus, StepStatus
 from flowboard.errors import FlowInvalid
-from flowboard.frozen import FrozenDict, FrozenList, freeze, thaw
+from flowboard.frozen import FrozenDict, FrozenList, freeze, freeze_parsed, thaw
 from flowboard.store import SqlRecorder
 
 from .conftest import make_flow
@@ -70,6 +70,25 @@ async def test_the_callers_input_and_a_nodes_later_changes_do_not_leak(plan_of, 
     given[0]["tags"].append("z")
     assert result.steps["t"].outputs["main"] == PEOPLE
     assert result.output[0]["name"] == "ada"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, with the same types all the way down (frozen where the other is frozen), keys in the same order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+@pytest.mark.parametrize("text", ['{"hello":"world","n":1,"items":[1,2,3]}', '[]', '{}', '"x"', '3.5', 'null',
+                                  '[{"a":[{"b":{}}],"c":[[],[1,[2]]]},{"d":null}]', '{"a":{"b":{"c":[true,false]}}}'])
+def test_a_parsed_json_value_frozen_in_place_is_what_freeze_makes(text: str) -> None:
+    import orjson
+
+    assert _same(freeze_parsed(orjson.loads(text)), freeze(orjson.loads(text)))
 
 
 def test_frozen_items_read_and_copy_like_plain_json() -> None:

@@ -30,7 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from ..blobs import Blobs, FileTooLarge
 from ..engine import RunResult, RunStatus, StepStatus
-from ..frozen import FrozenDict, FrozenList, freeze
+from ..frozen import FrozenDict, FrozenList, freeze, freeze_parsed
 from ..jsonlimits import JsonRefused, read_json
 from ..store import CREDENTIAL_CACHE
 from ..triggers import RunSkipped, WebhookEndpoint, WebhookTriggers, new_run_id
@@ -154,7 +154,7 @@ class WebhookApp:
         content_type = None if given_type is None else given_type.decode("latin-1")
         if content_type == "application/json" and raw:
             try:
-                body = read_json(raw, max_bytes=None, what="the body")
+                body = freeze_parsed(read_json(raw, max_bytes=None, what="the body"))  # (freeze takes it as it is)
             except JsonRefused as exc:
                 raise Refused(exc.status, f"the body cannot be read: {exc}") from None
         elif raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
