@@ -22,7 +22,7 @@ from .approval_links import Links
 from .approvals import ApprovalService
 from .auth import Accounts
 from .blobs import FILE_GRACE, FILE_KEY, Blobs, BlobStore, files_in
-from .calls import CALLED, CallChecks, FlowCalls
+from .calls import CallChecks, FlowCalls
 from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
@@ -112,12 +112,9 @@ class Flowboard:
                                      TableTriggers(self.launcher, self.tables), CallChecks(self), self.listeners])
         self.error_flows = ErrorFlows(self.launcher, self.store, self.plan)
         #: Run-finished subscribers: each is called with (plan, trigger node id, result) for every run this process
-        #: concludes that did not succeed (and for a called flow's run that did); must not raise or block.
+        #: concludes; must not raise or block.
         self.finished: list[Callable[[Plan, str, RunResult], None]] = [self.error_flows.finished]
         self.engine.on_finished = self._run_finished
-        # a succeeded run concerns the hook only when a caller may wait for it (`FlowCalls.is_child`)
-        self.engine.succeeded_runs = self.calls.children
-        self.engine.succeeded_triggers = frozenset({CALLED})
         #: Where people reach this server (resume links in emails): `FLOWBOARD_PUBLIC_URL`, else the local address.
         self.public_url = (os.environ.get("FLOWBOARD_PUBLIC_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.sleeper = Sleeper(self)
@@ -622,8 +619,7 @@ class Flowboard:
                                      started=run.started, waits=waits)
 
     def _run_finished(self, plan: Plan, trigger: str, result: RunResult) -> None:
-        """Post-run hook: the engine calls it for every run it concludes that did not succeed, and for a succeeded one
-        a caller may wait for (`Engine.succeeded_runs`, `succeeded_triggers`). A run parked until a deadline wakes the
+        """Post-run hook: the engine calls it for every run it concludes. A run parked until a deadline wakes the
         sleeper, which may have to wake earlier now; a concluded one goes to the run-finished subscribers (error
         flows) and to a caller parked on it."""
         if result.status is RunStatus.waiting:

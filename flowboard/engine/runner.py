@@ -101,14 +101,9 @@ class Engine:
         self._lost: set[str] = set()
         #: The signed URL that resumes a waiting run (`{{ run.resume_url }}` in expressions); set by the app.
         self.resume_url: Callable[[str], str] | None = None
-        #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted) and did not
-        #: succeed, or succeeded and is one the hook asked for (`succeeded_runs`, `succeeded_triggers`); must not
-        #: raise or block. The app uses it to start error flows, wake the sleeper and resume callers.
+        #: Called with (plan, trigger node id, result) when a run concludes (not when it is interrupted); must not
+        #: raise or block. The app uses it to start error flows.
         self.on_finished: Callable[[Plan, str, RunResult], None] | None = None
-        #: Run ids, and node types of triggers, whose succeeded runs `on_finished` hears of too (a called flow's,
-        #: whose caller waits for it); every other succeeded run concludes without a call.
-        self.succeeded_runs: set[str] | frozenset[str] = frozenset()
-        self.succeeded_triggers: set[str] | frozenset[str] = frozenset()
         #: What runs the runs, in the words of a step interrupted by its stop ("a stop of Flowboard")
         self.host = "Flowboard"
 
@@ -426,12 +421,9 @@ class _Run:
         if self.engine.bus.active:  # (an event is a frozen dataclass: not made for nobody)
             self._publish_safely(Event("run.finished", self.run_id, self.flow_id, status=result.status.value,
                                        message=result.error["message"] if result.error else None))
-        engine = self.engine
-        if engine.on_finished is not None and (result.status is not RunStatus.succeeded
-                                               or self.run_id in engine.succeeded_runs
-                                               or self.plan.nodes[self.trigger].cls.type in engine.succeeded_triggers):
+        if self.engine.on_finished is not None:
             try:
-                engine.on_finished(self.plan, self.trigger, result)
+                self.engine.on_finished(self.plan, self.trigger, result)
             except Exception:
                 log.exception("the end-of-run hook failed for run %s", self.run_id)
         return result
