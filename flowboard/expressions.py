@@ -508,7 +508,47 @@ def compile_string(text: str) -> Evaluator:
             out.append(chunk)
         return "".join(out)
 
-    return render
+    return _text_with_paths(text, render) or render
+
+
+_EMBEDDED = re.compile(r"{{[ \t]*([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)[ \t]*}}")
+
+
+def _text_with_paths(text: str, render: Evaluator) -> Evaluator | None:
+    """`https://api/x?i={{ item.i }}`: text with plain dotted paths in it, joined without a Jinja context when every
+    path reads a key that is there and holds text or a number (which Jinja writes with `str` as well). Anything
+    else (a missing key, a list, a bool, a long result) renders the whole text through Jinja, so the answer and the
+    errors are always Jinja's. None when the text is not of that form."""
+    pieces = _EMBEDDED.split(text)
+    literals = pieces[0::2]
+    if len(pieces) < 3 or any("{" in part or "}" in part or "\r" in part for part in literals):
+        return None
+    paths = [tuple(source.split(".")) for source in pieces[1::2]]
+    steps = [(literal, path[0], path[1:]) for literal, path in zip(literals, paths, strict=False)]
+    tail = literals[-1]
+
+    def join(scope: dict[str, Any]) -> str:
+        out: list[str] = []
+        for literal, first, rest in steps:
+            value = scope.get(first, _ABSENT)
+            for name in rest:
+                if (type(value) is not FrozenDict and type(value) is not dict) or name not in value:
+                    return render(scope)
+                value = value[name]
+            kind = type(value)
+            if kind is str:
+                out.append(literal)
+                out.append(value)
+            elif (kind is int and value.bit_length() < 64) or kind is float:
+                out.append(literal)
+                out.append(str(value))
+            else:
+                return render(scope)
+        out.append(tail)
+        joined = "".join(out)
+        return joined if len(joined) <= MAX_OUTPUT else render(scope)
+
+    return join
 
 
 _FEATURES: tuple[tuple[type[nodes.Node], str], ...] = (
