@@ -166,7 +166,7 @@ class WebhookApp:
         # built frozen, as the engine would make it (it takes a frozen list as it is)
         query = scope["query_string"]
         items = FrozenList((FrozenDict({"body": freeze(body), "query": freeze(_query(query)) if query else _NO_QUERY,
-                                        "headers": FrozenDict(_visible(found, ep.hidden_raw, ep.keep_raw)),
+                                        "headers": FrozenDict(_visible(found, ep.hidden, ep.keep)),
                                         "method": method, "path": ep.path}),))
         if self.test:
             return await self.test_call(ep, items)

@@ -61,7 +61,7 @@ def infer(inputs: Mapping[str, Sequence[Any]], outputs: Mapping[str, Sequence[An
     """The lineage of one step (see the module docstring). `pairs`: what the node said with `ctx.paired`."""
     if not outputs:
         return None
-    flat = next(iter(inputs.values())) if len(inputs) == 1 else flat_inputs(inputs)
+    flat = flat_inputs(inputs)
     if not pairs and len(outputs) == 1:
         (port, out), = outputs.items()
         count = len(out)

@@ -31,12 +31,11 @@ class WebhookEndpoint:
     plan: Plan
     version: int
     respond_nodes: tuple[str, ...]  # webhook.respond nodes, in the flow's order
-    hidden: frozenset[str]  # lower-case header names left out of the item
+    #: lower-case header names left out of the item, as an ASGI call has them (bytes: decoded only when kept)
+    hidden: frozenset[bytes]
     activation: Activation | None = None  # None for a test listener
     listener: asyncio.Future[RunResult] | None = None  # set for a test listener
-    keep: frozenset[str] | None = None  # lower-case header names put in the item; None: all but `hidden`
-    hidden_raw: frozenset[bytes] = frozenset()  # `hidden` and `keep` as the names come in an ASGI call (bytes)
-    keep_raw: frozenset[bytes] | None = None
+    keep: frozenset[bytes] | None = None  # lower-case header names put in the item; None: all but `hidden`
 
 
 class WebhookTriggers(TriggerKind):
@@ -80,9 +79,8 @@ class WebhookTriggers(TriggerKind):
                 hidden.add(auth.header.lower())
             names = getattr(config, "headers", None)
             keep = None if names is None or "*" in names else frozenset(names) - hidden
-            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, frozenset(hidden),
-                                       keep=keep, hidden_raw=_raw(hidden),
-                                       keep_raw=None if keep is None else _raw(keep)))
+            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, _raw(hidden),
+                                       keep=None if keep is None else _raw(keep)))
         return out
 
     def add(self, activation: Activation) -> None:
