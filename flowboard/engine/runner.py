@@ -528,9 +528,7 @@ class _Run:
             del self.live[pn.id]
             if self.partial:
                 self._progress_over(pn.id)
-            self.steps[pn.id] = step
-            if self.recorder is not None:
-                self._write(pn, step)
+            self._record(pn, step)
         status = step.status
         if status is _WAITING:  # its branch stops here until it resumes
             self.parked.append(pn.id)
@@ -543,12 +541,7 @@ class _Run:
                 self.publish(Event("node.failed", self.run_id, self.flow_id, pn.id, step.status.value, step.count,
                                    step.error["message"] if step.error else None))
             return
-        remaining = self.remaining  # (as `_release`)
-        for target in pn.targets:
-            left = remaining[target] - 1
-            remaining[target] = left
-            if left == 0:
-                ready.append(target)
+        self._release(pn, ready)
         if self.plan.reads_nodes:
             view = node_view(step.outputs, _STATUS[step.status], lambda: self._matching_item(pn))
             self.scope_nodes[pn.id] = view
