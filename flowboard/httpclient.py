@@ -1,13 +1,15 @@
-"""The shared HTTP client behind `ctx.http`: httpx's API, aiohttp underneath, and a short way through for plain calls.
+"""The shared HTTP client behind `ctx.http`: httpx's API, and a short way through for plain calls.
 
 httpx on the aiohttp transport cost 2.6-3.5x raw aiohttp per call (`bench/http_client.py`): the time went to httpx's
 layers (a Request with its headers normalised, the URL parsed twice, the auth and redirect generators, a streamed
-Response read back through decoders), not to the network. `Client.request` therefore sends a plain call (bytes or
-no body, no auth, no params, no cookies, no file or form, redirects not followed) straight on the aiohttp session:
-the client's default headers are merged once per client, timeouts are built once per value, and the answer is read
-whole and handed back as an `httpx.Response` whose request is built only if someone asks for it. Anything else
-(`auth=`, `json=`, `data=`, `files=`, `params=`, `follow_redirects=True`, `stream()`, a proxy mounted from the
-environment, event hooks) takes httpx's own path on the same aiohttp session, unchanged.
+Response read back through decoders), not to the network, and aiohttp's client itself cost 46 µs of CPU per call.
+`Client.request` therefore sends a plain call (bytes or no body, no auth, no params, no cookies, no file or form,
+redirects not followed, no Host or length header of the caller's) on connections of its own kept open per origin
+(`flowboard/httpwire.py`, 17 µs per call): the request is written as httpx on aiohttp writes it, the client's
+default headers merged once per client, timeouts built once per value, and the answer is read whole and handed back
+as an `httpx.Response` whose request is built only if someone asks for it. Anything else (`auth=`, `json=`, `data=`,
+`files=`, `params=`, `follow_redirects=True`, `stream()`, a proxy mounted from the environment, event hooks) takes
+httpx's own path on an aiohttp session, unchanged.
 
 The client keeps no cookies, neither in httpx nor in aiohttp's session: a session cookie one flow receives must never
 ride along on another flow's requests (a node that needs one sends a `Cookie` header)."""
@@ -16,15 +18,21 @@ from __future__ import annotations
 
 import datetime
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import httpx
 from httpx._client import USE_CLIENT_DEFAULT, ClientState
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import map_aiohttp_exceptions
 from multidict import CIMultiDict
-from yarl import URL as YarlURL
+
+from .httpwire import Origin, Wires, request_bytes
+
+
+class _Target(NamedTuple):
+    origin: Origin
+    path: bytes  # the request line's target: the path and query as httpx writes them
+    host: bytes  # the Host header
 
 
 class _NoCookies(httpx.Cookies):
@@ -56,7 +64,7 @@ class _Response(httpx.Response):
         return super().raise_for_status()
 
 
-_EXTENSIONS = {"http_version": b"HTTP/1.1"}
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})  # the short way writes these itself
 
 
 class Client(httpx.AsyncClient):
@@ -68,8 +76,9 @@ class Client(httpx.AsyncClient):
         super().__init__(transport=self._aio, **kwargs)
         self._defaults: CIMultiDict[str] = CIMultiDict()
         self._defaults_of: list[Any] = []  # the client's header list they were built from
-        self._timeouts: dict[Any, aiohttp.ClientTimeout] = {}
-        self._urls: dict[str | int, YarlURL] = {}
+        self._timeouts: dict[Any, tuple[float | None, float | None, float | None]] = {}
+        self._urls: dict[str | int, _Target] = {}
+        self._wires: Wires | None = None  # the short way's connections
         self._parsed: dict[int, httpx.URL] = {}  # the httpx URLs behind the int keys of _urls
 
     def _session(self) -> aiohttp.ClientSession:  # what AiohttpTransport builds by default, without a cookie jar
@@ -105,9 +114,9 @@ class Client(httpx.AsyncClient):
             if target is not None and type(url) is not str and self._parsed.get(id(url)) is not url:
                 target = None  # another URL object that took a forgotten one's place in memory
             if target is None and merged is not None:
-                target = self._aio_url(url)
+                target = self._target(url)
             if target is not None and merged is not None:
-                return await self._short(method, target, content, merged, timeout)
+                return await self._short(method.upper(), url, target, content, merged, timeout)
         return await super().request(method, url, content=content, data=data, files=files, json=json,
                                      params=params, headers=headers, cookies=cookies, auth=auth,
                                      follow_redirects=follow_redirects, timeout=timeout, extensions=extensions)
@@ -128,6 +137,8 @@ class Client(httpx.AsyncClient):
                 if "\r" in value or "\n" in value:
                     return None
                 key = name.lower()
+                if key in _OWN_HEADERS:
+                    return None  # httpx's own path decides what goes out then
                 if key in seen:  # a header given twice goes as one line, its values joined, as httpx sends it
                     merged[name] = f"{merged[name]}, {value}"
                 else:
@@ -135,16 +146,19 @@ class Client(httpx.AsyncClient):
                     merged[name] = value
         return merged
 
-    def _aio_url(self, url: httpx.URL | str) -> YarlURL | None:
-        """The URL as httpx writes it, for aiohttp (which then sends it as it is), or None for one that httpx's own
-        path should report on. Remembered (a fan-out calls the same one many times)."""
+    def _target(self, url: httpx.URL | str) -> _Target | None:
+        """Where the call goes and what its request line says, as httpx writes them, or None for one that httpx's
+        own path should report on. Remembered (a fan-out calls the same one many times)."""
         try:
             parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
         except httpx.InvalidURL:
             return None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
+        scheme = parsed.scheme
+        if scheme not in ("http", "https") or not parsed.host:
             return None
-        target = YarlURL(str(parsed), encoded=True)
+        host = parsed.raw_host.decode("ascii")
+        target = _Target((scheme, host, parsed.port or (443 if scheme == "https" else 80)), parsed.raw_path,
+                         parsed.netloc)
         if len(self._urls) >= 512:
             self._urls.clear()
             self._parsed.clear()
@@ -155,38 +169,43 @@ class Client(httpx.AsyncClient):
             self._urls[url] = target
         return target
 
-    def _aio_timeout(self, timeout: Any) -> aiohttp.ClientTimeout:
+    def _wire_timeout(self, timeout: Any) -> tuple[float | None, float | None, float | None]:
         key = timeout if isinstance(timeout, int | float | None) else repr(timeout)
         found = self._timeouts.get(key)
         if found is None:
             t = self.timeout if timeout is USE_CLIENT_DEFAULT else httpx.Timeout(timeout)
-            found = aiohttp.ClientTimeout(sock_connect=t.connect, sock_read=t.read, connect=t.pool)
+            found = (t.connect, t.read, t.pool)
             if len(self._timeouts) < 64:
                 self._timeouts[key] = found
         return found
 
-    async def _short(self, method: str, url: YarlURL, content: bytes | None, headers: CIMultiDict[str],
-                     timeout: Any) -> httpx.Response:
-        session = self._session()
+    async def _short(self, method: str, url: httpx.URL | str, target: _Target, content: bytes | None,
+                     headers: CIMultiDict[str], timeout: Any) -> httpx.Response:
         start = time.perf_counter()
-        with map_aiohttp_exceptions():
-            async with session.request(method, url, headers=headers,
-                                       data=content or None, allow_redirects=False, compress=False,
-                                       timeout=self._aio_timeout(timeout)) as answer:
-                body = await answer.read()
-                raw = answer.raw_headers
-                reason = answer.reason
-        response = _Response(answer.status, headers=raw, stream=httpx.ByteStream(body),
-                             extensions={**_EXTENSIONS, "reason_phrase": reason.encode()} if reason else _EXTENSIONS)
+        if self._wires is None:
+            self._wires = Wires(self._aio.ssl_context)
+        connect, read, pool = self._wire_timeout(timeout)
+        answer = await self._wires.call(target.origin, request_bytes(method, target.path, target.host, headers,
+                                                                     content), method, connect, read, pool)
+        extensions = {"http_version": answer.version, "reason_phrase": answer.reason} if answer.reason else \
+            {"http_version": answer.version}
+        encoded = any(name.lower() == b"content-encoding" for name, _ in answer.headers)
+        response = _Response(answer.status, headers=answer.headers, stream=httpx.ByteStream(answer.body),
+                             extensions=extensions)
         response._lazy = (method, url, headers)
-        response._content = body
-        response.is_stream_consumed = True
-        response.is_closed = True
+        if encoded:  # gzip and the rest: unpacked by httpx's own decoders
+            await response.aread()
+        else:
+            response._content = answer.body
+            response.is_stream_consumed = True
+            response.is_closed = True
         response.elapsed = datetime.timedelta(seconds=time.perf_counter() - start)
         return response
 
     async def aclose(self) -> None:
         await super().aclose()  # closes the transport, and the session if httpx's own path ever used it
+        if self._wires is not None:
+            self._wires.close()
         if self._session_obj is not None and not self._session_obj.closed:
             await self._session_obj.close()
 
