@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import re
@@ -47,6 +46,21 @@ HEADERS = [(b"host", b"127.0.0.1:8000"), (b"content-type", b"application/json"),
 def _thread_cpu() -> float:
     """CPU seconds of this thread (the event loop's) alone."""
     return time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID)
+
+
+def settle_collector() -> None:
+    """What `flowboard serve` does with the garbage collector once started (or what a checkout from before
+    `settle_collector` did: a collection and `gc.freeze`)."""
+    import gc
+
+    from flowboard import server
+
+    settle = getattr(server, "settle_collector", None)
+    if settle is None:
+        gc.collect()
+        gc.freeze()
+    else:
+        settle()
 
 
 def _front_door(flow: str, record: bool) -> tuple[Any, Callable[[], Awaitable[None]]]:
@@ -95,8 +109,7 @@ async def measure(flow: str, record: bool, seconds: float, rounds: int, conns: i
         stop = time.perf_counter() + duration
         await asyncio.gather(*[client(stop) for _ in range(conns)])
 
-    gc.collect()
-    gc.freeze()  # as `flowboard serve` does after start-up
+    settle_collector()  # as `flowboard serve` does after start-up
     await load(1.0)  # warm-up
     samples = []
     profiler = None
@@ -128,8 +141,7 @@ async def calls(flow: str, record: bool, count: int, conns: int) -> None:
             await call()
 
     await asyncio.gather(*[client(10) for _ in range(conns)])  # warm-up
-    gc.collect()
-    gc.freeze()
+    settle_collector()
     await asyncio.gather(*[client(count // conns) for _ in range(conns)])
     await fb.aclose()
 

@@ -30,6 +30,22 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
 SWAGGER = Path(__file__).resolve().parent / "ui" / "dist" / "swagger"
 
 
+#: The cycle collector's first threshold: a collection after this many more container objects made than freed
+#: (Python's default is 700). Runs in flight hold their steps until their group commit, so 32 recorded runs at once
+#: passed 700 every few runs (2,845 collections in 20,000 chain10 calls, 6.8 µs of CPU per call, none of them
+#: finding garbage); bursts stay under 5,000. Cyclic garbage is still collected, a little later.
+GC_FIRST_THRESHOLD = 5_000
+
+
+def settle_collector() -> None:
+    """After start-up: its objects (NiceGUI, FastAPI, pydantic) leave the collector's scans (measured -25% CPU per
+    run), and the collector's first threshold goes up to `GC_FIRST_THRESHOLD`."""
+    gc.collect()
+    gc.freeze()
+    _, second, third = gc.get_threshold()
+    gc.set_threshold(GC_FIRST_THRESHOLD, second, third)
+
+
 def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
     """`public`: the server listens on a non-loopback address, so every page needs a session even before a user
     exists (`serve` refuses to start on one without an admin; it sets `fb.accounts.public` itself)."""
@@ -54,8 +70,7 @@ def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:
         resume = asyncio.ensure_future(fb.resume_unfinished())
         fb.start_waiting()  # parked runs resume at their deadlines
         sweep = asyncio.ensure_future(fb.sweep_files_forever())  # files of deleted runs
-        gc.collect()
-        gc.freeze()  # startup's objects (NiceGUI, FastAPI, pydantic) leave the GC's scans: measured -25% CPU per run
+        settle_collector()
         yield
         resume.cancel()
         sweep.cancel()
