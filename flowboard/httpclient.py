@@ -16,7 +16,9 @@ ride along on another flow's requests (a node that needs one sends a `Cookie` he
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import re
 import time
 from typing import Any, NamedTuple
 
@@ -64,6 +66,7 @@ class _Response(httpx.Response):
         return super().raise_for_status()
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # a method or a header name (RFC 9110 5.6.2)
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})  # the short way writes these itself
 
 
@@ -108,7 +111,7 @@ class Client(httpx.AsyncClient):
                                                    and not self.follow_redirects))
                 and not self._mounts and not self._base_url.raw_path.strip(b"/") and not self._base_url.host
                 and not self._event_hooks["request"] and not self._event_hooks["response"]
-                and self._state is not ClientState.CLOSED):
+                and self._state is not ClientState.CLOSED and _TOKEN(method)):
             merged = self._merge(headers)
             target = self._urls.get(url if type(url) is str else id(url))
             if target is not None and type(url) is not str and self._parsed.get(id(url)) is not url:
@@ -133,6 +136,8 @@ class Client(httpx.AsyncClient):
             seen: set[str] = set()
             for name, value in pairs:
                 if type(name) is not str or type(value) is not str or not (name.isascii() and value.isascii()):
+                    return None
+                if not _TOKEN(name):  # a header name is a token (RFC 9110 5.1): no spaces, colons or line ends
                     return None
                 if "\r" in value or "\n" in value:
                     return None
@@ -182,10 +187,13 @@ class Client(httpx.AsyncClient):
     async def _short(self, method: str, url: httpx.URL | str, target: _Target, content: bytes | None,
                      headers: CIMultiDict[str], timeout: Any) -> httpx.Response:
         start = time.perf_counter()
-        if self._wires is None:
-            self._wires = Wires(self._aio.ssl_context)
+        wires = self._wires
+        if wires is None or wires.loop is not asyncio.get_running_loop():  # (tests run a loop per test)
+            if wires is not None:
+                wires.close()
+            wires = self._wires = Wires(self._aio.ssl_context)
         connect, read, pool = self._wire_timeout(timeout)
-        answer = await self._wires.call(target.origin, request_bytes(method, target.path, target.host, headers,
+        answer = await wires.call(target.origin, request_bytes(method, target.path, target.host, headers,
                                                                      content), method, connect, read, pool)
         extensions = {"http_version": answer.version, "reason_phrase": answer.reason} if answer.reason else \
             {"http_version": answer.version}

@@ -47,9 +47,8 @@ class _Wire(asyncio.Protocol):
     """One connection: one call at a time, answers parsed as they arrive."""
 
     def __init__(self, pool: Wires) -> None:
-        assert pool.loop is not None
         self.pool = pool
-        self.loop: asyncio.AbstractEventLoop = pool.loop
+        self.loop = pool.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[Answer] | None = None
@@ -99,6 +98,8 @@ class _Wire(asyncio.Protocol):
     # -- httptools ----------------------------------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        if self.waiter is None or self.waiter.done():  # a second answer nobody asked for: out of step
+            self.keep = False
         self.headers = []
         self.body = []
         self.reason = b""
@@ -183,13 +184,14 @@ class _Wire(asyncio.Protocol):
 
 
 class Wires:
-    """Kept-open connections by origin, for one client on one event loop."""
+    """Kept-open connections by origin, for one client on the event loop it is made on."""
 
     def __init__(self, ssl_context: ssl.SSLContext, limit: int = 1000, keep: float = 4.0) -> None:
         self.ssl_context = ssl_context
         self.limit = limit
         self.keep = keep  # under the 5 s most servers keep an idle connection (Node's default)
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop = asyncio.get_running_loop()  # connections belong to one event loop
+        self.closed = False
         self._idle: dict[Origin, list[tuple[_Wire, float]]] = {}
         self._open = 0
         self._waiting: deque[asyncio.Future[None]] = deque()
@@ -198,9 +200,6 @@ class Wires:
     async def call(self, origin: Origin, request: bytes, method: str, connect: float | None, read: float | None,
                    pool: float | None) -> Answer:
         """Send `request` (its request line, headers and body, as bytes) to `origin` and read the answer."""
-        loop = asyncio.get_running_loop()
-        if loop is not self.loop:
-            self._rebind(loop)
         head = method == "HEAD"
         for attempt in range(2):
             wire, reused = await self._take(origin, connect, pool)
@@ -223,7 +222,6 @@ class Wires:
 
     async def _take(self, origin: Origin, connect: float | None, pool: float | None) -> tuple[_Wire, bool]:
         loop = self.loop
-        assert loop is not None
         while True:
             idle = self._idle.get(origin)
             now = loop.time()
@@ -264,7 +262,9 @@ class Wires:
         return wire, False
 
     def _put(self, origin: Origin, wire: _Wire) -> None:
-        assert self.loop is not None
+        if self.closed:  # a call that ended after the client closed
+            wire.close()
+            return
         self._idle.setdefault(origin, []).append((wire, self.loop.time()))
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(self.keep, self._sweep)
@@ -297,7 +297,6 @@ class Wires:
     def _sweep(self) -> None:
         """Close connections idle for `keep` seconds; again later while any are idle."""
         self._sweeper = None
-        assert self.loop is not None
         now = self.loop.time()
         for origin in list(self._idle):
             fresh = []
@@ -315,12 +314,8 @@ class Wires:
         if self._idle:
             self._sweeper = self.loop.call_later(self.keep, self._sweep)
 
-    def _rebind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A client used on another event loop (tests): the old loop's connections are let go."""
-        self.close()
-        self.loop = loop
-
     def close(self) -> None:
+        self.closed = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
