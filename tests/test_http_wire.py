@@ -190,6 +190,46 @@ async def test_a_connection_the_server_closed_between_calls(client: Client) -> N
         await server.__aexit__()
 
 
+async def test_every_kept_connection_the_server_dropped_is_let_go(client: Client) -> None:
+    """A server that restarted closed every kept connection: a GET that finds one dead goes again on a new
+    connection, not on the next dead one."""
+    async def answer_once_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        if await server.read_request(reader) is None:
+            return
+        await asyncio.sleep(0.05)  # so the three first calls need three connections
+        writer.write(json_answer())
+        await writer.drain()
+        await server.read_request(reader)
+        writer.transport.abort()
+
+    server = await raw_server(answer_once_then_drop)
+    try:
+        assert all(a.status_code == 200 for a in await asyncio.gather(*(client.get(server.url) for _ in range(3))))
+        assert server.connections == 3
+        assert (await client.get(server.url)).status_code == 200
+        assert server.connections == 4, "one dead connection tried, then a new one"
+    finally:
+        await server.__aexit__()
+
+
+@pytest.mark.parametrize(("timeout", "reused_after_pause"), [(b"timeout=1.3", False), (b"timeout=9, max=100", True),
+                                                            (b"max=5", True), (b"timeout=x", True)])
+async def test_the_servers_keep_alive_timeout_is_kept(client: Client, timeout: bytes,
+                                                      reused_after_pause: bool) -> None:
+    """A connection is not used in the last second of the idle time the server announces (Keep-Alive: timeout=N),
+    when the server may be closing it as the next request goes out."""
+    server = await raw_server(keeps_open(json_answer(extra=b"Keep-Alive: " + timeout + b"\r\n")))
+    try:
+        await client.get(server.url)
+        await client.get(server.url)
+        assert server.connections == 1
+        await asyncio.sleep(0.4)
+        await client.get(server.url)
+        assert server.connections == (1 if reused_after_pause else 2)
+    finally:
+        await server.__aexit__()
+
+
 async def test_an_idle_connection_is_not_used_after_the_keep_time(client: Client) -> None:
     server = await raw_server(keeps_open(json_answer()))
     client._wires = Wires(client._aio.ssl_context, keep=0.05)
