@@ -65,7 +65,8 @@ Job = tuple[str, Row | None, list[Row], list[Row], bool]
 _dumps = orjson.dumps
 log = logging.getLogger(__name__)
 CHECKPOINT_APART = True  # SQLite file: WAL checkpoints on a thread of their own (_Checkpointer); False for A/B runs
-_CHECKPOINT_EVERY = 0.05  # seconds from one checkpoint to the next at least (_Checkpointer)
+_CHECKPOINT_EVERY = 0.01  # seconds from one checkpoint to the next at least (_Checkpointer): small ones, since a
+# checkpoint's fsync holds up the commits' writes to the same disk for as long as it takes (docs/engine.md)
 _BACKSTOP_PAGES = 20_000  # SQLite's own checkpoint on the recorder's connection, should the thread fall behind
 
 
