@@ -140,6 +140,8 @@ class _Wire(asyncio.Protocol):
     # -- one call -----------------------------------------------------------------------------------------------------
 
     async def exchange(self, request: bytes, head: bool, read: float | None) -> Answer:
+        if self.closed:  # closed by the server as soon as it was opened: nothing will answer on it
+            raise _Dropped()
         self.waiter = waiter = self.loop.create_future()
         self.got = self.headers_done = self.interim = self.keep = False
         self.head = head

@@ -337,6 +337,19 @@ async def test_a_cancelled_call_leaves_no_connection_out_of_step(client: Client)
         await server.__aexit__()
 
 
+async def test_a_server_that_closes_every_connection_at_once_fails_the_call_at_once(client: Client) -> None:
+    async def shut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        writer.transport.abort()
+
+    server = await raw_server(shut)
+    try:
+        async with asyncio.timeout(5):  # not the 30 s read timeout
+            with pytest.raises(httpx.RemoteProtocolError, match="without sending a response"):
+                await client.get(server.url)
+    finally:
+        await server.__aexit__()
+
+
 async def test_a_refused_connection_and_an_unknown_host(client: Client) -> None:
     with pytest.raises(httpx.ConnectError) as refused:
         await client.get("http://127.0.0.1:9/")
