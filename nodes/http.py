@@ -930,7 +930,7 @@ def _transport_message(exc: BaseException, method: str, shown: str, timeout: flo
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
     for err in chain:
-        if isinstance(err, TimeoutError):
+        if isinstance(err, TimeoutError | httpx.TimeoutException):  # (ctx.http's own connections raise httpx's)
             return f"{method} {shown}: no answer within {timeout:g} s"
     for err in chain:
         if isinstance(err, ConnectionRefusedError) or (isinstance(err, OSError) and err.errno == errno.ECONNREFUSED):

@@ -6,15 +6,17 @@ import asyncio
 import functools
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from nicegui.testing.user import User
 
 from flowboard.engine import Engine, build_plan
+from flowboard.httpclient import Client
 from flowboard.model import parse_flow
 from flowboard.registry import Registry, load_builtins
+from flowboard.sdk import make_http_client
 
 from . import testnodes
 from .serve import stand_ins  # noqa: F401  (flowboard demo's stand-ins, a module fixture)
@@ -43,6 +45,15 @@ def _patient(check: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[N
 
 User.should_see = _patient(User.should_see)  # type: ignore[method-assign]
 User.should_not_see = _patient(User.should_not_see)  # type: ignore[method-assign]
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[Client]:
+    """A fresh shared HTTP client, as `ctx.http` is (`flowboard/httpclient.py`), closed afterwards."""
+    client = make_http_client()
+    assert isinstance(client, Client)
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture(scope="session")

@@ -312,6 +312,18 @@ async def test_timeout(engine: Engine, server: HttpServer) -> None:
     assert error["message"] == f"GET {url}: no answer within 0.3 s"
 
 
+async def test_the_shared_clients_timeout_reads_as_the_nodes_own(http_client: httpx.AsyncClient,
+                                                                  server: HttpServer) -> None:
+    """ctx.http's own connections time out with httpx.ReadTimeout (no asyncio TimeoutError behind it, as aiohttp's
+    had): whichever of the client's timer and the node's fires first, the person reads the same sentence."""
+    from flowboard.nodes.http import _transport_message
+
+    url = server.url("/sleep/3000")
+    with pytest.raises(httpx.ReadTimeout) as caught:
+        await http_client.get(url, timeout=0.3)
+    assert _transport_message(caught.value, "GET", url, 0.3) == f"GET {url}: no answer within 0.3 s"
+
+
 async def test_a_password_in_the_url_never_appears_in_errors(engine: Engine) -> None:
     error = await failed(engine, {"url": "http://bob:hunter2-pass@127.0.0.1:1/x"})
     assert "hunter2" not in json.dumps(error)
