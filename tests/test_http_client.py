@@ -23,14 +23,6 @@ async def server() -> AsyncIterator[HttpServer]:
         yield srv
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    c = make_http_client()
-    assert isinstance(c, Client)
-    yield c
-    await c.aclose()
-
-
 #: (method, path, headers, body): plain calls the short way takes.
 CORPUS: list[tuple[str, str, Any, bytes | None]] = [
     ("GET", "/echo", None, None),
@@ -72,31 +64,31 @@ def _answer(response: httpx.Response) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(("method", "path", "headers", "body"), CORPUS)
-async def test_the_short_way_sends_and_answers_as_httpx_does(client: Client, server: HttpServer, method: str,
+async def test_the_short_way_sends_and_answers_as_httpx_does(http_client: Client, server: HttpServer, method: str,
                                                                path: str, headers: Any, body: bytes | None) -> None:
     url = server.url(path)
-    short = await client.request(method, url, headers=headers, content=body, timeout=10)
+    short = await http_client.request(method, url, headers=headers, content=body, timeout=10)
     assert isinstance(short, _Response), "a plain call takes the short way"
     seen_short = _seen(server)
-    own = await client.send(client.build_request(method, url, headers=headers, content=body, timeout=10))
+    own = await http_client.send(http_client.build_request(method, url, headers=headers, content=body, timeout=10))
     assert not isinstance(own, _Response)
     assert _seen(server) == seen_short
     assert _answer(short) == _answer(own)
     assert short.is_closed and short.is_stream_consumed
     assert short.elapsed.total_seconds() >= 0
     # the same call with a parsed URL gives the same
-    again = await client.request(method, httpx.URL(url), headers=headers, content=body, timeout=10)
+    again = await http_client.request(method, httpx.URL(url), headers=headers, content=body, timeout=10)
     assert _seen(server) == seen_short and _answer(again) == _answer(own)
 
 
-async def test_raise_for_status_and_reading_again(client: Client, server: HttpServer) -> None:
-    response = await client.get(server.url("/status/503"))
+async def test_raise_for_status_and_reading_again(http_client: Client, server: HttpServer) -> None:
+    response = await http_client.get(server.url("/status/503"))
     assert isinstance(response, _Response)
     with pytest.raises(httpx.HTTPStatusError, match="503") as caught:
         response.raise_for_status()
     assert caught.value.request.url == httpx.URL(server.url("/status/503"))
-    assert (await client.get(server.url("/json"))).json() == {"ok": True}
-    answer = await client.get(server.url("/text"))
+    assert (await http_client.get(server.url("/json"))).json() == {"ok": True}
+    answer = await http_client.get(server.url("/text"))
     assert await answer.aread() == b"hello" and [c async for c in answer.aiter_bytes()] == [b"hello"]
 
 
@@ -111,78 +103,78 @@ async def test_a_compressed_answer_is_unpacked() -> None:
     app = web.Application()
     app.router.add_get("/", packed)
     runner, port = await serve(app)
-    client = make_http_client()
+    http_client = make_http_client()
     try:
         url = f"http://127.0.0.1:{port}/"
-        short = await client.get(url)
-        own = await client.send(client.build_request("GET", url))
+        short = await http_client.get(url)
+        own = await http_client.send(http_client.build_request("GET", url))
         assert isinstance(short, _Response)
         assert short.content == own.content == body and short.json() == own.json()
     finally:
-        await client.aclose()
+        await http_client.aclose()
         await runner.cleanup()
 
 
-async def test_no_cookies_are_kept(client: Client, server: HttpServer) -> None:
-    await client.get(server.url("/cookies/set?session=abc"))
-    await client.get(server.url("/echo"))
+async def test_no_cookies_are_kept(http_client: Client, server: HttpServer) -> None:
+    await http_client.get(server.url("/cookies/set?session=abc"))
+    await http_client.get(server.url("/echo"))
     assert "cookie" not in server.requests[-1]["headers"]
     with pytest.raises(TypeError, match="Cookie header"):
-        client.cookies = {"a": "b"}
+        http_client.cookies = {"a": "b"}
 
 
-async def test_errors_are_httpx_errors_with_their_cause(client: Client, server: HttpServer) -> None:
+async def test_errors_are_httpx_errors_with_their_cause(http_client: Client, server: HttpServer) -> None:
     with pytest.raises(httpx.HTTPError) as refused:
-        await client.get("http://127.0.0.1:9/")  # nothing listens on the discard port
+        await http_client.get("http://127.0.0.1:9/")  # nothing listens on the discard port
     cause = refused.value.__cause__
     assert isinstance(cause, OSError)
     with pytest.raises(httpx.TimeoutException):
-        await client.get(server.url("/sleep/2000"), timeout=0.2)
+        await http_client.get(server.url("/sleep/2000"), timeout=0.2)
     with pytest.raises(httpx.UnsupportedProtocol):
-        await client.get("ftp://127.0.0.1/file")
+        await http_client.get("ftp://127.0.0.1/file")
     with pytest.raises(httpx.UnsupportedProtocol):
-        await client.get("/relative/path")
+        await http_client.get("/relative/path")
 
 
-async def test_other_calls_take_httpx_own_path(client: Client, server: HttpServer) -> None:
+async def test_other_calls_take_httpx_own_path(http_client: Client, server: HttpServer) -> None:
     answers = [
-        await client.post(server.url("/echo"), json={"a": 1}),
-        await client.post(server.url("/echo"), data={"a": "1"}),
-        await client.post(server.url("/echo"), files={"f": ("a.txt", b"hi")}),
-        await client.get(server.url("/echo"), params={"q": "1"}),
-        await client.get(server.url("/echo"), auth=("ada", "pw")),
-        await client.get(server.url("/redirect/2"), follow_redirects=True),
+        await http_client.post(server.url("/echo"), json={"a": 1}),
+        await http_client.post(server.url("/echo"), data={"a": "1"}),
+        await http_client.post(server.url("/echo"), files={"f": ("a.txt", b"hi")}),
+        await http_client.get(server.url("/echo"), params={"q": "1"}),
+        await http_client.get(server.url("/echo"), auth=("ada", "pw")),
+        await http_client.get(server.url("/redirect/2"), follow_redirects=True),
     ]
     with pytest.raises(UnicodeEncodeError):  # not ASCII: httpx's own path says so, as before
-        await client.get(server.url("/echo"), headers={"X-Name": "Zoë"})
+        await http_client.get(server.url("/echo"), headers={"X-Name": "Zoë"})
     assert not any(isinstance(a, _Response) for a in answers)
     assert answers[0].json()["json"] == {"a": 1} and answers[1].json()["form"] == {"a": "1"}
     assert answers[2].json()["files"]["f"]["text"] == "hi" and answers[3].json()["query"] == {"q": "1"}
     assert answers[4].json()["headers"]["authorization"].startswith("Basic ")
     assert answers[5].json()["path"].startswith("/echo") and len(answers[5].history) == 2
-    async with client.stream("GET", server.url("/bytes/10")) as streamed:
+    async with http_client.stream("GET", server.url("/bytes/10")) as streamed:
         assert len(await streamed.aread()) == 10
 
 
-async def test_changed_client_headers_are_sent(client: Client, server: HttpServer) -> None:
-    await client.get(server.url("/echo"))
-    client.headers["X-Team"] = "flow"
-    await client.get(server.url("/echo"))
+async def test_changed_client_headers_are_sent(http_client: Client, server: HttpServer) -> None:
+    await http_client.get(server.url("/echo"))
+    http_client.headers["X-Team"] = "flow"
+    await http_client.get(server.url("/echo"))
     assert server.requests[-1]["headers"]["x-team"] == "flow"
 
 
 async def test_a_closed_client_refuses(server: HttpServer) -> None:
-    client = make_http_client()
-    await client.get(server.url("/echo"))
-    await client.aclose()
+    http_client = make_http_client()
+    await http_client.get(server.url("/echo"))
+    await http_client.aclose()
     with pytest.raises(RuntimeError, match="closed"):
-        await client.get(server.url("/echo"))
+        await http_client.get(server.url("/echo"))
 
 
-async def test_answer_headers_look_up_as_httpx_does(client: Client, server: HttpServer) -> None:
+async def test_answer_headers_look_up_as_httpx_does(http_client: Client, server: HttpServer) -> None:
     url = server.url("/cookies/set?session=abc&theme=dark")  # Set-Cookie twice
-    short = await client.get(url)
-    own = await client.send(client.build_request("GET", url))
+    short = await http_client.get(url)
+    own = await http_client.send(http_client.build_request("GET", url))
     assert isinstance(short, _Response)
     for name in ("set-cookie", "Set-Cookie", "CONTENT-TYPE", "x-echo", "location", "content-length"):
         assert short.headers.get(name) == own.headers.get(name), name
