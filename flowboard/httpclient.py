@@ -67,6 +67,7 @@ class _Response(httpx.Response):
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch  # a method or a header name (RFC 9110 5.6.2)
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})  # tokens, known without the regex
 _OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding"})  # the short way writes these itself
 
 
@@ -111,7 +112,7 @@ class Client(httpx.AsyncClient):
                                                    and not self.follow_redirects))
                 and not self._mounts and not self._base_url.raw_path.strip(b"/") and not self._base_url.host
                 and not self._event_hooks["request"] and not self._event_hooks["response"]
-                and self._state is not ClientState.CLOSED and _TOKEN(method)):
+                and self._state is not ClientState.CLOSED and (method in _METHODS or _TOKEN(method))):
             merged = self._merge(headers)
             target = self._urls.get(url if type(url) is str else id(url))
             if target is not None and type(url) is not str and self._parsed.get(id(url)) is not url:
