@@ -154,11 +154,16 @@ LINEAGE_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(LINEAGE_CASES))
-async def test_item_of_an_earlier_node_is_the_matching_one(case: str, plan_of, make_store: MakeStore) -> None:
+def lineage_case(case: str) -> tuple[list[dict[str, Any]], list[Any]]:
     nodes, edges = LINEAGE_CASES[case]
     if case == "merge append":  # items of a come straight from the trigger: they have no Look up item
         nodes = [*nodes[:-1], {**BACK, "config": {"field": "back", "value": "{{ nodes['Start'].item.id }}"}}]
+    return nodes, edges
+
+
+@pytest.mark.parametrize("case", sorted(LINEAGE_CASES))
+async def test_item_of_an_earlier_node_is_the_matching_one(case: str, plan_of, make_store: MakeStore) -> None:
+    nodes, edges = lineage_case(case)
     store = make_store()
     engine = Engine(recorder=SqlRecorder(store))
     try:
@@ -171,6 +176,41 @@ async def test_item_of_an_earlier_node_is_the_matching_one(case: str, plan_of, m
     for item in out:
         assert item["back"] == item["id"], item
     assert store.get_steps(result.run_id)["u"].outputs["main"] == out
+
+
+PLAIN_USE = {"id": "u", "type": "test.add", "name": "Use", "config": {"field": "used", "value": True}}
+RECORDED_LINEAGE_CASES = {
+    **{case: lineage_case(case) for case in LINEAGE_CASES},
+    "filter keeps nothing": ([T, LOOKUP, {"id": "r", "type": "logic.filter", "config": {
+        "conditions": [{"field": "id", "op": "gt", "value": 100}]}}, PLAIN_USE],
+        [("t", "l"), ("l", "r"), ("r", "u")]),
+    "two new items of each": ([T, LOOKUP, {"id": "r", "type": "test.twice"}, PLAIN_USE],
+                              [("t", "l"), ("l", "r"), ("r", "u")]),
+}
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+@pytest.mark.parametrize("case", sorted(RECORDED_LINEAGE_CASES))
+async def test_a_recorded_run_stores_the_lineage_an_unrecorded_one_works_out(case: str, count: int, plan_of,
+                                                                             make_store: MakeStore) -> None:
+    """With recording on, the engine works a step's lineage out as it records it (one item in, one out: "in order")
+    instead of leaving it to `infer`; what the store keeps must be what `infer` says, on every shape of node, with
+    one item (where that shortcut applies) as with several."""
+    plan = plan_of(make_flow(*RECORDED_LINEAGE_CASES[case]))
+    store = make_store()
+    recording = Engine(recorder=SqlRecorder(store))
+    memory = Engine()
+    try:
+        recorded = await recording.run(plan, copy.deepcopy(MANY[:count]), run_id=f"rec-{count}")
+        worked_out = await memory.run(plan, copy.deepcopy(MANY[:count]))
+    finally:
+        await recording.aclose()
+        await memory.aclose()
+    assert recorded.status is worked_out.status is RunStatus.succeeded, recorded.error or worked_out.error
+    stored = store.get_steps(f"rec-{count}")
+    assert {nid: s.lineage for nid, s in stored.items()} == {nid: s.lineage for nid, s in worked_out.steps.items()}
+    assert {nid: s.lineage for nid, s in recorded.steps.items()} == {nid: s.lineage for nid, s in
+                                                                   worked_out.steps.items()}
 
 
 async def test_aggregate_item_is_unique_for_one_item_and_refused_for_many(plan_of, engine: Engine) -> None:

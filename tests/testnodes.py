@@ -167,3 +167,14 @@ class PassOn(NodeType):
 
     async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
         return {"main": inputs["main"]} if ctx.node_id.endswith("dict") else inputs["main"]  # type: ignore[return-value]
+
+
+class Twice(NodeType):
+    """Makes two new items of every item, without saying where they came from (`ctx.paired`)."""
+
+    type = "test.twice"
+    title = "Twice"
+    category = Category.logic
+
+    async def run(self, ctx: Context, config: Any, inputs: Inputs) -> Outputs:
+        return [{**item, "copy": n} for item in inputs["main"] for n in (1, 2)]

@@ -505,6 +505,12 @@ class _Run:
         theirs = upstream.outputs.get(source_port) if upstream is not None else None
         if not theirs:
             return None
+        outputs = step.outputs
+        if len(theirs) == 1 and len(outputs) == 1:  # one item in (most chains): its lineage is known here already
+            (port, items), = outputs.items()
+            if len(items) == 1 and step._lineage is LATER:  # one item out came from it, new or not (`infer`)
+                step._lineage = {port: SAME}
+            return {port: (source, source_port)} if items and items[0] is theirs[0] and len(items) == 1 else None
         found = None
         first = theirs[0]
         for port, items in step.outputs.items():
