@@ -178,6 +178,14 @@ async def test_expressions_see_item_and_other_nodes(plan_of, engine: Engine) -> 
     assert result.output[0]["double"] == 24  # a whole-field expression keeps its native type
 
 
+def collect_all() -> None:
+    """Collect until a pass finds nothing. One pass may not free all there is: a `weakref.finalize` callback that
+    the pass runs (an earlier test's recorder, say) lets go of what it held only then, for the next pass to free."""
+    for _ in range(10):
+        if not gc.collect():
+            return
+
+
 async def test_a_finished_run_leaves_no_reference_cycles(plan_of, engine: Engine) -> None:
     """A run's objects go when it ends, by reference counting: a cycle (a node view that calls back into its run)
     kept every run and its items alive until the garbage collector found it, and made the collector work on every
@@ -190,7 +198,7 @@ async def test_a_finished_run_leaves_no_reference_cycles(plan_of, engine: Engine
     for flow, first in flows:
         plan = plan_of(flow)
         await engine.run(plan, [{"n": 1}])
-        gc.collect()
+        collect_all()  # garbage of earlier tests is not counted as the runs'
         gc.disable()
         try:
             results = [await engine.run(plan, [{"n": i}, {"n": i + 1}]) for i in range(20)]
