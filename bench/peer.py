@@ -45,6 +45,8 @@ PEERS = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "flowboard-pee
 FLOWS = ("echo", "chain10", "fanout")
 QUICK = ["--duration", "5", "--repeats", "1", "--warmup", "2", "--startup-repeats", "1", "--idle-wait", "1"]
 TICK = os.sysconf("SC_CLK_TCK")
+PACED_SHARE = 0.5  # the latency at one load: this share of the slowest server's req/s, offered to every server
+PACED_CONNS = 128  # callers of a paced round: many, each mostly waiting, so a server's latency hardly moves the rate
 
 
 def setup() -> None:
@@ -139,11 +141,31 @@ def settle(root: int, h: Any, limit: float = 90.0) -> None:
             return
 
 
+def paced(url: str, rate: float, seconds: int, threads: int = 2, conns: int = PACED_CONNS) -> dict[str, Any]:
+    """One `wrk` round offering about `rate` requests per second (bench/paced.lua: each connection waits a random
+    time of mean conns / rate between its answer and its next request), whatever the server's speed."""
+    mean_ms = conns * 1000 / rate
+    command = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "-s", str(HERE / "paced.lua"),
+               url, "--", f"{mean_ms:.3f}"]
+    out = subprocess.run(command, capture_output=True, text=True).stdout
+    found = [line for line in out.splitlines() if line.startswith("WRKJSON ")]
+    if not found:
+        raise RuntimeError("wrk failed:\n" + out)
+    return json.loads(found[0].removeprefix("WRKJSON "))
+
+
 def cpu_per_request(peers: list[str], flows: list[str], rounds: int, seconds: int, port: int,
-                    threads: int = 2, conns: int = 32) -> dict[str, dict[str, dict[str, Any]]]:
+                    threads: int = 2, conns: int = 32,
+                    share: float = PACED_SHARE) -> dict[str, dict[str, dict[str, Any]]]:
     """Per peer and flow: the median over `rounds` wrk rounds of the server tree's CPU ms per 1,000 answered requests.
     Every server runs at once and the rounds alternate between them (Node-RED, Flowboard off, Flowboard on, Node-RED,
-    ...), so the other engineers' load weighs on each the same."""
+    ...), so the other engineers' load weighs on each the same.
+
+    Then the latency at the same load (`paced`): `rounds` rounds per server offering each the same rate, `share` of
+    the slowest server's req/s in the rounds before (so every server can carry it), rounds alternating as well. The
+    harness's p99 is measured at full speed with 32 callers that send again as soon as they are answered: a server
+    answering half as many requests shows twice the latency there whatever its tail (Little's law), so only this
+    one compares latency at one load. (0 `share`: not measured.)"""
     h = _harness_module()
     servers: dict[str, tuple[list[str], str, dict[str, str]]] = {}  # peer -> (command, base URL, flow paths)
     for i, peer in enumerate(peers):
@@ -175,6 +197,7 @@ def cpu_per_request(peers: list[str], flows: list[str], rounds: int, seconds: in
             settle(running[peer].pid, h)
         for name in flows:
             samples: dict[str, list[float]] = {peer: [] for peer in peers}
+            speeds: dict[str, list[float]] = {peer: [] for peer in peers}
             for _, base, paths in servers.values():
                 h.wrk(base + paths[name], options, 2)  # warm-up
             for _ in range(rounds):
@@ -186,11 +209,28 @@ def cpu_per_request(peers: list[str], flows: list[str], rounds: int, seconds: in
                     answered = result["requests"] - result["err_status"] - result["err_timeout"]
                     if answered > 0:
                         samples[peer].append(used / answered * 1e6)  # ms per 1,000 requests
+                        speeds[peer].append(answered / result["duration_s"])
             for peer in peers:
                 got = samples[peer]
                 out[peer][name] = {"cpu_ms_per_1000": round(statistics.median(got), 2) if got else None,
                                    "samples": [round(x, 2) for x in got]}
                 print(f"{peer} {name}: CPU ms per 1,000 requests {out[peer][name]['samples']}", flush=True)
+            if share and all(speeds.values()):
+                rate = share * min(statistics.median(got) for got in speeds.values())
+                rounds_at: dict[str, list[dict[str, Any]]] = {peer: [] for peer in peers}
+                for _ in range(rounds):
+                    for peer, (_, base, paths) in servers.items():
+                        rounds_at[peer].append(paced(base + paths[name], rate, seconds, threads))
+                for peer in peers:
+                    got_at = rounds_at[peer]
+                    out[peer][name]["paced"] = {
+                        "rate": round(rate), "rps": round(statistics.median(r["rps"] for r in got_at)),
+                        "p50_ms": round(statistics.median(r["p50_ms"] for r in got_at), 3),
+                        "p99_ms": round(statistics.median(r["p99_ms"] for r in got_at), 3),
+                        "p99_samples": [round(r["p99_ms"], 2) for r in got_at],
+                        "errors": sum(r["err_status"] + r["err_timeout"] + r["err_read"] for r in got_at)}
+                    print(f"{peer} {name} at {rate:,.0f} req/s offered: p99 ms "
+                          f"{out[peer][name]['paced']['p99_samples']}", flush=True)
     finally:
         for server in running.values():
             h.stop(server)
@@ -222,6 +262,20 @@ def table(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
             ratio = f"{m['rps'] / ref:.2f}x" if ref else "-"
             lines.append(f"| {name} | {peer} | {m['rps']:,.0f} | {m['p50_ms']:.2f} | {m['p99_ms']:.2f} | "
                          f"{m['rss_peak_mb']:.0f} | {ratio} | {cpu_cells} |")
+    paced_lines = []
+    for name in flows:
+        ref_at = results.get("nodered", {}).get("cpu", {}).get(name, {}).get("paced")
+        for peer, result in results.items():
+            at = result.get("cpu", {}).get(name, {}).get("paced")
+            if at:
+                versus = f"{at['p99_ms'] / ref_at['p99_ms']:.2f}x" if ref_at and ref_at["p99_ms"] else "-"
+                paced_lines.append(f"| {name} | {at['rate']:,} | {peer} | {at['rps']:,} | {at['p50_ms']:.2f} | "
+                                   f"{at['p99_ms']:.2f} | {versus} |")
+    if paced_lines:
+        lines += ["", "Latency at the same load (every server offered the same req/s, a share of the slowest one's; "
+                  "medians of the rounds):", "",
+                  "| flow | offered req/s | peer | answered req/s | p50 ms | p99 ms | p99 vs Node-RED |",
+                  "|---|---|---|---|---|---|---|", *paced_lines]
     idle = ", ".join(f"{peer} {r.get('idle_rss_mb', '?')} MB" for peer, r in results.items() if "flows" in r)
     startup = ", ".join(f"{peer} {sorted(r['startup_s'])[len(r['startup_s']) // 2]:.2f} s" for peer, r in
                         results.items() if r.get("startup_s"))
@@ -241,6 +295,8 @@ def main() -> None:
     # the CPU phase's Flowboard servers listen on --port + 10, + 11, ...
     parser.add_argument("--cpu-only", action="store_true", help="only the CPU per request, no harness run")
     parser.add_argument("--no-cpu", action="store_true", help="only the harness run")
+    parser.add_argument("--paced-share", type=float, default=PACED_SHARE, help="latency at one load: the rate offered "
+                        "to every server, as a share of the slowest one's req/s (default 0.5; 0: not measured)")
     args = parser.parse_args()
     flows = args.flows.split(",")
     options = (QUICK if args.quick else []) + shlex.split(args.harness)
@@ -260,7 +316,8 @@ def main() -> None:
                 results[peer] = flowboard(peer.removeprefix("flowboard-"), flows, options, args.port)
         load.append(os.getloadavg()[0])
     if not args.no_cpu:  # all servers at once, rounds alternating
-        for peer, cpu in cpu_per_request(peers, flows, rounds, seconds, args.port + 10).items():
+        for peer, cpu in cpu_per_request(peers, flows, rounds, seconds, args.port + 10,
+                                         share=args.paced_share).items():
             results[peer]["cpu"] = cpu
         load.append(os.getloadavg()[0])
     took = time.monotonic() - started
@@ -300,8 +357,14 @@ def verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
             ratio = got["rps"] / base["rps"]
             if ratio < want:
                 missed.append(f"{peer} {name} {ratio:.2f}x < {want}x")
-            if got["p99_ms"] > base["p99_ms"]:
-                missed.append(f"{peer} {name} p99 {got['p99_ms']:.1f} > {base['p99_ms']:.1f} ms")
+            mine_at = result.get("cpu", {}).get(name, {}).get("paced")
+            theirs_at = ref.get("cpu", {}).get(name, {}).get("paced")
+            if mine_at and theirs_at:  # p99 at one load (see cpu_per_request)
+                if mine_at["p99_ms"] > theirs_at["p99_ms"]:
+                    missed.append(f"{peer} {name} p99 at {theirs_at['rate']:,} req/s {mine_at['p99_ms']:.1f} > "
+                                  f"{theirs_at['p99_ms']:.1f} ms")
+            elif got["p99_ms"] > base["p99_ms"]:  # no paced rounds: the harness's, at full speed
+                missed.append(f"{peer} {name} p99 at full speed {got['p99_ms']:.1f} > {base['p99_ms']:.1f} ms")
         if result.get("startup_s") and ref.get("startup_s"):
             checked += 1
             mine, theirs = statistics.median(result["startup_s"]), statistics.median(ref["startup_s"])
