@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,42 @@ def field_input(page: Any, label: str) -> Any:
     return page.locator(f'.fb-inspector .fb-field:has(> .fb-label-row .fb-label:text-is("{label}")) input').first
 
 
+def export_working_copy(page: Any) -> dict[str, Any]:
+    """The flow as the editor holds it (saved or not), through the header's Flow menu."""
+    page.get_by_role("button", name="Flow", exact=True).click()
+    with page.expect_download() as info:
+        page.locator(".q-menu .q-item", has_text="Export this flow as a file").click()
+    return json.loads(Path(info.value.path()).read_text())
+
+
+class HeldAnswers:
+    """Holds back what the server sends the page (NiceGUI's websocket) between `hold()` and `release()`, so that a
+    test can make the server's answer arrive at a chosen moment, as it does on a slow network or a busy server."""
+
+    def __init__(self, page: Any) -> None:
+        self.held: list[Any] | None = None
+        self.page_side: Any = None
+        page.route_web_socket(re.compile(r"/_nicegui_ws/"), self._route)
+
+    def _route(self, ws: Any) -> None:
+        self.page_side = ws
+        ws.connect_to_server().on_message(self._from_server)  # the page's own messages still go through
+
+    def _from_server(self, message: Any) -> None:
+        if self.held is None:
+            self.page_side.send(message)
+        else:
+            self.held.append(message)
+
+    def hold(self) -> None:
+        self.held = []
+
+    def release(self) -> None:
+        held, self.held = self.held or [], None
+        for message in held:
+            self.page_side.send(message)
+
+
 def export_from_list(page: Any, row_index: int, name: str = "Greetings") -> dict[str, Any]:
     page.locator(".fb-row button:has-text('more_vert')").nth(row_index).click()
     with page.expect_download() as info:
@@ -91,8 +128,8 @@ def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Ser
     drag_from_palette(page, "logic.filter", 0.8)
     for node_id in ("manual", "set", "filter"):
         node(page, node_id).wait_for()
-    # A dropped node is selected and the inspector opens on it, which narrows the canvas: a drag made while that
-    # happens is cut short, so connect once the inspector shows the last one.
+    # The drops are done once the inspector shows the last one (a drag made while the inspector opens is
+    # test_a_connection_dragged_while_the_inspector_opens_ends_where_it_is_released).
     page.locator(".fb-inspector", has_text="Keep only the items that meet your conditions.").wait_for()
     connect(page, "manual", "set")
     connect(page, "set", "filter")
@@ -278,3 +315,50 @@ def test_a_new_flow_opens_on_its_trigger_and_a_node_added_after_it_gets_its_fiel
                            "f.querySelector('.fb-label')?.textContent === 'Sender' && "
                            "f.querySelector('input')?.value === 'hr@example.com')")
     assert not node(page, first).locator(".fb-badge-succeeded").count()  # no email was sent
+
+
+def test_a_connection_dragged_while_the_inspector_opens_ends_where_it_is_released(tab: Any, server: Server) -> None:
+    """Click a node and at once drag a connection from its output: the inspector opens on the node while the mouse
+    is still down (the server's answer comes a moment after the press). The canvas must stay where it is under the
+    pointer, so the connection ends at the input it is released at: here a little above that input, inside the
+    distance the canvas snaps from, as a hand releases it."""
+    page = tab
+    answers = HeldAnswers(page)
+    page.goto(server.url + "/")
+    page.locator("a.fb-name").first.wait_for()
+    page.get_by_role("button", name="New flow").click()
+    page.get_by_label("Name").fill("Connect while the inspector opens")
+    page.get_by_role("button", name="Create").click()
+    page.wait_for_url("**/flow/*")
+    page.wait_for_function("window.__flowboardCanvasReady === true")
+    drag_from_palette(page, "data.table", 0.35)
+    page.locator(".fb-inspector").get_by_role("button", name="Add condition").click()  # a form taller than the window
+    page.locator(".fb-inspector .fb-entry").first.wait_for()
+    drag_from_palette(page, "data.set", 0.7)
+    page.locator(".fb-inspector", has_text="Add, change, rename or remove fields").wait_for()
+    page.locator(".fb-inspector").get_by_role("button", name="Close the node").click()
+    page.locator(".fb-side").get_by_text("Run tries the flow as it is").wait_for()  # the run panel: nothing selected
+    canvas = page.locator(".fb-flow-wrap")
+    before = canvas.bounding_box()
+    if os.environ.get("FLOWBOARD_SCREENSHOTS"):
+        page.screenshot(path=os.environ["FLOWBOARD_SCREENSHOTS"] + "/connect-before.png")
+
+    answers.hold()
+    node(page, "table").locator(".fb-node-name").click()
+    start = settled_center(page, '.vue-flow__node[data-id="table"] .fb-handle-out')
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(start[0] + 20, start[1] + 5, steps=4)
+    page.locator(".vue-flow__connection").wait_for()  # the connection is being dragged
+    answers.release()
+    page.locator(".fb-inspector", has_text="Find, add, change or remove rows").wait_for()  # the mouse is still down
+    during = canvas.bounding_box()
+    end = settled_center(page, '.vue-flow__node[data-id="set"] .fb-handle-in')
+    page.mouse.move(end[0], end[1] - 10, steps=12)
+    if os.environ.get("FLOWBOARD_SCREENSHOTS"):
+        page.screenshot(path=os.environ["FLOWBOARD_SCREENSHOTS"] + "/connect-while-the-inspector-opens.png")
+    page.mouse.up()
+
+    edges = [(e["source"], e["target"]) for e in export_working_copy(page)["edges"]]  # the change went first
+    assert edges == [("table", "set")], f"not connected; the canvas was at {before}, then at {during} under the pointer"
+    assert during == before

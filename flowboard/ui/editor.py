@@ -113,7 +113,11 @@ class Editor:
         with ui.column().classes("w-full h-screen gap-0 no-wrap"):
             frame("flows")
             self._header()
-            with ui.row().classes("w-full grow no-wrap gap-0 min-h-0 relative"):
+            # Canvas and side panel get the height left under the bars, whatever the panel holds (basis-0): sized by
+            # its content, a long form opening in the inspector squeezed the bars and moved the canvas up under the
+            # pointer, and a connection being dragged then ended off its mark (Vue Flow keeps where the canvas was
+            # when the drag began). The panel scrolls instead.
+            with ui.row().classes("w-full grow basis-0 no-wrap gap-0 min-h-0 relative"):
                 with ui.element("div").classes("grow h-full relative min-w-0"):
                     nodes, edges = self.sync.graph(self.flow)
                     self.canvas = FlowCanvas(self.catalog, nodes, edges, on_change=self._canvas_changed,
@@ -138,7 +142,7 @@ class Editor:
             self.canvas.select(self.selected)
 
     def _header(self) -> None:
-        with ui.row().classes("fb-editor-head w-full items-center no-wrap gap-2"):
+        with ui.row().classes("fb-editor-head w-full shrink-0 items-center no-wrap gap-2"):
             ui.button(icon="arrow_back", on_click=lambda: ui.navigate.to("/")) \
                 .props('flat round dense aria-label="All flows"') \
                 .tooltip("All flows")

@@ -16,7 +16,7 @@ CSS = """
 body { background: #f6f7f9; color: #1f2430; }
 .nicegui-content { padding: 0; gap: 0; }
 a.nicegui-link { color: #1d4ed8; }
-.fb-topbar { height: 48px; background: #1f2430; color: #e8eaf0; padding: 0 16px; overflow-x: auto; }
+.fb-topbar { height: 48px; flex-shrink: 0; background: #1f2430; color: #e8eaf0; padding: 0 16px; overflow-x: auto; }
 @media (max-width: 600px) { .fb-brand { display: none; } .fb-topbar a { padding: 4px 6px; } }
 .fb-topbar a { color: #c9cdd8; text-decoration: none; font-size: 14px; padding: 4px 10px; border-radius: 6px; }
 .fb-topbar a:hover { background: #2d3342; color: #fff; }
