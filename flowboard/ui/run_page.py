@@ -36,8 +36,8 @@ class RunPage:
                    " overflow-y: auto; }")
         with ui.column().classes("w-full h-screen gap-0 no-wrap"):
             frame("runs")
-            self.head = ui.row().classes("w-full items-center no-wrap gap-3 px-4 bg-white border-b h-[52px]")
-            with ui.row().classes("w-full grow no-wrap gap-0 min-h-0"):
+            self.head = ui.row().classes("w-full shrink-0 items-center no-wrap gap-3 px-4 bg-white border-b h-[52px]")
+            with ui.row().classes("w-full grow basis-0 no-wrap gap-0 min-h-0"):  # not sized by the panel (editor.py)
                 with ui.element("div").classes("grow h-full relative min-w-0"):
                     nodes, edges = to_canvas(self.flow, fb.registry) if self.flow else ([], [])
                     self.canvas = FlowCanvas(fb.registry.catalog(), nodes, edges, readonly=True,
