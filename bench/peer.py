@@ -16,6 +16,13 @@ round against it (same body, same -t/-c as the harness) and divided by the reque
 between the servers, so the machine's load weighs on each alike. Other processes on the machine do not add to
 it, so it is the figure to compare on a shared machine: "CPU ms per 1,000 requests" and its ratio to Node-RED's (below
 1 is less CPU than Node-RED).
+
+Last, the latency at the same load: every server is offered the same request rate (half the slowest one's req/s in
+the CPU rounds; `--paced-share`) by 128 callers that each wait a random time between answer and next request
+(bench/paced.lua), rounds alternating, and the p50/p99 of each are printed. The verdict's p99 check is this one: the
+harness's p99 comes from 32 callers sending again the moment they are answered, where a server answering fewer
+requests per second shows a longer wait whatever its tail (Little's law: p50 ~ 32 / req/s), so it says again what
+req/s says. The harness's p99 is still in the table.
 """
 
 from __future__ import annotations
