@@ -108,16 +108,20 @@ def export_from_list(page: Any, row_index: int, name: str = "Greetings") -> dict
     return json.loads(Path(download.path()).read_text())
 
 
-def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Server, tmp_path: Path) -> None:
-    page = tab
+def new_flow(page: Any, server: Server, name: str, wait_for: str = "a.fb-name") -> None:
+    """From the flows page: a new flow called `name`, its editor open and its canvas ready."""
     page.goto(server.url + "/")
-    page.locator("a.fb-name", has_text="Vacation request").wait_for()  # first start: the examples are there
-
+    page.locator(wait_for).first.wait_for()
     page.get_by_role("button", name="New flow").click()
-    page.get_by_label("Name").fill("Greetings")
+    page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Create").click()
     page.wait_for_url("**/flow/*")
     page.wait_for_function("window.__flowboardCanvasReady === true")
+
+
+def test_build_configure_save_run_export_and_import_a_flow(tab: Any, server: Server, tmp_path: Path) -> None:
+    page = tab
+    new_flow(page, server, "Greetings", 'a.fb-name:has-text("Vacation request")')  # first start: the examples are there
 
     # The new flow starts with a Manual trigger: delete it and build all three nodes by hand.
     node(page, "manual").click()
@@ -272,13 +276,7 @@ def test_a_new_flow_opens_on_its_trigger_and_a_node_added_after_it_gets_its_fiel
     shows the fields coming in and its To already reads the items' address field; the second Send email node takes
     the first one's sender. Nothing is sent: the email nodes never run."""
     page = tab
-    page.goto(server.url + "/")
-    page.locator("a.fb-name").first.wait_for()
-    page.get_by_role("button", name="New flow").click()
-    page.get_by_label("Name").fill("Suggested")
-    page.get_by_role("button", name="Create").click()
-    page.wait_for_url("**/flow/*")
-    page.wait_for_function("window.__flowboardCanvasReady === true")
+    new_flow(page, server, "Suggested")
 
     table = page.locator(".fb-inspector .fb-items-table")  # open without a click
     table.get_by_label("Name of column 1").fill("employee")
@@ -324,13 +322,7 @@ def test_a_connection_dragged_while_the_inspector_opens_ends_where_it_is_release
     distance the canvas snaps from, as a hand releases it."""
     page = tab
     answers = HeldAnswers(page)
-    page.goto(server.url + "/")
-    page.locator("a.fb-name").first.wait_for()
-    page.get_by_role("button", name="New flow").click()
-    page.get_by_label("Name").fill("Connect while the inspector opens")
-    page.get_by_role("button", name="Create").click()
-    page.wait_for_url("**/flow/*")
-    page.wait_for_function("window.__flowboardCanvasReady === true")
+    new_flow(page, server, "Connect while the inspector opens")
     drag_from_palette(page, "data.table", 0.35)
     page.locator(".fb-inspector").get_by_role("button", name="Add condition").click()  # a form taller than the window
     page.locator(".fb-inspector .fb-entry").first.wait_for()
