@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -360,8 +362,11 @@ async def test_sqlite_checkpoints_happen_on_their_own_thread(store: Store, reg: 
         assert time.monotonic() < deadline, "no checkpoint copied the recorded runs into the database file"
         await asyncio.sleep(0.02)
     assert len(store.list_runs(limit=100)) == 17
+    checkpointer = weakref.ref(recorder._checkpointer)
     await recorder.aclose()
     assert not thread.is_alive()
+    gc.collect()
+    assert checkpointer() is None, "the closed recorder's checkpointer (and the store's engine it holds) is kept alive"
 
 
 async def test_accepted_runs_are_recorded_as_queued_before_they_start(store: Store, reg: Registry) -> None:

@@ -397,7 +397,7 @@ class SqlRecorder:
             database = self.store.engine.url.database or ":memory:"
             if not self._pg and CHECKPOINT_APART and database != ":memory:" and "mode=memory" not in database:
                 self._checkpointer = _Checkpointer(self.store.engine)
-                weakref.finalize(self, self._checkpointer.let_go)  # a recorder dropped unclosed ends its thread too
+                self._checkpointer.watch(self)  # a recorder dropped unclosed ends its thread too
                 self._conn.execute(f"PRAGMA wal_autocheckpoint={_BACKSTOP_PAGES}")
             if self._pg:  # the one-statement batch is its own transaction; the other writes say BEGIN themselves
                 self._conn.autocommit = True
@@ -539,6 +539,12 @@ class _Checkpointer:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="flowboard-checkpoint", daemon=True)
         self._thread.start()
+        self._watching: weakref.finalize[Any, Any] | None = None
+
+    def watch(self, owner: object) -> None:
+        """Stop when `owner` is gone without closing it. (Held by Python's finalize registry until `stop`, so that
+        stopping lets go of it and of the store's engine: a closed recorder keeps nothing alive.)"""
+        self._watching = weakref.finalize(owner, self.let_go)
 
     def wake(self) -> None:
         if not self._wanted.is_set():
@@ -549,6 +555,8 @@ class _Checkpointer:
         self._wanted.set()
 
     def stop(self) -> None:
+        if self._watching is not None:
+            self._watching.detach()
         self.let_go()
         self._thread.join()
 
