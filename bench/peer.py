@@ -367,7 +367,9 @@ def verdict(results: dict[str, dict[str, Any]], flows: list[str]) -> str:
             mine_at = result.get("cpu", {}).get(name, {}).get("paced")
             theirs_at = ref.get("cpu", {}).get(name, {}).get("paced")
             if mine_at and theirs_at:  # p99 at one load (see cpu_per_request)
-                if mine_at["p99_ms"] > theirs_at["p99_ms"]:
+                if mine_at["errors"]:
+                    missed.append(f"{peer} {name}: {mine_at['errors']} calls failed at {theirs_at['rate']:,} req/s")
+                elif mine_at["p99_ms"] > theirs_at["p99_ms"]:
                     missed.append(f"{peer} {name} p99 at {theirs_at['rate']:,} req/s {mine_at['p99_ms']:.1f} > "
                                   f"{theirs_at['p99_ms']:.1f} ms")
             elif got["p99_ms"] > base["p99_ms"]:  # no paced rounds: the harness's, at full speed

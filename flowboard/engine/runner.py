@@ -508,12 +508,14 @@ class _Run:
         outputs = step.outputs
         if len(theirs) == 1 and len(outputs) == 1:  # one item in (most chains): its lineage is known here already
             (port, items), = outputs.items()
-            if len(items) == 1 and step._lineage is LATER:  # one item out came from it, new or not (`infer`)
+            if len(items) != 1:  # none out, or several: `infer` works their lineage out if it is read
+                return None
+            if step._lineage is LATER:  # one item out came from it, new or not (what `infer` says)
                 step._lineage = {port: SAME}
-            return {port: (source, source_port)} if items and items[0] is theirs[0] and len(items) == 1 else None
+            return {port: (source, source_port)} if items[0] is theirs[0] else None
         found = None
         first = theirs[0]
-        for port, items in step.outputs.items():
+        for port, items in outputs.items():
             if not items:
                 continue
             if found is not None or items[0] is not first or len(items) != len(theirs) or not (
