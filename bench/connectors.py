@@ -21,6 +21,7 @@ import time
 from typing import Any
 
 from aiohttp import web
+from loopback import serve
 
 from flowboard.model import parse_flow
 from flowboard.openapi import load, read_document
@@ -75,13 +76,7 @@ async def time_calls(items: int, rounds: int) -> tuple[float, float]:
     async def thing(request: web.Request) -> web.Response:
         return web.json_response({"name": f"thing {request.match_info['id']}"})
 
-    app = web.Application()
-    app.router.add_get("/things/{id}", thing)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    runner, url = await serve({"/things/{id}": thing})
     with tempfile.TemporaryDirectory() as tmp:
         fb = Flowboard(data_dir=tmp, record=False)
         try:

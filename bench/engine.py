@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from loopback import serve
 
 from flowboard.engine import Engine, Plan, build_plan
 from flowboard.model import parse_flow
@@ -164,15 +165,9 @@ async def section_c(reg: Registry, quick: bool) -> tuple[float, float]:
         await asyncio.sleep(0.05)
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_get("/slow", slow)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve({"/slow": slow})
     nodes: list[dict[str, Any]] = [{"id": "t", "type": "trigger.manual"}]
-    nodes += [{"id": f"h{i}", "type": "http.request", "config": {"url": f"http://127.0.0.1:{port}/slow"}}
+    nodes += [{"id": f"h{i}", "type": "http.request", "config": {"url": f"{base}/slow"}}
               for i in range(20)]
     flow = {"name": "fan", "nodes": nodes, "edges": [{"source": "t", "target": f"h{i}"} for i in range(20)],
             "settings": {"max_concurrency": 20}}

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from loopback import serve
 
 from flowboard.sdk import make_http_client
 
@@ -31,13 +32,8 @@ def _serve() -> None:
         return web.Response(body=b'{"ok":true}', content_type="application/json")
 
     async def main() -> None:
-        app = web.Application()
-        app.router.add_get("/x", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        print(site._server.sockets[0].getsockname()[1], flush=True)  # type: ignore[union-attr]
+        _runner, base = await serve({"/x": answer})
+        print(base.rsplit(":", 1)[1], flush=True)
         await asyncio.Event().wait()
 
     asyncio.run(main())

@@ -36,6 +36,7 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import loopback
 from aiohttp import web
 
 
@@ -58,13 +59,8 @@ def serve(pages: int, items: int) -> tuple[str, threading.Event]:
 
     def run() -> None:
         async def main() -> None:
-            app = web.Application()
-            app.router.add_get("/customers", page)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            where.append(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}")  # type: ignore[union-attr]
+            runner, base = await loopback.serve({"/customers": page})
+            where.append(base)
             started.set()
             while not stop.is_set():
                 await asyncio.sleep(0.2)
