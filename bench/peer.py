@@ -103,6 +103,13 @@ def flowboard(mode: str, flows: list[str], options: list[str], port: int) -> dic
     return result
 
 
+def interpreter() -> str:
+    """Which Python ran Flowboard: the same code took 0.89-0.98x the CPU per request on Debian's python3.11 (built
+    with profile-guided and link-time optimisation, libpython linked in) against pyenv's default build (neither, and
+    libpython a shared library), so figures from different interpreters do not compare (docs/engine.md)."""
+    return f"Python {sys.version.split()[0]} ({sys.executable})"
+
+
 # -- CPU time per request -------------------------------------------------------------------------------------------
 
 
@@ -330,6 +337,7 @@ def main() -> None:
     took = time.monotonic() - started
     print(f"\n# Flowboard vs Node-RED ({took:.0f} s; medians; ratios are req/s and CPU per request over Node-RED's; "
           f"load average {min(load):.1f}-{max(load):.1f})\n")
+    print(f"Flowboard ran on {interpreter()}\n")
     print(table(results, flows))
     if "recorded_runs" in results.get("flowboard-on", {}):
         print(f"recorded runs with recording on (all calls, warm-up and startup probes included): "
