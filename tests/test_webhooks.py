@@ -245,12 +245,14 @@ async def _post_raw(url: str, path: str, body: bytes, how: str) -> tuple[int, by
     reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
     try:
         head = f"POST {path} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\nContent-Type: application/json\r\n"
-        if how == "chunked":
-            writer.write(f"{head}Transfer-Encoding: chunked\r\n\r\n".encode())
+        if how.startswith("chunked"):  # "chunked with a length": a Content-Length that fits its first chunk too
+            length = f"Content-Length: {min(len(body), 7_000)}\r\n" if how == "chunked with a length" else ""
+            writer.write(f"{head}{length}Transfer-Encoding: chunked\r\n\r\n".encode())
             for at in range(0, len(body), 7_000):
                 piece = body[at:at + 7_000]
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                 await writer.drain()
+                await asyncio.sleep(0.02)
             writer.write(b"0\r\n\r\n")
         else:
             writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
@@ -274,14 +276,17 @@ async def _post_raw(url: str, path: str, body: bytes, how: str) -> tuple[int, by
         writer.close()
 
 
-@pytest.mark.parametrize("how", ["whole", "pieces", "chunked"])
+@pytest.mark.parametrize("how", ["whole", "pieces", "chunked", "chunked with a length"])
 async def test_every_body_reaches_the_item_whole_however_it_is_sent(server: Server, how: str) -> None:
-    """A body in one message, a declared one that comes in parts (the first part shorter than declared), and a
-    chunked one: the item holds every byte, for sizes from 2 bytes to ~600 KiB."""
+    """A body in one message, a declared one that comes in parts (the first part shorter than declared), a chunked
+    one, and a chunked one that also declares a Content-Length its first chunk fills: the item holds every byte, for
+    sizes from 2 bytes to ~600 KiB (or the server refuses the ambiguous call as a whole)."""
     for size in (2, 100, 4_000, 65_000, 600_000):
         text = ("0123456789" * (size // 10 + 1))[:max(size - 8, 0)]
         body = json.dumps({"t": text}).encode()
         status, answer = await _post_raw(server.url, "/webhook/echo", body, how)
+        if how == "chunked with a length" and status == 400:
+            continue
         assert status == 200, (how, size, answer[:200])
         assert json.loads(answer)["body"] == {"t": text}, (how, size)
 
