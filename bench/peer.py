@@ -105,8 +105,8 @@ def flowboard(mode: str, flows: list[str], options: list[str], port: int) -> dic
 
 def interpreter() -> str:
     """Which Python ran Flowboard: the same code took 0.89-0.98x the CPU per request on Debian's python3.11 (built
-    with profile-guided and link-time optimisation, libpython linked in) against pyenv's default build (neither, and
-    libpython a shared library), so figures from different interpreters do not compare (docs/engine.md)."""
+    with profile-guided and link-time optimisation, libpython linked in) against a pyenv build with pyenv's default
+    options (neither), so figures from different interpreters do not compare (docs/engine.md, the eighth session)."""
     return f"Python {sys.version.split()[0]} ({sys.executable})"
 
 
