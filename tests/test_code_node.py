@@ -452,6 +452,43 @@ async def test_a_cancelled_call_ends_its_worker(engine: Engine) -> None:
     assert (await pool.run("return [{'next': 1}]", [])).items == [{"next": 1}]
 
 
+@pytest.mark.parametrize("how", ["fails", "is cancelled"])
+async def test_a_worker_given_up_while_it_starts_leaves_nothing_open(engine: Engine, how: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that stops before it says hello is a clear error with what it wrote; one whose start is cancelled is
+    killed. Either way its process is reaped, and the next call gets a good worker."""
+    import sys
+
+    pool = runner(engine)
+    script = ("import sys; sys.stderr.write('no sandbox here'); sys.exit(3)" if how == "fails" else
+              "import time; time.sleep(60)")
+    for name in ("bwrap_command", "rlimits_command"):
+        monkeypatch.setattr(sandbox, name, lambda *args: [sys.executable, "-c", script])
+    started: list[asyncio.subprocess.Process] = []
+    spawn = asyncio.create_subprocess_exec
+
+    async def watched(*args: Any, **kwargs: Any) -> asyncio.subprocess.Process:
+        started.append(await spawn(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", watched)
+    if how == "fails":
+        with pytest.raises(RuntimeError, match=r"the code worker did not start .*no sandbox here"):
+            await pool._spawn(False)
+    else:
+        task = asyncio.create_task(pool._spawn(False))
+        while not started:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (proc,) = started
+    assert proc.returncode is not None  # killed (a cancelled one would sleep a minute) and reaped
+    monkeypatch.undo()
+    assert (await pool.run("return [{'next': 1}]", [])).items == [{"next": 1}]
+
+
 async def test_the_steps_own_timeout_also_ends_the_call(engine: Engine) -> None:
     code = "import time\ntime.sleep(60)\nreturn items"
     flow = [{**node(code, timeout=100), "settings": {"timeout": 1}}]

@@ -240,14 +240,15 @@ async def test_bodies_query_and_headers_reach_the_item(client: httpx.AsyncClient
 
 
 async def _post_raw(url: str, path: str, body: bytes, how: str) -> tuple[int, bytes]:
-    """POST `body` as JSON over a plain socket: in one write, with Content-Length in pieces and pauses, or chunked."""
+    """POST `body` as JSON over a plain socket (`how`: whole, pieces with pauses, chunked, chunked with a length);
+    the answer's status and body."""
     parsed = httpx.URL(url)
     reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
     try:
         head = f"POST {path} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\nContent-Type: application/json\r\n"
         if how.startswith("chunked"):  # "chunked with a length": a Content-Length that fits its first chunk too
-            length = f"Content-Length: {min(len(body), 7_000)}\r\n" if how == "chunked with a length" else ""
-            writer.write(f"{head}{length}Transfer-Encoding: chunked\r\n\r\n".encode())
+            declared = f"Content-Length: {min(len(body), 7_000)}\r\n" if how == "chunked with a length" else ""
+            writer.write(f"{head}{declared}Transfer-Encoding: chunked\r\n\r\n".encode())
             for at in range(0, len(body), 7_000):
                 piece = body[at:at + 7_000]
                 writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
@@ -258,7 +259,7 @@ async def _post_raw(url: str, path: str, body: bytes, how: str) -> tuple[int, by
             writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
             if how == "whole":
                 writer.write(body)
-            else:  # the server gets the body in several messages, the first one shorter than declared
+            else:  # the server gets the body in several messages, the first one (a byte) shorter than declared
                 half = max(len(body) // 2, 1)
                 for piece in (body[:1], body[1:half], body[half:]):
                     writer.write(piece)

@@ -95,14 +95,6 @@ class Worker:
                     await self.proc.stdout.read()
 
 
-def _close_stdin(proc: asyncio.subprocess.Process) -> None:
-    """Close the pipe to a worker that is given up, while its event loop still runs: left to itself, the pipe may
-    outlive the loop and warn 'loop is closed' when it is collected, in whatever runs then."""
-    if proc.stdin is not None:
-        with contextlib.suppress(Exception):
-            proc.stdin.close()
-
-
 class _Pool:
     def __init__(self) -> None:
         self.idle: list[Worker] = []
@@ -195,20 +187,17 @@ class CodeRunner:
             if self._closed:
                 raise ProtocolError("the pool was closed while the worker started")
         except (ProtocolError, TimeoutError) as exc:
-            Worker(proc, {}).kill()
+            given_up = Worker(proc, {})
+            given_up.kill()
             assert proc.stderr is not None
             stderr = ""
             with contextlib.suppress(TimeoutError):  # bounded: never hang on a pipe a straggler holds open
                 async with asyncio.timeout(5):
                     stderr = (await proc.stderr.read(4096)).decode(errors="replace").strip()
-                    await proc.wait()
-            _close_stdin(proc)
+            await given_up.reap()
             raise RuntimeError(f"the code worker did not start ({exc}): {stderr}") from None
         except BaseException:  # cancelled while it started
-            Worker(proc, {}).kill()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(proc.wait()), 5)
-            _close_stdin(proc)
+            await asyncio.shield(Worker(proc, {}).reap())
             raise
         info["mode"] = self.mode
         self._drain(proc)
