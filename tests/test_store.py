@@ -108,6 +108,32 @@ def raw_row(store: Store, table: sa.Table, **where: Any) -> Any:
 # -- flows ----------------------------------------------------------------------------------------------------------
 
 
+def test_closing_while_a_thread_queries_closes_its_connection_when_it_is_given_back(store: Store) -> None:
+    """An app stopping while a store call runs in a thread: the call finishes with its answer, and its connection is
+    closed as it comes back, not left to the garbage collector (psycopg warns of each such connection then, at a
+    random later moment: a ResourceWarning that failed an unrelated test)."""
+    slow = ("SELECT pg_sleep(0.4), 7" if store.dialect == "postgresql" else
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) SELECT count(*), 7 "
+            "FROM n")
+    started, seen = threading.Event(), {}
+
+    def query() -> None:
+        with store.engine.connect() as conn:
+            seen["raw"] = conn.connection.dbapi_connection
+            started.set()
+            seen["answer"] = conn.execute(sa.text(slow)).one()[1]
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    assert started.wait(10)
+    store.close()
+    thread.join(30)
+    assert seen["answer"] == 7
+    with pytest.raises(Exception, match="closed"):  # psycopg: "the connection is closed"; sqlite3: "closed database"
+        seen["raw"].cursor().execute("SELECT 1")
+    assert store.flow_exists("nothing") is False  # the store's engine opens new connections after
+
+
 def test_save_and_read_back_byte_for_byte(store: Store) -> None:
     flow = a_flow()
     assert store.save_flow(flow, expected_version=None, note="first") == 1

@@ -29,7 +29,7 @@ from cryptography.fernet import InvalidToken
 from ..engine.states import GOING, RunStatus, Step, StepStatus, Waiting, sources_of, transition_allowed
 from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
-from .db import database_url, init_db, make_engine, resolve_data_dir, write_transaction
+from .db import database_url, dispose, init_db, make_engine, resolve_data_dir, write_transaction
 from .secrets import Secrets
 from .tables import (
     JSONText,
@@ -272,10 +272,11 @@ class Store:
         return resolve_data_dir(self._data_dir)
 
     def close(self) -> None:
-        """Close the recorders made on this store (writing what they buffered), then every connection."""
+        """Close the recorders made on this store (writing what they buffered), then every connection (one still in
+        use by a thread is closed when that thread gives it back)."""
         for recorder in list(self.recorders):
             recorder.close()
-        self.engine.dispose()
+        dispose(self.engine)
 
     # -- flows ------------------------------------------------------------------------------------------------------
 
