@@ -487,6 +487,10 @@ def test_one_time_links_refuse_clearly(tmp_path: Path, stand_ins: DemoServer, ch
         page = sign_in(chromium, office, "grace")
         card = page.locator(".q-card", has_text="Vacation for ada")
         card.get_by_text("Hand it to someone else").click()
+        # the section slides open (0.3 s, longer on a busy machine); a press on "Hand on" while it still slides was
+        # lost now and then (the browser sent no click at all), so act once nothing moves any more
+        card.get_by_label("Who decides instead").wait_for()
+        page.wait_for_function("() => document.getAnimations().length === 0")
         card.get_by_label("Who decides instead").fill("linus")
         card.get_by_label("Why (optional)").fill("I am away next week")
         card.get_by_role("button", name="Hand on").click()
