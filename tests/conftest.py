@@ -28,6 +28,18 @@ IN_CI = bool(os.environ.get("CI"))
 SEE_WITHIN = 15.0
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The suite runs on every core (pytest-xdist, `-n auto --dist loadgroup` in pyproject.toml): each test file on
+    one worker, so its module fixtures (servers, browsers) start once, and the files that use the demo stand-ins on
+    the same worker, one after another: those listen on fixed ports (8091, 2525) that the example flows name."""
+    shared = {item.module.__name__ for item in items
+              if isinstance(item, pytest.Function) and "stand_ins" in item.fixturenames}
+    for item in items:
+        module = item.module.__name__ if isinstance(item, pytest.Function) else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group("stand_ins" if module in shared else module))
+
+
 def _patient(check: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
     @functools.wraps(check)
     async def patient(self: User, *args: Any, retries: int | None = None, **kwargs: Any) -> None:
