@@ -2,6 +2,8 @@
 
 The database is the one a node's config names: its `url`, or the `url` field of its `credential`. The answer is names
 only; an error is a plain sentence that never repeats the URL's password.
+
+Also how an engine is let go of (`dispose`), for the SQL nodes' engines and Flowboard's own database alike.
 """
 
 from __future__ import annotations
@@ -71,3 +73,18 @@ def _short(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().split("\n", 1)[0] or type(orig).__name__
     return text if len(text) <= 200 else text[:199] + "…"
+
+
+def dispose(engine: sqlalchemy.Engine) -> None:
+    """Close every connection of `engine`: those idle in its pool now, and each one still in use (a query running in
+    a thread while the app stops) as soon as it is given back. SQLAlchemy's own `dispose()` leaves those to the garbage
+    collector, which closes them at some later moment, and psycopg warns of each one then. The engine stays usable:
+    it opens new connections."""
+    old = engine.pool
+    engine.dispose()  # the engine gets a new pool; the old one closes what it holds
+    sqlalchemy.event.listen(old, "checkin", _close_given_back)
+    old.dispose()  # any given back before the listener was there
+
+
+def _close_given_back(_dbapi_connection: Any, record: Any) -> None:
+    record.invalidate()  # closes the connection; the pool it goes back to is never used again

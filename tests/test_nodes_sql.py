@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -262,6 +263,32 @@ async def test_a_timed_out_statement_is_cancelled_in_the_database_and_not_retrie
         with db.sa.connect() as conn:
             names = conn.execute(sqlalchemy.text(f"SELECT name FROM {db.table}")).scalars().all()
         assert names == ["after"]
+
+
+async def test_closing_while_a_statement_runs_closes_its_connection_when_it_ends(db: Db) -> None:
+    """The app stops (its services close) while a SQL node's statement still runs in a thread: the statement ends with
+    its answer, and its connection is closed then, not left open for the garbage collector to find at some later
+    moment (psycopg warns of each such connection then)."""
+    services = Services()
+    engine = services.database(db.url)
+    slow = {"sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) "
+                      "SELECT COUNT(*) FROM c",
+            "postgres": "SELECT pg_sleep(0.4) IS NULL", "mariadb": "SELECT SLEEP(0.4) = 0"}[db.kind]
+    started, seen = threading.Event(), dict[str, Any]()
+
+    def query() -> None:
+        with engine.connect() as conn:
+            seen["raw"] = conn.connection.dbapi_connection
+            started.set()
+            seen["answer"] = conn.execute(sqlalchemy.text(slow)).scalar_one()
+
+    running = asyncio.ensure_future(asyncio.to_thread(query))
+    assert await asyncio.to_thread(started.wait, 10)
+    await services.aclose()
+    await running
+    assert seen["answer"] in (1_000_000, False, 1, True)
+    with pytest.raises(Exception):  # noqa: B017 (each driver has its own error for a closed connection)
+        seen["raw"].cursor().execute("SELECT 1")
 
 
 # -- PostgreSQL only ----------------------------------------------------------------------------------------------

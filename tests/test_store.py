@@ -115,7 +115,7 @@ def test_closing_while_a_thread_queries_closes_its_connection_when_it_is_given_b
     slow = ("SELECT pg_sleep(0.4), 7" if store.dialect == "postgresql" else
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) SELECT count(*), 7 "
             "FROM n")
-    started, seen = threading.Event(), {}
+    started, seen = threading.Event(), dict[str, Any]()
 
     def query() -> None:
         with store.engine.connect() as conn:

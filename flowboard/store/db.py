@@ -95,21 +95,6 @@ def make_engine(url: str, *, connect_args: dict[str, Any] | None = None, **kwarg
     return sa.create_engine(url, connect_args=args, **kwargs)
 
 
-def dispose(engine: sa.Engine) -> None:
-    """Close every connection of `engine`: those idle in its pool now, and each one still in use (a query running in
-    a thread while the app stops) as soon as it is given back. SQLAlchemy's own `dispose()` leaves those to the garbage
-    collector, which closes them at some later moment, and psycopg warns of each one then. The engine stays usable:
-    it opens new connections."""
-    old = engine.pool
-    engine.dispose()  # the engine gets a new pool; the old one closes what it holds
-    sa.event.listen(old, "checkin", _close_given_back)
-    old.dispose()  # any given back before the listener was there
-
-
-def _close_given_back(_dbapi_connection: Any, record: Any) -> None:
-    record.invalidate()  # closes the connection; the pool it goes back to is never used again
-
-
 def _sqlite_on_connect(dbapi_conn: Any, _record: Any) -> None:
     """The pragmas of every new connection. Switching to WAL can be refused at once with 'database is locked' while
     another process opening the same new database switches it (SQLite does not always call the busy handler there):

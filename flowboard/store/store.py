@@ -26,10 +26,11 @@ import orjson
 import sqlalchemy as sa
 from cryptography.fernet import InvalidToken
 
+from ..databases import dispose
 from ..engine.states import GOING, RunStatus, Step, StepStatus, Waiting, sources_of, transition_allowed
 from ..errors import FlowboardError
 from ..model import Flow, dump_flow, parse_flow
-from .db import database_url, dispose, init_db, make_engine, resolve_data_dir, write_transaction
+from .db import database_url, init_db, make_engine, resolve_data_dir, write_transaction
 from .secrets import Secrets
 from .tables import (
     JSONText,
