@@ -871,11 +871,12 @@ class Services:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
-        from .databases import dispose
+        if self._engines:
+            from .databases import dispose  # (SQLAlchemy: imported only where a SQL node ran)
 
-        for engine in self._engines.values():
-            dispose(engine)  # a node's query still running in a thread: its connection is closed when it ends
-        self._engines.clear()
+            for engine in self._engines.values():
+                dispose(engine)  # a node's query still running in a thread: its connection is closed when it ends
+            self._engines.clear()
         for key in list(self._connections):
             await self.drop_connection(key)
 

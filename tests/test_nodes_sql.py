@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from flowboard.registry import default_registry
 from flowboard.sdk import Services
 
 from .conftest import make_flow, require_service
+from .test_store import SlowQuery
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/test"
@@ -270,25 +270,12 @@ async def test_closing_while_a_statement_runs_closes_its_connection_when_it_ends
     its answer, and its connection is closed then, not left open for the garbage collector to find at some later
     moment (psycopg warns of each such connection then)."""
     services = Services()
-    engine = services.database(db.url)
-    slow = {"sqlite": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) "
-                      "SELECT COUNT(*) FROM c",
-            "postgres": "SELECT pg_sleep(0.4) IS NULL", "mariadb": "SELECT SLEEP(0.4) = 0"}[db.kind]
-    started, seen = threading.Event(), dict[str, Any]()
-
-    def query() -> None:
-        with engine.connect() as conn:
-            seen["raw"] = conn.connection.dbapi_connection
-            started.set()
-            seen["answer"] = conn.execute(sqlalchemy.text(slow)).scalar_one()
-
-    running = asyncio.ensure_future(asyncio.to_thread(query))
-    assert await asyncio.to_thread(started.wait, 10)
+    query = await asyncio.to_thread(SlowQuery(services.database(db.url)).begin)
     await services.aclose()
-    await running
-    assert seen["answer"] in (1_000_000, False, 1, True)
+    await asyncio.to_thread(query.join, 30)
+    assert query.answer == 7
     with pytest.raises(Exception):  # noqa: B017 (each driver has its own error for a closed connection)
-        seen["raw"].cursor().execute("SELECT 1")
+        query.raw.cursor().execute("SELECT 1")
 
 
 # -- PostgreSQL only ----------------------------------------------------------------------------------------------

@@ -108,29 +108,46 @@ def raw_row(store: Store, table: sa.Table, **where: Any) -> Any:
 # -- flows ----------------------------------------------------------------------------------------------------------
 
 
+#: A statement that takes a moment (0.4 s; SQLite: counting to a million) and answers 7 in its second column, by
+#: SQLAlchemy dialect name.
+SLOW_SEVEN = {"sqlite": "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) "
+                        "SELECT count(*), 7 FROM n",
+              "postgresql": "SELECT pg_sleep(0.4), 7", "mysql": "SELECT SLEEP(0.4), 7"}
+
+
+class SlowQuery(threading.Thread):
+    """`SLOW_SEVEN` on `engine` in a thread of its own, as a store call or a SQL node's statement runs: `begin()`
+    returns once it holds its connection (`raw`, the driver's own); `answer` is 7 after `join()`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__()
+        self.engine = engine
+        self.raw: Any = None
+        self.answer: Any = None
+        self._holding = threading.Event()
+
+    def run(self) -> None:
+        with self.engine.connect() as conn:
+            self.raw = conn.connection.dbapi_connection
+            self._holding.set()
+            self.answer = conn.execute(sa.text(SLOW_SEVEN[self.engine.dialect.name])).one()[1]
+
+    def begin(self) -> SlowQuery:
+        self.start()
+        assert self._holding.wait(10), "the statement did not get a connection"
+        return self
+
+
 def test_closing_while_a_thread_queries_closes_its_connection_when_it_is_given_back(store: Store) -> None:
     """An app stopping while a store call runs in a thread: the call finishes with its answer, and its connection is
     closed as it comes back, not left to the garbage collector (psycopg warns of each such connection then, at a
     random later moment: a ResourceWarning that failed an unrelated test)."""
-    slow = ("SELECT pg_sleep(0.4), 7" if store.dialect == "postgresql" else
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) SELECT count(*), 7 "
-            "FROM n")
-    started, seen = threading.Event(), dict[str, Any]()
-
-    def query() -> None:
-        with store.engine.connect() as conn:
-            seen["raw"] = conn.connection.dbapi_connection
-            started.set()
-            seen["answer"] = conn.execute(sa.text(slow)).one()[1]
-
-    thread = threading.Thread(target=query)
-    thread.start()
-    assert started.wait(10)
+    query = SlowQuery(store.engine).begin()
     store.close()
-    thread.join(30)
-    assert seen["answer"] == 7
+    query.join(30)
+    assert query.answer == 7
     with pytest.raises(Exception, match="closed"):  # psycopg: "the connection is closed"; sqlite3: "closed database"
-        seen["raw"].cursor().execute("SELECT 1")
+        query.raw.cursor().execute("SELECT 1")
     assert store.flow_exists("nothing") is False  # the store's engine opens new connections after
 
 
