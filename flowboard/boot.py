@@ -65,19 +65,34 @@ class Boot:
             return await _unavailable(scope, receive, send)
         await self.app(scope, receive, send)
 
+    def start(self) -> None:
+        """The active flows' webhooks answer from here on; the editor and the API are built meanwhile. (The ASGI
+        lifespan's start-up, called directly on RSGI, which has none.) Raises what keeps the server from starting."""
+        self.fb.start_triggers()
+        self._build = asyncio.ensure_future(self._build_app())
+
+    async def stop(self) -> None:
+        """The lifespan's shut-down: the full app's (NiceGUI's, Flowboard's), or Flowboard's alone."""
+        if self._build is not None and not self._build.done():
+            await asyncio.shield(self._build)  # a half-built NiceGUI cannot be stopped cleanly: let it finish
+        if self._lifespan is not None:
+            lifespan, self._lifespan = self._lifespan, None
+            await lifespan.__aexit__(None, None, None)  # NiceGUI's shutdown and Flowboard.aclose
+        else:
+            await self.fb.aclose()
+
     async def _serve_lifespan(self, receive: Receive, send: Send) -> None:
         await receive()  # lifespan.startup
         try:
-            self.fb.start_triggers()  # the active flows' webhooks answer from here on
+            self.start()
         except Exception as exc:
             log.exception("the server could not start")
             await send({"type": "lifespan.startup.failed", "message": str(exc)})
             return
-        self._build = asyncio.ensure_future(self._build_app())
         await send({"type": "lifespan.startup.complete"})
         await receive()  # lifespan.shutdown
         try:
-            await self._stop()
+            await self.stop()
         finally:
             await send({"type": "lifespan.shutdown.complete"})
 
@@ -96,15 +111,6 @@ class Boot:
             log.exception("the editor and the API could not start; webhooks still answer")
         finally:
             self.ready.set()
-
-    async def _stop(self) -> None:
-        if self._build is not None and not self._build.done():
-            await asyncio.shield(self._build)  # a half-built NiceGUI cannot be stopped cleanly: let it finish
-        if self._lifespan is not None:
-            lifespan, self._lifespan = self._lifespan, None
-            await lifespan.__aexit__(None, None, None)  # NiceGUI's shutdown and Flowboard.aclose
-        else:
-            await self.fb.aclose()
 
 
 async def _unavailable(scope: Scope, receive: Receive, send: Send) -> None:

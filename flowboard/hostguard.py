@@ -68,9 +68,6 @@ class HostGuard:
         if kind != "http" and kind != "websocket":
             return await self.app(scope, receive, send)
         headers = scope["headers"]
-        if len(headers) > MAX_HEADERS:
-            return await self.refuse(scope, receive, send, 431, f"the request has {len(headers)} headers; at most "
-                                                               f"{MAX_HEADERS} are taken")
         host = origin = None
         size = 0
         for name, value in headers:
@@ -79,17 +76,26 @@ class HostGuard:
                 host = value
             elif name == b"origin":
                 origin = value
-        if size > MAX_HEADER_BYTES:
-            return await self.refuse(scope, receive, send, 431, f"the request's headers are {size:,} bytes; at most "
-                                                               f"{MAX_HEADER_BYTES:,} are taken")
-        if host is None or (host not in self.hosts and host.lower() not in self.hosts):
-            return await self.refuse(scope, receive, send, 403, f"this Flowboard answers only at {self.where} (or "
-                                     "the address in FLOWBOARD_PUBLIC_URL), not at the host this request names")
-        if origin is not None and origin not in self.origins and origin.lower() not in self.origins \
-                and not scope["path"].startswith(PUBLIC_PREFIXES):
-            return await self.refuse(scope, receive, send, 403, "requests from other web sites are refused; open "
-                                                               f"Flowboard at {self.where}")
+        refusal = self.verdict(scope["path"], len(headers), size, host, origin)
+        if refusal is not None:
+            return await self.refuse(scope, receive, send, *refusal)
         await self.app(scope, receive, send)
+
+    def verdict(self, path: str, count: int, size: int, host: bytes | None, origin: bytes | None
+                ) -> tuple[int, str] | None:
+        """None for a request that may go on, else the status and the plain words it is refused with. `count` and
+        `size` are its header lines and their bytes; `host` and `origin` its Host and Origin, as sent."""
+        if count > MAX_HEADERS:
+            return 431, f"the request has {count} headers; at most {MAX_HEADERS} are taken"
+        if size > MAX_HEADER_BYTES:
+            return 431, f"the request's headers are {size:,} bytes; at most {MAX_HEADER_BYTES:,} are taken"
+        if host is None or (host not in self.hosts and host.lower() not in self.hosts):
+            return 403, (f"this Flowboard answers only at {self.where} (or the address in FLOWBOARD_PUBLIC_URL), not "
+                         "at the host this request names")
+        if origin is not None and origin not in self.origins and origin.lower() not in self.origins \
+                and not path.startswith(PUBLIC_PREFIXES):
+            return 403, f"requests from other web sites are refused; open Flowboard at {self.where}"
+        return None
 
     async def refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
         log.warning("%s %s refused (%d): %s", scope.get("method", "WEBSOCKET"), _printable(scope["path"]), status,

@@ -17,13 +17,15 @@ import sys
 import webbrowser
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import FlowboardError
 from .services import Flowboard, load_examples
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from .hostguard import HostGuard
 
 log = logging.getLogger("flowboard")
 EXAMPLES = Path(__file__).resolve().parent.parent / "flows"
@@ -179,20 +181,32 @@ def server_choice() -> str:
     return choice
 
 
-def _run_granian(app: Any, host: str, port: int) -> None:
-    """Granian's embedded server (Rust HTTP on the Python event loop of this process), stopped by SIGINT/SIGTERM."""
+def _run_granian(front: HostGuard, host: str, port: int) -> None:
+    """Granian's embedded server (Rust HTTP on the Python event loop of this process) on its RSGI interface
+    (`flowboard/rsgi.py`), stopped by SIGINT/SIGTERM. RSGI has no lifespan: Boot is started and stopped around it."""
     import signal
 
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
+    from .rsgi import RSGIFront
+
     async def main() -> None:
-        server = Server(app, address=host, port=port, interface=Interfaces.ASGI, log_enabled=False,
+        rsgi = RSGIFront(front)
+        try:
+            rsgi.boot.start()
+        except Exception as exc:
+            log.exception("the server could not start")
+            raise SystemExit(f"flowboard: the server could not start: {exc}") from None
+        server = Server(rsgi, address=host, port=port, interface=Interfaces.RSGI, log_enabled=False,
                         websockets=True, backlog=2048)  # uvicorn's backlog: bursts of callers are queued, not refused
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
-        await server.serve()
+        try:
+            await server.serve()
+        finally:
+            await rsgi.boot.stop()
 
     if _loop() == "uvloop":
         import uvloop

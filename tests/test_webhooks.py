@@ -1,6 +1,7 @@
 """Webhooks over real HTTP: the `flowboard serve` server in a subprocess (flows imported and activated with the CLI
-and the services), and, for what needs the services in hand (test URL, deactivation), the same routes served by
-uvicorn inside the test."""
+and the services), on both of its servers (granian's RSGI interface, the default, and uvicorn's ASGI: each reads a
+call its own way, flowboard/api/webhooks.py), and, for what needs the services in hand (test URL, deactivation), the
+same routes served by uvicorn inside the test."""
 
 from __future__ import annotations
 
@@ -111,8 +112,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@pytest.fixture(scope="module", params=["granian", "uvicorn"])
+def server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("webhooks")
     files = data / "files"
     files.mkdir()
@@ -141,7 +142,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = data / "server.log"
     with log.open("w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "flowboard", "serve", "--port", str(port), "--no-browser",
-                                 "--data-dir", str(data)], env=env_for(data), stdout=out, stderr=subprocess.STDOUT)
+                                 "--data-dir", str(data)], env={**env_for(data), "FLOWBOARD_SERVER": request.param},
+                                stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -285,7 +287,11 @@ async def test_every_body_reaches_the_item_whole_however_it_is_sent(server: Serv
     for size in (2, 100, 4_000, 65_000, 600_000):
         text = ("0123456789" * (size // 10 + 1))[:max(size - 8, 0)]
         body = json.dumps({"t": text}).encode()
-        status, answer = await _post_raw(server.url, "/webhook/echo", body, how)
+        try:
+            status, answer = await _post_raw(server.url, "/webhook/echo", body, how)
+        except ConnectionResetError:  # uvicorn answers the ambiguous call with 400 and closes while it is sent
+            assert how == "chunked with a length", (how, size)
+            continue
         if how == "chunked with a length" and status == 400:
             continue
         assert status == 200, (how, size, answer[:200])
@@ -316,6 +322,28 @@ async def test_items_keep_only_the_headers_the_node_lists(client: httpx.AsyncCli
     assert r.status_code == 200 and kept["x-noise-39"] == "n" * 200 and "x-api-key" not in kept
     r = await client.post("/webhook/echo", json={}, headers={"X-Noise-1": "n", "Authorization": "Basic eDp5"})
     assert set(r.json()["headers"]) == {"content-type"}  # listed but never kept: the authorization header
+
+
+NOT_ASCII = ["José".encode(), "Zürich".encode("latin-1"), b"\xff\xfe", "日本".encode(), b"caf\xc3\xa9 au lait"]
+
+
+async def test_a_kept_header_that_is_not_ascii_text_is_refused_by_name(client: httpx.AsyncClient,
+                                                                        server: Server) -> None:
+    """Header values are ASCII text; one that is not cannot be read the same way by both servers (granian's RSGI
+    leaves it out), so a header the item keeps refuses the call with a 400 that names it, never a run without it.
+    A header the item does not keep is ignored, as every other header it does not keep."""
+    for value in NOT_ASCII:
+        for path, name in (("/webhook/echo", "X-Custom"), ("/webhook/plain", "User-Agent"),
+                           ("/webhook/all-headers", "X-Anything")):
+            key = [(b"X-Api-Key", TOKEN.encode())] if path == "/webhook/all-headers" else []
+            r = await client.post(path, json={"v": 1}, headers=[(name.encode(), value), *key])
+            assert r.status_code == 400, (path, value, r.text)
+            assert f"the {name.lower()} header holds characters other than plain ASCII" in error_of(r)
+        r = await client.post("/webhook/plain", json={"v": 2}, headers=[(b"X-Not-Kept", value)])
+        assert r.status_code == 200 and r.json()["body"] == {"v": 2}, (value, r.text)
+    r = await client.post("/webhook/echo", json={}, headers={"X-Custom": "plain ASCII, with spaces; and = signs"})
+    assert r.json()["headers"]["x-custom"] == "plain ASCII, with spaces; and = signs"
+    assert "refused (400): the x-custom header holds characters" in server.log.read_text()
 
 
 async def test_oversized_bodies_are_413(client: httpx.AsyncClient) -> None:
@@ -605,3 +633,4 @@ async def test_an_accepted_call_is_recorded_off_the_event_loop(fb: Flowboard) ->
                 break
             await asyncio.sleep(0.05)
         assert fb.store.get_run(run_id).status.value == "succeeded"
+

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
@@ -42,8 +43,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("flowboard.webhook")
 
-_JSON = (b"content-type", b"application/json")
-_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+_JSON = ("content-type", "application/json")
+_TEXT = ("content-type", "text/plain; charset=utf-8")
 _dumps = orjson.dumps
 _NO_QUERY = FrozenDict()  # (shared: frozen)
 _SKIPPED = b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
@@ -52,7 +53,7 @@ _SKIPPED = b'{"skipped":true,"reason":"a run of this flow is going and its run m
 class Refused(Exception):
     """A call the webhook does not take: status, plain words for the caller, extra headers."""
 
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -104,21 +105,69 @@ class WebhookApp:
         await self.serve(scope["path_params"]["path"], scope, receive, send)
 
     async def serve(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """A call on ASGI (uvicorn, and test calls through the outer app)."""
         method: str = scope["method"]
         try:
-            status, headers, body = await self.handle(path, method, scope, receive)
+            ep = self.endpoint(path, method)
+            listed = scope["headers"]
+            found = {name.decode("latin-1"): value.decode("latin-1") for name, value in listed}  # as HTTP has them
+            if len(found) != len(listed):
+                found = _joined((name.decode("latin-1"), value.decode("latin-1")) for name, value in listed)
+            whole = self.admit(ep, found)
+            _check_text(ep, found)
+            message = await receive()  # the whole body, in all but big calls
+            raw: bytes = message.get("body", b"")
+            limit = ep.config.max_body
+            if (message.get("more_body") and len(raw) != whole) or len(raw) > limit:
+                # (granian says more_body even when the message holds all the declared bytes, then sends an empty
+                # last message: not asking for it saves a round trip through its Rust side, ~8 µs of CPU per call)
+                raw = await _read_rest(raw, message, receive, limit)
+            query: bytes = scope["query_string"]
+            status, headers, body = await self.take(ep, method, found, raw, query.decode("latin-1") if query else "")
         except Refused as exc:
-            log.warning("%s %s%s refused (%d): %s", method, self.prefix, _printable(path), exc.status, exc.message)
-            status, headers, body = exc.status, [_JSON, *exc.headers], _dumps({"error": exc.message})
+            status, headers, body = self.refused(method, path, exc)
         except Exception:
-            log.exception("%s %s%s failed", method, self.prefix, _printable(path))
-            status, headers, body = 500, [_JSON], b'{"error":"the call could not be taken; see the server log"}'
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+            status, headers, body = self.failed(method, path)
+        listed = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        listed.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": listed})
         await send({"type": "http.response.body", "body": body})
 
-    async def handle(self, path: str, method: str, scope: Scope, receive: Receive
-                     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def serve_rsgi(self, path: str, scope: Any, protocol: Any) -> None:
+        """A call on granian's RSGI interface (`flowboard/rsgi.py`): headers as text, the body in one read, the answer
+        in one call (granian adds its Content-Length)."""
+        method: str = scope.method
+        try:
+            ep = self.endpoint(path, method)
+            given = scope.headers
+            listed = given.items()  # (a value that is not ASCII text is left out here: `_unreadable` says so)
+            found = dict(listed)
+            if len(found) != len(listed):
+                found = _joined(listed)
+            whole = self.admit(ep, found)
+            if len(given.keys()) != len(listed):  # a value that is not ASCII text was left out
+                _check_text(ep, found, given)
+            if whole is not None:
+                raw: bytes = await protocol()  # no more than the Content-Length, which is within the limit
+            else:
+                raw = await _read_chunks(protocol, ep.config.max_body)
+            status, headers, body = await self.take(ep, method, found, raw, scope.query_string)
+        except Refused as exc:
+            status, headers, body = self.refused(method, path, exc)
+        except Exception:
+            status, headers, body = self.failed(method, path)
+        protocol.response_bytes(status, headers, body)
+
+    def refused(self, method: str, path: str, exc: Refused) -> tuple[int, list[tuple[str, str]], bytes]:
+        log.warning("%s %s%s refused (%d): %s", method, self.prefix, _printable(path), exc.status, exc.message)
+        return exc.status, [_JSON, *exc.headers], _dumps({"error": exc.message})
+
+    def failed(self, method: str, path: str) -> tuple[int, list[tuple[str, str]], bytes]:
+        log.exception("%s %s%s failed", method, self.prefix, _printable(path))
+        return 500, [_JSON], b'{"error":"the call could not be taken; see the server log"}'
+
+    def endpoint(self, path: str, method: str) -> WebhookEndpoint:
+        """The active flow's (or test listener's) endpoint for this path and method, or 404 / 405."""
         table = self.kind.tests if self.test else self.kind.routes
         methods = table.get(path)
         if methods is None:
@@ -130,49 +179,50 @@ class WebhookApp:
         ep = methods.get(method)
         if ep is None:
             allow = ", ".join(sorted(methods))
-            raise Refused(405, f"this URL takes {allow}, not {method}", [(b"allow", allow.encode())])
-        config = ep.config
-        listed = scope["headers"]
-        found: dict[bytes, bytes] = dict(listed)  # names are lower-case already (ASGI); decoded when needed
-        if len(found) != len(listed):
-            found = _joined(listed)
-        auth = config.auth
+            raise Refused(405, f"this URL takes {allow}, not {method}", [("allow", allow)])
+        return ep
+
+    def admit(self, ep: WebhookEndpoint, found: dict[str, str]) -> int | None:
+        """The checks before the body is read: credentials in a header, and the declared size. Returns that size
+        when the body is exactly that long (Content-Length without chunked transfer), else None."""
+        auth = ep.config.auth
         kind = auth.type
         if kind == "header" or kind == "basic":
-            self.check_auth(auth, _text(found))
-        limit = config.max_body
-        declared = found.get(b"content-length")
-        whole: int | None = None  # the body's size when a first message holding that many bytes holds all of it
-        if declared is not None:
-            if not declared.isdigit() or (whole := int(declared)) > limit:
-                _refuse_length(declared.decode("latin-1"), limit)
-            if b"transfer-encoding" in found:  # chunked: read to its end whatever Content-Length says
-                whole = None
-        message = await receive()  # the whole body, in all but big calls
-        raw: bytes = message.get("body", b"")
-        if (message.get("more_body") and len(raw) != whole) or len(raw) > limit:
-            # (granian says more_body even when the message holds all the declared bytes, then sends an empty last
-            # message: not asking for it saves a round trip through its Rust side, ~8 µs of CPU per call)
-            raw = await _read_rest(raw, message, receive, limit)
-        if kind == "hmac":
-            self.check_signature(auth, _text(found), raw)
-        given_type = found.get(b"content-type")
-        content_type = None if given_type is None else given_type.decode("latin-1")
+            self.check_auth(auth, found)
+        declared = found.get("content-length")
+        if declared is None:
+            return None
+        limit = ep.config.max_body
+        if not (declared.isascii() and declared.isdigit()) or (whole := int(declared)) > limit:
+            _refuse_length(declared, limit)
+        if "transfer-encoding" in found:  # chunked: read to its end whatever Content-Length says
+            return None
+        return whole
+
+    async def take(self, ep: WebhookEndpoint, method: str, found: dict[str, str], raw: bytes, query: str
+                   ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """The call read: its signature checked, its body parsed into the trigger's item, the run started."""
+        config = ep.config
+        if config.auth.type == "hmac":
+            self.check_signature(config.auth, found, raw)
+        content_type = found.get("content-type")
         if content_type == "application/json" and raw:
             try:
                 body = freeze_parsed(read_json(raw, max_bytes=None, what="the body"))  # (freeze takes it as it is)
             except JsonRefused as exc:
                 raise Refused(exc.status, f"the body cannot be read: {exc}") from None
         elif raw and content_type is not None and content_type[:19].lower() == "multipart/form-data":
-            body = await _multipart(scope, raw, self.fb.blobs)
+            body = await _multipart(found, raw, self.fb.blobs)
         else:
             body = _parse_body(content_type, raw)
             if isinstance(body, bytes):  # not text: the body is a file
                 body = await _keep(self.fb.blobs, body, "body", (content_type or "").partition(";")[0].strip())
         # built frozen, as the engine would make it (it takes a frozen list as it is)
-        query = scope["query_string"]
+        keep = ep.keep
         items = FrozenList((FrozenDict({"body": freeze(body), "query": freeze(_query(query)) if query else _NO_QUERY,
-                                        "headers": FrozenDict(_visible(found, ep.hidden, ep.keep)),
+                                        "headers": FrozenDict({k: v for k, v in found.items() if k in keep}
+                                                              if keep is not None else
+                                                              {k: v for k, v in found.items() if k not in ep.hidden}),
                                         "method": method, "path": ep.path}),))
         if self.test:
             return await self.test_call(ep, items)
@@ -188,7 +238,7 @@ class WebhookApp:
             return 200, [_JSON], _SKIPPED
         return _answer(ep, result)
 
-    async def test_call(self, ep: WebhookEndpoint, items: FrozenList) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    async def test_call(self, ep: WebhookEndpoint, items: FrozenList) -> tuple[int, list[tuple[str, str]], bytes]:
         listener = ep.listener
         self.kind.stop_listening(ep.flow_id, listener)  # one call per listen
         if ep.config.respond == "immediately":
@@ -216,7 +266,7 @@ class WebhookApp:
             if not _same(given, self.secret(auth, ("value", "token", "secret"))):
                 raise Refused(403, f"the {auth.name} header is not the right token")
             return
-        challenge = [(b"www-authenticate", b'Basic realm="Flowboard webhook"')]
+        challenge = [("www-authenticate", 'Basic realm="Flowboard webhook"')]
         given = headers.get("authorization", "")
         scheme, _, encoded = given.partition(" ")
         if scheme.lower() != "basic" or not encoded:
@@ -268,32 +318,59 @@ class WebhookApp:
 # -- reading the call ---------------------------------------------------------------------------------------------
 
 
-def _joined(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+def _joined(listed: Iterable[tuple[str, str]]) -> dict[str, str]:
     """The headers by name when a name is given more than once: its values joined with ', ', as one header."""
-    out: dict[bytes, bytes] = {}
-    for name, value in raw:
+    out: dict[str, str] = {}
+    for name, value in listed:
         have = out.get(name)
-        out[name] = value if have is None else have + b", " + value
+        out[name] = value if have is None else f"{have}, {value}"
     return out
 
 
-def _text(headers: dict[bytes, bytes]) -> dict[str, str]:
-    """The headers as text (Latin-1, as HTTP has it), for the credentials checks."""
-    return {name.decode("latin-1"): value.decode("latin-1") for name, value in headers.items()}
-
-
-def _visible(headers: dict[bytes, bytes], hidden: frozenset[bytes], keep: frozenset[bytes] | None) -> dict[str, str]:
-    """The headers the item keeps: those the node lists (by default Content-Type and User-Agent), never `hidden`."""
-    if keep is not None:
-        return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items() if k in keep}
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in headers.items() if k not in hidden}
+def _check_text(ep: WebhookEndpoint, found: dict[str, str], given: Any = None) -> None:
+    """Refuse a call with a header the item keeps whose value is not ASCII text (HTTP's header values are; granian's
+    RSGI leaves such a value out, `given` being its headers, so both servers refuse it alike rather than run without
+    it or with it misread)."""
+    keep, hidden = ep.keep, ep.hidden
+    if given is not None:  # RSGI: the names it has and gave no value for
+        names = [name for name in given.keys() if name not in found]  # noqa: SIM118
+    else:
+        names = [name for name, value in found.items() if not value.isascii()]
+    names = sorted({name for name in names if (name in keep if keep is not None else name not in hidden)})
+    if names:
+        raise Refused(400, f"the {', '.join(names)} header{'s' if len(names) > 1 else ''} "
+                      f"hold{'' if len(names) > 1 else 's'} characters other than plain ASCII text, which this "
+                      "server cannot read; send the value percent-encoded, or in the body")
 
 
 def _refuse_length(declared: str, limit: int) -> NoReturn:
     """A Content-Length that is no number, or more than the webhook takes (read before the body)."""
-    if not declared.isdigit():
+    if not (declared.isascii() and declared.isdigit()):
         raise Refused(400, "the Content-Length header is not a number")
     raise Refused(413, f"the body is {int(declared):,} bytes; this webhook takes at most {limit:,}")
+
+
+async def _read_chunks(protocol: Any, limit: int) -> bytes:
+    """An RSGI call's body of no declared size (chunked), read up to `limit` bytes (the rest drained, then 413)."""
+    chunks: list[bytes] = []
+    size = 0
+    body = protocol.__aiter__()  # (granian's protocol is its own iterator, and only once: no `async for` twice)
+    refused = False
+    while True:
+        try:
+            chunk = await body.__anext__()
+        except StopAsyncIteration:
+            break
+        size += len(chunk)
+        if size > limit:
+            refused = True  # drained on (as `_drain`, up to DRAIN_LIMIT), so the caller gets the 413
+            if size > DRAIN_LIMIT:
+                break
+        else:
+            chunks.append(chunk)
+    if refused:
+        raise Refused(413, f"the body is bigger than {limit:,} bytes, the most this webhook takes")
+    return b"".join(chunks)
 
 
 async def _read_rest(body: bytes, message: Message, receive: Receive, limit: int) -> bytes:
@@ -334,10 +411,10 @@ async def _drain(receive: Receive) -> None:
         size += len(message.get("body", b""))
 
 
-def _query(raw: bytes) -> dict[str, Any]:
+def _query(raw: str) -> dict[str, Any]:
     if not raw:
         return {}
-    return _pairs(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+    return _pairs(parse_qsl(raw, keep_blank_values=True))
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -389,7 +466,7 @@ async def _keep(blobs: Blobs, content: bytes, name: str, mime_type: str | None) 
         raise Refused(413, str(exc)) from None
 
 
-async def _multipart(scope: Scope, raw: bytes, blobs: Blobs) -> dict[str, Any]:
+async def _multipart(headers: dict[str, str], raw: bytes, blobs: Blobs) -> dict[str, Any]:
     """Fields as text, files as file references `{$file, name, mime_type, size}` (Starlette's parser on the body
     read)."""
     from starlette.datastructures import UploadFile
@@ -398,6 +475,7 @@ async def _multipart(scope: Scope, raw: bytes, blobs: Blobs) -> dict[str, Any]:
     async def replay() -> dict[str, Any]:
         return {"type": "http.request", "body": raw, "more_body": False}
 
+    scope = {"type": "http", "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]}
     try:
         async with Request(scope, replay).form(max_files=100, max_fields=1000) as form:
             parts: list[tuple[str, Any]] = []
@@ -417,7 +495,7 @@ async def _multipart(scope: Scope, raw: bytes, blobs: Blobs) -> dict[str, Any]:
 # -- answering ----------------------------------------------------------------------------------------------------
 
 
-def _answer(ep: WebhookEndpoint, result: RunResult) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _answer(ep: WebhookEndpoint, result: RunResult) -> tuple[int, list[tuple[str, str]], bytes]:
     for nid in ep.respond_nodes:
         step = result.steps.get(nid)
         if step is not None and step.status is StepStatus.succeeded and step.outputs.get("main"):
@@ -432,26 +510,27 @@ def _answer(ep: WebhookEndpoint, result: RunResult) -> tuple[int, list[tuple[byt
     return 200, [_JSON], _json(output[0] if len(output) == 1 else output)
 
 
-def _custom(answer: dict[str, Any]) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def _custom(answer: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
     """What a Respond to webhook node said: `{"status", "headers", "body"}`."""
     status = answer.get("status", 200)
-    headers: list[tuple[bytes, bytes]] = []
+    headers: list[tuple[str, str]] = []
     content_type = None
     for name, value in (answer.get("headers") or {}).items():
+        pair = (str(name).lower(), str(value))
         try:
-            pair = (str(name).lower().encode("latin-1"), str(value).encode("latin-1"))
+            pair[0].encode("latin-1"), pair[1].encode("latin-1")
         except UnicodeEncodeError:
             log.warning("response header %r is not Latin-1 text; left out", name)
             continue
-        if pair[0] == b"content-length" or b"\n" in pair[1] or b"\r" in pair[1]:
+        if pair[0] == "content-length" or "\n" in pair[1] or "\r" in pair[1]:
             continue
-        if pair[0] == b"content-type":
+        if pair[0] == "content-type":
             content_type = pair[1]
         headers.append(pair)
     body = answer.get("body")
     if status in (204, 304) or 100 <= status < 200:
         return status, headers, b""
-    if isinstance(body, str) and (content_type is None or not content_type.startswith(b"application/json")):
+    if isinstance(body, str) and (content_type is None or not content_type.startswith("application/json")):
         if content_type is None:
             headers.append(_TEXT)
         return status, headers, body.encode()

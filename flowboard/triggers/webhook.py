@@ -7,7 +7,6 @@ and start its run through the launcher.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,11 +30,10 @@ class WebhookEndpoint:
     plan: Plan
     version: int
     respond_nodes: tuple[str, ...]  # webhook.respond nodes, in the flow's order
-    #: lower-case header names left out of the item, as an ASGI call has them (bytes: decoded only when kept)
-    hidden: frozenset[bytes]
+    hidden: frozenset[str]  # lower-case header names never put in the item
     activation: Activation | None = None  # None for a test listener
     listener: asyncio.Future[RunResult] | None = None  # set for a test listener
-    keep: frozenset[bytes] | None = None  # lower-case header names put in the item; None: all but `hidden`
+    keep: frozenset[str] | None = None  # lower-case header names put in the item; None: all but `hidden`
 
 
 class WebhookTriggers(TriggerKind):
@@ -79,8 +77,8 @@ class WebhookTriggers(TriggerKind):
                 hidden.add(auth.header.lower())
             names = getattr(config, "headers", None)
             keep = None if names is None or "*" in names else frozenset(names) - hidden
-            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, _raw(hidden),
-                                       keep=None if keep is None else _raw(keep)))
+            out.append(WebhookEndpoint(flow_id, nid, config.path, config, plan, version, respond, frozenset(hidden),
+                                       keep=keep))
         return out
 
     def add(self, activation: Activation) -> None:
@@ -129,10 +127,6 @@ class WebhookTriggers(TriggerKind):
     def close(self) -> None:
         for flow_id in {ep.flow_id for methods in self.tests.values() for ep in methods.values()}:
             self.stop_listening(flow_id)
-
-
-def _raw(names: Iterable[str]) -> frozenset[bytes]:
-    return frozenset(name.encode("latin-1") for name in names)
 
 
 def _drop(table: dict[str, dict[str, WebhookEndpoint]], flow_id: str) -> None:
