@@ -11,11 +11,13 @@ granian ─▶ RSGIFront ─▶ host, origin and header checks (HostGuard.verdic
                      └─▶ everything else HostGuard's app (Boot) through serve_http / serve_websocket (ASGI 3)
 ```
 
-What the ASGI app sees differs from granian's own ASGI in three ways, none of which Flowboard's pages use:
+What the ASGI app sees differs from granian's own ASGI in these ways, none of which Flowboard's pages use:
 - a header whose value is not ASCII text is left out (RSGI gives headers as text and drops such values; a webhook
-  that keeps such a header refuses the call with a 400 that names it instead of losing it: `_unreadable`);
+  that keeps such a header refuses the call with a 400 that names it instead of losing it, `webhooks._check_text`,
+  unless the same name also came with an ASCII value);
 - `raw_path` is the path percent-encoded again (RSGI gives the decoded path only), so `%2F` reads as `/`;
-- a websocket cannot choose a subprotocol or send headers with its accept.
+- a websocket cannot choose a subprotocol or send headers with its accept, and its close frame carries no code;
+- an answer is held until it is complete (or 1 MiB long), so an app that fails half way gives a 500 (`_Answer`).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class RSGIFront:
             if refusal is not None:
                 return _refuse_http(scope, protocol, *refusal)
             if path[:9] == "/webhook/":
-                return await self.hooks.serve_rsgi(path[9:], scope, protocol)
+                return await self.hooks.serve_rsgi(path[9:], scope, protocol, headers)
             return await serve_http(self.boot, scope, headers, protocol)
         if refusal is not None:
             log.warning("WEBSOCKET %s refused (%d): %s", _printable(path), *refusal)

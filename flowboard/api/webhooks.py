@@ -133,19 +133,18 @@ class WebhookApp:
         await send({"type": "http.response.start", "status": status, "headers": listed})
         await send({"type": "http.response.body", "body": body})
 
-    async def serve_rsgi(self, path: str, scope: Any, protocol: Any) -> None:
-        """A call on granian's RSGI interface (`flowboard/rsgi.py`): headers as text, the body in one read, the answer
-        in one call (granian adds its Content-Length)."""
+    async def serve_rsgi(self, path: str, scope: Any, protocol: Any, listed: list[tuple[str, str]]) -> None:
+        """A call on granian's RSGI interface (`flowboard/rsgi.py`; `listed` is `scope.headers.items()`): headers as
+        text, the body in one read, the answer in one call (granian adds its Content-Length)."""
         method: str = scope.method
         try:
             ep = self.endpoint(path, method)
-            given = scope.headers
-            listed = given.items()  # (a value that is not ASCII text is left out here: `_unreadable` says so)
-            found = dict(listed)
+            found = dict(listed)  # (a value that is not ASCII text is not in `listed`: `_check_text` says so)
             if len(found) != len(listed):
                 found = _joined(listed)
             whole = self.admit(ep, found)
-            if len(given.keys()) != len(listed):  # a value that is not ASCII text was left out
+            given = scope.headers
+            if len(given) != len(found):  # (its length counts names) every value of a name was left out
                 _check_text(ep, found, given)
             if whole is not None:
                 raw: bytes = await protocol()  # no more than the Content-Length, which is within the limit
