@@ -11,8 +11,9 @@ headers small, before anything else sees it.
 - **Header limits**. At most `MAX_HEADERS` header lines and `MAX_HEADER_BYTES` bytes of them (431), so a caller
   cannot make every request carry megabytes (httptools itself sets no limit).
 
-A pure ASGI middleware: per request one pass over the header list and two set lookups, no allocation on the way
-through (measured with `bench/peer.py`; see the issue note).
+A pure ASGI middleware (under uvicorn; on granian, `rsgi.RSGIFront` asks the same `verdict` with RSGI's headers):
+per request one pass over the header list and two set lookups, no allocation on the way through (measured with
+`bench/peer.py`; see the issue note).
 """
 
 from __future__ import annotations

@@ -141,6 +141,11 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
               f"flows, and no admin can sign in yet. Add one first with `{ADD_ADMIN}`, then start again. (On "
               "127.0.0.1, the default, Flowboard runs for this computer alone without accounts.)", file=sys.stderr)
         return 2
+    if _port_taken(host, port):
+        print(f"flowboard: port {port} on {host} is already in use, perhaps by a Flowboard started before (open "
+              f"http://{'[' + host + ']' if ':' in host else host}:{port} to see), or by another program. Stop it, "
+              "or start this one with another port: flowboard --port 8081", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per outgoing request costs more than the request
     if record is None:
@@ -170,6 +175,27 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
 
         uvicorn.run(front, host=host, port=port, log_level="warning", access_log=False, loop=_loop(), http=_http())
     return 0
+
+
+def _port_taken(host: str, port: int) -> bool:
+    """Whether something listens on host:port already. granian binds with SO_REUSEPORT, which lets a second server
+    share a port without a word (each answering some of the calls, from its own data folder); a plain bind, as this
+    probe makes, is refused while the first one listens."""
+    import errno
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # (the server says what is wrong with the address)
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # (a port left in TIME_WAIT is free)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
 
 
 def server_choice() -> str:

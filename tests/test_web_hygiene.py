@@ -163,3 +163,19 @@ def test_data_folder_and_database_files_are_owner_only(served: Served) -> None:
     assert {p.name for p in files} >= {"flowboard.db", "flowboard.db-wal", "flowboard.db-shm"}
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, (path.name, oct(path.stat().st_mode))
+
+
+def test_a_port_in_use_refuses_to_start_rather_than_share_it(tmp_path: Path) -> None:
+    """granian binds with SO_REUSEPORT: without the check, a second server on a taken port answered some of its
+    calls from another data folder, and neither said a word."""
+    for reuse_port in (True, False):  # another Flowboard (granian), or another program
+        with socket.socket() as other:
+            if reuse_port:
+                other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            port = other.getsockname()[1]
+            proc = flowboard(tmp_path, "serve", "--port", str(port), "--no-browser", timeout=60)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
+        assert "flowboard --port 8081" in proc.stderr
