@@ -110,8 +110,8 @@ class ASGIOnRSGI:
 
 
 async def serve_http(app: Any, scope: Any, headers: list[tuple[str, str]], protocol: Any) -> None:
-    """One HTTP request through the ASGI app: the body streamed in as `http.request` messages, the answer sent in one
-    piece when it comes in one message, else streamed."""
+    """One HTTP request through the ASGI app: the body streamed in as `http.request` messages, the answer sent when
+    it is complete, or streamed once it is past HOLD bytes (`_Answer`)."""
     asgi = _scope("http", scope, headers)
     asgi["method"] = scope.method
     answer = _Answer(protocol)
@@ -125,6 +125,9 @@ async def serve_http(app: Any, scope: Any, headers: list[tuple[str, str]], proto
             except StopAsyncIteration:
                 state["body_done"] = True
                 return {"type": "http.request", "body": b"", "more_body": False}
+            except Exception:  # the caller went away while sending
+                state["body_done"] = True
+                return {"type": "http.disconnect"}
             return {"type": "http.request", "body": chunk, "more_body": True}
         if not answer.done:
             await protocol.client_disconnect()

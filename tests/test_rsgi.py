@@ -169,3 +169,14 @@ def test_websockets_echo_close_and_refuse_as_on_uvicorn(urls: dict[str, str]) ->
             if kind == "uvicorn":  # (granian's RSGI sends its close frame without the app's code)
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4000
         assert httpx.get(url + "/echo", timeout=10).status_code == 200, kind  # the server goes on
+
+
+def test_a_caller_that_goes_away_mid_upload_leaves_the_server_answering(urls: dict[str, str]) -> None:
+    for kind, url in urls.items():
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         b"10\r\n0123456789abcdef\r\n")
+            time.sleep(0.2)  # the app is reading the body: then the caller is gone
+        r = httpx.post(url + "/upload", content=b"after", timeout=10)
+        assert r.json() == {"size": 5, "sha256": hashlib.sha256(b"after").hexdigest()}, kind

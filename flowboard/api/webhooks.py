@@ -128,9 +128,9 @@ class WebhookApp:
             status, headers, body = self.refused(method, path, exc)
         except Exception:
             status, headers, body = self.failed(method, path)
-        listed = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
-        listed.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": listed})
+        raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
 
     async def serve_rsgi(self, path: str, scope: Any, protocol: Any, listed: list[tuple[str, str]]) -> None:
