@@ -26,6 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from .api.webhooks import next_chunk
 from .hostguard import HostGuard, _printable
 
 if TYPE_CHECKING:
@@ -121,13 +122,13 @@ async def serve_http(app: Any, scope: Any, headers: list[tuple[str, str]], proto
     async def receive() -> dict[str, Any]:
         if not state["body_done"]:
             try:
-                chunk = await body.__anext__()
-            except StopAsyncIteration:
-                state["body_done"] = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            except Exception:  # the caller went away while sending
+                chunk = await next_chunk(body)
+            except Exception:  # CutShort, or granian's own errors: the caller went away while sending
                 state["body_done"] = True
                 return {"type": "http.disconnect"}
+            if chunk is None:
+                state["body_done"] = True
+                return {"type": "http.request", "body": b"", "more_body": False}
             return {"type": "http.request", "body": chunk, "more_body": True}
         if not answer.done:
             await protocol.client_disconnect()

@@ -298,6 +298,28 @@ async def test_every_body_reaches_the_item_whole_however_it_is_sent(server: Serv
         assert json.loads(answer)["body"] == {"t": text}, (how, size)
 
 
+@pytest.mark.parametrize("cut", [
+    b"Content-Length: 100\r\n\r\n{marker} and then",  # short of its length
+    b"Transfer-Encoding: chunked\r\n\r\n20\r\n{marker} and then nothing..\r\n",  # after a whole chunk
+    b"Transfer-Encoding: chunked\r\n\r\n40\r\n{marker} and",  # in a chunk
+], ids=["length", "chunked", "mid-chunk"])
+async def test_a_body_cut_short_starts_no_run(server: Server, cut: bytes) -> None:
+    """A caller that goes away before its whole body came starts nothing: never a run on part of the body."""
+    marker = f"cut-{secrets.token_hex(4)}"
+    parsed = httpx.URL(server.url)
+    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+    writer.write(f"POST /webhook/echo HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\nContent-Type: text/plain\r\n"
+                 .encode() + cut.replace(b"{marker}", marker.encode()))
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.close()
+    deadline = time.monotonic() + 10
+    while "caller went away before sending the whole body" not in server.log.read_text():
+        assert time.monotonic() < deadline, server.log.read_text()[-2000:]
+        await asyncio.sleep(0.05)
+    assert marker not in server.table_text()
+
+
 async def test_bad_json_is_400(client: httpx.AsyncClient) -> None:
     r = await client.post("/webhook/echo", content=b'{"name": ', headers={"Content-Type": "application/json"})
     assert r.status_code == 400 and "not JSON at line 1" in error_of(r)

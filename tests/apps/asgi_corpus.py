@@ -7,7 +7,8 @@ HTTP paths: `/echo` (what the app was given, as JSON, in one message), `/stream`
 `/stream-last` (three chunks, data in the last), `/status/N` (an empty answer with that status), `/start-only` (a
 start and no body message), `/raise-before`, `/raise-during` and `/raise-during-big` (the app fails before its answer,
 after its first bytes, and half way through a 3 MiB download),
-`/upload` (a body read in its chunks: their sizes and its SHA-256), `/wait-disconnect` (sends 1.5 MiB, then waits for
+`/upload` (a body read in its chunks: their sizes and its SHA-256; a caller gone
+half way is remembered), `/wait-disconnect` (sends 1.5 MiB, then waits for
 the caller to go away), `/seen` (what the waiting app saw). Websockets: `/ws` (echoes text and bytes; on the caller's
 close, remembers it), `/ws-refuse` (closes before accepting), `/ws-close` (accepts, says bye, closes with 4000).
 """
@@ -83,12 +84,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         sizes, digest = [], hashlib.sha256()
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                SEEN["upload"] = "http.disconnect"
+                return
             chunk = message.get("body", b"")
             if chunk:
                 sizes.append(len(chunk))
                 digest.update(chunk)
             if not message.get("more_body"):
                 break
+        SEEN.pop("upload", None)
         out = json.dumps({"size": sum(sizes), "sha256": digest.hexdigest()}).encode()
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": out})
