@@ -307,7 +307,7 @@ async def test_a_body_cut_short_starts_no_run(server: Server, cut: bytes) -> Non
     """A caller that goes away before its whole body came starts nothing: never a run on part of the body."""
     marker = f"cut-{secrets.token_hex(4)}"
     parsed = httpx.URL(server.url)
-    reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+    _reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
     writer.write(f"POST /webhook/echo HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\nContent-Type: text/plain\r\n"
                  .encode() + cut.replace(b"{marker}", marker.encode()))
     await writer.drain()
