@@ -8,7 +8,8 @@
 
 Each call gets a fresh ASGI scope (the headers wrk sends) and the body of the peer benchmark, in a task of its own (as
 the HTTP server does: work a call leaves to the event loop is done, and counted, while the others go on), and the
-answer is checked.
+answer is checked. (It drives the ASGI front door, uvicorn's way in; granian serves webhooks on RSGI,
+`WebhookApp.serve_rsgi`, which reads the same call with a few µs less: the rest of the path is the same.)
 The figure is this process's CPU time (`time.process_time`, which other processes do not add to) per call: the part of
 `bench/peer.py`'s "CPU ms per 1,000 requests" that is Flowboard's own, with the HTTP server's share left out.
 
