@@ -3,7 +3,8 @@ handed to the ASGI app (the editor, NiceGUI's websocket, the REST API, forms) th
 
 RSGI gives a request to Python as a scope whose fields Rust makes when they are read, takes its body in one await
 and its answer in one call (`response_bytes`); ASGI builds a dict with every header per request and awaits a message
-each way. A bare echo costs 0.85x the CPU per request on RSGI here, and a webhook call ~0.94x (docs/engine.md).
+each way. A bare echo costs 0.85x the CPU per request on RSGI here, the echo webhook 0.89x unrecorded and 0.94x
+recorded (docs/engine.md, the RSGI row).
 
 ```
 granian ─▶ RSGIFront ─▶ host, origin and header checks (HostGuard.verdict)
