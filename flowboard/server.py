@@ -144,7 +144,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, open_browser: bool = True, 
     if _port_taken(host, port):
         print(f"flowboard: port {port} on {host} is already in use, perhaps by a Flowboard started before (open "
               f"http://{'[' + host + ']' if ':' in host else host}:{port} to see), or by another program. Stop it, "
-              "or start this one with another port: flowboard --port 8081", file=sys.stderr)
+              f"or start this one with another port, such as: flowboard --port {port + 1 if port < 65535 else 8081}",
+              file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per outgoing request costs more than the request

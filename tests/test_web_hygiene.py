@@ -178,4 +178,4 @@ def test_a_port_in_use_refuses_to_start_rather_than_share_it(tmp_path: Path) -> 
             proc = flowboard(tmp_path, "serve", "--port", str(port), "--no-browser", timeout=60)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
-        assert "flowboard --port 8081" in proc.stderr
+        assert f"another port, such as: flowboard --port {port + 1}" in proc.stderr
