@@ -15,7 +15,8 @@ granian ─▶ RSGIFront ─▶ host, origin and header checks (HostGuard.verdic
 What the ASGI app sees differs from granian's own ASGI in these ways, none of which Flowboard's pages use:
 - a header whose value is not ASCII text is left out (RSGI gives headers as text and drops such values; a webhook
   that keeps such a header refuses the call with a 400 that names it instead of losing it, `webhooks._check_text`,
-  unless the same name also came with an ASCII value);
+  unless the same name also came with an ASCII value; the ASGI app finds their names in `scope[webhooks.UNREADABLE]`,
+  so a `/webhook-test/` call, which goes through the adapter, refuses it too);
 - `raw_path` is the path percent-encoded again (RSGI gives the decoded path only), so `%2F` reads as `/`;
 - a websocket cannot choose a subprotocol or send headers with its accept, and its close frame carries no code;
 - an answer is held until it is complete (or 1 MiB long), so an app that fails half way gives a 500 (`_Answer`).
@@ -27,7 +28,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .api.webhooks import next_chunk
+from .api.webhooks import UNREADABLE, next_chunk
 from .hostguard import HostGuard, _printable
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ async def serve_http(app: Any, scope: Any, headers: list[tuple[str, str]], proto
     it is complete, or streamed once it is past HOLD bytes (`_Answer`)."""
     asgi = _scope("http", scope, headers)
     asgi["method"] = scope.method
+    given = scope.headers
+    if len(given) != len(names := {name for name, _ in headers}):  # (its length counts names) values left out
+        asgi[UNREADABLE] = tuple(name for name in given.keys() if name not in names)  # noqa: SIM118
     answer = _Answer(protocol)
     body = protocol.__aiter__()
     state = {"body_done": False}

@@ -99,6 +99,16 @@ def test_http_answers_as_uvicorn_does(urls: dict[str, str], method: str, path: s
     assert have.headers.get_list("set-cookie") == want.headers.get_list("set-cookie")
 
 
+def test_header_values_that_are_not_ascii_are_named_for_the_app(urls: dict[str, str]) -> None:
+    """RSGI leaves such values out; the app is told their names (uvicorn passes the bytes on)."""
+    headers = [(b"X-Name", "José".encode()), (b"X-Plain", b"yes"), (b"X-Twice", b"1"), (b"X-Twice", b"2")]
+    mine = httpx.get(urls["rsgi"] + "/echo", headers=headers, timeout=10).json()
+    theirs = httpx.get(urls["uvicorn"] + "/echo", headers=headers, timeout=10).json()
+    assert mine["unreadable"] == ["x-name"] and theirs["unreadable"] is None
+    assert ["x-plain", "yes"] in mine["headers"] and ["x-twice", "2"] in mine["headers"]
+    assert ["x-name", "JosÃ©"] in theirs["headers"]
+
+
 @pytest.mark.parametrize("how", ["length", "chunked"])
 def test_big_bodies_reach_the_app_whole(urls: dict[str, str], how: str) -> None:
     data = os.urandom(3 * 1024 * 1024 + 17)

@@ -609,6 +609,34 @@ async def test_deactivating_stops_new_runs_not_running_ones(fb: Flowboard) -> No
         assert (await client.post("/webhook/slow", json={"n": 3})).json()["body"] == {"n": 3}
 
 
+async def test_a_header_the_server_could_not_read_is_refused_on_the_asgi_path_too(fb: Flowboard) -> None:
+    """On granian, calls to `/webhook-test/` reach the webhook through the RSGI adapter, which names the headers whose
+    values it could not read (`webhooks.UNREADABLE`): a kept one refuses the call as on the production URL."""
+    fb.import_flow(json.dumps(flow("kept", hook("kept", headers=["x-name"]), mark())))
+    fb.activate("kept")
+    door = webhooks.WebhookApp(fb, test=False)
+
+    async def call(unreadable: tuple[str, ...]) -> tuple[int, bytes]:
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/webhook/kept", "query_string": b"",
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"2")],
+                 webhooks.UNREADABLE: unreadable}
+        await door.serve("kept", scope, receive, send)
+        return sent[0]["status"], sent[1]["body"]
+
+    status, body = await call(("x-name",))
+    assert status == 400 and b"the x-name header holds characters other than plain ASCII" in body
+    status, body = await call(("x-other",))  # not kept: ignored, as every header the item does not keep
+    assert status == 200 and json.loads(body)["seen"] is True
+
+
 def test_a_secret_cannot_be_written_into_the_flow_file() -> None:
     from flowboard.engine import build_plan
     from flowboard.errors import FlowInvalid

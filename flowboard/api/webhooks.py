@@ -48,6 +48,8 @@ _TEXT = ("content-type", "text/plain; charset=utf-8")
 _dumps = orjson.dumps
 _NO_QUERY = FrozenDict()  # (shared: frozen)
 _SKIPPED = b'{"skipped":true,"reason":"a run of this flow is going and its run mode is skip"}'
+#: An ASGI scope key (set by `rsgi.serve_http`): the names of headers whose values the server left out (not ASCII)
+UNREADABLE = "flowboard.unreadable_headers"
 
 
 class Refused(Exception):
@@ -114,7 +116,7 @@ class WebhookApp:
             if len(found) != len(listed):
                 found = _joined((name.decode("latin-1"), value.decode("latin-1")) for name, value in listed)
             whole = self.admit(ep, found)
-            _check_text(ep, found)
+            _check_text(ep, found, scope.get(UNREADABLE, ()))
             message = await receive()  # the whole body, in all but big calls
             raw: bytes = message.get("body", b"")
             limit = ep.config.max_body
@@ -145,7 +147,7 @@ class WebhookApp:
             whole = self.admit(ep, found)
             given = scope.headers
             if len(given) != len(found):  # (its length counts names) every value of a name was left out
-                _check_text(ep, found, given)
+                _check_text(ep, found, [name for name in given.keys() if name not in found])  # noqa: SIM118
             if whole is not None:
                 try:
                     raw: bytes = await protocol()  # no more than the Content-Length, which is within the limit
@@ -331,15 +333,13 @@ def _joined(listed: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
-def _check_text(ep: WebhookEndpoint, found: dict[str, str], given: Any = None) -> None:
+def _check_text(ep: WebhookEndpoint, found: dict[str, str], left_out: Iterable[str] = ()) -> None:
     """Refuse a call with a header the item keeps whose value is not ASCII text (HTTP's header values are; granian's
-    RSGI leaves such a value out, `given` being its headers, so both servers refuse it alike rather than run without
-    it or with it misread)."""
+    RSGI leaves such a value out, `left_out` naming those, so both servers refuse it alike rather than run without it
+    or with it misread)."""
     keep, hidden = ep.keep, ep.hidden
-    if given is not None:  # RSGI: the names it has and gave no value for
-        names = [name for name in given.keys() if name not in found]  # noqa: SIM118
-    else:
-        names = [name for name, value in found.items() if not value.isascii()]
+    names = [name for name, value in found.items() if not value.isascii()]
+    names.extend(left_out)
     names = sorted({name for name in names if (name in keep if keep is not None else name not in hidden)})
     if names:
         raise Refused(400, f"the {', '.join(names)} header{'s' if len(names) > 1 else ''} "

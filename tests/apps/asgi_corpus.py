@@ -49,6 +49,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                               if n not in (b"host", b"user-agent", b"accept", b"accept-encoding", b"connection",
                                            b"content-length", b"transfer-encoding")),
             "server_port": scope["server"][1], "client_host": scope["client"][0],
+            "unreadable": scope.get("flowboard.unreadable_headers"),
             "body": body.decode("latin-1")}).encode()
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-type", b"application/json"), (b"x-custom", b"yes"),
