@@ -93,6 +93,11 @@ class Worker:
                     await self.proc.stdin.wait_closed()
                 if self.proc.stdout is not None:
                     await self.proc.stdout.read()
+        # Whatever is still open (stderr, or a pipe a straggler of the sandbox held past the 5 s): closed here, once
+        # the process is known to have ended (closing before that would make asyncio poll and kill it itself)
+        transport = getattr(self.proc, "_transport", None)
+        if self.proc.returncode is not None and transport is not None and not transport.is_closing():
+            transport.close()
 
 
 class _Pool:
