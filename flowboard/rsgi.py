@@ -24,6 +24,7 @@ What the ASGI app sees differs from granian's own ASGI in these ways, none of wh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -224,7 +225,13 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
     asgi["scheme"] = "wss" if scope.scheme == "https" else "ws"
     offered = dict(headers).get("sec-websocket-protocol")
     asgi["subprotocols"] = [p.strip() for p in offered.split(",")] if offered else []
-    state: dict[str, Any] = {"connected": False, "transport": None, "closed": False}
+    # closed: no more messages either way; answered: our close frame is sent (granian answers a peer's close frame
+    # only when told to or when the handler returns: till then the peer waits for it, 10 s in most clients)
+    # protocol and transport: dropped when the app returns, as granian ends the connection only when they are freed
+    # and NiceGUI's socket keeps these closures (and so `state`) for a while after
+    state: dict[str, Any] = {"connected": False, "transport": None, "closed": False, "answered": False,
+                             "protocol": protocol}
+    answered = asyncio.Event()  # our close frame is sent: the connection may end, whether the app has returned or not
 
     async def receive() -> dict[str, Any]:
         if not state["connected"]:
@@ -239,8 +246,12 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
             state["closed"] = True
             return {"type": "websocket.disconnect", "code": 1006}
         kind = int(message.kind)
-        if kind == 0:  # close
-            state["closed"] = True
+        if kind == 0:  # the peer's close frame: answered at once (granian answers it only when told to, or when
+            state["closed"] = True  # the app has returned, which NiceGUI's socket does seconds later)
+            if not state["answered"]:
+                state["answered"] = True
+                state["protocol"].close(1000)
+                answered.set()
             return {"type": "websocket.disconnect", "code": 1005}
         if kind == 1:
             return {"type": "websocket.receive", "bytes": message.data}
@@ -249,7 +260,9 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
     async def send(message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "websocket.accept":
-            state["transport"] = await protocol.accept()
+            if state["protocol"] is None:
+                raise OSError("the websocket is gone")
+            state["transport"] = await state["protocol"].accept()
         elif kind == "websocket.send":
             transport = state["transport"]
             if transport is None or state["closed"]:
@@ -263,16 +276,35 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
                 state["closed"] = True
                 raise OSError("the websocket was closed") from exc
         elif kind == "websocket.close":
-            if not state["closed"]:
-                state["closed"] = True
-                if state["transport"] is not None:  # (before `accept`, granian takes the code for an HTTP status
-                    protocol.close(int(message.get("code", 1000)))  # and panics: returning answers 403)
+            state["closed"] = True
+            if state["transport"] is not None and not state["answered"]:  # (before `accept`, granian takes the
+                state["answered"] = True  # code for an HTTP status and panics: returning answers 403)
+                state["protocol"].close(int(message.get("code", 1000)))
+                answered.set()
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
+    async def run() -> None:
+        try:
+            await app(asgi, receive, send)
+        except Exception:
+            log.exception("WEBSOCKET %s failed", _printable(scope.path))
+
+    # granian ends the connection when this handler returns: once the close handshake is done, return, and let an
+    # app that takes its time to end (NiceGUI's socket, the sign-in guard's watch) do so in its own task
+    task = asyncio.ensure_future(run())
+    _APPS.add(task)
+    task.add_done_callback(_APPS.discard)
+    closing = asyncio.ensure_future(answered.wait())
     try:
-        await app(asgi, receive, send)
-    except Exception:
-        log.exception("WEBSOCKET %s failed", _printable(scope.path))
-    if not state["closed"] and state["transport"] is not None:
-        protocol.close(1000)
+        await asyncio.wait((task, closing), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        closing.cancel()
+        if state["transport"] is not None and not state["answered"]:
+            state["answered"] = True
+            protocol.close(1000)
+        state["closed"] = True
+        state["transport"] = state["protocol"] = None  # (the app's closures keep `state`, not granian's objects)
+
+
+_APPS: set[asyncio.Future[None]] = set()  # websocket apps still ending after their connection closed

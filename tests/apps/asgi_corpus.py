@@ -115,7 +115,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"not here"})
 
 
+KEPT: list[Any] = []  # what a websocket app keeps after it returns, as NiceGUI's socket does for a while
+
+
 async def websocket(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    KEPT.append((receive, send))
     assert (await receive())["type"] == "websocket.connect"
     path = scope["path"]
     if path == "/ws-refuse":
