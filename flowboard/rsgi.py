@@ -48,7 +48,6 @@ class RSGIFront:
         self.guard = guard
         self.boot: Boot = guard.app  # type: ignore[assignment]
         self.hooks = self.boot.door.hooks
-        self.app = guard.app  # (NiceGUI looks for the app as `.app` behind wrappers)
 
     async def __rsgi__(self, scope: Any, protocol: Any) -> None:
         headers: list[tuple[str, str]] = scope.headers.items()

@@ -19,14 +19,10 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from .browser import free_port
+
 APP = Path(__file__).parent / "apps" / "asgi_corpus.py"
 KINDS = ("uvicorn", "rsgi")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

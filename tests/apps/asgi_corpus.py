@@ -157,11 +157,8 @@ def main() -> None:
     from flowboard.rsgi import ASGIOnRSGI
 
     async def serve() -> None:
-        if kind == "granian-asgi":
-            server = Server(app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, log_enabled=False)
-        else:
-            server = Server(ASGIOnRSGI(app), address="127.0.0.1", port=port, interface=Interfaces.RSGI,
-                            log_enabled=False, websockets=True)
+        server = Server(ASGIOnRSGI(app), address="127.0.0.1", port=port, interface=Interfaces.RSGI,
+                        log_enabled=False, websockets=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.stop)
