@@ -15,6 +15,7 @@ full app (`server.create_app`) and runs its lifespan. Any other request that com
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
@@ -110,6 +111,7 @@ class Boot:
             self.failed = exc
             log.exception("the editor and the API could not start; webhooks still answer")
         finally:
+            gc.enable()  # (`settle_collector` did, unless the build failed before it)
             self.ready.set()
 
 

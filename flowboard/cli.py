@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -32,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "data_dir", None):
         os.environ["FLOWBOARD_DATA_DIR"] = str(Path(args.data_dir).expanduser().resolve())
     command = args.command or "serve"
+    if command != "serve":
+        gc.enable()  # (off while `flowboard` starts: __main__.py)
     try:
         return int(COMMANDS[command](args) or 0)
     except FlowInvalid as exc:

@@ -41,11 +41,13 @@ GC_FIRST_THRESHOLD = 5_000
 
 def settle_collector() -> None:
     """After start-up: its objects (NiceGUI, FastAPI, pydantic) leave the collector's scans (measured -25% CPU per
-    run), and the collector's first threshold goes up to `GC_FIRST_THRESHOLD`."""
+    run), the collector's first threshold goes up to `GC_FIRST_THRESHOLD`, and the collector is on (`flowboard`
+    starts with it off: __main__.py)."""
     gc.collect()
     gc.freeze()
     _, second, third = gc.get_threshold()
     gc.set_threshold(GC_FIRST_THRESHOLD, second, third)
+    gc.enable()
 
 
 def create_app(fb: Flowboard | None = None, public: bool = False) -> FastAPI:

@@ -182,3 +182,53 @@ def test_workers_need_postgresql_and_say_so(tmp_path: Path) -> None:
     serve = flowboard(tmp_path, "serve", "--dispatch", "procrastinate", "--no-browser", "--port", "0")
     assert serve.returncode == 2, serve.stderr
     assert "PostgreSQL" in serve.stderr and "FLOWBOARD_DISPATCH" in serve.stderr and "Traceback" not in serve.stderr
+
+
+def test_the_collector_is_off_only_while_the_server_starts(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`flowboard` starts with Python's garbage collector off (its start-up makes objects, not garbage); every
+    command but `serve` runs with it on, and the server turns it on once the editor is built, or failed to build:
+    a collector left off would let a long-running server or worker grow with every cyclic object it drops."""
+    import asyncio
+    import gc
+
+    from flowboard import __main__ as entry
+    from flowboard import cli, server
+    from flowboard.boot import Boot
+    from flowboard.services import Flowboard
+
+    seen: dict[str, bool] = {}
+    for name in cli.COMMANDS:
+        monkeypatch.setitem(cli.COMMANDS, name, lambda args, name=name: seen.__setitem__(name, gc.isenabled()))
+    flow = write(tmp_path, "greet.json", GOOD)
+    commands = [["list"], ["nodes"], ["validate", str(flow)], ["run", str(flow)], ["worker"], ["demo"], ["serve"], []]
+    try:
+        for argv in commands:
+            monkeypatch.setattr("sys.argv", ["flowboard", *argv, "--data-dir", str(tmp_path)])
+            entry.main()
+            assert gc.isenabled() is (argv[:1] not in (["serve"], [])), argv
+    finally:
+        gc.enable()
+    assert seen == {"list": True, "nodes": True, "validate": True, "run": True, "worker": True, "demo": True,
+                    "serve": False}
+
+    monkeypatch.setenv("FLOWBOARD_DATA_DIR", str(tmp_path / "data"))
+
+    def broken(fb: Flowboard) -> None:
+        raise RuntimeError("the editor could not be built")
+
+    async def build(boot: Boot) -> None:
+        boot.start()
+        await boot.ready.wait()
+        await boot.stop()
+
+    monkeypatch.setattr(server, "create_app", broken)
+    gc.disable()
+    try:
+        boot = Boot(Flowboard(record=False))
+        asyncio.run(build(boot))
+        assert gc.isenabled() and boot.app is None and boot.failed is not None
+        gc.disable()
+        server.settle_collector()  # what the built app's start-up calls (create_app's lifespan)
+        assert gc.isenabled()
+    finally:
+        gc.enable()
