@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -27,7 +28,6 @@ from .connectors import Connectors
 from .engine import Engine, Event, EventBus, Plan, RunResult, RunStatus, Step, StepStatus, Waiting, build_plan
 from .errors import FlowboardError, FlowInvalid, Problem
 from .model import Flow, OnError, RunMode, dump_flow, parse_flow
-from .oauth import OAuth2
 from .registry import Registry, default_registry
 from .runs import Launcher
 from .sdk import Context, Items, Services
@@ -61,6 +61,7 @@ from .triggers import (
 from .waiting import LINK_PATH, Sleeper, resume_token, token_valid
 
 if TYPE_CHECKING:
+    from .oauth import OAuth2
     from .runs.queue import ProcrastinateDispatcher
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,6 @@ class Flowboard:
         self.bus = EventBus()
         self.tables = TableService(DataTables(self.store.engine), run_source=self._run_source)
         self.calls = FlowCalls(self)  # the Call flow node's child runs
-        self.oauth = OAuth2(self.store, lambda: self.public_url)  # OAuth2 credentials' tokens
         files_dir = os.environ.get("FLOWBOARD_FILES_DIR")
         # files in items (flowboard/blobs.py): in the database on PostgreSQL (shared by servers and workers), else in
         # the data folder
@@ -135,6 +135,14 @@ class Flowboard:
                                      runs=self._heard_runs)
         self.connectors = Connectors(self)  # OpenAPI connectors: their node types join the registry
         self.connectors.load_all()
+
+    @functools.cached_property
+    def oauth(self) -> OAuth2:
+        """OAuth2 credentials' tokens, made when first needed (it imports httpx and authlib, which a webhook's answer
+        does not need: start-up)."""
+        from .oauth import OAuth2
+
+        return OAuth2(self.store, lambda: self.public_url)
 
     def _use_workers(self) -> None:
         """Triggered runs are recorded as queued with no owner and handed to workers through Procrastinate."""
