@@ -26,6 +26,7 @@ import pytest
 from flowboard.demo import DemoServer
 
 from .browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from .browser import sign_in as browser_sign_in
 from .clihelp import flowboard_here
 from .serve import Server
 
@@ -201,12 +202,10 @@ def ask_for_days(browser: Chromium, office: Office, days: int, reason: str = "fa
 
 
 def sign_in(browser: Chromium, office: Office, name: str) -> Any:
+    """A new tab of `name`'s, signed in on the sign-in page; approvers land on their inbox."""
     page = browser.tab()
-    page.goto(office.server.url + "/login")
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORDS[name])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(office.server.url + "/inbox")  # approvers land on their inbox
+    browser_sign_in(page, name, PASSWORDS[name], base_url=office.server.url)
+    page.wait_for_url(office.server.url + "/inbox")
     return page
 
 
