@@ -179,3 +179,26 @@ def test_a_port_in_use_refuses_to_start_rather_than_share_it(tmp_path: Path) -> 
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert f"port {port} on 127.0.0.1 is already in use" in proc.stderr
         assert f"another port, such as: flowboard --port {port + 1}" in proc.stderr
+
+
+def test_a_server_that_cannot_start_says_why_and_listens_on_nothing(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path) -> None:
+    """Granian's RSGI has no lifespan: `Boot.start` runs before the server listens, and what keeps it from starting
+    ends `flowboard serve` with its reason instead of a server that answers nothing."""
+    from flowboard import server
+    from flowboard.boot import Boot
+    from flowboard.hostguard import HostGuard
+    from flowboard.services import Flowboard
+
+    def broken() -> None:
+        raise RuntimeError("the database is not readable")
+
+    fb = Flowboard(tmp_path, record=False)
+    monkeypatch.setattr(fb, "start_triggers", broken)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SystemExit) as stopped:
+        server._run_granian(HostGuard(Boot(fb), port), "127.0.0.1", port)
+    assert str(stopped.value) == "flowboard: the server could not start: the database is not readable"
+    assert not server._port_taken("127.0.0.1", port)
