@@ -29,7 +29,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .api.webhooks import UNREADABLE, next_chunk
+from .api.webhooks import UNREADABLE, left_out, next_chunk
 from .hostguard import HostGuard, _printable
 
 if TYPE_CHECKING:
@@ -117,9 +117,8 @@ async def serve_http(app: Any, scope: Any, headers: list[tuple[str, str]], proto
     it is complete, or streamed once it is past HOLD bytes (`_Answer`)."""
     asgi = _scope("http", scope, headers)
     asgi["method"] = scope.method
-    given = scope.headers
-    if len(given) != len(names := {name for name, _ in headers}):  # (its length counts names) values left out
-        asgi[UNREADABLE] = tuple(name for name in given.keys() if name not in names)  # noqa: SIM118
+    if unreadable := left_out(scope.headers, {name for name, _ in headers}):
+        asgi[UNREADABLE] = unreadable
     answer = _Answer(protocol)
     body = protocol.__aiter__()
     state = {"body_done": False}
@@ -232,6 +231,13 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
                              "protocol": protocol}
     answered = asyncio.Event()  # our close frame is sent: the connection may end, whether the app has returned or not
 
+    def close(code: int) -> None:
+        """Our close frame, once."""
+        if not state["answered"]:
+            state["answered"] = True
+            state["protocol"].close(code)
+            answered.set()
+
     async def receive() -> dict[str, Any]:
         if not state["connected"]:
             state["connected"] = True
@@ -247,10 +253,7 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
         kind = int(message.kind)
         if kind == 0:  # the peer's close frame: answered at once (granian answers it only when told to, or when
             state["closed"] = True  # the app has returned, which NiceGUI's socket does seconds later)
-            if not state["answered"]:
-                state["answered"] = True
-                state["protocol"].close(1000)
-                answered.set()
+            close(1000)
             return {"type": "websocket.disconnect", "code": 1005}
         if kind == 1:
             return {"type": "websocket.receive", "bytes": message.data}
@@ -276,10 +279,8 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
                 raise OSError("the websocket was closed") from exc
         elif kind == "websocket.close":
             state["closed"] = True
-            if state["transport"] is not None and not state["answered"]:  # (before `accept`, granian takes the
-                state["answered"] = True  # code for an HTTP status and panics: returning answers 403)
-                state["protocol"].close(int(message.get("code", 1000)))
-                answered.set()
+            if state["transport"] is not None:  # (before `accept`, granian takes the code for an HTTP status and
+                close(int(message.get("code", 1000)))  # panics: returning answers 403)
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
@@ -299,9 +300,8 @@ async def serve_websocket(app: Any, scope: Any, headers: list[tuple[str, str]], 
         await asyncio.wait((task, closing), return_when=asyncio.FIRST_COMPLETED)
     finally:
         closing.cancel()
-        if state["transport"] is not None and not state["answered"]:
-            state["answered"] = True
-            protocol.close(1000)
+        if state["transport"] is not None:
+            close(1000)
         state["closed"] = True
         state["transport"] = state["protocol"] = None  # (the app's closures keep `state`, not granian's objects)
 

@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl
 
@@ -145,9 +145,8 @@ class WebhookApp:
             if len(found) != len(listed):
                 found = _joined(listed)
             whole = self.admit(ep, found)
-            given = scope.headers
-            if len(given) != len(found):  # (its length counts names) every value of a name was left out
-                _check_text(ep, found, [name for name in given.keys() if name not in found])  # noqa: SIM118
+            if unreadable := left_out(scope.headers, found):
+                _check_text(ep, found, unreadable)
             if whole is not None:
                 try:
                     raw: bytes = await protocol()  # no more than the Content-Length, which is within the limit
@@ -331,6 +330,14 @@ def _joined(listed: Iterable[tuple[str, str]]) -> dict[str, str]:
         have = out.get(name)
         out[name] = value if have is None else f"{have}, {value}"
     return out
+
+
+def left_out(given: Any, read: Collection[str]) -> tuple[str, ...]:
+    """The names of the headers granian's RSGI gave without a value (not ASCII text: it drops such values), from its
+    scope's `headers` (whose length counts names) and the names `read` with a value."""
+    if len(given) == len(read):
+        return ()
+    return tuple(name for name in given.keys() if name not in read)  # noqa: SIM118
 
 
 def _check_text(ep: WebhookEndpoint, found: dict[str, str], left_out: Iterable[str] = ()) -> None:
