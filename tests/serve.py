@@ -10,6 +10,9 @@
 The server's output goes to a file in the data folder (a pipe could fill and block it); `output` reads it.
 
 `stand_ins` (a module fixture) runs `flowboard demo`'s stand-in APIs and mail catcher on their fixed ports.
+
+For a browser test module with an editor of its own: ``from tests.serve import data_dir, server, tab`` (with
+``browser`` from tests.browser): one server per module on a fresh data folder, and a 1800x1000 tab per test.
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from flowboard.demo import DemoServer
 
-from .browser import free_port
+from .browser import free_port, require_chromium, watched_tab
 from .clihelp import env_for
 
 
@@ -97,3 +101,25 @@ def stand_ins() -> Iterator[DemoServer]:
             time.sleep(1)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data folder of the module's `server`."""
+    return tmp_path_factory.mktemp("editor-data")
+
+
+@pytest.fixture(scope="module")
+def server(data_dir: Path) -> Iterator[Server]:
+    """`flowboard serve` on `data_dir`, one for the test module (browser tests: Chromium is required)."""
+    require_chromium()
+    srv = Server(data_dir)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def tab(browser: Any, server: Server) -> Iterator[Any]:
+    """A fresh 1800x1000 tab (30 s waits); fails the test on any browser console error."""
+    with watched_tab(browser, 1800, 1000, timeout=30_000) as page:
+        yield page

@@ -1,8 +1,8 @@
+# ruff: noqa: F811
 """The Code node's code box in real Chromium: Python colours, and completion offers `items` and `item`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,30 +10,11 @@ import pytest
 
 from flowboard.model import Flow
 from flowboard.store import Store
-from tests.browser import browser, require_chromium, watched_tab  # noqa: F401
-from tests.serve import Server
+from tests.browser import browser  # noqa: F401
+from tests.serve import Server, data_dir, server, tab  # noqa: F401
 from tests.test_editor_browser import node
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("code-node-data")
-
-
-@pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[Server]:
-    require_chromium()
-    srv = Server(data_dir)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
-    with watched_tab(browser, 1800, 1000, timeout=30_000) as page:
-        yield page
 
 
 def test_the_code_box_completes_items_and_item(tab: Any, server: Server, data_dir: Path) -> None:

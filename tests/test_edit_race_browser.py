@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """A form edit and a canvas edit made at nearly the same time both stay: Chromium pastes into a node's form, types
 the last words at 10 ms per key and, within 100 ms of the last key, moves a node and connects it on the canvas, many
 times over, over a slow connection (what the browser sends arrives 0.4 s later); the saved flow holds every typed
@@ -20,8 +21,8 @@ import pytest
 
 from flowboard.model import Flow
 from flowboard.store import Store
-from tests.browser import browser, center, require_chromium, watched_tab  # noqa: F401
-from tests.serve import Server
+from tests.browser import browser, center, watched_tab  # noqa: F401
+from tests.serve import Server, data_dir, server  # noqa: F401
 from tests.test_editor_browser import field_input, node
 
 pytestmark = pytest.mark.browser
@@ -30,21 +31,8 @@ ROUNDS = 12
 LATENCY = 400  # ms from browser to server: a slow connection
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("race-data")
-
-
-@pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[Server]:
-    require_chromium()
-    srv = Server(data_dir)
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
-def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
+def tab(browser: Any, server: Server) -> Iterator[Any]:
     with watched_tab(browser, 1800, 1000, timeout=15_000) as page:
         yield page
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811
 """Nothing a user types is lost: Chromium types into every text and code field of every built-in node type at
 10 ms per key (a dozen keys into the first field of each kind in a form, a few into the others, a new line and the
 keys after it in code), pastes the rest, saves, and the stored flow holds exactly what was typed.
@@ -9,7 +10,6 @@ outline changed, and fast typing came out as `CEATE TABLE`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,32 +19,13 @@ from playwright.sync_api import expect
 from flowboard.model import Flow
 from flowboard.registry import default_registry
 from flowboard.store import Store
-from tests.browser import browser, require_chromium, watched_tab  # noqa: F401
-from tests.serve import Server
+from tests.browser import browser  # noqa: F401
+from tests.serve import Server, data_dir, server, tab  # noqa: F401
 from tests.test_editor_browser import node
 
 pytestmark = pytest.mark.browser
 SKIP_TYPES = {"trigger.error"}  # has no text fields to type in
 KEY_DELAY = 10  # ms between keys: faster than any person types
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("typing-data")
-
-
-@pytest.fixture(scope="module")
-def server(data_dir: Path) -> Iterator[Server]:
-    require_chromium()
-    srv = Server(data_dir)
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture
-def tab(browser: Any, server: Server) -> Iterator[Any]:  # noqa: F811
-    with watched_tab(browser, 1800, 1000, timeout=30_000) as page:
-        yield page
 
 
 def every_node_flow() -> dict[str, Any]:
