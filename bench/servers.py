@@ -19,7 +19,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -27,15 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from startup import BODY, _free_port, _post, _python
+from startup import BODY, _cpu_s, _free_port, _post, _python, _stop
 
 HERE = Path(__file__).resolve().parent
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def _ticks(path: Path) -> int:
-    fields = path.read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
 
 
 class Server:
@@ -62,10 +55,10 @@ class Server:
                 raise RuntimeError(f"server {self.name} did not answer {self.url}")
             time.sleep(0.05)
 
-    def cpu(self) -> tuple[int, int]:
-        """Ticks of the whole process and of its main thread (the event loop's)."""
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds of the whole process and of its main thread (the event loop's)."""
         pid = self.process.pid
-        return _ticks(Path(f"/proc/{pid}/stat")), _ticks(Path(f"/proc/{pid}/task/{pid}/stat"))
+        return _cpu_s(pid), _cpu_s(pid, thread=pid)
 
     def round(self, script: Path, seconds: float, keep: bool = True) -> None:
         (all0, loop0), t0 = self.cpu(), time.perf_counter()
@@ -77,16 +70,8 @@ class Server:
         if re.search(r"Non-2xx|Socket errors", out):
             raise RuntimeError(f"server {self.name} answered with errors:\n{out}")
         if keep:
-            self.rounds.append(((all1 - all0) / TICK / answered * 1e6, (loop1 - loop0) / TICK / answered * 1e6,
-                                (loop1 - loop0) / TICK / wall, rate))
-
-    def stop(self) -> None:
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            self.rounds.append(((all1 - all0) / answered * 1e6, (loop1 - loop0) / answered * 1e6,
+                                (loop1 - loop0) / wall, rate))
 
     def medians(self) -> tuple[float, float, float, float]:
         return tuple(statistics.median(r[i] for r in self.rounds) for i in range(4))  # type: ignore[return-value]
@@ -122,7 +107,7 @@ def main() -> None:
                 server.round(script, args.seconds)
     finally:
         for server in servers:
-            server.stop()
+            _stop(server.process)
     mode = "on" if args.record else "off"
     print(f"# {args.flow}, recording {mode}: wrk -t2 -c32, {args.rounds} x {args.seconds:g} s per server, "
           f"alternating; medians (load average {os.getloadavg()[0]:.1f})")

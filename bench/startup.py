@@ -48,9 +48,11 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _cpu_s(pid: int) -> float:
-    """utime + stime of the process (all its threads) so far, in seconds: the figure other processes do not add to."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_s(pid: int, thread: int | None = None) -> float:
+    """utime + stime of the process (all its threads) so far, or of one of its threads, in seconds: the figure other
+    processes do not add to."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -94,12 +96,17 @@ def one(checkout: Path) -> tuple[float, float, float]:
         time.sleep(1.0)
         return took, cpu, _rss_mb(server.pid)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        _stop(server)
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (started with `start_new_session`), SIGKILL after 15 s."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
 
 
 def main() -> None:

@@ -195,9 +195,7 @@ def test_a_server_that_cannot_start_says_why_and_listens_on_nothing(monkeypatch:
 
     fb = Flowboard(tmp_path, record=False)
     monkeypatch.setattr(fb, "start_triggers", broken)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(SystemExit) as stopped:
         server._run_granian(HostGuard(Boot(fb), port), "127.0.0.1", port)
     assert str(stopped.value) == "flowboard: the server could not start: the database is not readable"
